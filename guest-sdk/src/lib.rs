@@ -1,0 +1,80 @@
+//! Write Squall request handlers in Rust.
+//!
+//! A Squall app is a WebAssembly component: build it for `wasm32-wasip2` and
+//! serve it with `squall serve`. Each request runs in a fresh sandboxed
+//! instance; handlers are plain `async fn`s that can await host timers
+//! without blocking anyone else.
+//!
+//! ```ignore
+//! use squall_sdk::{Request, Router};
+//!
+//! fn app() -> Router {
+//!     Router::new()
+//!         .get("/", |_req| async { "Hello, world!" })
+//!         .get("/hello/{name}", hello)
+//! }
+//!
+//! async fn hello(req: Request) -> String {
+//!     format!("Hello, {}!", req.param("name").unwrap_or("stranger"))
+//! }
+//!
+//! squall_sdk::export!(app);
+//! ```
+
+// The generated bindings name this crate by its path from outside.
+extern crate self as squall_sdk;
+
+#[doc(hidden)]
+pub mod bindings;
+mod body;
+mod error;
+mod request;
+mod response;
+mod router;
+mod time;
+
+pub use body::{Body, BodyWriter, Disconnected};
+pub use error::Error;
+pub use http;
+pub use http::{Method, StatusCode, header};
+pub use request::Request;
+pub use response::{Html, IntoResponse, Json, Response};
+pub use router::{Handler, Router};
+pub use time::{Instant, sleep};
+
+/// Export `app`, a `fn() -> Router`, as this component's request handler.
+///
+/// Use it once, at the crate root of a `cdylib` built for `wasm32-wasip2`.
+#[macro_export]
+macro_rules! export {
+    ($app:path) => {
+        #[allow(unsafe_code)]
+        const _: () = {
+            struct SquallApp;
+
+            impl $crate::__private::Guest for SquallApp {
+                async fn handle(
+                    request: $crate::__private::WitRequest,
+                ) -> $crate::__private::WitResponse {
+                    $crate::__private::dispatch(&$app(), request).await
+                }
+            }
+
+            $crate::__private::bindings::__export_app!(SquallApp with_types_in $crate::__private::bindings);
+        };
+    };
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::bindings;
+    pub use crate::bindings::exports::squall::app::handler::Guest;
+    pub use crate::bindings::squall::app::types::{Request as WitRequest, Response as WitResponse};
+    pub use wit_bindgen;
+
+    /// Run one request through `router` and convert the answer for the host.
+    pub async fn dispatch(router: &crate::Router, request: WitRequest) -> WitResponse {
+        let request = crate::Request::from_wit(request);
+        router.handle(request).await.into_wit()
+    }
+}

@@ -1,0 +1,12 @@
+//! The one `bindgen!` of the host: Rust types for the `squall:app` world.
+#![allow(missing_docs)]
+
+wasmtime::component::bindgen!({
+    world: "app",
+    path: "../wit",
+    imports: { default: trappable },
+    exports: { default: async },
+});
+
+pub use exports::squall::app::handler;
+pub use squall::app::{time, types};

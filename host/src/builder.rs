@@ -1,0 +1,144 @@
+//! Building guest crates into components with cargo.
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The target every guest is built for.
+pub const WASM_TARGET: &str = "wasm32-wasip2";
+
+/// Build the guest crate in `dir` (release, `wasm32-wasip2`) and return the
+/// path of its `.wasm` component. Cargo's progress goes to stderr; the
+/// target directory is cargo's usual one (`CARGO_TARGET_DIR` is honoured).
+pub fn build_crate(dir: &Path) -> Result<PathBuf> {
+    let manifest = dir.join("Cargo.toml");
+    if !manifest.is_file() {
+        bail!("{} is not a crate directory: it has no Cargo.toml", dir.display());
+    }
+    let manifest = manifest
+        .canonicalize()
+        .with_context(|| format!("cannot resolve {}", manifest.display()))?;
+    ensure_target(dir)?;
+    let output = Command::new(cargo())
+        .args(["build", "--release", "--target", WASM_TARGET])
+        .arg("--message-format=json-render-diagnostics")
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .context("cannot run cargo: is Rust installed (https://rustup.rs)?")?;
+    if !output.status.success() {
+        bail!("cargo could not build {} (its errors are above)", dir.display());
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    find_component(&stdout, &manifest)
+        .with_context(|| format!("building {}", dir.display()))
+}
+
+/// The cargo that runs us (when run by `cargo run`), else the one on PATH.
+fn cargo() -> OsString {
+    std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
+}
+
+#[derive(Deserialize)]
+struct Artifact {
+    reason: String,
+    #[serde(default)]
+    manifest_path: PathBuf,
+    #[serde(default)]
+    target: Option<ArtifactTarget>,
+    #[serde(default)]
+    filenames: Vec<PathBuf>,
+}
+
+#[derive(Deserialize)]
+struct ArtifactTarget {
+    kind: Vec<String>,
+}
+
+/// The `.wasm` that cargo's JSON messages report for the crate at `manifest`.
+fn find_component(messages: &str, manifest: &Path) -> Result<PathBuf> {
+    let mut built_other_kinds = false;
+    for line in messages.lines() {
+        let Ok(artifact) = serde_json::from_str::<Artifact>(line) else {
+            continue;
+        };
+        if artifact.reason != "compiler-artifact" || artifact.manifest_path != manifest {
+            continue;
+        }
+        let is_cdylib = artifact
+            .target
+            .is_some_and(|target| target.kind.iter().any(|kind| kind == "cdylib"));
+        if !is_cdylib {
+            built_other_kinds = true;
+            continue;
+        }
+        if let Some(wasm) = artifact
+            .filenames
+            .into_iter()
+            .find(|file| file.extension().is_some_and(|ext| ext == "wasm"))
+        {
+            return Ok(wasm);
+        }
+    }
+    if built_other_kinds {
+        bail!(
+            "the crate builds no component: add `[lib] crate-type = [\"cdylib\"]` to its Cargo.toml"
+        );
+    }
+    bail!("cargo reported no .wasm for {}", manifest.display())
+}
+
+/// Install the `wasm32-wasip2` target with rustup when the toolchain used
+/// in `dir` lacks it.
+fn ensure_target(dir: &Path) -> Result<()> {
+    let sysroot = Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .current_dir(dir)
+        .output()
+        .context("cannot run rustc: is Rust installed (https://rustup.rs)?")?;
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim());
+    if sysroot.join("lib/rustlib").join(WASM_TARGET).is_dir() {
+        return Ok(());
+    }
+    eprintln!("squall: the {WASM_TARGET} target is missing; installing it with `rustup target add {WASM_TARGET}`");
+    let status = Command::new("rustup")
+        .args(["target", "add", WASM_TARGET])
+        .current_dir(dir)
+        .status()
+        .with_context(|| {
+            format!("cannot run rustup: install the target yourself (`rustup target add {WASM_TARGET}`)")
+        })?;
+    if !status.success() {
+        bail!("`rustup target add {WASM_TARGET}` failed");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_cdylib_of_the_right_crate() {
+        let messages = r#"
+{"reason":"compiler-artifact","manifest_path":"/dep/Cargo.toml","target":{"kind":["lib"]},"filenames":["/t/libdep.rlib"]}
+not json
+{"reason":"compiler-artifact","manifest_path":"/app/Cargo.toml","target":{"kind":["cdylib"]},"filenames":["/t/app.wasm"]}
+{"reason":"build-finished","success":true}
+"#;
+        let wasm = find_component(messages, Path::new("/app/Cargo.toml")).expect("found");
+        assert_eq!(wasm, Path::new("/t/app.wasm"));
+    }
+
+    #[test]
+    fn a_crate_without_cdylib_is_explained() {
+        let messages = r#"{"reason":"compiler-artifact","manifest_path":"/app/Cargo.toml","target":{"kind":["lib"]},"filenames":["/t/libapp.rlib"]}"#;
+        let err = find_component(messages, Path::new("/app/Cargo.toml")).expect_err("no wasm");
+        assert!(err.to_string().contains("cdylib"), "{err}");
+    }
+}

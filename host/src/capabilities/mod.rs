@@ -1,0 +1,8 @@
+//! Host interfaces offered to guests, one file each.
+
+mod time;
+
+use crate::bindings::types;
+use crate::runtime::State;
+
+impl types::Host for State {}

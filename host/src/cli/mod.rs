@@ -1,0 +1,33 @@
+//! The `squall` command line, one file per subcommand.
+
+mod build;
+mod new;
+mod serve;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// Serve sandboxed WebAssembly request handlers, Tornado-style.
+#[derive(Debug, Parser)]
+#[command(name = "squall", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Serve(serve::ServeArgs),
+    Build(build::BuildArgs),
+    New(new::NewArgs),
+}
+
+impl Cli {
+    pub fn run(self) -> Result<()> {
+        match self.command {
+            Command::Serve(args) => serve::run(args),
+            Command::Build(args) => build::run(args),
+            Command::New(args) => new::run(args),
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! `squall serve APP`: load apps and serve them until SIGINT or SIGTERM.
+
+use crate::builder::build_crate;
+use crate::config::Manifest;
+use crate::router::Router;
+use crate::runtime::{Runtime, RuntimeConfig};
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Serve an app: a guest crate directory, a .wasm component, or a squall.toml manifest.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// A guest crate directory (built on the spot), a .wasm component, or a squall.toml.
+    app: PathBuf,
+    /// Address to listen on [default: the manifest's, else 127.0.0.1:8080].
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+}
+
+pub fn run(args: ServeArgs) -> Result<()> {
+    let mut manifest = manifest_for(&args.app)?;
+    if let Some(listen) = args.listen {
+        manifest.server.listen = listen;
+    }
+    let runtime = Runtime::new(&RuntimeConfig {
+        max_instances: manifest.server.max_instances,
+        max_memory: manifest.apps.iter().map(|app| app.limits.memory).max().unwrap_or(0),
+    })?;
+    let mut apps = Vec::new();
+    for app in &manifest.apps {
+        let wasm = component_path(&app.source)
+            .with_context(|| format!("cannot prepare app {:?}", app.name))?;
+        let loaded = runtime
+            .load(&app.name, &wasm, app.limits.clone())
+            .with_context(|| format!("cannot load app {:?}", app.name))?;
+        apps.push((app.routes.clone(), Arc::new(loaded)));
+    }
+    let router = Arc::new(Router::new(apps));
+
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    tokio.block_on(async {
+        let listener = tokio::net::TcpListener::bind(manifest.server.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", manifest.server.listen))?;
+        let address = listener.local_addr()?;
+        announce(&manifest, address);
+        crate::server::serve(listener, router, manifest.server.drain_timeout, shutdown_signal())
+            .await;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    // Keep the engine alive until every connection task is gone.
+    drop(tokio);
+    drop(runtime);
+    Ok(())
+}
+
+/// Print where each app is served; tests and scripts read the first URL.
+fn announce(manifest: &Manifest, address: SocketAddr) {
+    let mut stdout = std::io::stdout().lock();
+    for app in &manifest.apps {
+        let _ = writeln!(
+            stdout,
+            "squall: serving app {:?} at http://{address}{}",
+            app.name,
+            app.routes.join(&format!(", http://{address}"))
+        );
+    }
+    let _ = writeln!(stdout, "squall: listening on http://{address}/ (Ctrl-C to stop)");
+    let _ = stdout.flush();
+}
+
+/// The manifest `app` names: itself if it is a `.toml`, else one app.
+fn manifest_for(app: &Path) -> Result<Manifest> {
+    if app.is_dir() {
+        let manifest = app.join("squall.toml");
+        if manifest.is_file() {
+            return Manifest::load(&manifest);
+        }
+    } else if app.extension().is_some_and(|ext| ext == "toml") {
+        return Manifest::load(app);
+    } else if !app.exists() {
+        bail!("{} does not exist", app.display());
+    }
+    let name = app
+        .canonicalize()
+        .ok()
+        .and_then(|path| Some(path.file_stem()?.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "app".to_owned());
+    Ok(Manifest::single(&name, app.to_path_buf()))
+}
+
+/// A `.wasm` source as is; a crate directory built into one.
+fn component_path(source: &Path) -> Result<PathBuf> {
+    if source.is_dir() {
+        build_crate(source)
+    } else if source.extension().is_some_and(|ext| ext == "wasm") && source.is_file() {
+        Ok(source.to_path_buf())
+    } else if !source.exists() {
+        bail!("source {} does not exist", source.display())
+    } else {
+        bail!(
+            "source {} is neither a guest crate directory nor a .wasm component",
+            source.display()
+        )
+    }
+}
+
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::warn!("cannot listen for SIGTERM: {err}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,19 @@
+//! Squall: a Tornado-style async web server whose handlers are sandboxed
+//! WebAssembly components.
+//!
+//! The path of a request: [`server`] accepts connections and speaks HTTP
+//! with hyper, [`router`] picks the app by path prefix, [`dispatch`] runs the
+//! request in a fresh instance of that app ([`runtime`]), and [`body`] streams
+//! bodies between hyper and the guest. Guests reach the host only through
+//! [`capabilities`].
+
+pub mod bindings;
+pub mod builder;
+pub mod capabilities;
+pub mod config;
+pub mod runtime;
+pub mod body;
+pub mod dispatch;
+pub mod router;
+pub mod server;
+pub mod cli;

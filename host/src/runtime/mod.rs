@@ -1,0 +1,160 @@
+//! The wasm side of the host: one `Engine` with the pooling allocator and
+//! epoch interruption, a linker with every capability, and per app a
+//! pre-linked `InstancePre` from which each request gets a fresh instance.
+
+mod guest_log;
+mod state;
+
+pub use state::{LimitExceeded, State};
+
+use crate::bindings::{self, AppPre};
+use crate::config::Limits;
+use anyhow::{Context, Result};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+
+/// How often the epoch advances: the granularity of CPU accounting and of
+/// the slices a busy guest runs for before it yields to other tasks.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Engine-wide settings, from the manifest's `[server]` table and the apps.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Instances alive at once, over all apps.
+    pub max_instances: u32,
+    /// The largest `memory` limit of any app (the size of a pool slot).
+    pub max_memory: u64,
+}
+
+/// The engine and linker shared by every app.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<State>,
+}
+
+impl Runtime {
+    pub fn new(config: &RuntimeConfig) -> Result<Runtime> {
+        let engine = Engine::new(&engine_config(config)?)
+            .map_err(anyhow::Error::from)
+            .context("cannot start the wasm engine")?;
+        start_epoch_ticker(&engine);
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(anyhow::Error::from)
+            .context("cannot link the WASI interfaces")?;
+        bindings::App::add_to_linker::<State, HasSelf<State>>(&mut linker, |state| state)
+            .map_err(anyhow::Error::from)
+            .context("cannot link the squall:app interfaces")?;
+        Ok(Runtime { engine, linker })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Compile the component at `path` and link it, ready to instantiate.
+    pub fn load(&self, name: &str, path: &Path, limits: Limits) -> Result<App> {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        if !is_component(&bytes) {
+            anyhow::bail!(
+                "{} is not a WebAssembly component: build the app for wasm32-wasip2 \
+                 (`squall build CRATE`)",
+                path.display()
+            );
+        }
+        let component = Component::new(&self.engine, &bytes)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("cannot compile {}", path.display()))?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(anyhow::Error::from)
+            .with_context(|| {
+            format!("app {name:?} needs an import that Squall does not provide")
+        })?;
+        let pre = AppPre::new(pre)
+            .map_err(anyhow::Error::from)
+            .with_context(|| {
+            format!("app {name:?} does not export squall:app/handler@0.1.0: write it with squall-sdk")
+        })?;
+        Ok(App {
+            name: name.to_owned(),
+            pre,
+            limits,
+            engine: self.engine.clone(),
+        })
+    }
+}
+
+/// The component binary starts with the wasm magic and a component layer.
+fn is_component(bytes: &[u8]) -> bool {
+    bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[6..8] == [0x01, 0x00]
+}
+
+fn engine_config(config: &RuntimeConfig) -> Result<Config> {
+    let instances = config.max_instances.max(1);
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(instances)
+        // A Rust component is a handful of core instances and tables, and one memory.
+        .total_core_instances(instances.saturating_mul(8))
+        .total_memories(instances.saturating_mul(2))
+        .total_tables(instances.saturating_mul(8))
+        // Each live store keeps one fiber stack.
+        .total_stacks(instances)
+        .max_memory_size(usize::try_from(config.max_memory).unwrap_or(usize::MAX));
+    let mut wasm = Config::new();
+    wasm.wasm_component_model_async(true)
+        .epoch_interruption(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Ok(wasm)
+}
+
+/// Advance the engine's epoch every [`EPOCH_TICK`] until the engine is dropped.
+fn start_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("squall-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .map(drop)
+        .unwrap_or_else(|err| tracing::error!("cannot start the epoch ticker: {err}"));
+}
+
+/// A loaded app: its compiled, pre-linked component and its limits.
+pub struct App {
+    name: String,
+    pre: AppPre<State>,
+    limits: Limits,
+    engine: Engine,
+}
+
+impl App {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    pub fn pre(&self) -> &AppPre<State> {
+        &self.pre
+    }
+
+    /// A fresh store with this app's limits, for one request.
+    pub fn new_store(&self) -> Store<State> {
+        state::new_store(&self.engine, &self.limits)
+    }
+}
+
+/// Apps are shared by every connection task.
+pub type SharedApp = Arc<App>;

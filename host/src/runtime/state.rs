@@ -1,0 +1,72 @@
+//! What each store holds: the WASI context, the resource table, and the
+//! accounting that enforces an app's limits.
+
+use super::EPOCH_TICK;
+use super::guest_log::GuestLog;
+use crate::config::Limits;
+use wasmtime::component::ResourceTable;
+use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// The data of one store (one instance, normally one request).
+pub struct State {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+    /// Epoch ticks of guest execution left before the CPU limit stops it.
+    cpu_ticks_left: u64,
+}
+
+/// A limit a guest ran into; the dispatcher turns each into its status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LimitExceeded {
+    #[error("the request ran guest code for longer than its cpu_time limit")]
+    CpuTime,
+    #[error("the request body is larger than the app's max_body limit")]
+    RequestBody,
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+pub(super) fn new_store(engine: &Engine, limits: &Limits) -> Store<State> {
+    // No files, sockets, environment or arguments: capabilities are granted
+    // through squall:app imports, never ambient.
+    let wasi = WasiCtx::builder()
+        .stdout(GuestLog::stdout())
+        .stderr(GuestLog::stderr())
+        .build();
+    let state = State {
+        wasi,
+        table: ResourceTable::new(),
+        limits: StoreLimitsBuilder::new()
+            .memory_size(usize::try_from(limits.memory).unwrap_or(usize::MAX))
+            .trap_on_grow_failure(true)
+            .build(),
+        cpu_ticks_left: ticks(limits.cpu_time),
+    };
+    let mut store = Store::new(engine, state);
+    store.limiter(|state| &mut state.limits);
+    // Called once per tick in which the guest runs: charge it, then yield so
+    // a busy guest never holds the event loop for more than one tick.
+    store.epoch_deadline_callback(|mut store| {
+        let state = store.data_mut();
+        if state.cpu_ticks_left == 0 {
+            return Err(LimitExceeded::CpuTime.into());
+        }
+        state.cpu_ticks_left -= 1;
+        Ok(UpdateDeadline::Yield(1))
+    });
+    store.set_epoch_deadline(1);
+    store
+}
+
+fn ticks(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_millis() / EPOCH_TICK.as_millis()).unwrap_or(u64::MAX).max(1)
+}

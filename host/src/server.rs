@@ -1,0 +1,86 @@
+//! The accept loop: TCP connections served by hyper (HTTP/1.1 and cleartext
+//! HTTP/2 on one port), each request routed to its app, and a graceful
+//! shutdown that stops accepting and drains in-flight requests.
+
+use crate::body::ResponseBody;
+use crate::dispatch::{dispatch, error_response};
+use crate::router::Router;
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tracing::Instrument;
+
+/// Serve `router` on `listener` until `shutdown` resolves, then wait up to
+/// `drain_timeout` for in-flight requests to finish.
+pub async fn serve(
+    listener: TcpListener,
+    router: Arc<Router>,
+    drain_timeout: Duration,
+    shutdown: impl Future<Output = ()>,
+) {
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                // Out of file descriptors or similar: back off, keep serving.
+                tracing::warn!("accept failed: {err}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        if let Err(err) = stream.set_nodelay(true) {
+            tracing::debug!("cannot set TCP_NODELAY for {peer}: {err}");
+        }
+        let router = router.clone();
+        let service = service_fn(move |request| {
+            let router = router.clone();
+            async move { Ok::<_, Infallible>(route(&router, request).await) }
+        });
+        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection.into_owned());
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!("connection from {peer} ended: {err}");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down: draining in-flight requests");
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all connections closed"),
+        () = tokio::time::sleep(drain_timeout) => {
+            tracing::warn!("drain timeout of {drain_timeout:?} reached; closing the rest");
+        }
+    }
+}
+
+static NEXT_REQUEST_ID: AtomicU64 = AtomicU64::new(1);
+
+async fn route(router: &Router, request: Request<Incoming>) -> Response<ResponseBody> {
+    let id = NEXT_REQUEST_ID.fetch_add(1, Ordering::Relaxed);
+    match router.find(request.uri().path()) {
+        Some(app) => {
+            let span = tracing::info_span!("request", id, app = app.name());
+            dispatch(app.clone(), request).instrument(span).await
+        }
+        None => {
+            tracing::info!(id, path = request.uri().path(), status = 404, "no app serves this path");
+            error_response(StatusCode::NOT_FOUND)
+        }
+    }
+}
