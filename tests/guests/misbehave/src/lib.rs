@@ -1,0 +1,57 @@
+//! A guest that breaks the rules on purpose, for the host's limit tests.
+
+use squall_sdk::{Request, Response, Router, StatusCode};
+
+fn app() -> Router {
+    Router::new()
+        .get("/ok", |_req| async { "ok" })
+        .get("/spin", spin)
+        .get("/alloc", alloc)
+        .get("/bad-status", |_req| async {
+            Response::new(StatusCode::OK, "x").with_status(StatusCode::CONTINUE)
+        })
+        .get("/headers", headers)
+        .post("/count", count)
+        .get("/stream-then-panic", stream_then_panic)
+}
+
+/// Burns CPU forever; only the host's limits stop it.
+async fn spin(_req: Request) -> &'static str {
+    let mut counter: u64 = 0;
+    loop {
+        counter = std::hint::black_box(counter.wrapping_add(1));
+    }
+}
+
+/// Allocates until the memory limit is hit.
+async fn alloc(_req: Request) -> String {
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    loop {
+        hoard.push(vec![1u8; 1 << 20]);
+        std::hint::black_box(&hoard);
+    }
+}
+
+/// Reads the whole body before answering with its length.
+async fn count(mut req: Request) -> String {
+    req.bytes().await.len().to_string()
+}
+
+/// Request headers as `name: value` lines.
+async fn headers(req: Request) -> String {
+    req.headers()
+        .iter()
+        .map(|(name, value)| format!("{name}: {}\n", value.to_str().unwrap_or("?")))
+        .collect()
+}
+
+/// Sends part of a body, then dies: the client must see a broken response.
+async fn stream_then_panic(_req: Request) -> Response {
+    Response::stream(|mut body| async move {
+        let _ = body.write("partial ").await;
+        squall_sdk::sleep(std::time::Duration::from_millis(50)).await;
+        panic!("the stream breaks on purpose");
+    })
+}
+
+squall_sdk::export!(app);

@@ -1,0 +1,124 @@
+//! The `squall` command line: manifests, bad input, the crate builder,
+//! scaffolding and graceful shutdown.
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+use support::{Server, client, hello_wasm, repo, squall};
+
+/// Run `squall serve` on a manifest that must be rejected; return stderr.
+fn rejected(manifest_text: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("squall.toml");
+    std::fs::write(&manifest, manifest_text).unwrap();
+    let output = squall()
+        .arg("serve")
+        .arg(&manifest)
+        .args(["--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "the manifest was accepted");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn bad_manifests_are_rejected_naming_file_line_and_key() {
+    let wasm = hello_wasm();
+    let source = format!("source = {:?}", wasm.display().to_string());
+
+    let unknown = rejected(&format!("[app.hello]\n{source}\nmemroy = \"64MiB\"\n"));
+    assert!(unknown.contains("squall.toml:3:"), "{unknown}");
+    assert!(unknown.contains("unknown field `memroy`"), "{unknown}");
+
+    let bad_size = rejected(&format!("[app.hello]\n{source}\nmemory = \"lots\"\n"));
+    assert!(bad_size.contains("squall.toml:3:"), "{bad_size}");
+    assert!(bad_size.contains("app.hello.memory"), "{bad_size}");
+
+    let bad_route = rejected(&format!("[app.hello]\n{source}\nroutes = [\"hello\"]\n"));
+    assert!(bad_route.contains("app.hello.routes"), "{bad_route}");
+    assert!(bad_route.contains("must be a path prefix"), "{bad_route}");
+
+    let no_source = rejected("[app.hello]\nroutes = [\"/\"]\n");
+    assert!(no_source.contains("missing field `source`"), "{no_source}");
+
+    let syntax = rejected("[app.hello\nsource = 1\n");
+    assert!(syntax.contains("squall.toml:1:"), "{syntax}");
+
+    let missing = rejected("[app.hello]\nsource = \"does-not-exist.wasm\"\n");
+    assert!(missing.contains("does not exist"), "{missing}");
+
+    let no_apps = rejected("[server]\nlisten = \"127.0.0.1:0\"\n");
+    assert!(no_apps.contains("declares no app"), "{no_apps}");
+}
+
+#[test]
+fn a_file_that_is_not_a_component_is_rejected_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let bogus = dir.path().join("bogus.wasm");
+    std::fs::write(&bogus, b"\0asm\x01\0\0\0").unwrap();
+    let output = squall().arg("serve").arg(&bogus).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("not a WebAssembly component"), "{stderr}");
+}
+
+#[tokio::test]
+async fn serving_a_crate_directory_builds_it() {
+    let server = Server::start(&repo().join("examples/hello"));
+    let response = client().get(server.url("/hello/crate")).send().await.unwrap();
+    assert_eq!(response.text().await.unwrap(), "Hello, crate!");
+}
+
+#[tokio::test]
+async fn graceful_shutdown_finishes_the_request_in_flight() {
+    let mut server = Server::start(&hello_wasm());
+    let url = server.url("/sleep/1500");
+    let in_flight = tokio::spawn(async move { client().get(url).send().await });
+    // Let the request reach the guest, then ask squall to stop.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    server.terminate();
+
+    let response = in_flight.await.unwrap().expect("the in-flight request completes");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), "slept 1500ms");
+
+    let status = server
+        .wait_exit(Duration::from_secs(15))
+        .expect("squall exits after draining");
+    assert!(status.success(), "exit status {status:?}");
+    // Nothing listens any more.
+    assert!(std::net::TcpStream::connect(server.address()).is_err());
+}
+
+#[tokio::test]
+async fn squall_new_scaffolds_a_crate_that_serves_as_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let krate = dir.path().join("my-app");
+    let output = squall().arg("new").arg(&krate).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(krate.join("src/lib.rs").is_file());
+
+    let server = Server::start(&krate);
+    let http = client();
+    let root = http.get(server.url("/")).send().await.unwrap();
+    assert_eq!(root.text().await.unwrap(), "Hello from Squall!");
+    let named = http.get(server.url("/hello/you")).send().await.unwrap();
+    assert_eq!(named.text().await.unwrap(), "Hello, you!");
+
+    // A second `new` over the same path refuses to overwrite it.
+    let again = squall().arg("new").arg(&krate).output().unwrap();
+    assert!(!again.status.success());
+}
+
+#[test]
+fn build_explains_a_directory_without_a_crate() {
+    let output = squall()
+        .arg("build")
+        .arg(Path::new("/"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("has no Cargo.toml"), "{stderr}");
+}

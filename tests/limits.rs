@@ -1,0 +1,128 @@
+//! A guest that breaks the rules is stopped with a clear status, and the
+//! host goes on serving.
+
+mod support;
+
+use std::time::{Duration, Instant};
+use support::{Server, client, manifest, misbehave_wasm};
+
+#[tokio::test]
+async fn a_spinning_guest_is_stopped_by_the_request_timeout() {
+    let server = Server::with_manifest(&manifest("spin", &misbehave_wasm(), "timeout = \"1s\""));
+    let http = client();
+    let started = Instant::now();
+    let response = http.get(server.url("/spin")).send().await.unwrap();
+    assert_eq!(response.status(), 504);
+    let elapsed = started.elapsed();
+    assert!(elapsed >= Duration::from_millis(900), "stopped after {elapsed:?}");
+    assert!(elapsed < Duration::from_secs(5), "stopped after {elapsed:?}");
+
+    let next = http.get(server.url("/ok")).send().await.unwrap();
+    assert_eq!(next.status(), 200);
+}
+
+#[tokio::test]
+async fn a_spinning_guest_is_stopped_by_its_cpu_budget() {
+    let server = Server::with_manifest(&manifest(
+        "spin",
+        &misbehave_wasm(),
+        "timeout = \"60s\"\ncpu_time = \"300ms\"",
+    ));
+    let http = client();
+    let started = Instant::now();
+    let response = http.get(server.url("/spin")).send().await.unwrap();
+    assert_eq!(response.status(), 504);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(server.wait_for_log("cpu_time limit", Duration::from_secs(5)), "{}", server.logs());
+}
+
+#[tokio::test]
+async fn a_spinning_guest_does_not_stall_other_requests() {
+    let server = Server::with_manifest(&manifest("spin", &misbehave_wasm(), "timeout = \"3s\""));
+    let http = client();
+    let spinners: Vec<_> = (0..4)
+        .map(|_| tokio::spawn(http.get(server.url("/spin")).send()))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let ok = http.get(server.url("/ok")).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "a quick request waited {:?} behind spinning guests",
+        started.elapsed()
+    );
+    for spinner in spinners {
+        assert_eq!(spinner.await.unwrap().unwrap().status(), 504);
+    }
+}
+
+#[tokio::test]
+async fn a_guest_over_its_memory_limit_gets_500() {
+    let server = Server::with_manifest(&manifest("alloc", &misbehave_wasm(), "memory = \"16MiB\""));
+    let http = client();
+    let response = http.get(server.url("/alloc")).send().await.unwrap();
+    assert_eq!(response.status(), 500);
+    let next = http.get(server.url("/ok")).send().await.unwrap();
+    assert_eq!(next.status(), 200);
+}
+
+#[tokio::test]
+async fn an_invalid_status_from_the_guest_is_a_500() {
+    let server = Server::with_manifest(&manifest("bad", &misbehave_wasm(), ""));
+    let response = client().get(server.url("/bad-status")).send().await.unwrap();
+    assert_eq!(response.status(), 500);
+    assert!(server.wait_for_log("informational", Duration::from_secs(5)), "{}", server.logs());
+}
+
+#[tokio::test]
+async fn a_chunked_body_over_the_limit_is_refused_with_413() {
+    let server = Server::with_manifest(&manifest("count", &misbehave_wasm(), "max_body = \"1MiB\""));
+    let http = client();
+    let small = http
+        .post(server.url("/count"))
+        .body(vec![1u8; 1000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(small.text().await.unwrap(), "1000");
+
+    // No content-length: the limit is enforced as the bytes arrive.
+    let chunks =
+        futures::stream::iter((0..4).map(|_| Ok::<_, std::io::Error>(vec![7u8; 512 << 10])));
+    let response = http
+        .post(server.url("/count"))
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+}
+
+#[tokio::test]
+async fn a_guest_that_dies_mid_stream_breaks_the_response() {
+    let server = Server::with_manifest(&manifest("stream", &misbehave_wasm(), ""));
+    let response = client()
+        .get(server.url("/stream-then-panic"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // The client must not mistake the cut-off body for a complete one.
+    assert!(response.bytes().await.is_err());
+}
+
+#[tokio::test]
+async fn request_headers_reach_the_guest() {
+    let server = Server::with_manifest(&manifest("headers", &misbehave_wasm(), ""));
+    let body = client()
+        .get(server.url("/headers"))
+        .header("x-squall-test", "yes")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(body.contains("x-squall-test: yes"), "{body}");
+}

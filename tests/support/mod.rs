@@ -1,0 +1,211 @@
+//! Shared by the integration tests: build the guests once, start the real
+//! `squall` binary on a loopback port, and talk to it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the host crate sits in the repository")
+        .to_path_buf()
+}
+
+/// Guests build into their own target directory, shared by every test.
+pub fn guest_target_dir() -> PathBuf {
+    repo().join("target/guests")
+}
+
+/// The `squall` binary under test, with the environment tests share.
+pub fn squall() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_squall"));
+    command
+        .env("CARGO_TARGET_DIR", guest_target_dir())
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1");
+    command
+}
+
+/// Build a guest crate (relative to the repository) with `squall build`,
+/// once per test process, and return its component.
+pub fn component(krate: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<Vec<(String, PathBuf)>>> = OnceLock::new();
+    let built = BUILT.get_or_init(Default::default);
+    let mut built = built.lock().unwrap_or_else(|poison| poison.into_inner());
+    if let Some((_, path)) = built.iter().find(|(name, _)| name == krate) {
+        return path.clone();
+    }
+    let output = squall()
+        .arg("build")
+        .arg(repo().join(krate))
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("squall build runs");
+    assert!(output.status.success(), "squall build {krate} failed");
+    let path = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+    assert!(path.is_file(), "squall build printed {path:?}");
+    built.push((krate.to_owned(), path.clone()));
+    path
+}
+
+pub fn hello_wasm() -> PathBuf {
+    component("examples/hello")
+}
+
+pub fn misbehave_wasm() -> PathBuf {
+    component("tests/guests/misbehave")
+}
+
+/// A running `squall serve`, killed when dropped.
+pub struct Server {
+    child: Child,
+    pub base: String,
+    logs: Arc<Mutex<String>>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// `squall serve ARG --listen 127.0.0.1:0`.
+    pub fn start(arg: &Path) -> Server {
+        Server::spawn(arg, None)
+    }
+
+    /// Serve a manifest with `text` as its contents.
+    pub fn with_manifest(text: &str) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let manifest = dir.path().join("squall.toml");
+        std::fs::write(&manifest, text).expect("write manifest");
+        Server::spawn(&manifest, Some(dir))
+    }
+
+    fn spawn(arg: &Path, dir: Option<tempfile::TempDir>) -> Server {
+        let mut child = squall()
+            .arg("serve")
+            .arg(arg)
+            .args(["--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("squall serve starts");
+        let logs = Arc::new(Mutex::new(String::new()));
+        collect(child.stderr.take().expect("stderr piped"), logs.clone());
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout piped"));
+        let mut line = String::new();
+        let base = loop {
+            line.clear();
+            let read = stdout.read_line(&mut line).expect("read squall's stdout");
+            if read == 0 {
+                let _ = child.wait();
+                panic!(
+                    "squall serve exited before listening:\n{}",
+                    logs.lock().map(|l| l.clone()).unwrap_or_default()
+                );
+            }
+            if let Some(rest) = line.trim().strip_prefix("squall: listening on ") {
+                let url = rest.split_whitespace().next().expect("a URL");
+                break url.trim_end_matches('/').to_owned();
+            }
+        };
+        // Keep draining stdout so the server never blocks on it.
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        Server {
+            child,
+            base,
+            logs,
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// `host:port`.
+    pub fn address(&self) -> String {
+        self.base.trim_start_matches("http://").to_owned()
+    }
+
+    /// Everything the server logged so far.
+    pub fn logs(&self) -> String {
+        self.logs.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Wait until the log contains `needle`, for up to `timeout`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if self.logs().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Send SIGTERM, as an operator's `kill` would.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    /// Wait for the process to exit, up to `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn collect(mut from: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 8192];
+        while let Ok(read) = from.read(&mut buffer) {
+            if read == 0 {
+                break;
+            }
+            if let Ok(mut logs) = into.lock() {
+                logs.push_str(&String::from_utf8_lossy(&buffer[..read]));
+            }
+        }
+    });
+}
+
+/// A manifest serving one app from `wasm` at `/` with extra `settings` lines.
+pub fn manifest(name: &str, wasm: &Path, settings: &str) -> String {
+    format!(
+        "[app.{name}]\nsource = {source:?}\nroutes = [\"/\"]\n{settings}\n",
+        source = wasm.display().to_string()
+    )
+}
+
+/// An HTTP/1.1 client that keeps connections alive.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client")
+}
