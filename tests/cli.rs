@@ -66,7 +66,11 @@ fn a_file_that_is_not_a_component_is_rejected_clearly() {
 #[tokio::test]
 async fn serving_a_crate_directory_builds_it() {
     let server = Server::start(&repo().join("examples/hello"));
-    let response = client().get(server.url("/hello/crate")).send().await.unwrap();
+    let response = client()
+        .get(server.url("/hello/crate"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.text().await.unwrap(), "Hello, crate!");
 }
 
@@ -79,7 +83,10 @@ async fn graceful_shutdown_finishes_the_request_in_flight() {
     tokio::time::sleep(Duration::from_millis(400)).await;
     server.terminate();
 
-    let response = in_flight.await.unwrap().expect("the in-flight request completes");
+    let response = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight request completes");
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.unwrap(), "slept 1500ms");
 
@@ -96,7 +103,11 @@ async fn squall_new_scaffolds_a_crate_that_serves_as_is() {
     let dir = tempfile::tempdir().unwrap();
     let krate = dir.path().join("my-app");
     let output = squall().arg("new").arg(&krate).output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(krate.join("src/lib.rs").is_file());
 
     let server = Server::start(&krate);
@@ -113,11 +124,7 @@ async fn squall_new_scaffolds_a_crate_that_serves_as_is() {
 
 #[test]
 fn build_explains_a_directory_without_a_crate() {
-    let output = squall()
-        .arg("build")
-        .arg(Path::new("/"))
-        .output()
-        .unwrap();
+    let output = squall().arg("build").arg(Path::new("/")).output().unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("has no Cargo.toml"), "{stderr}");

@@ -57,7 +57,10 @@ async fn a_panicking_handler_gets_500_and_the_next_request_is_served() {
     let panicked = http.get(server.url("/panic")).send().await.unwrap();
     assert_eq!(panicked.status(), 500);
     let body = panicked.text().await.unwrap();
-    assert!(!body.contains("panic"), "the body reveals nothing: {body:?}");
+    assert!(
+        !body.contains("panic"),
+        "the body reveals nothing: {body:?}"
+    );
 
     let next = http.get(server.url("/")).send().await.unwrap();
     assert_eq!(next.status(), 200);
@@ -134,7 +137,9 @@ async fn http2_with_prior_knowledge() {
 #[tokio::test]
 async fn a_5_mib_body_echoes_back_byte_for_byte() {
     let server = hello();
-    let upload: Vec<u8> = (0..5u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let upload: Vec<u8> = (0..5u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
     let echo = client()
         .post(server.url("/echo"))
         .body(upload.clone())

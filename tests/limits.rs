@@ -14,8 +14,14 @@ async fn a_spinning_guest_is_stopped_by_the_request_timeout() {
     let response = http.get(server.url("/spin")).send().await.unwrap();
     assert_eq!(response.status(), 504);
     let elapsed = started.elapsed();
-    assert!(elapsed >= Duration::from_millis(900), "stopped after {elapsed:?}");
-    assert!(elapsed < Duration::from_secs(5), "stopped after {elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_millis(900),
+        "stopped after {elapsed:?}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "stopped after {elapsed:?}"
+    );
 
     let next = http.get(server.url("/ok")).send().await.unwrap();
     assert_eq!(next.status(), 200);
@@ -33,7 +39,11 @@ async fn a_spinning_guest_is_stopped_by_its_cpu_budget() {
     let response = http.get(server.url("/spin")).send().await.unwrap();
     assert_eq!(response.status(), 504);
     assert!(started.elapsed() < Duration::from_secs(10));
-    assert!(server.wait_for_log("cpu_time limit", Duration::from_secs(5)), "{}", server.logs());
+    assert!(
+        server.wait_for_log("cpu_time limit", Duration::from_secs(5)),
+        "{}",
+        server.logs()
+    );
 }
 
 #[tokio::test]
@@ -70,14 +80,23 @@ async fn a_guest_over_its_memory_limit_gets_500() {
 #[tokio::test]
 async fn an_invalid_status_from_the_guest_is_a_500() {
     let server = Server::with_manifest(&manifest("bad", &misbehave_wasm(), ""));
-    let response = client().get(server.url("/bad-status")).send().await.unwrap();
+    let response = client()
+        .get(server.url("/bad-status"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 500);
-    assert!(server.wait_for_log("informational", Duration::from_secs(5)), "{}", server.logs());
+    assert!(
+        server.wait_for_log("informational", Duration::from_secs(5)),
+        "{}",
+        server.logs()
+    );
 }
 
 #[tokio::test]
 async fn a_chunked_body_over_the_limit_is_refused_with_413() {
-    let server = Server::with_manifest(&manifest("count", &misbehave_wasm(), "max_body = \"1MiB\""));
+    let server =
+        Server::with_manifest(&manifest("count", &misbehave_wasm(), "max_body = \"1MiB\""));
     let http = client();
     let small = http
         .post(server.url("/count"))

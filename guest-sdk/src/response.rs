@@ -2,8 +2,8 @@
 
 use crate::BodyWriter;
 use crate::bindings::squall::app::types as wit;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::StatusCode;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use serde::Serialize;
 use std::future::Future;
 use std::pin::Pin;
@@ -234,8 +234,9 @@ pub struct Json<T>(pub T);
 impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
         match serde_json::to_vec(&self.0) {
-            Ok(bytes) => Response::new(StatusCode::OK, bytes)
-                .with_default_content_type("application/json"),
+            Ok(bytes) => {
+                Response::new(StatusCode::OK, bytes).with_default_content_type("application/json")
+            }
             Err(err) => crate::Error::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("could not serialize the response: {err}"),

@@ -125,7 +125,12 @@ impl Router {
             .enumerate()
             .filter_map(|(index, route)| {
                 let params = match_path(&route.segments, request.path())?;
-                Some((route.literal_count(), std::cmp::Reverse(index), route, params))
+                Some((
+                    route.literal_count(),
+                    std::cmp::Reverse(index),
+                    route,
+                    params,
+                ))
             })
             // Most literal segments wins; on a tie, the earliest route.
             .max_by_key(|(literals, index, _, _)| (*literals, *index))
@@ -137,9 +142,11 @@ impl Router {
             };
         };
         let method = request.method().clone();
-        let handler = route
-            .find(&method)
-            .or_else(|| (method == Method::HEAD).then(|| route.find(&Method::GET)).flatten());
+        let handler = route.find(&method).or_else(|| {
+            (method == Method::HEAD)
+                .then(|| route.find(&Method::GET))
+                .flatten()
+        });
         match handler {
             Some(handler) => {
                 request.set_params(params);
@@ -185,9 +192,9 @@ fn parse_pattern(pattern: &str) -> Result<Vec<Segment>, String> {
         .iter()
         .enumerate()
         .map(|(i, part)| match part.strip_prefix('{') {
-            None if part.contains(['{', '}']) => {
-                Err(format!("route pattern {pattern:?}: braces must enclose a whole segment"))
-            }
+            None if part.contains(['{', '}']) => Err(format!(
+                "route pattern {pattern:?}: braces must enclose a whole segment"
+            )),
             None => Ok(Segment::Literal((*part).to_owned())),
             Some(inner) => {
                 let name = inner

@@ -54,7 +54,9 @@ impl RequestBodyProducer {
                 Some(Ok(frame)) => frame,
             };
             // Trailers are not passed on (yet).
-            let Ok(data) = frame.into_data() else { continue };
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
             if data.is_empty() {
                 continue;
             }

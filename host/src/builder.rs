@@ -15,7 +15,10 @@ pub const WASM_TARGET: &str = "wasm32-wasip2";
 pub fn build_crate(dir: &Path) -> Result<PathBuf> {
     let manifest = dir.join("Cargo.toml");
     if !manifest.is_file() {
-        bail!("{} is not a crate directory: it has no Cargo.toml", dir.display());
+        bail!(
+            "{} is not a crate directory: it has no Cargo.toml",
+            dir.display()
+        );
     }
     let manifest = manifest
         .canonicalize()
@@ -32,11 +35,13 @@ pub fn build_crate(dir: &Path) -> Result<PathBuf> {
         .output()
         .context("cannot run cargo: is Rust installed (https://rustup.rs)?")?;
     if !output.status.success() {
-        bail!("cargo could not build {} (its errors are above)", dir.display());
+        bail!(
+            "cargo could not build {} (its errors are above)",
+            dir.display()
+        );
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
-    find_component(&stdout, &manifest)
-        .with_context(|| format!("building {}", dir.display()))
+    find_component(&stdout, &manifest).with_context(|| format!("building {}", dir.display()))
 }
 
 /// The cargo that runs us (when run by `cargo run`), else the one on PATH.
@@ -105,13 +110,17 @@ fn ensure_target(dir: &Path) -> Result<()> {
     if sysroot.join("lib/rustlib").join(WASM_TARGET).is_dir() {
         return Ok(());
     }
-    eprintln!("squall: the {WASM_TARGET} target is missing; installing it with `rustup target add {WASM_TARGET}`");
+    eprintln!(
+        "squall: the {WASM_TARGET} target is missing; installing it with `rustup target add {WASM_TARGET}`"
+    );
     let status = Command::new("rustup")
         .args(["target", "add", WASM_TARGET])
         .current_dir(dir)
         .status()
         .with_context(|| {
-            format!("cannot run rustup: install the target yourself (`rustup target add {WASM_TARGET}`)")
+            format!(
+                "cannot run rustup: install the target yourself (`rustup target add {WASM_TARGET}`)"
+            )
         })?;
     if !status.success() {
         bail!("`rustup target add {WASM_TARGET}` failed");

@@ -174,15 +174,20 @@ impl Manifest {
 }
 
 fn deserialize<T: de::DeserializeOwned>(text: &str, file: &str) -> Result<T> {
-    let deserializer = toml::de::Deserializer::parse(text)
-        .map_err(|err| anyhow::anyhow!("{}: {}", position(text, file, err.span()), err.message()))?;
+    let deserializer = toml::de::Deserializer::parse(text).map_err(|err| {
+        anyhow::anyhow!("{}: {}", position(text, file, err.span()), err.message())
+    })?;
     serde_path_to_error::deserialize(deserializer).map_err(|err| {
         let key = err.path().to_string();
         let inner = err.into_inner();
         anyhow::anyhow!(
             "{}: {}{}",
             position(text, file, inner.span()),
-            if key == "." { String::new() } else { format!("{key}: ") },
+            if key == "." {
+                String::new()
+            } else {
+                format!("{key}: ")
+            },
             inner.message()
         )
     })
@@ -322,7 +327,9 @@ fn optional_size<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u6
 fn routes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
     let routes = Vec::<String>::deserialize(deserializer)?;
     if routes.is_empty() {
-        return Err(de::Error::custom("an app needs at least one route, e.g. [\"/\"]"));
+        return Err(de::Error::custom(
+            "an app needs at least one route, e.g. [\"/\"]",
+        ));
     }
     for route in &routes {
         if !route.starts_with('/') {
@@ -343,7 +350,10 @@ mod tests {
     }
 
     fn error(text: &str) -> String {
-        format!("{:#}", parse(text).expect_err("manifest should be rejected"))
+        format!(
+            "{:#}",
+            parse(text).expect_err("manifest should be rejected")
+        )
     }
 
     #[test]

@@ -169,7 +169,12 @@ async fn run_guest(
                 wit::Body::Stream(reader) => {
                     let (consumer, chunks, ended) = ResponseChunkConsumer::new();
                     accessor.with(|store| reader.pipe(store, consumer))?;
-                    send_head(head, response.status, response.headers, HeadBody::Stream(chunks));
+                    send_head(
+                        head,
+                        response.status,
+                        response.headers,
+                        HeadBody::Stream(chunks),
+                    );
                     // Keep the guest running until it closes its stream.
                     let _ = ended.await;
                     return Ok(());
@@ -211,7 +216,10 @@ fn failure_response(finished: Result<wasmtime::Result<()>, Elapsed>) -> Response
             } else if err.downcast_ref::<PoolConcurrencyLimitError>().is_some() {
                 tracing::warn!("no instance slot is free: {err:#}");
                 StatusCode::SERVICE_UNAVAILABLE
-            } else if err.downcast_ref::<crate::body::BrokenRequestBody>().is_some() {
+            } else if err
+                .downcast_ref::<crate::body::BrokenRequestBody>()
+                .is_some()
+            {
                 tracing::info!("{err:#}");
                 StatusCode::BAD_REQUEST
             } else {
@@ -300,4 +308,24 @@ fn method_to_wit(method: &Method) -> wit::Method {
         Method::PATCH => wit::Method::Patch,
         ref other => wit::Method::Other(other.as_str().to_owned()),
     }
+}
+
+/// Instantiate `app`, call `handle` with a bodiless `GET path`, and return
+/// the status: the per-request cost of a fresh instance without HTTP, for
+/// benchmarks.
+pub async fn call_once(app: SharedApp, path: &str) -> wasmtime::Result<u16> {
+    let (head_sender, head_receiver) = oneshot::channel();
+    let request = GuestRequest {
+        method: wit::Method::Get,
+        path: path.to_owned(),
+        query: String::new(),
+        authority: None,
+        headers: Vec::new(),
+        body: None,
+    };
+    run_guest(app, request, head_sender).await?;
+    let head = head_receiver
+        .await
+        .map_err(|_| wasmtime::Error::msg("the guest gave no answer"))?;
+    Ok(head.status)
 }

@@ -8,12 +8,12 @@
 //! [`capabilities`].
 
 pub mod bindings;
+pub mod body;
 pub mod builder;
 pub mod capabilities;
+pub mod cli;
 pub mod config;
-pub mod runtime;
-pub mod body;
 pub mod dispatch;
 pub mod router;
+pub mod runtime;
 pub mod server;
-pub mod cli;

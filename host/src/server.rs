@@ -79,7 +79,12 @@ async fn route(router: &Router, request: Request<Incoming>) -> Response<Response
             dispatch(app.clone(), request).instrument(span).await
         }
         None => {
-            tracing::info!(id, path = request.uri().path(), status = 404, "no app serves this path");
+            tracing::info!(
+                id,
+                path = request.uri().path(),
+                status = 404,
+                "no app serves this path"
+            );
             error_response(StatusCode::NOT_FOUND)
         }
     }

@@ -30,7 +30,9 @@ pub fn run(args: NewArgs) -> Result<()> {
         bail!("{} already exists", args.path.display());
     }
     let sdk = Path::new(SDK_DIR).canonicalize().with_context(|| {
-        format!("cannot find squall-sdk at {SDK_DIR}: run `squall new` from a Squall checkout's build")
+        format!(
+            "cannot find squall-sdk at {SDK_DIR}: run `squall new` from a Squall checkout's build"
+        )
     })?;
     std::fs::create_dir_all(args.path.join("src"))
         .with_context(|| format!("cannot create {}", args.path.display()))?;

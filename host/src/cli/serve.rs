@@ -28,7 +28,12 @@ pub fn run(args: ServeArgs) -> Result<()> {
     }
     let runtime = Runtime::new(&RuntimeConfig {
         max_instances: manifest.server.max_instances,
-        max_memory: manifest.apps.iter().map(|app| app.limits.memory).max().unwrap_or(0),
+        max_memory: manifest
+            .apps
+            .iter()
+            .map(|app| app.limits.memory)
+            .max()
+            .unwrap_or(0),
     })?;
     let mut apps = Vec::new();
     for app in &manifest.apps {
@@ -51,8 +56,13 @@ pub fn run(args: ServeArgs) -> Result<()> {
             .with_context(|| format!("cannot listen on {}", manifest.server.listen))?;
         let address = listener.local_addr()?;
         announce(&manifest, address);
-        crate::server::serve(listener, router, manifest.server.drain_timeout, shutdown_signal())
-            .await;
+        crate::server::serve(
+            listener,
+            router,
+            manifest.server.drain_timeout,
+            shutdown_signal(),
+        )
+        .await;
         Ok::<_, anyhow::Error>(())
     })?;
     // Keep the engine alive until every connection task is gone.
@@ -72,7 +82,10 @@ fn announce(manifest: &Manifest, address: SocketAddr) {
             app.routes.join(&format!(", http://{address}"))
         );
     }
-    let _ = writeln!(stdout, "squall: listening on http://{address}/ (Ctrl-C to stop)");
+    let _ = writeln!(
+        stdout,
+        "squall: listening on http://{address}/ (Ctrl-C to stop)"
+    );
     let _ = stdout.flush();
 }
 

@@ -83,7 +83,10 @@ impl LineLogger {
         }
         if self.budget == 0 {
             self.emit();
-            tracing::warn!(stream = self.name, "guest output over {LOG_BUDGET} bytes; the rest is dropped");
+            tracing::warn!(
+                stream = self.name,
+                "guest output over {LOG_BUDGET} bytes; the rest is dropped"
+            );
         }
     }
 

@@ -68,5 +68,7 @@ pub(super) fn new_store(engine: &Engine, limits: &Limits) -> Store<State> {
 }
 
 fn ticks(duration: std::time::Duration) -> u64 {
-    u64::try_from(duration.as_millis() / EPOCH_TICK.as_millis()).unwrap_or(u64::MAX).max(1)
+    u64::try_from(duration.as_millis() / EPOCH_TICK.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1)
 }

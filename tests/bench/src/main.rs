@@ -1,1 +1,50 @@
-fn main() {}
+//! Squall's benchmarks. Run with `cargo run --release -p squall-bench`.
+//!
+//! `http` (the default) serves the same hello world from a native
+//! tokio + hyper server and from `squall serve examples/hello`, each pinned
+//! to core 0, and drives them alternately with `wrk` pinned to core 1. The
+//! last line is the throughput ratio. `instance` measures the per-request
+//! cost of a fresh instance (instantiate + call + drop) without HTTP.
+
+mod http_bench;
+mod instance_bench;
+mod native;
+mod tools;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "Squall benchmarks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Throughput and latency of hello world: native hyper vs squall (default).
+    Http(http_bench::HttpArgs),
+    /// Per-request cost of a fresh instance: instantiate + call + drop.
+    Instance(instance_bench::InstanceArgs),
+    /// Both, one after the other.
+    All,
+    /// (internal) the native baseline server.
+    #[command(hide = true)]
+    NativeServer(native::NativeArgs),
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        None | Some(Command::All) => {
+            instance_bench::run(&instance_bench::InstanceArgs::default())?;
+            http_bench::run(&http_bench::HttpArgs::default())
+        }
+        Some(Command::Http(args)) => http_bench::run(&args),
+        Some(Command::Instance(args)) => instance_bench::run(&args),
+        Some(Command::NativeServer(args)) => native::run(&args),
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

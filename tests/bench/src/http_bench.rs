@@ -1,0 +1,91 @@
+//! Hello world over HTTP: native hyper vs `squall serve`, same run, alternating.
+
+use crate::tools::{self, WrkResult};
+use anyhow::Result;
+use clap::Args;
+
+#[derive(Args)]
+pub struct HttpArgs {
+    /// Rounds; each round measures both servers once.
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 5)]
+    seconds: u32,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 64)]
+    connections: u32,
+}
+
+impl Default for HttpArgs {
+    fn default() -> Self {
+        HttpArgs {
+            rounds: 3,
+            seconds: 5,
+            connections: 64,
+        }
+    }
+}
+
+const SERVER_CORE: usize = 0;
+const LOAD_CORE: usize = 1;
+
+pub fn run(args: &HttpArgs) -> Result<()> {
+    let squall = tools::squall_binary()?;
+    let hello = tools::hello_component(&squall)?;
+    let own_binary = std::env::current_exe()?;
+    let native = tools::start_pinned(SERVER_CORE, &own_binary, &["native-server"])?;
+    let hello_arg = hello.to_string_lossy().into_owned();
+    let squall_server = tools::start_pinned(
+        SERVER_CORE,
+        &squall,
+        &["serve", &hello_arg, "--listen", "127.0.0.1:0"],
+    )?;
+    println!(
+        "hello world, server pinned to core {SERVER_CORE}, wrk -t1 -c{} -d{}s pinned to core {LOAD_CORE}",
+        args.connections, args.seconds
+    );
+    println!("(squall runs with RUST_LOG=warn: no per-request log line)");
+
+    let servers = [("native", &native.url), ("squall", &squall_server.url)];
+    for (_, url) in servers {
+        tools::wrk(LOAD_CORE, &format!("{url}/"), args.connections, 1)?; // warm up
+    }
+    let mut results: Vec<(&str, Vec<WrkResult>)> =
+        servers.iter().map(|(n, _)| (*n, Vec::new())).collect();
+    for round in 1..=args.rounds {
+        for (index, (name, url)) in servers.iter().enumerate() {
+            let result = tools::wrk(
+                LOAD_CORE,
+                &format!("{url}/"),
+                args.connections,
+                args.seconds,
+            )?;
+            println!(
+                "round {round} {name:>7}: {:>10.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  non-2xx {}",
+                result.requests_per_second, result.p50_ms, result.p99_ms, result.errors
+            );
+            results[index].1.push(result);
+        }
+    }
+
+    println!("median of {} rounds:", args.rounds);
+    let mut medians = Vec::new();
+    for (name, runs) in &results {
+        let median = median_by_throughput(runs);
+        println!(
+            "{name:>7}: {:>10.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms",
+            median.requests_per_second, median.p50_ms, median.p99_ms
+        );
+        medians.push(median);
+    }
+    let ratio = medians[1].requests_per_second / medians[0].requests_per_second;
+    println!("throughput ratio squall/native: {ratio:.2}");
+    Ok(())
+}
+
+fn median_by_throughput(runs: &[WrkResult]) -> WrkResult {
+    let mut sorted = runs.to_vec();
+    sorted.sort_by(|a, b| a.requests_per_second.total_cmp(&b.requests_per_second));
+    sorted[sorted.len() / 2]
+}

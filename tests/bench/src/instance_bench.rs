@@ -1,0 +1,65 @@
+//! The per-request cost of isolation: new store + instantiate (pooling,
+//! `InstancePre`) + async call of `handle` + drop, without any HTTP.
+
+use crate::tools;
+use anyhow::{Context, Result};
+use clap::Args;
+use squall::config::Limits;
+use squall::runtime::{Runtime, RuntimeConfig};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Args)]
+pub struct InstanceArgs {
+    /// Calls to time.
+    #[arg(long, default_value_t = 20_000)]
+    iterations: u32,
+}
+
+impl Default for InstanceArgs {
+    fn default() -> Self {
+        InstanceArgs { iterations: 20_000 }
+    }
+}
+
+pub fn run(args: &InstanceArgs) -> Result<()> {
+    let squall = tools::squall_binary()?;
+    let hello = tools::hello_component(&squall)?;
+    let runtime = Runtime::new(&RuntimeConfig {
+        max_instances: 100,
+        max_memory: Limits::default().memory,
+    })?;
+    let app = Arc::new(runtime.load("hello", &hello, Limits::default())?);
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut samples: Vec<Duration> = tokio.block_on(async {
+        for _ in 0..1000 {
+            squall::dispatch::call_once(app.clone(), "/").await?; // warm up
+        }
+        let mut samples = Vec::with_capacity(args.iterations as usize);
+        for _ in 0..args.iterations {
+            let started = Instant::now();
+            let status = squall::dispatch::call_once(app.clone(), "/").await?;
+            samples.push(started.elapsed());
+            anyhow::ensure!(status == 200, "hello answered {status}");
+        }
+        Ok::<_, anyhow::Error>(samples)
+    })?;
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize];
+    let total: Duration = samples.iter().sum();
+    println!(
+        "fresh instance per call (store + instantiate + handle(\"/\") + drop), {} calls, one thread:",
+        samples.len()
+    );
+    println!(
+        "  median {:.1} µs  p99 {:.1} µs  mean {:.1} µs  => {:.0} calls/s",
+        at(0.5).as_secs_f64() * 1e6,
+        at(0.99).as_secs_f64() * 1e6,
+        total.as_secs_f64() * 1e6 / samples.len() as f64,
+        samples.len() as f64 / total.as_secs_f64()
+    );
+    samples.first().context("no samples")?;
+    Ok(())
+}

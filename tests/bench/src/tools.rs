@@ -1,0 +1,162 @@
+//! Building what the benchmarks run, starting servers, and driving wrk.
+
+use anyhow::{Context, Result, bail};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+/// Build the release `squall` binary and return its path.
+pub fn squall_binary() -> Result<PathBuf> {
+    let output = cargo()
+        .args(["build", "--release", "-p", "squall", "--bin", "squall"])
+        .arg("--message-format=json-render-diagnostics")
+        .current_dir(repo())
+        .stderr(Stdio::inherit())
+        .output()
+        .context("cannot run cargo")?;
+    if !output.status.success() {
+        bail!("cargo build --release -p squall failed");
+    }
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter_map(|message| message.get("executable")?.as_str().map(PathBuf::from))
+        .find(|path| path.file_name().is_some_and(|name| name == "squall"))
+        .context("cargo reported no squall executable")
+}
+
+/// Build `examples/hello` with `squall build` and return the component.
+pub fn hello_component(squall: &Path) -> Result<PathBuf> {
+    let output = Command::new(squall)
+        .arg("build")
+        .arg(repo().join("examples/hello"))
+        .env("CARGO_TARGET_DIR", repo().join("target/guests"))
+        .stderr(Stdio::inherit())
+        .output()
+        .context("cannot run squall build")?;
+    if !output.status.success() {
+        bail!("squall build examples/hello failed");
+    }
+    Ok(PathBuf::from(
+        String::from_utf8_lossy(&output.stdout).trim(),
+    ))
+}
+
+/// A server process, killed on drop.
+pub struct Running {
+    child: Child,
+    pub url: String,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Start `command` pinned to `core` and wait for its "listening on URL" line.
+pub fn start_pinned(core: usize, program: &Path, args: &[&str]) -> Result<Running> {
+    let mut child = Command::new("taskset")
+        .arg("-c")
+        .arg(core.to_string())
+        .arg(program)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("cannot start the server (is taskset installed?)")?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let url = loop {
+        let Some(line) = lines.next() else {
+            bail!("{} exited before listening", program.display());
+        };
+        let line = line?;
+        if let Some(at) = line.find("listening on ") {
+            let url = line[at + "listening on ".len()..]
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .trim_end_matches('/')
+                .to_owned();
+            break url;
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    Ok(Running { child, url })
+}
+
+/// One wrk run's figures.
+#[derive(Debug, Clone, Copy)]
+pub struct WrkResult {
+    pub requests_per_second: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub errors: u64,
+}
+
+/// Run wrk pinned to `core` against `url`.
+pub fn wrk(core: usize, url: &str, connections: u32, seconds: u32) -> Result<WrkResult> {
+    let output = Command::new("taskset")
+        .arg("-c")
+        .arg(core.to_string())
+        .args(["wrk", "-t1", "--latency"])
+        .arg(format!("-c{connections}"))
+        .arg(format!("-d{seconds}s"))
+        .arg(url)
+        .output()
+        .context("cannot run wrk: install it with `apt-get install wrk`")?;
+    if !output.status.success() {
+        bail!("wrk failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    parse_wrk(&String::from_utf8_lossy(&output.stdout))
+}
+
+fn parse_wrk(text: &str) -> Result<WrkResult> {
+    let field = |prefix: &str| {
+        text.lines()
+            .map(str::trim)
+            .find_map(|line| line.strip_prefix(prefix).map(str::trim).map(str::to_owned))
+    };
+    let requests_per_second: f64 = field("Requests/sec:")
+        .context("wrk printed no Requests/sec")?
+        .parse()?;
+    let p50_ms = parse_latency(&field("50%").context("wrk printed no p50")?)?;
+    let p99_ms = parse_latency(&field("99%").context("wrk printed no p99")?)?;
+    let errors = text
+        .lines()
+        .map(str::trim)
+        .filter_map(|line| line.strip_prefix("Non-2xx or 3xx responses:"))
+        .filter_map(|n| n.trim().parse::<u64>().ok())
+        .sum();
+    Ok(WrkResult {
+        requests_per_second,
+        p50_ms,
+        p99_ms,
+        errors,
+    })
+}
+
+/// wrk prints latencies like `812.00us`, `1.23ms` or `2.01s`.
+fn parse_latency(text: &str) -> Result<f64> {
+    let (number, scale) = if let Some(n) = text.strip_suffix("us") {
+        (n, 0.001)
+    } else if let Some(n) = text.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1000.0)
+    } else {
+        bail!("unknown latency {text:?}")
+    };
+    Ok(number.trim().parse::<f64>()? * scale)
+}
