@@ -1,6 +1,8 @@
 //! The `squall` command line: manifests, bad input, the crate builder,
 //! scaffolding and graceful shutdown.
 
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
 mod support;
 
 use std::path::Path;

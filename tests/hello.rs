@@ -1,5 +1,7 @@
 //! `squall serve examples/hello`, visited like a user would.
 
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
 mod support;
 
 use std::io::{Read, Write};

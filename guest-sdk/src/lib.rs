@@ -40,6 +40,8 @@ pub use http::{Method, StatusCode, header};
 pub use request::Request;
 pub use response::{Html, IntoResponse, Json, Response};
 pub use router::{Handler, Router};
+pub use serde;
+pub use serde_json;
 pub use time::{Instant, sleep};
 
 /// Export `app`, a `fn() -> Router`, as this component's request handler.

@@ -8,5 +8,5 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use exports::squall::app::handler;
-pub use squall::app::{time, types};
+pub use self::exports::squall::app::handler;
+pub use self::squall::app::{time, types};

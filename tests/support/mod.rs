@@ -153,11 +153,8 @@ impl Server {
 
     /// Send SIGTERM, as an operator's `kill` would.
     pub fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success());
+        let pid = rustix::process::Pid::from_raw(self.pid() as i32).expect("a valid pid");
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM sent");
     }
 
     /// Wait for the process to exit, up to `timeout`.
