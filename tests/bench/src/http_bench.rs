@@ -15,6 +15,9 @@ pub struct HttpArgs {
     /// Concurrent connections.
     #[arg(long, default_value_t = 64)]
     connections: u32,
+    /// RUST_LOG for squall; `info` adds its per-request log line.
+    #[arg(long, default_value = "warn")]
+    squall_log: String,
 }
 
 impl Default for HttpArgs {
@@ -23,6 +26,7 @@ impl Default for HttpArgs {
             rounds: 3,
             seconds: 5,
             connections: 64,
+            squall_log: "warn".to_owned(),
         }
     }
 }
@@ -34,18 +38,27 @@ pub fn run(args: &HttpArgs) -> Result<()> {
     let squall = tools::squall_binary()?;
     let hello = tools::hello_component(&squall)?;
     let own_binary = std::env::current_exe()?;
-    let native = tools::start_pinned(SERVER_CORE, &own_binary, &["native-server"])?;
+    let native = tools::start_pinned(SERVER_CORE, &own_binary, &["native-server"], "warn")?;
     let hello_arg = hello.to_string_lossy().into_owned();
     let squall_server = tools::start_pinned(
         SERVER_CORE,
         &squall,
         &["serve", &hello_arg, "--listen", "127.0.0.1:0"],
+        &args.squall_log,
     )?;
     println!(
         "hello world, server pinned to core {SERVER_CORE}, wrk -t1 -c{} -d{}s pinned to core {LOAD_CORE}",
         args.connections, args.seconds
     );
-    println!("(squall runs with RUST_LOG=warn: no per-request log line)");
+    println!(
+        "squall runs with RUST_LOG={} ({}), a fresh instance per request",
+        args.squall_log,
+        if args.squall_log == "warn" {
+            "no per-request log line"
+        } else {
+            "logging"
+        }
+    );
 
     let servers = [("native", &native.url), ("squall", &squall_server.url)];
     for (_, url) in servers {

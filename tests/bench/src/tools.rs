@@ -64,13 +64,13 @@ impl Drop for Running {
 }
 
 /// Start `command` pinned to `core` and wait for its "listening on URL" line.
-pub fn start_pinned(core: usize, program: &Path, args: &[&str]) -> Result<Running> {
+pub fn start_pinned(core: usize, program: &Path, args: &[&str], log: &str) -> Result<Running> {
     let mut child = Command::new("taskset")
         .arg("-c")
         .arg(core.to_string())
         .arg(program)
         .args(args)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", log)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

@@ -5,6 +5,11 @@ use squall_sdk::{Request, Response, Router, StatusCode};
 fn app() -> Router {
     Router::new()
         .get("/ok", |_req| async { "ok" })
+        .get("/streamed-ok", |_req| async {
+            Response::stream(|mut body| async move {
+                let _ = body.write("ok").await;
+            })
+        })
         .get("/spin", spin)
         .get("/alloc", alloc)
         .get("/bad-status", |_req| async {
