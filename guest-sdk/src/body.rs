@@ -3,7 +3,9 @@
 use crate::Error;
 use crate::bindings::squall::app::types as wit;
 use crate::bindings::wit_stream;
-use http::StatusCode;
+use ::http::StatusCode;
+use std::future::Future;
+use std::pin::Pin;
 use wit_bindgen::{StreamReader, StreamResult, StreamWriter};
 
 /// How many bytes one read from a body stream asks for.
@@ -78,6 +80,17 @@ impl Body {
         String::from_utf8(self.bytes().await)
             .map_err(|_| Error::new(StatusCode::BAD_REQUEST, "request body is not valid UTF-8"))
     }
+}
+
+/// A body writer's work, run after the handler returns.
+pub(crate) type BodyTask = Box<dyn FnOnce(BodyWriter) -> Pin<Box<dyn Future<Output = ()>>>>;
+
+pub(crate) fn body_task<F, Fut>(write: F) -> BodyTask
+where
+    F: FnOnce(BodyWriter) -> Fut + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    Box::new(move |writer| Box::pin(write(writer)))
 }
 
 /// The sending end of a streamed response body.

@@ -1,8 +1,8 @@
 //! Errors that carry their HTTP status, like Tornado's `HTTPError`.
 
 use crate::response::{IntoResponse, Response};
-use http::StatusCode;
-use http::header::{self, HeaderValue};
+use ::http::StatusCode;
+use ::http::header::{self, HeaderValue};
 
 /// An error a handler returns to answer with a status and a short message.
 ///

@@ -27,22 +27,30 @@ extern crate self as squall_sdk;
 #[doc(hidden)]
 pub mod bindings;
 mod body;
+mod client;
 mod error;
 mod request;
 mod response;
 mod router;
+pub mod sse;
 mod time;
 
+pub use ::http::{Method, StatusCode, header};
 pub use body::{Body, BodyWriter, Disconnected};
 pub use error::Error;
-pub use http;
-pub use http::{Method, StatusCode, header};
+pub use futures;
 pub use request::Request;
 pub use response::{Html, IntoResponse, Json, Response};
 pub use router::{Handler, Router};
 pub use serde;
 pub use serde_json;
-pub use time::{Instant, sleep};
+pub use time::{Elapsed, Instant, sleep, timeout};
+
+/// HTTP types, and outbound requests through the host's pooled client.
+pub mod http {
+    pub use crate::client::{FetchError, FetchResponse, RequestBuilder, fetch, get, post};
+    pub use ::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
+}
 
 /// Export `app`, a `fn() -> Router`, as this component's request handler.
 ///

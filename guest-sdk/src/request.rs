@@ -2,8 +2,8 @@
 
 use crate::bindings::squall::app::types as wit;
 use crate::{Body, Error};
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Method, StatusCode};
+use ::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use ::http::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 
 /// An HTTP request, with the path parameters its route matched.
@@ -20,22 +20,12 @@ pub struct Request {
 
 impl Request {
     pub(crate) fn from_wit(request: wit::Request) -> Self {
-        let mut headers = HeaderMap::with_capacity(request.headers.len());
-        for (name, value) in request.headers {
-            // The host only forwards valid fields; skip anything that is not.
-            if let (Ok(name), Ok(value)) = (
-                HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_bytes(&value),
-            ) {
-                headers.append(name, value);
-            }
-        }
         Request {
             method: method_from_wit(request.method),
             path: request.path,
             query: request.query,
             authority: request.authority,
-            headers,
+            headers: headers_from_wit(request.headers),
             params: Vec::new(),
             body: Body::from_wit(request.body),
         }
@@ -169,6 +159,42 @@ impl Request {
         let bytes = self.bytes().await;
         serde_urlencoded::from_bytes(&bytes)
             .map_err(|err| Error::new(StatusCode::BAD_REQUEST, format!("bad form body: {err}")))
+    }
+}
+
+pub(crate) fn headers_from_wit(fields: wit::Fields) -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(fields.len());
+    for (name, value) in fields {
+        // The host only forwards valid fields; skip anything that is not.
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(&value),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    headers
+}
+
+pub(crate) fn fields_to_wit(headers: &HeaderMap) -> wit::Fields {
+    headers
+        .iter()
+        .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
+        .collect()
+}
+
+pub(crate) fn method_to_wit(method: &Method) -> wit::Method {
+    match *method {
+        Method::GET => wit::Method::Get,
+        Method::HEAD => wit::Method::Head,
+        Method::POST => wit::Method::Post,
+        Method::PUT => wit::Method::Put,
+        Method::DELETE => wit::Method::Delete,
+        Method::CONNECT => wit::Method::Connect,
+        Method::OPTIONS => wit::Method::Options,
+        Method::TRACE => wit::Method::Trace,
+        Method::PATCH => wit::Method::Patch,
+        ref other => wit::Method::Other(other.as_str().to_owned()),
     }
 }
 

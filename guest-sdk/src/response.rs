@@ -2,13 +2,11 @@
 
 use crate::BodyWriter;
 use crate::bindings::squall::app::types as wit;
-use http::StatusCode;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use crate::body::BodyTask;
+use ::http::StatusCode;
+use ::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use serde::Serialize;
 use std::future::Future;
-use std::pin::Pin;
-
-type StreamTask = Box<dyn FnOnce(BodyWriter) -> Pin<Box<dyn Future<Output = ()>>>>;
 
 /// An HTTP response: status, headers and a body that is either in memory or
 /// streamed.
@@ -20,7 +18,7 @@ pub struct Response {
 
 enum ResponseBody {
     Bytes(Vec<u8>),
-    Stream(StreamTask),
+    Stream(BodyTask),
 }
 
 impl std::fmt::Debug for Response {
@@ -73,7 +71,7 @@ impl Response {
         Response {
             status: StatusCode::OK,
             headers: HeaderMap::new(),
-            body: ResponseBody::Stream(Box::new(move |writer| Box::pin(write(writer)))),
+            body: ResponseBody::Stream(crate::body::body_task(write)),
         }
     }
 
@@ -137,11 +135,7 @@ impl Response {
     }
 
     pub(crate) fn into_wit(self) -> wit::Response {
-        let headers = self
-            .headers
-            .iter()
-            .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
-            .collect();
+        let headers = crate::request::fields_to_wit(&self.headers);
         let body = match self.body {
             ResponseBody::Bytes(bytes) if bytes.is_empty() => wit::Body::Empty,
             ResponseBody::Bytes(bytes) => wit::Body::Bytes(bytes),

@@ -2,8 +2,8 @@
 
 use crate::response::{IntoResponse, Response};
 use crate::{Error, Request};
-use http::header::{self, HeaderValue};
-use http::{Method, StatusCode};
+use ::http::header::{self, HeaderValue};
+use ::http::{Method, StatusCode};
 use std::future::Future;
 use std::pin::Pin;
 

@@ -25,3 +25,36 @@ impl Instant {
         Duration::from_nanos(host::monotonic_now().saturating_sub(self.0))
     }
 }
+
+/// A [`timeout`] ran out before its future finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Elapsed;
+
+impl std::fmt::Display for Elapsed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the time limit elapsed")
+    }
+}
+
+impl std::error::Error for Elapsed {}
+
+/// Run `future` for at most `duration`; when time runs out it is dropped,
+/// which cancels whatever it was waiting for (a fetch, a sleep).
+///
+/// ```ignore
+/// match timeout(Duration::from_secs(2), http::get(url).send()).await {
+///     Ok(response) => { /* ... */ }
+///     Err(Elapsed) => { /* too slow */ }
+/// }
+/// ```
+pub async fn timeout<F: std::future::Future>(
+    duration: Duration,
+    future: F,
+) -> Result<F::Output, Elapsed> {
+    let future = std::pin::pin!(future);
+    let timer = std::pin::pin!(sleep(duration));
+    match futures::future::select(future, timer).await {
+        futures::future::Either::Left((output, _)) => Ok(output),
+        futures::future::Either::Right(((), _)) => Err(Elapsed),
+    }
+}

@@ -1,9 +1,11 @@
-//! Bodies crossing the boundary: the request body flows from hyper into a
-//! guest `stream<u8>`, the response body from a guest stream into hyper.
+//! Bodies crossing the boundary. Incoming bodies (a client's request, an
+//! upstream's response) flow from hyper into a guest `stream<u8>`; bodies the
+//! guest writes flow from its stream into hyper.
 //!
 //! Both directions are pull-based with small bounded buffers, so neither a
-//! fast client nor a fast guest can make the host buffer without bound.
+//! fast peer nor a fast guest can make the host buffer without bound.
 
+use crate::bindings::types::FetchError;
 use crate::runtime::LimitExceeded;
 use bytes::{Buf, Bytes};
 use futures::channel::{mpsc, oneshot};
@@ -18,39 +20,72 @@ use wasmtime::component::{Destination, Source, StreamConsumer, StreamProducer, S
 
 /// Largest chunk taken from a guest stream in one go.
 const MAX_CHUNK: usize = 64 * 1024;
-/// Response chunks buffered between the guest and hyper.
-pub const CHUNKS_IN_FLIGHT: usize = 4;
+/// Chunks buffered between a guest stream and hyper.
+const CHUNKS_IN_FLIGHT: usize = 4;
 
 /// The client's body stopped with an error (reset, malformed framing).
 #[derive(Debug, thiserror::Error)]
 #[error("the request body broke off: {0}")]
 pub struct BrokenRequestBody(#[source] hyper::Error);
 
-/// Feeds a hyper request body into a guest's `stream<u8>`, counting bytes
-/// against the app's `max_body`. Polled only when the guest reads.
-pub struct RequestBodyProducer {
+/// How an incoming body ended, when it did not end normally.
+enum Stop {
+    TooLarge,
+    Broken(hyper::Error),
+}
+
+/// What to do when an incoming body stops early.
+enum OnStop {
+    /// A client's request body: trap the guest, so it never takes a cut-off
+    /// body for a complete one, and let the dispatcher answer 413 or 400.
+    Trap,
+    /// An upstream's response body: end the stream and report why through
+    /// the fetch's `body-result` future.
+    Report(Option<oneshot::Sender<Result<(), FetchError>>>),
+}
+
+/// Feeds a hyper body into a guest's `stream<u8>`, counting bytes against a
+/// limit. Polled only when the guest reads.
+pub struct IncomingBodyProducer {
     body: Incoming,
     pending: Bytes,
     received: u64,
     limit: u64,
+    on_stop: OnStop,
 }
 
-impl RequestBodyProducer {
-    pub fn new(body: Incoming, limit: u64) -> Self {
-        RequestBodyProducer {
+impl IncomingBodyProducer {
+    /// A client's request body, trapping the guest past `limit` bytes.
+    pub fn request(body: Incoming, limit: u64) -> Self {
+        IncomingBodyProducer::new(body, limit, OnStop::Trap)
+    }
+
+    /// An upstream's response body and the receiver of its outcome.
+    pub fn fetched(
+        body: Incoming,
+        limit: u64,
+    ) -> (Self, oneshot::Receiver<Result<(), FetchError>>) {
+        let (report, outcome) = oneshot::channel();
+        let producer = IncomingBodyProducer::new(body, limit, OnStop::Report(Some(report)));
+        (producer, outcome)
+    }
+
+    fn new(body: Incoming, limit: u64, on_stop: OnStop) -> Self {
+        IncomingBodyProducer {
             body,
             pending: Bytes::new(),
             received: 0,
             limit,
+            on_stop,
         }
     }
 
     /// The next non-empty data frame, or `None` at the end of the body.
-    fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<wasmtime::Result<Option<Bytes>>> {
+    fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, Stop>> {
         loop {
             let frame = match ready!(Pin::new(&mut self.body).poll_frame(cx)) {
                 None => return Poll::Ready(Ok(None)),
-                Some(Err(err)) => return Poll::Ready(Err(BrokenRequestBody(err).into())),
+                Some(Err(err)) => return Poll::Ready(Err(Stop::Broken(err))),
                 Some(Ok(frame)) => frame,
             };
             // Trailers are not passed on (yet).
@@ -62,16 +97,36 @@ impl RequestBodyProducer {
             }
             self.received += data.len() as u64;
             if self.received > self.limit {
-                // Trap the guest rather than end its stream early: a guest
-                // must never take a cut-off body for a complete one.
-                return Poll::Ready(Err(LimitExceeded::RequestBody.into()));
+                return Poll::Ready(Err(Stop::TooLarge));
             }
             return Poll::Ready(Ok(Some(data)));
         }
     }
+
+    /// End the stream: trap, or report the outcome and close it.
+    fn finish(&mut self, outcome: Result<(), Stop>) -> Poll<wasmtime::Result<StreamResult>> {
+        match (&mut self.on_stop, outcome) {
+            (OnStop::Trap, Ok(())) => Poll::Ready(Ok(StreamResult::Dropped)),
+            (OnStop::Trap, Err(Stop::TooLarge)) => {
+                Poll::Ready(Err(LimitExceeded::RequestBody.into()))
+            }
+            (OnStop::Trap, Err(Stop::Broken(err))) => {
+                Poll::Ready(Err(BrokenRequestBody(err).into()))
+            }
+            (OnStop::Report(report), outcome) => {
+                if let Some(report) = report.take() {
+                    let _ = report.send(outcome.map_err(|stop| match stop {
+                        Stop::TooLarge => FetchError::TooLarge,
+                        Stop::Broken(err) => FetchError::Protocol(err.to_string()),
+                    }));
+                }
+                Poll::Ready(Ok(StreamResult::Dropped))
+            }
+        }
+    }
 }
 
-impl<D> StreamProducer<D> for RequestBodyProducer {
+impl<D> StreamProducer<D> for IncomingBodyProducer {
     type Item = u8;
     type Buffer = Option<u8>;
 
@@ -87,8 +142,8 @@ impl<D> StreamProducer<D> for RequestBodyProducer {
             match this.poll_data(cx) {
                 Poll::Pending if finish => return Poll::Ready(Ok(StreamResult::Cancelled)),
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
-                Poll::Ready(Ok(None)) => return Poll::Ready(Ok(StreamResult::Dropped)),
+                Poll::Ready(Ok(None)) => return this.finish(Ok(())),
+                Poll::Ready(Err(stop)) => return this.finish(Err(stop)),
                 Poll::Ready(Ok(Some(data))) => this.pending = data,
             }
         }
@@ -106,32 +161,42 @@ impl<D> StreamProducer<D> for RequestBodyProducer {
     }
 }
 
-/// Takes what a guest writes to its response stream and hands it to hyper
-/// through a bounded channel. When the channel is full the guest's write
-/// stays pending: that is the backpressure.
-pub struct ResponseChunkConsumer {
+impl Drop for IncomingBodyProducer {
+    fn drop(&mut self) {
+        // Dropped before the end: the guest stopped reading, or its store is gone.
+        if let OnStop::Report(report) = &mut self.on_stop
+            && let Some(report) = report.take()
+        {
+            let _ = report.send(Err(FetchError::Protocol(
+                "the body was not read to its end".into(),
+            )));
+        }
+    }
+}
+
+/// Takes what a guest writes to a stream and hands it to hyper through a
+/// bounded channel. When the channel is full the guest's write stays
+/// pending: that is the backpressure.
+pub struct ChunkConsumer {
     chunks: mpsc::Sender<Bytes>,
-    /// Dropped with the consumer, which tells the dispatcher the stream ended.
+    /// Dropped with the consumer, which tells its owner the stream ended.
     _ended: oneshot::Sender<()>,
 }
 
-impl ResponseChunkConsumer {
+impl ChunkConsumer {
     /// The consumer, the receiving end for hyper, and a signal of the stream's end.
     pub fn new() -> (Self, mpsc::Receiver<Bytes>, oneshot::Receiver<()>) {
         let (chunks, receiver) = mpsc::channel(CHUNKS_IN_FLIGHT);
         let (ended, ended_signal) = oneshot::channel();
-        (
-            ResponseChunkConsumer {
-                chunks,
-                _ended: ended,
-            },
-            receiver,
-            ended_signal,
-        )
+        let consumer = ChunkConsumer {
+            chunks,
+            _ended: ended,
+        };
+        (consumer, receiver, ended_signal)
     }
 }
 
-impl<D> StreamConsumer<D> for ResponseChunkConsumer {
+impl<D> StreamConsumer<D> for ChunkConsumer {
     type Item = u8;
 
     fn poll_consume(
@@ -144,7 +209,7 @@ impl<D> StreamConsumer<D> for ResponseChunkConsumer {
         let this = self.get_mut();
         match Pin::new(&mut this.chunks).poll_ready(cx) {
             Poll::Ready(Ok(())) => {}
-            // hyper dropped the body: the client is gone.
+            // hyper dropped the body: the peer is gone.
             Poll::Ready(Err(_)) => return Poll::Ready(Ok(StreamResult::Dropped)),
             Poll::Pending if finish => return Poll::Ready(Ok(StreamResult::Cancelled)),
             Poll::Pending => return Poll::Pending,
@@ -164,32 +229,34 @@ impl<D> StreamConsumer<D> for ResponseChunkConsumer {
     }
 }
 
-/// Why a streamed response stopped before its end.
+/// Why a streamed body stopped before its end.
 pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
 
-/// The body of a response as hyper sees it.
-pub enum ResponseBody {
+/// A body the host sends: a response to a client, or a guest's request to
+/// an upstream.
+pub enum OutgoingBody {
     /// Complete in memory.
     Full(Option<Bytes>),
-    /// Streamed from a guest that keeps running in `task`.
+    /// Written by a guest as it goes. When `guest` is given, the body ends
+    /// cleanly only if that task (which owns the guest's store) does.
     Streamed {
         chunks: mpsc::Receiver<Bytes>,
-        task: JoinHandle<Result<(), BodyError>>,
+        guest: Option<JoinHandle<Result<(), BodyError>>>,
     },
 }
 
-impl ResponseBody {
+impl OutgoingBody {
     pub fn full(bytes: impl Into<Bytes>) -> Self {
         let bytes = bytes.into();
-        ResponseBody::Full((!bytes.is_empty()).then_some(bytes))
+        OutgoingBody::Full((!bytes.is_empty()).then_some(bytes))
     }
 
     pub fn empty() -> Self {
-        ResponseBody::Full(None)
+        OutgoingBody::Full(None)
     }
 }
 
-impl Body for ResponseBody {
+impl Body for OutgoingBody {
     type Data = Bytes;
     type Error = BodyError;
 
@@ -198,11 +265,14 @@ impl Body for ResponseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.get_mut() {
-            ResponseBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            ResponseBody::Streamed { chunks, task } => {
+            OutgoingBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            OutgoingBody::Streamed { chunks, guest } => {
                 if let Some(chunk) = ready!(chunks.poll_next_unpin(cx)) {
                     return Poll::Ready(Some(Ok(Frame::data(chunk))));
                 }
+                let Some(task) = guest else {
+                    return Poll::Ready(None);
+                };
                 // The guest's stream ended; a clean end only if the guest did.
                 match ready!(Pin::new(task).poll(cx)) {
                     Ok(Ok(())) => Poll::Ready(None),
@@ -214,24 +284,27 @@ impl Body for ResponseBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        matches!(self, ResponseBody::Full(None))
+        matches!(self, OutgoingBody::Full(None))
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            ResponseBody::Full(bytes) => {
+            OutgoingBody::Full(bytes) => {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
-            ResponseBody::Streamed { .. } => SizeHint::default(),
+            OutgoingBody::Streamed { .. } => SizeHint::default(),
         }
     }
 }
 
-impl Drop for ResponseBody {
+impl Drop for OutgoingBody {
     fn drop(&mut self) {
-        // The client is gone or the response is done: stop the guest and
-        // free its instance.
-        if let ResponseBody::Streamed { task, .. } = self {
+        // The peer is gone or the body is done: stop the guest and free its
+        // instance.
+        if let OutgoingBody::Streamed {
+            guest: Some(task), ..
+        } = self
+        {
             task.abort();
         }
     }

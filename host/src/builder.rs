@@ -24,7 +24,16 @@ pub fn build_crate(dir: &Path) -> Result<PathBuf> {
         .canonicalize()
         .with_context(|| format!("cannot resolve {}", manifest.display()))?;
     ensure_target(dir)?;
-    let output = Command::new(cargo())
+    let mut cargo = Command::new(cargo());
+    // Cargo runs in the crate's directory: anchor a relative target dir to
+    // where squall was started, as the user meant it.
+    if let Some(target_dir) = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from)
+        && target_dir.is_relative()
+    {
+        let current = std::env::current_dir().context("cannot read the current directory")?;
+        cargo.env("CARGO_TARGET_DIR", current.join(target_dir));
+    }
+    let output = cargo
         .args(["build", "--release", "--target", WASM_TARGET])
         .arg("--message-format=json-render-diagnostics")
         .arg("--manifest-path")

@@ -9,10 +9,12 @@
 //! routes = ["/"]              # path prefixes; the longest match wins
 //! memory = "64MiB"
 //! timeout = "30s"
+//! outbound = ["https://api.example.com"]   # what fetch may reach
 //! ```
 //!
 //! Unknown keys are errors, and every error names the file, line and key.
 
+use crate::policy::{OutboundPolicy, OutboundRule};
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use serde::de::{self, Deserializer};
@@ -60,6 +62,8 @@ pub struct AppConfig {
     /// Path prefixes this app serves.
     pub routes: Vec<String>,
     pub limits: Limits,
+    /// Where outbound requests may go.
+    pub outbound: OutboundPolicy,
 }
 
 /// Per-app limits; each has a default.
@@ -73,6 +77,8 @@ pub struct Limits {
     pub cpu_time: Duration,
     /// Largest request body accepted, in bytes (`413` beyond).
     pub max_body: u64,
+    /// Largest response body a `fetch` may deliver, in bytes.
+    pub fetch_max_body: u64,
 }
 
 impl Default for Limits {
@@ -82,6 +88,7 @@ impl Default for Limits {
             timeout: Duration::from_secs(30),
             cpu_time: Duration::from_secs(10),
             max_body: 10 << 20,
+            fetch_max_body: 64 << 20,
         }
     }
 }
@@ -109,6 +116,10 @@ struct RawApp {
     cpu_time: Option<Duration>,
     #[serde(default, deserialize_with = "optional_size")]
     max_body: Option<u64>,
+    #[serde(default, deserialize_with = "optional_size")]
+    fetch_max_body: Option<u64>,
+    #[serde(default, deserialize_with = "outbound")]
+    outbound: OutboundPolicy,
 }
 
 fn default_routes() -> Vec<String> {
@@ -145,7 +156,9 @@ impl Manifest {
                     timeout: raw_app.timeout.unwrap_or(defaults.timeout),
                     cpu_time: raw_app.cpu_time.unwrap_or(defaults.cpu_time),
                     max_body: raw_app.max_body.unwrap_or(defaults.max_body),
+                    fetch_max_body: raw_app.fetch_max_body.unwrap_or(defaults.fetch_max_body),
                 },
+                outbound: raw_app.outbound,
                 name,
             });
         }
@@ -168,6 +181,7 @@ impl Manifest {
                 source,
                 routes: default_routes(),
                 limits: Limits::default(),
+                outbound: OutboundPolicy::default(),
             }],
         }
     }
@@ -324,6 +338,16 @@ fn optional_size<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u6
     parse_size(&text).map(Some).map_err(de::Error::custom)
 }
 
+fn outbound<'de, D: Deserializer<'de>>(deserializer: D) -> Result<OutboundPolicy, D::Error> {
+    let patterns = Vec::<String>::deserialize(deserializer)?;
+    let rules = patterns
+        .iter()
+        .map(|pattern| OutboundRule::parse(pattern))
+        .collect::<Result<_, _>>()
+        .map_err(de::Error::custom)?;
+    Ok(OutboundPolicy::new(rules))
+}
+
 fn routes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
     let routes = Vec::<String>::deserialize(deserializer)?;
     if routes.is_empty() {
@@ -389,6 +413,20 @@ mod tests {
         let message = error("[app.hello]\nsource = \"x.wasm\"\nroutes = [\"api\"]\n");
         assert!(message.starts_with("squall.toml:3:"), "{message}");
         assert!(message.contains("app.hello.routes"), "{message}");
+    }
+
+    #[test]
+    fn outbound_rules_are_checked() {
+        let manifest = parse("[app.a]\nsource = \"a.wasm\"\noutbound = [\"http://127.0.0.1:*\"]\n")
+            .expect("valid manifest");
+        assert!(
+            manifest.apps[0]
+                .outbound
+                .allows(&"http://127.0.0.1:9/".parse().expect("uri"))
+        );
+        let message = error("[app.a]\nsource = \"a.wasm\"\noutbound = [\"example.com\"]\n");
+        assert!(message.starts_with("squall.toml:3:"), "{message}");
+        assert!(message.contains("app.a.outbound"), "{message}");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! wrong) into an HTTP response.
 
 use crate::bindings::types as wit;
-use crate::body::{BodyError, RequestBodyProducer, ResponseBody, ResponseChunkConsumer};
+use crate::body::{BodyError, ChunkConsumer, IncomingBodyProducer, OutgoingBody};
 use crate::runtime::{LimitExceeded, SharedApp};
 use bytes::Bytes;
 use futures::channel::{mpsc, oneshot};
@@ -15,6 +15,7 @@ use std::pin::pin;
 use std::task::Poll;
 use std::time::Instant;
 use tokio::time::error::Elapsed;
+use tracing::Instrument;
 use wasmtime::PoolConcurrencyLimitError;
 use wasmtime::component::StreamReader;
 
@@ -31,11 +32,13 @@ enum HeadBody {
 }
 
 /// Run `request` through a fresh instance of `app`.
-pub async fn dispatch(app: SharedApp, request: Request<Incoming>) -> Response<ResponseBody> {
+pub async fn dispatch(app: SharedApp, request: Request<Incoming>) -> Response<OutgoingBody> {
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
+    let cancelled = OnCancel::new("the client went away before the response");
     let response = run(app, request).await;
+    cancelled.disarm();
     tracing::info!(
         method = %method,
         path,
@@ -46,13 +49,14 @@ pub async fn dispatch(app: SharedApp, request: Request<Incoming>) -> Response<Re
     response
 }
 
-async fn run(app: SharedApp, request: Request<Incoming>) -> Response<ResponseBody> {
+async fn run(app: SharedApp, request: Request<Incoming>) -> Response<OutgoingBody> {
     let limits = app.limits().clone();
     let (parts, body) = request.into_parts();
     if body.size_hint().lower() > limits.max_body {
         return error_response(StatusCode::PAYLOAD_TOO_LARGE);
     }
-    let body = (!body.is_end_stream()).then(|| RequestBodyProducer::new(body, limits.max_body));
+    let body =
+        (!body.is_end_stream()).then(|| IncomingBodyProducer::request(body, limits.max_body));
     let guest_request = GuestRequest {
         method: method_to_wit(&parts.method),
         path: parts.uri.path().to_owned(),
@@ -98,30 +102,68 @@ async fn run(app: SharedApp, request: Request<Incoming>) -> Response<ResponseBod
         }
     };
     let body = match head.body {
-        HeadBody::Full(bytes) => ResponseBody::full(bytes),
+        HeadBody::Full(bytes) => OutgoingBody::full(bytes),
         HeadBody::Stream(chunks) => {
             // The guest keeps running while its body streams; the task owns
             // the store and is aborted if the client goes away.
-            let task = tokio::spawn(async move {
-                match guest.await {
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err(err)) => {
-                        tracing::warn!("the guest failed while streaming its body: {err:#}");
-                        Err(BodyError::from(format!("{err:#}")))
-                    }
-                    Err(Elapsed { .. }) => {
-                        tracing::warn!("the request's timeout ended its streamed body");
-                        Err(BodyError::from("timeout"))
+            let task = tokio::spawn(
+                async move {
+                    let cancelled = OnCancel::new("the client went away during the response body");
+                    let finished = guest.await;
+                    cancelled.disarm();
+                    match finished {
+                        Ok(Ok(())) => Ok(()),
+                        Ok(Err(err)) => {
+                            tracing::warn!("the guest failed while streaming its body: {err:#}");
+                            Err(BodyError::from(format!("{err:#}")))
+                        }
+                        Err(Elapsed { .. }) => {
+                            tracing::warn!("the request's timeout ended its streamed body");
+                            Err(BodyError::from("timeout"))
+                        }
                     }
                 }
-            });
-            ResponseBody::Streamed { chunks, task }
+                .in_current_span(),
+            );
+            OutgoingBody::Streamed {
+                chunks,
+                guest: Some(task),
+            }
         }
     };
     let mut response = Response::new(body);
     *response.status_mut() = status;
     *response.headers_mut() = headers;
     response
+}
+
+/// Logs a cancellation if dropped before [`OnCancel::disarm`]: dropping the
+/// future that owns a store is how a request's guest and its pending host
+/// calls (timers, fetches) are cancelled.
+struct OnCancel {
+    what: &'static str,
+    armed: bool,
+}
+
+impl OnCancel {
+    fn new(what: &'static str) -> Self {
+        OnCancel { what, armed: true }
+    }
+
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for OnCancel {
+    fn drop(&mut self) {
+        if self.armed {
+            tracing::info!(
+                "cancelled: {}; the guest and its pending calls are dropped",
+                self.what
+            );
+        }
+    }
 }
 
 /// The request's fields, waiting for a store to become a `wit::Request`.
@@ -131,7 +173,7 @@ struct GuestRequest {
     query: String,
     authority: Option<String>,
     headers: wit::Fields,
-    body: Option<RequestBodyProducer>,
+    body: Option<IncomingBodyProducer>,
 }
 
 /// Instantiate the app in a fresh store, call `handle`, send the response
@@ -167,7 +209,7 @@ async fn run_guest(
                 wit::Body::Empty => HeadBody::Full(Vec::new()),
                 wit::Body::Bytes(bytes) => HeadBody::Full(bytes),
                 wit::Body::Stream(reader) => {
-                    let (consumer, chunks, ended) = ResponseChunkConsumer::new();
+                    let (consumer, chunks, ended) = ChunkConsumer::new();
                     accessor.with(|store| reader.pipe(store, consumer))?;
                     send_head(
                         head,
@@ -196,7 +238,7 @@ fn send_head(sender: oneshot::Sender<Head>, status: u16, headers: wit::Fields, b
 }
 
 /// The status for a guest that stopped without answering.
-fn failure_response(finished: Result<wasmtime::Result<()>, Elapsed>) -> Response<ResponseBody> {
+fn failure_response(finished: Result<wasmtime::Result<()>, Elapsed>) -> Response<OutgoingBody> {
     let status = match finished {
         Err(Elapsed { .. }) => {
             tracing::warn!("the request hit its timeout");
@@ -232,9 +274,9 @@ fn failure_response(finished: Result<wasmtime::Result<()>, Elapsed>) -> Response
 }
 
 /// A short plain-text answer that reveals nothing about the guest.
-pub fn error_response(status: StatusCode) -> Response<ResponseBody> {
+pub fn error_response(status: StatusCode) -> Response<OutgoingBody> {
     let reason = status.canonical_reason().unwrap_or("Error");
-    let mut response = Response::new(ResponseBody::full(format!("{reason}\n")));
+    let mut response = Response::new(OutgoingBody::full(format!("{reason}\n")));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -244,7 +286,7 @@ pub fn error_response(status: StatusCode) -> Response<ResponseBody> {
 }
 
 /// Headers the connection owns; a guest may not set them.
-fn is_connection_header(name: &HeaderName) -> bool {
+pub(crate) fn is_connection_header(name: &HeaderName) -> bool {
     matches!(
         name.as_str(),
         "connection"
@@ -288,7 +330,7 @@ fn authority(parts: &http::request::Parts) -> Option<String> {
         })
 }
 
-fn fields_to_wit(headers: &HeaderMap) -> wit::Fields {
+pub(crate) fn fields_to_wit(headers: &HeaderMap) -> wit::Fields {
     headers
         .iter()
         .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))

@@ -14,6 +14,7 @@ pub mod capabilities;
 pub mod cli;
 pub mod config;
 pub mod dispatch;
+pub mod policy;
 pub mod router;
 pub mod runtime;
 pub mod server;

@@ -2,7 +2,7 @@
 //! HTTP/2 on one port), each request routed to its app, and a graceful
 //! shutdown that stops accepting and drains in-flight requests.
 
-use crate::body::ResponseBody;
+use crate::body::OutgoingBody;
 use crate::dispatch::{dispatch, error_response};
 use crate::router::Router;
 use http::{Request, Response, StatusCode};
@@ -71,7 +71,7 @@ pub async fn serve(
 
 static NEXT_REQUEST_ID: AtomicU64 = AtomicU64::new(1);
 
-async fn route(router: &Router, request: Request<Incoming>) -> Response<ResponseBody> {
+async fn route(router: &Router, request: Request<Incoming>) -> Response<OutgoingBody> {
     let id = NEXT_REQUEST_ID.fetch_add(1, Ordering::Relaxed);
     match router.find(request.uri().path()) {
         Some(app) => {

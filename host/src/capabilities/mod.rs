@@ -1,5 +1,6 @@
 //! Host interfaces offered to guests, one file each.
 
+pub mod http_client;
 mod time;
 
 use crate::bindings::types;

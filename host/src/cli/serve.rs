@@ -40,7 +40,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         let wasm = component_path(&app.source)
             .with_context(|| format!("cannot prepare app {:?}", app.name))?;
         let loaded = runtime
-            .load(&app.name, &wasm, app.limits.clone())
+            .load(app, &wasm)
             .with_context(|| format!("cannot load app {:?}", app.name))?;
         apps.push((app.routes.clone(), Arc::new(loaded)));
     }

@@ -8,7 +8,9 @@ mod state;
 pub use state::{LimitExceeded, State};
 
 use crate::bindings::{self, AppPre};
-use crate::config::Limits;
+use crate::capabilities::http_client::{HttpClient, new_client};
+use crate::config::{AppConfig, Limits};
+use crate::policy::OutboundPolicy;
 use anyhow::{Context, Result};
 use std::path::Path;
 use std::sync::Arc;
@@ -34,10 +36,20 @@ pub struct RuntimeConfig {
     pub max_memory: u64,
 }
 
-/// The engine and linker shared by every app.
+/// The engine, linker and outbound client shared by every app.
 pub struct Runtime {
     engine: Engine,
     linker: Linker<State>,
+    client: HttpClient,
+}
+
+/// What an app was granted beyond computing, shared by all its stores.
+pub struct Grants {
+    pub outbound: OutboundPolicy,
+    pub fetch_max_body: u64,
+    /// A fetch's response-head timeout when the guest gives none.
+    pub default_timeout: Duration,
+    pub client: HttpClient,
 }
 
 impl Runtime {
@@ -53,15 +65,22 @@ impl Runtime {
         bindings::App::add_to_linker::<State, HasSelf<State>>(&mut linker, |state| state)
             .map_err(anyhow::Error::from)
             .context("cannot link the squall:app interfaces")?;
-        Ok(Runtime { engine, linker })
+        let client = new_client().context("cannot set up the outbound HTTP client")?;
+        Ok(Runtime {
+            engine,
+            linker,
+            client,
+        })
     }
 
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
 
-    /// Compile the component at `path` and link it, ready to instantiate.
-    pub fn load(&self, name: &str, path: &Path, limits: Limits) -> Result<App> {
+    /// Compile the component at `path` for the app `config` describes, and
+    /// link it, ready to instantiate.
+    pub fn load(&self, config: &AppConfig, path: &Path) -> Result<App> {
+        let name = config.name.as_str();
         let bytes =
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         if !is_component(&bytes) {
@@ -86,10 +105,17 @@ impl Runtime {
             .with_context(|| {
             format!("app {name:?} does not export squall:app/handler@0.1.0: write it with squall-sdk")
         })?;
+        let grants = Arc::new(Grants {
+            outbound: config.outbound.clone(),
+            fetch_max_body: config.limits.fetch_max_body,
+            default_timeout: config.limits.timeout,
+            client: self.client.clone(),
+        });
         Ok(App {
             name: name.to_owned(),
             pre,
-            limits,
+            limits: config.limits.clone(),
+            grants,
             engine: self.engine.clone(),
         })
     }
@@ -145,6 +171,7 @@ pub struct App {
     name: String,
     pre: AppPre<State>,
     limits: Limits,
+    grants: Arc<Grants>,
     engine: Engine,
 }
 
@@ -163,7 +190,7 @@ impl App {
 
     /// A fresh store with this app's limits, for one request.
     pub fn new_store(&self) -> Store<State> {
-        state::new_store(&self.engine, &self.limits)
+        state::new_store(&self.engine, &self.limits, self.grants.clone())
     }
 }
 

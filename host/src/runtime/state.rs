@@ -1,9 +1,10 @@
 //! What each store holds: the WASI context, the resource table, and the
 //! accounting that enforces an app's limits.
 
-use super::EPOCH_TICK;
 use super::guest_log::GuestLog;
+use super::{EPOCH_TICK, Grants};
 use crate::config::Limits;
+use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -15,6 +16,14 @@ pub struct State {
     limits: StoreLimits,
     /// Epoch ticks of guest execution left before the CPU limit stops it.
     cpu_ticks_left: u64,
+    grants: Arc<Grants>,
+}
+
+impl State {
+    /// What this store's app may reach.
+    pub fn grants(&self) -> &Arc<Grants> {
+        &self.grants
+    }
 }
 
 /// A limit a guest ran into; the dispatcher turns each into its status.
@@ -35,7 +44,7 @@ impl WasiView for State {
     }
 }
 
-pub(super) fn new_store(engine: &Engine, limits: &Limits) -> Store<State> {
+pub(super) fn new_store(engine: &Engine, limits: &Limits, grants: Arc<Grants>) -> Store<State> {
     // No files, sockets, environment or arguments: capabilities are granted
     // through squall:app imports, never ambient.
     let wasi = WasiCtx::builder()
@@ -50,6 +59,7 @@ pub(super) fn new_store(engine: &Engine, limits: &Limits) -> Store<State> {
             .trap_on_grow_failure(true)
             .build(),
         cpu_ticks_left: ticks(limits.cpu_time),
+        grants,
     };
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limits);

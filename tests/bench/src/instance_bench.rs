@@ -4,7 +4,7 @@
 use crate::tools;
 use anyhow::{Context, Result};
 use clap::Args;
-use squall::config::Limits;
+use squall::config::{Limits, Manifest};
 use squall::runtime::{Runtime, RuntimeConfig};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,7 +29,8 @@ pub fn run(args: &InstanceArgs) -> Result<()> {
         max_instances: 100,
         max_memory: Limits::default().memory,
     })?;
-    let app = Arc::new(runtime.load("hello", &hello, Limits::default())?);
+    let manifest = Manifest::single("hello", hello.clone());
+    let app = Arc::new(runtime.load(&manifest.apps[0], &hello)?);
     let tokio = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

@@ -1,0 +1,165 @@
+//! Server-sent events (`text/event-stream`): a response that stays open and
+//! delivers each event as soon as it is produced.
+//!
+//! ```ignore
+//! use squall_sdk::sse::{Event, Sse};
+//! use squall_sdk::futures::stream;
+//!
+//! async fn clock(_req: Request) -> Sse {
+//!     let ticks = stream::unfold(0u64, |n| async move {
+//!         squall_sdk::sleep(Duration::from_secs(1)).await;
+//!         Some((Event::default().id(n.to_string()).data(format!("tick {n}")), n + 1))
+//!     });
+//!     Sse::new(ticks).keep_alive(Duration::from_secs(15))
+//! }
+//! ```
+
+use crate::{IntoResponse, Response, sleep};
+use ::http::header;
+use futures::future::{Either, select};
+use futures::{Stream, StreamExt};
+use std::pin::Pin;
+use std::time::Duration;
+
+/// One event. Lines of `data` become one `data:` field each.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Event {
+    event: Option<String>,
+    id: Option<String>,
+    retry: Option<Duration>,
+    data: Option<String>,
+}
+
+impl Event {
+    /// Set the event's name (`event:`); without one, browsers fire `message`.
+    pub fn event(mut self, name: impl Into<String>) -> Self {
+        self.event = Some(single_line(name.into()));
+        self
+    }
+
+    /// Set the id the browser sends back as `Last-Event-ID` on reconnect.
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(single_line(id.into()));
+        self
+    }
+
+    /// Tell the browser how long to wait before reconnecting.
+    pub fn retry(mut self, after: Duration) -> Self {
+        self.retry = Some(after);
+        self
+    }
+
+    /// Set the payload; it may span several lines.
+    pub fn data(mut self, data: impl Into<String>) -> Self {
+        self.data = Some(data.into());
+        self
+    }
+
+    /// Set the payload to `value` as JSON.
+    pub fn json<T: serde::Serialize>(self, value: &T) -> Result<Self, serde_json::Error> {
+        Ok(self.data(serde_json::to_string(value)?))
+    }
+
+    /// The event in wire format, ending with the blank line.
+    pub fn to_wire(&self) -> String {
+        let mut wire = String::new();
+        if let Some(event) = &self.event {
+            wire.push_str(&format!("event: {event}\n"));
+        }
+        if let Some(id) = &self.id {
+            wire.push_str(&format!("id: {id}\n"));
+        }
+        if let Some(retry) = self.retry {
+            wire.push_str(&format!("retry: {}\n", retry.as_millis()));
+        }
+        if let Some(data) = &self.data {
+            for line in data.split('\n') {
+                wire.push_str(&format!("data: {}\n", line.trim_end_matches('\r')));
+            }
+        }
+        wire.push('\n');
+        wire
+    }
+}
+
+/// Newlines would end the field early; an id or name is one line.
+fn single_line(text: String) -> String {
+    text.replace(['\r', '\n'], " ")
+}
+
+/// A stream of events as a response.
+pub struct Sse {
+    events: Pin<Box<dyn Stream<Item = Event>>>,
+    keep_alive: Option<Duration>,
+}
+
+impl Sse {
+    /// Send every event of `events`, then end the response.
+    pub fn new(events: impl Stream<Item = Event> + 'static) -> Self {
+        Sse {
+            events: Box::pin(events),
+            keep_alive: None,
+        }
+    }
+
+    /// Send a comment line whenever no event went out for `interval`, so
+    /// proxies and idle timeouts keep the connection open.
+    pub fn keep_alive(mut self, interval: Duration) -> Self {
+        self.keep_alive = Some(interval);
+        self
+    }
+}
+
+impl IntoResponse for Sse {
+    fn into_response(self) -> Response {
+        let Sse {
+            mut events,
+            keep_alive,
+        } = self;
+        Response::stream(move |mut body| async move {
+            loop {
+                let next = match keep_alive {
+                    None => events.next().await,
+                    Some(interval) => {
+                        match select(events.next(), Box::pin(sleep(interval))).await {
+                            Either::Left((next, _)) => next,
+                            Either::Right(((), _)) => {
+                                if body.write(":\n\n").await.is_err() {
+                                    return;
+                                }
+                                continue;
+                            }
+                        }
+                    }
+                };
+                let Some(event) = next else { return };
+                if body.write(event.to_wire()).await.is_err() {
+                    return;
+                }
+            }
+        })
+        .with_header(header::CONTENT_TYPE, "text/event-stream")
+        .with_header(header::CACHE_CONTROL, "no-cache")
+        // Ask reverse proxies (nginx) not to buffer the stream.
+        .with_header(header::HeaderName::from_static("x-accel-buffering"), "no")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_in_wire_format() {
+        let event = Event::default()
+            .event("tick")
+            .id("7")
+            .retry(Duration::from_secs(3))
+            .data("one\ntwo");
+        assert_eq!(
+            event.to_wire(),
+            "event: tick\nid: 7\nretry: 3000\ndata: one\ndata: two\n\n"
+        );
+        assert_eq!(Event::default().id("a\nb").to_wire(), "id: a b\n\n");
+    }
+}

@@ -1,0 +1,202 @@
+//! Which destinations an app may reach: the manifest's `outbound` list.
+//!
+//! A rule is `scheme://host[:port]`: the port defaults to the scheme's
+//! (80, 443), `*` allows any port, and a host of `*.example.com` allows
+//! every subdomain of `example.com`. Nothing is reachable unless a rule
+//! allows it.
+
+use http::Uri;
+
+/// The allow-list of one app.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutboundPolicy {
+    rules: Vec<OutboundRule>,
+}
+
+/// One allowed destination pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundRule {
+    scheme: Scheme,
+    host: HostPattern,
+    /// `None`: any port.
+    port: Option<u16>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    Http,
+    Https,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum HostPattern {
+    Exact(String),
+    /// `*.example.com`: any subdomain, stored as `.example.com`.
+    Subdomains(String),
+}
+
+impl Scheme {
+    fn parse(text: &str) -> Option<Scheme> {
+        match text {
+            "http" => Some(Scheme::Http),
+            "https" => Some(Scheme::Https),
+            _ => None,
+        }
+    }
+
+    fn default_port(self) -> u16 {
+        match self {
+            Scheme::Http => 80,
+            Scheme::Https => 443,
+        }
+    }
+}
+
+impl OutboundPolicy {
+    pub fn new(rules: Vec<OutboundRule>) -> Self {
+        OutboundPolicy { rules }
+    }
+
+    /// Whether `uri` (absolute) is allowed.
+    pub fn allows(&self, uri: &Uri) -> bool {
+        let Some(scheme) = uri.scheme_str().and_then(Scheme::parse) else {
+            return false;
+        };
+        let Some(host) = uri.host() else {
+            return false;
+        };
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        let port = uri.port_u16().unwrap_or(scheme.default_port());
+        self.rules.iter().any(|rule| {
+            rule.scheme == scheme
+                && rule.port.is_none_or(|allowed| allowed == port)
+                && match &rule.host {
+                    HostPattern::Exact(exact) => *exact == host,
+                    HostPattern::Subdomains(suffix) => host.ends_with(suffix.as_str()),
+                }
+        })
+    }
+}
+
+impl OutboundRule {
+    /// Parse `scheme://host[:port|:*]`.
+    pub fn parse(pattern: &str) -> Result<OutboundRule, String> {
+        let invalid = |why: &str| format!("outbound rule {pattern:?}: {why}");
+        let (scheme, rest) = pattern.split_once("://").ok_or_else(|| {
+            invalid("expected scheme://host[:port], e.g. \"https://api.example.com\"")
+        })?;
+        let scheme =
+            Scheme::parse(scheme).ok_or_else(|| invalid("the scheme must be http or https"))?;
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        if rest.contains(['/', '?', '#', '@']) {
+            return Err(invalid(
+                "give only scheme, host and port (no path, query or user)",
+            ));
+        }
+        let (host, port) = split_host_port(rest).ok_or_else(|| invalid("bad host or port"))?;
+        let port = match port {
+            None => Some(scheme.default_port()),
+            Some("*") => None,
+            Some(port) => Some(port.parse::<u16>().map_err(|_| invalid("bad port"))?),
+        };
+        let host = host.to_ascii_lowercase();
+        let host = match host.strip_prefix("*.") {
+            Some(domain) if !domain.is_empty() && !domain.contains('*') => {
+                HostPattern::Subdomains(format!(".{domain}"))
+            }
+            _ if host.is_empty() || host.contains('*') => {
+                return Err(invalid(
+                    "the host must be a name, an IP address or *.domain",
+                ));
+            }
+            _ => HostPattern::Exact(host),
+        };
+        Ok(OutboundRule { scheme, host, port })
+    }
+}
+
+/// `host`, `host:port`, `[v6]` or `[v6]:port`.
+fn split_host_port(text: &str) -> Option<(&str, Option<&str>)> {
+    if let Some(v6) = text.strip_prefix('[') {
+        let (host, after) = v6.split_once(']')?;
+        return match after {
+            "" => Some((host, None)),
+            port => Some((host, Some(port.strip_prefix(':')?))),
+        };
+    }
+    match text.rsplit_once(':') {
+        Some((host, port)) => Some((host, Some(port))),
+        None => Some((text, None)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(rules: &[&str]) -> OutboundPolicy {
+        OutboundPolicy::new(
+            rules
+                .iter()
+                .map(|rule| OutboundRule::parse(rule).expect("valid rule"))
+                .collect(),
+        )
+    }
+
+    fn allowed(policy: &OutboundPolicy, url: &str) -> bool {
+        policy.allows(&url.parse().expect("valid URL"))
+    }
+
+    #[test]
+    fn nothing_is_allowed_by_default() {
+        assert!(!allowed(&OutboundPolicy::default(), "http://127.0.0.1/"));
+    }
+
+    #[test]
+    fn scheme_host_and_port_must_match() {
+        let p = policy(&["https://api.example.com", "http://127.0.0.1:*"]);
+        assert!(allowed(&p, "https://api.example.com/v1?q=1"));
+        assert!(allowed(&p, "https://API.example.com:443/"));
+        assert!(!allowed(&p, "http://api.example.com/"));
+        assert!(!allowed(&p, "https://api.example.com:8443/"));
+        assert!(!allowed(&p, "https://evil.com/"));
+        assert!(allowed(&p, "http://127.0.0.1:9000/x"));
+        assert!(allowed(&p, "http://127.0.0.1/x"));
+        assert!(!allowed(&p, "https://127.0.0.1/x"));
+    }
+
+    #[test]
+    fn subdomain_wildcards() {
+        let p = policy(&["https://*.example.com"]);
+        assert!(allowed(&p, "https://a.example.com/"));
+        assert!(allowed(&p, "https://a.b.example.com/"));
+        assert!(!allowed(&p, "https://example.com/"));
+        assert!(!allowed(&p, "https://badexample.com/"));
+    }
+
+    #[test]
+    fn ipv6_hosts() {
+        let p = policy(&["http://[::1]:8080"]);
+        assert!(allowed(&p, "http://[::1]:8080/"));
+        assert!(!allowed(&p, "http://[::1]:8081/"));
+    }
+
+    #[test]
+    fn bad_rules_are_explained() {
+        for rule in [
+            "api.example.com",
+            "ftp://x",
+            "https://x/path",
+            "https://x:port",
+            "https://*",
+        ] {
+            assert!(
+                OutboundRule::parse(rule).is_err(),
+                "{rule} should be rejected"
+            );
+        }
+    }
+}
