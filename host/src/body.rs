@@ -11,6 +11,7 @@ use bytes::{Buf, Bytes};
 use futures::channel::{mpsc, oneshot};
 use futures::{Sink, StreamExt};
 use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -47,7 +48,8 @@ enum OnStop {
 /// Feeds a hyper body into a guest's `stream<u8>`, counting bytes against a
 /// limit. Polled only when the guest reads.
 pub struct IncomingBodyProducer {
-    body: Incoming,
+    /// Taken out when a refused body is handed off to be discarded.
+    body: Option<Incoming>,
     pending: Bytes,
     received: u64,
     limit: u64,
@@ -72,7 +74,7 @@ impl IncomingBodyProducer {
 
     fn new(body: Incoming, limit: u64, on_stop: OnStop) -> Self {
         IncomingBodyProducer {
-            body,
+            body: Some(body),
             pending: Bytes::new(),
             received: 0,
             limit,
@@ -83,7 +85,10 @@ impl IncomingBodyProducer {
     /// The next non-empty data frame, or `None` at the end of the body.
     fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, Stop>> {
         loop {
-            let frame = match ready!(Pin::new(&mut self.body).poll_frame(cx)) {
+            let Some(body) = self.body.as_mut() else {
+                return Poll::Ready(Ok(None));
+            };
+            let frame = match ready!(Pin::new(body).poll_frame(cx)) {
                 None => return Poll::Ready(Ok(None)),
                 Some(Err(err)) => return Poll::Ready(Err(Stop::Broken(err))),
                 Some(Ok(frame)) => frame,
@@ -108,6 +113,9 @@ impl IncomingBodyProducer {
         match (&mut self.on_stop, outcome) {
             (OnStop::Trap, Ok(())) => Poll::Ready(Ok(StreamResult::Dropped)),
             (OnStop::Trap, Err(Stop::TooLarge)) => {
+                if let Some(body) = self.body.take() {
+                    discard_in_background(body);
+                }
                 Poll::Ready(Err(LimitExceeded::RequestBody.into()))
             }
             (OnStop::Trap, Err(Stop::Broken(err))) => {
@@ -172,6 +180,32 @@ impl Drop for IncomingBodyProducer {
             )));
         }
     }
+}
+
+/// Most of a refused body read and thrown away, after the answer.
+const DISCARD_LIMIT: u64 = 64 << 20;
+/// How long a refused body may take to arrive.
+const DISCARD_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Read a refused request body to its end (within bounds) while the answer
+/// goes out. A client still sending when the server closes gets a reset
+/// and often never sees the answer; draining lets it read the 413.
+pub fn discard_in_background(mut body: Incoming) {
+    if body.size_hint().lower() > DISCARD_LIMIT {
+        return;
+    }
+    tokio::spawn(async move {
+        let drain = async {
+            let mut seen = 0u64;
+            while let Some(Ok(frame)) = body.frame().await {
+                seen += frame.data_ref().map_or(0, |data| data.len() as u64);
+                if seen > DISCARD_LIMIT {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(DISCARD_TIME, drain).await;
+    });
 }
 
 /// Takes what a guest writes to a stream and hands it to hyper through a

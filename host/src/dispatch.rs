@@ -3,7 +3,9 @@
 //! wrong) into an HTTP response.
 
 use crate::bindings::types as wit;
-use crate::body::{BodyError, ChunkConsumer, IncomingBodyProducer, OutgoingBody};
+use crate::body::{
+    BodyError, ChunkConsumer, IncomingBodyProducer, OutgoingBody, discard_in_background,
+};
 use crate::runtime::{LimitExceeded, SharedApp};
 use bytes::Bytes;
 use futures::channel::{mpsc, oneshot};
@@ -53,6 +55,7 @@ async fn run(app: SharedApp, request: Request<Incoming>) -> Response<OutgoingBod
     let limits = app.limits().clone();
     let (parts, body) = request.into_parts();
     if body.size_hint().lower() > limits.max_body {
+        discard_in_background(body);
         return error_response(StatusCode::PAYLOAD_TOO_LARGE);
     }
     let body =
