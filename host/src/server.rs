@@ -12,11 +12,28 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tracing::Instrument;
+
+/// Connections the kernel may queue before we accept them. std's default of
+/// 128 overflows when thousands of clients connect at once (each overflow
+/// costs the client a SYN retransmit: a second or more).
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Listen on `address` with a backlog fit for bursts of connections.
+pub fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match address {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(LISTEN_BACKLOG)
+}
 
 /// Serve `router` on `listener` until `shutdown` resolves, then wait up to
 /// `drain_timeout` for in-flight requests to finish.

@@ -51,8 +51,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     tokio.block_on(async {
-        let listener = tokio::net::TcpListener::bind(manifest.server.listen)
-            .await
+        let listener = crate::server::bind(manifest.server.listen)
             .with_context(|| format!("cannot listen on {}", manifest.server.listen))?;
         let address = listener.local_addr()?;
         announce(&manifest, address);

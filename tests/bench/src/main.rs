@@ -9,6 +9,7 @@
 mod http_bench;
 mod instance_bench;
 mod native;
+mod parked_bench;
 mod tools;
 
 use anyhow::Result;
@@ -27,7 +28,9 @@ enum Command {
     Http(http_bench::HttpArgs),
     /// Per-request cost of a fresh instance: instantiate + call + drop.
     Instance(instance_bench::InstanceArgs),
-    /// Both, one after the other.
+    /// Requests parked on a host timer, 10,000 at once: memory per request.
+    Parked(parked_bench::ParkedArgs),
+    /// All of the above, one after the other.
     All,
     /// (internal) the native baseline server.
     #[command(hide = true)]
@@ -38,10 +41,12 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         None | Some(Command::All) => {
             instance_bench::run(&instance_bench::InstanceArgs::default())?;
+            parked_bench::run(&parked_bench::ParkedArgs::default())?;
             http_bench::run(&http_bench::HttpArgs::default())
         }
         Some(Command::Http(args)) => http_bench::run(&args),
         Some(Command::Instance(args)) => instance_bench::run(&args),
+        Some(Command::Parked(args)) => parked_bench::run(&args),
         Some(Command::NativeServer(args)) => native::run(&args),
     }
 }

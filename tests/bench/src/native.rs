@@ -23,7 +23,7 @@ pub fn run(args: &NativeArgs) -> Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(args.listen).await?;
+        let listener = squall::server::bind(args.listen)?;
         println!("listening on http://{}/", listener.local_addr()?);
         std::io::stdout().flush()?;
         let builder = auto::Builder::new(TokioExecutor::new());
@@ -32,7 +32,14 @@ pub fn run(args: &NativeArgs) -> Result<()> {
                 continue;
             };
             let _ = stream.set_nodelay(true);
-            let service = service_fn(|_request| async {
+            let service = service_fn(|request: http::Request<hyper::body::Incoming>| async move {
+                // `/sleep/{ms}`, like the hello example: the parked-request baseline.
+                if let Some(ms) = request.uri().path().strip_prefix("/sleep/") {
+                    let ms: u64 = ms.parse().unwrap_or(0);
+                    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                    let body = Full::new(Bytes::from(format!("slept {ms}ms")));
+                    return Ok::<_, Infallible>(http::Response::new(body));
+                }
                 let mut response =
                     http::Response::new(Full::new(Bytes::from_static(b"Hello, world!")));
                 response.headers_mut().insert(

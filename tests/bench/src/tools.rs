@@ -56,6 +56,12 @@ pub struct Running {
     pub url: String,
 }
 
+impl Running {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -159,4 +165,47 @@ fn parse_latency(text: &str) -> Result<f64> {
         bail!("unknown latency {text:?}")
     };
     Ok(number.trim().parse::<f64>()? * scale)
+}
+
+/// Resident memory of a process, in KiB: RSS, and PSS (shared pages split
+/// among the processes and mappings that share them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ProcessMemory {
+    pub rss_kib: u64,
+    pub pss_kib: u64,
+}
+
+impl ProcessMemory {
+    pub fn of(pid: u32) -> Result<Self> {
+        let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+            .with_context(|| format!("cannot read the memory of process {pid}"))?;
+        let field = |name: &str| {
+            rollup
+                .lines()
+                .find_map(|line| line.strip_prefix(name))
+                .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        Ok(ProcessMemory {
+            rss_kib: field("Rss:"),
+            pss_kib: field("Pss:"),
+        })
+    }
+
+    pub fn max(self, other: Self) -> Self {
+        ProcessMemory {
+            rss_kib: self.rss_kib.max(other.rss_kib),
+            pss_kib: self.pss_kib.max(other.pss_kib),
+        }
+    }
+}
+
+/// Raise this process's open-file limit to its hard limit (servers started
+/// afterwards inherit it).
+pub fn raise_fd_limit() -> Result<()> {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    limit.current = limit.maximum;
+    setrlimit(Resource::Nofile, limit).context("cannot raise the open-file limit")?;
+    Ok(())
 }
