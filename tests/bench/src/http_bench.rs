@@ -85,7 +85,7 @@ pub fn run(args: &HttpArgs) -> Result<()> {
     println!("median of {} rounds:", args.rounds);
     let mut medians = Vec::new();
     for (name, runs) in &results {
-        let median = median_by_throughput(runs);
+        let median = tools::median_by_throughput(runs);
         println!(
             "{name:>7}: {:>10.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms",
             median.requests_per_second, median.p50_ms, median.p99_ms
@@ -95,10 +95,4 @@ pub fn run(args: &HttpArgs) -> Result<()> {
     let ratio = medians[1].requests_per_second / medians[0].requests_per_second;
     println!("throughput ratio squall/native: {ratio:.2}");
     Ok(())
-}
-
-fn median_by_throughput(runs: &[WrkResult]) -> WrkResult {
-    let mut sorted = runs.to_vec();
-    sorted.sort_by(|a, b| a.requests_per_second.total_cmp(&b.requests_per_second));
-    sorted[sorted.len() / 2]
 }

@@ -6,6 +6,7 @@
 //! last line is the throughput ratio. `instance` measures the per-request
 //! cost of a fresh instance (instantiate + call + drop) without HTTP.
 
+mod fanout_bench;
 mod http_bench;
 mod instance_bench;
 mod native;
@@ -30,11 +31,16 @@ enum Command {
     Instance(instance_bench::InstanceArgs),
     /// Requests parked on a host timer, 10,000 at once: memory per request.
     Parked(parked_bench::ParkedArgs),
+    /// Fanout throughput: squall's examples/fanout vs a native hyper proxy.
+    Fanout(fanout_bench::FanoutArgs),
     /// All of the above, one after the other.
     All,
     /// (internal) the native baseline server.
     #[command(hide = true)]
     NativeServer(native::NativeArgs),
+    /// (internal) the native fanout baseline.
+    #[command(hide = true)]
+    NativeFanout(native::NativeFanoutArgs),
 }
 
 fn main() -> Result<()> {
@@ -42,12 +48,15 @@ fn main() -> Result<()> {
         None | Some(Command::All) => {
             instance_bench::run(&instance_bench::InstanceArgs::default())?;
             parked_bench::run(&parked_bench::ParkedArgs::default())?;
+            fanout_bench::run(&fanout_bench::FanoutArgs::default())?;
             http_bench::run(&http_bench::HttpArgs::default())
         }
         Some(Command::Http(args)) => http_bench::run(&args),
         Some(Command::Instance(args)) => instance_bench::run(&args),
         Some(Command::Parked(args)) => parked_bench::run(&args),
+        Some(Command::Fanout(args)) => fanout_bench::run(&args),
         Some(Command::NativeServer(args)) => native::run(&args),
+        Some(Command::NativeFanout(args)) => native::run_fanout(&args),
     }
 }
 

@@ -35,15 +35,21 @@ pub fn squall_binary() -> Result<PathBuf> {
 
 /// Build `examples/hello` with `squall build` and return the component.
 pub fn hello_component(squall: &Path) -> Result<PathBuf> {
+    component(squall, "examples/hello")
+}
+
+/// Build the guest crate at `krate` (relative to the repository) with
+/// `squall build` and return the component.
+pub fn component(squall: &Path, krate: &str) -> Result<PathBuf> {
     let output = Command::new(squall)
         .arg("build")
-        .arg(repo().join("examples/hello"))
+        .arg(repo().join(krate))
         .env("CARGO_TARGET_DIR", repo().join("target/guests"))
         .stderr(Stdio::inherit())
         .output()
         .context("cannot run squall build")?;
     if !output.status.success() {
-        bail!("squall build examples/hello failed");
+        bail!("squall build {krate} failed");
     }
     Ok(PathBuf::from(
         String::from_utf8_lossy(&output.stdout).trim(),
@@ -208,4 +214,11 @@ pub fn raise_fd_limit() -> Result<()> {
     limit.current = limit.maximum;
     setrlimit(Resource::Nofile, limit).context("cannot raise the open-file limit")?;
     Ok(())
+}
+
+/// The run with the median throughput.
+pub fn median_by_throughput(runs: &[WrkResult]) -> WrkResult {
+    let mut sorted = runs.to_vec();
+    sorted.sort_by(|a, b| a.requests_per_second.total_cmp(&b.requests_per_second));
+    sorted[sorted.len() / 2]
 }
