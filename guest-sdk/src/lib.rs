@@ -29,11 +29,13 @@ pub mod bindings;
 mod body;
 mod client;
 mod error;
+pub mod pubsub;
 mod request;
 mod response;
 mod router;
 pub mod sse;
 mod time;
+pub mod websocket;
 
 pub use ::http::{Method, StatusCode, header};
 pub use body::{Body, BodyWriter, Disconnected};
@@ -70,6 +72,30 @@ macro_rules! export {
                 }
             }
 
+            impl $crate::__private::WebSocketGuest for SquallApp {
+                async fn on_open(
+                    connection: $crate::__private::WitConnection,
+                    request: $crate::__private::WitRequest,
+                ) -> $crate::__private::WitOpenResult {
+                    $crate::__private::websocket_open(&$app(), connection, request).await
+                }
+
+                async fn on_message(
+                    connection: $crate::__private::WitConnection,
+                    message: $crate::__private::WitMessage,
+                ) {
+                    $crate::__private::websocket_message(&$app(), connection, message).await
+                }
+
+                async fn on_close(
+                    connection: $crate::__private::WitConnection,
+                    code: u16,
+                    reason: String,
+                ) {
+                    $crate::__private::websocket_close(&$app(), connection, code, reason).await
+                }
+            }
+
             $crate::__private::bindings::__export_app!(SquallApp with_types_in $crate::__private::bindings);
         };
     };
@@ -79,12 +105,53 @@ macro_rules! export {
 pub mod __private {
     pub use crate::bindings;
     pub use crate::bindings::exports::squall::app::handler::Guest;
+    pub use crate::bindings::exports::squall::app::websocket_handler::Guest as WebSocketGuest;
     pub use crate::bindings::squall::app::types::{Request as WitRequest, Response as WitResponse};
+    pub use crate::bindings::squall::app::websocket_types::{
+        Connection as WitConnection, OpenResult as WitOpenResult, WsMessage as WitMessage,
+    };
     pub use wit_bindgen;
+
+    use crate::IntoResponse;
+    use crate::websocket::{accept_to_wit, connection};
 
     /// Run one request through `router` and convert the answer for the host.
     pub async fn dispatch(router: &crate::Router, request: WitRequest) -> WitResponse {
         let request = crate::Request::from_wit(request);
         router.handle(request).await.into_wit()
+    }
+
+    /// An upgrade request: the route's `on_open`, or 404 if none matches.
+    pub async fn websocket_open(
+        router: &crate::Router,
+        ws: WitConnection,
+        request: WitRequest,
+    ) -> WitOpenResult {
+        let Some((handler, params)) = router.websocket_for(&ws.path) else {
+            return WitOpenResult::Reject(crate::Error::not_found().into_response().into_wit());
+        };
+        let mut request = crate::Request::from_wit(request);
+        request.set_params(params.clone());
+        match handler.open(connection(ws, params), request).await {
+            Ok(accept) => WitOpenResult::Accept(accept_to_wit(accept)),
+            Err(error) => WitOpenResult::Reject(error.into_response().into_wit()),
+        }
+    }
+
+    pub async fn websocket_message(router: &crate::Router, ws: WitConnection, message: WitMessage) {
+        if let Some((handler, params)) = router.websocket_for(&ws.path) {
+            handler.message(connection(ws, params), message).await;
+        }
+    }
+
+    pub async fn websocket_close(
+        router: &crate::Router,
+        ws: WitConnection,
+        code: u16,
+        reason: String,
+    ) {
+        if let Some((handler, params)) = router.websocket_for(&ws.path) {
+            handler.close(connection(ws, params), code, reason).await;
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! Routing by path pattern and method.
 
 use crate::response::{IntoResponse, Response};
+use crate::websocket::WebSocket;
 use crate::{Error, Request};
 use ::http::header::{self, HeaderValue};
 use ::http::{Method, StatusCode};
@@ -48,6 +49,7 @@ where
 pub struct Router {
     routes: Vec<Route>,
     fallback: Option<Box<dyn Handler>>,
+    websockets: Vec<(Vec<Segment>, WebSocket)>,
 }
 
 struct Route {
@@ -111,6 +113,35 @@ impl Router {
         self.route(Method::DELETE, pattern, handler)
     }
 
+    /// Handle WebSocket connections opened on `pattern` (the manifest must
+    /// also list the path under the app's `websocket` routes).
+    ///
+    /// # Panics
+    /// On a malformed pattern, like [`Router::route`].
+    pub fn websocket(mut self, pattern: &str, handler: WebSocket) -> Self {
+        let segments = parse_pattern(pattern).unwrap_or_else(|err| panic!("{err}"));
+        self.websockets.push((segments, handler));
+        self
+    }
+
+    /// The WebSocket handler for `path` and the path parameters.
+    pub(crate) fn websocket_for(&self, path: &str) -> Option<(&WebSocket, Vec<(String, String)>)> {
+        self.websockets
+            .iter()
+            .enumerate()
+            .filter_map(|(index, (segments, handler))| {
+                let params = match_path(segments, path)?;
+                Some((
+                    literal_count(segments),
+                    std::cmp::Reverse(index),
+                    handler,
+                    params,
+                ))
+            })
+            .max_by_key(|(literals, index, _, _)| (*literals, *index))
+            .map(|(_, _, handler, params)| (handler, params))
+    }
+
     /// Answer requests that match no pattern with `handler` instead of `404`.
     pub fn fallback(mut self, handler: impl Handler) -> Self {
         self.fallback = Some(Box::new(handler));
@@ -126,7 +157,7 @@ impl Router {
             .filter_map(|(index, route)| {
                 let params = match_path(&route.segments, request.path())?;
                 Some((
-                    route.literal_count(),
+                    literal_count(&route.segments),
                     std::cmp::Reverse(index),
                     route,
                     params,
@@ -157,14 +188,14 @@ impl Router {
     }
 }
 
-impl Route {
-    fn literal_count(&self) -> usize {
-        self.segments
-            .iter()
-            .filter(|s| matches!(s, Segment::Literal(_)))
-            .count()
-    }
+fn literal_count(segments: &[Segment]) -> usize {
+    segments
+        .iter()
+        .filter(|s| matches!(s, Segment::Literal(_)))
+        .count()
+}
 
+impl Route {
     fn find(&self, method: &Method) -> Option<&dyn Handler> {
         self.handlers
             .iter()

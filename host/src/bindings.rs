@@ -9,4 +9,4 @@ wasmtime::component::bindgen!({
 });
 
 pub use self::exports::squall::app::handler;
-pub use self::squall::app::{http_client, time, types};
+pub use self::squall::app::{http_client, pubsub, time, types, websocket, websocket_types};

@@ -60,12 +60,13 @@ async fn run(app: SharedApp, request: Request<Incoming>) -> Response<OutgoingBod
     }
     let body =
         (!body.is_end_stream()).then(|| IncomingBodyProducer::request(body, limits.max_body));
+    let head = request_head_to_wit(&parts);
     let guest_request = GuestRequest {
-        method: method_to_wit(&parts.method),
-        path: parts.uri.path().to_owned(),
-        query: parts.uri.query().unwrap_or_default().to_owned(),
-        authority: authority(&parts),
-        headers: fields_to_wit(&parts.headers),
+        method: head.method,
+        path: head.path,
+        query: head.query,
+        authority: head.authority,
+        headers: head.headers,
         body,
     };
 
@@ -97,7 +98,7 @@ async fn run(app: SharedApp, request: Request<Incoming>) -> Response<OutgoingBod
         },
     };
 
-    let (status, headers) = match response_head(head.status, head.headers) {
+    let (status, headers) = match guest_response_head(head.status, head.headers) {
         Ok(head) => head,
         Err(reason) => {
             tracing::error!("the guest answered an invalid response: {reason}");
@@ -303,7 +304,23 @@ pub(crate) fn is_connection_header(name: &HeaderName) -> bool {
     )
 }
 
-fn response_head(status: u16, fields: wit::Fields) -> Result<(StatusCode, HeaderMap), String> {
+/// A request's head as the guest sees it, with an empty body.
+pub(crate) fn request_head_to_wit(parts: &http::request::Parts) -> wit::Request {
+    wit::Request {
+        method: method_to_wit(&parts.method),
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().unwrap_or_default().to_owned(),
+        authority: authority(parts),
+        headers: fields_to_wit(&parts.headers),
+        body: wit::Body::Empty,
+    }
+}
+
+/// A guest's status and headers, checked, without connection-level headers.
+pub(crate) fn guest_response_head(
+    status: u16,
+    fields: wit::Fields,
+) -> Result<(StatusCode, HeaderMap), String> {
     let status = StatusCode::from_u16(status)
         .map_err(|_| format!("status {status} is not an HTTP status"))?;
     if status.is_informational() {

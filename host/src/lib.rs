@@ -15,6 +15,8 @@ pub mod cli;
 pub mod config;
 pub mod dispatch;
 pub mod policy;
+pub mod pubsub;
 pub mod router;
 pub mod runtime;
 pub mod server;
+pub mod websocket;

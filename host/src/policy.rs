@@ -1,6 +1,7 @@
-//! Which destinations an app may reach: the manifest's `outbound` list.
+//! What an app may reach: the manifest's `outbound` destinations and
+//! `pubsub` topics.
 //!
-//! A rule is `scheme://host[:port]`: the port defaults to the scheme's
+//! An outbound rule is `scheme://host[:port]`: the port defaults to the scheme's
 //! (80, 443), `*` allows any port, and a host of `*.example.com` allows
 //! every subdomain of `example.com`. Nothing is reachable unless a rule
 //! allows it.
@@ -118,6 +119,52 @@ impl OutboundRule {
     }
 }
 
+/// The topics an app may publish, wait on and subscribe to: exact names, or
+/// a prefix ending in `*` (`room.*`). Nothing is granted by default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TopicPolicy {
+    exact: Vec<String>,
+    prefixes: Vec<String>,
+}
+
+impl TopicPolicy {
+    pub fn new(patterns: &[String]) -> Result<Self, String> {
+        let mut policy = TopicPolicy::default();
+        for pattern in patterns {
+            let (name, is_prefix) = match pattern.strip_suffix('*') {
+                Some(prefix) => (prefix, true),
+                None => (pattern.as_str(), false),
+            };
+            if !name.chars().all(is_topic_char) || (name.is_empty() && !is_prefix) {
+                return Err(format!(
+                    "topic pattern {pattern:?}: use letters, digits and . _ - : (a trailing * matches any rest)"
+                ));
+            }
+            if is_prefix {
+                policy.prefixes.push(name.to_owned());
+            } else {
+                policy.exact.push(name.to_owned());
+            }
+        }
+        Ok(policy)
+    }
+
+    /// Whether `topic` is granted.
+    pub fn allows(&self, topic: &str) -> bool {
+        !topic.is_empty()
+            && topic.chars().all(is_topic_char)
+            && (self.exact.iter().any(|exact| exact == topic)
+                || self
+                    .prefixes
+                    .iter()
+                    .any(|prefix| topic.starts_with(prefix.as_str())))
+    }
+}
+
+fn is_topic_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':')
+}
+
 /// `host`, `host:port`, `[v6]` or `[v6]:port`.
 fn split_host_port(text: &str) -> Option<(&str, Option<&str>)> {
     if let Some(v6) = text.strip_prefix('[') {
@@ -182,6 +229,23 @@ mod tests {
         let p = policy(&["http://[::1]:8080"]);
         assert!(allowed(&p, "http://[::1]:8080/"));
         assert!(!allowed(&p, "http://[::1]:8081/"));
+    }
+
+    #[test]
+    fn topics_are_granted_exactly_or_by_prefix() {
+        let topics = TopicPolicy::new(&["chat".into(), "room.*".into()]).expect("valid");
+        assert!(topics.allows("chat"));
+        assert!(!topics.allows("chatter"));
+        assert!(topics.allows("room.42"));
+        assert!(!topics.allows("rooms"));
+        assert!(!topics.allows(""));
+        assert!(!TopicPolicy::default().allows("chat"));
+        assert!(TopicPolicy::new(&["a b".into()]).is_err());
+        assert!(
+            TopicPolicy::new(&["*".into()])
+                .expect("everything")
+                .allows("anything")
+        );
     }
 
     #[test]

@@ -29,7 +29,7 @@ impl Router {
 }
 
 /// `/chat` matches `/chat` and `/chat/...` but not `/chatter`.
-fn prefix_matches(prefix: &str, path: &str) -> bool {
+pub(crate) fn prefix_matches(prefix: &str, path: &str) -> bool {
     match path.strip_prefix(prefix) {
         Some(rest) => rest.is_empty() || prefix.ends_with('/') || rest.starts_with('/'),
         None => false,

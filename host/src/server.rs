@@ -5,6 +5,7 @@
 use crate::body::OutgoingBody;
 use crate::dispatch::{dispatch, error_response};
 use crate::router::Router;
+use crate::websocket::{self, Hub};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -40,6 +41,7 @@ pub fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
 pub async fn serve(
     listener: TcpListener,
     router: Arc<Router>,
+    hub: Arc<Hub>,
     drain_timeout: Duration,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -78,8 +80,13 @@ pub async fn serve(
     }
     drop(listener);
     tracing::info!("shutting down: draining in-flight requests");
+    // WebSockets are told to go away (1001); HTTP connections finish their
+    // requests.
+    let drained = async {
+        tokio::join!(graceful.shutdown(), hub.shut_down(drain_timeout));
+    };
     tokio::select! {
-        () = graceful.shutdown() => tracing::info!("all connections closed"),
+        () = drained => tracing::info!("all connections closed"),
         () = tokio::time::sleep(drain_timeout) => {
             tracing::warn!("drain timeout of {drain_timeout:?} reached; closing the rest");
         }
@@ -93,6 +100,14 @@ async fn route(router: &Router, request: Request<Incoming>) -> Response<Outgoing
     match router.find(request.uri().path()) {
         Some(app) => {
             let span = tracing::info_span!("request", id, app = app.name());
+            if websocket::is_upgrade_request(&request)
+                && let Some(route) = websocket::route_for(app, request.uri().path())
+            {
+                let route = route.clone();
+                return websocket::upgrade(app.clone(), route, request)
+                    .instrument(span)
+                    .await;
+            }
             dispatch(app.clone(), request).instrument(span).await
         }
         None => {

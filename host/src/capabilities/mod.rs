@@ -1,7 +1,9 @@
 //! Host interfaces offered to guests, one file each.
 
 pub mod http_client;
+mod pubsub;
 mod time;
+mod websocket;
 
 use crate::bindings::types;
 use crate::runtime::State;

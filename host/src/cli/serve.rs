@@ -58,6 +58,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         crate::server::serve(
             listener,
             router,
+            runtime.hub().clone(),
             manifest.server.drain_timeout,
             shutdown_signal(),
         )

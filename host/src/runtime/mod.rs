@@ -9,8 +9,10 @@ pub use state::{LimitExceeded, State};
 
 use crate::bindings::{self, AppPre};
 use crate::capabilities::http_client::{HttpClient, new_client};
-use crate::config::{AppConfig, Limits};
-use crate::policy::OutboundPolicy;
+use crate::config::{AppConfig, Limits, WebSocketRoute};
+use crate::policy::{OutboundPolicy, TopicPolicy};
+use crate::pubsub::Broker;
+use crate::websocket::Hub;
 use anyhow::{Context, Result};
 use std::path::Path;
 use std::sync::Arc;
@@ -36,11 +38,14 @@ pub struct RuntimeConfig {
     pub max_memory: u64,
 }
 
-/// The engine, linker and outbound client shared by every app.
+/// The engine, linker, outbound client, broker and connection hub shared
+/// by every app.
 pub struct Runtime {
     engine: Engine,
     linker: Linker<State>,
     client: HttpClient,
+    broker: Arc<Broker>,
+    hub: Arc<Hub>,
 }
 
 /// What an app was granted beyond computing, shared by all its stores.
@@ -50,6 +55,12 @@ pub struct Grants {
     /// A fetch's response-head timeout when the guest gives none.
     pub default_timeout: Duration,
     pub client: HttpClient,
+    /// The app's name, which namespaces its topics and connections.
+    pub app: Arc<str>,
+    pub topics: TopicPolicy,
+    pub pubsub_history: usize,
+    pub broker: Arc<Broker>,
+    pub hub: Arc<Hub>,
 }
 
 impl Runtime {
@@ -66,15 +77,24 @@ impl Runtime {
             .map_err(anyhow::Error::from)
             .context("cannot link the squall:app interfaces")?;
         let client = new_client().context("cannot set up the outbound HTTP client")?;
+        let broker = Broker::new();
+        let hub = Hub::new(broker.clone());
         Ok(Runtime {
             engine,
             linker,
             client,
+            broker,
+            hub,
         })
     }
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// The open WebSocket connections of every app.
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
     }
 
     /// Compile the component at `path` for the app `config` describes, and
@@ -110,11 +130,17 @@ impl Runtime {
             fetch_max_body: config.limits.fetch_max_body,
             default_timeout: config.limits.timeout,
             client: self.client.clone(),
+            app: name.into(),
+            topics: config.pubsub.clone(),
+            pubsub_history: config.pubsub_history,
+            broker: self.broker.clone(),
+            hub: self.hub.clone(),
         });
         Ok(App {
             name: name.to_owned(),
             pre,
             limits: config.limits.clone(),
+            websockets: config.websockets.clone(),
             grants,
             engine: self.engine.clone(),
         })
@@ -171,6 +197,7 @@ pub struct App {
     name: String,
     pre: AppPre<State>,
     limits: Limits,
+    websockets: Vec<WebSocketRoute>,
     grants: Arc<Grants>,
     engine: Engine,
 }
@@ -182,6 +209,15 @@ impl App {
 
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// Its WebSocket routes.
+    pub fn websockets(&self) -> &[WebSocketRoute] {
+        &self.websockets
+    }
+
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.grants.hub
     }
 
     pub fn pre(&self) -> &AppPre<State> {

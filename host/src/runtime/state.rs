@@ -16,6 +16,7 @@ pub struct State {
     limits: StoreLimits,
     /// Epoch ticks of guest execution left before the CPU limit stops it.
     cpu_ticks_left: u64,
+    cpu_budget: u64,
     grants: Arc<Grants>,
 }
 
@@ -23,6 +24,11 @@ impl State {
     /// What this store's app may reach.
     pub fn grants(&self) -> &Arc<Grants> {
         &self.grants
+    }
+
+    /// Give a long-lived instance its full CPU budget again (per event).
+    pub fn refill_cpu_budget(&mut self) {
+        self.cpu_ticks_left = self.cpu_budget;
     }
 }
 
@@ -59,6 +65,7 @@ pub(super) fn new_store(engine: &Engine, limits: &Limits, grants: Arc<Grants>) -
             .trap_on_grow_failure(true)
             .build(),
         cpu_ticks_left: ticks(limits.cpu_time),
+        cpu_budget: ticks(limits.cpu_time),
         grants,
     };
     let mut store = Store::new(engine, state);

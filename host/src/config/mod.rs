@@ -14,10 +14,13 @@
 //!
 //! Unknown keys are errors, and every error names the file, line and key.
 
-use crate::policy::{OutboundPolicy, OutboundRule};
+mod values;
+
+pub use values::{parse_duration, parse_size};
+
+use crate::policy::{OutboundPolicy, TopicPolicy};
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
-use serde::de::{self, Deserializer};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -39,7 +42,7 @@ pub struct ServerConfig {
     /// Most instances alive at once, over all apps (the pooling allocator's size).
     pub max_instances: u32,
     /// How long a graceful shutdown waits for in-flight requests.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "values::duration")]
     pub drain_timeout: Duration,
 }
 
@@ -64,7 +67,76 @@ pub struct AppConfig {
     pub limits: Limits,
     /// Where outbound requests may go.
     pub outbound: OutboundPolicy,
+    /// The pub/sub topics it may use.
+    pub pubsub: TopicPolicy,
+    /// Messages each of its topics keeps for late readers.
+    pub pubsub_history: usize,
+    /// Routes that accept WebSocket upgrades, and how.
+    pub websockets: Vec<WebSocketRoute>,
 }
+
+/// One `[[app.NAME.websocket]]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSocketRoute {
+    /// Path prefixes whose upgrade requests become WebSocket connections.
+    #[serde(deserialize_with = "values::routes")]
+    pub routes: Vec<String>,
+    #[serde(default)]
+    pub mode: WebSocketMode,
+    /// Origins allowed besides the request's own (Tornado's `check_origin`).
+    #[serde(default)]
+    pub origins: Vec<String>,
+    /// Largest message accepted from a client (close 1009 beyond).
+    #[serde(default = "default_max_message", deserialize_with = "values::size")]
+    pub max_message: u64,
+    /// How often the host pings an idle client.
+    #[serde(
+        default = "default_ping_interval",
+        deserialize_with = "values::duration"
+    )]
+    pub ping_interval: Duration,
+    /// How long a ping may go unanswered before the connection is closed.
+    #[serde(
+        default = "default_ping_timeout",
+        deserialize_with = "values::duration"
+    )]
+    pub ping_timeout: Duration,
+    /// Messages queued for a client before a slow reader is closed.
+    #[serde(default = "default_send_queue")]
+    pub send_queue: usize,
+}
+
+/// How a WebSocket route runs its guest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebSocketMode {
+    /// One instance per connection for its whole life: state lives in
+    /// guest memory, like a Tornado `WebSocketHandler` object.
+    Live,
+    /// An instance per event only; an idle connection costs no instance.
+    #[default]
+    Hibernate,
+}
+
+fn default_max_message() -> u64 {
+    64 << 10
+}
+
+fn default_ping_interval() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_ping_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_send_queue() -> usize {
+    256
+}
+
+/// Messages a topic keeps unless the manifest says otherwise.
+pub const DEFAULT_PUBSUB_HISTORY: usize = 100;
 
 /// Per-app limits; each has a default.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,20 +178,26 @@ struct RawManifest {
 #[serde(deny_unknown_fields)]
 struct RawApp {
     source: PathBuf,
-    #[serde(default = "default_routes", deserialize_with = "routes")]
+    #[serde(default = "default_routes", deserialize_with = "values::routes")]
     routes: Vec<String>,
-    #[serde(default, deserialize_with = "optional_size")]
+    #[serde(default, deserialize_with = "values::optional_size")]
     memory: Option<u64>,
-    #[serde(default, deserialize_with = "optional_duration")]
+    #[serde(default, deserialize_with = "values::optional_duration")]
     timeout: Option<Duration>,
-    #[serde(default, deserialize_with = "optional_duration")]
+    #[serde(default, deserialize_with = "values::optional_duration")]
     cpu_time: Option<Duration>,
-    #[serde(default, deserialize_with = "optional_size")]
+    #[serde(default, deserialize_with = "values::optional_size")]
     max_body: Option<u64>,
-    #[serde(default, deserialize_with = "optional_size")]
+    #[serde(default, deserialize_with = "values::optional_size")]
     fetch_max_body: Option<u64>,
-    #[serde(default, deserialize_with = "outbound")]
+    #[serde(default, deserialize_with = "values::outbound")]
     outbound: OutboundPolicy,
+    #[serde(default, deserialize_with = "values::topics")]
+    pubsub: TopicPolicy,
+    #[serde(default)]
+    pubsub_history: Option<usize>,
+    #[serde(default)]
+    websocket: Vec<WebSocketRoute>,
 }
 
 fn default_routes() -> Vec<String> {
@@ -159,6 +237,12 @@ impl Manifest {
                     fetch_max_body: raw_app.fetch_max_body.unwrap_or(defaults.fetch_max_body),
                 },
                 outbound: raw_app.outbound,
+                pubsub: raw_app.pubsub,
+                pubsub_history: raw_app
+                    .pubsub_history
+                    .unwrap_or(DEFAULT_PUBSUB_HISTORY)
+                    .max(1),
+                websockets: raw_app.websocket,
                 name,
             });
         }
@@ -182,12 +266,15 @@ impl Manifest {
                 routes: default_routes(),
                 limits: Limits::default(),
                 outbound: OutboundPolicy::default(),
+                pubsub: TopicPolicy::default(),
+                pubsub_history: DEFAULT_PUBSUB_HISTORY,
+                websockets: Vec::new(),
             }],
         }
     }
 }
 
-fn deserialize<T: de::DeserializeOwned>(text: &str, file: &str) -> Result<T> {
+fn deserialize<T: serde::de::DeserializeOwned>(text: &str, file: &str) -> Result<T> {
     let deserializer = toml::de::Deserializer::parse(text).map_err(|err| {
         anyhow::anyhow!("{}: {}", position(text, file, err.span()), err.message())
     })?;
@@ -266,105 +353,6 @@ fn is_valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-/// Parse a size such as `64MiB`, `512KiB`, `10MB` or a plain byte count.
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let number: u64 = digits
-        .parse()
-        .map_err(|_| format!("invalid size {text:?}: expected e.g. \"64MiB\""))?;
-    let scale: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        "KB" | "kB" => 1_000,
-        "MB" => 1_000_000,
-        "GB" => 1_000_000_000,
-        other => {
-            return Err(format!(
-                "invalid size unit {other:?} in {text:?}: use B, KiB, MiB, GiB, KB, MB or GB"
-            ));
-        }
-    };
-    number
-        .checked_mul(scale)
-        .ok_or_else(|| format!("size {text:?} is too large"))
-}
-
-/// Parse a duration such as `30s`, `250ms`, `2m` or `1h`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let number: u64 = digits
-        .parse()
-        .map_err(|_| format!("invalid duration {text:?}: expected e.g. \"30s\" or \"250ms\""))?;
-    let duration = match unit.trim() {
-        "ms" => Duration::from_millis(number),
-        "s" => Duration::from_secs(number),
-        "m" => Duration::from_secs(number.saturating_mul(60)),
-        "h" => Duration::from_secs(number.saturating_mul(3600)),
-        other => {
-            return Err(format!(
-                "invalid duration unit {other:?} in {text:?}: use ms, s, m or h"
-            ));
-        }
-    };
-    if duration.is_zero() {
-        return Err(format!("duration {text:?} must be more than zero"));
-    }
-    Ok(duration)
-}
-
-fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(deserializer)?;
-    parse_duration(&text).map_err(de::Error::custom)
-}
-
-fn optional_duration<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<Duration>, D::Error> {
-    duration(deserializer).map(Some)
-}
-
-fn optional_size<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
-    let text = String::deserialize(deserializer)?;
-    parse_size(&text).map(Some).map_err(de::Error::custom)
-}
-
-fn outbound<'de, D: Deserializer<'de>>(deserializer: D) -> Result<OutboundPolicy, D::Error> {
-    let patterns = Vec::<String>::deserialize(deserializer)?;
-    let rules = patterns
-        .iter()
-        .map(|pattern| OutboundRule::parse(pattern))
-        .collect::<Result<_, _>>()
-        .map_err(de::Error::custom)?;
-    Ok(OutboundPolicy::new(rules))
-}
-
-fn routes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
-    let routes = Vec::<String>::deserialize(deserializer)?;
-    if routes.is_empty() {
-        return Err(de::Error::custom(
-            "an app needs at least one route, e.g. [\"/\"]",
-        ));
-    }
-    for route in &routes {
-        if !route.starts_with('/') {
-            return Err(de::Error::custom(format!(
-                "route {route:?} must be a path prefix starting with '/'"
-            )));
-        }
-    }
-    Ok(routes)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -427,6 +415,26 @@ mod tests {
         let message = error("[app.a]\nsource = \"a.wasm\"\noutbound = [\"example.com\"]\n");
         assert!(message.starts_with("squall.toml:3:"), "{message}");
         assert!(message.contains("app.a.outbound"), "{message}");
+    }
+
+    #[test]
+    fn websocket_routes_and_topics() {
+        let manifest = parse(
+            "[app.chat]\nsource = \"c.wasm\"\npubsub = [\"chat\"]\n\n[[app.chat.websocket]]\nroutes = [\"/ws\"]\nmode = \"live\"\nping_interval = \"5s\"\n",
+        )
+        .expect("valid manifest");
+        let app = &manifest.apps[0];
+        assert!(app.pubsub.allows("chat"));
+        assert_eq!(app.websockets.len(), 1);
+        assert_eq!(app.websockets[0].mode, WebSocketMode::Live);
+        assert_eq!(app.websockets[0].ping_interval, Duration::from_secs(5));
+        assert_eq!(app.websockets[0].max_message, 64 << 10);
+
+        let message = error(
+            "[app.chat]\nsource = \"c.wasm\"\n[[app.chat.websocket]]\nroutes = [\"/ws\"]\nmode = \"sleepy\"\n",
+        );
+        assert!(message.starts_with("squall.toml:5:"), "{message}");
+        assert!(message.contains("app.chat.websocket"), "{message}");
     }
 
     #[test]

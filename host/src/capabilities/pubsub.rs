@@ -1,0 +1,80 @@
+//! `squall:app/pubsub`: publish, and wait for messages (long polling).
+
+use crate::bindings::pubsub::{Host, HostWithStore, Message, PubsubError};
+use crate::pubsub::{MAX_PAYLOAD, TopicKey};
+use crate::runtime::{Grants, State};
+use bytes::Bytes;
+use std::time::Duration;
+use wasmtime::component::{Accessor, HasSelf};
+
+/// The topic's key if the app was granted it.
+pub(crate) fn granted(grants: &Grants, topic: &str) -> Result<TopicKey, PubsubError> {
+    if grants.topics.allows(topic) {
+        Ok(TopicKey::new(&grants.app, topic))
+    } else {
+        tracing::info!(
+            topic,
+            "pubsub denied: the topic is not in the app's pubsub list"
+        );
+        Err(PubsubError::Denied(format!(
+            "topic {topic:?} is not in this app's pubsub list"
+        )))
+    }
+}
+
+impl Host for State {
+    fn publish(
+        &mut self,
+        topic: String,
+        payload: Vec<u8>,
+    ) -> wasmtime::Result<Result<u64, PubsubError>> {
+        let grants = self.grants();
+        let key = match granted(grants, &topic) {
+            Ok(key) => key,
+            Err(err) => return Ok(Err(err)),
+        };
+        if payload.len() > MAX_PAYLOAD {
+            return Ok(Err(PubsubError::Invalid(format!(
+                "the payload is over {MAX_PAYLOAD} bytes"
+            ))));
+        }
+        Ok(Ok(grants.broker.publish(
+            &key,
+            Bytes::from(payload),
+            grants.pubsub_history,
+        )))
+    }
+}
+
+impl HostWithStore<State> for HasSelf<State> {
+    async fn wait(
+        accessor: &Accessor<State, Self>,
+        topic: String,
+        after: Option<u64>,
+        timeout_ms: u32,
+    ) -> wasmtime::Result<Result<Vec<Message>, PubsubError>> {
+        let grants = accessor.with(|mut access| access.get().grants().clone());
+        let key = match granted(&grants, &topic) {
+            Ok(key) => key,
+            Err(err) => return Ok(Err(err)),
+        };
+        // Cancelled with the store when the client goes away.
+        let messages = grants
+            .broker
+            .wait(
+                &key,
+                after,
+                Duration::from_millis(u64::from(timeout_ms)),
+                grants.pubsub_history,
+            )
+            .await;
+        Ok(Ok(messages
+            .iter()
+            .map(|message| Message {
+                id: message.id,
+                topic: topic.clone(),
+                payload: message.payload.to_vec(),
+            })
+            .collect()))
+    }
+}

@@ -1,0 +1,119 @@
+//! The values a manifest spells as text: sizes, durations, routes, rules.
+
+use crate::policy::{OutboundPolicy, OutboundRule, TopicPolicy};
+use serde::Deserialize;
+use serde::de::{self, Deserializer};
+use std::time::Duration;
+
+/// Parse a size such as `64MiB`, `512KiB`, `10MB` or a plain byte count.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("invalid size {text:?}: expected e.g. \"64MiB\""))?;
+    let scale: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "KB" | "kB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        other => {
+            return Err(format!(
+                "invalid size unit {other:?} in {text:?}: use B, KiB, MiB, GiB, KB, MB or GB"
+            ));
+        }
+    };
+    number
+        .checked_mul(scale)
+        .ok_or_else(|| format!("size {text:?} is too large"))
+}
+
+/// Parse a duration such as `30s`, `250ms`, `2m` or `1h`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}: expected e.g. \"30s\" or \"250ms\""))?;
+    let duration = match unit.trim() {
+        "ms" => Duration::from_millis(number),
+        "s" => Duration::from_secs(number),
+        "m" => Duration::from_secs(number.saturating_mul(60)),
+        "h" => Duration::from_secs(number.saturating_mul(3600)),
+        other => {
+            return Err(format!(
+                "invalid duration unit {other:?} in {text:?}: use ms, s, m or h"
+            ));
+        }
+    };
+    if duration.is_zero() {
+        return Err(format!("duration {text:?} must be more than zero"));
+    }
+    Ok(duration)
+}
+
+pub(super) fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    parse_duration(&text).map_err(de::Error::custom)
+}
+
+pub(super) fn optional_duration<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Duration>, D::Error> {
+    duration(deserializer).map(Some)
+}
+
+pub(super) fn optional_size<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<u64>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    parse_size(&text).map(Some).map_err(de::Error::custom)
+}
+
+pub(super) fn outbound<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<OutboundPolicy, D::Error> {
+    let patterns = Vec::<String>::deserialize(deserializer)?;
+    let rules = patterns
+        .iter()
+        .map(|pattern| OutboundRule::parse(pattern))
+        .collect::<Result<_, _>>()
+        .map_err(de::Error::custom)?;
+    Ok(OutboundPolicy::new(rules))
+}
+
+pub(super) fn routes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    let routes = Vec::<String>::deserialize(deserializer)?;
+    if routes.is_empty() {
+        return Err(de::Error::custom(
+            "an app needs at least one route, e.g. [\"/\"]",
+        ));
+    }
+    for route in &routes {
+        if !route.starts_with('/') {
+            return Err(de::Error::custom(format!(
+                "route {route:?} must be a path prefix starting with '/'"
+            )));
+        }
+    }
+    Ok(routes)
+}
+
+pub(super) fn size<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    parse_size(&text).map_err(de::Error::custom)
+}
+
+pub(super) fn topics<'de, D: Deserializer<'de>>(deserializer: D) -> Result<TopicPolicy, D::Error> {
+    let patterns = Vec::<String>::deserialize(deserializer)?;
+    TopicPolicy::new(&patterns).map_err(de::Error::custom)
+}

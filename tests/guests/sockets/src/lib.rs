@@ -1,0 +1,99 @@
+//! WebSocket behaviours for the real-time tests: echo, per-connection state
+//! in both modes, rejection, closing, pub/sub from HTTP.
+
+use squall_sdk::websocket::{Accept, Connection, Message, WebSocket};
+use squall_sdk::{Error, Json, Request, Router, StatusCode, pubsub};
+use std::cell::Cell;
+use std::time::Duration;
+
+thread_local! {
+    /// Messages this instance has seen: per connection in live mode, always
+    /// 1 in hibernate mode (a fresh instance per event).
+    static SEEN_BY_INSTANCE: Cell<u64> = const { Cell::new(0) };
+}
+
+fn app() -> Router {
+    let echo = || WebSocket::new().on_message(echo);
+    let count = || {
+        WebSocket::new()
+            .on_open(|ws: Connection, _req: Request| async move {
+                ws.subscribe("news")
+                    .map_err(|e| Error::new(StatusCode::FORBIDDEN, e.to_string()))?;
+                Ok(Accept::new())
+            })
+            .on_message(count)
+    };
+    Router::new()
+        .websocket("/echo", echo())
+        .websocket("/live/echo", echo())
+        .websocket("/count", count())
+        .websocket("/live/count", count())
+        .websocket(
+            "/reject",
+            WebSocket::new().on_open(|_ws: Connection, _req: Request| async {
+                Err::<Accept, _>(Error::new(StatusCode::FORBIDDEN, "not you"))
+            }),
+        )
+        .websocket(
+            "/protocol",
+            WebSocket::new().on_open(|_ws: Connection, _req: Request| async {
+                Ok(Accept::new().protocol("chat.v2"))
+            }),
+        )
+        .post("/publish/{topic}", publish)
+        .post("/wait/{topic}", wait)
+}
+
+/// Echo; `close` closes with 4000, `slow` takes 200 ms first.
+async fn echo(ws: Connection, message: Message) {
+    match message.as_text() {
+        Some("close") => ws.close(4000, "bye"),
+        Some("slow") => {
+            squall_sdk::sleep(Duration::from_millis(200)).await;
+            let _ = ws.send_text("slow done");
+        }
+        _ => {
+            let _ = ws.send(message);
+        }
+    }
+}
+
+/// Replies `state=<messages on this connection> instance=<messages seen by this instance>`.
+async fn count(ws: Connection, _message: Message) {
+    let state: u64 = ws.state::<u64>() + 1;
+    let _ = ws.set_state(&state);
+    let instance = SEEN_BY_INSTANCE.with(|seen| {
+        seen.set(seen.get() + 1);
+        seen.get()
+    });
+    let _ = ws.send_text(format!("state={state} instance={instance}"));
+}
+
+async fn publish(mut req: Request) -> Result<String, Error> {
+    let topic = req.param("topic").unwrap_or_default().to_owned();
+    let body = req.bytes().await;
+    let id = pubsub::publish(&topic, body)
+        .map_err(|e| Error::new(StatusCode::FORBIDDEN, e.to_string()))?;
+    Ok(id.to_string())
+}
+
+/// `?after=N&ms=M`: the long poll, as JSON `[{id, text}]`.
+async fn wait(req: Request) -> Result<Json<Vec<(u64, String)>>, Error> {
+    let topic = req.param("topic").unwrap_or_default().to_owned();
+    let after = req.query_argument("after").and_then(|a| a.parse().ok());
+    let ms = req
+        .query_argument("ms")
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(5000);
+    let messages = pubsub::wait(&topic, after, Duration::from_millis(ms))
+        .await
+        .map_err(|e| Error::new(StatusCode::FORBIDDEN, e.to_string()))?;
+    Ok(Json(
+        messages
+            .into_iter()
+            .map(|m| (m.id, m.text().unwrap_or_default().to_owned()))
+            .collect(),
+    ))
+}
+
+squall_sdk::export!(app);
