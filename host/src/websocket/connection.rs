@@ -9,10 +9,9 @@ use crate::config::WebSocketRoute;
 use futures::{SinkExt, StreamExt};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
@@ -42,7 +41,9 @@ impl Ending {
     }
 }
 
-type Pending = Pin<Box<dyn Future<Output = Result<(), Failed>> + Send>>;
+/// The guest's handling of one message, in its own task so that it keeps
+/// running (and queueing) while a write to a slow client is stuck.
+type Pending = JoinHandle<Result<(), Failed>>;
 
 /// Run the accepted connection until it closes, then tell the guest.
 pub async fn run(
@@ -118,14 +119,14 @@ async fn serve(
             }
             done = async { pending.as_mut().expect("guarded by the if").await }, if pending.is_some() => {
                 pending = None;
-                if done.is_err() {
+                if !matches!(done, Ok(Ok(()))) {
                     break (Ending::new(CloseCode::Error, "the handler failed"), true);
                 }
             }
             frame = outbox.recv() => {
                 let Some(frame) = frame else { continue };
-                if sink.send(frame).await.is_err() {
-                    break (Ending::new(CloseCode::Abnormal, "write failed"), false);
+                if let Err(ending) = write(&mut sink, frame, connection).await {
+                    break (ending, false);
                 }
             }
             incoming = stream.next(), if pending.is_none() => {
@@ -156,20 +157,28 @@ async fn serve(
                         continue;
                     }
                 };
-                pending = Some(Box::pin(events.clone().message(describe(connection), message)));
+                pending = Some(tokio::spawn(
+                    events
+                        .clone()
+                        .message(describe(connection), message)
+                        .in_current_span(),
+                ));
             }
             () = &mut keepalive => {
                 if awaiting_pong {
                     break (Ending::new(CloseCode::Away, "ping timeout"), true);
                 }
-                if sink.send(Frame::Ping(Bytes::new())).await.is_err() {
-                    break (Ending::new(CloseCode::Abnormal, "write failed"), false);
+                if let Err(ending) = write(&mut sink, Frame::Ping(Bytes::new()), connection).await {
+                    break (ending, false);
                 }
                 awaiting_pong = true;
                 keepalive.as_mut().reset(Instant::now() + route.ping_timeout);
             }
         }
     };
+    if let Some(task) = pending {
+        task.abort();
+    }
     if reply {
         // Our side closes: send the close frame, then give the client a
         // moment to answer before dropping the socket.
@@ -190,6 +199,21 @@ async fn serve(
     }
     ending
 }
+
+/// Write `frame`, unless a close is requested while the client is too slow
+/// to take it: then give up on the socket (a close frame would not get
+/// through either).
+async fn write(sink: &mut Sink, frame: Frame, connection: &Connection) -> Result<(), Ending> {
+    tokio::select! {
+        sent = sink.send(frame) => sent.map_err(|_| Ending::new(CloseCode::Abnormal, "write failed")),
+        request = connection.close_requested() => Err(Ending {
+            code: request.code.into(),
+            reason: request.reason.to_string(),
+        }),
+    }
+}
+
+type Sink = futures::stream::SplitSink<WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>, Frame>;
 
 /// The close code for an error reading from the client.
 fn ending_for(err: &WsError) -> Ending {

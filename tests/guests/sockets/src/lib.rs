@@ -44,10 +44,21 @@ fn app() -> Router {
         .post("/wait/{topic}", wait)
 }
 
-/// Echo; `close` closes with 4000, `slow` takes 200 ms first.
+/// Echo; `close` closes with 4000, `slow` takes 200 ms first, `flood`
+/// queues far more than a client that does not read can take.
 async fn echo(ws: Connection, message: Message) {
     match message.as_text() {
         Some("close") => ws.close(4000, "bye"),
+        Some("flood") => {
+            let chunk = "x".repeat(16 << 10);
+            for _ in 0..4000 {
+                if ws.send_text(chunk.clone()).is_err() {
+                    return;
+                }
+                // Let the host drain between sends, as a real producer would.
+                squall_sdk::sleep(Duration::from_millis(1)).await;
+            }
+        }
         Some("slow") => {
             squall_sdk::sleep(Duration::from_millis(200)).await;
             let _ = ws.send_text("slow done");
