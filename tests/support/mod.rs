@@ -2,6 +2,7 @@
 //! `squall` binary on a loopback port, and talk to it.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod raw_ws;
 pub mod upstream;
 
