@@ -20,7 +20,9 @@ async fn say(browser: &mut Browser, page: &Page, text: &str) {
 }
 
 fn shows(text: &str) -> String {
-    format!("[...document.querySelectorAll('#inbox .message')].some((m) => m.textContent === {text:?})")
+    format!(
+        "[...document.querySelectorAll('#inbox .message')].some((m) => m.textContent === {text:?})"
+    )
 }
 
 async fn two_pages_chat(transport: &str, ready: &str) {
@@ -49,8 +51,12 @@ async fn two_pages_chat(transport: &str, ready: &str) {
         .await;
     assert_eq!(bold, serde_json::json!(0));
     // Both pages show the same conversation, in the same order.
-    let order = "[...document.querySelectorAll('#inbox .message')].map((m) => m.textContent).join('|')";
-    assert_eq!(browser.eval(&alice, order).await, browser.eval(&bob, order).await);
+    let order =
+        "[...document.querySelectorAll('#inbox .message')].map((m) => m.textContent).join('|')";
+    assert_eq!(
+        browser.eval(&alice, order).await,
+        browser.eval(&bob, order).await
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -51,7 +51,9 @@ impl Browser {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|err| panic!("cannot start {CHROMIUM} ({err}): apt-get install chromium"));
+            .unwrap_or_else(|err| {
+                panic!("cannot start {CHROMIUM} ({err}): apt-get install chromium")
+            });
         let stderr = child.stderr.take().expect("stderr piped");
         let mut lines = BufReader::new(stderr).lines();
         let url = loop {

@@ -67,7 +67,13 @@ impl Runtime {
     pub fn new(config: &RuntimeConfig) -> Result<Runtime> {
         let engine = Engine::new(&engine_config(config)?)
             .map_err(anyhow::Error::from)
-            .context("cannot start the wasm engine")?;
+            .with_context(|| {
+                format!(
+                    "cannot start the wasm engine with max_instances = {} \
+                     (each instance slot reserves about 4 GiB of address space; lower it)",
+                    config.max_instances
+                )
+            })?;
         start_epoch_ticker(&engine);
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
@@ -156,9 +162,10 @@ fn engine_config(config: &RuntimeConfig) -> Result<Config> {
     let instances = config.max_instances.max(1);
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(instances)
-        // A Rust component is a handful of core instances and tables, and one memory.
+        // A Rust component is a handful of core instances and tables, and
+        // one memory (a component with more fails to instantiate: 503).
         .total_core_instances(instances.saturating_mul(8))
-        .total_memories(instances.saturating_mul(2))
+        .total_memories(instances)
         .total_tables(instances.saturating_mul(8))
         // Each live store keeps one fiber stack.
         .total_stacks(instances)

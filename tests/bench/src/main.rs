@@ -11,6 +11,7 @@ mod http_bench;
 mod instance_bench;
 mod native;
 mod parked_bench;
+mod realtime_bench;
 mod tools;
 
 use anyhow::Result;
@@ -31,6 +32,8 @@ enum Command {
     Instance(instance_bench::InstanceArgs),
     /// Requests parked on a host timer, 10,000 at once: memory per request.
     Parked(parked_bench::ParkedArgs),
+    /// Idle WebSockets, broadcast latency, and long polls woken by a publish.
+    Realtime(realtime_bench::RealtimeArgs),
     /// Fanout throughput: squall's examples/fanout vs a native hyper proxy.
     Fanout(fanout_bench::FanoutArgs),
     /// All of the above, one after the other.
@@ -49,12 +52,14 @@ fn main() -> Result<()> {
             instance_bench::run(&instance_bench::InstanceArgs::default())?;
             parked_bench::run(&parked_bench::ParkedArgs::default())?;
             fanout_bench::run(&fanout_bench::FanoutArgs::default())?;
+            realtime_bench::run(&realtime_bench::RealtimeArgs::default())?;
             http_bench::run(&http_bench::HttpArgs::default())
         }
         Some(Command::Http(args)) => http_bench::run(&args),
         Some(Command::Instance(args)) => instance_bench::run(&args),
         Some(Command::Parked(args)) => parked_bench::run(&args),
         Some(Command::Fanout(args)) => fanout_bench::run(&args),
+        Some(Command::Realtime(args)) => realtime_bench::run(&args),
         Some(Command::NativeServer(args)) => native::run(&args),
         Some(Command::NativeFanout(args)) => native::run_fanout(&args),
     }

@@ -207,13 +207,13 @@ impl ProcessMemory {
 }
 
 /// Raise this process's open-file limit to its hard limit (servers started
-/// afterwards inherit it).
-pub fn raise_fd_limit() -> Result<()> {
+/// afterwards inherit it) and return it.
+pub fn raise_fd_limit() -> Result<u64> {
     use rustix::process::{Resource, getrlimit, setrlimit};
     let mut limit = getrlimit(Resource::Nofile);
     limit.current = limit.maximum;
-    setrlimit(Resource::Nofile, limit).context("cannot raise the open-file limit")?;
-    Ok(())
+    setrlimit(Resource::Nofile, limit.clone()).context("cannot raise the open-file limit")?;
+    Ok(limit.current.unwrap_or(u64::MAX))
 }
 
 /// The run with the median throughput.
@@ -221,4 +221,13 @@ pub fn median_by_throughput(runs: &[WrkResult]) -> WrkResult {
     let mut sorted = runs.to_vec();
     sorted.sort_by(|a, b| a.requests_per_second.total_cmp(&b.requests_per_second));
     sorted[sorted.len() / 2]
+}
+
+/// Pin this process (and the threads it starts from now on) to `core`, so
+/// the load it generates does not compete with the server under test.
+pub fn pin_to_core(core: usize) -> Result<()> {
+    let mut cpus = rustix::thread::CpuSet::new();
+    cpus.set(core);
+    rustix::thread::sched_setaffinity(None, &cpus).context("cannot pin the benchmark client")?;
+    Ok(())
 }

@@ -1,0 +1,294 @@
+//! Long-lived connections: idle WebSockets (memory per connection, both
+//! modes), one message broadcast to every subscribed socket, and long polls
+//! all woken by one publish. The server runs the `sockets` test guest,
+//! pinned to core 0.
+
+use crate::tools::{self, ProcessMemory, Running};
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+
+#[derive(Args, Clone)]
+pub struct RealtimeArgs {
+    /// Idle hibernate-mode sockets to open (capped by the open-file limit).
+    #[arg(long, default_value_t = 50_000)]
+    hibernate: usize,
+    /// Idle live-mode sockets to open (one instance each).
+    #[arg(long, default_value_t = 10_000)]
+    live: usize,
+    /// Subscribed sockets for the broadcast, and parked long polls.
+    #[arg(long, default_value_t = 10_000)]
+    fanout: usize,
+    /// Broadcasts to measure (a second apart).
+    #[arg(long, default_value_t = 5)]
+    broadcasts: usize,
+}
+
+impl Default for RealtimeArgs {
+    fn default() -> Self {
+        RealtimeArgs {
+            hibernate: 50_000,
+            live: 10_000,
+            fanout: 10_000,
+            broadcasts: 5,
+        }
+    }
+}
+
+/// Sockets left to the processes' other files under the open-file limit.
+const SPARE_FILES: usize = 100;
+const CONNECTS_IN_FLIGHT: usize = 256;
+
+pub fn run(args: &RealtimeArgs) -> Result<()> {
+    let limit = tools::raise_fd_limit()? as usize;
+    let squall = tools::squall_binary()?;
+    let sockets = tools::component(&squall, "tests/guests/sockets")?;
+    // Hibernating sockets hold no instance: only live sockets and parked
+    // long polls need slots.
+    let most = args.live.max(args.fanout);
+    let dir = tempfile::tempdir()?;
+    let manifest = dir.path().join("squall.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "[server]\nmax_instances = {}\n\n[app.sockets]\nsource = {:?}\ntimeout = \"120s\"\npubsub = [\"news\"]\n\n\
+             [[app.sockets.websocket]]\nroutes = [\"/live\"]\nmode = \"live\"\nping_interval = \"10m\"\n\n\
+             [[app.sockets.websocket]]\nroutes = [\"/echo\", \"/count\"]\nmode = \"hibernate\"\nping_interval = \"10m\"\n",
+            most + 64,
+            sockets.display().to_string()
+        ),
+    )?;
+    let server = tools::start_pinned(
+        0,
+        &squall,
+        &[
+            "serve",
+            &manifest.to_string_lossy(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        "warn",
+    )?;
+    let address = server.url.trim_start_matches("http://").to_owned();
+    // The clients run on core 1, away from the server on core 0.
+    tools::pin_to_core(1)?;
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let cap = limit.saturating_sub(SPARE_FILES);
+    println!(
+        "open-file limit {limit}: at most {cap} sockets per process (server and client alike)"
+    );
+
+    tokio.block_on(async {
+        idle(
+            &server,
+            &address,
+            "/echo",
+            "hibernate",
+            args.hibernate.min(cap),
+        )
+        .await?;
+        idle(&server, &address, "/live/echo", "live", args.live.min(cap)).await?;
+        broadcast(&address, args.fanout.min(cap), args.broadcasts).await?;
+        long_polls(&address, args.fanout.min(cap)).await
+    })
+}
+
+/// Open `count` sockets on `path`, let them idle, and report the server's
+/// memory per connection.
+async fn idle(server: &Running, address: &str, path: &str, mode: &str, count: usize) -> Result<()> {
+    let baseline = settled_memory(server).await?;
+    let started = Instant::now();
+    let sockets = open_sockets(address, path, count).await?;
+    let opened = started.elapsed();
+    let loaded = settled_memory(server).await?;
+    let per = |after: u64, before: u64| after.saturating_sub(before) as f64 / count as f64;
+    println!(
+        "{mode}: {} idle sockets open in {:.1} s; server RSS +{:.1} MiB => {:.1} KiB per connection (PSS {:.1} KiB)",
+        sockets.len(),
+        opened.as_secs_f64(),
+        loaded.rss_kib.saturating_sub(baseline.rss_kib) as f64 / 1024.0,
+        per(loaded.rss_kib, baseline.rss_kib),
+        per(loaded.pss_kib, baseline.pss_kib)
+    );
+    drop(sockets);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    Ok(())
+}
+
+/// Memory once the server has been quiet for a moment.
+async fn settled_memory(server: &Running) -> Result<ProcessMemory> {
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    ProcessMemory::of(server.pid())
+}
+
+async fn open_sockets(address: &str, path: &str, count: usize) -> Result<Vec<TcpStream>> {
+    let connects = Arc::new(Semaphore::new(CONNECTS_IN_FLIGHT));
+    let tasks: Vec<_> = (0..count)
+        .map(|_| {
+            let (address, path, connects) = (address.to_owned(), path.to_owned(), connects.clone());
+            tokio::spawn(async move {
+                let _permit = connects.acquire().await?;
+                handshake(&address, &path).await
+            })
+        })
+        .collect();
+    let mut sockets = Vec::with_capacity(count);
+    for task in tasks {
+        sockets.push(task.await??);
+    }
+    Ok(sockets)
+}
+
+async fn handshake(address: &str, path: &str) -> Result<TcpStream> {
+    let mut stream = TcpStream::connect(address).await.context("connect")?;
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).await?;
+        head.push(byte[0]);
+    }
+    if !head.starts_with(b"HTTP/1.1 101") {
+        bail!("upgrade refused: {}", String::from_utf8_lossy(&head));
+    }
+    Ok(stream)
+}
+
+/// Read one server frame's payload (server frames are not masked).
+async fn read_frame(stream: &mut TcpStream) -> Result<Vec<u8>> {
+    let mut head = [0u8; 2];
+    stream.read_exact(&mut head).await?;
+    let length = match head[1] & 0x7f {
+        126 => u64::from(stream.read_u16().await?),
+        127 => stream.read_u64().await?,
+        n => u64::from(n),
+    };
+    let mut payload = vec![0u8; length as usize];
+    stream.read_exact(&mut payload).await?;
+    Ok(payload)
+}
+
+/// `rounds` publishes to `count` subscribed sockets: how long until each
+/// socket has each message.
+async fn broadcast(address: &str, count: usize, rounds: usize) -> Result<()> {
+    let sockets = open_sockets(address, "/count", count).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut sockets: Vec<Option<TcpStream>> = sockets.into_iter().map(Some).collect();
+    let mut latencies = Vec::with_capacity(count * rounds);
+    for round in 0..rounds {
+        let message = format!("breaking news {round}");
+        let published = Instant::now();
+        let readers: Vec<_> = sockets
+            .iter_mut()
+            .map(|slot| {
+                let mut socket = slot.take().expect("a socket");
+                let expected = message.clone();
+                tokio::spawn(async move {
+                    let payload = read_frame(&mut socket).await?;
+                    anyhow::ensure!(payload == expected.as_bytes(), "unexpected {payload:?}");
+                    Ok::<_, anyhow::Error>((published.elapsed(), socket))
+                })
+            })
+            .collect();
+        http_post(address, "/publish/news", &message).await?;
+        for (slot, reader) in sockets.iter_mut().zip(readers) {
+            let (latency, socket) = reader.await??;
+            latencies.push(latency);
+            *slot = Some(socket);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    report(
+        &format!("broadcast to {count} subscribed sockets, {rounds} rounds"),
+        "deliveries",
+        &mut latencies,
+    );
+    Ok(())
+}
+
+/// `count` long polls parked on one topic, woken by one publish.
+async fn long_polls(address: &str, count: usize) -> Result<()> {
+    let last: u64 = http_post(address, "/publish/news", "before")
+        .await?
+        .trim()
+        .parse()?;
+    let connects = Arc::new(Semaphore::new(CONNECTS_IN_FLIGHT));
+    let (parked_tx, mut parked_rx) = tokio::sync::mpsc::channel::<()>(count);
+    let published = Arc::new(tokio::sync::OnceCell::<Instant>::new());
+    let waiters: Vec<_> = (0..count)
+        .map(|_| {
+            let (address, connects, parked, published) =
+                (address.to_owned(), connects.clone(), parked_tx.clone(), published.clone());
+            tokio::spawn(async move {
+                let permit = connects.acquire().await?;
+                let mut stream = TcpStream::connect(&address).await?;
+                drop(permit);
+                let request = format!(
+                    "POST /wait/news?after={last}&ms=60000 HTTP/1.1\r\nHost: bench\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+                stream.write_all(request.as_bytes()).await?;
+                let _ = parked.send(()).await;
+                let mut response = Vec::new();
+                stream.read_to_end(&mut response).await?;
+                let woken = published.get().map(Instant::elapsed).unwrap_or_default();
+                let text = String::from_utf8_lossy(&response);
+                anyhow::ensure!(text.contains("wake up"), "unexpected: {}", text.lines().next().unwrap_or(""));
+                Ok::<_, anyhow::Error>(woken)
+            })
+        })
+        .collect();
+    for _ in 0..count {
+        parked_rx.recv().await.context("a waiter failed to send")?;
+    }
+    // Let the requests reach their guests and park.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let _ = published.set(Instant::now());
+    http_post(address, "/publish/news", "wake up").await?;
+    let mut latencies = Vec::with_capacity(count);
+    for waiter in waiters {
+        latencies.push(waiter.await??);
+    }
+    report(
+        "long polls woken by one publish",
+        "answered",
+        &mut latencies,
+    );
+    Ok(())
+}
+
+fn report(what: &str, verb: &str, latencies: &mut [Duration]) {
+    latencies.sort();
+    let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize].as_secs_f64() * 1000.0;
+    println!(
+        "{what}: {} {verb}; after the publish p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        latencies.len(),
+        at(0.5),
+        at(0.99),
+        at(1.0)
+    );
+}
+
+async fn http_post(address: &str, path: &str, body: &str) -> Result<String> {
+    let mut stream = TcpStream::connect(address).await?;
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await?;
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text.split_once("\r\n\r\n").context("no response head")?;
+    anyhow::ensure!(head.starts_with("HTTP/1.1 200"), "{path}: {head}");
+    Ok(body.to_owned())
+}
