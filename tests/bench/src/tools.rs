@@ -212,7 +212,7 @@ pub fn raise_fd_limit() -> Result<u64> {
     use rustix::process::{Resource, getrlimit, setrlimit};
     let mut limit = getrlimit(Resource::Nofile);
     limit.current = limit.maximum;
-    setrlimit(Resource::Nofile, limit.clone()).context("cannot raise the open-file limit")?;
+    setrlimit(Resource::Nofile, limit).context("cannot raise the open-file limit")?;
     Ok(limit.current.unwrap_or(u64::MAX))
 }
 
