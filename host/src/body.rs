@@ -18,6 +18,7 @@ use std::task::{Context, Poll, ready};
 use tokio::task::JoinHandle;
 use wasmtime::StoreContextMut;
 use wasmtime::component::{Destination, Source, StreamConsumer, StreamProducer, StreamResult};
+use wasmtime_wasi_http::WasiBody;
 
 /// Largest chunk taken from a guest stream in one go.
 const MAX_CHUNK: usize = 64 * 1024;
@@ -271,6 +272,13 @@ pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
 pub enum OutgoingBody {
     /// Complete in memory.
     Full(Option<Bytes>),
+    /// Produced by wasmtime-wasi-http for a standard `wasi:http` component.
+    /// When `guest` is given, that task owns the component's store: it runs
+    /// until the body has been read, and is aborted when the body is dropped.
+    Wasi {
+        body: WasiBody,
+        guest: Option<JoinHandle<()>>,
+    },
     /// Written by a guest as it goes. When `guest` is given, the body ends
     /// cleanly only if that task (which owns the guest's store) does.
     Streamed {
@@ -288,6 +296,11 @@ impl OutgoingBody {
     pub fn empty() -> Self {
         OutgoingBody::Full(None)
     }
+
+    /// A standard component's outgoing request body.
+    pub fn standard(body: WasiBody) -> Self {
+        OutgoingBody::Wasi { body, guest: None }
+    }
 }
 
 impl Body for OutgoingBody {
@@ -300,6 +313,9 @@ impl Body for OutgoingBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.get_mut() {
             OutgoingBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            OutgoingBody::Wasi { body, .. } => Pin::new(body)
+                .poll_frame(cx)
+                .map(|frame| frame.map(|frame| frame.map_err(BodyError::from))),
             OutgoingBody::Streamed { chunks, guest } => {
                 if let Some(chunk) = ready!(chunks.poll_next_unpin(cx)) {
                     return Poll::Ready(Some(Ok(Frame::data(chunk))));
@@ -318,7 +334,11 @@ impl Body for OutgoingBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        matches!(self, OutgoingBody::Full(None))
+        match self {
+            OutgoingBody::Full(bytes) => bytes.is_none(),
+            OutgoingBody::Wasi { body, .. } => body.is_end_stream(),
+            OutgoingBody::Streamed { .. } => false,
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -326,6 +346,7 @@ impl Body for OutgoingBody {
             OutgoingBody::Full(bytes) => {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
+            OutgoingBody::Wasi { body, .. } => body.size_hint(),
             OutgoingBody::Streamed { .. } => SizeHint::default(),
         }
     }
@@ -335,11 +356,14 @@ impl Drop for OutgoingBody {
     fn drop(&mut self) {
         // The peer is gone or the body is done: stop the guest and free its
         // instance.
-        if let OutgoingBody::Streamed {
-            guest: Some(task), ..
-        } = self
-        {
-            task.abort();
+        match self {
+            OutgoingBody::Streamed {
+                guest: Some(task), ..
+            } => task.abort(),
+            OutgoingBody::Wasi {
+                guest: Some(task), ..
+            } => task.abort(),
+            _ => {}
         }
     }
 }

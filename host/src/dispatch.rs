@@ -6,7 +6,7 @@ use crate::bindings::types as wit;
 use crate::body::{
     BodyError, ChunkConsumer, IncomingBodyProducer, OutgoingBody, discard_in_background,
 };
-use crate::runtime::{LimitExceeded, SharedApp};
+use crate::runtime::{Guest, LimitExceeded, SharedApp};
 use bytes::Bytes;
 use futures::channel::{mpsc, oneshot};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -39,7 +39,10 @@ pub async fn dispatch(app: SharedApp, request: Request<Incoming>) -> Response<Ou
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let cancelled = OnCancel::new("the client went away before the response");
-    let response = run(app, request).await;
+    let response = match app.guest() {
+        Guest::Squall(_) => run(app, request).await,
+        Guest::Standard(_) => crate::standard::run(app, request).await,
+    };
     cancelled.disarm();
     tracing::info!(
         method = %method,
@@ -188,7 +191,7 @@ async fn run_guest(
     head: oneshot::Sender<Head>,
 ) -> wasmtime::Result<()> {
     let mut store = app.new_store();
-    let guest = app.pre().instantiate_async(&mut store).await?;
+    let guest = app.squall_pre()?.instantiate_async(&mut store).await?;
     store
         .run_concurrent(async move |accessor| -> wasmtime::Result<()> {
             let body = match request.body {
@@ -252,29 +255,32 @@ fn failure_response(finished: Result<wasmtime::Result<()>, Elapsed>) -> Response
             tracing::error!("the guest finished without answering");
             StatusCode::INTERNAL_SERVER_ERROR
         }
-        Ok(Err(err)) => {
-            if let Some(limit) = err.downcast_ref::<LimitExceeded>() {
-                tracing::warn!("{limit}");
-                match limit {
-                    LimitExceeded::CpuTime => StatusCode::GATEWAY_TIMEOUT,
-                    LimitExceeded::RequestBody => StatusCode::PAYLOAD_TOO_LARGE,
-                }
-            } else if err.downcast_ref::<PoolConcurrencyLimitError>().is_some() {
-                tracing::warn!("no instance slot is free: {err:#}");
-                StatusCode::SERVICE_UNAVAILABLE
-            } else if err
-                .downcast_ref::<crate::body::BrokenRequestBody>()
-                .is_some()
-            {
-                tracing::info!("{err:#}");
-                StatusCode::BAD_REQUEST
-            } else {
-                tracing::error!("the guest failed: {err:?}");
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
-        }
+        Ok(Err(err)) => failure_status(&err),
     };
     error_response(status)
+}
+
+/// The status for a guest error (a trap, a limit, no free slot), logged.
+pub(crate) fn failure_status(err: &wasmtime::Error) -> StatusCode {
+    if let Some(limit) = err.downcast_ref::<LimitExceeded>() {
+        tracing::warn!("{limit}");
+        match limit {
+            LimitExceeded::CpuTime => StatusCode::GATEWAY_TIMEOUT,
+            LimitExceeded::RequestBody => StatusCode::PAYLOAD_TOO_LARGE,
+        }
+    } else if err.downcast_ref::<PoolConcurrencyLimitError>().is_some() {
+        tracing::warn!("no instance slot is free: {err:#}");
+        StatusCode::SERVICE_UNAVAILABLE
+    } else if err
+        .downcast_ref::<crate::body::BrokenRequestBody>()
+        .is_some()
+    {
+        tracing::info!("{err:#}");
+        StatusCode::BAD_REQUEST
+    } else {
+        tracing::error!("the guest failed: {err:?}");
+        StatusCode::INTERNAL_SERVER_ERROR
+    }
 }
 
 /// A short plain-text answer that reveals nothing about the guest.

@@ -19,4 +19,5 @@ pub mod pubsub;
 pub mod router;
 pub mod runtime;
 pub mod server;
+pub mod standard;
 pub mod websocket;

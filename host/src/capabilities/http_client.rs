@@ -260,7 +260,7 @@ fn check_allowed(grants: &Grants, uri: &Uri) -> Result<(), FetchError> {
     }
 }
 
-fn classify_client_error(err: hyper_util::client::legacy::Error) -> FetchError {
+pub(crate) fn classify_client_error(err: hyper_util::client::legacy::Error) -> FetchError {
     let message = error_chain(&err);
     let mut link: Option<&(dyn std::error::Error + 'static)> = Some(&err);
     while let Some(current) = link {

@@ -3,6 +3,7 @@
 pub mod http_client;
 mod pubsub;
 mod time;
+pub mod wasi_http;
 mod websocket;
 
 use crate::bindings::types;

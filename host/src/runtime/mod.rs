@@ -21,6 +21,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
 };
+use wasmtime_wasi_http::handler::ProxyPre;
 
 /// How often the epoch advances: the granularity of CPU accounting and of
 /// the slices a busy guest runs for before it yields to other tasks.
@@ -76,7 +77,12 @@ impl Runtime {
             })?;
         start_epoch_ticker(&engine);
         let mut linker = Linker::new(&engine);
+        // WASI 0.2 and 0.3 (Rust's std needs 0.2; standard wasi:http
+        // components may use either), and wasi:http for those components.
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .and_then(|()| wasmtime_wasi::p3::add_to_linker(&mut linker))
+            .and_then(|()| wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker))
+            .and_then(|()| wasmtime_wasi_http::p3::add_to_linker(&mut linker))
             .map_err(anyhow::Error::from)
             .context("cannot link the WASI interfaces")?;
         bindings::App::add_to_linker::<State, HasSelf<State>>(&mut linker, |state| state)
@@ -126,11 +132,28 @@ impl Runtime {
             .with_context(|| {
                 format!("app {name:?} needs an import that Squall does not provide")
             })?;
-        let pre = AppPre::new(pre)
-            .map_err(anyhow::Error::from)
-            .with_context(|| {
-            format!("app {name:?} does not export squall:app/handler@0.1.0: write it with squall-sdk")
-        })?;
+        let kind = ComponentKind::of(&component, &self.engine);
+        let guest = match kind {
+            ComponentKind::Squall => Guest::Squall(AppPre::new(pre).map_err(anyhow::Error::from)?),
+            ComponentKind::WasiHttp2 => Guest::Standard(ProxyPre::P2(
+                wasmtime_wasi_http::p2::bindings::ProxyPre::new(pre)
+                    .map_err(anyhow::Error::from)?,
+            )),
+            ComponentKind::WasiHttp3 => Guest::Standard(ProxyPre::P3(
+                wasmtime_wasi_http::p3::bindings::ServicePre::new(pre)
+                    .map_err(anyhow::Error::from)?,
+            )),
+            ComponentKind::Unknown => anyhow::bail!(
+                "app {name:?} exports no request handler: expected squall:app/handler@0.1.0 \
+                 (squall-sdk), wasi:http/incoming-handler@0.2 or wasi:http/handler@0.3"
+            ),
+        };
+        if kind != ComponentKind::Squall && !config.websockets.is_empty() {
+            anyhow::bail!(
+                "app {name:?} is a standard wasi:http component: WebSocket routes need a squall-sdk app"
+            );
+        }
+        warn_about_denied_imports(name, &component, &self.engine);
         let grants = Arc::new(Grants {
             outbound: config.outbound.clone(),
             fetch_max_body: config.limits.fetch_max_body,
@@ -142,9 +165,10 @@ impl Runtime {
             broker: self.broker.clone(),
             hub: self.hub.clone(),
         });
+        tracing::info!(app = name, kind = kind.describe(), "loaded");
         Ok(App {
             name: name.to_owned(),
-            pre,
+            guest,
             limits: config.limits.clone(),
             websockets: config.websockets.clone(),
             grants,
@@ -202,7 +226,7 @@ fn start_epoch_ticker(engine: &Engine) {
 /// A loaded app: its compiled, pre-linked component and its limits.
 pub struct App {
     name: String,
-    pre: AppPre<State>,
+    guest: Guest,
     limits: Limits,
     websockets: Vec<WebSocketRoute>,
     grants: Arc<Grants>,
@@ -227,14 +251,88 @@ impl App {
         &self.grants.hub
     }
 
-    pub fn pre(&self) -> &AppPre<State> {
-        &self.pre
+    pub fn guest(&self) -> &Guest {
+        &self.guest
+    }
+
+    /// The pre-instance of a squall-sdk app; an error for a standard one.
+    pub fn squall_pre(&self) -> wasmtime::Result<&AppPre<State>> {
+        match &self.guest {
+            Guest::Squall(pre) => Ok(pre),
+            Guest::Standard(_) => Err(wasmtime::Error::msg(
+                "a standard wasi:http component has no squall:app exports",
+            )),
+        }
     }
 
     /// A fresh store with this app's limits, for one request.
     pub fn new_store(&self) -> Store<State> {
         state::new_store(&self.engine, &self.limits, self.grants.clone())
     }
+}
+
+/// What kind of handler a component exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ComponentKind {
+    Squall,
+    WasiHttp2,
+    WasiHttp3,
+    Unknown,
+}
+
+impl ComponentKind {
+    fn of(component: &Component, engine: &Engine) -> Self {
+        let exports: Vec<String> = component
+            .component_type()
+            .exports(engine)
+            .map(|(name, _)| name.to_owned())
+            .collect();
+        let has = |prefix: &str| exports.iter().any(|name| name.starts_with(prefix));
+        if has("squall:app/handler@0.1") {
+            ComponentKind::Squall
+        } else if has("wasi:http/handler@0.3") {
+            ComponentKind::WasiHttp3
+        } else if has("wasi:http/incoming-handler@0.2") {
+            ComponentKind::WasiHttp2
+        } else {
+            ComponentKind::Unknown
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            ComponentKind::Squall => "squall:app component",
+            ComponentKind::WasiHttp2 => "standard wasi:http 0.2 proxy component",
+            ComponentKind::WasiHttp3 => "standard wasi:http 0.3 service component",
+            ComponentKind::Unknown => "unknown component",
+        }
+    }
+}
+
+/// Say at load time what a component imports that it will be refused:
+/// Squall grants no files, sockets or environment.
+fn warn_about_denied_imports(name: &str, component: &Component, engine: &Engine) {
+    for (import, _) in component.component_type().imports(engine) {
+        let denied = ["wasi:filesystem/", "wasi:sockets/"]
+            .iter()
+            .find(|prefix| import.starts_with(*prefix));
+        if let Some(prefix) = denied {
+            tracing::warn!(
+                app = name,
+                import,
+                "the app imports {}; Squall grants none, so its calls will be denied",
+                prefix.trim_end_matches('/')
+            );
+        }
+    }
+}
+
+/// A loaded app's handler.
+pub enum Guest {
+    /// A squall-sdk app (`squall:app/handler`).
+    Squall(AppPre<State>),
+    /// A standard wasi:http component.
+    Standard(ProxyPre<State>),
 }
 
 /// Apps are shared by every connection task.

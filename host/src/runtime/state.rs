@@ -3,11 +3,13 @@
 
 use super::guest_log::GuestLog;
 use super::{EPOCH_TICK, Grants};
+use crate::capabilities::wasi_http::HttpHooks;
 use crate::config::Limits;
 use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// The data of one store (one instance, normally one request).
 pub struct State {
@@ -17,13 +19,16 @@ pub struct State {
     /// Epoch ticks of guest execution left before the CPU limit stops it.
     cpu_ticks_left: u64,
     cpu_budget: u64,
-    grants: Arc<Grants>,
+    /// `wasi:http` state, for standard components; the hooks hold the
+    /// app's grants.
+    http: WasiHttpCtx,
+    hooks: HttpHooks,
 }
 
 impl State {
     /// What this store's app may reach.
     pub fn grants(&self) -> &Arc<Grants> {
-        &self.grants
+        self.hooks.grants()
     }
 
     /// Give a long-lived instance its full CPU budget again (per event).
@@ -41,6 +46,16 @@ pub enum LimitExceeded {
     RequestBody,
 }
 
+impl WasiHttpView for State {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
 impl WasiView for State {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
@@ -56,6 +71,9 @@ pub(super) fn new_store(engine: &Engine, limits: &Limits, grants: Arc<Grants>) -
     let wasi = WasiCtx::builder()
         .stdout(GuestLog::stdout())
         .stderr(GuestLog::stderr())
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
         .build();
     let state = State {
         wasi,
@@ -66,7 +84,8 @@ pub(super) fn new_store(engine: &Engine, limits: &Limits, grants: Arc<Grants>) -
             .build(),
         cpu_ticks_left: ticks(limits.cpu_time),
         cpu_budget: ticks(limits.cpu_time),
-        grants,
+        http: WasiHttpCtx::new(),
+        hooks: HttpHooks::new(grants),
     };
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limits);

@@ -121,7 +121,7 @@ impl Events {
         };
         match outcome {
             Ok(Ok(outcome)) => Ok(outcome),
-            Ok(Err(err)) => Err(failure_status(&err)),
+            Ok(Err(err)) => Err(crate::dispatch::failure_status(&err)),
             Err(_) => {
                 tracing::warn!("a websocket event hit the app's timeout");
                 Err(StatusCode::GATEWAY_TIMEOUT)
@@ -138,26 +138,10 @@ pub fn describe(connection: &Connection) -> ws::Connection {
     }
 }
 
-fn failure_status(err: &wasmtime::Error) -> StatusCode {
-    if let Some(limit) = err.downcast_ref::<crate::runtime::LimitExceeded>() {
-        tracing::warn!("{limit}");
-        StatusCode::GATEWAY_TIMEOUT
-    } else if err
-        .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
-        .is_some()
-    {
-        tracing::warn!("no instance slot is free: {err:#}");
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        tracing::error!("the websocket handler failed: {err:?}");
-        StatusCode::INTERNAL_SERVER_ERROR
-    }
-}
-
 /// Hibernate mode: a fresh instance for one event.
 async fn once(app: SharedApp, event: Event) -> wasmtime::Result<Outcome> {
     let mut store = app.new_store();
-    let guest = app.pre().instantiate_async(&mut store).await?;
+    let guest = app.squall_pre()?.instantiate_async(&mut store).await?;
     store
         .run_concurrent(async move |accessor| call(&guest, accessor, event).await)
         .await?
@@ -167,7 +151,11 @@ async fn once(app: SharedApp, event: Event) -> wasmtime::Result<Outcome> {
 /// a time. Guest tasks spawned by a handler keep running between events.
 async fn live_instance(app: SharedApp, mut calls: mpsc::Receiver<Call>) {
     let mut store = app.new_store();
-    let guest = match app.pre().instantiate_async(&mut store).await {
+    let instantiated = match app.squall_pre() {
+        Ok(pre) => pre.instantiate_async(&mut store).await,
+        Err(err) => Err(err),
+    };
+    let guest = match instantiated {
         Ok(guest) => guest,
         Err(err) => {
             let message = format!("{err:#}");

@@ -1,0 +1,82 @@
+//! Outbound `wasi:http` for standard components (WASI 0.2 and 0.3): their
+//! requests go through the same allow-list and pooled client as Squall's
+//! own `fetch`, by way of wasmtime-wasi-http's `send_request` hook.
+
+use super::http_client::classify_client_error;
+use crate::bindings::types::FetchError;
+use crate::body::OutgoingBody;
+use crate::runtime::Grants;
+use http_body_util::BodyExt;
+use std::sync::Arc;
+use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
+
+/// The hooks of one store: its app's grants.
+pub struct HttpHooks {
+    grants: Arc<Grants>,
+}
+
+impl HttpHooks {
+    pub fn new(grants: Arc<Grants>) -> Self {
+        HttpHooks { grants }
+    }
+
+    pub fn grants(&self) -> &Arc<Grants> {
+        &self.grants
+    }
+}
+
+type IoFuture = Box<dyn Future<Output = Result<(), Error>> + Send>;
+
+impl WasiHttpHooks for HttpHooks {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        io: IoFuture,
+    ) -> Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), Error>> + Send> {
+        // Request-body errors reach the guest through this future; we have
+        // nothing to add to them.
+        drop(io);
+        let grants = self.grants.clone();
+        Box::new(async move {
+            if !grants.outbound.allows(request.uri()) {
+                tracing::info!(
+                    uri = %request.uri(),
+                    "fetch denied: not in the app's outbound list"
+                );
+                return Err(Error::HttpRequestDenied);
+            }
+            let first_byte = options
+                .and_then(|options| options.first_byte_timeout)
+                .unwrap_or(grants.default_timeout);
+            let request = request.map(OutgoingBody::standard);
+            let response =
+                match tokio::time::timeout(first_byte, grants.client.request(request)).await {
+                    Err(_) => return Err(Error::ConnectionReadTimeout),
+                    Ok(Err(err)) => return Err(classify(err)),
+                    Ok(Ok(response)) => response,
+                };
+            let limit = usize::try_from(grants.fetch_max_body).unwrap_or(usize::MAX);
+            let response = response.map(|body| {
+                http_body_util::Limited::new(body, limit)
+                    .map_err(|err| match err.downcast::<hyper::Error>() {
+                        Ok(hyper) => Error::Hyper(*hyper),
+                        Err(_) => Error::HttpResponseBodySize(None),
+                    })
+                    .boxed_unsync()
+            });
+            Ok((response, Box::new(async { Ok(()) }) as IoFuture))
+        })
+    }
+}
+
+/// The wasi:http error for a failed pooled request: the same diagnosis as
+/// Squall's own `fetch`, in wasi:http's terms.
+fn classify(err: hyper_util::client::legacy::Error) -> Error {
+    match classify_client_error(err) {
+        FetchError::Tls(_) => Error::TlsProtocolError,
+        FetchError::Timeout => Error::ConnectionTimeout,
+        FetchError::Connect(_) => Error::ConnectionRefused,
+        _ => Error::HttpProtocolError,
+    }
+}
