@@ -1,14 +1,16 @@
 //! Message bodies: the incoming request body and the writer of streamed responses.
 
 use crate::Error;
-use crate::bindings::squall::app::types as wit;
-use crate::bindings::wit_stream;
+#[cfg(not(feature = "wasi-http"))]
+use crate::bindings::{squall::app::types as wit, wit_stream};
 use ::http::StatusCode;
 use std::future::Future;
 use std::pin::Pin;
+#[cfg(not(feature = "wasi-http"))]
 use wit_bindgen::{StreamReader, StreamResult, StreamWriter};
 
 /// How many bytes one read from a body stream asks for.
+#[cfg(not(feature = "wasi-http"))]
 const READ_CHUNK: usize = 64 * 1024;
 
 /// The body of an incoming request, read once, in chunks or whole.
@@ -28,11 +30,34 @@ pub struct Body {
 enum Incoming {
     #[default]
     Empty,
+    #[cfg_attr(feature = "wasi-http", allow(dead_code))]
     Bytes(Vec<u8>),
+    #[cfg(not(feature = "wasi-http"))]
     Stream(StreamReader<u8>),
+    #[cfg(feature = "wasi-http")]
+    Standard(Opaque<wasip3::http_compat::IncomingRequestBody>),
+}
+
+/// A value whose `Debug` says only that it is there.
+#[cfg(feature = "wasi-http")]
+pub(crate) struct Opaque<T>(pub T);
+
+#[cfg(feature = "wasi-http")]
+impl<T> std::fmt::Debug for Opaque<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("..")
+    }
 }
 
 impl Body {
+    #[cfg(feature = "wasi-http")]
+    pub(crate) fn from_standard(body: wasip3::http_compat::IncomingRequestBody) -> Self {
+        Body {
+            inner: Incoming::Standard(Opaque(body)),
+        }
+    }
+
+    #[cfg(not(feature = "wasi-http"))]
     pub(crate) fn from_wit(body: wit::Body) -> Self {
         let inner = match body {
             wit::Body::Empty => Incoming::Empty,
@@ -48,6 +73,18 @@ impl Body {
         match std::mem::take(&mut self.inner) {
             Incoming::Empty => None,
             Incoming::Bytes(bytes) => Some(bytes),
+            #[cfg(feature = "wasi-http")]
+            Incoming::Standard(Opaque(mut body)) => {
+                use http_body_util::BodyExt;
+                while let Some(Ok(frame)) = body.frame().await {
+                    if let Ok(data) = frame.into_data() {
+                        self.inner = Incoming::Standard(Opaque(body));
+                        return Some(data.to_vec());
+                    }
+                }
+                None
+            }
+            #[cfg(not(feature = "wasi-http"))]
             Incoming::Stream(mut stream) => {
                 let (result, chunk) = stream.read(Vec::with_capacity(READ_CHUNK)).await;
                 match result {
@@ -99,7 +136,10 @@ where
 /// bytes, so a slow client slows the writer down instead of filling memory.
 #[derive(Debug)]
 pub struct BodyWriter {
+    #[cfg(not(feature = "wasi-http"))]
     stream: StreamWriter<u8>,
+    #[cfg(feature = "wasi-http")]
+    chunks: futures::channel::mpsc::Sender<bytes::Bytes>,
 }
 
 /// The client went away before the whole body was sent.
@@ -115,9 +155,17 @@ impl std::fmt::Display for Disconnected {
 impl std::error::Error for Disconnected {}
 
 impl BodyWriter {
+    #[cfg(not(feature = "wasi-http"))]
     pub(crate) fn new() -> (BodyWriter, StreamReader<u8>) {
         let (stream, reader) = wit_stream::new::<u8>();
         (BodyWriter { stream }, reader)
+    }
+
+    /// A writer and the chunks it sends (one at a time: backpressure).
+    #[cfg(feature = "wasi-http")]
+    pub(crate) fn new() -> (BodyWriter, futures::channel::mpsc::Receiver<bytes::Bytes>) {
+        let (chunks, receiver) = futures::channel::mpsc::channel(0);
+        (BodyWriter { chunks }, receiver)
     }
 
     /// Send `chunk` to the client, waiting until the host has accepted it.
@@ -126,11 +174,22 @@ impl BodyWriter {
         if chunk.is_empty() {
             return Ok(());
         }
-        let unsent = self.stream.write_all(chunk).await;
-        if unsent.is_empty() {
-            Ok(())
-        } else {
-            Err(Disconnected)
+        #[cfg(not(feature = "wasi-http"))]
+        {
+            let unsent = self.stream.write_all(chunk).await;
+            if unsent.is_empty() {
+                Ok(())
+            } else {
+                Err(Disconnected)
+            }
+        }
+        #[cfg(feature = "wasi-http")]
+        {
+            use futures::SinkExt;
+            self.chunks
+                .send(bytes::Bytes::from(chunk))
+                .await
+                .map_err(|_| Disconnected)
         }
     }
 }

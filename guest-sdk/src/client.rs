@@ -11,8 +11,8 @@
 //! ```
 
 use crate::BodyWriter;
-use crate::bindings::squall::app::http_client as host;
-use crate::bindings::squall::app::types as wit;
+#[cfg(not(feature = "wasi-http"))]
+use crate::bindings::squall::app::{http_client as host, types as wit};
 use crate::body::{BodyTask, body_task};
 use ::http::header::{HeaderMap, HeaderName, HeaderValue};
 use ::http::{Method, StatusCode};
@@ -21,6 +21,7 @@ use serde::de::DeserializeOwned;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::time::Duration;
+#[cfg(not(feature = "wasi-http"))]
 use wit_bindgen::{FutureReader, StreamReader, StreamResult};
 
 /// Why a fetch failed; [`FetchError::kind`] names it in one word.
@@ -60,6 +61,7 @@ impl FetchError {
         }
     }
 
+    #[cfg(not(feature = "wasi-http"))]
     fn from_wit(error: wit::FetchError) -> Self {
         match error {
             wit::FetchError::Denied(why) => FetchError::Denied(why),
@@ -69,6 +71,38 @@ impl FetchError {
             wit::FetchError::Timeout => FetchError::Timeout,
             wit::FetchError::TooLarge => FetchError::TooLarge,
             wit::FetchError::Protocol(why) => FetchError::Protocol(why),
+        }
+    }
+}
+
+#[cfg(feature = "wasi-http")]
+impl FetchError {
+    /// The SDK's kind for a `wasi:http` error code.
+    fn from_code(code: wasip3::http::types::ErrorCode) -> Self {
+        use wasip3::http::types::ErrorCode as Code;
+        match code {
+            Code::HttpRequestDenied => FetchError::Denied("the host denied the request".into()),
+            Code::ConnectionTimeout
+            | Code::ConnectionReadTimeout
+            | Code::ConnectionWriteTimeout
+            | Code::HttpResponseTimeout
+            | Code::DnsTimeout => FetchError::Timeout,
+            Code::TlsProtocolError | Code::TlsCertificateError | Code::TlsAlertReceived(_) => {
+                FetchError::Tls(format!("{code:?}"))
+            }
+            Code::HttpResponseBodySize(_) => FetchError::TooLarge,
+            Code::HttpRequestUriInvalid | Code::HttpRequestMethodInvalid => {
+                FetchError::InvalidRequest(format!("{code:?}"))
+            }
+            Code::DnsError(_)
+            | Code::DestinationNotFound
+            | Code::DestinationUnavailable
+            | Code::DestinationIpProhibited
+            | Code::DestinationIpUnroutable
+            | Code::ConnectionRefused
+            | Code::ConnectionTerminated
+            | Code::ConnectionLimitReached => FetchError::Connect(format!("{code:?}")),
+            other => FetchError::Protocol(format!("{other:?}")),
         }
     }
 }
@@ -236,6 +270,55 @@ impl RequestBuilder {
         if let Some(error) = self.error {
             return Err(error);
         }
+        self.send_to_host().await
+    }
+
+    /// On a standard host: `wasi:http/client.send` (redirects are not
+    /// followed there; the timeout is the SDK's own).
+    #[cfg(feature = "wasi-http")]
+    async fn send_to_host(self) -> Result<FetchResponse, FetchError> {
+        use futures::StreamExt;
+        use http_body_util::BodyExt;
+        use wasip3::http_compat::{http_from_wasi_response, http_into_wasi_request};
+        let body = match self.body {
+            OutgoingBody::Bytes(bytes) => http_body_util::Full::new(bytes::Bytes::from(bytes))
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+            OutgoingBody::Stream(write) => {
+                let (writer, chunks) = BodyWriter::new();
+                drop(wit_bindgen::spawn_local(write(writer)));
+                let frames = chunks.map(|chunk| Ok(http_body::Frame::data(chunk)));
+                http_body_util::StreamBody::new(frames).boxed_unsync()
+            }
+        };
+        let uri: ::http::Uri = self
+            .url
+            .parse()
+            .map_err(|err| FetchError::InvalidRequest(format!("bad URL {:?}: {err}", self.url)))?;
+        let mut request = ::http::Request::new(body);
+        *request.method_mut() = self.method;
+        *request.uri_mut() = uri;
+        *request.headers_mut() = self.headers;
+        let request = http_into_wasi_request(request).map_err(FetchError::from_code)?;
+        let sending = wasip3::http::client::send(request);
+        let response = match self.timeout {
+            Some(limit) => crate::timeout(limit, sending)
+                .await
+                .map_err(|_| FetchError::Timeout)?,
+            None => sending.await,
+        }
+        .map_err(FetchError::from_code)?;
+        let response = http_from_wasi_response(response).map_err(FetchError::from_code)?;
+        let (parts, body) = response.into_parts();
+        Ok(FetchResponse {
+            status: parts.status,
+            headers: parts.headers,
+            body: Some(crate::body::Opaque(body)),
+        })
+    }
+
+    #[cfg(not(feature = "wasi-http"))]
+    async fn send_to_host(self) -> Result<FetchResponse, FetchError> {
         let body = match self.body {
             OutgoingBody::Bytes(bytes) if bytes.is_empty() => wit::Body::Empty,
             OutgoingBody::Bytes(bytes) => wit::Body::Bytes(bytes),
@@ -274,11 +357,16 @@ impl IntoFuture for RequestBuilder {
 pub struct FetchResponse {
     status: StatusCode,
     headers: HeaderMap,
+    #[cfg(not(feature = "wasi-http"))]
     body: Option<StreamReader<u8>>,
+    #[cfg(not(feature = "wasi-http"))]
     result: Option<FutureReader<Result<(), wit::FetchError>>>,
+    #[cfg(feature = "wasi-http")]
+    body: Option<crate::body::Opaque<wasip3::http_compat::IncomingResponseBody>>,
 }
 
 impl FetchResponse {
+    #[cfg(not(feature = "wasi-http"))]
     fn from_wit(response: host::IncomingResponse) -> Self {
         FetchResponse {
             status: StatusCode::from_u16(response.status).unwrap_or(StatusCode::BAD_GATEWAY),
@@ -305,6 +393,26 @@ impl FetchResponse {
 
     /// The next chunk of the body; `None` once it has all arrived. An
     /// error means the body was cut short.
+    #[cfg(feature = "wasi-http")]
+    pub async fn chunk(&mut self) -> Option<Result<Vec<u8>, FetchError>> {
+        use http_body_util::BodyExt;
+        let crate::body::Opaque(mut body) = self.body.take()?;
+        loop {
+            match body.frame().await? {
+                Ok(frame) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.body = Some(crate::body::Opaque(body));
+                        return Some(Ok(data.to_vec()));
+                    }
+                }
+                Err(code) => return Some(Err(FetchError::from_code(code))),
+            }
+        }
+    }
+
+    /// The next chunk of the body; `None` once it has all arrived. An
+    /// error means the body was cut short.
+    #[cfg(not(feature = "wasi-http"))]
     pub async fn chunk(&mut self) -> Option<Result<Vec<u8>, FetchError>> {
         while let Some(mut stream) = self.body.take() {
             let (status, chunk) = stream.read(Vec::with_capacity(64 * 1024)).await;

@@ -24,6 +24,7 @@
 // The generated bindings name this crate by its path from outside.
 extern crate self as squall_sdk;
 
+#[cfg(not(feature = "wasi-http"))]
 #[doc(hidden)]
 pub mod bindings;
 mod body;
@@ -57,6 +58,10 @@ pub mod http {
 /// Export `app`, a `fn() -> Router`, as this component's request handler.
 ///
 /// Use it once, at the crate root of a `cdylib` built for `wasm32-wasip2`.
+/// With the SDK's `wasi-http` feature the component exports the standard
+/// `wasi:http/handler` (WASI 0.3) instead, to run on `wasmtime serve` and
+/// other standard hosts.
+#[cfg(not(feature = "wasi-http"))]
 #[macro_export]
 macro_rules! export {
     ($app:path) => {
@@ -101,6 +106,50 @@ macro_rules! export {
     };
 }
 
+/// Export `app`, a `fn() -> Router`, as a standard `wasi:http/handler`.
+#[cfg(feature = "wasi-http")]
+#[macro_export]
+macro_rules! export {
+    ($app:path) => {
+        #[allow(unsafe_code)]
+        const _: () = {
+            struct SquallApp;
+
+            impl $crate::__private::wasip3::exports::http::handler::Guest for SquallApp {
+                async fn handle(
+                    request: $crate::__private::wasip3::http::types::Request,
+                ) -> ::core::result::Result<
+                    $crate::__private::wasip3::http::types::Response,
+                    $crate::__private::wasip3::http::types::ErrorCode,
+                > {
+                    $crate::__private::dispatch_standard(&$app(), request).await
+                }
+            }
+
+            $crate::__private::wasip3::http::service::export!(SquallApp);
+        };
+    };
+}
+
+/// What the `export!` macro expands to on a standard wasi:http host.
+#[cfg(feature = "wasi-http")]
+#[doc(hidden)]
+pub mod __private {
+    pub use wasip3;
+    use wasip3::http::types::{ErrorCode, Request, Response};
+    use wasip3::http_compat::{http_from_wasi_request, http_into_wasi_response};
+
+    /// Run one standard request through `router`.
+    pub async fn dispatch_standard(
+        router: &crate::Router,
+        request: Request,
+    ) -> Result<Response, ErrorCode> {
+        let request = crate::Request::from_standard(http_from_wasi_request(request)?);
+        http_into_wasi_response(router.handle(request).await.into_standard())
+    }
+}
+
+#[cfg(not(feature = "wasi-http"))]
 #[doc(hidden)]
 pub mod __private {
     pub use crate::bindings;

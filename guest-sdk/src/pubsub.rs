@@ -10,6 +10,7 @@
 //! let newer = pubsub::wait("chat", Some(cursor), Duration::from_secs(30)).await?;
 //! ```
 
+#[cfg(not(feature = "wasi-http"))]
 use crate::bindings::squall::app::pubsub as host;
 use serde::de::DeserializeOwned;
 use std::time::Duration;
@@ -42,9 +43,13 @@ pub enum PubSubError {
     Denied(String),
     /// A bad topic name or an oversized payload.
     Invalid(String),
+    /// The host has no pub/sub: the app was built as a standard wasi:http
+    /// component (`wasi-http` feature), and pub/sub is a Squall capability.
+    Unavailable,
 }
 
 impl PubSubError {
+    #[cfg(not(feature = "wasi-http"))]
     pub(crate) fn from_wit(error: host::PubsubError) -> Self {
         match error {
             host::PubsubError::Denied(why) => PubSubError::Denied(why),
@@ -58,6 +63,9 @@ impl std::fmt::Display for PubSubError {
         match self {
             PubSubError::Denied(why) => write!(f, "pubsub denied: {why}"),
             PubSubError::Invalid(why) => write!(f, "pubsub: {why}"),
+            PubSubError::Unavailable => f.write_str(
+                "pubsub is a Squall capability: this component was built for standard wasi:http hosts",
+            ),
         }
     }
 }
@@ -74,7 +82,13 @@ impl crate::IntoResponse for PubSubError {
 /// Publish `payload` to `topic`; returns its id. WebSocket connections
 /// subscribed to the topic receive it straight from the host.
 pub fn publish(topic: &str, payload: impl AsRef<[u8]>) -> Result<u64, PubSubError> {
-    host::publish(topic, payload.as_ref()).map_err(PubSubError::from_wit)
+    #[cfg(not(feature = "wasi-http"))]
+    return host::publish(topic, payload.as_ref()).map_err(PubSubError::from_wit);
+    #[cfg(feature = "wasi-http")]
+    {
+        let _ = (topic, payload);
+        Err(PubSubError::Unavailable)
+    }
 }
 
 /// Publish `value` as JSON.
@@ -92,16 +106,24 @@ pub async fn wait(
     after: Option<u64>,
     timeout: Duration,
 ) -> Result<Vec<Message>, PubSubError> {
-    let timeout_ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
-    let messages = host::wait(topic.to_owned(), after, timeout_ms)
-        .await
-        .map_err(PubSubError::from_wit)?;
-    Ok(messages
-        .into_iter()
-        .map(|message| Message {
-            id: message.id,
-            topic: message.topic,
-            payload: message.payload,
-        })
-        .collect())
+    #[cfg(feature = "wasi-http")]
+    {
+        let _ = (topic, after, timeout);
+        Err(PubSubError::Unavailable)
+    }
+    #[cfg(not(feature = "wasi-http"))]
+    {
+        let timeout_ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
+        let messages = host::wait(topic.to_owned(), after, timeout_ms)
+            .await
+            .map_err(PubSubError::from_wit)?;
+        Ok(messages
+            .into_iter()
+            .map(|message| Message {
+                id: message.id,
+                topic: message.topic,
+                payload: message.payload,
+            })
+            .collect())
+    }
 }

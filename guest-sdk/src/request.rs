@@ -1,8 +1,11 @@
 //! The incoming request as a handler sees it.
 
+#[cfg(not(feature = "wasi-http"))]
 use crate::bindings::squall::app::types as wit;
 use crate::{Body, Error};
-use ::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use ::http::header::{self, HeaderMap};
+#[cfg(not(feature = "wasi-http"))]
+use ::http::header::{HeaderName, HeaderValue};
 use ::http::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 
@@ -19,6 +22,36 @@ pub struct Request {
 }
 
 impl Request {
+    /// A standard `wasi:http` request, converted by the `wasip3` crate.
+    #[cfg(feature = "wasi-http")]
+    pub(crate) fn from_standard(
+        request: ::http::Request<wasip3::http_compat::IncomingRequestBody>,
+    ) -> Self {
+        let (parts, body) = request.into_parts();
+        let authority = parts
+            .uri
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .or_else(|| {
+                parts
+                    .headers
+                    .get(header::HOST)?
+                    .to_str()
+                    .ok()
+                    .map(str::to_owned)
+            });
+        Request {
+            method: parts.method,
+            path: parts.uri.path().to_owned(),
+            query: parts.uri.query().unwrap_or_default().to_owned(),
+            authority,
+            headers: parts.headers,
+            params: Vec::new(),
+            body: Body::from_standard(body),
+        }
+    }
+
+    #[cfg(not(feature = "wasi-http"))]
     pub(crate) fn from_wit(request: wit::Request) -> Self {
         Request {
             method: method_from_wit(request.method),
@@ -162,6 +195,7 @@ impl Request {
     }
 }
 
+#[cfg(not(feature = "wasi-http"))]
 pub(crate) fn headers_from_wit(fields: wit::Fields) -> HeaderMap {
     let mut headers = HeaderMap::with_capacity(fields.len());
     for (name, value) in fields {
@@ -176,6 +210,7 @@ pub(crate) fn headers_from_wit(fields: wit::Fields) -> HeaderMap {
     headers
 }
 
+#[cfg(not(feature = "wasi-http"))]
 pub(crate) fn fields_to_wit(headers: &HeaderMap) -> wit::Fields {
     headers
         .iter()
@@ -183,6 +218,7 @@ pub(crate) fn fields_to_wit(headers: &HeaderMap) -> wit::Fields {
         .collect()
 }
 
+#[cfg(not(feature = "wasi-http"))]
 pub(crate) fn method_to_wit(method: &Method) -> wit::Method {
     match *method {
         Method::GET => wit::Method::Get,
@@ -198,6 +234,7 @@ pub(crate) fn method_to_wit(method: &Method) -> wit::Method {
     }
 }
 
+#[cfg(not(feature = "wasi-http"))]
 fn method_from_wit(method: wit::Method) -> Method {
     match method {
         wit::Method::Get => Method::GET,

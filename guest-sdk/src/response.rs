@@ -1,6 +1,7 @@
 //! Responses and the conversions handlers return through.
 
 use crate::BodyWriter;
+#[cfg(not(feature = "wasi-http"))]
 use crate::bindings::squall::app::types as wit;
 use crate::body::BodyTask;
 use ::http::StatusCode;
@@ -134,6 +135,33 @@ impl Response {
         self
     }
 
+    /// The response for a standard `wasi:http` host.
+    #[cfg(feature = "wasi-http")]
+    pub(crate) fn into_standard(
+        self,
+    ) -> ::http::Response<
+        http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, wasip3::http::types::ErrorCode>,
+    > {
+        use futures::StreamExt;
+        use http_body_util::BodyExt;
+        let body = match self.body {
+            ResponseBody::Bytes(bytes) => http_body_util::Full::new(bytes::Bytes::from(bytes))
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+            ResponseBody::Stream(write) => {
+                let (writer, chunks) = BodyWriter::new();
+                drop(wit_bindgen::spawn_local(write(writer)));
+                let frames = chunks.map(|chunk| Ok(http_body::Frame::data(chunk)));
+                http_body_util::StreamBody::new(frames).boxed_unsync()
+            }
+        };
+        let mut response = ::http::Response::new(body);
+        *response.status_mut() = self.status;
+        *response.headers_mut() = self.headers;
+        response
+    }
+
+    #[cfg(not(feature = "wasi-http"))]
     pub(crate) fn into_wit(self) -> wit::Response {
         let headers = crate::request::fields_to_wit(&self.headers);
         let body = match self.body {

@@ -125,6 +125,7 @@ impl Router {
     }
 
     /// The WebSocket handler for `path` and the path parameters.
+    #[cfg_attr(feature = "wasi-http", allow(dead_code))]
     pub(crate) fn websocket_for(&self, path: &str) -> Option<(&WebSocket, Vec<(String, String)>)> {
         self.websockets
             .iter()

@@ -1,13 +1,16 @@
 //! Timers backed by the host's event loop.
 
-use crate::bindings::squall::app::time as host;
+#[cfg(not(feature = "wasi-http"))]
+use crate::bindings::squall::app::time::{monotonic_now, sleep as host_sleep};
 use std::time::Duration;
+#[cfg(feature = "wasi-http")]
+use wasip3::clocks::monotonic_clock::{now as monotonic_now, wait_for as host_sleep};
 
 /// Wait for `duration` without blocking the host: other requests, and other
 /// tasks of this one, run meanwhile (Tornado's `gen.sleep`).
 pub async fn sleep(duration: Duration) {
     let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
-    host::sleep(nanos).await;
+    host_sleep(nanos).await;
 }
 
 /// A point on the host's monotonic clock, for measuring how long things take.
@@ -17,12 +20,12 @@ pub struct Instant(u64);
 impl Instant {
     /// Now.
     pub fn now() -> Self {
-        Instant(host::monotonic_now())
+        Instant(monotonic_now())
     }
 
     /// The time elapsed since `self`.
     pub fn elapsed(&self) -> Duration {
-        Duration::from_nanos(host::monotonic_now().saturating_sub(self.0))
+        Duration::from_nanos(monotonic_now().saturating_sub(self.0))
     }
 }
 

@@ -24,7 +24,9 @@
 //! per-connection state; in `hibernate` mode each event gets a fresh
 //! instance and [`Connection::state`] is what survives between events.
 
+#[cfg(not(feature = "wasi-http"))]
 use crate::bindings::squall::app::websocket as host;
+#[cfg(not(feature = "wasi-http"))]
 use crate::bindings::squall::app::websocket_types as wit;
 use crate::pubsub::PubSubError;
 use crate::{Error, Request};
@@ -57,6 +59,7 @@ impl Message {
         }
     }
 
+    #[cfg(not(feature = "wasi-http"))]
     fn from_wit(message: wit::WsMessage) -> Self {
         match message {
             wit::WsMessage::Text(text) => Message::Text(text),
@@ -64,6 +67,7 @@ impl Message {
         }
     }
 
+    #[cfg(not(feature = "wasi-http"))]
     fn into_wit(self) -> wit::WsMessage {
         match self {
             Message::Text(text) => wit::WsMessage::Text(text),
@@ -84,6 +88,7 @@ pub enum SendError {
 }
 
 impl SendError {
+    #[cfg(not(feature = "wasi-http"))]
     fn from_wit(error: wit::WsError) -> Self {
         match error {
             wit::WsError::Closed => SendError::Closed,
@@ -144,7 +149,13 @@ impl Connection {
 
     /// Queue a message for the client (Tornado's `write_message`).
     pub fn send(&self, message: Message) -> Result<(), SendError> {
-        host::send(self.id, &message.into_wit()).map_err(SendError::from_wit)
+        #[cfg(not(feature = "wasi-http"))]
+        return host::send(self.id, &message.into_wit()).map_err(SendError::from_wit);
+        #[cfg(feature = "wasi-http")]
+        {
+            let _ = message;
+            Err(SendError::Closed)
+        }
     }
 
     /// Queue a text message.
@@ -160,36 +171,60 @@ impl Connection {
 
     /// Close the connection with `code` (1000 is a normal close).
     pub fn close(&self, code: u16, reason: &str) {
+        #[cfg(not(feature = "wasi-http"))]
         host::close(self.id, code, reason);
+        #[cfg(feature = "wasi-http")]
+        let _ = (code, reason);
     }
 
     /// Have the host forward every message published to `topic` to this
     /// client, without waking the guest.
     pub fn subscribe(&self, topic: &str) -> Result<(), PubSubError> {
-        host::subscribe(self.id, topic, false).map_err(PubSubError::from_wit)
+        self.subscribe_as(topic, false)
     }
 
     /// Like [`subscribe`](Connection::subscribe), adding the message's id as
     /// an `"id"` field to JSON-object payloads.
     pub fn subscribe_with_id(&self, topic: &str) -> Result<(), PubSubError> {
-        host::subscribe(self.id, topic, true).map_err(PubSubError::from_wit)
+        self.subscribe_as(topic, true)
+    }
+
+    fn subscribe_as(&self, topic: &str, with_id: bool) -> Result<(), PubSubError> {
+        #[cfg(not(feature = "wasi-http"))]
+        return host::subscribe(self.id, topic, with_id).map_err(PubSubError::from_wit);
+        #[cfg(feature = "wasi-http")]
+        {
+            let _ = (topic, with_id);
+            Err(PubSubError::Unavailable)
+        }
     }
 
     pub fn unsubscribe(&self, topic: &str) {
+        #[cfg(not(feature = "wasi-http"))]
         host::unsubscribe(self.id, topic);
+        #[cfg(feature = "wasi-http")]
+        let _ = topic;
     }
 
     /// The connection's state, kept by the host between events (JSON);
     /// `T::default()` until set.
     pub fn state<T: DeserializeOwned + Default>(&self) -> T {
-        let bytes = host::get_state(self.id);
-        serde_json::from_slice(&bytes).unwrap_or_default()
+        #[cfg(not(feature = "wasi-http"))]
+        return serde_json::from_slice(&host::get_state(self.id)).unwrap_or_default();
+        #[cfg(feature = "wasi-http")]
+        T::default()
     }
 
     /// Replace the connection's state (at most 64 KiB of JSON).
     pub fn set_state<T: Serialize>(&self, state: &T) -> Result<(), SendError> {
         let bytes = serde_json::to_vec(state).map_err(|_| SendError::TooLarge)?;
-        host::set_state(self.id, &bytes).map_err(SendError::from_wit)
+        #[cfg(not(feature = "wasi-http"))]
+        return host::set_state(self.id, &bytes).map_err(SendError::from_wit);
+        #[cfg(feature = "wasi-http")]
+        {
+            let _ = bytes;
+            Err(SendError::Closed)
+        }
     }
 }
 
@@ -262,6 +297,7 @@ impl WebSocket {
         self
     }
 
+    #[cfg_attr(feature = "wasi-http", allow(dead_code))]
     pub(crate) async fn open(&self, ws: Connection, request: Request) -> Result<Accept, Error> {
         match &self.on_open {
             Some(handler) => handler(ws, request).await,
@@ -269,12 +305,14 @@ impl WebSocket {
         }
     }
 
+    #[cfg(not(feature = "wasi-http"))]
     pub(crate) async fn message(&self, ws: Connection, message: wit::WsMessage) {
         if let Some(handler) = &self.on_message {
             handler(ws, Message::from_wit(message)).await;
         }
     }
 
+    #[cfg_attr(feature = "wasi-http", allow(dead_code))]
     pub(crate) async fn close(&self, ws: Connection, code: u16, reason: String) {
         if let Some(handler) = &self.on_close {
             handler(ws, code, reason).await;
@@ -282,6 +320,7 @@ impl WebSocket {
     }
 }
 
+#[cfg(not(feature = "wasi-http"))]
 pub(crate) fn connection(from: wit::Connection, params: Vec<(String, String)>) -> Connection {
     Connection {
         id: from.id,
@@ -290,6 +329,7 @@ pub(crate) fn connection(from: wit::Connection, params: Vec<(String, String)>) -
     }
 }
 
+#[cfg(not(feature = "wasi-http"))]
 pub(crate) fn accept_to_wit(accept: Accept) -> wit::Accept {
     wit::Accept {
         protocol: accept.protocol,

@@ -9,10 +9,26 @@ use std::process::{Command, Stdio};
 /// The target every guest is built for.
 pub const WASM_TARGET: &str = "wasm32-wasip2";
 
+/// What kind of component to build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// A squall:app component (the default): every Squall capability.
+    Squall,
+    /// A standard wasi:http (WASI 0.3) component, through squall-sdk's
+    /// `wasi-http` feature, for `wasmtime serve` and other standard hosts.
+    WasiHttp,
+}
+
 /// Build the guest crate in `dir` (release, `wasm32-wasip2`) and return the
 /// path of its `.wasm` component. Cargo's progress goes to stderr; the
 /// target directory is cargo's usual one (`CARGO_TARGET_DIR` is honoured).
 pub fn build_crate(dir: &Path) -> Result<PathBuf> {
+    build_crate_as(dir, Flavor::Squall)
+}
+
+/// Like [`build_crate`], as `flavor`. A `WasiHttp` build is copied to
+/// `NAME.wasi-http.wasm` beside the usual artifact, so both can be kept.
+pub fn build_crate_as(dir: &Path, flavor: Flavor) -> Result<PathBuf> {
     let manifest = dir.join("Cargo.toml");
     if !manifest.is_file() {
         bail!(
@@ -38,6 +54,10 @@ pub fn build_crate(dir: &Path) -> Result<PathBuf> {
         .arg("--message-format=json-render-diagnostics")
         .arg("--manifest-path")
         .arg(&manifest)
+        .args(match flavor {
+            Flavor::Squall => &[][..],
+            Flavor::WasiHttp => &["--features", "squall-sdk/wasi-http"][..],
+        })
         .current_dir(dir)
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
@@ -50,7 +70,17 @@ pub fn build_crate(dir: &Path) -> Result<PathBuf> {
         );
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
-    find_component(&stdout, &manifest).with_context(|| format!("building {}", dir.display()))
+    let wasm = find_component(&stdout, &manifest)
+        .with_context(|| format!("building {}", dir.display()))?;
+    match flavor {
+        Flavor::Squall => Ok(wasm),
+        Flavor::WasiHttp => {
+            let standard = wasm.with_extension("wasi-http.wasm");
+            std::fs::copy(&wasm, &standard)
+                .with_context(|| format!("cannot copy the component to {}", standard.display()))?;
+            Ok(standard)
+        }
+    }
 }
 
 /// The cargo that runs us (when run by `cargo run`), else the one on PATH.

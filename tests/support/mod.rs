@@ -38,14 +38,34 @@ pub fn squall() -> Command {
 /// Build a guest crate (relative to the repository) with `squall build`,
 /// once per test process, and return its component.
 pub fn component(krate: &str) -> PathBuf {
-    static BUILT: OnceLock<Mutex<Vec<(String, PathBuf)>>> = OnceLock::new();
+    build_once(krate, false)
+}
+
+/// Build a squall-sdk crate as a standard wasi:http component
+/// (`squall build --wasi-http`), in a target directory of its own so the
+/// two flavours do not rebuild each other.
+pub fn standard_component(krate: &str) -> PathBuf {
+    build_once(krate, true)
+}
+
+fn build_once(krate: &str, wasi_http: bool) -> PathBuf {
+    static BUILT: OnceLock<Mutex<Vec<(String, bool, PathBuf)>>> = OnceLock::new();
     let built = BUILT.get_or_init(Default::default);
     let mut built = built.lock().unwrap_or_else(|poison| poison.into_inner());
-    if let Some((_, path)) = built.iter().find(|(name, _)| name == krate) {
+    if let Some((_, _, path)) = built
+        .iter()
+        .find(|(name, std, _)| name == krate && *std == wasi_http)
+    {
         return path.clone();
     }
-    let output = squall()
-        .arg("build")
+    let mut command = squall();
+    command.arg("build");
+    if wasi_http {
+        command
+            .arg("--wasi-http")
+            .env("CARGO_TARGET_DIR", repo().join("target/guests-std"));
+    }
+    let output = command
         .arg(repo().join(krate))
         .stderr(Stdio::inherit())
         .output()
@@ -53,7 +73,7 @@ pub fn component(krate: &str) -> PathBuf {
     assert!(output.status.success(), "squall build {krate} failed");
     let path = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
     assert!(path.is_file(), "squall build printed {path:?}");
-    built.push((krate.to_owned(), path.clone()));
+    built.push((krate.to_owned(), wasi_http, path.clone()));
     path
 }
 

@@ -1,6 +1,6 @@
 //! `squall build CRATE`: compile a guest crate into a component.
 
-use crate::builder::build_crate;
+use crate::builder::{Flavor, build_crate_as};
 use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
@@ -11,10 +11,19 @@ pub struct BuildArgs {
     /// The guest crate's directory.
     #[arg(default_value = ".")]
     krate: PathBuf,
+    /// Build a standard wasi:http (WASI 0.3) component instead, for
+    /// `wasmtime serve` and other hosts (squall-sdk's `wasi-http` feature).
+    #[arg(long)]
+    wasi_http: bool,
 }
 
 pub fn run(args: BuildArgs) -> Result<()> {
-    let wasm = build_crate(&args.krate)?;
+    let flavor = if args.wasi_http {
+        Flavor::WasiHttp
+    } else {
+        Flavor::Squall
+    };
+    let wasm = build_crate_as(&args.krate, flavor)?;
     println!("{}", wasm.display());
     Ok(())
 }
