@@ -273,11 +273,12 @@ pub enum OutgoingBody {
     /// Complete in memory.
     Full(Option<Bytes>),
     /// Produced by wasmtime-wasi-http for a standard `wasi:http` component.
-    /// When `guest` is given, that task owns the component's store: it runs
-    /// until the body has been read, and is aborted when the body is dropped.
+    /// When `guest` is given, that future owns the component's store: it is
+    /// driven as the body is read (a WASI 0.3 body is written by the guest
+    /// as it goes) and dropped with the body.
     Wasi {
         body: WasiBody,
-        guest: Option<JoinHandle<()>>,
+        guest: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     },
     /// Written by a guest as it goes. When `guest` is given, the body ends
     /// cleanly only if that task (which owns the guest's store) does.
@@ -313,9 +314,16 @@ impl Body for OutgoingBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.get_mut() {
             OutgoingBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            OutgoingBody::Wasi { body, .. } => Pin::new(body)
-                .poll_frame(cx)
-                .map(|frame| frame.map(|frame| frame.map_err(BodyError::from))),
+            OutgoingBody::Wasi { body, guest } => {
+                if let Some(running) = guest
+                    && running.as_mut().poll(cx).is_ready()
+                {
+                    *guest = None;
+                }
+                Pin::new(body)
+                    .poll_frame(cx)
+                    .map(|frame| frame.map(|frame| frame.map_err(BodyError::from)))
+            }
             OutgoingBody::Streamed { chunks, guest } => {
                 if let Some(chunk) = ready!(chunks.poll_next_unpin(cx)) {
                     return Poll::Ready(Some(Ok(Frame::data(chunk))));
@@ -358,9 +366,6 @@ impl Drop for OutgoingBody {
         // instance.
         match self {
             OutgoingBody::Streamed {
-                guest: Some(task), ..
-            } => task.abort(),
-            OutgoingBody::Wasi {
                 guest: Some(task), ..
             } => task.abort(),
             _ => {}

@@ -70,16 +70,16 @@ pub async fn run(app: SharedApp, request: Request<Incoming>) -> Response<Outgoin
             return error_response(failure_status(&err));
         }
     };
-    // The store lives on in this task while the body streams; dropping the
-    // body (done, or the client gone) aborts it.
-    let task = tokio::spawn(async move {
+    // The store lives on in the body while it streams; dropping the body
+    // (done, or the client gone) drops the store.
+    let guest = Box::pin(async move {
         if let Ok(Err(err)) = guest.await {
             tracing::warn!("the component failed while streaming its body: {err:#}");
         }
     });
     response.map(|body| OutgoingBody::Wasi {
         body,
-        guest: Some(task),
+        guest: Some(guest),
     })
 }
 

@@ -9,6 +9,7 @@
 mod fanout_bench;
 mod http_bench;
 mod instance_bench;
+mod interop_bench;
 mod native;
 mod parked_bench;
 mod realtime_bench;
@@ -34,6 +35,8 @@ enum Command {
     Parked(parked_bench::ParkedArgs),
     /// Idle WebSockets, broadcast latency, and long polls woken by a publish.
     Realtime(realtime_bench::RealtimeArgs),
+    /// A standard wasi:http hello: squall vs `wasmtime serve` 48.0.8 vs native.
+    Interop(interop_bench::InteropArgs),
     /// Fanout throughput: squall's examples/fanout vs a native hyper proxy.
     Fanout(fanout_bench::FanoutArgs),
     /// All of the above, one after the other.
@@ -60,6 +63,7 @@ fn main() -> Result<()> {
         Some(Command::Parked(args)) => parked_bench::run(&args),
         Some(Command::Fanout(args)) => fanout_bench::run(&args),
         Some(Command::Realtime(args)) => realtime_bench::run(&args),
+        Some(Command::Interop(args)) => interop_bench::run(&args),
         Some(Command::NativeServer(args)) => native::run(&args),
         Some(Command::NativeFanout(args)) => native::run_fanout(&args),
     }

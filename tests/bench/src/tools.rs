@@ -77,25 +77,58 @@ impl Drop for Running {
 
 /// Start `command` pinned to `core` and wait for its "listening on URL" line.
 pub fn start_pinned(core: usize, program: &Path, args: &[&str], log: &str) -> Result<Running> {
+    start_pinned_announcing(core, program, args, log, Announce::Stdout("listening on "))
+}
+
+/// Where a server says its URL, after which marker.
+pub enum Announce {
+    Stdout(&'static str),
+    Stderr(&'static str),
+}
+
+/// Start `program` pinned to `core` and wait for it to announce its URL.
+pub fn start_pinned_announcing(
+    core: usize,
+    program: &Path,
+    args: &[&str],
+    log: &str,
+    announce: Announce,
+) -> Result<Running> {
+    let (on_stdout, marker) = match announce {
+        Announce::Stdout(marker) => (true, marker),
+        Announce::Stderr(marker) => (false, marker),
+    };
     let mut child = Command::new("taskset")
         .arg("-c")
         .arg(core.to_string())
         .arg(program)
         .args(args)
         .env("RUST_LOG", log)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stdout(if on_stdout {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stderr(if on_stdout {
+            Stdio::inherit()
+        } else {
+            Stdio::piped()
+        })
         .spawn()
         .context("cannot start the server (is taskset installed?)")?;
-    let stdout = child.stdout.take().context("no stdout")?;
-    let mut lines = BufReader::new(stdout).lines();
+    let output: Box<dyn std::io::Read + Send> = if on_stdout {
+        Box::new(child.stdout.take().context("no stdout")?)
+    } else {
+        Box::new(child.stderr.take().context("no stderr")?)
+    };
+    let mut lines = BufReader::new(output).lines();
     let url = loop {
         let Some(line) = lines.next() else {
             bail!("{} exited before listening", program.display());
         };
         let line = line?;
-        if let Some(at) = line.find("listening on ") {
-            let url = line[at + "listening on ".len()..]
+        if let Some(at) = line.find(marker) {
+            let url = line[at + marker.len()..]
                 .split_whitespace()
                 .next()
                 .unwrap_or_default()

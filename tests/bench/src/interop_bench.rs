@@ -1,0 +1,191 @@
+//! The same standard wasi:http hello served by Squall and by `wasmtime
+//! serve` 48.0.8, against native hyper, in one run. Needs the `wasmtime`
+//! CLI: `cargo install wasmtime-cli --version 48.0.8 --locked` (or set
+//! `WASMTIME` to its path).
+
+use crate::tools::{self, Announce, WrkResult};
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+#[derive(Args, Clone)]
+pub struct InteropArgs {
+    /// Rounds; each round measures every server once.
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 5)]
+    seconds: u32,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 64)]
+    connections: u32,
+}
+
+impl Default for InteropArgs {
+    fn default() -> Self {
+        InteropArgs {
+            rounds: 3,
+            seconds: 5,
+            connections: 64,
+        }
+    }
+}
+
+const SERVER_CORE: usize = 0;
+const LOAD_CORE: usize = 1;
+
+pub fn run(args: &InteropArgs) -> Result<()> {
+    let wasmtime = wasmtime_cli()?;
+    let squall = tools::squall_binary()?;
+    let p2 = tools::component(&squall, "tests/guests/wasi-p2")?;
+    let p3 = standard_hello(&squall)?;
+    println!(
+        "standard wasi:http hello, servers pinned to core {SERVER_CORE}, wrk -t1 -c{} -d{}s on core {LOAD_CORE}",
+        args.connections, args.seconds
+    );
+    compare(
+        args,
+        &squall,
+        &wasmtime,
+        "WASI 0.2 proxy (tests/guests/wasi-p2; a fresh instance per request in both)",
+        &p2,
+        &["-Scli"],
+    )?;
+    compare(
+        args,
+        &squall,
+        &wasmtime,
+        "WASI 0.3 service (examples/hello built --wasi-http; a fresh instance per request in both)",
+        &p3,
+        &[
+            "-Scli",
+            "-Sp3",
+            "-Wcomponent-model-async",
+            "--max-instance-reuse-count",
+            "1",
+            "--max-instance-concurrent-reuse-count",
+            "1",
+        ],
+    )?;
+    compare(
+        args,
+        &squall,
+        &wasmtime,
+        "WASI 0.3 service, wasmtime serve with its default instance reuse (128 requests per \
+         instance, 16 at once) against squall's fresh instance per request",
+        &p3,
+        &["-Scli", "-Sp3", "-Wcomponent-model-async"],
+    )
+}
+
+fn compare(
+    args: &InteropArgs,
+    squall: &Path,
+    wasmtime: &Path,
+    what: &str,
+    component: &Path,
+    wasmtime_flags: &[&str],
+) -> Result<()> {
+    println!("\n{what}:");
+    let own_binary = std::env::current_exe()?;
+    let native = tools::start_pinned(SERVER_CORE, &own_binary, &["native-server"], "warn")?;
+    let wasm = component.to_string_lossy().into_owned();
+    let squall_server = tools::start_pinned(
+        SERVER_CORE,
+        squall,
+        &["serve", &wasm, "--listen", "127.0.0.1:0"],
+        "warn",
+    )?;
+    let mut serve_args = vec!["serve"];
+    serve_args.extend_from_slice(wasmtime_flags);
+    serve_args.extend_from_slice(&["--addr", "127.0.0.1:0", &wasm]);
+    let wasmtime_server = tools::start_pinned_announcing(
+        SERVER_CORE,
+        wasmtime,
+        &serve_args,
+        "warn",
+        Announce::Stderr("Serving HTTP on "),
+    )?;
+    let servers = [
+        ("native", &native.url),
+        ("squall", &squall_server.url),
+        ("wasmtime", &wasmtime_server.url),
+    ];
+    for (_, url) in servers {
+        tools::wrk(LOAD_CORE, &format!("{url}/"), args.connections, 1)?; // warm up
+    }
+    let mut results: Vec<Vec<WrkResult>> = vec![Vec::new(); servers.len()];
+    for round in 1..=args.rounds {
+        for (index, (name, url)) in servers.iter().enumerate() {
+            let result = tools::wrk(
+                LOAD_CORE,
+                &format!("{url}/"),
+                args.connections,
+                args.seconds,
+            )?;
+            println!(
+                "  round {round} {name:>8}: {:>9.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  non-2xx {}",
+                result.requests_per_second, result.p50_ms, result.p99_ms, result.errors
+            );
+            results[index].push(result);
+        }
+    }
+    let medians: Vec<WrkResult> = results
+        .iter()
+        .map(|runs| tools::median_by_throughput(runs))
+        .collect();
+    for ((name, _), median) in servers.iter().zip(&medians) {
+        println!(
+            "  median {name:>8}: {:>9.0} req/s ({:.3}x native)",
+            median.requests_per_second,
+            median.requests_per_second / medians[0].requests_per_second
+        );
+    }
+    println!(
+        "  throughput ratio squall/wasmtime-serve: {:.2}",
+        medians[1].requests_per_second / medians[2].requests_per_second
+    );
+    Ok(())
+}
+
+/// `examples/hello` built as a standard component, in its own target dir.
+fn standard_hello(squall: &Path) -> Result<PathBuf> {
+    let output = Command::new(squall)
+        .args(["build", "--wasi-http"])
+        .arg(tools::repo().join("examples/hello"))
+        .env("CARGO_TARGET_DIR", tools::repo().join("target/guests-std"))
+        .output()
+        .context("cannot run squall build")?;
+    if !output.status.success() {
+        bail!(
+            "squall build --wasi-http examples/hello failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(PathBuf::from(
+        String::from_utf8_lossy(&output.stdout).trim(),
+    ))
+}
+
+/// The `wasmtime` CLI to compare with: `$WASMTIME`, else the one on PATH.
+fn wasmtime_cli() -> Result<PathBuf> {
+    let path =
+        std::env::var_os("WASMTIME").map_or_else(|| PathBuf::from("wasmtime"), PathBuf::from);
+    let output = Command::new(&path).arg("--version").output().with_context(|| {
+        format!(
+            "cannot run {}: install it with `cargo install wasmtime-cli --version 48.0.8 --locked` \
+             (or set WASMTIME to its path)",
+            path.display()
+        )
+    })?;
+    let version = String::from_utf8_lossy(&output.stdout);
+    if !version.contains("48.0.8") {
+        bail!(
+            "{} is {}; the comparison wants wasmtime 48.0.8",
+            path.display(),
+            version.trim()
+        );
+    }
+    Ok(path)
+}
