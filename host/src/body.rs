@@ -364,11 +364,11 @@ impl Drop for OutgoingBody {
     fn drop(&mut self) {
         // The peer is gone or the body is done: stop the guest and free its
         // instance.
-        match self {
-            OutgoingBody::Streamed {
-                guest: Some(task), ..
-            } => task.abort(),
-            _ => {}
+        if let OutgoingBody::Streamed {
+            guest: Some(task), ..
+        } = self
+        {
+            task.abort();
         }
     }
 }
