@@ -69,11 +69,7 @@ async fn a_panicking_handler_gets_500_and_the_next_request_is_served() {
     assert_eq!(next.text().await.unwrap(), "Hello, world!");
 
     // The guest's panic message reaches the log with the request's id.
-    assert!(
-        server.wait_for_log("this handler panics on purpose", Duration::from_secs(5)),
-        "{}",
-        server.logs()
-    );
+    server.expect_log("this handler panics on purpose");
     assert!(server.logs().contains("status=500"));
 }
 

@@ -27,11 +27,7 @@ async fn get(server: &Server, path: &str) -> (u16, String) {
 async fn standard_routes(krate: &str, greeting: &str, kind: &str) {
     let upstream = Upstream::start().await;
     let server = serve(&component(krate), &upstream.base);
-    assert!(
-        server.wait_for_log(kind, Duration::from_secs(5)),
-        "{}",
-        server.logs()
-    );
+    server.expect_log(kind);
 
     assert_eq!(get(&server, "/").await, (200, greeting.to_owned()));
 
@@ -87,14 +83,7 @@ async fn a_wasi_0_3_service_component_is_served_unchanged() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_hello_example_built_as_a_standard_component_answers_its_routes() {
     let server = serve(&standard_component("examples/hello"), "http://127.0.0.1:1");
-    assert!(
-        server.wait_for_log(
-            "standard wasi:http 0.3 service component",
-            Duration::from_secs(5)
-        ),
-        "{}",
-        server.logs()
-    );
+    server.expect_log("standard wasi:http 0.3 service component");
     assert_eq!(get(&server, "/").await, (200, "Hello, world!".to_owned()));
     assert_eq!(
         get(&server, "/hello/standard").await,

@@ -41,11 +41,7 @@ async fn a_spinning_guest_is_stopped_by_its_cpu_budget() {
     let response = http.get(server.url("/spin")).send().await.unwrap();
     assert_eq!(response.status(), 504);
     assert!(started.elapsed() < Duration::from_secs(10));
-    assert!(
-        server.wait_for_log("cpu_time limit", Duration::from_secs(5)),
-        "{}",
-        server.logs()
-    );
+    server.expect_log("cpu_time limit");
 }
 
 #[tokio::test]
@@ -88,11 +84,7 @@ async fn an_invalid_status_from_the_guest_is_a_500() {
         .await
         .unwrap();
     assert_eq!(response.status(), 500);
-    assert!(
-        server.wait_for_log("informational", Duration::from_secs(5)),
-        "{}",
-        server.logs()
-    );
+    server.expect_log("informational");
 }
 
 #[tokio::test]

@@ -203,11 +203,7 @@ fn a_long_poll_is_cancelled_when_its_client_goes_away() {
     .unwrap();
     std::thread::sleep(Duration::from_millis(300));
     drop(socket);
-    assert!(
-        server.wait_for_log("cancelled: the client went away", Duration::from_secs(5)),
-        "{}",
-        server.logs()
-    );
+    server.expect_log("cancelled: the client went away");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -286,11 +282,7 @@ fn each_close_code() {
     // not fit behind the data it left unread, so the socket may just end.
     let (mut socket, _) = RawSocket::handshake(&address, "/echo", &[]);
     socket.send(0x1, b"flood", true);
-    assert!(
-        server.wait_for_log("send queue full", Duration::from_secs(10)),
-        "{}",
-        server.logs()
-    );
+    server.expect_log("send queue full");
     let close = socket.read_close();
     assert!(
         close.as_ref().is_none_or(|f| f.close_code() == Some(1008)),

@@ -13,7 +13,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::{Body as _, Incoming};
 use std::future::poll_fn;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::task::Poll;
 use std::time::Instant;
 use tokio::time::error::Elapsed;
@@ -73,32 +73,11 @@ async fn run(app: SharedApp, request: Request<Incoming>) -> Response<OutgoingBod
         body,
     };
 
-    let (head_sender, mut head_receiver) = oneshot::channel();
-    let deadline = tokio::time::Instant::now() + limits.timeout;
-    let mut guest = Box::pin(tokio::time::timeout_at(
-        deadline,
-        run_guest(app, guest_request, head_sender),
-    ));
-
-    // Drive the guest until it answers or stops.
-    let outcome = poll_fn(|cx| {
-        if let Poll::Ready(finished) = guest.as_mut().poll(cx) {
-            return Poll::Ready(Err(finished));
-        }
-        match pin!(&mut head_receiver).poll(cx) {
-            Poll::Ready(Ok(head)) => Poll::Ready(Ok(head)),
-            // The guest dropped the sender only by finishing; poll it again.
-            Poll::Ready(Err(_)) | Poll::Pending => Poll::Pending,
-        }
-    })
-    .await;
-
-    let head = match outcome {
+    let (answer, guest) =
+        until_answer(limits.timeout, |head| run_guest(app, guest_request, head)).await;
+    let head = match answer {
         Ok(head) => head,
-        Err(finished) => match head_receiver.try_recv() {
-            Ok(Some(head)) if finished.as_ref().is_ok_and(Result::is_ok) => head,
-            _ => return failure_response(finished),
-        },
+        Err(stopped) => return failure_response(stopped),
     };
 
     let (status, headers) = match guest_response_head(head.status, head.headers) {
@@ -110,38 +89,44 @@ async fn run(app: SharedApp, request: Request<Incoming>) -> Response<OutgoingBod
     };
     let body = match head.body {
         HeadBody::Full(bytes) => OutgoingBody::full(bytes),
-        HeadBody::Stream(chunks) => {
-            // The guest keeps running while its body streams; the task owns
-            // the store and is aborted if the client goes away.
-            let task = tokio::spawn(
-                async move {
-                    let cancelled = OnCancel::new("the client went away during the response body");
-                    let finished = guest.await;
-                    cancelled.disarm();
-                    match finished {
-                        Ok(Ok(())) => Ok(()),
-                        Ok(Err(err)) => {
-                            tracing::warn!("the guest failed while streaming its body: {err:#}");
-                            Err(BodyError::from(format!("{err:#}")))
-                        }
-                        Err(Elapsed { .. }) => {
-                            tracing::warn!("the request's timeout ended its streamed body");
-                            Err(BodyError::from("timeout"))
-                        }
-                    }
-                }
-                .in_current_span(),
-            );
-            OutgoingBody::Streamed {
-                chunks,
-                guest: Some(task),
-            }
-        }
+        HeadBody::Stream(chunks) => OutgoingBody::Streamed {
+            chunks,
+            // A guest that already finished wrote all it had to the channel.
+            guest: guest.map(keep_streaming),
+        },
     };
     let mut response = Response::new(body);
     *response.status_mut() = status;
     *response.headers_mut() = headers;
     response
+}
+
+/// Run a guest whose body is still streaming in a task of its own, which
+/// owns its store and is aborted if the client goes away. The body ends
+/// cleanly only if the guest does.
+fn keep_streaming<F>(guest: Running<F>) -> tokio::task::JoinHandle<Result<(), BodyError>>
+where
+    F: Future<Output = wasmtime::Result<()>> + Send + 'static,
+{
+    tokio::spawn(
+        async move {
+            let cancelled = OnCancel::new("the client went away during the response body");
+            let finished = guest.await;
+            cancelled.disarm();
+            match finished {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(err)) => {
+                    tracing::warn!("the guest failed while streaming its body: {err:#}");
+                    Err(BodyError::from(format!("{err:#}")))
+                }
+                Err(Elapsed { .. }) => {
+                    tracing::warn!("the request's timeout ended its streamed body");
+                    Err(BodyError::from("timeout"))
+                }
+            }
+        }
+        .in_current_span(),
+    )
 }
 
 /// Logs a cancellation if dropped before [`OnCancel::disarm`]: dropping the
@@ -244,8 +229,47 @@ fn send_head(sender: oneshot::Sender<Head>, status: u16, headers: wit::Fields, b
     });
 }
 
+/// How a guest stopped without answering: its deadline, or its own end.
+pub(crate) type Stopped = Result<wasmtime::Result<()>, Elapsed>;
+
+/// A guest under its deadline, still running.
+pub(crate) type Running<F> = Pin<Box<tokio::time::Timeout<F>>>;
+
+/// Start a guest with the sender of its answer and drive it, within
+/// `timeout`, until it answers or stops. Returns the answer (or how it
+/// stopped) and the guest if it is still running, for its body.
+pub(crate) async fn until_answer<T, F>(
+    timeout: std::time::Duration,
+    start: impl FnOnce(oneshot::Sender<T>) -> F,
+) -> (Result<T, Stopped>, Option<Running<F>>)
+where
+    F: Future<Output = wasmtime::Result<()>>,
+{
+    let (sender, mut receiver) = oneshot::channel();
+    let mut guest = Box::pin(tokio::time::timeout(timeout, start(sender)));
+    let outcome = poll_fn(|cx| {
+        if let Poll::Ready(stopped) = guest.as_mut().poll(cx) {
+            return Poll::Ready(Err(stopped));
+        }
+        match pin!(&mut receiver).poll(cx) {
+            Poll::Ready(Ok(answer)) => Poll::Ready(Ok(answer)),
+            // The guest dropped the sender only by finishing; poll it again.
+            Poll::Ready(Err(_)) | Poll::Pending => Poll::Pending,
+        }
+    })
+    .await;
+    match outcome {
+        Ok(answer) => (Ok(answer), Some(guest)),
+        // It answered in the step it finished in: good if it finished well.
+        Err(stopped) => match receiver.try_recv() {
+            Ok(Some(answer)) if stopped.as_ref().is_ok_and(Result::is_ok) => (Ok(answer), None),
+            _ => (Err(stopped), None),
+        },
+    }
+}
+
 /// The status for a guest that stopped without answering.
-fn failure_response(finished: Result<wasmtime::Result<()>, Elapsed>) -> Response<OutgoingBody> {
+fn failure_response(finished: Stopped) -> Response<OutgoingBody> {
     let status = match finished {
         Err(Elapsed { .. }) => {
             tracing::warn!("the request hit its timeout");

@@ -5,16 +5,13 @@
 //! translation; each request still gets a fresh instance.
 
 use crate::body::{OutgoingBody, discard_in_background};
-use crate::dispatch::{error_response, failure_status};
+use crate::dispatch::{Stopped, error_response, failure_status, until_answer};
 use crate::runtime::{Guest, SharedApp, State};
 use futures::channel::oneshot;
 use http::uri::{Authority, Scheme};
 use http::{Request, Response, StatusCode, Uri, header};
 use http_body_util::BodyExt;
 use hyper::body::{Body as _, Incoming};
-use std::future::poll_fn;
-use std::pin::pin;
-use std::task::Poll;
 use tokio::time::error::Elapsed;
 use wasmtime::AsContextMut;
 use wasmtime_wasi_http::handler::Prepared;
@@ -40,28 +37,10 @@ pub async fn run(app: SharedApp, request: Request<Incoming>) -> Response<Outgoin
         .boxed_unsync();
     let request = Request::from_parts(parts, body);
 
-    let (answer_sender, mut answer) = oneshot::channel::<Answer>();
-    let deadline = tokio::time::Instant::now() + limits.timeout;
-    let mut guest = Box::pin(tokio::time::timeout_at(
-        deadline,
-        serve(app, request, answer_sender),
-    ));
-    let outcome = poll_fn(|cx| {
-        if let Poll::Ready(finished) = guest.as_mut().poll(cx) {
-            return Poll::Ready(Err(finished));
-        }
-        match pin!(&mut answer).poll(cx) {
-            Poll::Ready(Ok(answer)) => Poll::Ready(Ok(answer)),
-            Poll::Ready(Err(_)) | Poll::Pending => Poll::Pending,
-        }
-    })
-    .await;
-    let answer = match outcome {
+    let (answer, guest) = until_answer(limits.timeout, |answer| serve(app, request, answer)).await;
+    let answer = match answer {
         Ok(answer) => answer,
-        Err(finished) => match answer.try_recv() {
-            Ok(Some(answer)) => answer,
-            _ => return error_response(status_for(finished)),
-        },
+        Err(stopped) => return error_response(status_for(stopped)),
     };
     let response = match answer {
         Ok(response) => response,
@@ -72,15 +51,14 @@ pub async fn run(app: SharedApp, request: Request<Incoming>) -> Response<Outgoin
     };
     // The store lives on in the body while it streams; dropping the body
     // (done, or the client gone) drops the store.
-    let guest = Box::pin(async move {
-        if let Ok(Err(err)) = guest.await {
-            tracing::warn!("the component failed while streaming its body: {err:#}");
-        }
+    let guest = guest.map(|guest| {
+        Box::pin(async move {
+            if let Ok(Err(err)) = guest.await {
+                tracing::warn!("the component failed while streaming its body: {err:#}");
+            }
+        }) as std::pin::Pin<Box<dyn Future<Output = ()> + Send>>
     });
-    response.map(|body| OutgoingBody::Wasi {
-        body,
-        guest: Some(guest),
-    })
+    response.map(|body| OutgoingBody::Wasi { body, guest })
 }
 
 /// Instantiate, hand the request to the component, and keep its store
@@ -111,7 +89,7 @@ async fn serve(
         .await?
 }
 
-fn status_for(finished: Result<wasmtime::Result<()>, Elapsed>) -> StatusCode {
+fn status_for(finished: Stopped) -> StatusCode {
     match finished {
         Err(Elapsed { .. }) => {
             tracing::warn!("the request hit its timeout");

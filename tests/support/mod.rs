@@ -171,6 +171,15 @@ impl Server {
         false
     }
 
+    /// Fail the test unless the log shows `needle` within a few seconds.
+    pub fn expect_log(&self, needle: &str) {
+        assert!(
+            self.wait_for_log(needle, Duration::from_secs(10)),
+            "the log never showed {needle:?}:\n{}",
+            self.logs()
+        );
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

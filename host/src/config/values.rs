@@ -5,17 +5,21 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer};
 use std::time::Duration;
 
-/// Parse a size such as `64MiB`, `512KiB`, `10MB` or a plain byte count.
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
+/// `64MiB` as `(64, "MiB")`: leading digits, then the unit (maybe empty).
+fn number_and_unit(text: &str) -> Option<(u64, &str)> {
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
-    let number: u64 = digits
-        .parse()
-        .map_err(|_| format!("invalid size {text:?}: expected e.g. \"64MiB\""))?;
-    let scale: u64 = match unit.trim() {
+    Some((digits.parse().ok()?, unit.trim()))
+}
+
+/// Parse a size such as `64MiB`, `512KiB`, `10MB` or a plain byte count.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (number, unit) = number_and_unit(text)
+        .ok_or_else(|| format!("invalid size {text:?}: expected e.g. \"64MiB\""))?;
+    let scale: u64 = match unit {
         "" | "B" => 1,
         "KiB" => 1 << 10,
         "MiB" => 1 << 20,
@@ -37,14 +41,9 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 /// Parse a duration such as `30s`, `250ms`, `2m` or `1h`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let number: u64 = digits
-        .parse()
-        .map_err(|_| format!("invalid duration {text:?}: expected e.g. \"30s\" or \"250ms\""))?;
-    let duration = match unit.trim() {
+    let (number, unit) = number_and_unit(text)
+        .ok_or_else(|| format!("invalid duration {text:?}: expected e.g. \"30s\" or \"250ms\""))?;
+    let duration = match unit {
         "ms" => Duration::from_millis(number),
         "s" => Duration::from_secs(number),
         "m" => Duration::from_secs(number.saturating_mul(60)),

@@ -2,7 +2,7 @@
 //! once and answers a JSON summary. `squall serve examples/fanout` against
 //! a native hyper proxy doing the same work, same run, alternating.
 
-use crate::tools::{self, WrkResult};
+use crate::tools;
 use anyhow::Result;
 use clap::Args;
 
@@ -40,26 +40,11 @@ pub fn run(args: &FanoutArgs) -> Result<()> {
     // The upstream shares core 1 with wrk; the servers under test get core 0.
     let upstream = tools::start_pinned(1, &own_binary, &["native-server"], "warn")?;
     let native = tools::start_pinned(0, &own_binary, &["native-fanout"], "warn")?;
-    let dir = tempfile::tempdir()?;
-    let manifest = dir.path().join("squall.toml");
-    std::fs::write(
-        &manifest,
-        format!(
-            "[app.fanout]\nsource = {:?}\noutbound = [\"http://127.0.0.1:*\"]\n",
-            fanout.display().to_string()
-        ),
-    )?;
-    let squall_server = tools::start_pinned(
-        0,
-        &squall,
-        &[
-            "serve",
-            &manifest.to_string_lossy(),
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        "warn",
-    )?;
+    let manifest = format!(
+        "[app.fanout]\nsource = {:?}\noutbound = [\"http://127.0.0.1:*\"]\n",
+        fanout.display().to_string()
+    );
+    let squall_server = tools::serve_manifest(&squall, 0, &manifest)?;
     let query: Vec<String> = (0..args.fetches)
         .map(|_| format!("url={}/", upstream.url))
         .collect();
@@ -68,30 +53,20 @@ pub fn run(args: &FanoutArgs) -> Result<()> {
         "fanout of {} fetches to a local upstream per request; servers on core 0, upstream and wrk -t1 -c{} -d{}s on core 1",
         args.fetches, args.connections, args.seconds
     );
-    let servers = [("native", &native.url), ("squall", &squall_server.url)];
-    for (_, url) in servers {
-        tools::wrk(1, &format!("{url}{path}"), args.connections, 1)?; // warm up
-    }
-    let mut results: Vec<Vec<WrkResult>> = vec![Vec::new(), Vec::new()];
-    for round in 1..=args.rounds {
-        for (index, (name, url)) in servers.iter().enumerate() {
-            let result = tools::wrk(1, &format!("{url}{path}"), args.connections, args.seconds)?;
-            println!(
-                "round {round} {name:>7}: {:>9.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  non-2xx {}",
-                result.requests_per_second, result.p50_ms, result.p99_ms, result.errors
-            );
-            results[index].push(result);
-        }
-    }
-    let native_median = tools::median_by_throughput(&results[0]);
-    let squall_median = tools::median_by_throughput(&results[1]);
-    println!(
-        "median: native {:.0} req/s, squall {:.0} req/s",
-        native_median.requests_per_second, squall_median.requests_per_second
-    );
+    let load = tools::Load {
+        core: 1,
+        connections: args.connections,
+        seconds: args.seconds,
+        rounds: args.rounds,
+    };
+    let servers = [
+        ("native", native.url.as_str()),
+        ("squall", squall_server.url.as_str()),
+    ];
+    let medians = tools::alternate(&servers, &path, &load)?;
     println!(
         "fanout throughput ratio squall/native: {:.2}",
-        squall_median.requests_per_second / native_median.requests_per_second
+        medians[1].requests_per_second / medians[0].requests_per_second
     );
     Ok(())
 }

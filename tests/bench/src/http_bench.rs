@@ -1,6 +1,6 @@
 //! Hello world over HTTP: native hyper vs `squall serve`, same run, alternating.
 
-use crate::tools::{self, WrkResult};
+use crate::tools;
 use anyhow::Result;
 use clap::Args;
 
@@ -60,38 +60,17 @@ pub fn run(args: &HttpArgs) -> Result<()> {
         }
     );
 
-    let servers = [("native", &native.url), ("squall", &squall_server.url)];
-    for (_, url) in servers {
-        tools::wrk(LOAD_CORE, &format!("{url}/"), args.connections, 1)?; // warm up
-    }
-    let mut results: Vec<(&str, Vec<WrkResult>)> =
-        servers.iter().map(|(n, _)| (*n, Vec::new())).collect();
-    for round in 1..=args.rounds {
-        for (index, (name, url)) in servers.iter().enumerate() {
-            let result = tools::wrk(
-                LOAD_CORE,
-                &format!("{url}/"),
-                args.connections,
-                args.seconds,
-            )?;
-            println!(
-                "round {round} {name:>7}: {:>10.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  non-2xx {}",
-                result.requests_per_second, result.p50_ms, result.p99_ms, result.errors
-            );
-            results[index].1.push(result);
-        }
-    }
-
-    println!("median of {} rounds:", args.rounds);
-    let mut medians = Vec::new();
-    for (name, runs) in &results {
-        let median = tools::median_by_throughput(runs);
-        println!(
-            "{name:>7}: {:>10.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms",
-            median.requests_per_second, median.p50_ms, median.p99_ms
-        );
-        medians.push(median);
-    }
+    let load = tools::Load {
+        core: LOAD_CORE,
+        connections: args.connections,
+        seconds: args.seconds,
+        rounds: args.rounds,
+    };
+    let servers = [
+        ("native", native.url.as_str()),
+        ("squall", squall_server.url.as_str()),
+    ];
+    let medians = tools::alternate(&servers, "/", &load)?;
     let ratio = medians[1].requests_per_second / medians[0].requests_per_second;
     println!("throughput ratio squall/native: {ratio:.2}");
     Ok(())

@@ -3,7 +3,7 @@
 //! CLI: `cargo install wasmtime-cli --version 48.0.8 --locked` (or set
 //! `WASMTIME` to its path).
 
-use crate::tools::{self, Announce, WrkResult};
+use crate::tools::{self, Announce};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use std::path::{Path, PathBuf};
@@ -107,41 +107,18 @@ fn compare(
         "warn",
         Announce::Stderr("Serving HTTP on "),
     )?;
+    let load = tools::Load {
+        core: LOAD_CORE,
+        connections: args.connections,
+        seconds: args.seconds,
+        rounds: args.rounds,
+    };
     let servers = [
-        ("native", &native.url),
-        ("squall", &squall_server.url),
-        ("wasmtime", &wasmtime_server.url),
+        ("native", native.url.as_str()),
+        ("squall", squall_server.url.as_str()),
+        ("wasmtime", wasmtime_server.url.as_str()),
     ];
-    for (_, url) in servers {
-        tools::wrk(LOAD_CORE, &format!("{url}/"), args.connections, 1)?; // warm up
-    }
-    let mut results: Vec<Vec<WrkResult>> = vec![Vec::new(); servers.len()];
-    for round in 1..=args.rounds {
-        for (index, (name, url)) in servers.iter().enumerate() {
-            let result = tools::wrk(
-                LOAD_CORE,
-                &format!("{url}/"),
-                args.connections,
-                args.seconds,
-            )?;
-            println!(
-                "  round {round} {name:>8}: {:>9.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  non-2xx {}",
-                result.requests_per_second, result.p50_ms, result.p99_ms, result.errors
-            );
-            results[index].push(result);
-        }
-    }
-    let medians: Vec<WrkResult> = results
-        .iter()
-        .map(|runs| tools::median_by_throughput(runs))
-        .collect();
-    for ((name, _), median) in servers.iter().zip(&medians) {
-        println!(
-            "  median {name:>8}: {:>9.0} req/s ({:.3}x native)",
-            median.requests_per_second,
-            median.requests_per_second / medians[0].requests_per_second
-        );
-    }
+    let medians = tools::alternate(&servers, "/", &load)?;
     println!(
         "  throughput ratio squall/wasmtime-serve: {:.2}",
         medians[1].requests_per_second / medians[2].requests_per_second

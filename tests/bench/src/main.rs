@@ -46,7 +46,7 @@ enum Command {
     NativeServer(native::NativeArgs),
     /// (internal) the native fanout baseline.
     #[command(hide = true)]
-    NativeFanout(native::NativeFanoutArgs),
+    NativeFanout(native::NativeArgs),
 }
 
 fn main() -> Result<()> {

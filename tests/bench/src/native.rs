@@ -1,16 +1,23 @@
-//! The baseline: a plain tokio + hyper hello world, served the way squall
-//! serves (hyper-util's auto builder, TCP_NODELAY, a task per connection).
+//! The baselines: plain tokio + hyper servers, served the way squall serves
+//! (hyper-util's auto builder, TCP_NODELAY, a task per connection, the same
+//! listen backlog).
 
 use anyhow::Result;
 use bytes::Bytes;
 use clap::Args;
-use http_body_util::Full;
+use futures::future::join_all;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
 use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use std::convert::Infallible;
 use std::io::Write;
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+type Response = http::Response<Full<Bytes>>;
 
 #[derive(Args)]
 pub struct NativeArgs {
@@ -18,118 +25,96 @@ pub struct NativeArgs {
     listen: SocketAddr,
 }
 
+/// Hello world, and `/sleep/{ms}` like the hello example (the parked
+/// baseline).
 pub fn run(args: &NativeArgs) -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let listener = squall::server::bind(args.listen)?;
-        println!("listening on http://{}/", listener.local_addr()?);
-        std::io::stdout().flush()?;
-        let builder = auto::Builder::new(TokioExecutor::new());
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            let service = service_fn(|request: http::Request<hyper::body::Incoming>| async move {
-                // `/sleep/{ms}`, like the hello example: the parked-request baseline.
-                if let Some(ms) = request.uri().path().strip_prefix("/sleep/") {
-                    let ms: u64 = ms.parse().unwrap_or(0);
-                    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-                    let body = Full::new(Bytes::from(format!("slept {ms}ms")));
-                    return Ok::<_, Infallible>(http::Response::new(body));
-                }
-                let mut response =
-                    http::Response::new(Full::new(Bytes::from_static(b"Hello, world!")));
-                response.headers_mut().insert(
-                    http::header::CONTENT_TYPE,
-                    http::HeaderValue::from_static("text/plain; charset=utf-8"),
-                );
-                Ok::<_, Infallible>(response)
-            });
-            let connection = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .into_owned();
-            tokio::spawn(async move {
-                let _ = connection.await;
-            });
+    serve(args.listen, |request: http::Request<Incoming>| async move {
+        if let Some(ms) = request.uri().path().strip_prefix("/sleep/") {
+            let ms: u64 = ms.parse().unwrap_or(0);
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            return Ok(http::Response::new(Full::new(Bytes::from(format!(
+                "slept {ms}ms"
+            )))));
         }
+        Ok(text(
+            "text/plain; charset=utf-8",
+            Bytes::from_static(b"Hello, world!"),
+        ))
     })
 }
 
 /// The fanout baseline: the same work as `examples/fanout`, natively.
-#[derive(Args)]
-pub struct NativeFanoutArgs {
-    #[arg(long, default_value = "127.0.0.1:0")]
-    listen: SocketAddr,
+pub fn run_fanout(args: &NativeArgs) -> Result<()> {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    serve(args.listen, move |request: http::Request<Incoming>| {
+        let client = client.clone();
+        async move {
+            let urls = request
+                .uri()
+                .query()
+                .unwrap_or_default()
+                .split('&')
+                .filter_map(|pair| pair.strip_prefix("url="))
+                .map(str::to_owned);
+            let fetches = urls.map(|url| {
+                let client = client.clone();
+                async move {
+                    let started = Instant::now();
+                    let outcome = async {
+                        let response = client.get(url.parse()?).await?;
+                        let status = response.status().as_u16();
+                        let bytes = response.into_body().collect().await?.to_bytes().len();
+                        Ok::<_, Box<dyn std::error::Error + Send + Sync>>((status, bytes))
+                    }
+                    .await;
+                    let ms = started.elapsed().as_millis() as u64;
+                    match outcome {
+                        Ok((status, bytes)) => serde_json::json!({
+                            "url": url, "status": status, "bytes": bytes, "ms": ms
+                        }),
+                        Err(err) => serde_json::json!({
+                            "url": url, "error": "connect", "detail": err.to_string(), "ms": ms
+                        }),
+                    }
+                }
+            });
+            let results = join_all(fetches).await;
+            let body = serde_json::to_vec(&results).unwrap_or_default();
+            Ok(text("application/json", Bytes::from(body)))
+        }
+    })
 }
 
-pub fn run_fanout(args: &NativeFanoutArgs) -> Result<()> {
-    use futures::future::join_all;
-    use http_body_util::{BodyExt, Empty};
-    use hyper_util::client::legacy::Client;
+fn text(content_type: &'static str, body: Bytes) -> Response {
+    let mut response = http::Response::new(Full::new(body));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(content_type),
+    );
+    response
+}
 
+/// Serve `handle` on `listen` until killed, announcing the URL on stdout.
+fn serve<F, Fut>(listen: SocketAddr, handle: F) -> Result<()>
+where
+    F: Fn(http::Request<Incoming>) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<Response, Infallible>> + Send + 'static,
+{
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let listener = squall::server::bind(args.listen)?;
+        let listener = squall::server::bind(listen)?;
         println!("listening on http://{}/", listener.local_addr()?);
         std::io::stdout().flush()?;
-        let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
         let builder = auto::Builder::new(TokioExecutor::new());
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
             let _ = stream.set_nodelay(true);
-            let client = client.clone();
-            let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
-                let client = client.clone();
-                async move {
-                    let urls: Vec<String> = request
-                        .uri()
-                        .query()
-                        .unwrap_or_default()
-                        .split('&')
-                        .filter_map(|pair| pair.strip_prefix("url="))
-                        .map(str::to_owned)
-                        .collect();
-                    let fetches = urls.into_iter().map(|url| {
-                        let client = client.clone();
-                        async move {
-                            let started = std::time::Instant::now();
-                            let outcome = async {
-                                let response = client.get(url.parse()?).await?;
-                                let status = response.status().as_u16();
-                                let bytes = response.into_body().collect().await?.to_bytes().len();
-                                Ok::<_, Box<dyn std::error::Error + Send + Sync>>((status, bytes))
-                            }
-                            .await;
-                            let ms = started.elapsed().as_millis() as u64;
-                            match outcome {
-                                Ok((status, bytes)) => serde_json::json!({
-                                    "url": url, "status": status, "bytes": bytes, "ms": ms
-                                }),
-                                Err(err) => serde_json::json!({
-                                    "url": url, "error": "connect", "detail": err.to_string(), "ms": ms
-                                }),
-                            }
-                        }
-                    });
-                    let results = join_all(fetches).await;
-                    let body = serde_json::to_vec(&results).unwrap_or_default();
-                    let mut response = http::Response::new(Full::new(Bytes::from(body)));
-                    response.headers_mut().insert(
-                        http::header::CONTENT_TYPE,
-                        http::HeaderValue::from_static("application/json"),
-                    );
-                    Ok::<_, Infallible>(response)
-                }
-            });
             let connection = builder
-                .serve_connection(TokioIo::new(stream), service)
+                .serve_connection(TokioIo::new(stream), service_fn(handle.clone()))
                 .into_owned();
             tokio::spawn(async move {
                 let _ = connection.await;

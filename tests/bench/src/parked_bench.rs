@@ -37,16 +37,11 @@ pub fn run(args: &ParkedArgs) -> Result<()> {
     tools::raise_fd_limit()?;
     let squall = tools::squall_binary()?;
     let hello = tools::hello_component(&squall)?;
-    let dir = tempfile::tempdir()?;
-    let manifest = dir.path().join("squall.toml");
-    std::fs::write(
-        &manifest,
-        format!(
-            "[server]\nmax_instances = {}\n\n[app.hello]\nsource = {:?}\ntimeout = \"120s\"\n",
-            args.count + 64,
-            hello.display().to_string()
-        ),
-    )?;
+    let manifest = format!(
+        "[server]\nmax_instances = {}\n\n[app.hello]\nsource = {:?}\ntimeout = \"120s\"\n",
+        args.count + 64,
+        hello.display().to_string()
+    );
     println!(
         "{} requests parked at once on a {} ms sleep (`GET /sleep/{}`), one connection each, servers pinned to core 0",
         args.count, args.sleep_ms, args.sleep_ms
@@ -56,17 +51,7 @@ pub fn run(args: &ParkedArgs) -> Result<()> {
     let native_report = park(&native, args)?;
     drop(native);
     native_report.print("native hyper + tokio sleep");
-    let server = tools::start_pinned(
-        0,
-        &squall,
-        &[
-            "serve",
-            &manifest.to_string_lossy(),
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        "warn",
-    )?;
+    let server = tools::serve_manifest(&squall, 0, &manifest)?;
     let squall_report = park(&server, args)?;
     squall_report.print("squall, a fresh instance per request");
     println!("  (kernel socket buffers are not in RSS)");

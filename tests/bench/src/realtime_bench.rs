@@ -50,29 +50,14 @@ pub fn run(args: &RealtimeArgs) -> Result<()> {
     // Hibernating sockets hold no instance: only live sockets and parked
     // long polls need slots.
     let most = args.live.max(args.fanout);
-    let dir = tempfile::tempdir()?;
-    let manifest = dir.path().join("squall.toml");
-    std::fs::write(
-        &manifest,
-        format!(
-            "[server]\nmax_instances = {}\n\n[app.sockets]\nsource = {:?}\ntimeout = \"120s\"\npubsub = [\"news\"]\n\n\
+    let manifest = format!(
+        "[server]\nmax_instances = {}\n\n[app.sockets]\nsource = {:?}\ntimeout = \"120s\"\npubsub = [\"news\"]\n\n\
              [[app.sockets.websocket]]\nroutes = [\"/live\"]\nmode = \"live\"\nping_interval = \"10m\"\n\n\
              [[app.sockets.websocket]]\nroutes = [\"/echo\", \"/count\"]\nmode = \"hibernate\"\nping_interval = \"10m\"\n",
-            most + 64,
-            sockets.display().to_string()
-        ),
-    )?;
-    let server = tools::start_pinned(
-        0,
-        &squall,
-        &[
-            "serve",
-            &manifest.to_string_lossy(),
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        "warn",
-    )?;
+        most + 64,
+        sockets.display().to_string()
+    );
+    let server = tools::serve_manifest(&squall, 0, &manifest)?;
     let address = server.url.trim_start_matches("http://").to_owned();
     // The clients run on core 1, away from the server on core 0.
     tools::pin_to_core(1)?;

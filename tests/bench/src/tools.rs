@@ -60,6 +60,8 @@ pub fn component(squall: &Path, krate: &str) -> Result<PathBuf> {
 pub struct Running {
     child: Child,
     pub url: String,
+    /// The manifest's directory, kept while the server runs.
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Running {
@@ -138,7 +140,27 @@ pub fn start_pinned_announcing(
         }
     };
     std::thread::spawn(move || for _ in lines {});
-    Ok(Running { child, url })
+    Ok(Running {
+        child,
+        url,
+        _dir: None,
+    })
+}
+
+/// `squall serve` a manifest with `text` as its contents, pinned to `core`.
+pub fn serve_manifest(squall: &Path, core: usize, text: &str) -> Result<Running> {
+    let dir = tempfile::tempdir()?;
+    let manifest = dir.path().join("squall.toml");
+    std::fs::write(&manifest, text)?;
+    let manifest = manifest.to_string_lossy().into_owned();
+    let mut server = start_pinned(
+        core,
+        squall,
+        &["serve", &manifest, "--listen", "127.0.0.1:0"],
+        "warn",
+    )?;
+    server._dir = Some(dir);
+    Ok(server)
 }
 
 /// One wrk run's figures.
@@ -263,4 +285,49 @@ pub fn pin_to_core(core: usize) -> Result<()> {
     cpus.set(core);
     rustix::thread::sched_setaffinity(None, &cpus).context("cannot pin the benchmark client")?;
     Ok(())
+}
+
+/// How `alternate` drives the servers.
+pub struct Load {
+    /// The core wrk is pinned to.
+    pub core: usize,
+    pub connections: u32,
+    pub seconds: u32,
+    pub rounds: u32,
+}
+
+/// Warm each server up, then measure `path` on each in turn, `rounds`
+/// times, printing every run; return each server's median run.
+pub fn alternate(servers: &[(&str, &str)], path: &str, load: &Load) -> Result<Vec<WrkResult>> {
+    for (_, url) in servers {
+        wrk(load.core, &format!("{url}{path}"), load.connections, 1)?;
+    }
+    let mut runs: Vec<Vec<WrkResult>> = vec![Vec::new(); servers.len()];
+    for round in 1..=load.rounds {
+        for ((name, url), runs) in servers.iter().zip(&mut runs) {
+            let result = wrk(
+                load.core,
+                &format!("{url}{path}"),
+                load.connections,
+                load.seconds,
+            )?;
+            println!(
+                "  round {round} {name:>8}: {:>9.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  non-2xx {}",
+                result.requests_per_second, result.p50_ms, result.p99_ms, result.errors
+            );
+            runs.push(result);
+        }
+    }
+    let medians: Vec<WrkResult> = runs.iter().map(|runs| median_by_throughput(runs)).collect();
+    for ((name, _), median) in servers.iter().zip(&medians) {
+        println!(
+            "  median {name:>8}: {:>9.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  ({:.3}x {})",
+            median.requests_per_second,
+            median.p50_ms,
+            median.p99_ms,
+            median.requests_per_second / medians[0].requests_per_second,
+            servers[0].0
+        );
+    }
+    Ok(medians)
 }
