@@ -79,7 +79,7 @@ async fn fanout_names_the_error_of_a_url_outside_the_allow_list() {
     assert_eq!(results[0]["status"], 200, "{results}");
     assert_eq!(results[1]["error"], "denied", "{results}");
     assert_eq!(results[2]["error"], "connect", "{results}");
-    assert!(server.logs().contains("fetch denied"), "{}", server.logs());
+    server.expect_log("fetch denied");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -55,7 +55,7 @@ async fn standard_routes(krate: &str, greeting: &str, kind: &str) {
     let denied = get(&server, "/fetch?url=http://127.0.0.1:1/").await;
     assert_eq!(denied.0, 502);
     assert!(denied.1.contains("HttpRequestDenied"), "{denied:?}");
-    assert!(server.logs().contains("fetch denied"), "{}", server.logs());
+    server.expect_log("fetch denied");
 
     assert_eq!(get(&server, "/missing").await.0, 404);
 }
