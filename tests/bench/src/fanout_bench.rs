@@ -8,15 +8,8 @@ use clap::Args;
 
 #[derive(Args, Clone)]
 pub struct FanoutArgs {
-    /// Rounds; each round measures both servers once.
-    #[arg(long, default_value_t = 3)]
-    rounds: u32,
-    /// Seconds per measurement.
-    #[arg(long, default_value_t = 5)]
-    seconds: u32,
-    /// Concurrent connections.
-    #[arg(long, default_value_t = 64)]
-    connections: u32,
+    #[command(flatten)]
+    load: tools::Load,
     /// Upstream fetches per request.
     #[arg(long, default_value_t = 3)]
     fetches: usize,
@@ -25,9 +18,7 @@ pub struct FanoutArgs {
 impl Default for FanoutArgs {
     fn default() -> Self {
         FanoutArgs {
-            rounds: 3,
-            seconds: 5,
-            connections: 64,
+            load: tools::Load::default(),
             fetches: 3,
         }
     }
@@ -51,19 +42,13 @@ pub fn run(args: &FanoutArgs) -> Result<()> {
     let path = format!("/fanout?{}", query.join("&"));
     println!(
         "fanout of {} fetches to a local upstream per request; servers on core 0, upstream and wrk -t1 -c{} -d{}s on core 1",
-        args.fetches, args.connections, args.seconds
+        args.fetches, args.load.connections, args.load.seconds
     );
-    let load = tools::Load {
-        core: 1,
-        connections: args.connections,
-        seconds: args.seconds,
-        rounds: args.rounds,
-    };
     let servers = [
         ("native", native.url.as_str()),
         ("squall", squall_server.url.as_str()),
     ];
-    let medians = tools::alternate(&servers, &path, &load)?;
+    let medians = tools::alternate(&servers, &path, &args.load)?;
     println!(
         "fanout throughput ratio squall/native: {:.2}",
         medians[1].requests_per_second / medians[0].requests_per_second

@@ -6,15 +6,8 @@ use clap::Args;
 
 #[derive(Args)]
 pub struct HttpArgs {
-    /// Rounds; each round measures both servers once.
-    #[arg(long, default_value_t = 3)]
-    rounds: u32,
-    /// Seconds per measurement.
-    #[arg(long, default_value_t = 5)]
-    seconds: u32,
-    /// Concurrent connections.
-    #[arg(long, default_value_t = 64)]
-    connections: u32,
+    #[command(flatten)]
+    load: tools::Load,
     /// RUST_LOG for squall; `info` adds its per-request log line.
     #[arg(long, default_value = "warn")]
     squall_log: String,
@@ -23,16 +16,13 @@ pub struct HttpArgs {
 impl Default for HttpArgs {
     fn default() -> Self {
         HttpArgs {
-            rounds: 3,
-            seconds: 5,
-            connections: 64,
+            load: tools::Load::default(),
             squall_log: "warn".to_owned(),
         }
     }
 }
 
 const SERVER_CORE: usize = 0;
-const LOAD_CORE: usize = 1;
 
 pub fn run(args: &HttpArgs) -> Result<()> {
     let squall = tools::squall_binary()?;
@@ -47,8 +37,8 @@ pub fn run(args: &HttpArgs) -> Result<()> {
         &args.squall_log,
     )?;
     println!(
-        "hello world, server pinned to core {SERVER_CORE}, wrk -t1 -c{} -d{}s pinned to core {LOAD_CORE}",
-        args.connections, args.seconds
+        "hello world, server pinned to core {SERVER_CORE}, wrk -t1 -c{} -d{}s pinned to core {}",
+        args.load.connections, args.load.seconds, args.load.core
     );
     println!(
         "squall runs with RUST_LOG={} ({}), a fresh instance per request",
@@ -60,17 +50,11 @@ pub fn run(args: &HttpArgs) -> Result<()> {
         }
     );
 
-    let load = tools::Load {
-        core: LOAD_CORE,
-        connections: args.connections,
-        seconds: args.seconds,
-        rounds: args.rounds,
-    };
     let servers = [
         ("native", native.url.as_str()),
         ("squall", squall_server.url.as_str()),
     ];
-    let medians = tools::alternate(&servers, "/", &load)?;
+    let medians = tools::alternate(&servers, "/", &args.load)?;
     let ratio = medians[1].requests_per_second / medians[0].requests_per_second;
     println!("throughput ratio squall/native: {ratio:.2}");
     Ok(())

@@ -11,29 +11,19 @@ use std::process::Command;
 
 #[derive(Args, Clone)]
 pub struct InteropArgs {
-    /// Rounds; each round measures every server once.
-    #[arg(long, default_value_t = 3)]
-    rounds: u32,
-    /// Seconds per measurement.
-    #[arg(long, default_value_t = 5)]
-    seconds: u32,
-    /// Concurrent connections.
-    #[arg(long, default_value_t = 64)]
-    connections: u32,
+    #[command(flatten)]
+    load: tools::Load,
 }
 
 impl Default for InteropArgs {
     fn default() -> Self {
         InteropArgs {
-            rounds: 3,
-            seconds: 5,
-            connections: 64,
+            load: tools::Load::default(),
         }
     }
 }
 
 const SERVER_CORE: usize = 0;
-const LOAD_CORE: usize = 1;
 
 pub fn run(args: &InteropArgs) -> Result<()> {
     let wasmtime = wasmtime_cli()?;
@@ -41,8 +31,8 @@ pub fn run(args: &InteropArgs) -> Result<()> {
     let p2 = tools::component(&squall, "tests/guests/wasi-p2")?;
     let p3 = standard_hello(&squall)?;
     println!(
-        "standard wasi:http hello, servers pinned to core {SERVER_CORE}, wrk -t1 -c{} -d{}s on core {LOAD_CORE}",
-        args.connections, args.seconds
+        "standard wasi:http hello, servers pinned to core {SERVER_CORE}, wrk -t1 -c{} -d{}s on core {}",
+        args.load.connections, args.load.seconds, args.load.core
     );
     compare(
         args,
@@ -107,18 +97,12 @@ fn compare(
         "warn",
         Announce::Stderr("Serving HTTP on "),
     )?;
-    let load = tools::Load {
-        core: LOAD_CORE,
-        connections: args.connections,
-        seconds: args.seconds,
-        rounds: args.rounds,
-    };
     let servers = [
         ("native", native.url.as_str()),
         ("squall", squall_server.url.as_str()),
         ("wasmtime", wasmtime_server.url.as_str()),
     ];
-    let medians = tools::alternate(&servers, "/", &load)?;
+    let medians = tools::alternate(&servers, "/", &args.load)?;
     println!(
         "  throughput ratio squall/wasmtime-serve: {:.2}",
         medians[1].requests_per_second / medians[2].requests_per_second

@@ -287,13 +287,32 @@ pub fn pin_to_core(core: usize) -> Result<()> {
     Ok(())
 }
 
-/// How `alternate` drives the servers.
+/// How `alternate` drives the servers: wrk's settings, from the command line.
+#[derive(clap::Args, Clone, Debug)]
 pub struct Load {
-    /// The core wrk is pinned to.
-    pub core: usize,
-    pub connections: u32,
-    pub seconds: u32,
+    /// Rounds; each round measures every server once.
+    #[arg(long, default_value_t = 3)]
     pub rounds: u32,
+    /// Seconds per measurement.
+    #[arg(long, default_value_t = 5)]
+    pub seconds: u32,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 64)]
+    pub connections: u32,
+    /// The core wrk is pinned to.
+    #[arg(skip = 1usize)]
+    pub core: usize,
+}
+
+impl Default for Load {
+    fn default() -> Self {
+        Load {
+            rounds: 3,
+            seconds: 5,
+            connections: 64,
+            core: 1,
+        }
+    }
 }
 
 /// Warm each server up, then measure `path` on each in turn, `rounds`
