@@ -9,18 +9,10 @@ use clap::Args;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-#[derive(Args, Clone)]
+#[derive(Args, Clone, Default)]
 pub struct InteropArgs {
     #[command(flatten)]
     load: tools::Load,
-}
-
-impl Default for InteropArgs {
-    fn default() -> Self {
-        InteropArgs {
-            load: tools::Load::default(),
-        }
-    }
 }
 
 const SERVER_CORE: usize = 0;
