@@ -202,13 +202,6 @@ impl Broker {
             topic.subscribers.remove(&id);
         }
     }
-
-    /// How many subscribers `key` has (for tests and metrics).
-    pub fn subscriber_count(&self, key: &TopicKey) -> usize {
-        self.topics()
-            .get(key)
-            .map_or(0, |topic| topic.subscribers.len())
-    }
 }
 
 /// The frames one message becomes, built once however many subscribers.

@@ -100,10 +100,6 @@ impl Runtime {
         })
     }
 
-    pub fn engine(&self) -> &Engine {
-        &self.engine
-    }
-
     /// The open WebSocket connections of every app.
     pub fn hub(&self) -> &Arc<Hub> {
         &self.hub

@@ -82,8 +82,8 @@ pub async fn run(
             reason = ending.reason,
             "websocket closed"
         );
+        // Dropping `events` after this lets a live instance go.
         events.close(&connection, ending.code, ending.reason).await;
-        events.finish().await;
     }
     .instrument(span)
     .await;

@@ -97,11 +97,6 @@ impl Events {
             .await;
     }
 
-    /// Let a live instance go.
-    pub async fn finish(self) {
-        drop(self);
-    }
-
     async fn deliver(&self, event: Event) -> Result<Outcome, StatusCode> {
         let timeout = self.app.limits().timeout;
         let outcome = match &self.live {

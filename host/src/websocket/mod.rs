@@ -19,7 +19,6 @@ use guest::Events;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use std::sync::Arc;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 /// Whether `request` asks to become a WebSocket.
@@ -79,12 +78,10 @@ pub async fn upgrade(
         Ok(guest::Opened::Accept { protocol }) => protocol,
         Ok(guest::Opened::Reject(response)) => {
             hub.disconnect(&connection);
-            events.finish().await;
             return response_from_guest(response);
         }
         Err(status) => {
             hub.disconnect(&connection);
-            events.finish().await;
             return error_response(status);
         }
     };
@@ -174,6 +171,3 @@ fn plain(status: StatusCode, text: &'static str) -> Response<OutgoingBody> {
     *response.status_mut() = status;
     response
 }
-
-/// Connections are shared by the socket task, the hub and the broker.
-pub type SharedConnection = Arc<Connection>;
