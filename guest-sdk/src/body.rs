@@ -1,102 +1,37 @@
 //! Message bodies: the incoming request body and the writer of streamed responses.
 
-use crate::Error;
-#[cfg(not(feature = "wasi-http"))]
-use crate::bindings::{squall::app::types as wit, wit_stream};
+use crate::{Error, sys};
 use ::http::StatusCode;
 use std::future::Future;
 use std::pin::Pin;
-#[cfg(not(feature = "wasi-http"))]
-use wit_bindgen::{StreamReader, StreamResult, StreamWriter};
-
-/// How many bytes one read from a body stream asks for.
-#[cfg(not(feature = "wasi-http"))]
-const READ_CHUNK: usize = 64 * 1024;
 
 /// The body of an incoming request, read once, in chunks or whole.
 ///
-/// ```ignore
-/// let mut body = req.take_body();
-/// while let Some(chunk) = body.chunk().await {
-///     total += chunk.len();
+/// ```no_run
+/// # use squall_sdk::Request;
+/// async fn upload(mut req: Request) -> String {
+///     let mut body = req.take_body();
+///     let mut total = 0;
+///     while let Some(chunk) = body.chunk().await {
+///         total += chunk.len();
+///     }
+///     format!("{total} bytes")
 /// }
 /// ```
 #[derive(Debug, Default)]
 pub struct Body {
-    inner: Incoming,
-}
-
-#[derive(Debug, Default)]
-enum Incoming {
-    #[default]
-    Empty,
-    #[cfg_attr(feature = "wasi-http", allow(dead_code))]
-    Bytes(Vec<u8>),
-    #[cfg(not(feature = "wasi-http"))]
-    Stream(StreamReader<u8>),
-    #[cfg(feature = "wasi-http")]
-    Standard(Opaque<wasip3::http_compat::IncomingRequestBody>),
-}
-
-/// A value whose `Debug` says only that it is there.
-#[cfg(feature = "wasi-http")]
-pub(crate) struct Opaque<T>(pub T);
-
-#[cfg(feature = "wasi-http")]
-impl<T> std::fmt::Debug for Opaque<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("..")
-    }
+    inner: sys::IncomingBody,
 }
 
 impl Body {
-    #[cfg(feature = "wasi-http")]
-    pub(crate) fn from_standard(body: wasip3::http_compat::IncomingRequestBody) -> Self {
-        Body {
-            inner: Incoming::Standard(Opaque(body)),
-        }
-    }
-
-    #[cfg(not(feature = "wasi-http"))]
-    pub(crate) fn from_wit(body: wit::Body) -> Self {
-        let inner = match body {
-            wit::Body::Empty => Incoming::Empty,
-            wit::Body::Bytes(bytes) if bytes.is_empty() => Incoming::Empty,
-            wit::Body::Bytes(bytes) => Incoming::Bytes(bytes),
-            wit::Body::Stream(stream) => Incoming::Stream(stream),
-        };
+    /// A body read from the backend's incoming body.
+    pub(crate) fn from_sys(inner: sys::IncomingBody) -> Self {
         Body { inner }
     }
 
     /// The next chunk of the body, or `None` at its end.
     pub async fn chunk(&mut self) -> Option<Vec<u8>> {
-        match std::mem::take(&mut self.inner) {
-            Incoming::Empty => None,
-            Incoming::Bytes(bytes) => Some(bytes),
-            #[cfg(feature = "wasi-http")]
-            Incoming::Standard(Opaque(mut body)) => {
-                use http_body_util::BodyExt;
-                while let Some(Ok(frame)) = body.frame().await {
-                    if let Ok(data) = frame.into_data() {
-                        self.inner = Incoming::Standard(Opaque(body));
-                        return Some(data.to_vec());
-                    }
-                }
-                None
-            }
-            #[cfg(not(feature = "wasi-http"))]
-            Incoming::Stream(mut stream) => {
-                let (result, chunk) = stream.read(Vec::with_capacity(READ_CHUNK)).await;
-                match result {
-                    StreamResult::Dropped if chunk.is_empty() => None,
-                    StreamResult::Dropped => Some(chunk),
-                    StreamResult::Complete(_) | StreamResult::Cancelled => {
-                        self.inner = Incoming::Stream(stream);
-                        Some(chunk)
-                    }
-                }
-            }
-        }
+        self.inner.chunk().await
     }
 
     /// The whole body, read to its end.
@@ -130,16 +65,20 @@ where
     Box::new(move |writer| Box::pin(write(writer)))
 }
 
+/// An outgoing body (a response's or a fetch request's): in memory, or
+/// written by a task while it is being sent.
+pub(crate) enum OutgoingBody {
+    Bytes(Vec<u8>),
+    Stream(BodyTask),
+}
+
 /// The sending end of a streamed response body.
 ///
 /// Each [`write`](BodyWriter::write) waits until the host has taken the
 /// bytes, so a slow client slows the writer down instead of filling memory.
 #[derive(Debug)]
 pub struct BodyWriter {
-    #[cfg(not(feature = "wasi-http"))]
-    stream: StreamWriter<u8>,
-    #[cfg(feature = "wasi-http")]
-    chunks: futures::channel::mpsc::Sender<bytes::Bytes>,
+    sink: sys::BodySink,
 }
 
 /// The client went away before the whole body was sent.
@@ -155,17 +94,9 @@ impl std::fmt::Display for Disconnected {
 impl std::error::Error for Disconnected {}
 
 impl BodyWriter {
-    #[cfg(not(feature = "wasi-http"))]
-    pub(crate) fn new() -> (BodyWriter, StreamReader<u8>) {
-        let (stream, reader) = wit_stream::new::<u8>();
-        (BodyWriter { stream }, reader)
-    }
-
-    /// A writer and the chunks it sends (one at a time: backpressure).
-    #[cfg(feature = "wasi-http")]
-    pub(crate) fn new() -> (BodyWriter, futures::channel::mpsc::Receiver<bytes::Bytes>) {
-        let (chunks, receiver) = futures::channel::mpsc::channel(0);
-        (BodyWriter { chunks }, receiver)
+    /// A writer feeding the backend's `sink`.
+    pub(crate) fn new(sink: sys::BodySink) -> Self {
+        BodyWriter { sink }
     }
 
     /// Send `chunk` to the client, waiting until the host has accepted it.
@@ -174,22 +105,28 @@ impl BodyWriter {
         if chunk.is_empty() {
             return Ok(());
         }
-        #[cfg(not(feature = "wasi-http"))]
-        {
-            let unsent = self.stream.write_all(chunk).await;
-            if unsent.is_empty() {
-                Ok(())
-            } else {
-                Err(Disconnected)
-            }
-        }
-        #[cfg(feature = "wasi-http")]
-        {
-            use futures::SinkExt;
-            self.chunks
-                .send(bytes::Bytes::from(chunk))
-                .await
-                .map_err(|_| Disconnected)
-        }
+        self.sink.write(chunk).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::FutureExt;
+
+    #[test]
+    fn a_default_body_is_empty() {
+        let mut body = Body::default();
+        assert_eq!(body.chunk().now_or_never().expect("ready"), None);
+        assert_eq!(Body::default().bytes().now_or_never().expect("ready"), b"");
+        assert_eq!(
+            Body::default().text().now_or_never().expect("ready"),
+            Ok(String::new())
+        );
+    }
+
+    #[test]
+    fn disconnected_says_who_left() {
+        assert_eq!(Disconnected.to_string(), "the client disconnected");
     }
 }

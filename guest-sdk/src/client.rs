@@ -5,15 +5,17 @@
 //! never traps, and several requests can be awaited at once with ordinary
 //! combinators:
 //!
-//! ```ignore
+//! ```no_run
 //! use squall_sdk::futures::future::join_all;
-//! let pages = join_all(urls.iter().map(|url| squall_sdk::http::get(url).send())).await;
+//! use squall_sdk::http::{FetchError, FetchResponse};
+//!
+//! async fn fetch_all(urls: &[String]) -> Vec<Result<FetchResponse, FetchError>> {
+//!     join_all(urls.iter().map(|url| squall_sdk::http::get(url).send())).await
+//! }
 //! ```
 
-use crate::BodyWriter;
-#[cfg(not(feature = "wasi-http"))]
-use crate::bindings::squall::app::{http_client as host, types as wit};
-use crate::body::{BodyTask, body_task};
+use crate::body::{OutgoingBody, body_task};
+use crate::{BodyWriter, sys};
 use ::http::header::{HeaderMap, HeaderName, HeaderValue};
 use ::http::{Method, StatusCode};
 use serde::Serialize;
@@ -21,8 +23,6 @@ use serde::de::DeserializeOwned;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 use std::time::Duration;
-#[cfg(not(feature = "wasi-http"))]
-use wit_bindgen::{FutureReader, StreamReader, StreamResult};
 
 /// Why a fetch failed; [`FetchError::kind`] names it in one word.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,51 +60,6 @@ impl FetchError {
             FetchError::Decode(_) => "decode",
         }
     }
-
-    #[cfg(not(feature = "wasi-http"))]
-    fn from_wit(error: wit::FetchError) -> Self {
-        match error {
-            wit::FetchError::Denied(why) => FetchError::Denied(why),
-            wit::FetchError::InvalidRequest(why) => FetchError::InvalidRequest(why),
-            wit::FetchError::Connect(why) => FetchError::Connect(why),
-            wit::FetchError::Tls(why) => FetchError::Tls(why),
-            wit::FetchError::Timeout => FetchError::Timeout,
-            wit::FetchError::TooLarge => FetchError::TooLarge,
-            wit::FetchError::Protocol(why) => FetchError::Protocol(why),
-        }
-    }
-}
-
-#[cfg(feature = "wasi-http")]
-impl FetchError {
-    /// The SDK's kind for a `wasi:http` error code.
-    fn from_code(code: wasip3::http::types::ErrorCode) -> Self {
-        use wasip3::http::types::ErrorCode as Code;
-        match code {
-            Code::HttpRequestDenied => FetchError::Denied("the host denied the request".into()),
-            Code::ConnectionTimeout
-            | Code::ConnectionReadTimeout
-            | Code::ConnectionWriteTimeout
-            | Code::HttpResponseTimeout
-            | Code::DnsTimeout => FetchError::Timeout,
-            Code::TlsProtocolError | Code::TlsCertificateError | Code::TlsAlertReceived(_) => {
-                FetchError::Tls(format!("{code:?}"))
-            }
-            Code::HttpResponseBodySize(_) => FetchError::TooLarge,
-            Code::HttpRequestUriInvalid | Code::HttpRequestMethodInvalid => {
-                FetchError::InvalidRequest(format!("{code:?}"))
-            }
-            Code::DnsError(_)
-            | Code::DestinationNotFound
-            | Code::DestinationUnavailable
-            | Code::DestinationIpProhibited
-            | Code::DestinationIpUnroutable
-            | Code::ConnectionRefused
-            | Code::ConnectionTerminated
-            | Code::ConnectionLimitReached => FetchError::Connect(format!("{code:?}")),
-            other => FetchError::Protocol(format!("{other:?}")),
-        }
-    }
 }
 
 impl std::fmt::Display for FetchError {
@@ -133,11 +88,6 @@ impl crate::IntoResponse for FetchError {
         };
         crate::Error::new(status, self.to_string()).into_response()
     }
-}
-
-enum OutgoingBody {
-    Bytes(Vec<u8>),
-    Stream(BodyTask),
 }
 
 /// An outgoing request being built; `.send().await` or just `.await` it.
@@ -270,77 +220,27 @@ impl RequestBuilder {
         if let Some(error) = self.error {
             return Err(error);
         }
-        self.send_to_host().await
-    }
-
-    /// On a standard host: `wasi:http/client.send` (redirects are not
-    /// followed there; the timeout is the SDK's own).
-    #[cfg(feature = "wasi-http")]
-    async fn send_to_host(self) -> Result<FetchResponse, FetchError> {
-        use futures::StreamExt;
-        use http_body_util::BodyExt;
-        use wasip3::http_compat::{http_from_wasi_response, http_into_wasi_request};
-        let body = match self.body {
-            OutgoingBody::Bytes(bytes) => http_body_util::Full::new(bytes::Bytes::from(bytes))
-                .map_err(|never| match never {})
-                .boxed_unsync(),
-            OutgoingBody::Stream(write) => {
-                let (writer, chunks) = BodyWriter::new();
-                drop(wit_bindgen::spawn_local(write(writer)));
-                let frames = chunks.map(|chunk| Ok(http_body::Frame::data(chunk)));
-                http_body_util::StreamBody::new(frames).boxed_unsync()
-            }
-        };
-        let uri: ::http::Uri = self
-            .url
-            .parse()
-            .map_err(|err| FetchError::InvalidRequest(format!("bad URL {:?}: {err}", self.url)))?;
-        let mut request = ::http::Request::new(body);
-        *request.method_mut() = self.method;
-        *request.uri_mut() = uri;
-        *request.headers_mut() = self.headers;
-        let request = http_into_wasi_request(request).map_err(FetchError::from_code)?;
-        let sending = wasip3::http::client::send(request);
-        let response = match self.timeout {
-            Some(limit) => crate::timeout(limit, sending)
-                .await
-                .map_err(|_| FetchError::Timeout)?,
-            None => sending.await,
-        }
-        .map_err(FetchError::from_code)?;
-        let response = http_from_wasi_response(response).map_err(FetchError::from_code)?;
-        let (parts, body) = response.into_parts();
-        Ok(FetchResponse {
-            status: parts.status,
-            headers: parts.headers,
-            body: Some(crate::body::Opaque(body)),
-        })
-    }
-
-    #[cfg(not(feature = "wasi-http"))]
-    async fn send_to_host(self) -> Result<FetchResponse, FetchError> {
-        let body = match self.body {
-            OutgoingBody::Bytes(bytes) if bytes.is_empty() => wit::Body::Empty,
-            OutgoingBody::Bytes(bytes) => wit::Body::Bytes(bytes),
-            OutgoingBody::Stream(write) => {
-                let (writer, reader) = BodyWriter::new();
-                drop(wit_bindgen::spawn_local(write(writer)));
-                wit::Body::Stream(reader)
-            }
-        };
-        let request = host::OutgoingRequest {
-            method: crate::request::method_to_wit(&self.method),
+        sys::fetch(Outgoing {
+            method: self.method,
             url: self.url,
-            headers: crate::request::fields_to_wit(&self.headers),
-            body,
-            timeout_ms: self
-                .timeout
-                .map(|t| u32::try_from(t.as_millis()).unwrap_or(u32::MAX)),
+            headers: self.headers,
+            body: self.body,
+            timeout: self.timeout,
             max_redirects: self.max_redirects,
-        };
-        let response = host::fetch(request).await.map_err(FetchError::from_wit)?;
-        Ok(FetchResponse::from_wit(response))
+        })
+        .await
     }
+}
+
+/// A valid outgoing request, as a backend sends it.
+pub(crate) struct Outgoing {
+    pub(crate) method: Method,
+    pub(crate) url: String,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: OutgoingBody,
+    /// `None`: the host's default.
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) max_redirects: u8,
 }
 
 impl IntoFuture for RequestBuilder {
@@ -357,22 +257,16 @@ impl IntoFuture for RequestBuilder {
 pub struct FetchResponse {
     status: StatusCode,
     headers: HeaderMap,
-    #[cfg(not(feature = "wasi-http"))]
-    body: Option<StreamReader<u8>>,
-    #[cfg(not(feature = "wasi-http"))]
-    result: Option<FutureReader<Result<(), wit::FetchError>>>,
-    #[cfg(feature = "wasi-http")]
-    body: Option<crate::body::Opaque<wasip3::http_compat::IncomingResponseBody>>,
+    body: sys::FetchBody,
 }
 
 impl FetchResponse {
-    #[cfg(not(feature = "wasi-http"))]
-    fn from_wit(response: host::IncomingResponse) -> Self {
+    /// A response whose body comes from the backend's `body`.
+    pub(crate) fn new(status: StatusCode, headers: HeaderMap, body: sys::FetchBody) -> Self {
         FetchResponse {
-            status: StatusCode::from_u16(response.status).unwrap_or(StatusCode::BAD_GATEWAY),
-            headers: crate::request::headers_from_wit(response.headers),
-            body: Some(response.body),
-            result: Some(response.body_result),
+            status,
+            headers,
+            body,
         }
     }
 
@@ -393,41 +287,8 @@ impl FetchResponse {
 
     /// The next chunk of the body; `None` once it has all arrived. An
     /// error means the body was cut short.
-    #[cfg(feature = "wasi-http")]
     pub async fn chunk(&mut self) -> Option<Result<Vec<u8>, FetchError>> {
-        use http_body_util::BodyExt;
-        let crate::body::Opaque(mut body) = self.body.take()?;
-        loop {
-            match body.frame().await? {
-                Ok(frame) => {
-                    if let Ok(data) = frame.into_data() {
-                        self.body = Some(crate::body::Opaque(body));
-                        return Some(Ok(data.to_vec()));
-                    }
-                }
-                Err(code) => return Some(Err(FetchError::from_code(code))),
-            }
-        }
-    }
-
-    /// The next chunk of the body; `None` once it has all arrived. An
-    /// error means the body was cut short.
-    #[cfg(not(feature = "wasi-http"))]
-    pub async fn chunk(&mut self) -> Option<Result<Vec<u8>, FetchError>> {
-        while let Some(mut stream) = self.body.take() {
-            let (status, chunk) = stream.read(Vec::with_capacity(64 * 1024)).await;
-            if !matches!(status, StreamResult::Dropped) {
-                self.body = Some(stream);
-            }
-            if !chunk.is_empty() {
-                return Some(Ok(chunk));
-            }
-        }
-        // The stream ended: whole, or cut short? The host says which.
-        match self.result.take()?.await {
-            Ok(()) => None,
-            Err(error) => Some(Err(FetchError::from_wit(error))),
-        }
+        self.body.chunk().await
     }
 
     /// The whole body.
@@ -449,5 +310,108 @@ impl FetchResponse {
     pub async fn json<T: DeserializeOwned>(self) -> Result<T, FetchError> {
         let bytes = self.bytes().await?;
         serde_json::from_slice(&bytes).map_err(|err| FetchError::Decode(format!("bad JSON: {err}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::IntoResponse;
+    use futures::FutureExt;
+    use std::collections::HashMap;
+
+    #[test]
+    fn every_error_has_a_kind_and_a_message() {
+        let cases = [
+            (FetchError::Denied("x".into()), "denied"),
+            (FetchError::InvalidRequest("x".into()), "invalid-request"),
+            (FetchError::Connect("x".into()), "connect"),
+            (FetchError::Tls("x".into()), "tls"),
+            (FetchError::Protocol("x".into()), "protocol"),
+            (FetchError::Decode("x".into()), "decode"),
+        ];
+        for (error, kind) in cases {
+            assert_eq!(error.kind(), kind);
+            assert_eq!(error.to_string(), format!("fetch failed ({kind}): x"));
+        }
+        assert_eq!(FetchError::Timeout.kind(), "timeout");
+        assert_eq!(FetchError::Timeout.to_string(), "fetch timed out");
+        assert_eq!(FetchError::TooLarge.kind(), "too-large");
+        assert_eq!(
+            FetchError::TooLarge.to_string(),
+            "fetch response is too large"
+        );
+    }
+
+    #[test]
+    fn an_upstream_failure_answers_502_or_504() {
+        let response = FetchError::Timeout.into_response();
+        assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(response.body(), Some(&b"fetch timed out\n"[..]));
+        let response = FetchError::Connect("refused".into()).into_response();
+        assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(
+            response.body(),
+            Some(&b"fetch failed (connect): refused\n"[..])
+        );
+    }
+
+    /// `builder`'s error, found before anything is sent to the host.
+    fn refused(builder: RequestBuilder) -> FetchError {
+        builder
+            .send()
+            .now_or_never()
+            .expect("a refused request does not wait")
+            .expect_err("the request is invalid")
+    }
+
+    #[test]
+    fn a_bad_header_fails_the_send_without_sending() {
+        let error = refused(get("http://example.com/").header("bad name", "v"));
+        assert_eq!(
+            error,
+            FetchError::InvalidRequest("bad header \"bad name\"".into())
+        );
+        let error = refused(post("http://example.com/").header("x-ok", "line\nbreak"));
+        assert_eq!(error.kind(), "invalid-request");
+    }
+
+    #[test]
+    fn the_first_builder_error_is_the_one_reported() {
+        let unserializable: HashMap<(u8, u8), u8> = HashMap::from([((1, 2), 3)]);
+        let builder = RequestBuilder::new(Method::PUT, "http://example.com/")
+            .header("bad name", "v")
+            .json(&unserializable)
+            .timeout(Duration::from_secs(1))
+            .follow_redirects(3);
+        assert_eq!(
+            refused(builder),
+            FetchError::InvalidRequest("bad header \"bad name\"".into())
+        );
+        let error = refused(post("http://example.com/").json(&unserializable));
+        assert!(
+            matches!(&error, FetchError::InvalidRequest(why) if why.starts_with("cannot serialize the JSON body")),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn builders_come_from_urls() {
+        let builder = RequestBuilder::from("http://example.com/a");
+        assert_eq!(
+            (&builder.method, builder.url.as_str()),
+            (&Method::GET, "http://example.com/a")
+        );
+        let builder = RequestBuilder::from(String::from("http://example.com/b"))
+            .json(&serde_json::json!({ "a": 1 }));
+        assert_eq!(builder.headers["content-type"], "application/json");
+        assert!(matches!(&builder.body, OutgoingBody::Bytes(bytes) if bytes == br#"{"a":1}"#));
+        let builder = post("http://example.com/").form(&[("q", "a b"), ("n", "1")]);
+        assert_eq!(
+            builder.headers["content-type"],
+            "application/x-www-form-urlencoded"
+        );
+        assert!(matches!(&builder.body, OutgoingBody::Bytes(bytes) if bytes == b"q=a+b&n=1"));
+        assert!(builder.error.is_none());
     }
 }

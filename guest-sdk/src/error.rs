@@ -6,11 +6,17 @@ use ::http::header::{self, HeaderValue};
 
 /// An error a handler returns to answer with a status and a short message.
 ///
-/// ```ignore
+/// ```
+/// use squall_sdk::{Error, Request};
+/// # use squall_sdk::futures::FutureExt;
+/// # use squall_sdk::{Method, StatusCode};
+///
 /// async fn show(req: Request) -> Result<String, Error> {
-///     let id = req.param("id").ok_or_else(|| Error::not_found())?;
+///     let id = req.param("id").ok_or_else(Error::not_found)?;
 ///     Ok(format!("item {id}"))
 /// }
+/// # let error = show(Request::new(Method::GET, "/items")).now_or_never().expect("ready");
+/// # assert_eq!(error.map_err(|err| err.status()), Err(StatusCode::NOT_FOUND));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
@@ -71,5 +77,63 @@ impl IntoResponse for Error {
             HeaderValue::from_static("text/plain; charset=utf-8"),
         );
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_carries_its_status_and_message() {
+        let error = Error::new(StatusCode::CONFLICT, "already there");
+        assert_eq!(error.status(), StatusCode::CONFLICT);
+        assert_eq!(error.message(), "already there");
+        assert_eq!(error.to_string(), "409 Conflict: already there");
+
+        let error = Error::bad_request("missing field");
+        assert_eq!(
+            (error.status(), error.message()),
+            (StatusCode::BAD_REQUEST, "missing field")
+        );
+        let error = Error::not_found();
+        assert_eq!(
+            (error.status(), error.message()),
+            (StatusCode::NOT_FOUND, "Not Found")
+        );
+    }
+
+    #[test]
+    fn from_a_status_uses_its_reason_phrase() {
+        assert_eq!(
+            Error::from(StatusCode::TOO_MANY_REQUESTS).message(),
+            "Too Many Requests"
+        );
+        let unnamed = StatusCode::from_u16(599).expect("a valid status");
+        let error = Error::from(unnamed);
+        assert_eq!((error.status(), error.message()), (unnamed, "Error"));
+    }
+
+    #[test]
+    fn into_response_is_plain_text_with_a_newline() {
+        let response = Error::new(StatusCode::UNAUTHORIZED, "log in first").into_response();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "text/plain; charset=utf-8"
+        );
+        assert_eq!(response.body(), Some(&b"log in first\n"[..]));
+    }
+
+    #[test]
+    fn handlers_can_use_question_mark_on_statuses() {
+        fn check(allowed: bool) -> Result<&'static str, Error> {
+            if !allowed {
+                Err(StatusCode::FORBIDDEN)?;
+            }
+            Ok("in")
+        }
+        assert_eq!(check(true), Ok("in"));
+        assert_eq!(check(false), Err(Error::from(StatusCode::FORBIDDEN)));
     }
 }

@@ -5,13 +5,18 @@
 //! messages with increasing ids, so a long-polling client that sends the
 //! last id it saw misses nothing.
 //!
-//! ```ignore
-//! let id = pubsub::publish("chat", br#"{"body":"hi"}"#)?;
-//! let newer = pubsub::wait("chat", Some(cursor), Duration::from_secs(30)).await?;
+//! ```no_run
+//! use squall_sdk::pubsub::{self, PubSubError};
+//! use std::time::Duration;
+//!
+//! async fn post_and_follow(cursor: u64) -> Result<usize, PubSubError> {
+//!     let _id = pubsub::publish("chat", br#"{"body":"hi"}"#)?;
+//!     let newer = pubsub::wait("chat", Some(cursor), Duration::from_secs(30)).await?;
+//!     Ok(newer.len())
+//! }
 //! ```
 
-#[cfg(not(feature = "wasi-http"))]
-use crate::bindings::squall::app::pubsub as host;
+use crate::sys;
 use serde::de::DeserializeOwned;
 use std::time::Duration;
 
@@ -20,7 +25,9 @@ use std::time::Duration;
 pub struct Message {
     /// Increasing per topic, from 1.
     pub id: u64,
+    /// The topic it was published to.
     pub topic: String,
+    /// The bytes published.
     pub payload: Vec<u8>,
 }
 
@@ -44,18 +51,8 @@ pub enum PubSubError {
     /// A bad topic name or an oversized payload.
     Invalid(String),
     /// The host has no pub/sub: the app was built as a standard wasi:http
-    /// component (`wasi-http` feature), and pub/sub is a Squall capability.
+    /// component, and pub/sub is a Squall capability.
     Unavailable,
-}
-
-impl PubSubError {
-    #[cfg(not(feature = "wasi-http"))]
-    pub(crate) fn from_wit(error: host::PubsubError) -> Self {
-        match error {
-            host::PubsubError::Denied(why) => PubSubError::Denied(why),
-            host::PubsubError::Invalid(why) => PubSubError::Invalid(why),
-        }
-    }
 }
 
 impl std::fmt::Display for PubSubError {
@@ -82,13 +79,7 @@ impl crate::IntoResponse for PubSubError {
 /// Publish `payload` to `topic`; returns its id. WebSocket connections
 /// subscribed to the topic receive it straight from the host.
 pub fn publish(topic: &str, payload: impl AsRef<[u8]>) -> Result<u64, PubSubError> {
-    #[cfg(not(feature = "wasi-http"))]
-    return host::publish(topic, payload.as_ref()).map_err(PubSubError::from_wit);
-    #[cfg(feature = "wasi-http")]
-    {
-        let _ = (topic, payload);
-        Err(PubSubError::Unavailable)
-    }
+    sys::pubsub_publish(topic, payload.as_ref())
 }
 
 /// Publish `value` as JSON.
@@ -106,24 +97,65 @@ pub async fn wait(
     after: Option<u64>,
     timeout: Duration,
 ) -> Result<Vec<Message>, PubSubError> {
-    #[cfg(feature = "wasi-http")]
-    {
-        let _ = (topic, after, timeout);
-        Err(PubSubError::Unavailable)
+    sys::pubsub_wait(topic, after, timeout).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::IntoResponse;
+    use std::collections::HashMap;
+
+    #[test]
+    fn errors_display_their_reason() {
+        assert_eq!(
+            PubSubError::Denied("topic \"x\" is not granted".into()).to_string(),
+            "pubsub denied: topic \"x\" is not granted"
+        );
+        assert_eq!(
+            PubSubError::Invalid("empty topic".into()).to_string(),
+            "pubsub: empty topic"
+        );
+        assert!(
+            PubSubError::Unavailable
+                .to_string()
+                .starts_with("pubsub is a Squall capability")
+        );
     }
-    #[cfg(not(feature = "wasi-http"))]
-    {
-        let timeout_ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
-        let messages = host::wait(topic.to_owned(), after, timeout_ms)
-            .await
-            .map_err(PubSubError::from_wit)?;
-        Ok(messages
-            .into_iter()
-            .map(|message| Message {
-                id: message.id,
-                topic: message.topic,
-                payload: message.payload,
-            })
-            .collect())
+
+    #[test]
+    fn an_error_answers_500_with_its_text() {
+        let response = PubSubError::Invalid("too large".into()).into_response();
+        assert_eq!(response.status(), ::http::StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(response.body(), Some(&b"pubsub: too large\n"[..]));
+    }
+
+    #[test]
+    fn message_payloads_read_as_text_or_json() {
+        let message = Message {
+            id: 3,
+            topic: "chat".into(),
+            payload: br#"{"body":"hi"}"#.to_vec(),
+        };
+        assert_eq!(message.text(), Some(r#"{"body":"hi"}"#));
+        let value: serde_json::Value = message.json().expect("JSON");
+        assert_eq!(value["body"], "hi");
+
+        let binary = Message {
+            payload: vec![0xff, 0xfe],
+            ..message
+        };
+        assert_eq!(binary.text(), None);
+        assert!(binary.json::<serde_json::Value>().is_err());
+    }
+
+    #[test]
+    fn publish_json_refuses_what_cannot_serialize_before_publishing() {
+        let value: HashMap<(u8, u8), u8> = HashMap::from([((1, 2), 3)]);
+        let error = publish_json("chat", &value).expect_err("object keys must be strings");
+        assert!(
+            matches!(&error, PubSubError::Invalid(why) if why.starts_with("cannot serialize the message: ")),
+            "{error:?}"
+        );
     }
 }

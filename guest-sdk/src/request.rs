@@ -1,11 +1,7 @@
 //! The incoming request as a handler sees it.
 
-#[cfg(not(feature = "wasi-http"))]
-use crate::bindings::squall::app::types as wit;
 use crate::{Body, Error};
 use ::http::header::{self, HeaderMap};
-#[cfg(not(feature = "wasi-http"))]
-use ::http::header::{HeaderName, HeaderValue};
 use ::http::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 
@@ -22,45 +18,23 @@ pub struct Request {
 }
 
 impl Request {
-    /// A standard `wasi:http` request, converted by the `wasip3` crate.
-    #[cfg(feature = "wasi-http")]
-    pub(crate) fn from_standard(
-        request: ::http::Request<wasip3::http_compat::IncomingRequestBody>,
+    /// A request as a backend received it.
+    pub(crate) fn from_parts(
+        method: Method,
+        path: String,
+        query: String,
+        authority: Option<String>,
+        headers: HeaderMap,
+        body: Body,
     ) -> Self {
-        let (parts, body) = request.into_parts();
-        let authority = parts
-            .uri
-            .authority()
-            .map(|a| a.as_str().to_owned())
-            .or_else(|| {
-                parts
-                    .headers
-                    .get(header::HOST)?
-                    .to_str()
-                    .ok()
-                    .map(str::to_owned)
-            });
         Request {
-            method: parts.method,
-            path: parts.uri.path().to_owned(),
-            query: parts.uri.query().unwrap_or_default().to_owned(),
+            method,
+            path,
+            query,
             authority,
-            headers: parts.headers,
+            headers,
             params: Vec::new(),
-            body: Body::from_standard(body),
-        }
-    }
-
-    #[cfg(not(feature = "wasi-http"))]
-    pub(crate) fn from_wit(request: wit::Request) -> Self {
-        Request {
-            method: method_from_wit(request.method),
-            path: request.path,
-            query: request.query,
-            authority: request.authority,
-            headers: headers_from_wit(request.headers),
-            params: Vec::new(),
-            body: Body::from_wit(request.body),
+            body,
         }
     }
 
@@ -195,61 +169,187 @@ impl Request {
     }
 }
 
-#[cfg(not(feature = "wasi-http"))]
-pub(crate) fn headers_from_wit(fields: wit::Fields) -> HeaderMap {
-    let mut headers = HeaderMap::with_capacity(fields.len());
-    for (name, value) in fields {
-        // The host only forwards valid fields; skip anything that is not.
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_bytes(&value),
-        ) {
-            headers.append(name, value);
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ::http::HeaderValue;
+    use futures::FutureExt;
+    use serde::Deserialize;
+    use std::collections::HashMap;
+
+    fn with_headers(path: &str, headers: &[(&'static str, &'static str)]) -> Request {
+        let mut request = Request::new(Method::GET, path);
+        for (name, value) in headers {
+            request
+                .headers
+                .append(*name, HeaderValue::from_static(value));
         }
+        request
     }
-    headers
-}
 
-#[cfg(not(feature = "wasi-http"))]
-pub(crate) fn fields_to_wit(headers: &HeaderMap) -> wit::Fields {
-    headers
-        .iter()
-        .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
-        .collect()
-}
+    #[test]
+    fn new_splits_the_path_from_the_query() {
+        let request = Request::new(Method::POST, "/search?q=rust&page=2");
+        assert_eq!(request.method(), Method::POST);
+        assert_eq!(request.path(), "/search");
+        assert_eq!(request.query(), "q=rust&page=2");
+        assert_eq!(request.authority(), None);
+        assert!(request.headers().is_empty());
+        assert!(request.params().is_empty());
 
-#[cfg(not(feature = "wasi-http"))]
-pub(crate) fn method_to_wit(method: &Method) -> wit::Method {
-    match *method {
-        Method::GET => wit::Method::Get,
-        Method::HEAD => wit::Method::Head,
-        Method::POST => wit::Method::Post,
-        Method::PUT => wit::Method::Put,
-        Method::DELETE => wit::Method::Delete,
-        Method::CONNECT => wit::Method::Connect,
-        Method::OPTIONS => wit::Method::Options,
-        Method::TRACE => wit::Method::Trace,
-        Method::PATCH => wit::Method::Patch,
-        ref other => wit::Method::Other(other.as_str().to_owned()),
+        let request = Request::new(Method::GET, "/plain");
+        assert_eq!((request.path(), request.query()), ("/plain", ""));
+        // Only the first `?` separates; the rest belongs to the query.
+        let request = Request::new(Method::GET, "/a?b=c?d");
+        assert_eq!((request.path(), request.query()), ("/a", "b=c?d"));
     }
-}
 
-#[cfg(not(feature = "wasi-http"))]
-fn method_from_wit(method: wit::Method) -> Method {
-    match method {
-        wit::Method::Get => Method::GET,
-        wit::Method::Head => Method::HEAD,
-        wit::Method::Post => Method::POST,
-        wit::Method::Put => Method::PUT,
-        wit::Method::Delete => Method::DELETE,
-        wit::Method::Connect => Method::CONNECT,
-        wit::Method::Options => Method::OPTIONS,
-        wit::Method::Trace => Method::TRACE,
-        wit::Method::Patch => Method::PATCH,
-        // The host forwards only valid method tokens; anything else becomes
-        // a method no route is registered for.
-        wit::Method::Other(other) => Method::from_bytes(other.as_bytes())
-            .or_else(|_| Method::from_bytes(b"X-INVALID"))
-            .unwrap_or_default(),
+    #[test]
+    fn query_arguments_are_decoded_and_repeatable() {
+        let request = Request::new(
+            Method::GET,
+            "/?tag=a&tag=b+c&name=caf%C3%A9&amp=%26%3D&empty=&flag",
+        );
+        assert_eq!(request.query_arguments("tag"), vec!["a", "b c"]);
+        assert_eq!(request.query_argument("tag").as_deref(), Some("b c"));
+        assert_eq!(request.query_argument("name").as_deref(), Some("café"));
+        assert_eq!(request.query_argument("amp").as_deref(), Some("&="));
+        assert_eq!(request.query_argument("empty").as_deref(), Some(""));
+        assert_eq!(request.query_argument("flag").as_deref(), Some(""));
+        assert_eq!(request.query_argument("missing"), None);
+        assert!(request.query_arguments("missing").is_empty());
+    }
+
+    #[test]
+    fn query_pairs_keep_order_and_repeats() {
+        let request = Request::new(Method::GET, "/?b=2&a=1&b=3&sp%20ace=x%20y");
+        let pairs: Vec<(String, String)> = [("b", "2"), ("a", "1"), ("b", "3"), ("sp ace", "x y")]
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        assert_eq!(request.query_pairs(), pairs);
+        assert!(Request::new(Method::GET, "/").query_pairs().is_empty());
+    }
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    struct Page {
+        q: String,
+        page: Option<u32>,
+    }
+
+    #[test]
+    fn query_as_deserializes_or_answers_400() {
+        let request = Request::new(Method::GET, "/?q=hello+world&page=3");
+        let page: Page = request.query_as().expect("a valid query");
+        assert_eq!(
+            page,
+            Page {
+                q: "hello world".into(),
+                page: Some(3)
+            }
+        );
+
+        let missing = Request::new(Method::GET, "/?page=3").query_as::<Page>();
+        let error = missing.expect_err("q is required");
+        assert_eq!(error.status(), StatusCode::BAD_REQUEST);
+        assert!(error.message().starts_with("bad query: "), "{error}");
+
+        let not_a_number = Request::new(Method::GET, "/?q=x&page=two").query_as::<Page>();
+        assert_eq!(
+            not_a_number.map_err(|err| err.status()),
+            Err(StatusCode::BAD_REQUEST)
+        );
+    }
+
+    #[test]
+    fn cookies_are_found_across_pairs_and_headers() {
+        let request = with_headers(
+            "/",
+            &[
+                ("cookie", "theme=dark; session=abc123"),
+                ("cookie", "quoted=\"hello world\";last=1"),
+            ],
+        );
+        assert_eq!(request.cookie("theme"), Some("dark"));
+        assert_eq!(request.cookie("session"), Some("abc123"));
+        assert_eq!(request.cookie("quoted"), Some("hello world"));
+        assert_eq!(request.cookie("last"), Some("1"));
+        assert_eq!(request.cookie("missing"), None);
+        // Names are matched whole.
+        assert_eq!(request.cookie("sess"), None);
+    }
+
+    #[test]
+    fn the_first_cookie_of_a_name_wins() {
+        let request = with_headers("/", &[("cookie", "id=1; id=2"), ("cookie", "id=3")]);
+        assert_eq!(request.cookie("id"), Some("1"));
+        assert_eq!(with_headers("/", &[]).cookie("id"), None);
+    }
+
+    #[test]
+    fn header_reads_visible_ascii_text_only() {
+        let mut request = with_headers("/", &[("x-token", "abc"), ("accept", "text/html")]);
+        request.headers.append(
+            "x-binary",
+            HeaderValue::from_bytes(b"caf\xc3\xa9").expect("a valid byte value"),
+        );
+        assert_eq!(request.header("x-token"), Some("abc"));
+        assert_eq!(request.header("X-Token"), Some("abc"));
+        assert_eq!(request.header(header::ACCEPT), Some("text/html"));
+        assert_eq!(request.header("x-binary"), None);
+        assert!(request.headers().contains_key("x-binary"));
+        assert_eq!(request.header("x-missing"), None);
+    }
+
+    #[test]
+    fn params_are_looked_up_by_name() {
+        let mut request = Request::new(Method::GET, "/users/7/posts/9");
+        request.set_params(vec![
+            ("user".into(), "7".into()),
+            ("post".into(), "9".into()),
+        ]);
+        assert_eq!(request.param("user"), Some("7"));
+        assert_eq!(request.param("post"), Some("9"));
+        assert_eq!(request.param("other"), None);
+        assert_eq!(request.params().len(), 2);
+    }
+
+    #[test]
+    fn a_hand_built_request_has_an_empty_body() {
+        let mut request = Request::new(Method::POST, "/upload");
+        let mut body = request.take_body();
+        assert_eq!(body.chunk().now_or_never().expect("ready"), None);
+        assert!(request.bytes().now_or_never().expect("ready").is_empty());
+        let text = request.text().now_or_never().expect("ready");
+        assert_eq!(text, Ok(String::new()));
+    }
+
+    #[test]
+    fn json_of_an_empty_body_is_a_400() {
+        let mut request = Request::new(Method::POST, "/api");
+        let result = request
+            .json::<serde_json::Value>()
+            .now_or_never()
+            .expect("ready");
+        let error = result.expect_err("an empty body is not JSON");
+        assert_eq!(error.status(), StatusCode::BAD_REQUEST);
+        assert!(error.message().starts_with("bad JSON body: "), "{error}");
+    }
+
+    #[test]
+    fn form_of_an_empty_body_is_an_empty_form() {
+        let mut request = Request::new(Method::POST, "/form");
+        let form = request
+            .form::<HashMap<String, String>>()
+            .now_or_never()
+            .expect("ready")
+            .expect("an empty form");
+        assert!(form.is_empty());
+
+        let mut request = Request::new(Method::POST, "/form");
+        let result = request.form::<Page>().now_or_never().expect("ready");
+        let error = result.expect_err("q is required");
+        assert_eq!(error.status(), StatusCode::BAD_REQUEST);
+        assert!(error.message().starts_with("bad form body: "), "{error}");
     }
 }

@@ -1,9 +1,7 @@
 //! Responses and the conversions handlers return through.
 
 use crate::BodyWriter;
-#[cfg(not(feature = "wasi-http"))]
-use crate::bindings::squall::app::types as wit;
-use crate::body::BodyTask;
+use crate::body::OutgoingBody;
 use ::http::StatusCode;
 use ::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use serde::Serialize;
@@ -14,19 +12,14 @@ use std::future::Future;
 pub struct Response {
     status: StatusCode,
     headers: HeaderMap,
-    body: ResponseBody,
-}
-
-enum ResponseBody {
-    Bytes(Vec<u8>),
-    Stream(BodyTask),
+    body: OutgoingBody,
 }
 
 impl std::fmt::Debug for Response {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let body = match &self.body {
-            ResponseBody::Bytes(bytes) => format!("{} bytes", bytes.len()),
-            ResponseBody::Stream(_) => "stream".to_owned(),
+            OutgoingBody::Bytes(bytes) => format!("{} bytes", bytes.len()),
+            OutgoingBody::Stream(_) => "stream".to_owned(),
         };
         f.debug_struct("Response")
             .field("status", &self.status)
@@ -48,7 +41,7 @@ impl Response {
         Response {
             status,
             headers: HeaderMap::new(),
-            body: ResponseBody::Bytes(body.into()),
+            body: OutgoingBody::Bytes(body.into()),
         }
     }
 
@@ -56,13 +49,20 @@ impl Response {
     /// running after the handler has returned. Each chunk reaches the client
     /// as soon as it is written.
     ///
-    /// ```ignore
-    /// Response::stream(|mut body| async move {
-    ///     for i in 0..3 {
-    ///         if body.write(format!("tick {i}\n")).await.is_err() { return; }
-    ///         squall_sdk::sleep(Duration::from_secs(1)).await;
-    ///     }
-    /// })
+    /// ```no_run
+    /// use squall_sdk::{Request, Response};
+    /// use std::time::Duration;
+    ///
+    /// async fn ticks(_req: Request) -> Response {
+    ///     Response::stream(|mut body| async move {
+    ///         for i in 0..3 {
+    ///             if body.write(format!("tick {i}\n")).await.is_err() {
+    ///                 return;
+    ///             }
+    ///             squall_sdk::sleep(Duration::from_secs(1)).await;
+    ///         }
+    ///     })
+    /// }
     /// ```
     pub fn stream<F, Fut>(write: F) -> Self
     where
@@ -72,7 +72,7 @@ impl Response {
         Response {
             status: StatusCode::OK,
             headers: HeaderMap::new(),
-            body: ResponseBody::Stream(crate::body::body_task(write)),
+            body: OutgoingBody::Stream(crate::body::body_task(write)),
         }
     }
 
@@ -99,8 +99,8 @@ impl Response {
     /// The in-memory body; `None` for a streamed one.
     pub fn body(&self) -> Option<&[u8]> {
         match &self.body {
-            ResponseBody::Bytes(bytes) => Some(bytes),
-            ResponseBody::Stream(_) => None,
+            OutgoingBody::Bytes(bytes) => Some(bytes),
+            OutgoingBody::Stream(_) => None,
         }
     }
 
@@ -135,51 +135,9 @@ impl Response {
         self
     }
 
-    /// The response for a standard `wasi:http` host.
-    #[cfg(feature = "wasi-http")]
-    pub(crate) fn into_standard(
-        self,
-    ) -> ::http::Response<
-        http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, wasip3::http::types::ErrorCode>,
-    > {
-        use futures::StreamExt;
-        use http_body_util::BodyExt;
-        let body = match self.body {
-            ResponseBody::Bytes(bytes) => http_body_util::Full::new(bytes::Bytes::from(bytes))
-                .map_err(|never| match never {})
-                .boxed_unsync(),
-            ResponseBody::Stream(write) => {
-                let (writer, chunks) = BodyWriter::new();
-                drop(wit_bindgen::spawn_local(write(writer)));
-                let frames = chunks.map(|chunk| Ok(http_body::Frame::data(chunk)));
-                http_body_util::StreamBody::new(frames).boxed_unsync()
-            }
-        };
-        let mut response = ::http::Response::new(body);
-        *response.status_mut() = self.status;
-        *response.headers_mut() = self.headers;
-        response
-    }
-
-    #[cfg(not(feature = "wasi-http"))]
-    pub(crate) fn into_wit(self) -> wit::Response {
-        let headers = crate::request::fields_to_wit(&self.headers);
-        let body = match self.body {
-            ResponseBody::Bytes(bytes) if bytes.is_empty() => wit::Body::Empty,
-            ResponseBody::Bytes(bytes) => wit::Body::Bytes(bytes),
-            ResponseBody::Stream(write) => {
-                let (writer, reader) = BodyWriter::new();
-                // Runs after `handle` returns; the host keeps the instance
-                // alive until this task ends.
-                drop(wit_bindgen::spawn_local(write(writer)));
-                wit::Body::Stream(reader)
-            }
-        };
-        wit::Response {
-            status: self.status.as_u16(),
-            headers,
-            body,
-        }
+    /// Status, headers and body, for a backend to send.
+    pub(crate) fn into_parts(self) -> (StatusCode, HeaderMap, OutgoingBody) {
+        (self.status, self.headers, self.body)
     }
 }
 
@@ -276,5 +234,175 @@ impl<T: Into<String>> IntoResponse for Html<T> {
     fn into_response(self) -> Response {
         Response::new(StatusCode::OK, self.0.into())
             .with_default_content_type("text/html; charset=utf-8")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn content_type(response: &Response) -> Option<&str> {
+        response.headers().get(header::CONTENT_TYPE)?.to_str().ok()
+    }
+
+    #[test]
+    fn text_and_bytes_get_their_content_types() {
+        let cases: [(Response, &[u8], &str); 5] = [
+            ("hi".into_response(), b"hi", TEXT),
+            (String::from("hé").into_response(), "hé".as_bytes(), TEXT),
+            (vec![0u8, 1].into_response(), &[0, 1], BINARY),
+            ((b"raw" as &'static [u8]).into_response(), b"raw", BINARY),
+            (
+                Html("<p>").into_response(),
+                b"<p>",
+                "text/html; charset=utf-8",
+            ),
+        ];
+        for (response, body, expected) in cases {
+            assert_eq!(response.status(), StatusCode::OK);
+            assert_eq!(response.body(), Some(body));
+            assert_eq!(content_type(&response), Some(expected));
+        }
+    }
+
+    #[test]
+    fn json_serializes_its_value() {
+        let response = Json(serde_json::json!({ "id": 7, "tags": ["a"] })).into_response();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(content_type(&response), Some("application/json"));
+        assert_eq!(response.body(), Some(&br#"{"id":7,"tags":["a"]}"#[..]));
+    }
+
+    #[test]
+    fn json_that_cannot_serialize_is_a_500() {
+        // JSON object keys must be strings.
+        let value: HashMap<(u8, u8), u8> = HashMap::from([((1, 2), 3)]);
+        let response = Json(value).into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(content_type(&response), Some(TEXT));
+        let body = String::from_utf8_lossy(response.body().expect("in memory"));
+        assert!(
+            body.starts_with("could not serialize the response: "),
+            "{body}"
+        );
+    }
+
+    #[test]
+    fn unit_and_status_codes_have_empty_bodies() {
+        let response = ().into_response();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.body(), Some(&[][..]));
+        assert!(response.headers().is_empty());
+
+        let response = StatusCode::NO_CONTENT.into_response();
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+        assert_eq!(response.body(), Some(&[][..]));
+        assert_eq!(content_type(&response), None);
+    }
+
+    #[test]
+    fn a_status_pair_keeps_the_body_and_its_content_type() {
+        let response = (StatusCode::CREATED, Json([1, 2])).into_response();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        assert_eq!(content_type(&response), Some("application/json"));
+        assert_eq!(response.body(), Some(&b"[1,2]"[..]));
+
+        let response = (StatusCode::ACCEPTED, "queued").into_response();
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        assert_eq!(content_type(&response), Some(TEXT));
+    }
+
+    #[test]
+    fn results_answer_with_either_side() {
+        let ok: Result<&'static str, crate::Error> = Ok("fine");
+        let response = ok.into_response();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.body(), Some(&b"fine"[..]));
+
+        let err: Result<&'static str, crate::Error> = Err(crate::Error::bad_request("nope"));
+        let response = err.into_response();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(response.body(), Some(&b"nope\n"[..]));
+
+        let nested: Result<(StatusCode, String), StatusCode> = Err(StatusCode::FORBIDDEN);
+        assert_eq!(nested.into_response().status(), StatusCode::FORBIDDEN);
+    }
+
+    #[test]
+    fn an_explicit_content_type_is_not_overridden() {
+        let response = Response::new(StatusCode::OK, "a,b")
+            .with_header(header::CONTENT_TYPE, "text/csv")
+            .with_default_content_type(TEXT);
+        assert_eq!(content_type(&response), Some("text/csv"));
+        assert_eq!(content_type(&Response::new(StatusCode::OK, "x")), None);
+    }
+
+    #[test]
+    fn redirect_is_a_303_with_a_location() {
+        let response = Response::redirect("/login?next=%2F");
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        assert_eq!(response.headers()[header::LOCATION], "/login?next=%2F");
+        assert_eq!(response.body(), Some(&[][..]));
+
+        let moved = Response::redirect("/new").with_status(StatusCode::PERMANENT_REDIRECT);
+        assert_eq!(moved.status(), StatusCode::PERMANENT_REDIRECT);
+        assert_eq!(moved.headers()[header::LOCATION], "/new");
+    }
+
+    #[test]
+    fn with_header_replaces_and_drops_invalid_values() {
+        let response = Response::default()
+            .with_header(header::CACHE_CONTROL, "no-store")
+            .with_header(header::CACHE_CONTROL, "max-age=60");
+        assert_eq!(response.headers()[header::CACHE_CONTROL], "max-age=60");
+        assert_eq!(
+            response
+                .headers()
+                .get_all(header::CACHE_CONTROL)
+                .iter()
+                .count(),
+            1
+        );
+
+        // A newline would split the header: the value is dropped, the
+        // earlier one stays.
+        let response = response.with_header(header::CACHE_CONTROL, "a\r\nx-injected: 1");
+        assert_eq!(response.headers()[header::CACHE_CONTROL], "max-age=60");
+        let response = Response::default().with_header(header::ETAG, "bad\nvalue");
+        assert!(response.headers().get(header::ETAG).is_none());
+    }
+
+    #[test]
+    fn with_cookie_appends_one_set_cookie_each() {
+        let response = Response::default()
+            .with_cookie("session", "abc")
+            .with_cookie("theme", "dark")
+            .with_cookie("bad", "new\nline");
+        let cookies: Vec<&str> = response
+            .headers()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(|value| value.to_str().expect("ASCII"))
+            .collect();
+        assert_eq!(
+            cookies,
+            [
+                "session=abc; Path=/; HttpOnly; SameSite=Lax",
+                "theme=dark; Path=/; HttpOnly; SameSite=Lax",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_streamed_response_has_no_in_memory_body() {
+        let response = Response::stream(|_body| async {});
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.body(), None);
+        assert!(format!("{response:?}").contains("stream"));
+        let (status, _, body) = response.into_parts();
+        assert_eq!(status, StatusCode::OK);
+        assert!(matches!(body, OutgoingBody::Stream(_)));
+        assert!(format!("{:?}", Response::new(StatusCode::OK, "abc")).contains("3 bytes"));
     }
 }

@@ -39,11 +39,33 @@ where
 /// the one with the most literal segments wins. A path that matches no
 /// pattern answers `404`, a known path with another method `405`.
 ///
-/// ```ignore
-/// Router::new()
+/// ```
+/// use squall_sdk::{Request, Router};
+/// # use squall_sdk::futures::FutureExt;
+/// # use squall_sdk::{Method, StatusCode};
+///
+/// async fn index(_req: Request) -> &'static str {
+///     "Welcome"
+/// }
+///
+/// async fn hello(req: Request) -> String {
+///     format!("Hello, {}!", req.param("name").unwrap_or("stranger"))
+/// }
+///
+/// async fn echo(mut req: Request) -> Vec<u8> {
+///     req.bytes().await
+/// }
+///
+/// let router = Router::new()
 ///     .get("/", index)
 ///     .get("/hello/{name}", hello)
-///     .post("/echo", echo)
+///     .post("/echo", echo);
+/// # let answer = |method, path| {
+/// #     router.handle(Request::new(method, path)).now_or_never().expect("ready")
+/// # };
+/// # assert_eq!(answer(Method::GET, "/hello/world").body(), Some(&b"Hello, world!"[..]));
+/// # assert_eq!(answer(Method::GET, "/nowhere").status(), StatusCode::NOT_FOUND);
+/// # assert_eq!(answer(Method::GET, "/echo").status(), StatusCode::METHOD_NOT_ALLOWED);
 /// ```
 #[derive(Default)]
 pub struct Router {
@@ -125,7 +147,6 @@ impl Router {
     }
 
     /// The WebSocket handler for `path` and the path parameters.
-    #[cfg_attr(feature = "wasi-http", allow(dead_code))]
     pub(crate) fn websocket_for(&self, path: &str) -> Option<(&WebSocket, Vec<(String, String)>)> {
         self.websockets
             .iter()
@@ -280,6 +301,27 @@ fn decode(part: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::FutureExt;
+
+    /// `router`'s answer to `method path`; handlers here never wait on the host.
+    fn answer(router: &Router, method: Method, path: &str) -> Response {
+        router
+            .handle(Request::new(method, path))
+            .now_or_never()
+            .expect("the handler finished without the host")
+    }
+
+    fn text(response: &Response) -> &str {
+        std::str::from_utf8(response.body().expect("an in-memory body")).expect("UTF-8")
+    }
+
+    /// A handler answering its path parameters as `name=value` lines.
+    async fn show_params(req: Request) -> String {
+        req.params()
+            .iter()
+            .map(|(name, value)| format!("{name}={value}\n"))
+            .collect()
+    }
 
     fn params(pattern: &str, path: &str) -> Option<Vec<(String, String)>> {
         match_path(&parse_pattern(pattern).expect("valid pattern"), path)
@@ -315,5 +357,199 @@ mod tests {
         assert!(parse_pattern("/{open").is_err());
         assert!(parse_pattern("/a{b}").is_err());
         assert!(parse_pattern("/{*rest}/more").is_err());
+    }
+
+    #[test]
+    fn params_reach_the_handler_percent_decoded() {
+        let router = Router::new().get("/hello/{name}", |req: Request| async move {
+            format!("Hello, {}!", req.param("name").unwrap_or("stranger"))
+        });
+        let response = answer(&router, Method::GET, "/hello/w%C3%B6rld%20x");
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(text(&response), "Hello, wörld x!");
+    }
+
+    #[test]
+    fn an_encoded_slash_stays_inside_its_segment() {
+        let router = Router::new().get("/files/{name}", show_params);
+        assert_eq!(
+            text(&answer(&router, Method::GET, "/files/a%2Fb")),
+            "name=a/b\n"
+        );
+        assert_eq!(
+            answer(&router, Method::GET, "/files/a/b").status(),
+            StatusCode::NOT_FOUND
+        );
+    }
+
+    #[test]
+    fn several_params_arrive_in_route_order() {
+        let router = Router::new().get("/{org}/repos/{repo}/{*path}", show_params);
+        let response = answer(&router, Method::GET, "/squall/repos/sdk/src/lib.rs");
+        assert_eq!(text(&response), "org=squall\nrepo=sdk\npath=src/lib.rs\n");
+    }
+
+    #[test]
+    fn rest_segment_is_decoded_as_a_whole() {
+        let router = Router::new().get("/static/{*path}", show_params);
+        let response = answer(&router, Method::GET, "/static/a%20b/c%2Fd.txt");
+        assert_eq!(text(&response), "path=a b/c/d.txt\n");
+        assert_eq!(text(&answer(&router, Method::GET, "/static/")), "path=\n");
+    }
+
+    #[test]
+    fn a_literal_segment_matches_its_percent_encoded_form() {
+        let router = Router::new().get("/café", |_req| async { "coffee" });
+        assert_eq!(text(&answer(&router, Method::GET, "/caf%C3%A9")), "coffee");
+    }
+
+    #[test]
+    fn literal_segments_beat_params_whatever_the_order() {
+        let router = Router::new()
+            .get("/users/{id}", |_req| async { "by id" })
+            .get("/users/me", |_req| async { "me" });
+        assert_eq!(text(&answer(&router, Method::GET, "/users/me")), "me");
+        assert_eq!(text(&answer(&router, Method::GET, "/users/42")), "by id");
+    }
+
+    #[test]
+    fn on_a_tie_the_earliest_route_wins() {
+        let router = Router::new()
+            .get("/{a}/x", |_req| async { "first" })
+            .get("/x/{b}", |_req| async { "second" });
+        assert_eq!(text(&answer(&router, Method::GET, "/x/x")), "first");
+        assert_eq!(text(&answer(&router, Method::GET, "/y/x")), "first");
+        assert_eq!(text(&answer(&router, Method::GET, "/x/y")), "second");
+    }
+
+    #[test]
+    fn a_trailing_slash_is_another_path() {
+        let router = Router::new().get("/hello/{name}", show_params);
+        assert_eq!(
+            answer(&router, Method::GET, "/hello/bob/").status(),
+            StatusCode::NOT_FOUND
+        );
+    }
+
+    #[test]
+    fn an_unknown_path_is_a_plain_text_404() {
+        let router = Router::new().get("/", |_req| async { "home" });
+        let response = answer(&router, Method::GET, "/missing");
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        assert_eq!(text(&response), "Not Found\n");
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "text/plain; charset=utf-8"
+        );
+        let empty = Router::new();
+        assert_eq!(
+            answer(&empty, Method::GET, "/").status(),
+            StatusCode::NOT_FOUND
+        );
+    }
+
+    #[test]
+    fn another_method_on_a_known_path_is_405_with_allow() {
+        let router = Router::new()
+            .get("/items", |_req| async { "list" })
+            .post("/items", |_req| async { StatusCode::CREATED })
+            .delete("/items/{id}", |_req| async { StatusCode::NO_CONTENT });
+        let response = answer(&router, Method::PUT, "/items");
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(response.headers()[header::ALLOW], "GET, POST");
+        assert_eq!(
+            answer(&router, Method::POST, "/items").status(),
+            StatusCode::CREATED
+        );
+        let response = answer(&router, Method::GET, "/items/3");
+        assert_eq!(response.headers()[header::ALLOW], "DELETE");
+    }
+
+    #[test]
+    fn every_method_helper_routes_its_method() {
+        let router = Router::new()
+            .get("/r", |_req| async { "get" })
+            .post("/r", |_req| async { "post" })
+            .put("/r", |_req| async { "put" })
+            .patch("/r", |_req| async { "patch" })
+            .delete("/r", |_req| async { "delete" })
+            .route(Method::OPTIONS, "/r", |_req| async { "options" });
+        for (method, expected) in [
+            (Method::GET, "get"),
+            (Method::POST, "post"),
+            (Method::PUT, "put"),
+            (Method::PATCH, "patch"),
+            (Method::DELETE, "delete"),
+            (Method::OPTIONS, "options"),
+        ] {
+            assert_eq!(text(&answer(&router, method, "/r")), expected);
+        }
+    }
+
+    #[test]
+    fn head_falls_back_to_get_but_not_to_other_methods() {
+        let router = Router::new()
+            .get(
+                "/page",
+                |req: Request| async move { req.method().to_string() },
+            )
+            .post("/form", |_req| async { "posted" });
+        let response = answer(&router, Method::HEAD, "/page");
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(text(&response), "HEAD");
+        let response = answer(&router, Method::HEAD, "/form");
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(response.headers()[header::ALLOW], "POST");
+    }
+
+    #[test]
+    fn an_explicit_head_route_wins_over_get() {
+        let router = Router::new().get("/page", |_req| async { "get" }).route(
+            Method::HEAD,
+            "/page",
+            |_req| async { "head" },
+        );
+        assert_eq!(text(&answer(&router, Method::HEAD, "/page")), "head");
+    }
+
+    #[test]
+    fn the_fallback_answers_unmatched_paths_only() {
+        let router =
+            Router::new()
+                .get("/", |_req| async { "home" })
+                .fallback(|req: Request| async move {
+                    (StatusCode::IM_A_TEAPOT, format!("no {}", req.path()))
+                });
+        let response = answer(&router, Method::GET, "/elsewhere");
+        assert_eq!(response.status(), StatusCode::IM_A_TEAPOT);
+        assert_eq!(text(&response), "no /elsewhere");
+        assert_eq!(
+            answer(&router, Method::POST, "/").status(),
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "must start with '/'")]
+    fn a_malformed_pattern_panics_when_routed() {
+        let _ = Router::new().get("hello", |_req| async { "" });
+    }
+
+    #[test]
+    #[should_panic(expected = "must be the last segment")]
+    fn a_malformed_websocket_pattern_panics_too() {
+        let _ = Router::new().websocket("/{*rest}/x", WebSocket::new());
+    }
+
+    #[test]
+    fn websocket_routes_match_like_http_routes() {
+        let router = Router::new()
+            .websocket("/ws/{room}", WebSocket::new())
+            .websocket("/ws/lobby", WebSocket::new());
+        let (_, params) = router.websocket_for("/ws/kitchen").expect("a route");
+        assert_eq!(params, vec![("room".to_owned(), "kitchen".to_owned())]);
+        let (_, params) = router.websocket_for("/ws/lobby").expect("a route");
+        assert!(params.is_empty(), "the literal route wins");
+        assert!(router.websocket_for("/other").is_none());
     }
 }

@@ -1,9 +1,11 @@
 //! Server-sent events (`text/event-stream`): a response that stays open and
 //! delivers each event as soon as it is produced.
 //!
-//! ```ignore
-//! use squall_sdk::sse::{Event, Sse};
+//! ```no_run
+//! use squall_sdk::Request;
 //! use squall_sdk::futures::stream;
+//! use squall_sdk::sse::{Event, Sse};
+//! use std::time::Duration;
 //!
 //! async fn clock(_req: Request) -> Sse {
 //!     let ticks = stream::unfold(0u64, |n| async move {
@@ -161,5 +163,55 @@ mod tests {
             "event: tick\nid: 7\nretry: 3000\ndata: one\ndata: two\n\n"
         );
         assert_eq!(Event::default().id("a\nb").to_wire(), "id: a b\n\n");
+    }
+
+    #[test]
+    fn multi_line_data_becomes_one_field_per_line() {
+        let event = Event::default().data("first\r\nsecond\n\nfourth\n");
+        assert_eq!(
+            event.to_wire(),
+            "data: first\ndata: second\ndata: \ndata: fourth\ndata: \n\n"
+        );
+        assert_eq!(Event::default().data("").to_wire(), "data: \n\n");
+    }
+
+    #[test]
+    fn an_empty_event_is_just_the_blank_line() {
+        assert_eq!(Event::default().to_wire(), "\n");
+    }
+
+    #[test]
+    fn names_and_ids_stay_on_one_line() {
+        let event = Event::default().event("up\r\ndate").id("1\r2").data("x");
+        assert_eq!(event.to_wire(), "event: up  date\nid: 1 2\ndata: x\n\n");
+    }
+
+    #[test]
+    fn retry_is_in_whole_milliseconds() {
+        let event = Event::default().retry(Duration::from_micros(1500));
+        assert_eq!(event.to_wire(), "retry: 1\n\n");
+        let event = Event::default().retry(Duration::from_secs(90)).id("");
+        assert_eq!(event.to_wire(), "id: \nretry: 90000\n\n");
+    }
+
+    #[test]
+    fn json_data_is_compact_and_one_line() {
+        let event = Event::default()
+            .json(&serde_json::json!({ "text": "a\nb" }))
+            .expect("serializable");
+        assert_eq!(event.to_wire(), "data: {\"text\":\"a\\nb\"}\n\n");
+    }
+
+    #[test]
+    fn an_sse_response_streams_uncached_and_unbuffered() {
+        let response = Sse::new(futures::stream::empty())
+            .keep_alive(Duration::from_secs(15))
+            .into_response();
+        assert_eq!(response.status(), ::http::StatusCode::OK);
+        assert_eq!(response.body(), None, "a streamed body");
+        let headers = response.headers();
+        assert_eq!(headers[header::CONTENT_TYPE], "text/event-stream");
+        assert_eq!(headers[header::CACHE_CONTROL], "no-cache");
+        assert_eq!(headers["x-accel-buffering"], "no");
     }
 }

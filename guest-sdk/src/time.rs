@@ -1,16 +1,13 @@
 //! Timers backed by the host's event loop.
 
-#[cfg(not(feature = "wasi-http"))]
-use crate::bindings::squall::app::time::{monotonic_now, sleep as host_sleep};
+use crate::sys;
 use std::time::Duration;
-#[cfg(feature = "wasi-http")]
-use wasip3::clocks::monotonic_clock::{now as monotonic_now, wait_for as host_sleep};
 
 /// Wait for `duration` without blocking the host: other requests, and other
 /// tasks of this one, run meanwhile (Tornado's `gen.sleep`).
 pub async fn sleep(duration: Duration) {
     let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
-    host_sleep(nanos).await;
+    sys::sleep_ns(nanos).await;
 }
 
 /// A point on the host's monotonic clock, for measuring how long things take.
@@ -20,12 +17,12 @@ pub struct Instant(u64);
 impl Instant {
     /// Now.
     pub fn now() -> Self {
-        Instant(monotonic_now())
+        Instant(sys::monotonic_now())
     }
 
     /// The time elapsed since `self`.
     pub fn elapsed(&self) -> Duration {
-        Duration::from_nanos(monotonic_now().saturating_sub(self.0))
+        Duration::from_nanos(sys::monotonic_now().saturating_sub(self.0))
     }
 }
 
@@ -44,10 +41,16 @@ impl std::error::Error for Elapsed {}
 /// Run `future` for at most `duration`; when time runs out it is dropped,
 /// which cancels whatever it was waiting for (a fetch, a sleep).
 ///
-/// ```ignore
-/// match timeout(Duration::from_secs(2), http::get(url).send()).await {
-///     Ok(response) => { /* ... */ }
-///     Err(Elapsed) => { /* too slow */ }
+/// ```no_run
+/// use squall_sdk::{Elapsed, http, timeout};
+/// use std::time::Duration;
+///
+/// async fn probe(url: &str) -> &'static str {
+///     match timeout(Duration::from_secs(2), http::get(url).send()).await {
+///         Ok(Ok(_response)) => "up",
+///         Ok(Err(_fetch_error)) => "down",
+///         Err(Elapsed) => "too slow",
+///     }
 /// }
 /// ```
 pub async fn timeout<F: std::future::Future>(
@@ -59,5 +62,16 @@ pub async fn timeout<F: std::future::Future>(
     match futures::future::select(future, timer).await {
         futures::future::Either::Left((output, _)) => Ok(output),
         futures::future::Either::Right(((), _)) => Err(Elapsed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn elapsed_says_the_limit_passed() {
+        assert_eq!(Elapsed.to_string(), "the time limit elapsed");
+        assert!(Instant(1) < Instant(2));
     }
 }

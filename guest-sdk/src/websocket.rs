@@ -2,20 +2,27 @@
 //! `on_close`, and a [`Connection`] to send on, close, and subscribe to
 //! pub/sub topics.
 //!
-//! ```ignore
-//! Router::new().websocket(
-//!     "/chatsocket",
-//!     WebSocket::new()
-//!         .on_open(|ws: Connection, _req: Request| async move {
-//!             ws.subscribe_with_id("chat")?;
-//!             Ok(Accept::new())
-//!         })
-//!         .on_message(|_ws: Connection, message: Message| async move {
-//!             if let Message::Text(text) = message {
-//!                 let _ = pubsub::publish("chat", text);
-//!             }
-//!         }),
-//! )
+//! ```no_run
+//! use squall_sdk::websocket::{Accept, Connection, Message, WebSocket};
+//! use squall_sdk::{Error, Request, Router, StatusCode, pubsub};
+//!
+//! fn app() -> Router {
+//!     Router::new().websocket(
+//!         "/chatsocket",
+//!         WebSocket::new()
+//!             .on_open(|ws: Connection, _req: Request| async move {
+//!                 ws.subscribe_with_id("chat").map_err(|err| {
+//!                     Error::new(StatusCode::INTERNAL_SERVER_ERROR, err.to_string())
+//!                 })?;
+//!                 Ok(Accept::new())
+//!             })
+//!             .on_message(|_ws: Connection, message: Message| async move {
+//!                 if let Message::Text(text) = message {
+//!                     let _ = pubsub::publish("chat", text);
+//!                 }
+//!             }),
+//!     )
+//! }
 //! ```
 //!
 //! The host owns the socket. Events of one connection arrive in order and
@@ -24,12 +31,8 @@
 //! per-connection state; in `hibernate` mode each event gets a fresh
 //! instance and [`Connection::state`] is what survives between events.
 
-#[cfg(not(feature = "wasi-http"))]
-use crate::bindings::squall::app::websocket as host;
-#[cfg(not(feature = "wasi-http"))]
-use crate::bindings::squall::app::websocket_types as wit;
 use crate::pubsub::PubSubError;
-use crate::{Error, Request};
+use crate::{Error, Request, sys};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::future::Future;
@@ -38,7 +41,9 @@ use std::pin::Pin;
 /// A message from or to a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
+    /// A text message (UTF-8).
     Text(String),
+    /// A binary message.
     Binary(Vec<u8>),
 }
 
@@ -58,22 +63,6 @@ impl Message {
             Message::Binary(bytes) => serde_json::from_slice(bytes),
         }
     }
-
-    #[cfg(not(feature = "wasi-http"))]
-    fn from_wit(message: wit::WsMessage) -> Self {
-        match message {
-            wit::WsMessage::Text(text) => Message::Text(text),
-            wit::WsMessage::Binary(bytes) => Message::Binary(bytes),
-        }
-    }
-
-    #[cfg(not(feature = "wasi-http"))]
-    fn into_wit(self) -> wit::WsMessage {
-        match self {
-            Message::Text(text) => wit::WsMessage::Text(text),
-            Message::Binary(bytes) => wit::WsMessage::Binary(bytes),
-        }
-    }
 }
 
 /// Why a send failed.
@@ -85,17 +74,6 @@ pub enum SendError {
     QueueFull,
     /// The message or state is too large.
     TooLarge,
-}
-
-impl SendError {
-    #[cfg(not(feature = "wasi-http"))]
-    fn from_wit(error: wit::WsError) -> Self {
-        match error {
-            wit::WsError::Closed => SendError::Closed,
-            wit::WsError::QueueFull => SendError::QueueFull,
-            wit::WsError::TooLarge => SendError::TooLarge,
-        }
-    }
 }
 
 impl std::fmt::Display for SendError {
@@ -129,6 +107,12 @@ impl Connection {
         }
     }
 
+    /// The same connection, with the path parameters of its route.
+    pub(crate) fn with_params(mut self, params: Vec<(String, String)>) -> Self {
+        self.params = params;
+        self
+    }
+
     /// Unique in the host while the connection is open.
     pub fn id(&self) -> u64 {
         self.id
@@ -149,13 +133,7 @@ impl Connection {
 
     /// Queue a message for the client (Tornado's `write_message`).
     pub fn send(&self, message: Message) -> Result<(), SendError> {
-        #[cfg(not(feature = "wasi-http"))]
-        return host::send(self.id, &message.into_wit()).map_err(SendError::from_wit);
-        #[cfg(feature = "wasi-http")]
-        {
-            let _ = message;
-            Err(SendError::Closed)
-        }
+        sys::ws_send(self.id, message)
     }
 
     /// Queue a text message.
@@ -171,10 +149,7 @@ impl Connection {
 
     /// Close the connection with `code` (1000 is a normal close).
     pub fn close(&self, code: u16, reason: &str) {
-        #[cfg(not(feature = "wasi-http"))]
-        host::close(self.id, code, reason);
-        #[cfg(feature = "wasi-http")]
-        let _ = (code, reason);
+        sys::ws_close(self.id, code, reason);
     }
 
     /// Have the host forward every message published to `topic` to this
@@ -190,41 +165,24 @@ impl Connection {
     }
 
     fn subscribe_as(&self, topic: &str, with_id: bool) -> Result<(), PubSubError> {
-        #[cfg(not(feature = "wasi-http"))]
-        return host::subscribe(self.id, topic, with_id).map_err(PubSubError::from_wit);
-        #[cfg(feature = "wasi-http")]
-        {
-            let _ = (topic, with_id);
-            Err(PubSubError::Unavailable)
-        }
+        sys::ws_subscribe(self.id, topic, with_id)
     }
 
+    /// Stop forwarding `topic`'s messages to this client.
     pub fn unsubscribe(&self, topic: &str) {
-        #[cfg(not(feature = "wasi-http"))]
-        host::unsubscribe(self.id, topic);
-        #[cfg(feature = "wasi-http")]
-        let _ = topic;
+        sys::ws_unsubscribe(self.id, topic);
     }
 
     /// The connection's state, kept by the host between events (JSON);
     /// `T::default()` until set.
     pub fn state<T: DeserializeOwned + Default>(&self) -> T {
-        #[cfg(not(feature = "wasi-http"))]
-        return serde_json::from_slice(&host::get_state(self.id)).unwrap_or_default();
-        #[cfg(feature = "wasi-http")]
-        T::default()
+        serde_json::from_slice(&sys::ws_state(self.id)).unwrap_or_default()
     }
 
     /// Replace the connection's state (at most 64 KiB of JSON).
     pub fn set_state<T: Serialize>(&self, state: &T) -> Result<(), SendError> {
         let bytes = serde_json::to_vec(state).map_err(|_| SendError::TooLarge)?;
-        #[cfg(not(feature = "wasi-http"))]
-        return host::set_state(self.id, &bytes).map_err(SendError::from_wit);
-        #[cfg(feature = "wasi-http")]
-        {
-            let _ = bytes;
-            Err(SendError::Closed)
-        }
+        sys::ws_set_state(self.id, &bytes)
     }
 }
 
@@ -235,6 +193,7 @@ pub struct Accept {
 }
 
 impl Accept {
+    /// Accept without picking a subprotocol.
     pub fn new() -> Self {
         Accept::default()
     }
@@ -243,6 +202,11 @@ impl Accept {
     pub fn protocol(mut self, protocol: impl Into<String>) -> Self {
         self.protocol = Some(protocol.into());
         self
+    }
+
+    /// The subprotocol picked, if any.
+    pub(crate) fn into_protocol(self) -> Option<String> {
+        self.protocol
     }
 }
 
@@ -261,6 +225,7 @@ pub struct WebSocket {
 }
 
 impl WebSocket {
+    /// A route whose handlers all do nothing; add them with the `on_*` methods.
     pub fn new() -> Self {
         WebSocket::default()
     }
@@ -297,7 +262,6 @@ impl WebSocket {
         self
     }
 
-    #[cfg_attr(feature = "wasi-http", allow(dead_code))]
     pub(crate) async fn open(&self, ws: Connection, request: Request) -> Result<Accept, Error> {
         match &self.on_open {
             Some(handler) => handler(ws, request).await,
@@ -305,14 +269,12 @@ impl WebSocket {
         }
     }
 
-    #[cfg(not(feature = "wasi-http"))]
-    pub(crate) async fn message(&self, ws: Connection, message: wit::WsMessage) {
+    pub(crate) async fn message(&self, ws: Connection, message: Message) {
         if let Some(handler) = &self.on_message {
-            handler(ws, Message::from_wit(message)).await;
+            handler(ws, message).await;
         }
     }
 
-    #[cfg_attr(feature = "wasi-http", allow(dead_code))]
     pub(crate) async fn close(&self, ws: Connection, code: u16, reason: String) {
         if let Some(handler) = &self.on_close {
             handler(ws, code, reason).await;
@@ -320,18 +282,52 @@ impl WebSocket {
     }
 }
 
-#[cfg(not(feature = "wasi-http"))]
-pub(crate) fn connection(from: wit::Connection, params: Vec<(String, String)>) -> Connection {
-    Connection {
-        id: from.id,
-        path: from.path,
-        params,
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-#[cfg(not(feature = "wasi-http"))]
-pub(crate) fn accept_to_wit(accept: Accept) -> wit::Accept {
-    wit::Accept {
-        protocol: accept.protocol,
+    #[test]
+    fn message_helpers_read_text_and_json() {
+        let text = Message::Text(r#"{"n":1}"#.into());
+        assert_eq!(text.as_text(), Some(r#"{"n":1}"#));
+        let value: serde_json::Value = text.json().expect("JSON text");
+        assert_eq!(value["n"], 1);
+
+        let binary = Message::Binary(br#"[1,2]"#.to_vec());
+        assert_eq!(binary.as_text(), None);
+        assert_eq!(binary.json::<Vec<u8>>().expect("JSON bytes"), vec![1, 2]);
+        assert!(
+            Message::Text("not json".into())
+                .json::<serde_json::Value>()
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn send_errors_display_their_reason() {
+        assert_eq!(SendError::Closed.to_string(), "the connection is closed");
+        assert_eq!(
+            SendError::QueueFull.to_string(),
+            "the connection's send queue is full"
+        );
+        assert_eq!(SendError::TooLarge.to_string(), "too large");
+    }
+
+    #[test]
+    fn a_connection_knows_its_id_path_and_params() {
+        let connection = Connection::from_id(42, "/rooms/kitchen");
+        assert_eq!((connection.id(), connection.path()), (42, "/rooms/kitchen"));
+        assert_eq!(connection.param("room"), None);
+        let connection = connection.with_params(vec![("room".into(), "kitchen".into())]);
+        assert_eq!(connection.param("room"), Some("kitchen"));
+        assert_eq!(connection.clone(), connection);
+    }
+
+    #[test]
+    fn accept_picks_at_most_one_protocol() {
+        assert_eq!(Accept::new().into_protocol(), None);
+        assert_eq!(Accept::default(), Accept::new());
+        let accept = Accept::new().protocol("chat.v1").protocol("chat.v2");
+        assert_eq!(accept.into_protocol().as_deref(), Some("chat.v2"));
     }
 }

@@ -1,0 +1,36 @@
+//! The one seam between the SDK and the host it is built for.
+//!
+//! Each backend offers the same items, with the same signatures; the rest of
+//! the SDK uses them as `crate::sys::…` and never asks which backend it got:
+//!
+//! - `IncomingBody`: a request body as received (`Default` is empty), read
+//!   with `async fn chunk(&mut self) -> Option<Vec<u8>>`;
+//! - `BodySink`: where a [`BodyWriter`](crate::BodyWriter) writes, with
+//!   `async fn write(&mut self, chunk: Vec<u8>) -> Result<(), Disconnected>`;
+//! - `FetchBody`: a fetched response's body, read with
+//!   `async fn chunk(&mut self) -> Option<Result<Vec<u8>, FetchError>>`;
+//! - `fetch`: send an outgoing request;
+//! - `monotonic_now` and `sleep_ns`: the clock;
+//! - `pubsub_publish` and `pubsub_wait`: pub/sub topics;
+//! - `ws_send`, `ws_close`, `ws_subscribe`, `ws_unsubscribe`, `ws_state` and
+//!   `ws_set_state`: calls on a WebSocket connection;
+//! - `__private`: what the backend's `export!` macro expands to (its
+//!   bindings, and the glue converting its request and response types to
+//!   [`Request`](crate::Request) and [`Response`](crate::Response), which
+//!   hands them to `crate::dispatch`);
+//! - the `export!` macro itself (`#[macro_export]`, so at the crate root).
+//!
+//! Where a backend lacks a capability, its functions fail the way the SDK
+//! documents for that case (`PubSubError::Unavailable`, `SendError::Closed`).
+
+/// `squall:app`: the Squall host's world, with every capability.
+#[cfg(not(feature = "wasi-http"))]
+mod squall;
+#[cfg(not(feature = "wasi-http"))]
+pub(crate) use squall::*;
+
+/// `wasi:http/service` (WASI 0.3): standard hosts such as `wasmtime serve`.
+#[cfg(feature = "wasi-http")]
+mod wasi_http;
+#[cfg(feature = "wasi-http")]
+pub(crate) use wasi_http::*;

@@ -1,0 +1,438 @@
+//! The `squall:app` backend: the Squall host's own world, generated from
+//! `wit/squall.wit` by `wit_bindgen::generate!` in `bindings.rs`.
+
+use crate::body::{BodyTask, OutgoingBody};
+use crate::client::Outgoing;
+use crate::http::{FetchError, FetchResponse};
+use crate::pubsub::{self, PubSubError};
+use crate::websocket::{Message, SendError};
+use crate::{Body, BodyWriter, Disconnected, Request, Response};
+use ::http::header::{HeaderMap, HeaderName, HeaderValue};
+use ::http::{Method, StatusCode};
+use bindings::squall::app::{
+    http_client, pubsub as host_pubsub, time as host_time, types as wit, websocket as host_ws,
+    websocket_types as wit_ws,
+};
+use std::time::Duration;
+use wit_bindgen::{FutureReader, StreamReader, StreamResult, StreamWriter};
+
+#[doc(hidden)]
+#[path = "../bindings.rs"]
+pub mod bindings;
+
+/// How many bytes one read from a body stream asks for.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// A request body as the host sent it: in memory or streamed.
+#[derive(Debug, Default)]
+pub(crate) enum IncomingBody {
+    #[default]
+    Empty,
+    Bytes(Vec<u8>),
+    Stream(StreamReader<u8>),
+}
+
+impl IncomingBody {
+    fn from_wit(body: wit::Body) -> Self {
+        match body {
+            wit::Body::Empty => IncomingBody::Empty,
+            wit::Body::Bytes(bytes) if bytes.is_empty() => IncomingBody::Empty,
+            wit::Body::Bytes(bytes) => IncomingBody::Bytes(bytes),
+            wit::Body::Stream(stream) => IncomingBody::Stream(stream),
+        }
+    }
+
+    /// The next chunk, or `None` at the end.
+    pub(crate) async fn chunk(&mut self) -> Option<Vec<u8>> {
+        match std::mem::take(self) {
+            IncomingBody::Empty => None,
+            IncomingBody::Bytes(bytes) => Some(bytes),
+            IncomingBody::Stream(mut stream) => {
+                let (result, chunk) = stream.read(Vec::with_capacity(READ_CHUNK)).await;
+                match result {
+                    StreamResult::Dropped if chunk.is_empty() => None,
+                    StreamResult::Dropped => Some(chunk),
+                    StreamResult::Complete(_) | StreamResult::Cancelled => {
+                        *self = IncomingBody::Stream(stream);
+                        Some(chunk)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The writing end of a body stream the host reads.
+#[derive(Debug)]
+pub(crate) struct BodySink(StreamWriter<u8>);
+
+impl BodySink {
+    /// Write all of `chunk`, waiting until the host has taken it.
+    pub(crate) async fn write(&mut self, chunk: Vec<u8>) -> Result<(), Disconnected> {
+        let unsent = self.0.write_all(chunk).await;
+        if unsent.is_empty() {
+            Ok(())
+        } else {
+            Err(Disconnected)
+        }
+    }
+}
+
+/// `body` for the host; a streamed one is written by a task of its own,
+/// which runs after `handle` returns (the host keeps the instance alive
+/// until that task ends).
+fn body_to_wit(body: OutgoingBody) -> wit::Body {
+    match body {
+        OutgoingBody::Bytes(bytes) if bytes.is_empty() => wit::Body::Empty,
+        OutgoingBody::Bytes(bytes) => wit::Body::Bytes(bytes),
+        OutgoingBody::Stream(write) => wit::Body::Stream(spawn_writer(write)),
+    }
+}
+
+fn spawn_writer(write: BodyTask) -> StreamReader<u8> {
+    let (stream, reader) = bindings::wit_stream::new::<u8>();
+    drop(wit_bindgen::spawn_local(write(BodyWriter::new(BodySink(
+        stream,
+    )))));
+    reader
+}
+
+/// A fetched response's body, and the host's word on whether it all came.
+#[derive(Debug)]
+pub(crate) struct FetchBody {
+    stream: Option<StreamReader<u8>>,
+    result: Option<FutureReader<Result<(), wit::FetchError>>>,
+}
+
+impl FetchBody {
+    /// The next chunk; `None` once it has all arrived, an error if it was cut short.
+    pub(crate) async fn chunk(&mut self) -> Option<Result<Vec<u8>, FetchError>> {
+        while let Some(mut stream) = self.stream.take() {
+            let (status, chunk) = stream.read(Vec::with_capacity(READ_CHUNK)).await;
+            if !matches!(status, StreamResult::Dropped) {
+                self.stream = Some(stream);
+            }
+            if !chunk.is_empty() {
+                return Some(Ok(chunk));
+            }
+        }
+        // The stream ended: whole, or cut short? The host says which.
+        match self.result.take()?.await {
+            Ok(()) => None,
+            Err(error) => Some(Err(fetch_error(error))),
+        }
+    }
+}
+
+/// Send `request` through the host's pooled client (`squall:app/http-client`).
+pub(crate) async fn fetch(request: Outgoing) -> Result<FetchResponse, FetchError> {
+    let request = http_client::OutgoingRequest {
+        body: body_to_wit(request.body),
+        method: method_to_wit(&request.method),
+        url: request.url,
+        headers: fields_to_wit(&request.headers),
+        timeout_ms: request
+            .timeout
+            .map(|t| u32::try_from(t.as_millis()).unwrap_or(u32::MAX)),
+        max_redirects: request.max_redirects,
+    };
+    let response = http_client::fetch(request).await.map_err(fetch_error)?;
+    Ok(FetchResponse::new(
+        StatusCode::from_u16(response.status).unwrap_or(StatusCode::BAD_GATEWAY),
+        headers_from_wit(response.headers),
+        FetchBody {
+            stream: Some(response.body),
+            result: Some(response.body_result),
+        },
+    ))
+}
+
+fn fetch_error(error: wit::FetchError) -> FetchError {
+    match error {
+        wit::FetchError::Denied(why) => FetchError::Denied(why),
+        wit::FetchError::InvalidRequest(why) => FetchError::InvalidRequest(why),
+        wit::FetchError::Connect(why) => FetchError::Connect(why),
+        wit::FetchError::Tls(why) => FetchError::Tls(why),
+        wit::FetchError::Timeout => FetchError::Timeout,
+        wit::FetchError::TooLarge => FetchError::TooLarge,
+        wit::FetchError::Protocol(why) => FetchError::Protocol(why),
+    }
+}
+
+/// Nanoseconds on the host's monotonic clock.
+pub(crate) fn monotonic_now() -> u64 {
+    host_time::monotonic_now()
+}
+
+/// Wait `nanos` nanoseconds on the host's event loop.
+pub(crate) async fn sleep_ns(nanos: u64) {
+    host_time::sleep(nanos).await;
+}
+
+/// Publish to a host topic.
+pub(crate) fn pubsub_publish(topic: &str, payload: &[u8]) -> Result<u64, PubSubError> {
+    host_pubsub::publish(topic, payload).map_err(pubsub_error)
+}
+
+/// Wait for a host topic's messages after `after`.
+pub(crate) async fn pubsub_wait(
+    topic: &str,
+    after: Option<u64>,
+    timeout: Duration,
+) -> Result<Vec<pubsub::Message>, PubSubError> {
+    let timeout_ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
+    let messages = host_pubsub::wait(topic.to_owned(), after, timeout_ms)
+        .await
+        .map_err(pubsub_error)?;
+    Ok(messages
+        .into_iter()
+        .map(|message| pubsub::Message {
+            id: message.id,
+            topic: message.topic,
+            payload: message.payload,
+        })
+        .collect())
+}
+
+fn pubsub_error(error: host_pubsub::PubsubError) -> PubSubError {
+    match error {
+        host_pubsub::PubsubError::Denied(why) => PubSubError::Denied(why),
+        host_pubsub::PubsubError::Invalid(why) => PubSubError::Invalid(why),
+    }
+}
+
+/// Queue `message` for connection `id`.
+pub(crate) fn ws_send(id: u64, message: Message) -> Result<(), SendError> {
+    let message = match message {
+        Message::Text(text) => wit_ws::WsMessage::Text(text),
+        Message::Binary(bytes) => wit_ws::WsMessage::Binary(bytes),
+    };
+    host_ws::send(id, &message).map_err(send_error)
+}
+
+/// Close connection `id`.
+pub(crate) fn ws_close(id: u64, code: u16, reason: &str) {
+    host_ws::close(id, code, reason);
+}
+
+/// Forward `topic` to connection `id`.
+pub(crate) fn ws_subscribe(id: u64, topic: &str, with_id: bool) -> Result<(), PubSubError> {
+    host_ws::subscribe(id, topic, with_id).map_err(pubsub_error)
+}
+
+/// Stop forwarding `topic` to connection `id`.
+pub(crate) fn ws_unsubscribe(id: u64, topic: &str) {
+    host_ws::unsubscribe(id, topic);
+}
+
+/// The state the host keeps for connection `id` (empty until set).
+pub(crate) fn ws_state(id: u64) -> Vec<u8> {
+    host_ws::get_state(id)
+}
+
+/// Replace the state of connection `id`.
+pub(crate) fn ws_set_state(id: u64, state: &[u8]) -> Result<(), SendError> {
+    host_ws::set_state(id, state).map_err(send_error)
+}
+
+fn send_error(error: wit_ws::WsError) -> SendError {
+    match error {
+        wit_ws::WsError::Closed => SendError::Closed,
+        wit_ws::WsError::QueueFull => SendError::QueueFull,
+        wit_ws::WsError::TooLarge => SendError::TooLarge,
+    }
+}
+
+fn request_from_wit(request: wit::Request) -> Request {
+    Request::from_parts(
+        method_from_wit(request.method),
+        request.path,
+        request.query,
+        request.authority,
+        headers_from_wit(request.headers),
+        Body::from_sys(IncomingBody::from_wit(request.body)),
+    )
+}
+
+fn response_into_wit(response: Response) -> wit::Response {
+    let (status, headers, body) = response.into_parts();
+    let headers = fields_to_wit(&headers);
+    wit::Response {
+        status: status.as_u16(),
+        headers,
+        body: body_to_wit(body),
+    }
+}
+
+fn headers_from_wit(fields: wit::Fields) -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(fields.len());
+    for (name, value) in fields {
+        // The host only forwards valid fields; skip anything that is not.
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(&value),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    headers
+}
+
+fn fields_to_wit(headers: &HeaderMap) -> wit::Fields {
+    headers
+        .iter()
+        .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
+        .collect()
+}
+
+fn method_to_wit(method: &Method) -> wit::Method {
+    match *method {
+        Method::GET => wit::Method::Get,
+        Method::HEAD => wit::Method::Head,
+        Method::POST => wit::Method::Post,
+        Method::PUT => wit::Method::Put,
+        Method::DELETE => wit::Method::Delete,
+        Method::CONNECT => wit::Method::Connect,
+        Method::OPTIONS => wit::Method::Options,
+        Method::TRACE => wit::Method::Trace,
+        Method::PATCH => wit::Method::Patch,
+        ref other => wit::Method::Other(other.as_str().to_owned()),
+    }
+}
+
+fn method_from_wit(method: wit::Method) -> Method {
+    match method {
+        wit::Method::Get => Method::GET,
+        wit::Method::Head => Method::HEAD,
+        wit::Method::Post => Method::POST,
+        wit::Method::Put => Method::PUT,
+        wit::Method::Delete => Method::DELETE,
+        wit::Method::Connect => Method::CONNECT,
+        wit::Method::Options => Method::OPTIONS,
+        wit::Method::Trace => Method::TRACE,
+        wit::Method::Patch => Method::PATCH,
+        // The host forwards only valid method tokens; anything else becomes
+        // a method no route is registered for.
+        wit::Method::Other(other) => Method::from_bytes(other.as_bytes())
+            .or_else(|_| Method::from_bytes(b"X-INVALID"))
+            .unwrap_or_default(),
+    }
+}
+
+/// Export `app`, a `fn() -> Router`, as this component's request handler.
+///
+/// Use it once, at the crate root of a `cdylib` built for `wasm32-wasip2`.
+/// With the SDK's `wasi-http` feature the component exports the standard
+/// `wasi:http/handler` (WASI 0.3) instead, to run on `wasmtime serve` and
+/// other standard hosts.
+///
+/// ```
+/// use squall_sdk::Router;
+///
+/// fn app() -> Router {
+///     Router::new().get("/", |_req| async { "Hello, world!" })
+/// }
+///
+/// squall_sdk::export!(app);
+/// ```
+#[macro_export]
+macro_rules! export {
+    ($app:path) => {
+        #[allow(unsafe_code)]
+        const _: () = {
+            struct SquallApp;
+
+            impl $crate::__private::Guest for SquallApp {
+                async fn handle(
+                    request: $crate::__private::WitRequest,
+                ) -> $crate::__private::WitResponse {
+                    $crate::__private::dispatch(&$app(), request).await
+                }
+            }
+
+            impl $crate::__private::WebSocketGuest for SquallApp {
+                async fn on_open(
+                    connection: $crate::__private::WitConnection,
+                    request: $crate::__private::WitRequest,
+                ) -> $crate::__private::WitOpenResult {
+                    $crate::__private::websocket_open(&$app(), connection, request).await
+                }
+
+                async fn on_message(
+                    connection: $crate::__private::WitConnection,
+                    message: $crate::__private::WitMessage,
+                ) {
+                    $crate::__private::websocket_message(&$app(), connection, message).await
+                }
+
+                async fn on_close(
+                    connection: $crate::__private::WitConnection,
+                    code: u16,
+                    reason: String,
+                ) {
+                    $crate::__private::websocket_close(&$app(), connection, code, reason).await
+                }
+            }
+
+            $crate::__private::bindings::__export_app!(SquallApp with_types_in $crate::__private::bindings);
+        };
+    };
+}
+
+/// What `export!` expands to: the bindings, and the glue between their
+/// types and the SDK's.
+pub(crate) mod __private {
+    pub use super::bindings;
+    pub use super::bindings::exports::squall::app::handler::Guest;
+    pub use super::bindings::exports::squall::app::websocket_handler::Guest as WebSocketGuest;
+    pub use super::bindings::squall::app::types::{Request as WitRequest, Response as WitResponse};
+    pub use super::bindings::squall::app::websocket_types::{
+        Connection as WitConnection, OpenResult as WitOpenResult, WsMessage as WitMessage,
+    };
+    pub use wit_bindgen;
+
+    use super::{request_from_wit, response_into_wit, wit_ws};
+    use crate::Router;
+    use crate::websocket::Message;
+
+    /// Run one request through `router` and convert the answer for the host.
+    pub async fn dispatch(router: &Router, request: WitRequest) -> WitResponse {
+        response_into_wit(crate::dispatch::handle(router, request_from_wit(request)).await)
+    }
+
+    /// An upgrade request: the route's `on_open`, or 404 if none matches.
+    pub async fn websocket_open(
+        router: &Router,
+        connection: WitConnection,
+        request: WitRequest,
+    ) -> WitOpenResult {
+        let request = request_from_wit(request);
+        match crate::dispatch::ws_open(router, connection.id, connection.path, request).await {
+            Ok(protocol) => WitOpenResult::Accept(wit_ws::Accept { protocol }),
+            Err(response) => WitOpenResult::Reject(response_into_wit(response)),
+        }
+    }
+
+    /// A message from the client: the route's `on_message`.
+    pub async fn websocket_message(
+        router: &Router,
+        connection: WitConnection,
+        message: WitMessage,
+    ) {
+        let message = match message {
+            WitMessage::Text(text) => Message::Text(text),
+            WitMessage::Binary(bytes) => Message::Binary(bytes),
+        };
+        crate::dispatch::ws_message(router, connection.id, connection.path, message).await;
+    }
+
+    /// The connection closed: the route's `on_close`.
+    pub async fn websocket_close(
+        router: &Router,
+        connection: WitConnection,
+        code: u16,
+        reason: String,
+    ) {
+        crate::dispatch::ws_close(router, connection.id, connection.path, code, reason).await;
+    }
+}
