@@ -1,5 +1,5 @@
 //! The one `bindgen!` of the host: Rust types for the `squall:app` world.
-#![allow(missing_docs)]
+#![allow(missing_docs, unreachable_pub)]
 
 wasmtime::component::bindgen!({
     world: "app",
@@ -8,5 +8,4 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use self::exports::squall::app::handler;
-pub use self::squall::app::{http_client, pubsub, time, types, websocket, websocket_types};
+pub(crate) use self::squall::app::{http_client, pubsub, time, types, websocket, websocket_types};

@@ -1,23 +1,36 @@
 //! Squall: a Tornado-style async web server whose handlers are sandboxed
 //! WebAssembly components.
 //!
-//! The path of a request: [`server`] accepts connections and speaks HTTP
-//! with hyper, [`router`] picks the app by path prefix, [`dispatch`] runs the
-//! request in a fresh instance of that app ([`runtime`]), and [`body`] streams
-//! bodies between hyper and the guest. Guests reach the host only through
-//! [`capabilities`].
+//! The layers, top to bottom (each imports only those below it; see
+//! `ARCHITECTURE.md`): `cli` and `testing` assemble a host; `server`
+//! accepts connections, routes each request to its app and owns WebSocket
+//! sockets; `dispatch` runs a request or event in a guest, one executor per
+//! kind of guest; `app` is a loaded app (component, grants, routes);
+//! `capabilities` are the host interfaces guests import; `outbound`, `body`,
+//! `broker` and `hub` are the machinery they share; `runtime` is wasmtime
+//! (engine, stores, limits, the instance lifecycle); `config`, `policy`,
+//! `convert`, `error` and `bindings` are leaves.
+//!
+//! The public surface is small: the command line ([`cli`]), an in-process
+//! harness for tests and benchmarks ([`testing`]), and the listener the
+//! server uses ([`bind`]).
 
-pub mod bindings;
-pub mod body;
-pub mod builder;
-pub mod capabilities;
+mod app;
+mod bindings;
+mod body;
+mod broker;
+mod capabilities;
+mod cargo_build;
 pub mod cli;
-pub mod config;
-pub mod dispatch;
-pub mod policy;
-pub mod pubsub;
-pub mod router;
-pub mod runtime;
-pub mod server;
-pub mod standard;
-pub mod websocket;
+mod config;
+mod convert;
+mod dispatch;
+mod error;
+mod hub;
+mod outbound;
+mod policy;
+mod runtime;
+mod server;
+pub mod testing;
+
+pub use server::bind;

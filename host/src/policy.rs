@@ -10,13 +10,13 @@ use http::Uri;
 
 /// The allow-list of one app.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct OutboundPolicy {
+pub(crate) struct OutboundPolicy {
     rules: Vec<OutboundRule>,
 }
 
 /// One allowed destination pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutboundRule {
+pub(crate) struct OutboundRule {
     scheme: Scheme,
     host: HostPattern,
     /// `None`: any port.
@@ -54,12 +54,12 @@ impl Scheme {
 }
 
 impl OutboundPolicy {
-    pub fn new(rules: Vec<OutboundRule>) -> Self {
+    pub(crate) fn new(rules: Vec<OutboundRule>) -> Self {
         OutboundPolicy { rules }
     }
 
     /// Whether `uri` (absolute) is allowed.
-    pub fn allows(&self, uri: &Uri) -> bool {
+    pub(crate) fn allows(&self, uri: &Uri) -> bool {
         let Some(scheme) = uri.scheme_str().and_then(Scheme::parse) else {
             return false;
         };
@@ -84,7 +84,7 @@ impl OutboundPolicy {
 
 impl OutboundRule {
     /// Parse `scheme://host[:port|:*]`.
-    pub fn parse(pattern: &str) -> Result<OutboundRule, String> {
+    pub(crate) fn parse(pattern: &str) -> Result<OutboundRule, String> {
         let invalid = |why: &str| format!("outbound rule {pattern:?}: {why}");
         let (scheme, rest) = pattern.split_once("://").ok_or_else(|| {
             invalid("expected scheme://host[:port], e.g. \"https://api.example.com\"")
@@ -122,13 +122,13 @@ impl OutboundRule {
 /// The topics an app may publish, wait on and subscribe to: exact names, or
 /// a prefix ending in `*` (`room.*`). Nothing is granted by default.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TopicPolicy {
+pub(crate) struct TopicPolicy {
     exact: Vec<String>,
     prefixes: Vec<String>,
 }
 
 impl TopicPolicy {
-    pub fn new(patterns: &[String]) -> Result<Self, String> {
+    pub(crate) fn new(patterns: &[String]) -> Result<Self, String> {
         let mut policy = TopicPolicy::default();
         for pattern in patterns {
             let (name, is_prefix) = match pattern.strip_suffix('*') {
@@ -150,7 +150,7 @@ impl TopicPolicy {
     }
 
     /// Whether `topic` is granted.
-    pub fn allows(&self, topic: &str) -> bool {
+    pub(crate) fn allows(&self, topic: &str) -> bool {
         !topic.is_empty()
             && topic.chars().all(is_topic_char)
             && (self.exact.iter().any(|exact| exact == topic)

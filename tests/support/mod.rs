@@ -1,6 +1,6 @@
 //! Shared by the integration tests: build the guests once, start the real
 //! `squall` binary on a loopback port, and talk to it.
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 pub mod browser;
 pub mod raw_ws;

@@ -3,55 +3,27 @@
 //! through rustls with the web's roots) serves every app; each request is
 //! checked against its app's `outbound` allow-list, redirects included.
 
+use super::{Grants, GuestState, grants_of};
 use crate::bindings::http_client::{Host, HostWithStore, IncomingResponse, OutgoingRequest};
 use crate::bindings::types::{self as wit, FetchError};
-use crate::body::{ChunkConsumer, IncomingBodyProducer, OutgoingBody};
-use crate::dispatch::{fields_to_wit, is_connection_header};
-use crate::runtime::{Grants, State};
+use crate::body::{ChunkConsumer, IncomingBodyProducer, OutgoingBody, inbound};
+use crate::convert::{fields_to_wit, is_connection_header, method_from_wit};
+use crate::outbound::SendFailure;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
 use hyper::body::{Body as _, Incoming};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use std::time::Duration;
 use wasmtime::component::{Accessor, FutureReader, HasSelf, StreamReader};
 
-/// The pooled client every app's fetches go through.
-pub type HttpClient = Client<HttpsConnector<HttpConnector>, OutgoingBody>;
+impl Host for GuestState {}
 
-/// How long a TCP (and TLS) connection may take to establish.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Idle pooled connections are closed after this long.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Build the shared client.
-pub fn new_client() -> anyhow::Result<HttpClient> {
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(CONNECT_TIMEOUT));
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())?
-        .https_or_http()
-        .enable_http1()
-        .enable_http2()
-        .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-        .build(https))
-}
-
-impl Host for State {}
-
-impl HostWithStore<State> for HasSelf<State> {
+impl HostWithStore<GuestState> for HasSelf<GuestState> {
     async fn fetch(
-        accessor: &Accessor<State, Self>,
+        accessor: &Accessor<GuestState, Self>,
         request: OutgoingRequest,
     ) -> wasmtime::Result<Result<IncomingResponse, FetchError>> {
-        let grants = accessor.with(|mut access| access.get().grants().clone());
+        let grants = grants_of(accessor);
         let max_redirects = request.max_redirects;
         let head_timeout = request.timeout_ms.map_or(grants.default_timeout, |ms| {
             Duration::from_millis(u64::from(ms))
@@ -75,7 +47,8 @@ impl HostWithStore<State> for HasSelf<State> {
             return Ok(Err(FetchError::TooLarge));
         }
         let (parts, body) = response.into_parts();
-        let (producer, outcome) = IncomingBodyProducer::fetched(body, grants.fetch_max_body);
+        let (producer, outcome) =
+            IncomingBodyProducer::fetched(inbound(body), grants.fetch_max_body);
         accessor.with(|mut store| {
             let body = StreamReader::new(&mut store, producer)?;
             let body_result = FutureReader::new(&mut store, async move {
@@ -122,7 +95,8 @@ impl Outgoing {
             )));
         }
         check_allowed(grants, &uri)?;
-        let method = method_from_wit(request.method)?;
+        let method = method_from_wit(request.method)
+            .ok_or_else(|| FetchError::InvalidRequest("bad method".into()))?;
         let mut headers = HeaderMap::with_capacity(request.headers.len());
         for (name, value) in request.headers {
             let name = HeaderName::from_bytes(name.as_bytes())
@@ -143,7 +117,10 @@ impl Outgoing {
     }
 
     /// Attach the body: bytes as they are, a guest stream piped through.
-    fn with_body(self, accessor: &Accessor<State, HasSelf<State>>) -> wasmtime::Result<Ready> {
+    fn with_body(
+        self,
+        accessor: &Accessor<GuestState, HasSelf<GuestState>>,
+    ) -> wasmtime::Result<Ready> {
         let (body, replay) = match self.body {
             wit::Body::Empty => (OutgoingBody::empty(), Some(Bytes::new())),
             wit::Body::Bytes(bytes) => {
@@ -180,11 +157,12 @@ async fn send_following_redirects(
         let uri = ready.request.uri().clone();
         let headers = ready.request.headers().clone();
         let response = grants
+            .shared
             .client
             .request(ready.request)
             .await
-            .map_err(classify_client_error)?;
-        let Some(location) = redirect_target(&response, &uri) else {
+            .map_err(|err| fetch_error(SendFailure::of(&err)))?;
+        let Some(location) = redirect_target(response.status(), response.headers(), &uri) else {
             return Ok(response);
         };
         // A streamed body cannot be sent twice: hand back the 3xx.
@@ -196,10 +174,7 @@ async fn send_following_redirects(
         }
         redirects_left -= 1;
         check_allowed(grants, &location)?;
-        // 303, and 301/302 after a POST, continue as a GET without a body.
-        let keeps_method = matches!(response.status().as_u16(), 307 | 308)
-            || (method != Method::POST && response.status() != StatusCode::SEE_OTHER);
-        let (method, body) = if keeps_method {
+        let (method, body) = if redirect_keeps_method(response.status(), &method) {
             (method, replay)
         } else {
             (Method::GET, Bytes::new())
@@ -218,14 +193,24 @@ async fn send_following_redirects(
     }
 }
 
+/// 303, and 301/302 after a POST, continue as a GET without a body; 307
+/// and 308 keep the method and body.
+fn redirect_keeps_method(status: StatusCode, method: &Method) -> bool {
+    matches!(status.as_u16(), 307 | 308)
+        || (*method != Method::POST && status != StatusCode::SEE_OTHER)
+}
+
 /// The absolute URI a 3xx response points to, if it is a redirect.
-fn redirect_target(response: &Response<Incoming>, base: &Uri) -> Option<Uri> {
-    if !matches!(response.status().as_u16(), 301 | 302 | 303 | 307 | 308) {
+fn redirect_target(status: StatusCode, headers: &HeaderMap, base: &Uri) -> Option<Uri> {
+    if !matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308) {
         return None;
     }
-    let location = response.headers().get(header::LOCATION)?.to_str().ok()?;
-    let target: Uri = location.parse().ok()?;
-    if target.scheme().is_some() {
+    let location = headers.get(header::LOCATION)?.to_str().ok()?;
+    // An absolute URL; a relative reference (`/x`, `x?y`) does not parse
+    // as one on its own.
+    if let Ok(target) = location.parse::<Uri>()
+        && target.scheme().is_some()
+    {
         return Some(target);
     }
     // A relative reference: keep the base's scheme and authority.
@@ -260,53 +245,92 @@ fn check_allowed(grants: &Grants, uri: &Uri) -> Result<(), FetchError> {
     }
 }
 
-pub(crate) fn classify_client_error(err: hyper_util::client::legacy::Error) -> FetchError {
-    let message = error_chain(&err);
-    let mut link: Option<&(dyn std::error::Error + 'static)> = Some(&err);
-    while let Some(current) = link {
-        if current.downcast_ref::<rustls::Error>().is_some() {
-            return FetchError::Tls(message);
-        }
-        link = match current.downcast_ref::<std::io::Error>() {
-            Some(io) if io.kind() == std::io::ErrorKind::TimedOut => return FetchError::Timeout,
-            // An io::Error's `source` skips the error it wraps: step into it.
-            Some(io) => match io.get_ref() {
-                Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
-                None => current.source(),
-            },
-            None => current.source(),
-        };
-    }
-    if err.is_connect() {
-        FetchError::Connect(message)
-    } else {
-        FetchError::Protocol(message)
+/// A failed pooled request, as the guest sees it.
+fn fetch_error(failure: SendFailure) -> FetchError {
+    match failure {
+        SendFailure::Tls(why) => FetchError::Tls(why),
+        SendFailure::Timeout => FetchError::Timeout,
+        SendFailure::Connect(why) => FetchError::Connect(why),
+        SendFailure::Protocol(why) => FetchError::Protocol(why),
     }
 }
 
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut message = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn method_from_wit(method: wit::Method) -> Result<Method, FetchError> {
-    Ok(match method {
-        wit::Method::Get => Method::GET,
-        wit::Method::Head => Method::HEAD,
-        wit::Method::Post => Method::POST,
-        wit::Method::Put => Method::PUT,
-        wit::Method::Delete => Method::DELETE,
-        wit::Method::Connect => Method::CONNECT,
-        wit::Method::Options => Method::OPTIONS,
-        wit::Method::Trace => Method::TRACE,
-        wit::Method::Patch => Method::PATCH,
-        wit::Method::Other(other) => Method::from_bytes(other.as_bytes())
-            .map_err(|_| FetchError::InvalidRequest(format!("bad method {other:?}")))?,
-    })
+    fn target(status: u16, location: &str, base: &str) -> Option<String> {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::LOCATION,
+            HeaderValue::from_str(location).expect("value"),
+        );
+        redirect_target(
+            StatusCode::from_u16(status).expect("status"),
+            &headers,
+            &base.parse().expect("base"),
+        )
+        .map(|uri| uri.to_string())
+    }
+
+    #[test]
+    fn absolute_and_relative_locations_resolve_against_the_base() {
+        let base = "http://a.example:8080/dir/page?q=1";
+        assert_eq!(
+            target(302, "https://b.example/x", base).as_deref(),
+            Some("https://b.example/x")
+        );
+        assert_eq!(
+            target(301, "/root", base).as_deref(),
+            Some("http://a.example:8080/root")
+        );
+        assert_eq!(
+            target(307, "sibling?x=2", base).as_deref(),
+            Some("http://a.example:8080/dir/sibling?x=2")
+        );
+    }
+
+    #[test]
+    fn only_redirect_statuses_with_a_location_redirect() {
+        assert_eq!(target(200, "/x", "http://a.example/"), None);
+        assert_eq!(target(304, "/x", "http://a.example/"), None);
+        let no_location = redirect_target(
+            StatusCode::FOUND,
+            &HeaderMap::new(),
+            &"http://a.example/".parse().expect("base"),
+        );
+        assert!(no_location.is_none());
+    }
+
+    #[test]
+    fn redirects_keep_or_drop_the_method_as_browsers_do() {
+        let see_other = StatusCode::SEE_OTHER;
+        assert!(!redirect_keeps_method(see_other, &Method::PUT));
+        assert!(!redirect_keeps_method(StatusCode::FOUND, &Method::POST));
+        assert!(!redirect_keeps_method(
+            StatusCode::MOVED_PERMANENTLY,
+            &Method::POST
+        ));
+        assert!(redirect_keeps_method(StatusCode::FOUND, &Method::PUT));
+        assert!(redirect_keeps_method(
+            StatusCode::TEMPORARY_REDIRECT,
+            &Method::POST
+        ));
+        assert!(redirect_keeps_method(
+            StatusCode::PERMANENT_REDIRECT,
+            &Method::POST
+        ));
+    }
+
+    #[test]
+    fn pool_failures_keep_their_kind() {
+        assert!(matches!(
+            fetch_error(SendFailure::Timeout),
+            FetchError::Timeout
+        ));
+        assert!(matches!(
+            fetch_error(SendFailure::Connect("refused".into())),
+            FetchError::Connect(why) if why == "refused"
+        ));
+    }
 }

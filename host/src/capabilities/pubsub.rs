@@ -1,14 +1,14 @@
 //! `squall:app/pubsub`: publish, and wait for messages (long polling).
 
+use super::{Grants, GuestState, grants_of};
 use crate::bindings::pubsub::{Host, HostWithStore, Message, PubsubError};
-use crate::pubsub::{MAX_PAYLOAD, TopicKey};
-use crate::runtime::{Grants, State};
+use crate::broker::{MAX_PAYLOAD, TopicKey};
 use bytes::Bytes;
 use std::time::Duration;
 use wasmtime::component::{Accessor, HasSelf};
 
 /// The topic's key if the app was granted it.
-pub(crate) fn granted(grants: &Grants, topic: &str) -> Result<TopicKey, PubsubError> {
+pub(super) fn granted(grants: &Grants, topic: &str) -> Result<TopicKey, PubsubError> {
     if grants.topics.allows(topic) {
         Ok(TopicKey::new(&grants.app, topic))
     } else {
@@ -22,13 +22,13 @@ pub(crate) fn granted(grants: &Grants, topic: &str) -> Result<TopicKey, PubsubEr
     }
 }
 
-impl Host for State {
+impl Host for GuestState {
     fn publish(
         &mut self,
         topic: String,
         payload: Vec<u8>,
     ) -> wasmtime::Result<Result<u64, PubsubError>> {
-        let grants = self.grants();
+        let grants = self.host().grants();
         let key = match granted(grants, &topic) {
             Ok(key) => key,
             Err(err) => return Ok(Err(err)),
@@ -38,7 +38,7 @@ impl Host for State {
                 "the payload is over {MAX_PAYLOAD} bytes"
             ))));
         }
-        Ok(Ok(grants.broker.publish(
+        Ok(Ok(grants.shared.broker.publish(
             &key,
             Bytes::from(payload),
             grants.pubsub_history,
@@ -46,20 +46,21 @@ impl Host for State {
     }
 }
 
-impl HostWithStore<State> for HasSelf<State> {
+impl HostWithStore<GuestState> for HasSelf<GuestState> {
     async fn wait(
-        accessor: &Accessor<State, Self>,
+        accessor: &Accessor<GuestState, Self>,
         topic: String,
         after: Option<u64>,
         timeout_ms: u32,
     ) -> wasmtime::Result<Result<Vec<Message>, PubsubError>> {
-        let grants = accessor.with(|mut access| access.get().grants().clone());
+        let grants = grants_of(accessor);
         let key = match granted(&grants, &topic) {
             Ok(key) => key,
             Err(err) => return Ok(Err(err)),
         };
         // Cancelled with the store when the client goes away.
         let messages = grants
+            .shared
             .broker
             .wait(
                 &key,

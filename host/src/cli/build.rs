@@ -1,13 +1,13 @@
 //! `squall build CRATE`: compile a guest crate into a component.
 
-use crate::builder::{Flavor, build_crate_as};
+use crate::cargo_build::{Flavor, build_crate_as};
 use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
 
 /// Build a guest crate for wasm32-wasip2 (release) and print the component's path.
 #[derive(Debug, Args)]
-pub struct BuildArgs {
+pub(super) struct BuildArgs {
     /// The guest crate's directory.
     #[arg(default_value = ".")]
     krate: PathBuf,
@@ -17,7 +17,7 @@ pub struct BuildArgs {
     wasi_http: bool,
 }
 
-pub fn run(args: BuildArgs) -> Result<()> {
+pub(super) fn run(args: BuildArgs) -> Result<()> {
     let flavor = if args.wasi_http {
         Flavor::WasiHttp
     } else {

@@ -23,6 +23,7 @@ enum Command {
 }
 
 impl Cli {
+    /// Run the command.
     pub fn run(self) -> Result<()> {
         match self.command {
             Command::Serve(args) => serve::run(args),

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 /// Create a new handler crate.
 #[derive(Debug, Args)]
-pub struct NewArgs {
+pub(super) struct NewArgs {
     /// Directory to create; its last component names the crate.
     path: PathBuf,
 }
@@ -14,7 +14,7 @@ pub struct NewArgs {
 /// Where the SDK was when this binary was built.
 const SDK_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../guest-sdk");
 
-pub fn run(args: NewArgs) -> Result<()> {
+pub(super) fn run(args: NewArgs) -> Result<()> {
     let name = args
         .path
         .file_name()

@@ -1,9 +1,9 @@
 //! `squall serve APP`: load apps and serve them until SIGINT or SIGTERM.
 
-use crate::builder::build_crate;
+use crate::app::Apps;
+use crate::cargo_build::component_for;
 use crate::config::Manifest;
-use crate::router::Router;
-use crate::runtime::{Runtime, RuntimeConfig};
+use crate::server::AppRouter;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use std::io::Write;
@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 /// Serve an app: a guest crate directory, a .wasm component, or a squall.toml manifest.
 #[derive(Debug, Args)]
-pub struct ServeArgs {
+pub(super) struct ServeArgs {
     /// A guest crate directory (built on the spot), a .wasm component, or a squall.toml.
     app: PathBuf,
     /// Address to listen on [default: the manifest's, else 127.0.0.1:8080].
@@ -21,30 +21,13 @@ pub struct ServeArgs {
     listen: Option<SocketAddr>,
 }
 
-pub fn run(args: ServeArgs) -> Result<()> {
+pub(super) fn run(args: ServeArgs) -> Result<()> {
     let mut manifest = manifest_for(&args.app)?;
     if let Some(listen) = args.listen {
         manifest.server.listen = listen;
     }
-    let runtime = Runtime::new(&RuntimeConfig {
-        max_instances: manifest.server.max_instances,
-        max_memory: manifest
-            .apps
-            .iter()
-            .map(|app| app.limits.memory)
-            .max()
-            .unwrap_or(0),
-    })?;
-    let mut apps = Vec::new();
-    for app in &manifest.apps {
-        let wasm = component_path(&app.source)
-            .with_context(|| format!("cannot prepare app {:?}", app.name))?;
-        let loaded = runtime
-            .load(app, &wasm)
-            .with_context(|| format!("cannot load app {:?}", app.name))?;
-        apps.push((app.routes.clone(), Arc::new(loaded)));
-    }
-    let router = Arc::new(Router::new(apps));
+    let apps = Apps::load(&manifest, |app| component_for(&app.source))?;
+    let router = Arc::new(AppRouter::new(apps.routes()));
 
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -58,7 +41,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         crate::server::serve(
             listener,
             router,
-            runtime.hub().clone(),
+            apps.hub().clone(),
             manifest.server.drain_timeout,
             shutdown_signal(),
         )
@@ -67,7 +50,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
     })?;
     // Keep the engine alive until every connection task is gone.
     drop(tokio);
-    drop(runtime);
+    drop(apps);
     Ok(())
 }
 
@@ -107,22 +90,6 @@ fn manifest_for(app: &Path) -> Result<Manifest> {
         .and_then(|path| Some(path.file_stem()?.to_string_lossy().into_owned()))
         .unwrap_or_else(|| "app".to_owned());
     Ok(Manifest::single(&name, app.to_path_buf()))
-}
-
-/// A `.wasm` source as is; a crate directory built into one.
-fn component_path(source: &Path) -> Result<PathBuf> {
-    if source.is_dir() {
-        build_crate(source)
-    } else if source.extension().is_some_and(|ext| ext == "wasm") && source.is_file() {
-        Ok(source.to_path_buf())
-    } else if !source.exists() {
-        bail!("source {} does not exist", source.display())
-    } else {
-        bail!(
-            "source {} is neither a guest crate directory nor a .wasm component",
-            source.display()
-        )
-    }
 }
 
 async fn shutdown_signal() {

@@ -16,7 +16,8 @@
 
 mod values;
 
-pub use values::{parse_duration, parse_size};
+#[cfg(test)]
+use values::{parse_duration, parse_size};
 
 use crate::policy::{OutboundPolicy, TopicPolicy};
 use anyhow::{Context, Result, bail};
@@ -28,22 +29,22 @@ use std::time::Duration;
 
 /// A parsed, validated manifest.
 #[derive(Debug, Clone)]
-pub struct Manifest {
-    pub server: ServerConfig,
-    pub apps: Vec<AppConfig>,
+pub(crate) struct Manifest {
+    pub(crate) server: ServerConfig,
+    pub(crate) apps: Vec<AppConfig>,
 }
 
 /// The `[server]` table.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct ServerConfig {
+pub(crate) struct ServerConfig {
     /// Address to listen on.
-    pub listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
     /// Most instances alive at once, over all apps (the pooling allocator's size).
-    pub max_instances: u32,
+    pub(crate) max_instances: u32,
     /// How long a graceful shutdown waits for in-flight requests.
     #[serde(deserialize_with = "values::duration")]
-    pub drain_timeout: Duration,
+    pub(crate) drain_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -58,59 +59,59 @@ impl Default for ServerConfig {
 
 /// One `[app.NAME]` table.
 #[derive(Debug, Clone)]
-pub struct AppConfig {
-    pub name: String,
+pub(crate) struct AppConfig {
+    pub(crate) name: String,
     /// A guest crate directory or a `.wasm` component, resolved against the manifest's directory.
-    pub source: PathBuf,
+    pub(crate) source: PathBuf,
     /// Path prefixes this app serves.
-    pub routes: Vec<String>,
-    pub limits: Limits,
+    pub(crate) routes: Vec<String>,
+    pub(crate) limits: Limits,
     /// Where outbound requests may go.
-    pub outbound: OutboundPolicy,
+    pub(crate) outbound: OutboundPolicy,
     /// The pub/sub topics it may use.
-    pub pubsub: TopicPolicy,
+    pub(crate) pubsub: TopicPolicy,
     /// Messages each of its topics keeps for late readers.
-    pub pubsub_history: usize,
+    pub(crate) pubsub_history: usize,
     /// Routes that accept WebSocket upgrades, and how.
-    pub websockets: Vec<WebSocketRoute>,
+    pub(crate) websockets: Vec<WebSocketRoute>,
 }
 
 /// One `[[app.NAME.websocket]]` table.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct WebSocketRoute {
+pub(crate) struct WebSocketRoute {
     /// Path prefixes whose upgrade requests become WebSocket connections.
     #[serde(deserialize_with = "values::routes")]
-    pub routes: Vec<String>,
+    pub(crate) routes: Vec<String>,
     #[serde(default)]
-    pub mode: WebSocketMode,
+    pub(crate) mode: WebSocketMode,
     /// Origins allowed besides the request's own (Tornado's `check_origin`).
     #[serde(default)]
-    pub origins: Vec<String>,
+    pub(crate) origins: Vec<String>,
     /// Largest message accepted from a client (close 1009 beyond).
     #[serde(default = "default_max_message", deserialize_with = "values::size")]
-    pub max_message: u64,
+    pub(crate) max_message: u64,
     /// How often the host pings an idle client.
     #[serde(
         default = "default_ping_interval",
         deserialize_with = "values::duration"
     )]
-    pub ping_interval: Duration,
+    pub(crate) ping_interval: Duration,
     /// How long a ping may go unanswered before the connection is closed.
     #[serde(
         default = "default_ping_timeout",
         deserialize_with = "values::duration"
     )]
-    pub ping_timeout: Duration,
+    pub(crate) ping_timeout: Duration,
     /// Messages queued for a client before a slow reader is closed.
     #[serde(default = "default_send_queue")]
-    pub send_queue: usize,
+    pub(crate) send_queue: usize,
 }
 
 /// How a WebSocket route runs its guest.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum WebSocketMode {
+pub(crate) enum WebSocketMode {
     /// One instance per connection for its whole life: state lives in
     /// guest memory, like a Tornado `WebSocketHandler` object.
     Live,
@@ -136,21 +137,21 @@ fn default_send_queue() -> usize {
 }
 
 /// Messages a topic keeps unless the manifest says otherwise.
-pub const DEFAULT_PUBSUB_HISTORY: usize = 100;
+pub(crate) const DEFAULT_PUBSUB_HISTORY: usize = 100;
 
 /// Per-app limits; each has a default.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Linear memory of one instance, in bytes.
-    pub memory: u64,
+    pub(crate) memory: u64,
     /// Wall-clock time for one request, including time spent awaiting the host.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// Time one request may spend running guest code.
-    pub cpu_time: Duration,
+    pub(crate) cpu_time: Duration,
     /// Largest request body accepted, in bytes (`413` beyond).
-    pub max_body: u64,
+    pub(crate) max_body: u64,
     /// Largest response body a `fetch` may deliver, in bytes.
-    pub fetch_max_body: u64,
+    pub(crate) fetch_max_body: u64,
 }
 
 impl Default for Limits {
@@ -206,7 +207,7 @@ fn default_routes() -> Vec<String> {
 
 impl Manifest {
     /// Read and validate the manifest at `path`.
-    pub fn load(path: &Path) -> Result<Manifest> {
+    pub(crate) fn load(path: &Path) -> Result<Manifest> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read manifest {}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
@@ -215,7 +216,7 @@ impl Manifest {
 
     /// Parse manifest `text`; `file` names it in errors and relative sources
     /// resolve against `base`.
-    pub fn parse(text: &str, file: &str, base: &Path) -> Result<Manifest> {
+    pub(crate) fn parse(text: &str, file: &str, base: &Path) -> Result<Manifest> {
         let raw: RawManifest = deserialize(text, file)?;
         let mut apps = Vec::new();
         for (name, raw_app) in raw.app {
@@ -257,7 +258,7 @@ impl Manifest {
     }
 
     /// A manifest serving one app at `/` with default limits.
-    pub fn single(name: &str, source: PathBuf) -> Manifest {
+    pub(crate) fn single(name: &str, source: PathBuf) -> Manifest {
         Manifest {
             server: ServerConfig::default(),
             apps: vec![AppConfig {

@@ -15,7 +15,7 @@ fn number_and_unit(text: &str) -> Option<(u64, &str)> {
 }
 
 /// Parse a size such as `64MiB`, `512KiB`, `10MB` or a plain byte count.
-pub fn parse_size(text: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
     let (number, unit) = number_and_unit(text)
         .ok_or_else(|| format!("invalid size {text:?}: expected e.g. \"64MiB\""))?;
@@ -39,7 +39,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 }
 
 /// Parse a duration such as `30s`, `250ms`, `2m` or `1h`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let (number, unit) = number_and_unit(text)
         .ok_or_else(|| format!("invalid duration {text:?}: expected e.g. \"30s\" or \"250ms\""))?;

@@ -18,16 +18,16 @@ const MAX_LINE: usize = 4096;
 
 /// A guest output stream (`stdout` or `stderr`) that writes to `tracing`.
 #[derive(Debug, Clone, Copy)]
-pub struct GuestLog {
+pub(crate) struct GuestLog {
     name: &'static str,
 }
 
 impl GuestLog {
-    pub fn stdout() -> Self {
+    pub(crate) fn stdout() -> Self {
         GuestLog { name: "stdout" }
     }
 
-    pub fn stderr() -> Self {
+    pub(crate) fn stderr() -> Self {
         GuestLog { name: "stderr" }
     }
 }

@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::Args;
 
 #[derive(Args, Clone)]
-pub struct FanoutArgs {
+pub(crate) struct FanoutArgs {
     #[command(flatten)]
     load: tools::Load,
     /// Upstream fetches per request.
@@ -24,7 +24,7 @@ impl Default for FanoutArgs {
     }
 }
 
-pub fn run(args: &FanoutArgs) -> Result<()> {
+pub(crate) fn run(args: &FanoutArgs) -> Result<()> {
     let squall = tools::squall_binary()?;
     let fanout = tools::component(&squall, "examples/fanout")?;
     let own_binary = std::env::current_exe()?;

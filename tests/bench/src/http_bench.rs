@@ -5,7 +5,7 @@ use anyhow::Result;
 use clap::Args;
 
 #[derive(Args)]
-pub struct HttpArgs {
+pub(crate) struct HttpArgs {
     #[command(flatten)]
     load: tools::Load,
     /// RUST_LOG for squall; `info` adds its per-request log line.
@@ -24,7 +24,7 @@ impl Default for HttpArgs {
 
 const SERVER_CORE: usize = 0;
 
-pub fn run(args: &HttpArgs) -> Result<()> {
+pub(crate) fn run(args: &HttpArgs) -> Result<()> {
     let squall = tools::squall_binary()?;
     let hello = tools::hello_component(&squall)?;
     let own_binary = std::env::current_exe()?;

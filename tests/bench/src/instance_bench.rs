@@ -4,13 +4,11 @@
 use crate::tools;
 use anyhow::{Context, Result};
 use clap::Args;
-use squall::config::{Limits, Manifest};
-use squall::runtime::{Runtime, RuntimeConfig};
-use std::sync::Arc;
+use squall::testing::Harness;
 use std::time::{Duration, Instant};
 
 #[derive(Args)]
-pub struct InstanceArgs {
+pub(crate) struct InstanceArgs {
     /// Calls to time.
     #[arg(long, default_value_t = 20_000)]
     iterations: u32,
@@ -22,26 +20,25 @@ impl Default for InstanceArgs {
     }
 }
 
-pub fn run(args: &InstanceArgs) -> Result<()> {
+pub(crate) fn run(args: &InstanceArgs) -> Result<()> {
     let squall = tools::squall_binary()?;
     let hello = tools::hello_component(&squall)?;
-    let runtime = Runtime::new(&RuntimeConfig {
-        max_instances: 100,
-        max_memory: Limits::default().memory,
-    })?;
-    let manifest = Manifest::single("hello", hello.clone());
-    let app = Arc::new(runtime.load(&manifest.apps[0], &hello)?);
+    let manifest = format!(
+        "[server]\nmax_instances = 100\n[app.hello]\nsource = {:?}\n",
+        hello.display().to_string()
+    );
+    let harness = Harness::from_manifest(&manifest, std::path::Path::new("."))?;
     let tokio = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let mut samples: Vec<Duration> = tokio.block_on(async {
         for _ in 0..1000 {
-            squall::dispatch::call_once(app.clone(), "/").await?; // warm up
+            harness.call_once("/").await?; // warm up
         }
         let mut samples = Vec::with_capacity(args.iterations as usize);
         for _ in 0..args.iterations {
             let started = Instant::now();
-            let status = squall::dispatch::call_once(app.clone(), "/").await?;
+            let status = harness.call_once("/").await?;
             samples.push(started.elapsed());
             anyhow::ensure!(status == 200, "hello answered {status}");
         }

@@ -10,14 +10,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 #[derive(Args, Clone, Default)]
-pub struct InteropArgs {
+pub(crate) struct InteropArgs {
     #[command(flatten)]
     load: tools::Load,
 }
 
 const SERVER_CORE: usize = 0;
 
-pub fn run(args: &InteropArgs) -> Result<()> {
+pub(crate) fn run(args: &InteropArgs) -> Result<()> {
     let wasmtime = wasmtime_cli()?;
     let squall = tools::squall_binary()?;
     let p2 = tools::component(&squall, "tests/guests/wasi-p2")?;

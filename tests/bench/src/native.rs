@@ -20,14 +20,14 @@ use std::time::{Duration, Instant};
 type Response = http::Response<Full<Bytes>>;
 
 #[derive(Args)]
-pub struct NativeArgs {
+pub(crate) struct NativeArgs {
     #[arg(long, default_value = "127.0.0.1:0")]
     listen: SocketAddr,
 }
 
 /// Hello world, and `/sleep/{ms}` like the hello example (the parked
 /// baseline).
-pub fn run(args: &NativeArgs) -> Result<()> {
+pub(crate) fn run(args: &NativeArgs) -> Result<()> {
     serve(args.listen, |request: http::Request<Incoming>| async move {
         if let Some(ms) = request.uri().path().strip_prefix("/sleep/") {
             let ms: u64 = ms.parse().unwrap_or(0);
@@ -44,7 +44,7 @@ pub fn run(args: &NativeArgs) -> Result<()> {
 }
 
 /// The fanout baseline: the same work as `examples/fanout`, natively.
-pub fn run_fanout(args: &NativeArgs) -> Result<()> {
+pub(crate) fn run_fanout(args: &NativeArgs) -> Result<()> {
     let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
     serve(args.listen, move |request: http::Request<Incoming>| {
         let client = client.clone();
@@ -104,7 +104,7 @@ where
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let listener = squall::server::bind(listen)?;
+        let listener = squall::bind(listen)?;
         println!("listening on http://{}/", listener.local_addr()?);
         std::io::stdout().flush()?;
         let builder = auto::Builder::new(TokioExecutor::new());

@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Semaphore;
 
 #[derive(Args, Clone)]
-pub struct ParkedArgs {
+pub(crate) struct ParkedArgs {
     /// Requests parked at once.
     #[arg(long, default_value_t = 10_000)]
     count: usize,
@@ -33,7 +33,7 @@ impl Default for ParkedArgs {
 /// Connections being opened at once, so the listen backlog never overflows.
 const CONNECTS_IN_FLIGHT: usize = 256;
 
-pub fn run(args: &ParkedArgs) -> Result<()> {
+pub(crate) fn run(args: &ParkedArgs) -> Result<()> {
     tools::raise_fd_limit()?;
     let squall = tools::squall_binary()?;
     let hello = tools::hello_component(&squall)?;

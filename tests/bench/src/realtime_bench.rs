@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
 #[derive(Args, Clone)]
-pub struct RealtimeArgs {
+pub(crate) struct RealtimeArgs {
     /// Idle hibernate-mode sockets to open (capped by the open-file limit).
     #[arg(long, default_value_t = 50_000)]
     hibernate: usize,
@@ -43,7 +43,7 @@ impl Default for RealtimeArgs {
 const SPARE_FILES: usize = 100;
 const CONNECTS_IN_FLIGHT: usize = 256;
 
-pub fn run(args: &RealtimeArgs) -> Result<()> {
+pub(crate) fn run(args: &RealtimeArgs) -> Result<()> {
     let limit = tools::raise_fd_limit()? as usize;
     let squall = tools::squall_binary()?;
     let sockets = tools::component(&squall, "tests/guests/sockets")?;

@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-pub fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
@@ -14,7 +14,7 @@ fn cargo() -> Command {
 }
 
 /// Build the release `squall` binary and return its path.
-pub fn squall_binary() -> Result<PathBuf> {
+pub(crate) fn squall_binary() -> Result<PathBuf> {
     let output = cargo()
         .args(["build", "--release", "-p", "squall", "--bin", "squall"])
         .arg("--message-format=json-render-diagnostics")
@@ -34,13 +34,13 @@ pub fn squall_binary() -> Result<PathBuf> {
 }
 
 /// Build `examples/hello` with `squall build` and return the component.
-pub fn hello_component(squall: &Path) -> Result<PathBuf> {
+pub(crate) fn hello_component(squall: &Path) -> Result<PathBuf> {
     component(squall, "examples/hello")
 }
 
 /// Build the guest crate at `krate` (relative to the repository) with
 /// `squall build` and return the component.
-pub fn component(squall: &Path, krate: &str) -> Result<PathBuf> {
+pub(crate) fn component(squall: &Path, krate: &str) -> Result<PathBuf> {
     let output = Command::new(squall)
         .arg("build")
         .arg(repo().join(krate))
@@ -57,15 +57,15 @@ pub fn component(squall: &Path, krate: &str) -> Result<PathBuf> {
 }
 
 /// A server process, killed on drop.
-pub struct Running {
+pub(crate) struct Running {
     child: Child,
-    pub url: String,
+    pub(crate) url: String,
     /// The manifest's directory, kept while the server runs.
     _dir: Option<tempfile::TempDir>,
 }
 
 impl Running {
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 }
@@ -78,18 +78,23 @@ impl Drop for Running {
 }
 
 /// Start `command` pinned to `core` and wait for its "listening on URL" line.
-pub fn start_pinned(core: usize, program: &Path, args: &[&str], log: &str) -> Result<Running> {
+pub(crate) fn start_pinned(
+    core: usize,
+    program: &Path,
+    args: &[&str],
+    log: &str,
+) -> Result<Running> {
     start_pinned_announcing(core, program, args, log, Announce::Stdout("listening on "))
 }
 
 /// Where a server says its URL, after which marker.
-pub enum Announce {
+pub(crate) enum Announce {
     Stdout(&'static str),
     Stderr(&'static str),
 }
 
 /// Start `program` pinned to `core` and wait for it to announce its URL.
-pub fn start_pinned_announcing(
+pub(crate) fn start_pinned_announcing(
     core: usize,
     program: &Path,
     args: &[&str],
@@ -148,7 +153,7 @@ pub fn start_pinned_announcing(
 }
 
 /// `squall serve` a manifest with `text` as its contents, pinned to `core`.
-pub fn serve_manifest(squall: &Path, core: usize, text: &str) -> Result<Running> {
+pub(crate) fn serve_manifest(squall: &Path, core: usize, text: &str) -> Result<Running> {
     let dir = tempfile::tempdir()?;
     let manifest = dir.path().join("squall.toml");
     std::fs::write(&manifest, text)?;
@@ -165,15 +170,15 @@ pub fn serve_manifest(squall: &Path, core: usize, text: &str) -> Result<Running>
 
 /// One wrk run's figures.
 #[derive(Debug, Clone, Copy)]
-pub struct WrkResult {
-    pub requests_per_second: f64,
-    pub p50_ms: f64,
-    pub p99_ms: f64,
-    pub errors: u64,
+pub(crate) struct WrkResult {
+    pub(crate) requests_per_second: f64,
+    pub(crate) p50_ms: f64,
+    pub(crate) p99_ms: f64,
+    pub(crate) errors: u64,
 }
 
 /// Run wrk pinned to `core` against `url`.
-pub fn wrk(core: usize, url: &str, connections: u32, seconds: u32) -> Result<WrkResult> {
+pub(crate) fn wrk(core: usize, url: &str, connections: u32, seconds: u32) -> Result<WrkResult> {
     let output = Command::new("taskset")
         .arg("-c")
         .arg(core.to_string())
@@ -231,13 +236,13 @@ fn parse_latency(text: &str) -> Result<f64> {
 /// Resident memory of a process, in KiB: RSS, and PSS (shared pages split
 /// among the processes and mappings that share them).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
-pub struct ProcessMemory {
-    pub rss_kib: u64,
-    pub pss_kib: u64,
+pub(crate) struct ProcessMemory {
+    pub(crate) rss_kib: u64,
+    pub(crate) pss_kib: u64,
 }
 
 impl ProcessMemory {
-    pub fn of(pid: u32) -> Result<Self> {
+    pub(crate) fn of(pid: u32) -> Result<Self> {
         let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
             .with_context(|| format!("cannot read the memory of process {pid}"))?;
         let field = |name: &str| {
@@ -253,7 +258,7 @@ impl ProcessMemory {
         })
     }
 
-    pub fn max(self, other: Self) -> Self {
+    pub(crate) fn max(self, other: Self) -> Self {
         ProcessMemory {
             rss_kib: self.rss_kib.max(other.rss_kib),
             pss_kib: self.pss_kib.max(other.pss_kib),
@@ -263,7 +268,7 @@ impl ProcessMemory {
 
 /// Raise this process's open-file limit to its hard limit (servers started
 /// afterwards inherit it) and return it.
-pub fn raise_fd_limit() -> Result<u64> {
+pub(crate) fn raise_fd_limit() -> Result<u64> {
     use rustix::process::{Resource, getrlimit, setrlimit};
     let mut limit = getrlimit(Resource::Nofile);
     limit.current = limit.maximum;
@@ -272,7 +277,7 @@ pub fn raise_fd_limit() -> Result<u64> {
 }
 
 /// The run with the median throughput.
-pub fn median_by_throughput(runs: &[WrkResult]) -> WrkResult {
+pub(crate) fn median_by_throughput(runs: &[WrkResult]) -> WrkResult {
     let mut sorted = runs.to_vec();
     sorted.sort_by(|a, b| a.requests_per_second.total_cmp(&b.requests_per_second));
     sorted[sorted.len() / 2]
@@ -280,7 +285,7 @@ pub fn median_by_throughput(runs: &[WrkResult]) -> WrkResult {
 
 /// Pin this process (and the threads it starts from now on) to `core`, so
 /// the load it generates does not compete with the server under test.
-pub fn pin_to_core(core: usize) -> Result<()> {
+pub(crate) fn pin_to_core(core: usize) -> Result<()> {
     let mut cpus = rustix::thread::CpuSet::new();
     cpus.set(core);
     rustix::thread::sched_setaffinity(None, &cpus).context("cannot pin the benchmark client")?;
@@ -289,19 +294,19 @@ pub fn pin_to_core(core: usize) -> Result<()> {
 
 /// How `alternate` drives the servers: wrk's settings, from the command line.
 #[derive(clap::Args, Clone, Debug)]
-pub struct Load {
+pub(crate) struct Load {
     /// Rounds; each round measures every server once.
     #[arg(long, default_value_t = 3)]
-    pub rounds: u32,
+    pub(crate) rounds: u32,
     /// Seconds per measurement.
     #[arg(long, default_value_t = 5)]
-    pub seconds: u32,
+    pub(crate) seconds: u32,
     /// Concurrent connections.
     #[arg(long, default_value_t = 64)]
-    pub connections: u32,
+    pub(crate) connections: u32,
     /// The core wrk is pinned to.
     #[arg(skip = 1usize)]
-    pub core: usize,
+    pub(crate) core: usize,
 }
 
 impl Default for Load {
@@ -317,7 +322,11 @@ impl Default for Load {
 
 /// Warm each server up, then measure `path` on each in turn, `rounds`
 /// times, printing every run; return each server's median run.
-pub fn alternate(servers: &[(&str, &str)], path: &str, load: &Load) -> Result<Vec<WrkResult>> {
+pub(crate) fn alternate(
+    servers: &[(&str, &str)],
+    path: &str,
+    load: &Load,
+) -> Result<Vec<WrkResult>> {
     for (_, url) in servers {
         wrk(load.core, &format!("{url}{path}"), load.connections, 1)?;
     }

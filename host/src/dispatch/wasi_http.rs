@@ -1,18 +1,20 @@
-//! Serving standard `wasi:http` components — the WASI 0.2 proxy world and
-//! the WASI 0.3 service world, built for `wasmtime serve` or Spin — with the
-//! same routing, limits and logs as Squall's own apps (Tornado's
-//! `WSGIContainer`, applied to wasm). wasmtime-wasi-http does the
-//! translation; each request still gets a fresh instance.
+//! The executor for standard inbound `wasi:http` components — the WASI 0.2
+//! proxy world and the WASI 0.3 service world, built for `wasmtime serve`
+//! or Spin — with the same routing, limits and logs as Squall's own apps
+//! (Tornado's `WSGIContainer`, applied to wasm). wasmtime-wasi-http does
+//! the translation; each request still gets a fresh instance.
 
-use crate::body::{OutgoingBody, discard_in_background};
-use crate::dispatch::{Stopped, error_response, failure_status, until_answer};
-use crate::runtime::{Guest, SharedApp, State};
+use super::error_response;
+use crate::app::SharedApp;
+use crate::body::{InboundBody, OutgoingBody, discard_in_background};
+use crate::capabilities::GuestState;
+use crate::error::HostError;
+use crate::runtime::{Guest, finished, until_answer};
 use futures::channel::oneshot;
 use http::uri::{Authority, Scheme};
 use http::{Request, Response, StatusCode, Uri, header};
-use http_body_util::BodyExt;
-use hyper::body::{Body as _, Incoming};
-use tokio::time::error::Elapsed;
+use http_body::Body as _;
+use http_body_util::{BodyExt, LengthLimitError};
 use wasmtime::AsContextMut;
 use wasmtime_wasi_http::handler::Prepared;
 use wasmtime_wasi_http::{Error as HttpError, WasiHttpView};
@@ -20,7 +22,7 @@ use wasmtime_wasi_http::{Error as HttpError, WasiHttpView};
 type Answer = Result<Response<wasmtime_wasi_http::WasiBody>, wasmtime::Error>;
 
 /// Run `request` through a fresh instance of the standard component `app`.
-pub async fn run(app: SharedApp, request: Request<Incoming>) -> Response<OutgoingBody> {
+pub(super) async fn run(app: SharedApp, request: Request<InboundBody>) -> Response<OutgoingBody> {
     let limits = app.limits().clone();
     let (mut parts, body) = request.into_parts();
     if body.size_hint().lower() > limits.max_body {
@@ -30,31 +32,30 @@ pub async fn run(app: SharedApp, request: Request<Incoming>) -> Response<Outgoin
     parts.uri = absolute_uri(&parts);
     let max_body = usize::try_from(limits.max_body).unwrap_or(usize::MAX);
     let body = http_body_util::Limited::new(body, max_body)
-        .map_err(|err| match err.downcast::<hyper::Error>() {
-            Ok(hyper) => HttpError::Hyper(*hyper),
-            Err(_) => HttpError::HttpRequestBodySize(None),
+        .map_err(|err| {
+            if err.is::<LengthLimitError>() {
+                HttpError::HttpRequestBodySize(None)
+            } else {
+                match err.downcast::<hyper::Error>() {
+                    Ok(hyper) => HttpError::Hyper(*hyper),
+                    Err(_) => HttpError::HttpProtocolError,
+                }
+            }
         })
         .boxed_unsync();
     let request = Request::from_parts(parts, body);
 
     let (answer, guest) = until_answer(limits.timeout, |answer| serve(app, request, answer)).await;
-    let answer = match answer {
-        Ok(answer) => answer,
-        Err(stopped) => return error_response(status_for(stopped)),
-    };
-    let response = match answer {
+    let response = match answer.and_then(|answer| answer.map_err(HostError::from_guest)) {
         Ok(response) => response,
-        Err(err) => {
-            tracing::error!("the component gave no response: {err:#}");
-            return error_response(failure_status(&err));
-        }
+        Err(failure) => return error_response(failure.logged_status()),
     };
     // The store lives on in the body while it streams; dropping the body
     // (done, or the client gone) drops the store.
     let guest = guest.map(|guest| {
         Box::pin(async move {
-            if let Ok(Err(err)) = guest.await {
-                tracing::warn!("the component failed while streaming its body: {err:#}");
+            if let Err(failure) = finished(guest.await) {
+                tracing::warn!("the component failed while streaming its body: {failure}");
             }
         }) as std::pin::Pin<Box<dyn Future<Output = ()> + Send>>
     });
@@ -68,7 +69,7 @@ async fn serve(
     request: Request<wasmtime_wasi_http::WasiBody>,
     answer: oneshot::Sender<Answer>,
 ) -> wasmtime::Result<()> {
-    let Guest::Standard(pre) = app.guest() else {
+    let Guest::Standard(pre) = app.component().guest() else {
         return Err(wasmtime::Error::msg("not a standard wasi:http component"));
     };
     let mut store = app.new_store();
@@ -77,7 +78,7 @@ async fn serve(
         store.as_context_mut(),
         &proxy,
         request,
-        <State as WasiHttpView>::http,
+        <GuestState as WasiHttpView>::http,
         answer,
     )?;
     store
@@ -87,17 +88,6 @@ async fn serve(
             Ok(())
         })
         .await?
-}
-
-fn status_for(finished: Stopped) -> StatusCode {
-    match finished {
-        Err(Elapsed { .. }) => {
-            tracing::warn!("the request hit its timeout");
-            StatusCode::GATEWAY_TIMEOUT
-        }
-        Ok(Ok(())) => StatusCode::INTERNAL_SERVER_ERROR,
-        Ok(Err(err)) => failure_status(&err),
-    }
 }
 
 /// The request's URI with scheme and authority, as wasi:http expects.
@@ -118,4 +108,42 @@ fn absolute_uri(parts: &http::request::Parts) -> Uri {
         uri.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
     }
     Uri::from_parts(uri).unwrap_or_else(|_| parts.uri.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn absolute(request: http::Request<()>) -> String {
+        absolute_uri(&request.into_parts().0).to_string()
+    }
+
+    #[test]
+    fn origin_form_requests_gain_scheme_and_host() {
+        let request = http::Request::get("/a?b=1")
+            .header("host", "example.com:8080")
+            .body(())
+            .expect("request");
+        assert_eq!(absolute(request), "http://example.com:8080/a?b=1");
+    }
+
+    #[test]
+    fn a_missing_or_bad_host_becomes_localhost() {
+        let request = http::Request::get("/x").body(()).expect("request");
+        assert_eq!(absolute(request), "http://localhost/x");
+        let request = http::Request::get("/x")
+            .header("host", "bad host")
+            .body(())
+            .expect("request");
+        assert_eq!(absolute(request), "http://localhost/x");
+    }
+
+    #[test]
+    fn absolute_form_requests_stay_as_they_are() {
+        let request = http::Request::get("https://a.example/p")
+            .header("host", "b.example")
+            .body(())
+            .expect("request");
+        assert_eq!(absolute(request), "https://a.example/p");
+    }
 }

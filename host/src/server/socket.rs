@@ -2,10 +2,11 @@
 //! guest one at a time, write what the guest and the broker queue, keep the
 //! connection alive with pings, and close it with the right code.
 
-use super::guest::{CLOSE_TIMEOUT, Events, Failed, describe};
-use super::{Connection, Hub};
 use crate::bindings::websocket_types::WsMessage;
 use crate::config::WebSocketRoute;
+use crate::dispatch::{Events, describe};
+use crate::error::HostError;
+use crate::hub::{Connection, Hub};
 use futures::{SinkExt, StreamExt};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
@@ -14,11 +15,16 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
+use tokio_tungstenite::tungstenite::error::{
+    CapacityError, Error as TungsteniteError, ProtocolError,
+};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Bytes, Message as Frame};
 use tracing::Instrument;
+
+/// How long a closing handshake may take before the socket is dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Small buffers: most connections are idle most of the time, and the
 /// defaults (128 KiB each) would cost that much memory per connection.
@@ -43,10 +49,10 @@ impl Ending {
 
 /// The guest's handling of one message, in its own task so that it keeps
 /// running (and queueing) while a write to a slow client is stuck.
-type Pending = JoinHandle<Result<(), Failed>>;
+type Pending = JoinHandle<Result<(), HostError>>;
 
 /// Run the accepted connection until it closes, then tell the guest.
-pub async fn run(
+pub(super) async fn run(
     connection: Arc<Connection>,
     route: WebSocketRoute,
     events: Events,
@@ -100,7 +106,10 @@ async fn serve(
         return Ending::new(CloseCode::Error, "connection served twice");
     };
     let (mut sink, mut stream) = socket.split();
-    let mut shutdown = hub.shutdown_signal();
+    let shutdown = hub.shutdown_signal();
+    // A shutdown that began before this task started counts too.
+    let shutdown = shutdown_started(shutdown);
+    tokio::pin!(shutdown);
     let mut pending: Option<Pending> = None;
     // Ping when idle for `ping_interval`; close if no pong within `ping_timeout`.
     let mut awaiting_pong = false;
@@ -109,18 +118,20 @@ async fn serve(
 
     let (ending, reply) = loop {
         tokio::select! {
-            changed = shutdown.changed() => {
-                if changed.is_err() || *shutdown.borrow() {
-                    break (Ending::new(CloseCode::Away, "server shutting down"), true);
-                }
+            () = &mut shutdown => {
+                break (Ending::new(CloseCode::Away, "server shutting down"), true);
             }
             request = connection.close_requested() => {
                 break (Ending { code: request.code.into(), reason: request.reason.to_string() }, true);
             }
             done = async { pending.as_mut().expect("guarded by the if").await }, if pending.is_some() => {
                 pending = None;
-                if !matches!(done, Ok(Ok(()))) {
-                    break (Ending::new(CloseCode::Error, "the handler failed"), true);
+                match done {
+                    Ok(Ok(())) => {}
+                    Ok(Err(failure)) => {
+                        break (Ending::new(failure.close_code().into(), "the handler failed"), true);
+                    }
+                    Err(_) => break (Ending::new(CloseCode::Error, "the handler failed"), true),
                 }
             }
             frame = outbox.recv() => {
@@ -200,6 +211,11 @@ async fn serve(
     ending
 }
 
+/// Resolves once the server is shutting down (or the hub is gone).
+async fn shutdown_started(mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|down| *down).await;
+}
+
 /// Write `frame`, unless a close is requested while the client is too slow
 /// to take it: then give up on the socket (a close frame would not get
 /// through either).
@@ -216,19 +232,50 @@ async fn write(sink: &mut Sink, frame: Frame, connection: &Connection) -> Result
 type Sink = futures::stream::SplitSink<WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>, Frame>;
 
 /// The close code for an error reading from the client.
-fn ending_for(err: &WsError) -> Ending {
+fn ending_for(err: &TungsteniteError) -> Ending {
     match err {
-        WsError::Capacity(CapacityError::MessageTooLong { .. }) => {
+        TungsteniteError::Capacity(CapacityError::MessageTooLong { .. }) => {
             Ending::new(CloseCode::Size, "message too big")
         }
-        WsError::Utf8(_) => Ending::new(CloseCode::Invalid, "invalid UTF-8 in a text message"),
-        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
+        TungsteniteError::Utf8(_) => {
+            Ending::new(CloseCode::Invalid, "invalid UTF-8 in a text message")
+        }
+        TungsteniteError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
             Ending::new(CloseCode::Abnormal, "connection reset")
         }
-        WsError::Protocol(_) | WsError::AttackAttempt => {
+        TungsteniteError::Protocol(_) | TungsteniteError::AttackAttempt => {
             Ending::new(CloseCode::Protocol, "protocol error")
         }
-        WsError::Capacity(_) => Ending::new(CloseCode::Size, "frame too big"),
+        TungsteniteError::Capacity(_) => Ending::new(CloseCode::Size, "frame too big"),
         _ => Ending::new(CloseCode::Abnormal, "connection lost"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_errors_close_with_the_right_code() {
+        let too_long = TungsteniteError::Capacity(CapacityError::MessageTooLong {
+            size: 10,
+            max_size: 5,
+        });
+        assert_eq!(ending_for(&too_long).code, 1009);
+        assert_eq!(
+            ending_for(&TungsteniteError::Protocol(
+                ProtocolError::UnmaskedFrameFromClient
+            ))
+            .code,
+            1002
+        );
+        assert_eq!(
+            ending_for(&TungsteniteError::Protocol(
+                ProtocolError::ResetWithoutClosingHandshake
+            ))
+            .code,
+            1006
+        );
+        assert_eq!(ending_for(&TungsteniteError::ConnectionClosed).code, 1006);
     }
 }

@@ -1,28 +1,25 @@
-//! WebSockets handled inside the sandbox. The host owns the socket (frames,
-//! ping/pong, limits, the outgoing queue); the guest receives `on-open`,
-//! `on-message` and `on-close` through our own WIT interface and acts on
-//! connections through the `websocket` import. wasi:http has no Upgrade, so
-//! this interface is ours (Spin's SIP 016 and Cloudflare's Hibernation API
-//! are the precedents).
+//! WebSocket upgrades: check the handshake and the origin, let the guest
+//! accept or reject, and hand the socket to its task ([`socket`]). The host
+//! owns the socket; the guest receives `on-open`, `on-message` and
+//! `on-close` through our own WIT interface and acts on connections through
+//! the `websocket` import. wasi:http has no Upgrade, so this interface is
+//! ours (Spin's SIP 016 and Cloudflare's Hibernation API are the
+//! precedents).
 
-mod connection;
-mod guest;
-mod hub;
-
-pub use hub::{Connection, Hub};
-
-use crate::body::OutgoingBody;
+use super::socket;
+use crate::app::SharedApp;
+use crate::bindings::types as wit;
+use crate::body::{InboundBody, OutgoingBody};
 use crate::config::{WebSocketMode, WebSocketRoute};
-use crate::dispatch::{error_response, guest_response_head, request_head_to_wit};
-use crate::runtime::SharedApp;
-use guest::Events;
+use crate::convert::{guest_response_head, request_head_to_wit};
+use crate::dispatch::{Events, Opened, error_response};
+use crate::error::HostError;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 /// Whether `request` asks to become a WebSocket.
-pub fn is_upgrade_request(request: &Request<Incoming>) -> bool {
+pub(super) fn is_upgrade_request<B>(request: &Request<B>) -> bool {
     let has_token = |name: header::HeaderName, token: &str| {
         request.headers().get_all(name).iter().any(|value| {
             value
@@ -35,22 +32,12 @@ pub fn is_upgrade_request(request: &Request<Incoming>) -> bool {
         && has_token(header::UPGRADE, "websocket")
 }
 
-/// The WebSocket route of `app` that serves `path`, if any.
-pub fn route_for<'a>(app: &'a SharedApp, path: &str) -> Option<&'a WebSocketRoute> {
-    app.websockets().iter().find(|route| {
-        route
-            .routes
-            .iter()
-            .any(|prefix| crate::router::prefix_matches(prefix, path))
-    })
-}
-
 /// Answer an upgrade request: check it, let the guest accept or reject it,
 /// and on accept hand the socket to a connection task.
-pub async fn upgrade(
+pub(super) async fn upgrade(
     app: SharedApp,
     route: WebSocketRoute,
-    mut request: Request<Incoming>,
+    mut request: Request<InboundBody>,
 ) -> Response<OutgoingBody> {
     let Some(key) = handshake_key(request.headers()) else {
         return plain(StatusCode::BAD_REQUEST, "not a valid WebSocket handshake\n");
@@ -65,29 +52,23 @@ pub async fn upgrade(
     let connection = hub.connect(app.name(), parts.uri.path(), route.send_queue);
     let events = match route.mode {
         WebSocketMode::Hibernate => Events::hibernate(app.clone()),
-        WebSocketMode::Live => match Events::live(app.clone()).await {
-            Ok(events) => events,
-            Err(status) => {
-                hub.disconnect(&connection);
-                return error_response(status);
-            }
-        },
+        WebSocketMode::Live => Events::live(app.clone()),
     };
     let opened = events.open(&connection, request_head_to_wit(&parts)).await;
     let accept = match opened {
-        Ok(guest::Opened::Accept { protocol }) => protocol,
-        Ok(guest::Opened::Reject(response)) => {
+        Ok(Opened::Accept { protocol }) => protocol,
+        Ok(Opened::Reject(response)) => {
             hub.disconnect(&connection);
             return response_from_guest(response);
         }
-        Err(status) => {
+        Err(failure) => {
             hub.disconnect(&connection);
-            return error_response(status);
+            return error_response(failure.status());
         }
     };
     let protocol = accept.filter(|chosen| offered_protocols(&parts.headers).any(|p| p == chosen));
     tracing::info!(connection = connection.id(), "websocket opened");
-    tokio::spawn(connection::run(connection, route, events, on_upgrade));
+    tokio::spawn(socket::run(connection, route, events, on_upgrade));
     switching_protocols(&key, protocol.as_deref())
 }
 
@@ -147,9 +128,9 @@ fn switching_protocols(key: &str, protocol: Option<&str>) -> Response<OutgoingBo
 }
 
 /// A rejection the guest wrote, as an HTTP response (its body in memory).
-fn response_from_guest(response: crate::bindings::types::Response) -> Response<OutgoingBody> {
+fn response_from_guest(response: wit::Response) -> Response<OutgoingBody> {
     let body = match response.body {
-        crate::bindings::types::Body::Bytes(bytes) => OutgoingBody::full(bytes),
+        wit::Body::Bytes(bytes) => OutgoingBody::full(bytes),
         _ => OutgoingBody::empty(),
     };
     match guest_response_head(response.status, response.headers) {
@@ -160,8 +141,8 @@ fn response_from_guest(response: crate::bindings::types::Response) -> Response<O
             http
         }
         Err(reason) => {
-            tracing::error!("the guest rejected the upgrade with an invalid response: {reason}");
-            error_response(StatusCode::INTERNAL_SERVER_ERROR)
+            let failure = HostError::InvalidResponse(reason);
+            error_response(failure.logged_status())
         }
     }
 }
@@ -170,4 +151,94 @@ fn plain(status: StatusCode, text: &'static str) -> Response<OutgoingBody> {
     let mut response = Response::new(OutgoingBody::full(text));
     *response.status_mut() = status;
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    #[test]
+    fn the_accept_key_is_rfc_6455s() {
+        let response = switching_protocols("dGhlIHNhbXBsZSBub25jZQ==", None);
+        assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+        assert_eq!(
+            response.headers()[header::SEC_WEBSOCKET_ACCEPT],
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+        assert!(
+            !response
+                .headers()
+                .contains_key(header::SEC_WEBSOCKET_PROTOCOL)
+        );
+    }
+
+    #[test]
+    fn the_handshake_needs_version_13_and_a_key() {
+        let good = headers(&[
+            ("sec-websocket-version", "13"),
+            ("sec-websocket-key", " abc== "),
+        ]);
+        assert_eq!(handshake_key(&good).as_deref(), Some("abc=="));
+        let old = headers(&[
+            ("sec-websocket-version", "8"),
+            ("sec-websocket-key", "abc=="),
+        ]);
+        assert_eq!(handshake_key(&old), None);
+        assert_eq!(
+            handshake_key(&headers(&[("sec-websocket-version", "13")])),
+            None
+        );
+    }
+
+    #[test]
+    fn only_get_with_both_tokens_asks_to_upgrade() {
+        let request = |method: Method, connection: &'static str| {
+            Request::builder()
+                .method(method)
+                .uri("/ws")
+                .header("connection", connection)
+                .header("upgrade", "WebSocket")
+                .body(())
+                .expect("request")
+        };
+        assert!(is_upgrade_request(&request(
+            Method::GET,
+            "keep-alive, Upgrade"
+        )));
+        assert!(!is_upgrade_request(&request(Method::POST, "upgrade")));
+        assert!(!is_upgrade_request(&request(Method::GET, "keep-alive")));
+    }
+
+    #[test]
+    fn cross_origin_is_refused_unless_allowed() {
+        let same = headers(&[
+            ("host", "chat.example:8080"),
+            ("origin", "http://chat.example:8080"),
+        ]);
+        assert!(origin_allowed(&same, &[]));
+        let cross = headers(&[("host", "chat.example"), ("origin", "https://evil.example")]);
+        assert!(!origin_allowed(&cross, &[]));
+        assert!(origin_allowed(&cross, &["https://EVIL.example".to_owned()]));
+        assert!(origin_allowed(&cross, &["*".to_owned()]));
+        let no_browser = headers(&[("host", "chat.example")]);
+        assert!(origin_allowed(&no_browser, &[]));
+    }
+
+    #[test]
+    fn offered_protocols_are_split_and_trimmed() {
+        let offered = headers(&[
+            ("sec-websocket-protocol", "chat.v1, chat.v2"),
+            ("sec-websocket-protocol", "json"),
+        ]);
+        let protocols: Vec<&str> = offered_protocols(&offered).collect();
+        assert_eq!(protocols, vec!["chat.v1", "chat.v2", "json"]);
+    }
 }

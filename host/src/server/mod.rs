@@ -1,13 +1,16 @@
-//! The accept loop: TCP connections served by hyper (HTTP/1.1 and cleartext
-//! HTTP/2 on one port), each request routed to its app, and a graceful
+//! The top layer: the accept loop, TCP connections served by hyper
+//! (HTTP/1.1 and cleartext HTTP/2 on one port), each request routed to its
+//! app, WebSocket upgrades handed to host-owned sockets, and a graceful
 //! shutdown that stops accepting and drains in-flight requests.
 
-use crate::body::OutgoingBody;
-use crate::dispatch::{dispatch, error_response};
-use crate::router::Router;
-use crate::websocket::{self, Hub};
-use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
+mod routing;
+mod socket;
+mod upgrade;
+
+pub(crate) use routing::{AppRouter, route, websocket_route};
+
+use crate::body::inbound;
+use crate::hub::Hub;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -15,10 +18,8 @@ use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpSocket};
-use tracing::Instrument;
 
 /// Connections the kernel may queue before we accept them. std's default of
 /// 128 overflows when thousands of clients connect at once (each overflow
@@ -38,9 +39,9 @@ pub fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
 
 /// Serve `router` on `listener` until `shutdown` resolves, then wait up to
 /// `drain_timeout` for in-flight requests to finish.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
-    router: Arc<Router>,
+    router: Arc<AppRouter>,
     hub: Arc<Hub>,
     drain_timeout: Duration,
     shutdown: impl Future<Output = ()>,
@@ -66,9 +67,12 @@ pub async fn serve(
             tracing::debug!("cannot set TCP_NODELAY for {peer}: {err}");
         }
         let router = router.clone();
-        let service = service_fn(move |request| {
+        let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
             let router = router.clone();
-            async move { Ok::<_, Infallible>(route(&router, request).await) }
+            async move {
+                let request = request.map(inbound);
+                Ok::<_, Infallible>(routing::route(&router, request).await)
+            }
         });
         let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
         let connection = graceful.watch(connection.into_owned());
@@ -89,35 +93,6 @@ pub async fn serve(
         () = drained => tracing::info!("all connections closed"),
         () = tokio::time::sleep(drain_timeout) => {
             tracing::warn!("drain timeout of {drain_timeout:?} reached; closing the rest");
-        }
-    }
-}
-
-static NEXT_REQUEST_ID: AtomicU64 = AtomicU64::new(1);
-
-async fn route(router: &Router, request: Request<Incoming>) -> Response<OutgoingBody> {
-    let id = NEXT_REQUEST_ID.fetch_add(1, Ordering::Relaxed);
-    match router.find(request.uri().path()) {
-        Some(app) => {
-            let span = tracing::info_span!("request", id, app = app.name());
-            if websocket::is_upgrade_request(&request)
-                && let Some(route) = websocket::route_for(app, request.uri().path())
-            {
-                let route = route.clone();
-                return websocket::upgrade(app.clone(), route, request)
-                    .instrument(span)
-                    .await;
-            }
-            dispatch(app.clone(), request).instrument(span).await
-        }
-        None => {
-            tracing::info!(
-                id,
-                path = request.uri().path(),
-                status = 404,
-                "no app serves this path"
-            );
-            error_response(StatusCode::NOT_FOUND)
         }
     }
 }

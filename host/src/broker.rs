@@ -15,37 +15,36 @@ use tokio_tungstenite::tungstenite::Message as Frame;
 use tokio_tungstenite::tungstenite::protocol::frame::Utf8Bytes;
 
 /// Largest payload a message may carry.
-pub const MAX_PAYLOAD: usize = 1 << 20;
+pub(crate) const MAX_PAYLOAD: usize = 1 << 20;
 
 /// A topic's name within one app.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct TopicKey {
+pub(crate) struct TopicKey {
     app: Arc<str>,
     topic: Arc<str>,
 }
 
 impl TopicKey {
-    pub fn new(app: &Arc<str>, topic: &str) -> Self {
+    /// `topic` of `app`.
+    pub(crate) fn new(app: &Arc<str>, topic: &str) -> Self {
         TopicKey {
             app: app.clone(),
             topic: topic.into(),
         }
     }
-
-    pub fn topic(&self) -> &str {
-        &self.topic
-    }
 }
 
 /// One published message.
 #[derive(Debug)]
-pub struct Published {
-    pub id: u64,
-    pub payload: Bytes,
+pub(crate) struct Published {
+    /// Increasing per topic, from 1.
+    pub(crate) id: u64,
+    /// What the publisher sent.
+    pub(crate) payload: Bytes,
 }
 
 /// A WebSocket connection that receives a topic's messages.
-pub trait Subscriber: Send + Sync {
+pub(crate) trait Subscriber: Send + Sync {
     /// Queue `frame`; never waits (a full queue is the subscriber's problem).
     fn deliver(&self, frame: Frame);
 }
@@ -89,12 +88,13 @@ impl Topic {
 
 /// All topics of all apps.
 #[derive(Default)]
-pub struct Broker {
+pub(crate) struct Broker {
     topics: Mutex<HashMap<TopicKey, Topic>>,
 }
 
 impl Broker {
-    pub fn new() -> Arc<Self> {
+    /// An empty broker.
+    pub(crate) fn new() -> Arc<Self> {
         Arc::new(Broker::default())
     }
 
@@ -108,7 +108,7 @@ impl Broker {
 
     /// Publish `payload` and return its id. `history` is how many messages
     /// the topic keeps (set when the topic is first used).
-    pub fn publish(&self, key: &TopicKey, payload: Bytes, history: usize) -> u64 {
+    pub(crate) fn publish(&self, key: &TopicKey, payload: Bytes, history: usize) -> u64 {
         let mut topics = self.topics();
         let topic = topics
             .entry(key.clone())
@@ -134,7 +134,7 @@ impl Broker {
 
     /// Messages with ids above `after` (default: the latest), waiting up to
     /// `timeout` for the first; empty when the time runs out.
-    pub async fn wait(
+    pub(crate) async fn wait(
         &self,
         key: &TopicKey,
         after: Option<u64>,
@@ -176,7 +176,7 @@ impl Broker {
     }
 
     /// Feed `topic`'s messages to `subscriber` (known by `id`) from now on.
-    pub fn subscribe(
+    pub(crate) fn subscribe(
         &self,
         key: &TopicKey,
         id: u64,
@@ -197,7 +197,8 @@ impl Broker {
             );
     }
 
-    pub fn unsubscribe(&self, key: &TopicKey, id: u64) {
+    /// Stop feeding `key` to the subscriber `id`.
+    pub(crate) fn unsubscribe(&self, key: &TopicKey, id: u64) {
         if let Some(topic) = self.topics().get_mut(key) {
             topic.subscribers.remove(&id);
         }
@@ -311,5 +312,62 @@ mod tests {
         let value: serde_json::Value = serde_json::from_str(&text).expect("JSON");
         assert_eq!(value["id"], 7);
         assert_eq!(value["body"], "hi");
+    }
+
+    /// A subscriber that keeps what it is given.
+    #[derive(Default)]
+    struct Inbox(Mutex<Vec<Frame>>);
+
+    impl Subscriber for Inbox {
+        fn deliver(&self, frame: Frame) {
+            self.0.lock().expect("not poisoned").push(frame);
+        }
+    }
+
+    #[test]
+    fn subscribers_get_frames_until_they_unsubscribe() {
+        let broker = Broker::new();
+        let inbox = Arc::new(Inbox::default());
+        broker.subscribe(&key("t"), 1, inbox.clone(), false, 10);
+        broker.publish(&key("t"), Bytes::from_static(b"one"), 10);
+        broker.publish(&key("other"), Bytes::from_static(b"not mine"), 10);
+        broker.unsubscribe(&key("t"), 1);
+        broker.publish(&key("t"), Bytes::from_static(b"two"), 10);
+        let frames = inbox.0.lock().expect("not poisoned").clone();
+        assert_eq!(frames, vec![Frame::Text("one".into())]);
+    }
+
+    #[test]
+    fn binary_payloads_become_binary_frames() {
+        let message = Published {
+            id: 1,
+            payload: Bytes::from_static(&[0xff, 0x00]),
+        };
+        let frames = Frames::new(&message);
+        assert!(matches!(frames.get(false), Frame::Binary(_)));
+        assert!(
+            matches!(frames.get(true), Frame::Binary(_)),
+            "not JSON: sent as it is"
+        );
+    }
+
+    #[test]
+    fn non_object_json_keeps_its_payload() {
+        let message = Published {
+            id: 3,
+            payload: Bytes::from_static(b"[1,2]"),
+        };
+        assert_eq!(Frames::new(&message).get(true), Frame::Text("[1,2]".into()));
+    }
+
+    #[tokio::test]
+    async fn a_cursor_older_than_the_history_gets_what_is_kept() {
+        let broker = Broker::new();
+        for _ in 0..10 {
+            broker.publish(&key("t"), Bytes::new(), 4);
+        }
+        let kept = broker.wait(&key("t"), Some(1), Duration::ZERO, 4).await;
+        let ids: Vec<u64> = kept.iter().map(|m| m.id).collect();
+        assert_eq!(ids, vec![7, 8, 9, 10]);
     }
 }

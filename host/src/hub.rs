@@ -1,8 +1,8 @@
-//! The open connections, by id: how the `websocket` import and the pub/sub
-//! broker reach a socket, and how shutdown reaches them all.
+//! The open WebSocket connections, by id: how the `websocket` capability
+//! and the pub/sub broker reach a socket (through its bounded outgoing
+//! queue), and how shutdown reaches them all.
 
-use crate::bindings::websocket_types::WsError;
-use crate::pubsub::{Broker, Subscriber, TopicKey};
+use crate::broker::{Broker, Subscriber, TopicKey};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,14 +14,26 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 /// Largest per-connection state blob.
-pub const MAX_STATE: usize = 64 << 10;
+pub(crate) const MAX_STATE: usize = 64 << 10;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poison| poison.into_inner())
 }
 
+/// Why a message or state was not taken for a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// The connection is closed.
+    Closed,
+    /// Its outgoing queue is full: the client reads too slowly, so it is
+    /// being closed.
+    QueueFull,
+    /// Over the size limit.
+    TooLarge,
+}
+
 /// Every open connection of every app.
-pub struct Hub {
+pub(crate) struct Hub {
     connections: Mutex<HashMap<u64, Arc<Connection>>>,
     next_id: AtomicU64,
     shutdown: watch::Sender<bool>,
@@ -29,7 +41,7 @@ pub struct Hub {
 }
 
 /// One open (or opening) connection.
-pub struct Connection {
+pub(crate) struct Connection {
     id: u64,
     app: Arc<str>,
     path: String,
@@ -45,7 +57,7 @@ pub struct Connection {
 }
 
 impl Hub {
-    pub fn new(broker: Arc<Broker>) -> Arc<Self> {
+    pub(crate) fn new(broker: Arc<Broker>) -> Arc<Self> {
         Arc::new(Hub {
             connections: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
@@ -56,7 +68,7 @@ impl Hub {
 
     /// Register a new connection of `app` on `path`, with room for `queue`
     /// outgoing messages.
-    pub fn connect(&self, app: &str, path: &str, queue: usize) -> Arc<Connection> {
+    pub(crate) fn connect(&self, app: &str, path: &str, queue: usize) -> Arc<Connection> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (outbox, receiver) = mpsc::channel(queue.max(1));
         let connection = Arc::new(Connection {
@@ -75,7 +87,7 @@ impl Hub {
     }
 
     /// Forget a connection and its subscriptions.
-    pub fn disconnect(&self, connection: &Connection) {
+    pub(crate) fn disconnect(&self, connection: &Connection) {
         lock(&self.connections).remove(&connection.id);
         for topic in lock(&connection.topics).drain(..) {
             self.broker.unsubscribe(&topic, connection.id);
@@ -83,7 +95,7 @@ impl Hub {
     }
 
     /// The connection `id`, if it is open and belongs to `app`.
-    pub fn get(&self, app: &str, id: u64) -> Option<Arc<Connection>> {
+    pub(crate) fn get(&self, app: &str, id: u64) -> Option<Arc<Connection>> {
         lock(&self.connections)
             .get(&id)
             .filter(|connection| &*connection.app == app)
@@ -91,7 +103,7 @@ impl Hub {
     }
 
     /// Feed `topic` to `connection`.
-    pub fn subscribe(
+    pub(crate) fn subscribe(
         &self,
         connection: &Arc<Connection>,
         topic: TopicKey,
@@ -107,28 +119,28 @@ impl Hub {
         }
     }
 
-    pub fn unsubscribe(&self, connection: &Connection, topic: &TopicKey) {
+    pub(crate) fn unsubscribe(&self, connection: &Connection, topic: &TopicKey) {
         self.broker.unsubscribe(topic, connection.id);
         lock(&connection.topics).retain(|t| t != topic);
     }
 
     /// How many connections are open.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         lock(&self.connections).len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// A receiver that turns true when the server shuts down.
-    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+    pub(crate) fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.shutdown.subscribe()
     }
 
     /// Close every connection with 1001 (going away) and wait, up to
     /// `timeout`, for them to finish.
-    pub async fn shut_down(&self, timeout: Duration) {
+    pub(crate) async fn shut_down(&self, timeout: Duration) {
         self.shutdown.send_replace(true);
         let deadline = tokio::time::Instant::now() + timeout;
         while !self.is_empty() && tokio::time::Instant::now() < deadline {
@@ -138,29 +150,29 @@ impl Hub {
 }
 
 impl Connection {
-    pub fn id(&self) -> u64 {
+    pub(crate) fn id(&self) -> u64 {
         self.id
     }
 
-    pub fn path(&self) -> &str {
+    pub(crate) fn path(&self) -> &str {
         &self.path
     }
 
     /// Queue `frame` for the client. A full queue means the client reads too
     /// slowly: it is closed rather than buffered forever.
-    pub fn send(&self, frame: Frame) -> Result<(), WsError> {
+    pub(crate) fn send(&self, frame: Frame) -> Result<(), Refused> {
         match self.outbox.try_send(frame) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.request_close(CloseCode::Policy, "send queue full");
-                Err(WsError::QueueFull)
+                Err(Refused::QueueFull)
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(WsError::Closed),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(Refused::Closed),
         }
     }
 
     /// Ask the socket task to close with `code` (the first request wins).
-    pub fn request_close(&self, code: CloseCode, reason: &str) {
+    pub(crate) fn request_close(&self, code: CloseCode, reason: &str) {
         let mut request = lock(&self.close_request);
         if request.is_none() {
             *request = Some(CloseFrame {
@@ -171,7 +183,7 @@ impl Connection {
         }
     }
 
-    pub(super) async fn close_requested(&self) -> CloseFrame {
+    pub(crate) async fn close_requested(&self) -> CloseFrame {
         loop {
             if let Some(frame) = lock(&self.close_request).clone() {
                 return frame;
@@ -180,17 +192,17 @@ impl Connection {
         }
     }
 
-    pub(super) fn take_outbox(&self) -> Option<mpsc::Receiver<Frame>> {
+    pub(crate) fn take_outbox(&self) -> Option<mpsc::Receiver<Frame>> {
         lock(&self.outbox_receiver).take()
     }
 
-    pub fn state(&self) -> Bytes {
+    pub(crate) fn state(&self) -> Bytes {
         lock(&self.state).clone()
     }
 
-    pub fn set_state(&self, state: Bytes) -> Result<(), WsError> {
+    pub(crate) fn set_state(&self, state: Bytes) -> Result<(), Refused> {
         if state.len() > MAX_STATE {
-            return Err(WsError::TooLarge);
+            return Err(Refused::TooLarge);
         }
         *lock(&self.state) = state;
         Ok(())
@@ -201,5 +213,85 @@ impl Subscriber for Connection {
     fn deliver(&self, frame: Frame) {
         // A full queue closes the connection (see `send`); nothing else to do.
         let _ = self.send(frame);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hub() -> Arc<Hub> {
+        Hub::new(Broker::new())
+    }
+
+    #[test]
+    fn a_connection_is_found_only_by_its_own_app() {
+        let hub = hub();
+        let connection = hub.connect("chat", "/ws", 4);
+        assert!(hub.get("chat", connection.id()).is_some());
+        assert!(hub.get("other", connection.id()).is_none());
+        hub.disconnect(&connection);
+        assert!(hub.get("chat", connection.id()).is_none());
+        assert!(hub.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_and_asks_for_a_1008_close() {
+        let hub = hub();
+        let connection = hub.connect("chat", "/ws", 2);
+        assert_eq!(connection.send(Frame::Text("1".into())), Ok(()));
+        assert_eq!(connection.send(Frame::Text("2".into())), Ok(()));
+        assert_eq!(
+            connection.send(Frame::Text("3".into())),
+            Err(Refused::QueueFull)
+        );
+        let close = connection.close_requested().await;
+        assert_eq!(close.code, CloseCode::Policy);
+    }
+
+    #[tokio::test]
+    async fn the_first_close_request_wins() {
+        let connection = hub().connect("chat", "/ws", 2);
+        connection.request_close(CloseCode::Normal, "bye");
+        connection.request_close(CloseCode::Away, "later");
+        let close = connection.close_requested().await;
+        assert_eq!(close.code, CloseCode::Normal);
+        assert_eq!(close.reason, "bye");
+    }
+
+    #[test]
+    fn state_is_bounded() {
+        let connection = hub().connect("chat", "/ws", 2);
+        assert_eq!(connection.set_state(Bytes::from_static(b"{}")), Ok(()));
+        assert_eq!(connection.state(), "{}");
+        let big = Bytes::from(vec![0u8; MAX_STATE + 1]);
+        assert_eq!(connection.set_state(big), Err(Refused::TooLarge));
+        assert_eq!(connection.state(), "{}", "the old state is kept");
+    }
+
+    #[test]
+    fn a_closed_outbox_refuses_as_closed() {
+        let connection = hub().connect("chat", "/ws", 2);
+        drop(connection.take_outbox());
+        assert_eq!(
+            connection.send(Frame::Text("late".into())),
+            Err(Refused::Closed)
+        );
+        assert!(connection.take_outbox().is_none(), "taken once");
+    }
+
+    #[tokio::test]
+    async fn subscriptions_end_with_the_connection() {
+        let broker = Broker::new();
+        let hub = Hub::new(broker.clone());
+        let connection = hub.connect("chat", "/ws", 8);
+        let mut outbox = connection.take_outbox().expect("outbox");
+        let topic = TopicKey::new(&Arc::from("chat"), "room");
+        hub.subscribe(&connection, topic.clone(), false, 10);
+        broker.publish(&topic, Bytes::from_static(b"hello"), 10);
+        assert_eq!(outbox.recv().await, Some(Frame::Text("hello".into())));
+        hub.disconnect(&connection);
+        broker.publish(&topic, Bytes::from_static(b"gone"), 10);
+        assert!(outbox.try_recv().is_err(), "no frame after disconnect");
     }
 }

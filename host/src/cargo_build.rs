@@ -1,4 +1,5 @@
-//! Building guest crates into components with cargo.
+//! Building guest crates into components with cargo, and finding the
+//! component an app's `source` names.
 
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
@@ -7,11 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// The target every guest is built for.
-pub const WASM_TARGET: &str = "wasm32-wasip2";
+pub(crate) const WASM_TARGET: &str = "wasm32-wasip2";
 
 /// What kind of component to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flavor {
+pub(crate) enum Flavor {
     /// A squall:app component (the default): every Squall capability.
     Squall,
     /// A standard wasi:http (WASI 0.3) component, through squall-sdk's
@@ -22,13 +23,13 @@ pub enum Flavor {
 /// Build the guest crate in `dir` (release, `wasm32-wasip2`) and return the
 /// path of its `.wasm` component. Cargo's progress goes to stderr; the
 /// target directory is cargo's usual one (`CARGO_TARGET_DIR` is honoured).
-pub fn build_crate(dir: &Path) -> Result<PathBuf> {
+pub(crate) fn build_crate(dir: &Path) -> Result<PathBuf> {
     build_crate_as(dir, Flavor::Squall)
 }
 
 /// Like [`build_crate`], as `flavor`. A `WasiHttp` build is copied to
 /// `NAME.wasi-http.wasm` beside the usual artifact, so both can be kept.
-pub fn build_crate_as(dir: &Path, flavor: Flavor) -> Result<PathBuf> {
+pub(crate) fn build_crate_as(dir: &Path, flavor: Flavor) -> Result<PathBuf> {
     let manifest = dir.join("Cargo.toml");
     if !manifest.is_file() {
         bail!(
@@ -80,6 +81,22 @@ pub fn build_crate_as(dir: &Path, flavor: Flavor) -> Result<PathBuf> {
                 .with_context(|| format!("cannot copy the component to {}", standard.display()))?;
             Ok(standard)
         }
+    }
+}
+
+/// A `.wasm` source as is; a crate directory built into one.
+pub(crate) fn component_for(source: &Path) -> Result<PathBuf> {
+    if source.is_dir() {
+        build_crate(source)
+    } else if source.extension().is_some_and(|ext| ext == "wasm") && source.is_file() {
+        Ok(source.to_path_buf())
+    } else if !source.exists() {
+        bail!("source {} does not exist", source.display())
+    } else {
+        bail!(
+            "source {} is neither a guest crate directory nor a .wasm component",
+            source.display()
+        )
     }
 }
 
@@ -181,6 +198,25 @@ not json
 "#;
         let wasm = find_component(messages, Path::new("/app/Cargo.toml")).expect("found");
         assert_eq!(wasm, Path::new("/t/app.wasm"));
+    }
+
+    #[test]
+    fn sources_that_are_not_components_are_explained() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let missing = component_for(&dir.path().join("nope.wasm")).expect_err("missing");
+        assert!(missing.to_string().contains("does not exist"), "{missing}");
+        let text = dir.path().join("app.txt");
+        std::fs::write(&text, "hi").expect("write");
+        let wrong = component_for(&text).expect_err("not wasm");
+        assert!(wrong.to_string().contains("neither"), "{wrong}");
+        let wasm = dir.path().join("app.wasm");
+        std::fs::write(&wasm, "\0asm").expect("write");
+        assert_eq!(component_for(&wasm).expect("a .wasm file"), wasm);
+        let not_a_crate = build_crate(dir.path()).expect_err("no Cargo.toml");
+        assert!(
+            not_a_crate.to_string().contains("Cargo.toml"),
+            "{not_a_crate}"
+        );
     }
 
     #[test]

@@ -2,32 +2,31 @@
 //! requests go through the same allow-list and pooled client as Squall's
 //! own `fetch`, by way of wasmtime-wasi-http's `send_request` hook.
 
-use super::http_client::classify_client_error;
-use crate::bindings::types::FetchError;
+use super::Grants;
 use crate::body::OutgoingBody;
-use crate::runtime::Grants;
+use crate::outbound::SendFailure;
 use http_body_util::BodyExt;
 use std::sync::Arc;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 /// The hooks of one store: its app's grants.
-pub struct HttpHooks {
+pub(super) struct OutgoingHooks {
     grants: Arc<Grants>,
 }
 
-impl HttpHooks {
-    pub fn new(grants: Arc<Grants>) -> Self {
-        HttpHooks { grants }
+impl OutgoingHooks {
+    pub(super) fn new(grants: Arc<Grants>) -> Self {
+        OutgoingHooks { grants }
     }
 
-    pub fn grants(&self) -> &Arc<Grants> {
+    pub(super) fn grants(&self) -> &Arc<Grants> {
         &self.grants
     }
 }
 
 type IoFuture = Box<dyn Future<Output = Result<(), Error>> + Send>;
 
-impl WasiHttpHooks for HttpHooks {
+impl WasiHttpHooks for OutgoingHooks {
     fn send_request(
         &mut self,
         request: http::Request<WasiBody>,
@@ -51,7 +50,8 @@ impl WasiHttpHooks for HttpHooks {
                 .unwrap_or(grants.default_timeout);
             let request = request.map(OutgoingBody::standard);
             let response =
-                match tokio::time::timeout(first_byte, grants.client.request(request)).await {
+                match tokio::time::timeout(first_byte, grants.shared.client.request(request)).await
+                {
                     Err(_) => return Err(Error::ConnectionReadTimeout),
                     Ok(Err(err)) => return Err(classify(err)),
                     Ok(Ok(response)) => response,
@@ -73,10 +73,10 @@ impl WasiHttpHooks for HttpHooks {
 /// The wasi:http error for a failed pooled request: the same diagnosis as
 /// Squall's own `fetch`, in wasi:http's terms.
 fn classify(err: hyper_util::client::legacy::Error) -> Error {
-    match classify_client_error(err) {
-        FetchError::Tls(_) => Error::TlsProtocolError,
-        FetchError::Timeout => Error::ConnectionTimeout,
-        FetchError::Connect(_) => Error::ConnectionRefused,
-        _ => Error::HttpProtocolError,
+    match SendFailure::of(&err) {
+        SendFailure::Tls(_) => Error::TlsProtocolError,
+        SendFailure::Timeout => Error::ConnectionTimeout,
+        SendFailure::Connect(_) => Error::ConnectionRefused,
+        SendFailure::Protocol(_) => Error::HttpProtocolError,
     }
 }

@@ -1,20 +1,22 @@
-//! Delivering a connection's events to its guest, in order: in `live` mode
-//! to one instance kept for the connection's lifetime, in `hibernate` mode
-//! to a fresh instance per event.
+//! The executor for WebSocket events: a connection's events reach its
+//! guest in order, in `live` mode to one instance kept for the connection's
+//! lifetime, in `hibernate` mode to a fresh instance per event.
 
-use super::Connection;
+use crate::app::SharedApp;
 use crate::bindings::App;
 use crate::bindings::types as wit;
 use crate::bindings::websocket_types::{self as ws, OpenResult};
-use crate::runtime::{SharedApp, State};
-use http::StatusCode;
-use std::time::Duration;
+use crate::capabilities::GuestState;
+use crate::error::HostError;
+use crate::hub::Connection;
 use tokio::sync::{mpsc, oneshot};
 use wasmtime::component::Accessor;
 
 /// What the guest said to an upgrade request.
-pub enum Opened {
+pub(crate) enum Opened {
+    /// Accepted, choosing this subprotocol if any.
     Accept { protocol: Option<String> },
+    /// Refused with this response.
     Reject(wit::Response),
 }
 
@@ -34,39 +36,38 @@ type Call = (Event, oneshot::Sender<wasmtime::Result<Outcome>>);
 /// Where a connection's events go: a fresh instance each (hibernate), or
 /// the calls queue of the connection's own instance (live). Cheap to clone.
 #[derive(Clone)]
-pub struct Events {
+pub(crate) struct Events {
     app: SharedApp,
     live: Option<mpsc::Sender<Call>>,
 }
 
-/// An event the guest could not handle (trap, limit, timeout).
-#[derive(Debug)]
-pub struct Failed;
-
 impl Events {
-    pub fn hibernate(app: SharedApp) -> Self {
+    /// A fresh instance per event.
+    pub(crate) fn hibernate(app: SharedApp) -> Self {
         Events { app, live: None }
     }
 
     /// Start the instance that will live as long as the connection.
-    pub async fn live(app: SharedApp) -> Result<Self, StatusCode> {
+    pub(crate) fn live(app: SharedApp) -> Self {
         let (calls, receiver) = mpsc::channel(1);
         tokio::spawn(live_instance(app.clone(), receiver));
-        Ok(Events {
+        Events {
             app,
             live: Some(calls),
-        })
+        }
     }
 
-    pub fn app(&self) -> &SharedApp {
+    /// The app whose guest gets the events.
+    pub(crate) fn app(&self) -> &SharedApp {
         &self.app
     }
 
-    pub async fn open(
+    /// An upgrade request: let the guest accept or reject it.
+    pub(crate) async fn open(
         &self,
         connection: &Connection,
         request: wit::Request,
-    ) -> Result<Opened, StatusCode> {
+    ) -> Result<Opened, HostError> {
         match self
             .deliver(Event::Open(describe(connection), request))
             .await
@@ -75,36 +76,39 @@ impl Events {
                 protocol: accept.protocol,
             }),
             Ok(Outcome::Opened(OpenResult::Reject(response))) => Ok(Opened::Reject(response)),
-            Ok(Outcome::Done) => Err(StatusCode::INTERNAL_SERVER_ERROR),
-            Err(status) => Err(status),
+            Ok(Outcome::Done) => Err(HostError::NoAnswer),
+            Err(failure) => Err(failure),
         }
     }
 
-    pub async fn message(
+    /// A message from the client.
+    pub(crate) async fn message(
         self,
         connection: ws::Connection,
         message: ws::WsMessage,
-    ) -> Result<(), Failed> {
+    ) -> Result<(), HostError> {
         self.deliver(Event::Message(connection, message))
             .await
             .map(drop)
-            .map_err(|_| Failed)
     }
 
-    pub async fn close(&self, connection: &Connection, code: u16, reason: String) {
+    /// The connection closed with `code`.
+    pub(crate) async fn close(&self, connection: &Connection, code: u16, reason: String) {
         let _ = self
             .deliver(Event::Close(describe(connection), code, reason))
             .await;
     }
 
-    async fn deliver(&self, event: Event) -> Result<Outcome, StatusCode> {
+    async fn deliver(&self, event: Event) -> Result<Outcome, HostError> {
         let timeout = self.app.limits().timeout;
         let outcome = match &self.live {
             None => tokio::time::timeout(timeout, once(self.app.clone(), event)).await,
             Some(calls) => {
                 let (reply, answer) = oneshot::channel();
                 if calls.send((event, reply)).await.is_err() {
-                    return Err(StatusCode::INTERNAL_SERVER_ERROR);
+                    return Err(HostError::Trap(wasmtime::Error::msg(
+                        "the live instance stopped",
+                    )));
                 }
                 tokio::time::timeout(timeout, async {
                     answer
@@ -114,19 +118,18 @@ impl Events {
                 .await
             }
         };
-        match outcome {
-            Ok(Ok(outcome)) => Ok(outcome),
-            Ok(Err(err)) => Err(crate::dispatch::failure_status(&err)),
-            Err(_) => {
-                tracing::warn!("a websocket event hit the app's timeout");
-                Err(StatusCode::GATEWAY_TIMEOUT)
-            }
-        }
+        let failure = match outcome {
+            Ok(Ok(outcome)) => return Ok(outcome),
+            Ok(Err(err)) => HostError::from_guest(err),
+            Err(_) => HostError::Timeout,
+        };
+        failure.log();
+        Err(failure)
     }
 }
 
 /// The connection as the guest sees it.
-pub fn describe(connection: &Connection) -> ws::Connection {
+pub(crate) fn describe(connection: &Connection) -> ws::Connection {
     ws::Connection {
         id: connection.id(),
         path: connection.path().to_owned(),
@@ -136,7 +139,11 @@ pub fn describe(connection: &Connection) -> ws::Connection {
 /// Hibernate mode: a fresh instance for one event.
 async fn once(app: SharedApp, event: Event) -> wasmtime::Result<Outcome> {
     let mut store = app.new_store();
-    let guest = app.squall_pre()?.instantiate_async(&mut store).await?;
+    let guest = app
+        .component()
+        .squall_pre()?
+        .instantiate_async(&mut store)
+        .await?;
     store
         .run_concurrent(async move |accessor| call(&guest, accessor, event).await)
         .await?
@@ -146,7 +153,7 @@ async fn once(app: SharedApp, event: Event) -> wasmtime::Result<Outcome> {
 /// a time. Guest tasks spawned by a handler keep running between events.
 async fn live_instance(app: SharedApp, mut calls: mpsc::Receiver<Call>) {
     let mut store = app.new_store();
-    let instantiated = match app.squall_pre() {
+    let instantiated = match app.component().squall_pre() {
         Ok(pre) => pre.instantiate_async(&mut store).await,
         Err(err) => Err(err),
     };
@@ -174,7 +181,11 @@ async fn live_instance(app: SharedApp, mut calls: mpsc::Receiver<Call>) {
     }
 }
 
-async fn call(guest: &App, accessor: &Accessor<State>, event: Event) -> wasmtime::Result<Outcome> {
+async fn call(
+    guest: &App,
+    accessor: &Accessor<GuestState>,
+    event: Event,
+) -> wasmtime::Result<Outcome> {
     let handler = guest.squall_app_websocket_handler();
     match event {
         Event::Open(connection, request) => Ok(Outcome::Opened(
@@ -194,6 +205,3 @@ async fn call(guest: &App, accessor: &Accessor<State>, event: Event) -> wasmtime
         }
     }
 }
-
-/// How long a closing handshake may take before the socket is dropped.
-pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);

@@ -1,0 +1,222 @@
+//! Bodies the host sends (a response to a client, a guest's request to an
+//! upstream), and the consumer that takes what a guest writes to a stream.
+
+use crate::error::BoxError;
+use bytes::Bytes;
+use futures::channel::{mpsc, oneshot};
+use futures::{Sink, StreamExt};
+use http_body::{Body, Frame, SizeHint};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use tokio::task::JoinHandle;
+use wasmtime::StoreContextMut;
+use wasmtime::component::{Source, StreamConsumer, StreamResult};
+use wasmtime_wasi_http::WasiBody;
+
+/// Largest chunk taken from a guest stream in one go.
+const MAX_CHUNK: usize = 64 * 1024;
+/// Chunks buffered between a guest stream and hyper.
+const CHUNKS_IN_FLIGHT: usize = 4;
+
+/// Takes what a guest writes to a stream and hands it to hyper through a
+/// bounded channel. When the channel is full the guest's write stays
+/// pending: that is the backpressure.
+pub(crate) struct ChunkConsumer {
+    chunks: mpsc::Sender<Bytes>,
+    /// Dropped with the consumer, which tells its owner the stream ended.
+    _ended: oneshot::Sender<()>,
+}
+
+impl ChunkConsumer {
+    /// The consumer, the receiving end for hyper, and a signal of the stream's end.
+    pub(crate) fn new() -> (Self, mpsc::Receiver<Bytes>, oneshot::Receiver<()>) {
+        let (chunks, receiver) = mpsc::channel(CHUNKS_IN_FLIGHT);
+        let (ended, ended_signal) = oneshot::channel();
+        let consumer = ChunkConsumer {
+            chunks,
+            _ended: ended,
+        };
+        (consumer, receiver, ended_signal)
+    }
+}
+
+impl<D> StreamConsumer<D> for ChunkConsumer {
+    type Item = u8;
+
+    fn poll_consume(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        store: StoreContextMut<D>,
+        source: Source<'_, u8>,
+        finish: bool,
+    ) -> Poll<wasmtime::Result<StreamResult>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.chunks).poll_ready(cx) {
+            Poll::Ready(Ok(())) => {}
+            // hyper dropped the body: the peer is gone.
+            Poll::Ready(Err(_)) => return Poll::Ready(Ok(StreamResult::Dropped)),
+            Poll::Pending if finish => return Poll::Ready(Ok(StreamResult::Cancelled)),
+            Poll::Pending => return Poll::Pending,
+        }
+        let mut source = source.as_direct(store);
+        let available = source.remaining();
+        let count = available.len().min(MAX_CHUNK);
+        if count == 0 {
+            return Poll::Ready(Ok(StreamResult::Completed));
+        }
+        let chunk = Bytes::copy_from_slice(&available[..count]);
+        source.mark_read(count);
+        match Pin::new(&mut this.chunks).start_send(chunk) {
+            Ok(()) => Poll::Ready(Ok(StreamResult::Completed)),
+            Err(_) => Poll::Ready(Ok(StreamResult::Dropped)),
+        }
+    }
+}
+
+/// A body the host sends: a response to a client, or a guest's request to
+/// an upstream.
+pub(crate) enum OutgoingBody {
+    /// Complete in memory.
+    Full(Option<Bytes>),
+    /// Produced by wasmtime-wasi-http for a standard `wasi:http` component.
+    /// When `guest` is given, that future owns the component's store: it is
+    /// driven as the body is read (a WASI 0.3 body is written by the guest
+    /// as it goes) and dropped with the body.
+    Wasi {
+        body: WasiBody,
+        guest: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    },
+    /// Written by a guest as it goes. When `guest` is given, the body ends
+    /// cleanly only if that task (which owns the guest's store) does.
+    Streamed {
+        chunks: mpsc::Receiver<Bytes>,
+        guest: Option<JoinHandle<Result<(), BoxError>>>,
+    },
+}
+
+impl OutgoingBody {
+    /// A body complete in memory.
+    pub(crate) fn full(bytes: impl Into<Bytes>) -> Self {
+        let bytes = bytes.into();
+        OutgoingBody::Full((!bytes.is_empty()).then_some(bytes))
+    }
+
+    /// No body.
+    pub(crate) fn empty() -> Self {
+        OutgoingBody::Full(None)
+    }
+
+    /// A standard component's outgoing request body.
+    pub(crate) fn standard(body: WasiBody) -> Self {
+        OutgoingBody::Wasi { body, guest: None }
+    }
+}
+
+impl Body for OutgoingBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            OutgoingBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            OutgoingBody::Wasi { body, guest } => {
+                if let Some(running) = guest
+                    && running.as_mut().poll(cx).is_ready()
+                {
+                    *guest = None;
+                }
+                Pin::new(body)
+                    .poll_frame(cx)
+                    .map(|frame| frame.map(|frame| frame.map_err(BoxError::from)))
+            }
+            OutgoingBody::Streamed { chunks, guest } => {
+                if let Some(chunk) = ready!(chunks.poll_next_unpin(cx)) {
+                    return Poll::Ready(Some(Ok(Frame::data(chunk))));
+                }
+                let Some(task) = guest else {
+                    return Poll::Ready(None);
+                };
+                // The guest's stream ended; a clean end only if the guest did.
+                match ready!(Pin::new(task).poll(cx)) {
+                    Ok(Ok(())) => Poll::Ready(None),
+                    Ok(Err(err)) => Poll::Ready(Some(Err(err))),
+                    Err(join) => Poll::Ready(Some(Err(join.into()))),
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            OutgoingBody::Full(bytes) => bytes.is_none(),
+            OutgoingBody::Wasi { body, .. } => body.is_end_stream(),
+            OutgoingBody::Streamed { .. } => false,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            OutgoingBody::Full(bytes) => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
+            OutgoingBody::Wasi { body, .. } => body.size_hint(),
+            OutgoingBody::Streamed { .. } => SizeHint::default(),
+        }
+    }
+}
+
+impl Drop for OutgoingBody {
+    fn drop(&mut self) {
+        // The peer is gone or the body is done: stop the guest and free its
+        // instance.
+        if let OutgoingBody::Streamed {
+            guest: Some(task), ..
+        } = self
+        {
+            task.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn a_full_body_is_sent_once_with_its_size() {
+        let body = OutgoingBody::full("hello");
+        assert_eq!(body.size_hint().exact(), Some(5));
+        assert!(!body.is_end_stream());
+        let bytes = body.collect().await.expect("complete").to_bytes();
+        assert_eq!(bytes, "hello");
+        assert!(OutgoingBody::full("").is_end_stream());
+        assert!(OutgoingBody::empty().is_end_stream());
+    }
+
+    #[tokio::test]
+    async fn a_streamed_body_ends_cleanly_only_if_its_guest_does() {
+        let (mut sender, chunks) = mpsc::channel(4);
+        let guest = tokio::spawn(async { Ok::<(), BoxError>(()) });
+        sender.try_send(Bytes::from("a")).expect("room");
+        drop(sender);
+        let body = OutgoingBody::Streamed {
+            chunks,
+            guest: Some(guest),
+        };
+        assert_eq!(body.collect().await.expect("clean end").to_bytes(), "a");
+
+        let (sender, chunks) = mpsc::channel::<Bytes>(4);
+        drop(sender);
+        let guest = tokio::spawn(async { Err::<(), BoxError>("the guest trapped".into()) });
+        let body = OutgoingBody::Streamed {
+            chunks,
+            guest: Some(guest),
+        };
+        let err = body.collect().await.expect_err("a broken body");
+        assert_eq!(err.to_string(), "the guest trapped");
+    }
+}

@@ -1,0 +1,81 @@
+//! Running guests: one executor per kind of guest. A request goes to the
+//! squall-world executor ([`squall`]) or the standard wasi:http one
+//! ([`wasi_http`]) by what the app's component exports; WebSocket events go
+//! to [`socket_events`]. Each runs its guest in a fresh instance (or a
+//! connection's live one) under the app's limits, and turns what comes back,
+//! or what went wrong ([`HostError`](crate::error::HostError)), into an
+//! answer.
+
+mod socket_events;
+mod squall;
+mod wasi_http;
+
+pub(crate) use socket_events::{Events, Opened, describe};
+
+use crate::app::SharedApp;
+use crate::body::{InboundBody, OutgoingBody};
+use crate::runtime::{Guest, OnCancel};
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode};
+use std::time::Instant;
+
+/// Run `request` through a fresh instance of `app`, and log it.
+pub(crate) async fn dispatch(
+    app: SharedApp,
+    request: Request<InboundBody>,
+) -> Response<OutgoingBody> {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let cancelled = OnCancel::new("the client went away before the response");
+    let response = match app.component().guest() {
+        Guest::Squall(_) => squall::run(app, request).await,
+        Guest::Standard(_) => wasi_http::run(app, request).await,
+    };
+    cancelled.disarm();
+    tracing::info!(
+        method = %method,
+        path,
+        status = response.status().as_u16(),
+        ms = format_args!("{:.2}", started.elapsed().as_secs_f64() * 1000.0),
+        "request"
+    );
+    response
+}
+
+/// A short plain-text answer that reveals nothing about the guest.
+pub(crate) fn error_response(status: StatusCode) -> Response<OutgoingBody> {
+    let reason = status.canonical_reason().unwrap_or("Error");
+    let mut response = Response::new(OutgoingBody::full(format!("{reason}\n")));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+pub(crate) use squall::call_once;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn error_responses_say_only_the_reason() {
+        let response = error_response(StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.status(), 503);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "text/plain; charset=utf-8"
+        );
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        assert_eq!(body, "Service Unavailable\n");
+    }
+}

@@ -1,0 +1,165 @@
+//! A loaded app's component: compiled, pre-linked, and told apart by what
+//! it exports (a squall-sdk app or a standard wasi:http component).
+
+use super::store::{State, new_store};
+use crate::bindings::AppPre;
+use crate::config::Limits;
+use wasmtime::component::Component;
+use wasmtime::{Engine, Store};
+use wasmtime_wasi_http::handler::ProxyPre;
+
+/// An app's compiled, pre-linked component and its limits, ready to
+/// instantiate once per request.
+pub(crate) struct AppComponent<H: 'static> {
+    guest: Guest<H>,
+    limits: Limits,
+    engine: Engine,
+}
+
+/// A loaded component's handler.
+pub(crate) enum Guest<H: 'static> {
+    /// A squall-sdk app (`squall:app/handler`).
+    Squall(AppPre<State<H>>),
+    /// A standard wasi:http component.
+    Standard(ProxyPre<State<H>>),
+}
+
+impl<H: Send + 'static> AppComponent<H> {
+    pub(super) fn new(guest: Guest<H>, limits: Limits, engine: Engine) -> Self {
+        AppComponent {
+            guest,
+            limits,
+            engine,
+        }
+    }
+
+    /// The app's limits.
+    pub(crate) fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Its handler, by kind.
+    pub(crate) fn guest(&self) -> &Guest<H> {
+        &self.guest
+    }
+
+    /// The pre-instance of a squall-sdk app; an error for a standard one.
+    pub(crate) fn squall_pre(&self) -> wasmtime::Result<&AppPre<State<H>>> {
+        match &self.guest {
+            Guest::Squall(pre) => Ok(pre),
+            Guest::Standard(_) => Err(wasmtime::Error::msg(
+                "a standard wasi:http component has no squall:app exports",
+            )),
+        }
+    }
+
+    /// A fresh store with this app's limits, holding `host` for the
+    /// capabilities.
+    pub(crate) fn new_store(&self, host: H) -> Store<State<H>> {
+        new_store(&self.engine, &self.limits, host)
+    }
+}
+
+/// What kind of handler a component exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ComponentKind {
+    Squall,
+    WasiHttp2,
+    WasiHttp3,
+    Unknown,
+}
+
+impl ComponentKind {
+    pub(super) fn of(component: &Component, engine: &Engine) -> Self {
+        let exports: Vec<String> = component
+            .component_type()
+            .exports(engine)
+            .map(|(name, _)| name.to_owned())
+            .collect();
+        ComponentKind::from_exports(&exports)
+    }
+
+    fn from_exports(exports: &[String]) -> Self {
+        let has = |prefix: &str| exports.iter().any(|name| name.starts_with(prefix));
+        if has("squall:app/handler@0.1") {
+            ComponentKind::Squall
+        } else if has("wasi:http/handler@0.3") {
+            ComponentKind::WasiHttp3
+        } else if has("wasi:http/incoming-handler@0.2") {
+            ComponentKind::WasiHttp2
+        } else {
+            ComponentKind::Unknown
+        }
+    }
+
+    pub(super) fn describe(self) -> &'static str {
+        match self {
+            ComponentKind::Squall => "squall:app component",
+            ComponentKind::WasiHttp2 => "standard wasi:http 0.2 proxy component",
+            ComponentKind::WasiHttp3 => "standard wasi:http 0.3 service component",
+            ComponentKind::Unknown => "unknown component",
+        }
+    }
+}
+
+/// The component binary starts with the wasm magic and a component layer.
+pub(super) fn is_component(bytes: &[u8]) -> bool {
+    bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[6..8] == [0x01, 0x00]
+}
+
+/// The WASI interfaces a component may import that Squall links but never
+/// grants: its calls will be denied.
+pub(super) fn denied_import(import: &str) -> Option<&'static str> {
+    ["wasi:filesystem/", "wasi:sockets/"]
+        .into_iter()
+        .find(|prefix| import.starts_with(prefix))
+        .map(|prefix| prefix.trim_end_matches('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(exports: &[&str]) -> ComponentKind {
+        let exports: Vec<String> = exports.iter().map(|e| (*e).to_owned()).collect();
+        ComponentKind::from_exports(&exports)
+    }
+
+    #[test]
+    fn kinds_are_told_apart_by_their_exports() {
+        assert_eq!(
+            kind(&[
+                "squall:app/handler@0.1.0",
+                "squall:app/websocket-handler@0.1.0"
+            ]),
+            ComponentKind::Squall
+        );
+        assert_eq!(kind(&["wasi:http/handler@0.3.0"]), ComponentKind::WasiHttp3);
+        assert_eq!(
+            kind(&["wasi:http/incoming-handler@0.2.6"]),
+            ComponentKind::WasiHttp2
+        );
+        assert_eq!(kind(&["wasi:cli/run@0.2.0"]), ComponentKind::Unknown);
+    }
+
+    #[test]
+    fn only_components_pass_the_header_check() {
+        assert!(is_component(b"\0asm\x0d\x00\x01\x00rest"));
+        assert!(!is_component(b"\0asm\x01\x00\x00\x00core module"));
+        assert!(!is_component(b"\0asm"));
+        assert!(!is_component(b"#!/bin/sh\n"));
+    }
+
+    #[test]
+    fn files_and_sockets_are_named_as_denied() {
+        assert_eq!(
+            denied_import("wasi:filesystem/types@0.2.0"),
+            Some("wasi:filesystem")
+        );
+        assert_eq!(
+            denied_import("wasi:sockets/tcp@0.2.0"),
+            Some("wasi:sockets")
+        );
+        assert_eq!(denied_import("wasi:clocks/monotonic-clock@0.2.0"), None);
+    }
+}

@@ -1,0 +1,74 @@
+//! The one wasmtime `Engine`: the pooling allocator sized for the host's
+//! instances, and the epoch ticker that CPU limits count on.
+
+use super::store::EPOCH_TICK;
+use anyhow::{Context, Result};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// Bytes of each pool slot kept resident and reset in place between instances.
+const KEEP_RESIDENT: usize = 1 << 20;
+
+/// Engine-wide settings, from the manifest's `[server]` table and the apps.
+#[derive(Debug, Clone)]
+pub(crate) struct RuntimeConfig {
+    /// Instances alive at once, over all apps.
+    pub(crate) max_instances: u32,
+    /// The largest `memory` limit of any app (the size of a pool slot).
+    pub(crate) max_memory: u64,
+}
+
+/// Start the engine and its epoch ticker.
+pub(super) fn start(config: &RuntimeConfig) -> Result<Engine> {
+    let engine = Engine::new(&engine_config(config))
+        .map_err(anyhow::Error::from)
+        .with_context(|| {
+            format!(
+                "cannot start the wasm engine with max_instances = {} \
+                 (each instance slot reserves about 4 GiB of address space; lower it)",
+                config.max_instances
+            )
+        })?;
+    start_epoch_ticker(&engine);
+    Ok(engine)
+}
+
+fn engine_config(config: &RuntimeConfig) -> Config {
+    let instances = config.max_instances.max(1);
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(instances)
+        // A Rust component is a handful of core instances and tables, and
+        // one memory (a component with more fails to instantiate: 503).
+        .total_core_instances(instances.saturating_mul(8))
+        .total_memories(instances)
+        .total_tables(instances.saturating_mul(8))
+        // Each live store keeps one fiber stack.
+        .total_stacks(instances)
+        .max_memory_size(usize::try_from(config.max_memory).unwrap_or(usize::MAX))
+        // Reset a used slot by rewriting only its dirty pages (found with
+        // PAGEMAP_SCAN where the kernel has it) instead of madvise: the next
+        // instance then takes no page faults and no TLB shootdowns.
+        .pagemap_scan(Enabled::Auto)
+        .linear_memory_keep_resident(KEEP_RESIDENT)
+        .table_keep_resident(KEEP_RESIDENT);
+    let mut wasm = Config::new();
+    wasm.wasm_component_model_async(true)
+        .epoch_interruption(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    wasm
+}
+
+/// Advance the engine's epoch every [`EPOCH_TICK`] until the engine is dropped.
+fn start_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("squall-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .map(drop)
+        .unwrap_or_else(|err| tracing::error!("cannot start the epoch ticker: {err}"));
+}

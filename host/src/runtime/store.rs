@@ -1,0 +1,181 @@
+//! What each store holds: the WASI context, the resource table, the
+//! accounting that enforces an app's limits, and the capabilities' own
+//! per-store data (`H`, chosen by the layer above: the runtime never knows
+//! which capabilities exist).
+
+use super::guest_log::GuestLog;
+use crate::config::Limits;
+use crate::error::HostError;
+use std::time::Duration;
+use wasmtime::component::ResourceTable;
+use wasmtime::{Engine, ResourceLimiter, Store, UpdateDeadline};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// How often the epoch advances: the granularity of CPU accounting and of
+/// the slices a busy guest runs for before it yields to other tasks.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// The data of one store (one instance, normally one request).
+pub(crate) struct State<H> {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    memory: MemoryLimit,
+    cpu: CpuBudget,
+    host: H,
+}
+
+impl<H> State<H> {
+    /// The capabilities' data for this store.
+    pub(crate) fn host(&self) -> &H {
+        &self.host
+    }
+
+    /// The resource table and the capabilities' data, borrowed together.
+    pub(crate) fn table_and_host(&mut self) -> (&mut ResourceTable, &mut H) {
+        (&mut self.table, &mut self.host)
+    }
+
+    /// Give a long-lived instance its full CPU budget again (per event).
+    pub(crate) fn refill_cpu_budget(&mut self) {
+        self.cpu.left = self.cpu.budget;
+    }
+}
+
+impl<H: Send + 'static> WasiView for State<H> {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Epoch ticks of guest execution left before the CPU limit stops it.
+struct CpuBudget {
+    left: u64,
+    budget: u64,
+}
+
+impl CpuBudget {
+    fn new(cpu_time: Duration) -> Self {
+        let budget = ticks(cpu_time);
+        CpuBudget {
+            left: budget,
+            budget,
+        }
+    }
+
+    /// Charge one tick; an error once the budget is spent.
+    fn charge(&mut self) -> Result<(), HostError> {
+        if self.left == 0 {
+            return Err(HostError::CpuTime);
+        }
+        self.left -= 1;
+        Ok(())
+    }
+}
+
+/// The app's `memory` limit on linear memory, reported as
+/// [`HostError::Memory`] when a guest grows past it.
+struct MemoryLimit {
+    max: usize,
+}
+
+impl ResourceLimiter for MemoryLimit {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max {
+            return Err(HostError::Memory.into());
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        _desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // Tables are bounded by the pool's slot size.
+        Ok(true)
+    }
+}
+
+/// A fresh store with `limits`, holding `host` for the capabilities.
+pub(super) fn new_store<H: Send + 'static>(
+    engine: &Engine,
+    limits: &Limits,
+    host: H,
+) -> Store<State<H>> {
+    // No files, sockets, environment or arguments: capabilities are granted
+    // through squall:app imports, never ambient.
+    let wasi = WasiCtx::builder()
+        .stdout(GuestLog::stdout())
+        .stderr(GuestLog::stderr())
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .build();
+    let state = State {
+        wasi,
+        table: ResourceTable::new(),
+        memory: MemoryLimit {
+            max: usize::try_from(limits.memory).unwrap_or(usize::MAX),
+        },
+        cpu: CpuBudget::new(limits.cpu_time),
+        host,
+    };
+    let mut store = Store::new(engine, state);
+    store.limiter(|state| &mut state.memory);
+    // Called once per tick in which the guest runs: charge it, then yield so
+    // a busy guest never holds the event loop for more than one tick.
+    store.epoch_deadline_callback(|mut store| {
+        store.data_mut().cpu.charge()?;
+        Ok(UpdateDeadline::Yield(1))
+    });
+    store.set_epoch_deadline(1);
+    store
+}
+
+/// Whole ticks in `duration`, at least one.
+fn ticks(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis() / EPOCH_TICK.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_time_is_counted_in_whole_ticks() {
+        assert_eq!(ticks(Duration::from_secs(10)), 1000);
+        assert_eq!(ticks(Duration::from_millis(25)), 2);
+        assert_eq!(ticks(Duration::from_millis(1)), 1, "never zero");
+    }
+
+    #[test]
+    fn the_budget_runs_out_and_can_be_refilled() {
+        let mut cpu = CpuBudget::new(Duration::from_millis(20));
+        assert!(cpu.charge().is_ok());
+        assert!(cpu.charge().is_ok());
+        assert!(matches!(cpu.charge(), Err(HostError::CpuTime)));
+        cpu.left = cpu.budget;
+        assert!(cpu.charge().is_ok());
+    }
+
+    #[test]
+    fn memory_past_the_limit_is_refused_as_a_memory_error() {
+        let mut limit = MemoryLimit { max: 1 << 20 };
+        assert!(matches!(limit.memory_growing(0, 1 << 20, None), Ok(true)));
+        let refused = limit
+            .memory_growing(1 << 20, 2 << 20, None)
+            .expect_err("over the limit");
+        assert!(matches!(HostError::from_guest(refused), HostError::Memory));
+    }
+}

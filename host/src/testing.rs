@@ -1,0 +1,205 @@
+//! An in-process harness: load apps into the real runtime with the real
+//! capabilities, and drive requests and WebSocket events through the real
+//! executors without a TCP server (as Spin's `factors-test` and wasmtime's
+//! `tests/all` do). Tests of capabilities use it; end-to-end behaviour
+//! (hyper, sockets, signals, the command line) is tested against the real
+//! binary instead. Benchmarks use it to time a bare instance.
+//!
+//! ```no_run
+//! # async fn example() -> anyhow::Result<()> {
+//! use squall::testing::Harness;
+//! let harness = Harness::component("target/wasm32-wasip2/release/hello.wasm".as_ref())?;
+//! let response = harness.get("/hello/you").await?;
+//! assert_eq!(response.body(), "Hello, you!");
+//! # Ok(()) }
+//! ```
+
+use crate::app::{Apps, SharedApp};
+use crate::bindings::websocket_types::WsMessage;
+use crate::body::inbound;
+use crate::cargo_build::component_for;
+use crate::config::{Manifest, WebSocketMode};
+use crate::convert::request_head_to_wit;
+use crate::dispatch::{Events, Opened, call_once, describe};
+use crate::hub::Connection;
+use crate::server::{AppRouter, route, websocket_route};
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use std::path::Path;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message as Frame;
+
+/// Apps loaded in-process, ready to take requests and WebSocket events.
+pub struct Harness {
+    apps: Apps,
+    router: AppRouter,
+}
+
+impl Harness {
+    /// The apps of manifest `text` (sources resolve against `base`; a crate
+    /// directory is built first, as `squall serve` does).
+    pub fn from_manifest(text: &str, base: &Path) -> Result<Harness> {
+        Harness::new(&Manifest::parse(text, "squall.toml", base)?)
+    }
+
+    /// One app served at `/` with default limits, from a `.wasm` component
+    /// or a crate directory (as `squall serve PATH`).
+    pub fn component(path: &Path) -> Result<Harness> {
+        Harness::new(&Manifest::single("app", path.to_path_buf()))
+    }
+
+    fn new(manifest: &Manifest) -> Result<Harness> {
+        let apps = Apps::load(manifest, |app| component_for(&app.source))?;
+        let router = AppRouter::new(apps.routes());
+        Ok(Harness { apps, router })
+    }
+
+    /// Route `request` to its app and run it as the server would, then read
+    /// the whole response body. An error if the body breaks off.
+    pub async fn request<B>(&self, request: http::Request<B>) -> Result<http::Response<Bytes>>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let response = route(&self.router, request.map(inbound)).await;
+        let (parts, body) = response.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map_err(|err| anyhow::anyhow!("the response body broke off: {err}"))?;
+        Ok(http::Response::from_parts(parts, body.to_bytes()))
+    }
+
+    /// `GET path`, without a body.
+    pub async fn get(&self, path: &str) -> Result<http::Response<Bytes>> {
+        let request = http::Request::get(path).body(http_body_util::Empty::<Bytes>::new())?;
+        self.request(request).await
+    }
+
+    /// Instantiate the app serving `path`, call its `handle` with a bodiless
+    /// `GET path`, and return the status: the cost of a fresh instance
+    /// without HTTP.
+    pub async fn call_once(&self, path: &str) -> Result<u16> {
+        let app = self.app_for(path)?;
+        call_once(app.clone(), path)
+            .await
+            .map_err(anyhow::Error::from)
+    }
+
+    /// Open a WebSocket on `path` (it must be one of its app's WebSocket
+    /// routes): the guest's `on-open` runs, and an error says why if it
+    /// refuses.
+    pub async fn websocket(&self, path: &str) -> Result<TestSocket> {
+        let app = self.app_for(path)?;
+        let route = websocket_route(app, path)
+            .with_context(|| format!("{path} is not a WebSocket route of its app"))?;
+        let events = match route.mode {
+            WebSocketMode::Hibernate => Events::hibernate(app.clone()),
+            WebSocketMode::Live => Events::live(app.clone()),
+        };
+        let connection = app.hub().connect(app.name(), path, route.send_queue);
+        let outbox = connection
+            .take_outbox()
+            .context("a new connection has its outbox")?;
+        let (parts, ()) = http::Request::get(path).body(())?.into_parts();
+        match events.open(&connection, request_head_to_wit(&parts)).await {
+            Ok(Opened::Accept { .. }) => Ok(TestSocket {
+                events,
+                connection,
+                outbox,
+            }),
+            Ok(Opened::Reject(response)) => {
+                app.hub().disconnect(&connection);
+                bail!(
+                    "the guest rejected the upgrade with status {}",
+                    response.status
+                )
+            }
+            Err(failure) => {
+                app.hub().disconnect(&connection);
+                bail!("on-open failed: {failure}")
+            }
+        }
+    }
+
+    fn app_for(&self, path: &str) -> Result<&SharedApp> {
+        self.router
+            .find(path)
+            .with_context(|| format!("no app serves {path}"))
+    }
+
+    /// How many WebSocket connections are open.
+    pub fn open_connections(&self) -> usize {
+        self.apps.hub().len()
+    }
+}
+
+/// A message the host queued for a WebSocket client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SocketMessage {
+    /// A text message.
+    Text(String),
+    /// A binary message.
+    Binary(Vec<u8>),
+}
+
+/// A WebSocket opened in-process: events go to the guest as the socket task
+/// would deliver them, and what the guest (or the broker) sends is queued
+/// here instead of on a socket.
+pub struct TestSocket {
+    events: Events,
+    connection: Arc<Connection>,
+    outbox: mpsc::Receiver<Frame>,
+}
+
+impl TestSocket {
+    /// The connection's id, as the guest sees it.
+    pub fn id(&self) -> u64 {
+        self.connection.id()
+    }
+
+    /// Deliver a text message and wait for the guest's `on-message`.
+    pub async fn send_text(&self, text: &str) -> Result<()> {
+        self.deliver(WsMessage::Text(text.to_owned())).await
+    }
+
+    /// Deliver a binary message and wait for the guest's `on-message`.
+    pub async fn send_binary(&self, bytes: &[u8]) -> Result<()> {
+        self.deliver(WsMessage::Binary(bytes.to_vec())).await
+    }
+
+    async fn deliver(&self, message: WsMessage) -> Result<()> {
+        self.events
+            .clone()
+            .message(describe(&self.connection), message)
+            .await
+            .map_err(|failure| anyhow::anyhow!("on-message failed: {failure}"))
+    }
+
+    /// The next message queued for the client, waiting for it.
+    pub async fn recv(&mut self) -> Option<SocketMessage> {
+        loop {
+            match self.outbox.recv().await? {
+                Frame::Text(text) => return Some(SocketMessage::Text(text.to_string())),
+                Frame::Binary(bytes) => return Some(SocketMessage::Binary(bytes.to_vec())),
+                _ => continue,
+            }
+        }
+    }
+
+    /// The close the guest asked for (code and reason), waiting for it.
+    pub async fn close_requested(&self) -> (u16, String) {
+        let frame = self.connection.close_requested().await;
+        (frame.code.into(), frame.reason.to_string())
+    }
+
+    /// Close the connection: the guest's `on-close` runs with `code`.
+    pub async fn close(self, code: u16, reason: &str) {
+        self.events.app().hub().disconnect(&self.connection);
+        self.events
+            .close(&self.connection, code, reason.to_owned())
+            .await;
+    }
+}
