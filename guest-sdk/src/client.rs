@@ -43,11 +43,14 @@ pub enum FetchError {
     Protocol(String),
     /// The body arrived but is not what the caller asked for (text, JSON).
     Decode(String),
+    /// Too many fetches in flight for this request or this app; the
+    /// manifest key (`max_fetches_per_request`, `max_fetches`) is named.
+    Limit(String),
 }
 
 impl FetchError {
     /// `denied`, `invalid-request`, `connect`, `tls`, `timeout`,
-    /// `too-large`, `protocol` or `decode`.
+    /// `too-large`, `protocol`, `decode` or `limit`.
     pub fn kind(&self) -> &'static str {
         match self {
             FetchError::Denied(_) => "denied",
@@ -58,6 +61,7 @@ impl FetchError {
             FetchError::TooLarge => "too-large",
             FetchError::Protocol(_) => "protocol",
             FetchError::Decode(_) => "decode",
+            FetchError::Limit(_) => "limit",
         }
     }
 }
@@ -72,7 +76,8 @@ impl std::fmt::Display for FetchError {
             | FetchError::Connect(why)
             | FetchError::Tls(why)
             | FetchError::Protocol(why)
-            | FetchError::Decode(why) => write!(f, "fetch failed ({}): {why}", self.kind()),
+            | FetchError::Decode(why)
+            | FetchError::Limit(why) => write!(f, "fetch failed ({}): {why}", self.kind()),
         }
     }
 }
@@ -80,10 +85,12 @@ impl std::fmt::Display for FetchError {
 impl std::error::Error for FetchError {}
 
 impl crate::IntoResponse for FetchError {
-    /// `504` for a timeout, `502` otherwise: an upstream failed.
+    /// `504` for a timeout, `503` for a limit of the app's, `502`
+    /// otherwise: an upstream failed.
     fn into_response(self) -> crate::Response {
         let status = match self {
             FetchError::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            FetchError::Limit(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_GATEWAY,
         };
         crate::Error::new(status, self.to_string()).into_response()

@@ -50,6 +50,9 @@ pub enum PubSubError {
     Denied(String),
     /// A bad topic name or an oversized payload.
     Invalid(String),
+    /// The app is at one of its pub/sub limits; the manifest key
+    /// (`pubsub_topics`, `pubsub_history_bytes`) is named.
+    Limit(String),
     /// The host has no pub/sub: the app was built as a standard wasi:http
     /// component, and pub/sub is a Squall capability.
     Unavailable,
@@ -60,6 +63,7 @@ impl std::fmt::Display for PubSubError {
         match self {
             PubSubError::Denied(why) => write!(f, "pubsub denied: {why}"),
             PubSubError::Invalid(why) => write!(f, "pubsub: {why}"),
+            PubSubError::Limit(why) => write!(f, "pubsub limit: {why}"),
             PubSubError::Unavailable => f.write_str(
                 "pubsub is a Squall capability: this component was built for standard wasi:http hosts",
             ),

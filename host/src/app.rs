@@ -1,14 +1,19 @@
 //! An app as the host serves it: its component, what its manifest grants
-//! it, and its WebSocket routes. Each request or event gets a fresh store
-//! from here.
+//! it, where it is reached, and the fences around it (its share of the
+//! instance pool, requests and WebSockets in flight). Each request or event
+//! gets a fresh store from here.
 
 use crate::capabilities::{self, Grants, GuestState, Shared, StoreCapabilities};
 use crate::config::{AppConfig, Limits, Manifest, WebSocketRoute};
+use crate::error::HostError;
 use crate::hub::Hub;
+use crate::limit_log::{Limit, LimitHits};
+use crate::routes::{Claim, RouteTable};
 use crate::runtime::{AppComponent, Guest, Runtime, RuntimeConfig};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::Store;
 
 /// A loaded app, shared by every connection task.
@@ -17,6 +22,13 @@ pub(crate) struct App {
     component: AppComponent<StoreCapabilities>,
     grants: Arc<Grants>,
     websockets: Vec<WebSocketRoute>,
+    claims: Vec<Claim>,
+    strip_prefix: bool,
+    /// `max_concurrency`: HTTP requests in flight.
+    requests: Arc<Semaphore>,
+    /// `max_connections`: open WebSockets.
+    connections: Arc<Semaphore>,
+    hits: Arc<LimitHits>,
 }
 
 /// Apps are shared by every connection task.
@@ -30,18 +42,25 @@ impl App {
         config: &AppConfig,
         wasm: &Path,
     ) -> Result<App> {
-        let component = runtime.load(&config.name, wasm, &config.limits)?;
+        let hits = Arc::new(LimitHits::new(&config.name));
+        let component = runtime.load(&config.name, wasm, &config.limits, hits.clone())?;
         if matches!(component.guest(), Guest::Standard(_)) && !config.websockets.is_empty() {
             anyhow::bail!(
                 "app {:?} is a standard wasi:http component: WebSocket routes need a squall-sdk app",
                 config.name
             );
         }
+        let limits = &config.limits;
         Ok(App {
             name: config.name.as_str().into(),
             component,
-            grants: Grants::new(config, shared),
+            grants: Grants::new(config, shared, hits.clone()),
             websockets: config.websockets.clone(),
+            claims: Claim::all(&config.hosts, &config.routes).map_err(anyhow::Error::msg)?,
+            strip_prefix: config.strip_prefix,
+            requests: Arc::new(Semaphore::new(permits(limits.max_concurrency))),
+            connections: Arc::new(Semaphore::new(permits(limits.max_connections))),
+            hits,
         })
     }
 
@@ -60,6 +79,11 @@ impl App {
         &self.websockets
     }
 
+    /// Whether it sees paths without the prefix it was reached by.
+    pub(crate) fn strip_prefix(&self) -> bool {
+        self.strip_prefix
+    }
+
     /// The open WebSocket connections of every app.
     pub(crate) fn hub(&self) -> &Arc<Hub> {
         self.grants.hub()
@@ -70,11 +94,55 @@ impl App {
         &self.component
     }
 
-    /// A fresh store with this app's limits and grants, for one request.
-    pub(crate) fn new_store(&self) -> Store<GuestState> {
+    /// The limits it has hit, counted.
+    pub(crate) fn hits(&self) -> &LimitHits {
+        &self.hits
+    }
+
+    /// What it holds now: instances, topics, bytes of topic history.
+    pub(crate) fn usage(&self) -> (u32, u32, u64) {
+        let (topics, bytes) = self.grants.topic_usage();
+        (self.component.instances_in_use(), topics, bytes)
+    }
+
+    /// A fresh store with this app's limits and grants, for one request or
+    /// event; an error if the app's share of the instance pool is taken.
+    pub(crate) fn new_store(&self) -> Result<Store<GuestState>, HostError> {
         self.component
             .new_store(StoreCapabilities::new(self.grants.clone()))
+            .inspect_err(|failure| self.hits.hit(Limit::Instances, &failure.to_string()))
     }
+
+    /// A place among the app's requests in flight (`max_concurrency`).
+    pub(crate) fn admit_request(&self) -> Result<OwnedSemaphorePermit, HostError> {
+        self.requests.clone().try_acquire_owned().map_err(|_| {
+            let why = format!(
+                "the app has {} requests in flight (max_concurrency)",
+                self.limits().max_concurrency
+            );
+            self.hits.hit(Limit::Concurrency, &why);
+            HostError::Busy(why)
+        })
+    }
+
+    /// A place among the app's open WebSockets (`max_connections`).
+    pub(crate) fn admit_connection(&self) -> Result<OwnedSemaphorePermit, HostError> {
+        self.connections.clone().try_acquire_owned().map_err(|_| {
+            let why = format!(
+                "the app has {} WebSockets open (max_connections)",
+                self.limits().max_connections
+            );
+            self.hits.hit(Limit::Connections, &why);
+            HostError::Busy(why)
+        })
+    }
+}
+
+/// A semaphore's permits for a limit of `count`.
+fn permits(count: u32) -> usize {
+    usize::try_from(count)
+        .unwrap_or(usize::MAX)
+        .min(Semaphore::MAX_PERMITS)
 }
 
 /// Every app of a manifest, loaded into one runtime with the services they
@@ -83,7 +151,7 @@ pub(crate) struct Apps {
     /// Kept alive as long as any app: it owns the engine's epoch ticker.
     _runtime: Runtime<StoreCapabilities>,
     shared: Shared,
-    apps: Vec<(Vec<String>, SharedApp)>,
+    apps: Vec<SharedApp>,
 }
 
 impl Apps {
@@ -112,7 +180,7 @@ impl Apps {
                 .with_context(|| format!("cannot prepare app {:?}", config.name))?;
             let app = App::load(&runtime, &shared, config, &wasm)
                 .with_context(|| format!("cannot load app {:?}", config.name))?;
-            apps.push((config.routes.clone(), Arc::new(app)));
+            apps.push(Arc::new(app));
         }
         Ok(Apps {
             _runtime: runtime,
@@ -121,11 +189,19 @@ impl Apps {
         })
     }
 
-    /// Each app with the path prefixes it serves.
-    pub(crate) fn routes(&self) -> impl Iterator<Item = (Vec<String>, SharedApp)> + '_ {
-        self.apps
-            .iter()
-            .map(|(routes, app)| (routes.clone(), app.clone()))
+    /// The table that finds each request's app.
+    pub(crate) fn router(&self) -> Result<RouteTable<SharedApp>> {
+        RouteTable::new(
+            self.apps
+                .iter()
+                .map(|app| (app.name().to_owned(), app.claims.clone(), app.clone())),
+        )
+        .map_err(anyhow::Error::msg)
+    }
+
+    /// The loaded apps.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &SharedApp> {
+        self.apps.iter()
     }
 
     /// The open WebSocket connections of every app.

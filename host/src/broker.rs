@@ -4,10 +4,17 @@
 //!
 //! Guests share no memory; this is where Tornado's class-level
 //! `waiters = set()` lives instead. Topic names are namespaced per app by
-//! the caller (see [`TopicKey`]).
+//! the caller (see [`TopicKey`]), and each app's topics are fenced by its
+//! [`AppTopics`]: how many it may have and how many bytes their histories
+//! keep. A topic with no history, waiter or subscriber is collected.
+//!
+//! Locks: the map of topics is held only to find, create or remove a topic;
+//! each topic has its own lock, which orders its messages. Payloads are
+//! parsed (for `with-id` frames) before any lock is taken.
 
 use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -49,32 +56,104 @@ pub(crate) trait Subscriber: Send + Sync {
     fn deliver(&self, frame: Frame);
 }
 
+/// One app's fence around its topics, and what it uses of it.
+#[derive(Debug)]
+pub(crate) struct AppTopics {
+    /// Topics it may have at once.
+    max_topics: u32,
+    /// Bytes the histories of all its topics may keep.
+    max_bytes: u64,
+    /// Messages each topic keeps.
+    history: usize,
+    topics: AtomicU32,
+    bytes: AtomicU64,
+}
+
+impl AppTopics {
+    /// A fence of `max_topics` topics, `max_bytes` of history, and
+    /// `history` messages per topic.
+    pub(crate) fn new(max_topics: u32, max_bytes: u64, history: usize) -> Arc<Self> {
+        Arc::new(AppTopics {
+            max_topics,
+            max_bytes,
+            history: history.max(1),
+            topics: AtomicU32::new(0),
+            bytes: AtomicU64::new(0),
+        })
+    }
+
+    /// Topics the app has now.
+    pub(crate) fn topics(&self) -> u32 {
+        self.topics.load(Ordering::Relaxed)
+    }
+
+    /// Bytes its topics keep now.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Take `len` bytes of the history budget, if they fit.
+    fn take_bytes(&self, len: u64) -> bool {
+        self.bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                used.checked_add(len)
+                    .filter(|total| *total <= self.max_bytes)
+            })
+            .is_ok()
+    }
+
+    fn give_bytes(&self, len: u64) {
+        self.bytes.fetch_sub(len, Ordering::Relaxed);
+    }
+}
+
+/// Why the broker refused: the app is at one of its pub/sub limits.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Refused {
+    /// It has as many topics as `pubsub_topics` allows.
+    #[error("the app has {0} topics (pubsub_topics)")]
+    TooManyTopics(u32),
+    /// The message does not fit in `pubsub_history_bytes`.
+    #[error("the app's topics keep {0} bytes of history (pubsub_history_bytes)")]
+    HistoryFull(u64),
+}
+
 struct Subscription {
     subscriber: Arc<dyn Subscriber>,
     with_id: bool,
 }
 
 struct Topic {
+    app: Arc<AppTopics>,
+    /// The id of the last message, for long-poll waiters.
+    latest: watch::Sender<u64>,
+    state: Mutex<TopicState>,
+}
+
+struct TopicState {
     /// The id the next message gets.
     next_id: u64,
     history: VecDeque<Arc<Published>>,
-    capacity: usize,
-    /// The id of the last message, for long-poll waiters.
-    latest: watch::Sender<u64>,
     subscribers: HashMap<u64, Subscription>,
 }
 
 impl Topic {
-    fn new(capacity: usize) -> Self {
-        Topic {
-            next_id: 1,
-            history: VecDeque::new(),
-            capacity: capacity.max(1),
-            latest: watch::Sender::new(0),
-            subscribers: HashMap::new(),
-        }
+    fn state(&self) -> MutexGuard<'_, TopicState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 
+    /// Nothing keeps it: no history, no waiter, no subscriber.
+    fn is_idle(&self) -> bool {
+        let state = self.state();
+        state.history.is_empty()
+            && state.subscribers.is_empty()
+            && self.latest.receiver_count() == 0
+    }
+}
+
+impl TopicState {
     fn last_id(&self) -> u64 {
         self.next_id - 1
     }
@@ -86,10 +165,23 @@ impl Topic {
     }
 }
 
+impl Drop for Topic {
+    fn drop(&mut self) {
+        let kept: u64 = self
+            .state()
+            .history
+            .iter()
+            .map(|message| message.payload.len() as u64)
+            .sum();
+        self.app.give_bytes(kept);
+        self.app.topics.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// All topics of all apps.
 #[derive(Default)]
 pub(crate) struct Broker {
-    topics: Mutex<HashMap<TopicKey, Topic>>,
+    topics: Mutex<HashMap<TopicKey, Arc<Topic>>>,
 }
 
 impl Broker {
@@ -98,38 +190,89 @@ impl Broker {
         Arc::new(Broker::default())
     }
 
-    fn topics(&self) -> MutexGuard<'_, HashMap<TopicKey, Topic>> {
-        // A panic while holding the lock cannot leave a topic half-updated
-        // in a way that matters more than stopping all pub/sub would.
+    fn topics(&self) -> MutexGuard<'_, HashMap<TopicKey, Arc<Topic>>> {
+        // Each change to the map is one insert or remove: a poisoned lock
+        // still holds a consistent map.
         self.topics
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
     }
 
-    /// Publish `payload` and return its id. `history` is how many messages
-    /// the topic keeps (set when the topic is first used).
-    pub(crate) fn publish(&self, key: &TopicKey, payload: Bytes, history: usize) -> u64 {
+    /// The topic `key`, created (within the app's fence) if it is new.
+    fn topic(&self, key: &TopicKey, app: &Arc<AppTopics>) -> Result<Arc<Topic>, Refused> {
         let mut topics = self.topics();
-        let topic = topics
-            .entry(key.clone())
-            .or_insert_with(|| Topic::new(history));
-        let id = topic.next_id;
-        topic.next_id += 1;
-        let message = Arc::new(Published { id, payload });
-        if topic.history.len() == topic.capacity {
-            topic.history.pop_front();
+        if let Some(topic) = topics.get(key) {
+            return Ok(topic.clone());
         }
-        topic.history.push_back(message.clone());
-        topic.latest.send_replace(id);
-        if !topic.subscribers.is_empty() {
-            let frames = Frames::new(&message);
-            for subscription in topic.subscribers.values() {
-                subscription
-                    .subscriber
-                    .deliver(frames.get(subscription.with_id));
+        let counted = app
+            .topics
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |count| {
+                (count < app.max_topics).then_some(count + 1)
+            });
+        if counted.is_err() {
+            return Err(Refused::TooManyTopics(app.max_topics));
+        }
+        let topic = Arc::new(Topic {
+            app: app.clone(),
+            latest: watch::Sender::new(0),
+            state: Mutex::new(TopicState {
+                next_id: 1,
+                history: VecDeque::new(),
+                subscribers: HashMap::new(),
+            }),
+        });
+        topics.insert(key.clone(), topic.clone());
+        Ok(topic)
+    }
+
+    /// Forget `key` if nothing keeps it any more.
+    fn collect(&self, key: &TopicKey) {
+        let mut topics = self.topics();
+        if topics.get(key).is_some_and(|topic| topic.is_idle()) {
+            topics.remove(key);
+        }
+    }
+
+    /// Publish `payload` and return its id.
+    pub(crate) fn publish(
+        &self,
+        key: &TopicKey,
+        payload: Bytes,
+        app: &Arc<AppTopics>,
+    ) -> Result<u64, Refused> {
+        let len = payload.len() as u64;
+        // Parsed before any lock: only the id is spliced in under it.
+        let frames = Frames::new(payload.clone());
+        let topic = self.topic(key, app)?;
+        let mut state = topic.state();
+        while state.history.len() >= app.history {
+            evict_oldest(&mut state, app);
+        }
+        // The topic makes room from its own history; an app whose other
+        // topics hold its whole budget is refused.
+        while !app.take_bytes(len) {
+            if !evict_oldest(&mut state, app) {
+                drop(state);
+                drop(topic);
+                self.collect(key);
+                return Err(Refused::HistoryFull(app.max_bytes));
             }
         }
-        id
+        let id = state.next_id;
+        state.next_id += 1;
+        state.history.push_back(Arc::new(Published { id, payload }));
+        topic.latest.send_replace(id);
+        if !state.subscribers.is_empty() {
+            let with_id = frames.with_id(id);
+            for subscription in state.subscribers.values() {
+                let frame = match (&with_id, subscription.with_id) {
+                    (Some(frame), true) => frame.clone(),
+                    _ => frames.raw.clone(),
+                };
+                subscription.subscriber.deliver(frame);
+            }
+        }
+        Ok(id)
     }
 
     /// Messages with ids above `after` (default: the latest), waiting up to
@@ -139,40 +282,38 @@ impl Broker {
         key: &TopicKey,
         after: Option<u64>,
         timeout: Duration,
-        history: usize,
-    ) -> Vec<Arc<Published>> {
+        app: &Arc<AppTopics>,
+    ) -> Result<Vec<Arc<Published>>, Refused> {
+        let topic = self.topic(key, app)?;
         let (after, mut latest) = {
-            let mut topics = self.topics();
-            let topic = topics
-                .entry(key.clone())
-                .or_insert_with(|| Topic::new(history));
-            let after = after.unwrap_or(topic.last_id());
-            let newer = topic.newer_than(after);
+            let state = topic.state();
+            let after = after.unwrap_or(state.last_id());
+            let newer = state.newer_than(after);
             if !newer.is_empty() {
-                return newer;
+                return Ok(newer);
             }
             (after, topic.latest.subscribe())
         };
         let deadline = tokio::time::sleep(timeout);
         let mut deadline = std::pin::pin!(deadline);
-        loop {
+        let newer = loop {
             tokio::select! {
                 changed = latest.changed() => {
                     if changed.is_err() {
-                        return Vec::new();
+                        break Vec::new();
                     }
-                    let newer = self
-                        .topics()
-                        .get(key)
-                        .map(|topic| topic.newer_than(after))
-                        .unwrap_or_default();
+                    let newer = topic.state().newer_than(after);
                     if !newer.is_empty() {
-                        return newer;
+                        break newer;
                     }
                 }
-                () = &mut deadline => return Vec::new(),
+                () = &mut deadline => break Vec::new(),
             }
-        }
+        };
+        drop(latest);
+        drop(topic);
+        self.collect(key);
+        Ok(newer)
     }
 
     /// Feed `topic`'s messages to `subscriber` (known by `id`) from now on.
@@ -182,48 +323,71 @@ impl Broker {
         id: u64,
         subscriber: Arc<dyn Subscriber>,
         with_id: bool,
-        history: usize,
-    ) {
-        self.topics()
-            .entry(key.clone())
-            .or_insert_with(|| Topic::new(history))
-            .subscribers
-            .insert(
-                id,
-                Subscription {
-                    subscriber,
-                    with_id,
-                },
-            );
+        app: &Arc<AppTopics>,
+    ) -> Result<(), Refused> {
+        self.topic(key, app)?.state().subscribers.insert(
+            id,
+            Subscription {
+                subscriber,
+                with_id,
+            },
+        );
+        Ok(())
     }
 
     /// Stop feeding `key` to the subscriber `id`.
     pub(crate) fn unsubscribe(&self, key: &TopicKey, id: u64) {
-        if let Some(topic) = self.topics().get_mut(key) {
-            topic.subscribers.remove(&id);
+        let topic = self.topics().get(key).cloned();
+        if let Some(topic) = topic {
+            topic.state().subscribers.remove(&id);
+            drop(topic);
+            self.collect(key);
         }
+    }
+}
+
+/// Drop the topic's oldest message; false if it kept none.
+fn evict_oldest(state: &mut TopicState, app: &AppTopics) -> bool {
+    match state.history.pop_front() {
+        Some(oldest) => {
+            app.give_bytes(oldest.payload.len() as u64);
+            true
+        }
+        None => false,
     }
 }
 
 /// The frames one message becomes, built once however many subscribers.
 struct Frames {
     raw: Frame,
-    with_id: Frame,
+    /// A JSON-object payload without its `"id"`, re-serialized, so that a
+    /// frame with the message's id is a splice, not a parse.
+    object: Option<String>,
 }
 
 impl Frames {
-    fn new(message: &Published) -> Self {
-        let raw = payload_frame(message.payload.clone());
-        let with_id = with_id(message).map_or_else(|| raw.clone(), payload_frame);
-        Frames { raw, with_id }
+    fn new(payload: Bytes) -> Self {
+        let object = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&payload)
+            .ok()
+            .and_then(|mut object| {
+                object.remove("id");
+                serde_json::to_string(&object).ok()
+            });
+        Frames {
+            raw: payload_frame(payload),
+            object,
+        }
     }
 
-    fn get(&self, with_id: bool) -> Frame {
-        if with_id {
-            self.with_id.clone()
-        } else {
-            self.raw.clone()
-        }
+    /// The frame with `"id": id` first in the object; `None` if the payload
+    /// is not a JSON object.
+    fn with_id(&self, id: u64) -> Option<Frame> {
+        let object = self.object.as_deref()?;
+        let rest = object.strip_prefix('{')?;
+        let separator = if rest == "}" { "" } else { "," };
+        Some(Frame::Text(
+            format!("{{\"id\":{id}{separator}{rest}").into(),
+        ))
     }
 }
 
@@ -235,15 +399,6 @@ fn payload_frame(payload: Bytes) -> Frame {
     }
 }
 
-/// A JSON object payload with the message's `"id"` added; `None` for
-/// anything else.
-fn with_id(message: &Published) -> Option<Bytes> {
-    let mut object: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(&message.payload).ok()?;
-    object.insert("id".to_owned(), message.id.into());
-    serde_json::to_vec(&object).ok().map(Bytes::from)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,38 +407,55 @@ mod tests {
         TopicKey::new(&Arc::from("app"), topic)
     }
 
+    fn app(history: usize) -> Arc<AppTopics> {
+        AppTopics::new(100, 1 << 20, history)
+    }
+
     #[tokio::test]
     async fn ids_increase_and_history_is_bounded() {
         let broker = Broker::new();
+        let app = app(3);
         for n in 1..=5u64 {
-            assert_eq!(broker.publish(&key("t"), Bytes::from(n.to_string()), 3), n);
+            let id = broker.publish(&key("t"), Bytes::from(n.to_string()), &app);
+            assert_eq!(id, Ok(n));
         }
-        let kept = broker.wait(&key("t"), Some(0), Duration::ZERO, 3).await;
+        let kept = broker
+            .wait(&key("t"), Some(0), Duration::ZERO, &app)
+            .await
+            .expect("granted");
         let ids: Vec<u64> = kept.iter().map(|m| m.id).collect();
         assert_eq!(ids, vec![3, 4, 5]);
-        let newer = broker.wait(&key("t"), Some(4), Duration::ZERO, 3).await;
+        let newer = broker
+            .wait(&key("t"), Some(4), Duration::ZERO, &app)
+            .await
+            .expect("granted");
         assert_eq!(newer.len(), 1);
         assert_eq!(newer[0].payload, "5");
+        assert_eq!(app.bytes(), 3, "only what is kept is counted");
     }
 
     #[tokio::test]
     async fn waiters_wake_on_publish_and_time_out_otherwise() {
         let broker = Broker::new();
+        let app = app(10);
         let empty = broker
-            .wait(&key("t"), None, Duration::from_millis(20), 10)
-            .await;
+            .wait(&key("t"), None, Duration::from_millis(20), &app)
+            .await
+            .expect("granted");
         assert!(empty.is_empty());
         let waiter = {
-            let broker = broker.clone();
+            let (broker, app) = (broker.clone(), app.clone());
             tokio::spawn(async move {
                 broker
-                    .wait(&key("t"), None, Duration::from_secs(10), 10)
+                    .wait(&key("t"), None, Duration::from_secs(10), &app)
                     .await
             })
         };
         tokio::time::sleep(Duration::from_millis(20)).await;
-        broker.publish(&key("t"), Bytes::from_static(b"hi"), 10);
-        let woken = waiter.await.expect("the waiter finishes");
+        broker
+            .publish(&key("t"), Bytes::from_static(b"hi"), &app)
+            .expect("published");
+        let woken = waiter.await.expect("the waiter finishes").expect("granted");
         assert_eq!(woken.len(), 1);
         assert_eq!(woken[0].payload, "hi");
     }
@@ -291,27 +463,27 @@ mod tests {
     #[test]
     fn topics_of_different_apps_are_separate() {
         let broker = Broker::new();
-        let a = TopicKey::new(&Arc::from("a"), "chat");
-        let b = TopicKey::new(&Arc::from("b"), "chat");
-        assert_eq!(broker.publish(&a, Bytes::new(), 10), 1);
-        assert_eq!(broker.publish(&a, Bytes::new(), 10), 2);
-        assert_eq!(broker.publish(&b, Bytes::new(), 10), 1);
+        let (a, b) = (
+            TopicKey::new(&Arc::from("a"), "chat"),
+            TopicKey::new(&Arc::from("b"), "chat"),
+        );
+        let quota = app(10);
+        assert_eq!(broker.publish(&a, Bytes::new(), &quota), Ok(1));
+        assert_eq!(broker.publish(&a, Bytes::new(), &quota), Ok(2));
+        assert_eq!(broker.publish(&b, Bytes::new(), &quota), Ok(1));
     }
 
     #[test]
     fn json_objects_gain_their_id() {
-        let message = Published {
-            id: 7,
-            payload: Bytes::from_static(br#"{"body":"hi"}"#),
-        };
-        let frames = Frames::new(&message);
-        assert_eq!(frames.get(false), Frame::Text(r#"{"body":"hi"}"#.into()));
-        let Frame::Text(text) = frames.get(true) else {
+        let frames = Frames::new(Bytes::from_static(br#"{"body":"hi","id":"forged"}"#));
+        let Some(Frame::Text(text)) = frames.with_id(7) else {
             panic!("a text frame")
         };
         let value: serde_json::Value = serde_json::from_str(&text).expect("JSON");
-        assert_eq!(value["id"], 7);
+        assert_eq!(value["id"], 7, "the broker's id replaces the payload's");
         assert_eq!(value["body"], "hi");
+        let empty = Frames::new(Bytes::from_static(b"{}"));
+        assert_eq!(empty.with_id(1), Some(Frame::Text(r#"{"id":1}"#.into())));
     }
 
     /// A subscriber that keeps what it is given.
@@ -327,47 +499,115 @@ mod tests {
     #[test]
     fn subscribers_get_frames_until_they_unsubscribe() {
         let broker = Broker::new();
+        let app = app(10);
         let inbox = Arc::new(Inbox::default());
-        broker.subscribe(&key("t"), 1, inbox.clone(), false, 10);
-        broker.publish(&key("t"), Bytes::from_static(b"one"), 10);
-        broker.publish(&key("other"), Bytes::from_static(b"not mine"), 10);
+        broker
+            .subscribe(&key("t"), 1, inbox.clone(), false, &app)
+            .expect("granted");
+        broker
+            .publish(&key("t"), Bytes::from_static(b"one"), &app)
+            .expect("published");
+        broker
+            .publish(&key("other"), Bytes::from_static(b"not mine"), &app)
+            .expect("published");
         broker.unsubscribe(&key("t"), 1);
-        broker.publish(&key("t"), Bytes::from_static(b"two"), 10);
+        broker
+            .publish(&key("t"), Bytes::from_static(b"two"), &app)
+            .expect("published");
         let frames = inbox.0.lock().expect("not poisoned").clone();
         assert_eq!(frames, vec![Frame::Text("one".into())]);
     }
 
     #[test]
-    fn binary_payloads_become_binary_frames() {
-        let message = Published {
-            id: 1,
-            payload: Bytes::from_static(&[0xff, 0x00]),
-        };
-        let frames = Frames::new(&message);
-        assert!(matches!(frames.get(false), Frame::Binary(_)));
-        assert!(
-            matches!(frames.get(true), Frame::Binary(_)),
-            "not JSON: sent as it is"
-        );
-    }
-
-    #[test]
-    fn non_object_json_keeps_its_payload() {
-        let message = Published {
-            id: 3,
-            payload: Bytes::from_static(b"[1,2]"),
-        };
-        assert_eq!(Frames::new(&message).get(true), Frame::Text("[1,2]".into()));
+    fn binary_and_non_object_payloads_are_sent_as_they_are() {
+        let binary = Frames::new(Bytes::from_static(&[0xff, 0x00]));
+        assert!(matches!(binary.raw, Frame::Binary(_)));
+        assert!(binary.with_id(1).is_none());
+        let array = Frames::new(Bytes::from_static(b"[1,2]"));
+        assert!(array.with_id(3).is_none());
+        assert_eq!(array.raw, Frame::Text("[1,2]".into()));
     }
 
     #[tokio::test]
     async fn a_cursor_older_than_the_history_gets_what_is_kept() {
         let broker = Broker::new();
+        let app = app(4);
         for _ in 0..10 {
-            broker.publish(&key("t"), Bytes::new(), 4);
+            broker
+                .publish(&key("t"), Bytes::new(), &app)
+                .expect("published");
         }
-        let kept = broker.wait(&key("t"), Some(1), Duration::ZERO, 4).await;
+        let kept = broker
+            .wait(&key("t"), Some(1), Duration::ZERO, &app)
+            .await
+            .expect("granted");
         let ids: Vec<u64> = kept.iter().map(|m| m.id).collect();
         assert_eq!(ids, vec![7, 8, 9, 10]);
+    }
+
+    #[tokio::test]
+    async fn an_app_cannot_have_more_topics_than_its_fence() {
+        let broker = Broker::new();
+        let app = AppTopics::new(2, 1 << 20, 10);
+        broker
+            .publish(&key("a"), Bytes::new(), &app)
+            .expect("first");
+        broker
+            .publish(&key("b"), Bytes::new(), &app)
+            .expect("second");
+        assert_eq!(
+            broker.publish(&key("c"), Bytes::new(), &app),
+            Err(Refused::TooManyTopics(2))
+        );
+        assert!(
+            broker
+                .wait(&key("d"), None, Duration::ZERO, &app)
+                .await
+                .is_err()
+        );
+        let other_app = AppTopics::new(2, 1 << 20, 10);
+        let theirs = TopicKey::new(&Arc::from("other"), "c");
+        assert!(broker.publish(&theirs, Bytes::new(), &other_app).is_ok());
+    }
+
+    #[tokio::test]
+    async fn topics_nobody_keeps_are_collected() {
+        let broker = Broker::new();
+        let app = AppTopics::new(1, 1 << 20, 10);
+        for topic in ["a", "b", "c"] {
+            let got = broker
+                .wait(&key(topic), None, Duration::from_millis(1), &app)
+                .await
+                .expect("the last topic was collected");
+            assert!(got.is_empty());
+        }
+        let inbox = Arc::new(Inbox::default());
+        broker
+            .subscribe(&key("s"), 1, inbox, false, &app)
+            .expect("room");
+        assert_eq!(app.topics(), 1);
+        broker.unsubscribe(&key("s"), 1);
+        assert_eq!(app.topics(), 0);
+    }
+
+    #[test]
+    fn history_bytes_are_fenced_per_app() {
+        let broker = Broker::new();
+        let app = AppTopics::new(10, 10, 100);
+        broker
+            .publish(&key("a"), Bytes::from_static(b"123456"), &app)
+            .expect("fits");
+        assert_eq!(
+            broker.publish(&key("b"), Bytes::from_static(b"123456"), &app),
+            Err(Refused::HistoryFull(10))
+        );
+        assert_eq!(app.topics(), 1, "the refused topic is not kept");
+        let small = AppTopics::new(10, 10, 1);
+        for _ in 0..5 {
+            broker
+                .publish(&key("x"), Bytes::from_static(b"123456"), &small)
+                .expect("the oldest makes room");
+        }
+        assert_eq!(small.bytes(), 6);
     }
 }

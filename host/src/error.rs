@@ -31,9 +31,12 @@ pub(crate) enum HostError {
     /// The client's body stopped with an error (reset, malformed framing).
     #[error("the request body broke off: {0}")]
     BrokenRequestBody(#[source] BoxError),
-    /// Every instance slot of the pool is taken.
+    /// No instance slot within the app's share of the pool.
     #[error("no instance slot is free: {0}")]
     NoInstanceSlot(String),
+    /// The app is at one of its limits on work in flight.
+    #[error("the app is busy: {0}")]
+    Busy(String),
     /// The guest finished without giving an answer.
     #[error("the guest finished without answering")]
     NoAnswer,
@@ -62,7 +65,7 @@ impl HostError {
             HostError::Timeout | HostError::CpuTime => StatusCode::GATEWAY_TIMEOUT,
             HostError::RequestBodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             HostError::BrokenRequestBody(_) => StatusCode::BAD_REQUEST,
-            HostError::NoInstanceSlot(_) => StatusCode::SERVICE_UNAVAILABLE,
+            HostError::NoInstanceSlot(_) | HostError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             HostError::Trap(_)
             | HostError::Memory
             | HostError::NoAnswer
@@ -72,8 +75,12 @@ impl HostError {
 
     /// The close code a WebSocket gets when its handler fails this way.
     pub(crate) fn close_code(&self) -> u16 {
-        // 1011: the server met a condition that kept it from serving.
-        1011
+        match self {
+            // 1013: try again later.
+            HostError::NoInstanceSlot(_) | HostError::Busy(_) => 1013,
+            // 1011: the server met a condition that kept it from serving.
+            _ => 1011,
+        }
     }
 
     /// Log the failure at the level it deserves: the guest's own faults are
@@ -84,8 +91,9 @@ impl HostError {
             HostError::Timeout
             | HostError::CpuTime
             | HostError::Memory
-            | HostError::RequestBodyTooLarge
-            | HostError::NoInstanceSlot(_) => tracing::warn!("{self}"),
+            | HostError::RequestBodyTooLarge => tracing::warn!("{self}"),
+            // Counted and logged, rate-limited, where the limit is.
+            HostError::NoInstanceSlot(_) | HostError::Busy(_) => tracing::debug!("{self}"),
             HostError::Trap(_) | HostError::NoAnswer | HostError::InvalidResponse(_) => {
                 tracing::error!("{self}")
             }

@@ -2,7 +2,7 @@
 //! and the pub/sub broker reach a socket (through its bounded outgoing
 //! queue), and how shutdown reaches them all.
 
-use crate::broker::{Broker, Subscriber, TopicKey};
+use crate::broker::{AppTopics, Broker, Refused as TopicRefused, Subscriber, TopicKey};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -108,15 +108,16 @@ impl Hub {
         connection: &Arc<Connection>,
         topic: TopicKey,
         with_id: bool,
-        history: usize,
-    ) {
+        fence: &Arc<AppTopics>,
+    ) -> Result<(), TopicRefused> {
         let subscriber: Arc<dyn Subscriber> = connection.clone();
         self.broker
-            .subscribe(&topic, connection.id, subscriber, with_id, history);
+            .subscribe(&topic, connection.id, subscriber, with_id, fence)?;
         let mut topics = lock(&connection.topics);
         if !topics.contains(&topic) {
             topics.push(topic);
         }
+        Ok(())
     }
 
     pub(crate) fn unsubscribe(&self, connection: &Connection, topic: &TopicKey) {
@@ -287,11 +288,17 @@ mod tests {
         let connection = hub.connect("chat", "/ws", 8);
         let mut outbox = connection.take_outbox().expect("outbox");
         let topic = TopicKey::new(&Arc::from("chat"), "room");
-        hub.subscribe(&connection, topic.clone(), false, 10);
-        broker.publish(&topic, Bytes::from_static(b"hello"), 10);
+        let fence = AppTopics::new(10, 1 << 20, 10);
+        hub.subscribe(&connection, topic.clone(), false, &fence)
+            .expect("room");
+        broker
+            .publish(&topic, Bytes::from_static(b"hello"), &fence)
+            .expect("published");
         assert_eq!(outbox.recv().await, Some(Frame::Text("hello".into())));
         hub.disconnect(&connection);
-        broker.publish(&topic, Bytes::from_static(b"gone"), 10);
+        broker
+            .publish(&topic, Bytes::from_static(b"gone"), &fence)
+            .expect("published");
         assert!(outbox.try_recv().is_err(), "no frame after disconnect");
     }
 }

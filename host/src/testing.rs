@@ -22,6 +22,7 @@ use crate::config::{Manifest, WebSocketMode};
 use crate::convert::request_head_to_wit;
 use crate::dispatch::{Events, Opened, call_once, describe};
 use crate::hub::Connection;
+use crate::limit_log::Limit;
 use crate::server::{AppRouter, route, websocket_route};
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
@@ -52,7 +53,7 @@ impl Harness {
 
     fn new(manifest: &Manifest) -> Result<Harness> {
         let apps = Apps::load(manifest, |app| component_for(&app.source))?;
-        let router = AppRouter::new(apps.routes());
+        let router = apps.router()?;
         Ok(Harness { apps, router })
     }
 
@@ -126,7 +127,8 @@ impl Harness {
 
     fn app_for(&self, path: &str) -> Result<&SharedApp> {
         self.router
-            .find(path)
+            .find(None, path)
+            .map(|found| found.app)
             .with_context(|| format!("no app serves {path}"))
     }
 
@@ -134,6 +136,44 @@ impl Harness {
     pub fn open_connections(&self) -> usize {
         self.apps.hub().len()
     }
+
+    /// How many times the app `app` hit the limit its manifest sets with
+    /// `key` (`max_instances`, `max_concurrency`, `max_connections`,
+    /// `pubsub_topics`, `pubsub_history_bytes`, `max_fetches`,
+    /// `log_per_request`).
+    pub fn limit_hits(&self, app: &str, key: &str) -> Result<u64> {
+        let limit =
+            Limit::from_key(key).with_context(|| format!("{key} is not a counted limit"))?;
+        Ok(self.app_named(app)?.hits().count(limit))
+    }
+
+    /// What the app `app` holds now.
+    pub fn usage(&self, app: &str) -> Result<Usage> {
+        let (instances, topics, topic_bytes) = self.app_named(app)?.usage();
+        Ok(Usage {
+            instances,
+            topics,
+            topic_bytes,
+        })
+    }
+
+    fn app_named(&self, name: &str) -> Result<&SharedApp> {
+        self.apps
+            .iter()
+            .find(|app| app.name() == name)
+            .with_context(|| format!("no app is named {name:?}"))
+    }
+}
+
+/// What an app holds at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    /// Instances of the pool.
+    pub instances: u32,
+    /// Pub/sub topics.
+    pub topics: u32,
+    /// Bytes its topics' histories keep.
+    pub topic_bytes: u64,
 }
 
 /// A message the host queued for a WebSocket client.

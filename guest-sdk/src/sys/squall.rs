@@ -156,6 +156,7 @@ fn fetch_error(error: wit::FetchError) -> FetchError {
         wit::FetchError::Timeout => FetchError::Timeout,
         wit::FetchError::TooLarge => FetchError::TooLarge,
         wit::FetchError::Protocol(why) => FetchError::Protocol(why),
+        wit::FetchError::Limit(why) => FetchError::Limit(why),
     }
 }
 
@@ -198,6 +199,7 @@ fn pubsub_error(error: host_pubsub::PubsubError) -> PubSubError {
     match error {
         host_pubsub::PubsubError::Denied(why) => PubSubError::Denied(why),
         host_pubsub::PubsubError::Invalid(why) => PubSubError::Invalid(why),
+        host_pubsub::PubsubError::Limit(why) => PubSubError::Limit(why),
     }
 }
 

@@ -177,8 +177,8 @@ fn fetch_error(code: ErrorCode) -> FetchError {
         | Code::DestinationIpProhibited
         | Code::DestinationIpUnroutable
         | Code::ConnectionRefused
-        | Code::ConnectionTerminated
-        | Code::ConnectionLimitReached => FetchError::Connect(format!("{code:?}")),
+        | Code::ConnectionTerminated => FetchError::Connect(format!("{code:?}")),
+        Code::ConnectionLimitReached => FetchError::Limit(format!("{code:?}")),
         other => FetchError::Protocol(format!("{other:?}")),
     }
 }

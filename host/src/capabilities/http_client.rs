@@ -32,6 +32,12 @@ impl HostWithStore<GuestState> for HasSelf<GuestState> {
             Ok(outgoing) => outgoing,
             Err(err) => return Ok(Err(err)),
         };
+        let fetches = accessor.with(|mut access| access.get().host().fetches().clone());
+        // In flight until the guest has the whole body, or drops it.
+        let admitted = match grants.admit_fetch(&fetches) {
+            Ok(admitted) => admitted,
+            Err(why) => return Ok(Err(FetchError::Limit(why))),
+        };
         let outgoing = outgoing.with_body(accessor)?;
         let response = match tokio::time::timeout(
             head_timeout,
@@ -52,6 +58,7 @@ impl HostWithStore<GuestState> for HasSelf<GuestState> {
         accessor.with(|mut store| {
             let body = StreamReader::new(&mut store, producer)?;
             let body_result = FutureReader::new(&mut store, async move {
+                let _admitted = admitted;
                 let outcome = outcome.await.unwrap_or_else(|_| {
                     Err(FetchError::Protocol(
                         "the body ended without a result".into(),

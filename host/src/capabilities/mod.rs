@@ -14,16 +14,19 @@ mod time;
 mod websocket;
 
 use crate::bindings;
-use crate::broker::Broker;
+use crate::broker::{AppTopics, Broker, Refused};
 use crate::config::AppConfig;
 use crate::hub::Hub;
+use crate::limit_log::{Limit, LimitHits};
 use crate::outbound::{HttpClient, new_client};
 use crate::policy::{OutboundPolicy, TopicPolicy};
 use crate::runtime::State;
 use anyhow::Context;
 use outgoing_wasi_http::OutgoingHooks;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -67,20 +70,41 @@ pub(crate) struct Grants {
     /// A fetch's response-head timeout when the guest gives none.
     default_timeout: Duration,
     topics: TopicPolicy,
-    pubsub_history: usize,
+    /// The fence around its topics, and their use of it.
+    topic_fence: Arc<AppTopics>,
+    /// `max_fetches`: its outbound requests in flight.
+    fetches: Arc<Semaphore>,
+    max_fetches: u32,
+    /// `max_fetches_per_request`.
+    fetches_per_request: u32,
+    hits: Arc<LimitHits>,
     shared: Shared,
 }
 
 impl Grants {
-    /// The grants of the app `config` describes.
-    pub(crate) fn new(config: &AppConfig, shared: &Shared) -> Arc<Grants> {
+    /// The grants of the app `config` describes; its limit hits are
+    /// counted in `hits`.
+    pub(crate) fn new(config: &AppConfig, shared: &Shared, hits: Arc<LimitHits>) -> Arc<Grants> {
+        let limits = &config.limits;
         Arc::new(Grants {
             app: config.name.as_str().into(),
             outbound: config.outbound.clone(),
-            fetch_max_body: config.limits.fetch_max_body,
-            default_timeout: config.limits.timeout,
+            fetch_max_body: limits.fetch_max_body,
+            default_timeout: limits.timeout,
             topics: config.pubsub.clone(),
-            pubsub_history: config.pubsub_history,
+            topic_fence: AppTopics::new(
+                limits.pubsub_topics,
+                limits.pubsub_history_bytes,
+                config.pubsub_history,
+            ),
+            fetches: Arc::new(Semaphore::new(
+                usize::try_from(limits.max_fetches)
+                    .unwrap_or(usize::MAX)
+                    .min(Semaphore::MAX_PERMITS),
+            )),
+            max_fetches: limits.max_fetches,
+            fetches_per_request: limits.max_fetches_per_request,
+            hits,
             shared: shared.clone(),
         })
     }
@@ -93,6 +117,70 @@ impl Grants {
     /// The open WebSocket connections of every app.
     pub(crate) fn hub(&self) -> &Arc<Hub> {
         &self.shared.hub
+    }
+
+    /// The app's topics now, and the bytes their histories keep.
+    pub(crate) fn topic_usage(&self) -> (u32, u64) {
+        (self.topic_fence.topics(), self.topic_fence.bytes())
+    }
+}
+
+impl Grants {
+    /// A broker refusal, counted, as the guest sees it.
+    fn refused(&self, refused: Refused) -> bindings::pubsub::PubsubError {
+        let limit = match refused {
+            Refused::TooManyTopics(_) => Limit::Topics,
+            Refused::HistoryFull(_) => Limit::TopicBytes,
+        };
+        self.hits.hit(limit, &refused.to_string());
+        bindings::pubsub::PubsubError::Limit(refused.to_string())
+    }
+
+    /// A place for one more fetch of `request`'s, within both fences; the
+    /// refusal names the limit.
+    fn admit_fetch(&self, request: &Arc<AtomicU32>) -> Result<FetchPermit, String> {
+        let counted = request.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |count| {
+            (count < self.fetches_per_request).then_some(count + 1)
+        });
+        if counted.is_err() {
+            let why = format!(
+                "the request has {} fetches in flight (max_fetches_per_request)",
+                self.fetches_per_request
+            );
+            self.hits.hit(Limit::Fetches, &why);
+            return Err(why);
+        }
+        let request = FetchCount(request.clone());
+        match self.fetches.clone().try_acquire_owned() {
+            Ok(app) => Ok(FetchPermit {
+                _request: request,
+                _app: app,
+            }),
+            Err(_) => {
+                let why = format!(
+                    "the app has {} fetches in flight (max_fetches)",
+                    self.max_fetches
+                );
+                self.hits.hit(Limit::Fetches, &why);
+                Err(why)
+            }
+        }
+    }
+}
+
+/// One fetch's place in flight, for its request and its app; given back
+/// when the fetch is done.
+struct FetchPermit {
+    _request: FetchCount,
+    _app: OwnedSemaphorePermit,
+}
+
+/// One count of a request's fetches in flight.
+struct FetchCount(Arc<AtomicU32>);
+
+impl Drop for FetchCount {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -115,6 +203,11 @@ impl StoreCapabilities {
 
     fn grants(&self) -> &Arc<Grants> {
         self.hooks.grants()
+    }
+
+    /// This store's fetches in flight.
+    fn fetches(&self) -> &Arc<AtomicU32> {
+        self.hooks.fetches()
     }
 }
 

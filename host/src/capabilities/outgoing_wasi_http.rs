@@ -7,20 +7,30 @@ use crate::body::OutgoingBody;
 use crate::outbound::SendFailure;
 use http_body_util::BodyExt;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
-/// The hooks of one store: its app's grants.
+/// The hooks of one store: its app's grants, and the store's fetches in
+/// flight.
 pub(super) struct OutgoingHooks {
     grants: Arc<Grants>,
+    fetches: Arc<AtomicU32>,
 }
 
 impl OutgoingHooks {
     pub(super) fn new(grants: Arc<Grants>) -> Self {
-        OutgoingHooks { grants }
+        OutgoingHooks {
+            grants,
+            fetches: Arc::new(AtomicU32::new(0)),
+        }
     }
 
     pub(super) fn grants(&self) -> &Arc<Grants> {
         &self.grants
+    }
+
+    pub(super) fn fetches(&self) -> &Arc<AtomicU32> {
+        &self.fetches
     }
 }
 
@@ -37,6 +47,7 @@ impl WasiHttpHooks for OutgoingHooks {
         // nothing to add to them.
         drop(io);
         let grants = self.grants.clone();
+        let admitted = grants.admit_fetch(&self.fetches);
         Box::new(async move {
             if !grants.outbound.allows(request.uri()) {
                 tracing::info!(
@@ -45,6 +56,9 @@ impl WasiHttpHooks for OutgoingHooks {
                 );
                 return Err(Error::HttpRequestDenied);
             }
+            let Ok(admitted) = admitted else {
+                return Err(Error::ConnectionLimitReached);
+            };
             let first_byte = options
                 .and_then(|options| options.first_byte_timeout)
                 .unwrap_or(grants.default_timeout);
@@ -62,6 +76,11 @@ impl WasiHttpHooks for OutgoingHooks {
                     .map_err(|err| match err.downcast::<hyper::Error>() {
                         Ok(hyper) => Error::Hyper(*hyper),
                         Err(_) => Error::HttpResponseBodySize(None),
+                    })
+                    // In flight until its body is read or dropped.
+                    .map_frame(move |frame| {
+                        let _ = &admitted;
+                        frame
                     })
                     .boxed_unsync()
             });

@@ -38,11 +38,11 @@ impl Host for GuestState {
                 "the payload is over {MAX_PAYLOAD} bytes"
             ))));
         }
-        Ok(Ok(grants.shared.broker.publish(
-            &key,
-            Bytes::from(payload),
-            grants.pubsub_history,
-        )))
+        Ok(grants
+            .shared
+            .broker
+            .publish(&key, Bytes::from(payload), &grants.topic_fence)
+            .map_err(|refused| grants.refused(refused)))
     }
 }
 
@@ -59,16 +59,20 @@ impl HostWithStore<GuestState> for HasSelf<GuestState> {
             Err(err) => return Ok(Err(err)),
         };
         // Cancelled with the store when the client goes away.
-        let messages = grants
+        let waited = grants
             .shared
             .broker
             .wait(
                 &key,
                 after,
                 Duration::from_millis(u64::from(timeout_ms)),
-                grants.pubsub_history,
+                &grants.topic_fence,
             )
             .await;
+        let messages = match waited {
+            Ok(messages) => messages,
+            Err(refused) => return Ok(Err(grants.refused(refused))),
+        };
         Ok(Ok(messages
             .iter()
             .map(|message| Message {

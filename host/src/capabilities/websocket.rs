@@ -77,10 +77,10 @@ impl Host for GuestState {
         let Some(connection) = open_connection(self, connection) else {
             return Ok(Err(PubsubError::Invalid("the connection is closed".into())));
         };
-        grants
+        Ok(grants
             .hub()
-            .subscribe(&connection, key, with_id, grants.pubsub_history);
-        Ok(Ok(()))
+            .subscribe(&connection, key, with_id, &grants.topic_fence)
+            .map_err(|refused| grants.refused(refused)))
     }
 
     fn unsubscribe(&mut self, connection: u64, topic: String) -> wasmtime::Result<()> {

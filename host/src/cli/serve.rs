@@ -3,7 +3,6 @@
 use crate::app::Apps;
 use crate::cargo_build::component_for;
 use crate::config::Manifest;
-use crate::server::AppRouter;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use std::io::Write;
@@ -27,7 +26,7 @@ pub(super) fn run(args: ServeArgs) -> Result<()> {
         manifest.server.listen = listen;
     }
     let apps = Apps::load(&manifest, |app| component_for(&app.source))?;
-    let router = Arc::new(AppRouter::new(apps.routes()));
+    let router = Arc::new(apps.router()?);
 
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -42,7 +41,7 @@ pub(super) fn run(args: ServeArgs) -> Result<()> {
             listener,
             router,
             apps.hub().clone(),
-            manifest.server.drain_timeout,
+            &manifest.server,
             shutdown_signal(),
         )
         .await;

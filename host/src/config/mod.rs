@@ -14,156 +14,30 @@
 //!
 //! Unknown keys are errors, and every error names the file, line and key.
 
+mod app;
+mod server;
 mod values;
 
+pub(crate) use app::{AppConfig, Limits, WebSocketMode, WebSocketRoute};
+pub(crate) use server::ServerConfig;
 #[cfg(test)]
-use values::{parse_duration, parse_size};
+use values::{parse_duration, parse_percent, parse_size};
 
 use crate::policy::{OutboundPolicy, TopicPolicy};
+use crate::routes::{Claim, RouteTable};
 use anyhow::{Context, Result, bail};
+use app::{DEFAULT_PUBSUB_HISTORY, PoolDefaults, RawApp, default_routes};
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// A parsed, validated manifest.
 #[derive(Debug, Clone)]
 pub(crate) struct Manifest {
+    /// The `[server]` table.
     pub(crate) server: ServerConfig,
+    /// The apps, by name.
     pub(crate) apps: Vec<AppConfig>,
-}
-
-/// The `[server]` table.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub(crate) struct ServerConfig {
-    /// Address to listen on.
-    pub(crate) listen: SocketAddr,
-    /// Most instances alive at once, over all apps (the pooling allocator's size).
-    pub(crate) max_instances: u32,
-    /// How long a graceful shutdown waits for in-flight requests.
-    #[serde(deserialize_with = "values::duration")]
-    pub(crate) drain_timeout: Duration,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        ServerConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            max_instances: 1000,
-            drain_timeout: Duration::from_secs(10),
-        }
-    }
-}
-
-/// One `[app.NAME]` table.
-#[derive(Debug, Clone)]
-pub(crate) struct AppConfig {
-    pub(crate) name: String,
-    /// A guest crate directory or a `.wasm` component, resolved against the manifest's directory.
-    pub(crate) source: PathBuf,
-    /// Path prefixes this app serves.
-    pub(crate) routes: Vec<String>,
-    pub(crate) limits: Limits,
-    /// Where outbound requests may go.
-    pub(crate) outbound: OutboundPolicy,
-    /// The pub/sub topics it may use.
-    pub(crate) pubsub: TopicPolicy,
-    /// Messages each of its topics keeps for late readers.
-    pub(crate) pubsub_history: usize,
-    /// Routes that accept WebSocket upgrades, and how.
-    pub(crate) websockets: Vec<WebSocketRoute>,
-}
-
-/// One `[[app.NAME.websocket]]` table.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct WebSocketRoute {
-    /// Path prefixes whose upgrade requests become WebSocket connections.
-    #[serde(deserialize_with = "values::routes")]
-    pub(crate) routes: Vec<String>,
-    #[serde(default)]
-    pub(crate) mode: WebSocketMode,
-    /// Origins allowed besides the request's own (Tornado's `check_origin`).
-    #[serde(default)]
-    pub(crate) origins: Vec<String>,
-    /// Largest message accepted from a client (close 1009 beyond).
-    #[serde(default = "default_max_message", deserialize_with = "values::size")]
-    pub(crate) max_message: u64,
-    /// How often the host pings an idle client.
-    #[serde(
-        default = "default_ping_interval",
-        deserialize_with = "values::duration"
-    )]
-    pub(crate) ping_interval: Duration,
-    /// How long a ping may go unanswered before the connection is closed.
-    #[serde(
-        default = "default_ping_timeout",
-        deserialize_with = "values::duration"
-    )]
-    pub(crate) ping_timeout: Duration,
-    /// Messages queued for a client before a slow reader is closed.
-    #[serde(default = "default_send_queue")]
-    pub(crate) send_queue: usize,
-}
-
-/// How a WebSocket route runs its guest.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum WebSocketMode {
-    /// One instance per connection for its whole life: state lives in
-    /// guest memory, like a Tornado `WebSocketHandler` object.
-    Live,
-    /// An instance per event only; an idle connection costs no instance.
-    #[default]
-    Hibernate,
-}
-
-fn default_max_message() -> u64 {
-    64 << 10
-}
-
-fn default_ping_interval() -> Duration {
-    Duration::from_secs(30)
-}
-
-fn default_ping_timeout() -> Duration {
-    Duration::from_secs(10)
-}
-
-fn default_send_queue() -> usize {
-    256
-}
-
-/// Messages a topic keeps unless the manifest says otherwise.
-pub(crate) const DEFAULT_PUBSUB_HISTORY: usize = 100;
-
-/// Per-app limits; each has a default.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Limits {
-    /// Linear memory of one instance, in bytes.
-    pub(crate) memory: u64,
-    /// Wall-clock time for one request, including time spent awaiting the host.
-    pub(crate) timeout: Duration,
-    /// Time one request may spend running guest code.
-    pub(crate) cpu_time: Duration,
-    /// Largest request body accepted, in bytes (`413` beyond).
-    pub(crate) max_body: u64,
-    /// Largest response body a `fetch` may deliver, in bytes.
-    pub(crate) fetch_max_body: u64,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            memory: 64 << 20,
-            timeout: Duration::from_secs(30),
-            cpu_time: Duration::from_secs(10),
-            max_body: 10 << 20,
-            fetch_max_body: 64 << 20,
-        }
-    }
 }
 
 #[derive(Deserialize)]
@@ -173,36 +47,6 @@ struct RawManifest {
     server: ServerConfig,
     #[serde(default)]
     app: BTreeMap<String, RawApp>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawApp {
-    source: PathBuf,
-    #[serde(default = "default_routes", deserialize_with = "values::routes")]
-    routes: Vec<String>,
-    #[serde(default, deserialize_with = "values::optional_size")]
-    memory: Option<u64>,
-    #[serde(default, deserialize_with = "values::optional_duration")]
-    timeout: Option<Duration>,
-    #[serde(default, deserialize_with = "values::optional_duration")]
-    cpu_time: Option<Duration>,
-    #[serde(default, deserialize_with = "values::optional_size")]
-    max_body: Option<u64>,
-    #[serde(default, deserialize_with = "values::optional_size")]
-    fetch_max_body: Option<u64>,
-    #[serde(default, deserialize_with = "values::outbound")]
-    outbound: OutboundPolicy,
-    #[serde(default, deserialize_with = "values::topics")]
-    pubsub: TopicPolicy,
-    #[serde(default)]
-    pubsub_history: Option<usize>,
-    #[serde(default)]
-    websocket: Vec<WebSocketRoute>,
-}
-
-fn default_routes() -> Vec<String> {
-    vec!["/".to_owned()]
 }
 
 impl Manifest {
@@ -218,6 +62,19 @@ impl Manifest {
     /// resolve against `base`.
     pub(crate) fn parse(text: &str, file: &str, base: &Path) -> Result<Manifest> {
         let raw: RawManifest = deserialize(text, file)?;
+        let pool = raw.server.max_instances.max(1);
+        let count = u32::try_from(raw.app.len()).unwrap_or(u32::MAX);
+        let explicit: Vec<u32> = raw
+            .app
+            .values()
+            .filter_map(|app| app.reserved_instances)
+            .collect();
+        let defaults = PoolDefaults::new(
+            pool,
+            count,
+            u32::try_from(explicit.len()).unwrap_or(u32::MAX),
+            explicit.iter().fold(0u32, |sum, n| sum.saturating_add(*n)),
+        );
         let mut apps = Vec::new();
         for (name, raw_app) in raw.app {
             if !is_valid_name(&name) {
@@ -226,31 +83,13 @@ impl Manifest {
                     locate(text, file, &format!("app.{name}"), None)
                 );
             }
-            let defaults = Limits::default();
-            apps.push(AppConfig {
-                source: base.join(&raw_app.source),
-                routes: raw_app.routes,
-                limits: Limits {
-                    memory: raw_app.memory.unwrap_or(defaults.memory),
-                    timeout: raw_app.timeout.unwrap_or(defaults.timeout),
-                    cpu_time: raw_app.cpu_time.unwrap_or(defaults.cpu_time),
-                    max_body: raw_app.max_body.unwrap_or(defaults.max_body),
-                    fetch_max_body: raw_app.fetch_max_body.unwrap_or(defaults.fetch_max_body),
-                },
-                outbound: raw_app.outbound,
-                pubsub: raw_app.pubsub,
-                pubsub_history: raw_app
-                    .pubsub_history
-                    .unwrap_or(DEFAULT_PUBSUB_HISTORY)
-                    .max(1),
-                websockets: raw_app.websocket,
-                name,
-            });
+            apps.push(raw_app.resolve(name, base, pool, defaults));
         }
         if apps.is_empty() {
             bail!("{file}: the manifest declares no app: add an [app.NAME] table with a source");
         }
-        check_routes_unique(&apps, text, file)?;
+        check_shares(&apps, pool, text, file)?;
+        check_claims(&apps, text, file)?;
         Ok(Manifest {
             server: raw.server,
             apps,
@@ -259,20 +98,87 @@ impl Manifest {
 
     /// A manifest serving one app at `/` with default limits.
     pub(crate) fn single(name: &str, source: PathBuf) -> Manifest {
+        let server = ServerConfig::default();
         Manifest {
-            server: ServerConfig::default(),
             apps: vec![AppConfig {
                 name: name.to_owned(),
                 source,
+                hosts: Vec::new(),
                 routes: default_routes(),
-                limits: Limits::default(),
+                strip_prefix: false,
+                limits: Limits::alone(server.max_instances),
                 outbound: OutboundPolicy::default(),
                 pubsub: TopicPolicy::default(),
                 pubsub_history: DEFAULT_PUBSUB_HISTORY,
                 websockets: Vec::new(),
             }],
+            server,
         }
     }
+}
+
+/// Each app's floor and ceiling fit the pool, and the floors fit together.
+fn check_shares(apps: &[AppConfig], pool: u32, text: &str, file: &str) -> Result<()> {
+    let mut reserved = 0u32;
+    for app in apps {
+        let limits = &app.limits;
+        let at = |key: &str| locate(text, file, &format!("app.{}", app.name), Some(key));
+        if limits.max_instances == 0 || limits.max_instances > pool {
+            bail!(
+                "{}: app.{}.max_instances: {} must be between 1 and the server's max_instances ({pool})",
+                at("max_instances"),
+                app.name,
+                limits.max_instances
+            );
+        }
+        if limits.reserved_instances > limits.max_instances {
+            bail!(
+                "{}: app.{}.reserved_instances: {} is more than its max_instances ({})",
+                at("reserved_instances"),
+                app.name,
+                limits.reserved_instances,
+                limits.max_instances
+            );
+        }
+        reserved = reserved.saturating_add(limits.reserved_instances);
+        if reserved > pool {
+            bail!(
+                "{}: app.{}.reserved_instances: the apps reserve {reserved} instances, more than the server's max_instances ({pool})",
+                at("reserved_instances"),
+                app.name
+            );
+        }
+        for (key, value) in [
+            ("max_concurrency", limits.max_concurrency),
+            ("max_fetches", limits.max_fetches),
+            ("max_fetches_per_request", limits.max_fetches_per_request),
+        ] {
+            if value == 0 {
+                bail!("{}: app.{}.{key}: must be at least 1", at(key), app.name);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// No two apps claim the same host and path prefix.
+fn check_claims(apps: &[AppConfig], text: &str, file: &str) -> Result<()> {
+    let mut claims = Vec::new();
+    for app in apps {
+        let at = |key: &str| locate(text, file, &format!("app.{}", app.name), Some(key));
+        let mine = Claim::all(&app.hosts, &app.routes)
+            .map_err(|why| anyhow::anyhow!("{}: app.{}.hosts: {why}", at("hosts"), app.name))?;
+        claims.push((app.name.clone(), mine, ()));
+        if let Err(why) = RouteTable::new(claims.iter().cloned()) {
+            let key = if app.hosts.is_empty() {
+                "routes"
+            } else {
+                "hosts"
+            };
+            bail!("{}: app.{}.{key}: {why}", at(key), app.name);
+        }
+    }
+    Ok(())
 }
 
 fn deserialize<T: serde::de::DeserializeOwned>(text: &str, file: &str) -> Result<T> {
@@ -331,22 +237,6 @@ fn locate(text: &str, file: &str, table: &str, key: Option<&str>) -> String {
     position(text, file, Some(offset..offset))
 }
 
-fn check_routes_unique(apps: &[AppConfig], text: &str, file: &str) -> Result<()> {
-    let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
-    for app in apps {
-        for route in &app.routes {
-            if let Some(other) = seen.insert(route, &app.name) {
-                bail!(
-                    "{}: app.{}.routes: route {route:?} is already served by app {other:?}",
-                    locate(text, file, &format!("app.{}", app.name), Some("routes")),
-                    app.name
-                );
-            }
-        }
-    }
-    Ok(())
-}
-
 fn is_valid_name(name: &str) -> bool {
     !name.is_empty()
         && name
@@ -357,6 +247,7 @@ fn is_valid_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn parse(text: &str) -> Result<Manifest> {
         Manifest::parse(text, "squall.toml", Path::new("/srv"))
@@ -444,7 +335,10 @@ mod tests {
             "[app.a]\nsource = \"a.wasm\"\nroutes = [\"/x\"]\n[app.b]\nsource = \"b.wasm\"\nroutes = [\"/x\"]\n",
         );
         assert!(message.starts_with("squall.toml:6:"), "{message}");
-        assert!(message.contains("already served by app \"a\""), "{message}");
+        assert!(
+            message.contains("apps \"a\" and \"b\" both claim any host and path prefix \"/x\""),
+            "{message}"
+        );
     }
 
     #[test]
@@ -457,5 +351,60 @@ mod tests {
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("5 fortnights").is_err());
+        assert_eq!(parse_percent("25%"), Ok(25));
+        assert_eq!(parse_percent(" 150 %"), Ok(150));
+        assert!(parse_percent("25").is_err());
+        assert!(parse_percent("0%").is_err());
+    }
+
+    #[test]
+    fn apps_among_others_get_a_fenced_share_by_default() {
+        let manifest = parse(
+            "[server]\nmax_instances = 100\n[app.a]\nsource = \"a.wasm\"\nroutes = [\"/a\"]\n[app.b]\nsource = \"b.wasm\"\nroutes = [\"/b\"]\n",
+        )
+        .expect("valid manifest");
+        for app in &manifest.apps {
+            assert_eq!(app.limits.max_instances, 50, "{}", app.name);
+            assert_eq!(app.limits.reserved_instances, 12, "{}", app.name);
+            assert_eq!(app.limits.max_concurrency, 50, "{}", app.name);
+        }
+        let alone = parse("[app.a]\nsource = \"a.wasm\"\n").expect("valid");
+        assert_eq!(alone.apps[0].limits.max_instances, 1000);
+        assert_eq!(alone.apps[0].limits.reserved_instances, 0);
+    }
+
+    #[test]
+    fn floors_that_do_not_fit_are_refused() {
+        let message = error(
+            "[server]\nmax_instances = 10\n[app.a]\nsource = \"a.wasm\"\nroutes = [\"/a\"]\nreserved_instances = 5\n[app.b]\nsource = \"b.wasm\"\nroutes = [\"/b\"]\nreserved_instances = 5\n[app.c]\nsource = \"c.wasm\"\nroutes = [\"/c\"]\nreserved_instances = 1\n",
+        );
+        assert!(message.contains("app.c.reserved_instances"), "{message}");
+        assert!(message.contains("reserve 11"), "{message}");
+        assert!(message.starts_with("squall.toml:14:"), "{message}");
+        let message =
+            error("[app.a]\nsource = \"a.wasm\"\nmax_instances = 5\nreserved_instances = 6\n");
+        assert!(message.contains("more than its max_instances"), "{message}");
+        let message = error("[app.a]\nsource = \"a.wasm\"\nmax_instances = 5000\n");
+        assert!(message.contains("app.a.max_instances"), "{message}");
+        let message = error("[app.a]\nsource = \"a.wasm\"\nmax_fetches = 0\n");
+        assert!(message.contains("app.a.max_fetches"), "{message}");
+    }
+
+    #[test]
+    fn hosts_are_checked_and_may_share_a_path() {
+        let manifest = parse(
+            "[app.a]\nsource = \"a.wasm\"\nhosts = [\"a.localhost\"]\n[app.b]\nsource = \"b.wasm\"\nhosts = [\"*.localhost\"]\nstrip_prefix = true\n",
+        )
+        .expect("different hosts, same path");
+        assert_eq!(manifest.apps[1].hosts, vec!["*.localhost"]);
+        assert!(manifest.apps[1].strip_prefix);
+        let message = error("[app.a]\nsource = \"a.wasm\"\nhosts = [\"a.localhost:80\"]\n");
+        assert!(message.starts_with("squall.toml:3:"), "{message}");
+        assert!(message.contains("app.a.hosts"), "{message}");
+        let message = error(
+            "[app.a]\nsource = \"a.wasm\"\nhosts = [\"x.test\"]\n[app.b]\nsource = \"b.wasm\"\nhosts = [\"X.test\"]\n",
+        );
+        assert!(message.contains("both claim host \"x.test\""), "{message}");
+        assert!(message.starts_with("squall.toml:6:"), "{message}");
     }
 }

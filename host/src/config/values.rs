@@ -107,6 +107,32 @@ pub(super) fn routes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<S
     Ok(routes)
 }
 
+/// Parse a percentage such as `25%` or `150%` (more than one core).
+pub(crate) fn parse_percent(text: &str) -> Result<u32, String> {
+    let text = text.trim();
+    let number = text
+        .strip_suffix('%')
+        .and_then(|number| number.trim().parse::<u32>().ok())
+        .ok_or_else(|| format!("invalid share {text:?}: expected a percentage, e.g. \"25%\""))?;
+    if number == 0 {
+        return Err(format!("share {text:?} must be more than zero"));
+    }
+    Ok(number)
+}
+
+pub(super) fn optional_percent<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<u32>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    parse_percent(&text).map(Some).map_err(de::Error::custom)
+}
+
+pub(super) fn hosts<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    let hosts = Vec::<String>::deserialize(deserializer)?;
+    crate::routes::Claim::all(&hosts, &["/".to_owned()]).map_err(de::Error::custom)?;
+    Ok(hosts)
+}
+
 pub(super) fn size<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
     let text = String::deserialize(deserializer)?;
     parse_size(&text).map_err(de::Error::custom)

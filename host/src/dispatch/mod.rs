@@ -28,9 +28,18 @@ pub(crate) async fn dispatch(
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let cancelled = OnCancel::new("the client went away before the response");
-    let response = match app.component().guest() {
-        Guest::Squall(_) => squall::run(app, request).await,
-        Guest::Standard(_) => wasi_http::run(app, request).await,
+    let response = match app.admit_request() {
+        Err(busy) => error_response(busy.logged_status()),
+        Ok(admitted) => {
+            // An app over its CPU share waits its turn (its place held).
+            if let Some(pause) = app.component().charge_request() {
+                tokio::time::sleep(pause).await;
+            }
+            match app.component().guest() {
+                Guest::Squall(_) => squall::run(app, request, admitted).await,
+                Guest::Standard(_) => wasi_http::run(app, request, admitted).await,
+            }
+        }
     };
     cancelled.disarm();
     tracing::info!(
@@ -43,7 +52,8 @@ pub(crate) async fn dispatch(
     response
 }
 
-/// A short plain-text answer that reveals nothing about the guest.
+/// A short plain-text answer that reveals nothing about the guest. A 503
+/// (the app over its share) says when to try again.
 pub(crate) fn error_response(status: StatusCode) -> Response<OutgoingBody> {
     let reason = status.canonical_reason().unwrap_or("Error");
     let mut response = Response::new(OutgoingBody::full(format!("{reason}\n")));
@@ -52,6 +62,11 @@ pub(crate) fn error_response(status: StatusCode) -> Response<OutgoingBody> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
     response
 }
 
@@ -66,6 +81,7 @@ mod tests {
     async fn error_responses_say_only_the_reason() {
         let response = error_response(StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
         assert_eq!(
             response.headers()[header::CONTENT_TYPE],
             "text/plain; charset=utf-8"

@@ -138,7 +138,7 @@ pub(crate) fn describe(connection: &Connection) -> ws::Connection {
 
 /// Hibernate mode: a fresh instance for one event.
 async fn once(app: SharedApp, event: Event) -> wasmtime::Result<Outcome> {
-    let mut store = app.new_store();
+    let mut store = app.new_store()?;
     let guest = app
         .component()
         .squall_pre()?
@@ -152,7 +152,19 @@ async fn once(app: SharedApp, event: Event) -> wasmtime::Result<Outcome> {
 /// Live mode: one instance and one long `run_concurrent`, fed events one at
 /// a time. Guest tasks spawned by a handler keep running between events.
 async fn live_instance(app: SharedApp, mut calls: mpsc::Receiver<Call>) {
-    let mut store = app.new_store();
+    let mut store = match app.new_store() {
+        Ok(store) => store,
+        Err(failure) => {
+            let why = match failure {
+                HostError::NoInstanceSlot(why) => why,
+                other => other.to_string(),
+            };
+            while let Some((_, reply)) = calls.recv().await {
+                let _ = reply.send(Err(HostError::NoInstanceSlot(why.clone()).into()));
+            }
+            return;
+        }
+    };
     let instantiated = match app.component().squall_pre() {
         Ok(pre) => pre.instantiate_async(&mut store).await,
         Err(err) => Err(err),

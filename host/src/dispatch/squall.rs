@@ -15,6 +15,7 @@ use bytes::Bytes;
 use futures::channel::{mpsc, oneshot};
 use http::{Request, Response, StatusCode};
 use http_body::Body as _;
+use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
 use wasmtime::component::StreamReader;
 
@@ -31,7 +32,13 @@ enum HeadBody {
 }
 
 /// Run `request` through a fresh instance of the squall-sdk app `app`.
-pub(super) async fn run(app: SharedApp, request: Request<InboundBody>) -> Response<OutgoingBody> {
+/// `admitted` is its place among the app's requests in flight, held until
+/// the guest is done (its body too).
+pub(super) async fn run(
+    app: SharedApp,
+    request: Request<InboundBody>,
+    admitted: OwnedSemaphorePermit,
+) -> Response<OutgoingBody> {
     let limits = app.limits().clone();
     let (parts, body) = request.into_parts();
     if body.size_hint().lower() > limits.max_body {
@@ -45,8 +52,12 @@ pub(super) async fn run(app: SharedApp, request: Request<InboundBody>) -> Respon
         body,
     };
 
-    let (answer, guest) =
-        until_answer(limits.timeout, |head| run_guest(app, guest_request, head)).await;
+    let (answer, guest) = until_answer(limits.timeout, |head| async move {
+        let outcome = run_guest(app, guest_request, head).await;
+        drop(admitted);
+        outcome
+    })
+    .await;
     let head = match answer {
         Ok(head) => head,
         Err(failure) => return error_response(failure.logged_status()),
@@ -116,7 +127,7 @@ async fn run_guest(
     request: GuestRequest,
     head: oneshot::Sender<Head>,
 ) -> wasmtime::Result<()> {
-    let mut store = app.new_store();
+    let mut store = app.new_store()?;
     let guest = app
         .component()
         .squall_pre()?

@@ -15,6 +15,7 @@ use http::uri::{Authority, Scheme};
 use http::{Request, Response, StatusCode, Uri, header};
 use http_body::Body as _;
 use http_body_util::{BodyExt, LengthLimitError};
+use tokio::sync::OwnedSemaphorePermit;
 use wasmtime::AsContextMut;
 use wasmtime_wasi_http::handler::Prepared;
 use wasmtime_wasi_http::{Error as HttpError, WasiHttpView};
@@ -22,7 +23,13 @@ use wasmtime_wasi_http::{Error as HttpError, WasiHttpView};
 type Answer = Result<Response<wasmtime_wasi_http::WasiBody>, wasmtime::Error>;
 
 /// Run `request` through a fresh instance of the standard component `app`.
-pub(super) async fn run(app: SharedApp, request: Request<InboundBody>) -> Response<OutgoingBody> {
+/// `admitted` is its place among the app's requests in flight, held until
+/// the component is done (its body too).
+pub(super) async fn run(
+    app: SharedApp,
+    request: Request<InboundBody>,
+    admitted: OwnedSemaphorePermit,
+) -> Response<OutgoingBody> {
     let limits = app.limits().clone();
     let (mut parts, body) = request.into_parts();
     if body.size_hint().lower() > limits.max_body {
@@ -45,7 +52,12 @@ pub(super) async fn run(app: SharedApp, request: Request<InboundBody>) -> Respon
         .boxed_unsync();
     let request = Request::from_parts(parts, body);
 
-    let (answer, guest) = until_answer(limits.timeout, |answer| serve(app, request, answer)).await;
+    let (answer, guest) = until_answer(limits.timeout, |answer| async move {
+        let outcome = serve(app, request, answer).await;
+        drop(admitted);
+        outcome
+    })
+    .await;
     let response = match answer.and_then(|answer| answer.map_err(HostError::from_guest)) {
         Ok(response) => response,
         Err(failure) => return error_response(failure.logged_status()),
@@ -72,7 +84,7 @@ async fn serve(
     let Guest::Standard(pre) = app.component().guest() else {
         return Err(wasmtime::Error::msg("not a standard wasi:http component"));
     };
-    let mut store = app.new_store();
+    let mut store = app.new_store()?;
     let proxy = pre.instantiate_async(&mut store).await?;
     let prepared = Prepared::new(
         store.as_context_mut(),

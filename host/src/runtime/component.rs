@@ -1,9 +1,14 @@
 //! A loaded app's component: compiled, pre-linked, and told apart by what
 //! it exports (a squall-sdk app or a standard wasi:http component).
 
+use super::cpu_share::CpuShare;
+use super::share::AppInstances;
 use super::store::{State, new_store};
 use crate::bindings::AppPre;
 use crate::config::Limits;
+use crate::error::HostError;
+use crate::limit_log::LimitHits;
+use std::sync::Arc;
 use wasmtime::component::Component;
 use wasmtime::{Engine, Store};
 use wasmtime_wasi_http::handler::ProxyPre;
@@ -14,6 +19,11 @@ pub(crate) struct AppComponent<H: 'static> {
     guest: Guest<H>,
     limits: Limits,
     engine: Engine,
+    /// The app's share of the instance pool.
+    instances: AppInstances,
+    hits: Arc<LimitHits>,
+    /// The app's share of the CPU, if its manifest caps it.
+    cpu_share: Option<Arc<CpuShare>>,
 }
 
 /// A loaded component's handler.
@@ -25,11 +35,23 @@ pub(crate) enum Guest<H: 'static> {
 }
 
 impl<H: Send + 'static> AppComponent<H> {
-    pub(super) fn new(guest: Guest<H>, limits: Limits, engine: Engine) -> Self {
+    pub(super) fn new(
+        guest: Guest<H>,
+        limits: Limits,
+        engine: Engine,
+        instances: AppInstances,
+        hits: Arc<LimitHits>,
+    ) -> Self {
+        let cpu_share = limits
+            .cpu_share
+            .map(|percent| CpuShare::new(f64::from(percent) / 100.0));
         AppComponent {
             guest,
             limits,
             engine,
+            instances,
+            hits,
+            cpu_share,
         }
     }
 
@@ -54,9 +76,31 @@ impl<H: Send + 'static> AppComponent<H> {
     }
 
     /// A fresh store with this app's limits, holding `host` for the
-    /// capabilities.
-    pub(crate) fn new_store(&self, host: H) -> Store<State<H>> {
-        new_store(&self.engine, &self.limits, host)
+    /// capabilities and a slot of the pool (given back when the store is
+    /// dropped); an error if the app's share of the pool is taken.
+    pub(crate) fn new_store(&self, host: H) -> Result<Store<State<H>>, HostError> {
+        let slot = self.instances.acquire()?;
+        Ok(new_store(
+            &self.engine,
+            &self.limits,
+            host,
+            slot,
+            &self.hits,
+            self.cpu_share.clone(),
+        ))
+    }
+
+    /// Charge the host's work on one request or event to the app's CPU
+    /// share: how long to wait first if the app is over it.
+    pub(crate) fn charge_request(&self) -> Option<std::time::Duration> {
+        self.cpu_share
+            .as_ref()
+            .and_then(|share| share.charge_request(std::time::Instant::now()))
+    }
+
+    /// Instances of the pool the app holds now.
+    pub(crate) fn instances_in_use(&self) -> u32 {
+        self.instances.in_use()
     }
 }
 

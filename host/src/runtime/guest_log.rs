@@ -1,34 +1,89 @@
 //! Guest stdout and stderr, forwarded line by line to the host's log.
 //!
 //! Each line is logged inside the request's span, so it carries the app
-//! name and request id. Output past a per-stream budget is dropped: a guest
-//! cannot make the host buffer or log without bound.
+//! name and request id. Output past the request's budget (stdout and stderr
+//! together, the app's `log_per_request`) is dropped: a guest cannot make
+//! the host buffer or log without bound.
 
+use crate::limit_log::{Limit, LimitHits};
 use bytes::Bytes;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
-/// Bytes of output one stream may log before the rest is dropped.
-const LOG_BUDGET: usize = 64 * 1024;
 /// Longest line kept whole; longer lines are split.
 const MAX_LINE: usize = 4096;
 
+/// What one request may still log, shared by its stdout and stderr.
+#[derive(Debug)]
+pub(crate) struct LogBudget {
+    left: AtomicU64,
+    limit: u64,
+    /// Set once output has been dropped (it is reported once).
+    dropped: AtomicBool,
+    hits: Arc<LimitHits>,
+}
+
+impl LogBudget {
+    /// `limit` bytes; running out is counted in `hits`.
+    pub(crate) fn new(limit: u64, hits: Arc<LimitHits>) -> Arc<Self> {
+        Arc::new(LogBudget {
+            left: AtomicU64::new(limit),
+            limit,
+            dropped: AtomicBool::new(false),
+            hits,
+        })
+    }
+
+    /// How many of `wanted` bytes may still be logged. The first time any
+    /// are dropped, the app's limit hit is counted.
+    fn take(&self, wanted: usize) -> usize {
+        let wanted = wanted as u64;
+        let before = self
+            .left
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                Some(left.saturating_sub(wanted))
+            })
+            .unwrap_or(0);
+        if before < wanted && !self.dropped.swap(true, Ordering::Relaxed) {
+            self.hits.hit(
+                Limit::LogBytes,
+                &format!(
+                    "guest output over {} bytes in one request; the rest is dropped",
+                    self.limit
+                ),
+            );
+        }
+        usize::try_from(before.min(wanted)).unwrap_or(usize::MAX)
+    }
+}
+
 /// A guest output stream (`stdout` or `stderr`) that writes to `tracing`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct GuestLog {
     name: &'static str,
+    budget: Arc<LogBudget>,
 }
 
 impl GuestLog {
-    pub(crate) fn stdout() -> Self {
-        GuestLog { name: "stdout" }
+    /// Standard output, within `budget`.
+    pub(crate) fn stdout(budget: Arc<LogBudget>) -> Self {
+        GuestLog {
+            name: "stdout",
+            budget,
+        }
     }
 
-    pub(crate) fn stderr() -> Self {
-        GuestLog { name: "stderr" }
+    /// Standard error, within `budget`.
+    pub(crate) fn stderr(budget: Arc<LogBudget>) -> Self {
+        GuestLog {
+            name: "stderr",
+            budget,
+        }
     }
 }
 
@@ -40,39 +95,31 @@ impl IsTerminal for GuestLog {
 
 impl StdoutStream for GuestLog {
     fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
-        Box::new(LineLogger::new(self.name))
+        Box::new(LineLogger::new(self.name, self.budget.clone()))
     }
 
     fn p2_stream(&self) -> Box<dyn OutputStream> {
-        Box::new(LineLogger::new(self.name))
+        Box::new(LineLogger::new(self.name, self.budget.clone()))
     }
 }
 
 struct LineLogger {
     name: &'static str,
     line: Vec<u8>,
-    budget: usize,
+    budget: Arc<LogBudget>,
 }
 
 impl LineLogger {
-    fn new(name: &'static str) -> Self {
+    fn new(name: &'static str, budget: Arc<LogBudget>) -> Self {
         LineLogger {
             name,
             line: Vec::new(),
-            budget: LOG_BUDGET,
+            budget,
         }
     }
 
-    fn push(&mut self, mut bytes: &[u8]) {
-        if self.budget == 0 {
-            return;
-        }
-        if bytes.len() >= self.budget {
-            bytes = &bytes[..self.budget];
-            self.budget = 0;
-        } else {
-            self.budget -= bytes.len();
-        }
+    fn push(&mut self, bytes: &[u8]) {
+        let bytes = &bytes[..self.budget.take(bytes.len())];
         for &byte in bytes {
             if byte == b'\n' || self.line.len() >= MAX_LINE {
                 self.emit();
@@ -80,13 +127,6 @@ impl LineLogger {
             if byte != b'\n' {
                 self.line.push(byte);
             }
-        }
-        if self.budget == 0 {
-            self.emit();
-            tracing::warn!(
-                stream = self.name,
-                "guest output over {LOG_BUDGET} bytes; the rest is dropped"
-            );
         }
     }
 
@@ -141,5 +181,30 @@ impl AsyncWrite for LineLogger {
 
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stdout_and_stderr_share_one_budget() {
+        let hits = Arc::new(LimitHits::new("app"));
+        let budget = LogBudget::new(10, hits.clone());
+        assert_eq!(budget.take(6), 6);
+        assert_eq!(budget.take(6), 4, "cut at the limit");
+        assert_eq!(budget.take(6), 0);
+        assert_eq!(hits.count(Limit::LogBytes), 1, "counted once per request");
+    }
+
+    #[test]
+    fn lines_are_split_at_newlines_and_kept_short() {
+        let hits = Arc::new(LimitHits::new("app"));
+        let mut logger = LineLogger::new("stdout", LogBudget::new(1 << 20, hits));
+        logger.push(b"one\ntw");
+        assert_eq!(logger.line, b"tw");
+        logger.push(&vec![b'x'; MAX_LINE + 10]);
+        assert!(logger.line.len() <= MAX_LINE);
     }
 }

@@ -7,9 +7,11 @@
 //! data `H` and links its interfaces through [`Runtime::new`]'s `link`.
 
 mod component;
+mod cpu_share;
 mod engine;
 mod guest_log;
 mod lifecycle;
+mod share;
 mod store;
 
 pub(crate) use component::{AppComponent, Guest};
@@ -19,7 +21,9 @@ pub(crate) use store::State;
 
 use anyhow::{Context, Result};
 use component::{ComponentKind, denied_import, is_component};
+use share::{InstancePool, Share};
 use std::path::Path;
+use std::sync::Arc;
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 use wasmtime_wasi_http::handler::ProxyPre;
@@ -28,6 +32,8 @@ use wasmtime_wasi_http::handler::ProxyPre;
 pub(crate) struct Runtime<H: 'static> {
     engine: Engine,
     linker: Linker<State<H>>,
+    /// The pool's instances, shared among apps by their floors and ceilings.
+    pool: Arc<InstancePool>,
 }
 
 impl<H: Send + 'static> Runtime<H> {
@@ -46,16 +52,22 @@ impl<H: Send + 'static> Runtime<H> {
         link(&mut linker)
             .map_err(anyhow::Error::from)
             .context("cannot link the host's interfaces")?;
-        Ok(Runtime { engine, linker })
+        Ok(Runtime {
+            engine,
+            linker,
+            pool: InstancePool::new(config.max_instances.max(1)),
+        })
     }
 
     /// Compile the component at `path` for the app `name`, and link it,
-    /// ready to instantiate under `limits`.
+    /// ready to instantiate under `limits` (its share of the pool among
+    /// them).
     pub(crate) fn load(
         &self,
         name: &str,
         path: &Path,
         limits: &crate::config::Limits,
+        hits: Arc<crate::limit_log::LimitHits>,
     ) -> Result<AppComponent<H>> {
         let bytes =
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -105,11 +117,20 @@ impl<H: Send + 'static> Runtime<H> {
                 );
             }
         }
+        let instances = self
+            .pool
+            .join(Share {
+                reserved: limits.reserved_instances,
+                max: limits.max_instances,
+            })
+            .map_err(|why| anyhow::anyhow!("app {name:?}: {why}"))?;
         tracing::info!(app = name, kind = kind.describe(), "loaded");
         Ok(AppComponent::new(
             guest,
             limits.clone(),
             self.engine.clone(),
+            instances,
+            hits,
         ))
     }
 }

@@ -3,9 +3,13 @@
 //! per-store data (`H`, chosen by the layer above: the runtime never knows
 //! which capabilities exist).
 
-use super::guest_log::GuestLog;
+use super::cpu_share::CpuShare;
+use super::guest_log::{GuestLog, LogBudget};
+use super::share::InstanceSlot;
 use crate::config::Limits;
 use crate::error::HostError;
+use crate::limit_log::LimitHits;
+use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, ResourceLimiter, Store, UpdateDeadline};
@@ -22,6 +26,8 @@ pub(crate) struct State<H> {
     memory: MemoryLimit,
     cpu: CpuBudget,
     host: H,
+    /// The pool slot this store holds, given back when it is dropped.
+    _slot: InstanceSlot,
 }
 
 impl<H> State<H> {
@@ -110,12 +116,16 @@ pub(super) fn new_store<H: Send + 'static>(
     engine: &Engine,
     limits: &Limits,
     host: H,
+    slot: InstanceSlot,
+    hits: &Arc<LimitHits>,
+    share: Option<Arc<CpuShare>>,
 ) -> Store<State<H>> {
+    let log = LogBudget::new(limits.log_per_request, hits.clone());
     // No files, sockets, environment or arguments: capabilities are granted
     // through squall:app imports, never ambient.
     let wasi = WasiCtx::builder()
-        .stdout(GuestLog::stdout())
-        .stderr(GuestLog::stderr())
+        .stdout(GuestLog::stdout(log.clone()))
+        .stderr(GuestLog::stderr(log))
         .allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false)
@@ -128,14 +138,22 @@ pub(super) fn new_store<H: Send + 'static>(
         },
         cpu: CpuBudget::new(limits.cpu_time),
         host,
+        _slot: slot,
     };
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.memory);
     // Called once per tick in which the guest runs: charge it, then yield so
-    // a busy guest never holds the event loop for more than one tick.
-    store.epoch_deadline_callback(|mut store| {
+    // a busy guest never holds the event loop for more than one tick. An app
+    // over its CPU share pauses until its share allows another tick.
+    store.epoch_deadline_callback(move |mut store| {
         store.data_mut().cpu.charge()?;
-        Ok(UpdateDeadline::Yield(1))
+        let pause = share
+            .as_ref()
+            .and_then(|share| share.charge(std::time::Instant::now()));
+        Ok(match pause {
+            None => UpdateDeadline::Yield(1),
+            Some(pause) => UpdateDeadline::YieldCustom(1, Box::pin(tokio::time::sleep(pause))),
+        })
     });
     store.set_epoch_deadline(1);
     store
@@ -143,7 +161,7 @@ pub(super) fn new_store<H: Send + 'static>(
 
 /// Whole ticks in `duration`, at least one.
 fn ticks(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis() / EPOCH_TICK.as_millis())
+    u64::try_from(duration.as_micros() / EPOCH_TICK.as_micros())
         .unwrap_or(u64::MAX)
         .max(1)
 }
@@ -154,14 +172,18 @@ mod tests {
 
     #[test]
     fn cpu_time_is_counted_in_whole_ticks() {
-        assert_eq!(ticks(Duration::from_secs(10)), 1000);
-        assert_eq!(ticks(Duration::from_millis(25)), 2);
-        assert_eq!(ticks(Duration::from_millis(1)), 1, "never zero");
+        let tick = EPOCH_TICK.as_micros();
+        assert_eq!(
+            u128::from(ticks(Duration::from_secs(10))),
+            10_000_000 / tick
+        );
+        assert_eq!(u128::from(ticks(EPOCH_TICK * 5 / 2)), 2);
+        assert_eq!(ticks(EPOCH_TICK / 2), 1, "never zero");
     }
 
     #[test]
     fn the_budget_runs_out_and_can_be_refilled() {
-        let mut cpu = CpuBudget::new(Duration::from_millis(20));
+        let mut cpu = CpuBudget::new(EPOCH_TICK * 2);
         assert!(cpu.charge().is_ok());
         assert!(cpu.charge().is_ok());
         assert!(matches!(cpu.charge(), Err(HostError::CpuTime)));

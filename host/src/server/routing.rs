@@ -1,76 +1,77 @@
-//! Picks the app for a request by path prefix (the longest match wins), and
-//! whether it becomes a WebSocket or an ordinary request.
+//! Serve one request: find its app by host and path ([`RouteTable`]),
+//! strip the app's mount prefix if it asks, and send it to the app's
+//! WebSocket route if it asks to upgrade on one, else to its handler.
 
 use super::upgrade;
 use crate::app::SharedApp;
 use crate::body::{InboundBody, OutgoingBody};
 use crate::config::WebSocketRoute;
 use crate::dispatch::{dispatch, error_response};
-use http::{Request, Response, StatusCode};
+use crate::routes::{RouteTable, prefix_matches, strip_prefix};
+use http::{Request, Response, StatusCode, Uri, header};
 use std::sync::atomic::{AtomicU64, Ordering};
 use tracing::Instrument;
 
-/// The apps of a manifest, by route prefix.
-pub(crate) struct AppRouter<A = SharedApp> {
-    /// Longest prefix first, so the first match is the most specific.
-    routes: Vec<(String, A)>,
-}
-
-impl<A: Clone> AppRouter<A> {
-    /// A router over `(prefixes, app)` pairs.
-    pub(crate) fn new(apps: impl IntoIterator<Item = (Vec<String>, A)>) -> Self {
-        let mut routes: Vec<(String, A)> = apps
-            .into_iter()
-            .flat_map(|(prefixes, app)| prefixes.into_iter().map(move |p| (p, app.clone())))
-            .collect();
-        routes.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
-        AppRouter { routes }
-    }
-
-    /// The app serving `path`, if any.
-    pub(crate) fn find(&self, path: &str) -> Option<&A> {
-        self.routes
-            .iter()
-            .find(|(prefix, _)| prefix_matches(prefix, path))
-            .map(|(_, app)| app)
-    }
-}
+/// The apps of a manifest, by their hosts and route prefixes.
+pub(crate) type AppRouter = RouteTable<SharedApp>;
 
 static NEXT_REQUEST_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Serve one request: to its app's WebSocket route if it asks to upgrade
-/// on one, else to its app's handler; 404 if no app serves its path.
+/// on one, else to its app's handler; 404 if no app serves it.
 pub(crate) async fn route(
     router: &AppRouter,
-    request: Request<InboundBody>,
+    mut request: Request<InboundBody>,
 ) -> Response<OutgoingBody> {
     let id = NEXT_REQUEST_ID.fetch_add(1, Ordering::Relaxed);
-    match router.find(request.uri().path()) {
-        Some(app) => {
-            let span = tracing::info_span!("request", id, app = app.name());
-            if upgrade::is_upgrade_request(&request)
-                && let Some(route) = websocket_route(app, request.uri().path())
-            {
-                let route = route.clone();
-                return upgrade::upgrade(app.clone(), route, request)
-                    .instrument(span)
-                    .await;
-            }
-            dispatch(app.clone(), request).instrument(span).await
-        }
-        None => {
-            tracing::info!(
-                id,
-                path = request.uri().path(),
-                status = 404,
-                "no app serves this path"
-            );
-            error_response(StatusCode::NOT_FOUND)
-        }
+    let Some(found) = router.find(requested_host(&request), request.uri().path()) else {
+        tracing::info!(
+            id,
+            path = request.uri().path(),
+            status = 404,
+            "no app serves this host and path"
+        );
+        return error_response(StatusCode::NOT_FOUND);
+    };
+    let app = found.app;
+    if app.strip_prefix() {
+        *request.uri_mut() = without_prefix(request.uri(), found.prefix);
     }
+    let span = tracing::info_span!("request", id, app = app.name());
+    if upgrade::is_upgrade_request(&request)
+        && let Some(route) = websocket_route(app, request.uri().path())
+    {
+        let route = route.clone();
+        return upgrade::upgrade(app.clone(), route, request)
+            .instrument(span)
+            .await;
+    }
+    dispatch(app.clone(), request).instrument(span).await
 }
 
-/// The WebSocket route of `app` that serves `path`, if any.
+/// The host the client asked for: HTTP/2's `:authority`, else `Host`.
+fn requested_host<B>(request: &Request<B>) -> Option<&str> {
+    request.uri().authority().map(|a| a.as_str()).or_else(|| {
+        request
+            .headers()
+            .get(header::HOST)
+            .and_then(|host| host.to_str().ok())
+    })
+}
+
+/// `uri` with `prefix` taken off its path (the query is kept).
+fn without_prefix(uri: &Uri, prefix: &str) -> Uri {
+    let path = strip_prefix(prefix, uri.path());
+    let path_and_query = match uri.query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path.into_owned(),
+    };
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = path_and_query.parse().ok();
+    Uri::from_parts(parts).unwrap_or_else(|_| uri.clone())
+}
+
+/// The WebSocket route of `app` that serves `path` (as the app sees it).
 pub(crate) fn websocket_route<'a>(app: &'a SharedApp, path: &str) -> Option<&'a WebSocketRoute> {
     app.websockets().iter().find(|route| {
         route
@@ -80,54 +81,31 @@ pub(crate) fn websocket_route<'a>(app: &'a SharedApp, path: &str) -> Option<&'a 
     })
 }
 
-/// `/chat` matches `/chat` and `/chat/...` but not `/chatter`.
-fn prefix_matches(prefix: &str, path: &str) -> bool {
-    match path.strip_prefix(prefix) {
-        Some(rest) => rest.is_empty() || prefix.ends_with('/') || rest.starts_with('/'),
-        None => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{AppRouter, prefix_matches};
+    use super::*;
 
     #[test]
-    fn the_longest_prefix_wins() {
-        let router = AppRouter::new([
-            (vec!["/".to_owned()], "root"),
-            (vec!["/api".to_owned(), "/v2/api".to_owned()], "api"),
-            (vec!["/api/admin".to_owned()], "admin"),
-        ]);
-        assert_eq!(router.find("/"), Some(&"root"));
-        assert_eq!(router.find("/apis"), Some(&"root"));
-        assert_eq!(router.find("/api/users"), Some(&"api"));
-        assert_eq!(router.find("/v2/api"), Some(&"api"));
-        assert_eq!(router.find("/api/admin/x"), Some(&"admin"));
+    fn the_host_comes_from_the_authority_or_the_host_header() {
+        let h2 = Request::get("http://a.example:8080/x")
+            .header("host", "b.example")
+            .body(())
+            .expect("request");
+        assert_eq!(requested_host(&h2), Some("a.example:8080"));
+        let h1 = Request::get("/x")
+            .header("host", "b.example")
+            .body(())
+            .expect("request");
+        assert_eq!(requested_host(&h1), Some("b.example"));
+        let h10 = Request::get("/x").body(()).expect("request");
+        assert_eq!(requested_host(&h10), None);
     }
 
     #[test]
-    fn no_route_no_app() {
-        let router = AppRouter::new([(vec!["/only".to_owned()], "only")]);
-        assert_eq!(router.find("/"), None);
-        assert_eq!(router.find("/onlyx"), None);
-    }
-
-    #[test]
-    fn prefixes_match_whole_segments() {
-        assert!(prefix_matches("/", "/"));
-        assert!(prefix_matches("/", "/anything/at/all"));
-        assert!(prefix_matches("/chat", "/chat"));
-        assert!(prefix_matches("/chat", "/chat/room"));
-        assert!(!prefix_matches("/chat", "/chatter"));
-        assert!(prefix_matches("/chat/", "/chat/room"));
-        assert!(!prefix_matches("/chat/", "/chat"));
-    }
-
-    #[test]
-    fn prefixes_are_case_sensitive_and_literal() {
-        assert!(!prefix_matches("/Chat", "/chat"));
-        assert!(!prefix_matches("/chat", "/"));
-        assert!(!prefix_matches("/a/b", "/a"));
+    fn stripping_keeps_the_query() {
+        let uri: Uri = "/api/users?page=2".parse().expect("uri");
+        assert_eq!(without_prefix(&uri, "/api").to_string(), "/users?page=2");
+        let uri: Uri = "/api".parse().expect("uri");
+        assert_eq!(without_prefix(&uri, "/api").to_string(), "/");
     }
 }

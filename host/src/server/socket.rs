@@ -52,11 +52,13 @@ impl Ending {
 type Pending = JoinHandle<Result<(), HostError>>;
 
 /// Run the accepted connection until it closes, then tell the guest.
+/// `admitted` is the connection's place among its app's open WebSockets.
 pub(super) async fn run(
     connection: Arc<Connection>,
     route: WebSocketRoute,
     events: Events,
     on_upgrade: OnUpgrade,
+    admitted: tokio::sync::OwnedSemaphorePermit,
 ) {
     let hub = events.app().hub().clone();
     let span = tracing::info_span!("websocket", id = connection.id(), path = connection.path());
@@ -90,6 +92,7 @@ pub(super) async fn run(
         );
         // Dropping `events` after this lets a live instance go.
         events.close(&connection, ending.code, ending.reason).await;
+        drop(admitted);
     }
     .instrument(span)
     .await;

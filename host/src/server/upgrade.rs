@@ -46,6 +46,10 @@ pub(super) async fn upgrade(
         tracing::info!("websocket refused: cross-origin upgrade");
         return plain(StatusCode::FORBIDDEN, "cross-origin WebSocket refused\n");
     }
+    let admitted = match app.admit_connection() {
+        Ok(admitted) => admitted,
+        Err(busy) => return error_response(busy.logged_status()),
+    };
     let on_upgrade = hyper::upgrade::on(&mut request);
     let (parts, _body) = request.into_parts();
     let hub = app.hub().clone();
@@ -68,7 +72,7 @@ pub(super) async fn upgrade(
     };
     let protocol = accept.filter(|chosen| offered_protocols(&parts.headers).any(|p| p == chosen));
     tracing::info!(connection = connection.id(), "websocket opened");
-    tokio::spawn(socket::run(connection, route, events, on_upgrade));
+    tokio::spawn(socket::run(connection, route, events, on_upgrade, admitted));
     switching_protocols(&key, protocol.as_deref())
 }
 

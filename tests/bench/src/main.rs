@@ -13,6 +13,7 @@ mod interop_bench;
 mod native;
 mod parked_bench;
 mod realtime_bench;
+mod tenants_bench;
 mod tools;
 
 use anyhow::Result;
@@ -39,6 +40,8 @@ enum Command {
     Interop(interop_bench::InteropArgs),
     /// Fanout throughput: squall's examples/fanout vs a native hyper proxy.
     Fanout(fanout_bench::FanoutArgs),
+    /// A healthy tenant alone, then while a hostile tenant is hammered.
+    Tenants(tenants_bench::TenantsArgs),
     /// All of the above, one after the other.
     All,
     /// (internal) the native baseline server.
@@ -62,6 +65,7 @@ fn main() -> Result<()> {
         Some(Command::Instance(args)) => instance_bench::run(&args),
         Some(Command::Parked(args)) => parked_bench::run(&args),
         Some(Command::Fanout(args)) => fanout_bench::run(&args),
+        Some(Command::Tenants(args)) => tenants_bench::run(&args),
         Some(Command::Realtime(args)) => realtime_bench::run(&args),
         Some(Command::Interop(args)) => interop_bench::run(&args),
         Some(Command::NativeServer(args)) => native::run(&args),

@@ -16,7 +16,9 @@ fn cargo() -> Command {
 /// Build the release `squall` binary and return its path.
 pub(crate) fn squall_binary() -> Result<PathBuf> {
     let output = cargo()
-        .args(["build", "--release", "-p", "squall", "--bin", "squall"])
+        // With the bench selected too, shared dependencies get the same
+        // features as in `cargo run -p squall-bench`: nothing is rebuilt.
+        .args(["build", "--release", "-p", "squall", "-p", "squall-bench"])
         .arg("--message-format=json-render-diagnostics")
         .current_dir(repo())
         .stderr(Stdio::inherit())
@@ -179,13 +181,40 @@ pub(crate) struct WrkResult {
 
 /// Run wrk pinned to `core` against `url`.
 pub(crate) fn wrk(core: usize, url: &str, connections: u32, seconds: u32) -> Result<WrkResult> {
-    let output = Command::new("taskset")
+    wrk_with(core, url, connections, seconds, &[])
+}
+
+/// The wrk command for `url`, pinned to `core`, sending `headers`.
+pub(crate) fn wrk_command(
+    core: usize,
+    url: &str,
+    connections: u32,
+    seconds: u32,
+    headers: &[&str],
+) -> Command {
+    let mut command = Command::new("taskset");
+    command
         .arg("-c")
         .arg(core.to_string())
         .args(["wrk", "-t1", "--latency"])
         .arg(format!("-c{connections}"))
-        .arg(format!("-d{seconds}s"))
-        .arg(url)
+        .arg(format!("-d{seconds}s"));
+    for header in headers {
+        command.arg("-H").arg(header);
+    }
+    command.arg(url);
+    command
+}
+
+/// Run wrk pinned to `core` against `url`, sending `headers`.
+pub(crate) fn wrk_with(
+    core: usize,
+    url: &str,
+    connections: u32,
+    seconds: u32,
+    headers: &[&str],
+) -> Result<WrkResult> {
+    let output = wrk_command(core, url, connections, seconds, headers)
         .output()
         .context("cannot run wrk: install it with `apt-get install wrk`")?;
     if !output.status.success() {

@@ -1,0 +1,318 @@
+//! One `[app.NAME]` table: where the app is reached, what it may reach, and
+//! the limits that fence it from its neighbours.
+
+use super::values;
+use crate::policy::{OutboundPolicy, TopicPolicy};
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// One `[app.NAME]` table, validated, with every default filled in.
+#[derive(Debug, Clone)]
+pub(crate) struct AppConfig {
+    /// Its name: letters, digits, `-` and `_`.
+    pub(crate) name: String,
+    /// A guest crate directory or a `.wasm` component, resolved against the manifest's directory.
+    pub(crate) source: PathBuf,
+    /// Host names this app serves (`*.example.com` for subdomains); empty: any.
+    pub(crate) hosts: Vec<String>,
+    /// Path prefixes this app serves.
+    pub(crate) routes: Vec<String>,
+    /// Whether the app sees paths without the route prefix it was reached by.
+    pub(crate) strip_prefix: bool,
+    /// Its limits.
+    pub(crate) limits: Limits,
+    /// Where outbound requests may go.
+    pub(crate) outbound: OutboundPolicy,
+    /// The pub/sub topics it may use.
+    pub(crate) pubsub: TopicPolicy,
+    /// Messages each of its topics keeps for late readers.
+    pub(crate) pubsub_history: usize,
+    /// Routes that accept WebSocket upgrades, and how.
+    pub(crate) websockets: Vec<WebSocketRoute>,
+}
+
+/// Per-app limits; each has a default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Limits {
+    /// Linear memory of one instance, in bytes.
+    pub(crate) memory: u64,
+    /// Wall-clock time for one request, including time spent awaiting the host.
+    pub(crate) timeout: Duration,
+    /// Time one request may spend running guest code.
+    pub(crate) cpu_time: Duration,
+    /// Largest request body accepted, in bytes (`413` beyond).
+    pub(crate) max_body: u64,
+    /// Largest response body a `fetch` may deliver, in bytes.
+    pub(crate) fetch_max_body: u64,
+    /// Instances the app may hold at once (its ceiling in the pool).
+    pub(crate) max_instances: u32,
+    /// Instances kept for the app whatever its neighbours do (its floor).
+    pub(crate) reserved_instances: u32,
+    /// HTTP requests in flight at once (`503` beyond).
+    pub(crate) max_concurrency: u32,
+    /// Open WebSocket connections (`503` for the upgrade beyond).
+    pub(crate) max_connections: u32,
+    /// Pub/sub topics the app may have at once.
+    pub(crate) pubsub_topics: u32,
+    /// Bytes the histories of all its topics may keep.
+    pub(crate) pubsub_history_bytes: u64,
+    /// Outbound requests in flight at once, for the whole app.
+    pub(crate) max_fetches: u32,
+    /// Outbound requests in flight at once, for one request or event.
+    pub(crate) max_fetches_per_request: u32,
+    /// Bytes of guest output (stdout and stderr) logged per request.
+    pub(crate) log_per_request: u64,
+    /// The most CPU its guests may use together, in percent of one core;
+    /// `None`: no cap beyond `cpu_time` per request.
+    pub(crate) cpu_share: Option<u32>,
+}
+
+impl Limits {
+    /// The defaults of an app alone in a pool of `pool` instances.
+    pub(crate) fn alone(pool: u32) -> Limits {
+        Limits {
+            memory: 64 << 20,
+            timeout: Duration::from_secs(30),
+            cpu_time: Duration::from_secs(10),
+            max_body: 10 << 20,
+            fetch_max_body: 64 << 20,
+            max_instances: pool,
+            reserved_instances: 0,
+            max_concurrency: pool,
+            max_connections: 1000,
+            pubsub_topics: 1000,
+            pubsub_history_bytes: 16 << 20,
+            max_fetches: 256,
+            max_fetches_per_request: 32,
+            log_per_request: 64 << 10,
+            cpu_share: None,
+        }
+    }
+}
+
+/// One `[[app.NAME.websocket]]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WebSocketRoute {
+    /// Path prefixes whose upgrade requests become WebSocket connections.
+    #[serde(deserialize_with = "values::routes")]
+    pub(crate) routes: Vec<String>,
+    /// How the route runs its guest.
+    #[serde(default)]
+    pub(crate) mode: WebSocketMode,
+    /// Origins allowed besides the request's own (Tornado's `check_origin`).
+    #[serde(default)]
+    pub(crate) origins: Vec<String>,
+    /// Largest message accepted from a client (close 1009 beyond).
+    #[serde(default = "default_max_message", deserialize_with = "values::size")]
+    pub(crate) max_message: u64,
+    /// How often the host pings an idle client.
+    #[serde(
+        default = "default_ping_interval",
+        deserialize_with = "values::duration"
+    )]
+    pub(crate) ping_interval: Duration,
+    /// How long a ping may go unanswered before the connection is closed.
+    #[serde(
+        default = "default_ping_timeout",
+        deserialize_with = "values::duration"
+    )]
+    pub(crate) ping_timeout: Duration,
+    /// Messages queued for a client before a slow reader is closed.
+    #[serde(default = "default_send_queue")]
+    pub(crate) send_queue: usize,
+}
+
+/// How a WebSocket route runs its guest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum WebSocketMode {
+    /// One instance per connection for its whole life: state lives in
+    /// guest memory, like a Tornado `WebSocketHandler` object.
+    Live,
+    /// An instance per event only; an idle connection costs no instance.
+    #[default]
+    Hibernate,
+}
+
+fn default_max_message() -> u64 {
+    64 << 10
+}
+
+fn default_ping_interval() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_ping_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_send_queue() -> usize {
+    256
+}
+
+/// Messages a topic keeps unless the manifest says otherwise.
+pub(crate) const DEFAULT_PUBSUB_HISTORY: usize = 100;
+
+/// An `[app.NAME]` table as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawApp {
+    source: PathBuf,
+    #[serde(default, deserialize_with = "values::hosts")]
+    hosts: Vec<String>,
+    #[serde(default = "default_routes", deserialize_with = "values::routes")]
+    pub(super) routes: Vec<String>,
+    #[serde(default)]
+    strip_prefix: bool,
+    #[serde(default, deserialize_with = "values::optional_size")]
+    memory: Option<u64>,
+    #[serde(default, deserialize_with = "values::optional_duration")]
+    timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "values::optional_duration")]
+    cpu_time: Option<Duration>,
+    #[serde(default, deserialize_with = "values::optional_size")]
+    max_body: Option<u64>,
+    #[serde(default, deserialize_with = "values::optional_size")]
+    fetch_max_body: Option<u64>,
+    #[serde(default)]
+    pub(super) max_instances: Option<u32>,
+    #[serde(default)]
+    pub(super) reserved_instances: Option<u32>,
+    #[serde(default)]
+    max_concurrency: Option<u32>,
+    #[serde(default)]
+    max_connections: Option<u32>,
+    #[serde(default)]
+    pubsub_topics: Option<u32>,
+    #[serde(default, deserialize_with = "values::optional_size")]
+    pubsub_history_bytes: Option<u64>,
+    #[serde(default)]
+    max_fetches: Option<u32>,
+    #[serde(default)]
+    max_fetches_per_request: Option<u32>,
+    #[serde(default, deserialize_with = "values::optional_size")]
+    log_per_request: Option<u64>,
+    #[serde(default, deserialize_with = "values::optional_percent")]
+    cpu_share: Option<u32>,
+    #[serde(default, deserialize_with = "values::outbound")]
+    outbound: OutboundPolicy,
+    #[serde(default, deserialize_with = "values::topics")]
+    pubsub: TopicPolicy,
+    #[serde(default)]
+    pubsub_history: Option<usize>,
+    #[serde(default)]
+    websocket: Vec<WebSocketRoute>,
+}
+
+pub(super) fn default_routes() -> Vec<String> {
+    vec!["/".to_owned()]
+}
+
+/// How the pool is shared when the manifest does not say: alone, an app may
+/// use the whole pool; among others, at most half of it, and a quarter of
+/// the pool is kept in equal floors for the apps that set none.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct PoolDefaults {
+    pub(super) max_instances: u32,
+    pub(super) reserved_instances: u32,
+}
+
+impl PoolDefaults {
+    /// The defaults for `apps` apps in a pool of `pool`, `reserved` of it
+    /// reserved explicitly by `explicit` of them.
+    pub(super) fn new(pool: u32, apps: u32, explicit: u32, reserved: u32) -> Self {
+        if apps <= 1 {
+            return PoolDefaults {
+                max_instances: pool,
+                reserved_instances: 0,
+            };
+        }
+        let unset = (apps - explicit).max(1);
+        let quarter = pool / 4 / apps;
+        let left = pool.saturating_sub(reserved) / unset;
+        PoolDefaults {
+            max_instances: (pool / 2).max(1),
+            reserved_instances: quarter.min(left),
+        }
+    }
+}
+
+impl RawApp {
+    /// The app `name`, its paths resolved against `base` and its defaults
+    /// filled in.
+    pub(super) fn resolve(
+        self,
+        name: String,
+        base: &std::path::Path,
+        pool: u32,
+        defaults: PoolDefaults,
+    ) -> AppConfig {
+        let mut limits = Limits::alone(pool);
+        limits.max_instances = self.max_instances.unwrap_or(defaults.max_instances);
+        limits.reserved_instances = self
+            .reserved_instances
+            .unwrap_or(defaults.reserved_instances.min(limits.max_instances));
+        let or = |value: Option<u32>, default: u32| value.unwrap_or(default);
+        let limits = Limits {
+            memory: self.memory.unwrap_or(limits.memory),
+            timeout: self.timeout.unwrap_or(limits.timeout),
+            cpu_time: self.cpu_time.unwrap_or(limits.cpu_time),
+            max_body: self.max_body.unwrap_or(limits.max_body),
+            fetch_max_body: self.fetch_max_body.unwrap_or(limits.fetch_max_body),
+            max_concurrency: or(self.max_concurrency, limits.max_instances),
+            max_connections: or(self.max_connections, limits.max_connections),
+            pubsub_topics: or(self.pubsub_topics, limits.pubsub_topics),
+            pubsub_history_bytes: self
+                .pubsub_history_bytes
+                .unwrap_or(limits.pubsub_history_bytes),
+            max_fetches: or(self.max_fetches, limits.max_fetches),
+            max_fetches_per_request: or(
+                self.max_fetches_per_request,
+                limits.max_fetches_per_request,
+            ),
+            log_per_request: self.log_per_request.unwrap_or(limits.log_per_request),
+            cpu_share: self.cpu_share,
+            ..limits
+        };
+        AppConfig {
+            source: base.join(&self.source),
+            hosts: self.hosts,
+            routes: self.routes,
+            strip_prefix: self.strip_prefix,
+            limits,
+            outbound: self.outbound,
+            pubsub: self.pubsub,
+            pubsub_history: self.pubsub_history.unwrap_or(DEFAULT_PUBSUB_HISTORY).max(1),
+            websockets: self.websocket,
+            name,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PoolDefaults;
+
+    #[test]
+    fn alone_an_app_may_use_the_whole_pool() {
+        let defaults = PoolDefaults::new(1000, 1, 0, 0);
+        assert_eq!(defaults.max_instances, 1000);
+        assert_eq!(defaults.reserved_instances, 0);
+    }
+
+    #[test]
+    fn among_others_an_app_gets_half_the_pool_and_a_floor() {
+        let defaults = PoolDefaults::new(1000, 4, 0, 0);
+        assert_eq!(defaults.max_instances, 500);
+        assert_eq!(defaults.reserved_instances, 62);
+        assert!(defaults.reserved_instances * 4 <= 1000 / 4);
+    }
+
+    #[test]
+    fn default_floors_fit_beside_explicit_ones() {
+        let defaults = PoolDefaults::new(100, 3, 1, 95);
+        assert!(defaults.reserved_instances * 2 + 95 <= 100);
+    }
+}

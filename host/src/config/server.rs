@@ -1,0 +1,54 @@
+//! The `[server]` table: what the whole host listens on and holds.
+
+use super::values;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The `[server]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ServerConfig {
+    /// Address to listen on.
+    pub(crate) listen: SocketAddr,
+    /// Most instances alive at once, over all apps (the pooling allocator's size).
+    pub(crate) max_instances: u32,
+    /// How long a graceful shutdown waits for in-flight requests.
+    #[serde(deserialize_with = "values::duration")]
+    pub(crate) drain_timeout: Duration,
+    /// Open client connections (WebSockets included); beyond, new ones
+    /// wait in the listen backlog.
+    pub(crate) max_connections: u32,
+    /// Time a client has to send a request's headers (HTTP/1.1; an idle
+    /// keep-alive connection waits for its next request's headers too).
+    #[serde(deserialize_with = "values::duration")]
+    pub(crate) header_read_timeout: Duration,
+    /// A connection on which no byte moves for this long is closed once
+    /// what is in flight is done.
+    #[serde(deserialize_with = "values::duration")]
+    pub(crate) idle_timeout: Duration,
+    /// Largest request head (request line and headers; HTTP/2's header
+    /// list): `431` beyond.
+    #[serde(deserialize_with = "values::size")]
+    pub(crate) max_header_bytes: u64,
+    /// Most request headers (HTTP/1.1): `431` beyond.
+    pub(crate) max_headers: usize,
+    /// Concurrent streams per HTTP/2 connection.
+    pub(crate) max_streams: u32,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_instances: 1000,
+            drain_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+            header_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(75),
+            max_header_bytes: 32 << 10,
+            max_headers: 100,
+            max_streams: 100,
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! Per-app counts of limits hit, and a log line for them that a flood
+//! cannot turn into a flood of lines: at most one line per limit per second,
+//! saying how many hits it stands for.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// The limits a tenant can run into, each counted on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Limit {
+    /// No instance slot within the app's share of the pool.
+    Instances,
+    /// `max_concurrency`: requests in flight.
+    Concurrency,
+    /// `max_connections`: open WebSockets.
+    Connections,
+    /// `pubsub_topics`: topics the app owns.
+    Topics,
+    /// `pubsub_history_bytes`: bytes its topics keep.
+    TopicBytes,
+    /// `max_fetches` / `max_fetches_per_request`: outbound requests in flight.
+    Fetches,
+    /// `log_per_request`: guest output.
+    LogBytes,
+}
+
+impl Limit {
+    const ALL: [Limit; 7] = [
+        Limit::Instances,
+        Limit::Concurrency,
+        Limit::Connections,
+        Limit::Topics,
+        Limit::TopicBytes,
+        Limit::Fetches,
+        Limit::LogBytes,
+    ];
+
+    /// The manifest key that sets it.
+    pub(crate) fn key(self) -> &'static str {
+        match self {
+            Limit::Instances => "max_instances",
+            Limit::Concurrency => "max_concurrency",
+            Limit::Connections => "max_connections",
+            Limit::Topics => "pubsub_topics",
+            Limit::TopicBytes => "pubsub_history_bytes",
+            Limit::Fetches => "max_fetches",
+            Limit::LogBytes => "log_per_request",
+        }
+    }
+
+    /// The limit a manifest key sets.
+    pub(crate) fn from_key(key: &str) -> Option<Limit> {
+        Limit::ALL.into_iter().find(|limit| limit.key() == key)
+    }
+
+    fn index(self) -> usize {
+        Limit::ALL
+            .iter()
+            .position(|limit| *limit == self)
+            .unwrap_or_default()
+    }
+}
+
+/// Least time between two log lines about the same limit of one app.
+const LOG_EVERY: Duration = Duration::from_secs(1);
+
+/// The limit hits of one app.
+#[derive(Debug)]
+pub(crate) struct LimitHits {
+    app: String,
+    counts: [AtomicU64; Limit::ALL.len()],
+    /// Per limit: when it was last logged, and the count logged then.
+    logged: Mutex<[(Option<Instant>, u64); Limit::ALL.len()]>,
+}
+
+impl LimitHits {
+    /// No hits yet, for the app `app`.
+    pub(crate) fn new(app: &str) -> Self {
+        LimitHits {
+            app: app.to_owned(),
+            counts: Default::default(),
+            logged: Mutex::new([(None, 0); Limit::ALL.len()]),
+        }
+    }
+
+    /// Count a hit of `limit`, and log it unless it was logged less than a
+    /// second ago (the next line then says how many hits it stands for).
+    pub(crate) fn hit(&self, limit: Limit, detail: &str) {
+        let index = limit.index();
+        let count = self.counts[index].fetch_add(1, Ordering::Relaxed) + 1;
+        let now = Instant::now();
+        let since_last = {
+            let mut logged = self.logged.lock().unwrap_or_else(|p| p.into_inner());
+            let (last, last_count) = logged[index];
+            if last.is_some_and(|at| now.duration_since(at) < LOG_EVERY) {
+                return;
+            }
+            logged[index] = (Some(now), count);
+            count - last_count
+        };
+        tracing::warn!(
+            app = %self.app,
+            limit = %limit.key(),
+            hits = since_last,
+            total = count,
+            "limit reached: {detail}"
+        );
+    }
+
+    /// How many times `limit` was hit.
+    pub(crate) fn count(&self, limit: Limit) -> u64 {
+        self.counts[limit.index()].load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_hit_counts_and_limits_count_apart() {
+        let hits = LimitHits::new("app");
+        for _ in 0..1000 {
+            hits.hit(Limit::Instances, "pool full");
+        }
+        hits.hit(Limit::Topics, "too many topics");
+        assert_eq!(hits.count(Limit::Instances), 1000);
+        assert_eq!(hits.count(Limit::Topics), 1);
+        assert_eq!(hits.count(Limit::Fetches), 0);
+    }
+
+    #[test]
+    fn a_flood_is_logged_once_per_second() {
+        let hits = LimitHits::new("app");
+        hits.hit(Limit::Concurrency, "busy");
+        let first = hits.logged.lock().expect("lock")[Limit::Concurrency.index()];
+        for _ in 0..100 {
+            hits.hit(Limit::Concurrency, "busy");
+        }
+        let after = hits.logged.lock().expect("lock")[Limit::Concurrency.index()];
+        assert_eq!(first, after, "no new line within the second");
+    }
+
+    #[test]
+    fn each_limit_names_its_key() {
+        for limit in Limit::ALL {
+            assert!(!limit.key().is_empty());
+            assert_eq!(Limit::ALL[limit.index()], limit);
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! How the instance pool is shared among apps. Each app may hold at most its
+//! ceiling (`max_instances`), and its floor (`reserved_instances`) is kept
+//! free for it whatever the others do: a request is refused only when its
+//! app is at its ceiling, or over its floor while the unreserved rest of the
+//! pool is taken. Refusal is immediate (no queue): a tenant over its share
+//! gets 503 with `Retry-After` instead of holding connections and memory
+//! while it waits.
+//!
+//! A slot is held by the store it was taken for and given back when the
+//! store is dropped, so the count is exact and the pooling allocator (sized
+//! to the same total) never runs out first.
+
+use crate::error::HostError;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// One app's share of the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Share {
+    /// Instances always available to the app.
+    pub(crate) reserved: u32,
+    /// Instances the app may hold at most.
+    pub(crate) max: u32,
+}
+
+/// The pool's instances, shared among apps by their [`Share`]s.
+#[derive(Debug)]
+pub(crate) struct InstancePool {
+    state: Mutex<PoolState>,
+}
+
+#[derive(Debug)]
+struct PoolState {
+    total: u32,
+    /// Instances taken or promised: the sum over apps of
+    /// `max(in_use, reserved)`.
+    committed: u32,
+    apps: Vec<AppCount>,
+}
+
+#[derive(Debug)]
+struct AppCount {
+    share: Share,
+    in_use: u32,
+}
+
+impl InstancePool {
+    /// A pool of `total` instances.
+    pub(crate) fn new(total: u32) -> Arc<Self> {
+        Arc::new(InstancePool {
+            state: Mutex::new(PoolState {
+                total,
+                committed: 0,
+                apps: Vec::new(),
+            }),
+        })
+    }
+
+    fn state(&self) -> MutexGuard<'_, PoolState> {
+        // The counts are updated in one step each; a poisoned lock still
+        // holds consistent numbers.
+        self.state
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Add an app with `share`; an error if its floor no longer fits.
+    pub(crate) fn join(self: &Arc<Self>, share: Share) -> Result<AppInstances, String> {
+        let mut state = self.state();
+        if share.reserved > share.max {
+            return Err(format!(
+                "reserved_instances ({}) is more than max_instances ({})",
+                share.reserved, share.max
+            ));
+        }
+        if share.max > state.total {
+            return Err(format!(
+                "max_instances ({}) is more than the server's max_instances ({})",
+                share.max, state.total
+            ));
+        }
+        if state.committed + share.reserved > state.total {
+            return Err(format!(
+                "reserved_instances ({}) does not fit: {} of the server's {} are reserved already",
+                share.reserved, state.committed, state.total
+            ));
+        }
+        state.committed += share.reserved;
+        state.apps.push(AppCount { share, in_use: 0 });
+        Ok(AppInstances {
+            pool: self.clone(),
+            index: state.apps.len() - 1,
+        })
+    }
+}
+
+/// One app's access to the pool.
+#[derive(Debug, Clone)]
+pub(crate) struct AppInstances {
+    pool: Arc<InstancePool>,
+    index: usize,
+}
+
+impl AppInstances {
+    /// Take a slot for one store, or say why there is none.
+    pub(crate) fn acquire(&self) -> Result<InstanceSlot, HostError> {
+        let mut state = self.pool.state();
+        let PoolState {
+            total,
+            committed,
+            apps,
+        } = &mut *state;
+        let app = &mut apps[self.index];
+        if app.in_use >= app.share.max {
+            return Err(HostError::NoInstanceSlot(format!(
+                "the app holds its max_instances ({})",
+                app.share.max
+            )));
+        }
+        if app.in_use >= app.share.reserved {
+            if *committed >= *total {
+                return Err(HostError::NoInstanceSlot(format!(
+                    "the pool's {total} instances are taken or reserved for other apps"
+                )));
+            }
+            *committed += 1;
+        }
+        app.in_use += 1;
+        Ok(InstanceSlot {
+            instances: self.clone(),
+        })
+    }
+
+    /// Instances the app holds now.
+    pub(crate) fn in_use(&self) -> u32 {
+        self.pool.state().apps[self.index].in_use
+    }
+}
+
+/// A slot of the pool, held for one store and given back on drop.
+#[derive(Debug)]
+pub(crate) struct InstanceSlot {
+    instances: AppInstances,
+}
+
+impl Drop for InstanceSlot {
+    fn drop(&mut self) {
+        let mut state = self.instances.pool.state();
+        let PoolState {
+            committed, apps, ..
+        } = &mut *state;
+        let app = &mut apps[self.instances.index];
+        if app.in_use > app.share.reserved {
+            *committed -= 1;
+        }
+        app.in_use -= 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn share(reserved: u32, max: u32) -> Share {
+        Share { reserved, max }
+    }
+
+    #[test]
+    fn an_app_stops_at_its_ceiling() {
+        let pool = InstancePool::new(10);
+        let app = pool.join(share(0, 3)).expect("fits");
+        let held: Vec<_> = (0..3)
+            .map(|_| app.acquire().expect("under the ceiling"))
+            .collect();
+        assert!(
+            matches!(app.acquire(), Err(HostError::NoInstanceSlot(why)) if why.contains("max_instances"))
+        );
+        drop(held);
+        assert_eq!(app.in_use(), 0);
+        assert!(app.acquire().is_ok());
+    }
+
+    #[test]
+    fn a_greedy_app_cannot_take_a_neighbours_floor() {
+        let pool = InstancePool::new(10);
+        let greedy = pool.join(share(2, 10)).expect("fits");
+        let neighbour = pool.join(share(3, 10)).expect("fits");
+        let mut held = Vec::new();
+        while let Ok(slot) = greedy.acquire() {
+            held.push(slot);
+        }
+        assert_eq!(held.len(), 7, "all but the neighbour's floor");
+        let floor: Vec<_> = (0..3)
+            .map(|_| neighbour.acquire().expect("the floor is kept"))
+            .collect();
+        assert!(
+            neighbour.acquire().is_err(),
+            "over its floor, the pool is full"
+        );
+        held.pop();
+        let again = greedy.acquire();
+        assert!(again.is_ok(), "a slot given back is shared again");
+        assert!(greedy.acquire().is_err());
+        drop(floor);
+    }
+
+    #[test]
+    fn floors_and_ceilings_are_checked_when_apps_join() {
+        let pool = InstancePool::new(10);
+        assert!(pool.join(share(5, 4)).is_err(), "floor over ceiling");
+        assert!(pool.join(share(0, 11)).is_err(), "ceiling over the pool");
+        pool.join(share(6, 10)).expect("fits");
+        let err = pool.join(share(5, 10)).expect_err("6 + 5 > 10");
+        assert!(err.contains("reserved"), "{err}");
+    }
+
+    #[test]
+    fn releasing_inside_the_floor_keeps_the_reservation() {
+        let pool = InstancePool::new(4);
+        let a = pool.join(share(2, 4)).expect("fits");
+        let b = pool.join(share(0, 4)).expect("fits");
+        let a1 = a.acquire().expect("floor");
+        let b_slots: Vec<_> = (0..2).map(|_| b.acquire().expect("shared")).collect();
+        assert!(b.acquire().is_err(), "a's second floor slot stays free");
+        drop(a1);
+        assert!(b.acquire().is_err(), "still reserved for a");
+        drop(b_slots);
+        assert_eq!(b.in_use(), 0);
+    }
+}

@@ -1,0 +1,110 @@
+//! One accepted connection's socket, tracked: it holds the connection's
+//! place under the server's `max_connections` (for as long as the socket
+//! lives, through a WebSocket upgrade too), and notes when bytes last moved
+//! so an idle connection can be closed.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
+
+/// The fixed point activity times count from.
+static START: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+/// When a connection last moved bytes, shared with its watcher.
+#[derive(Debug, Default)]
+pub(super) struct Activity(AtomicU64);
+
+impl Activity {
+    fn touch(&self) {
+        let now = u64::try_from(START.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.0.store(now, Ordering::Relaxed);
+    }
+
+    /// How long since bytes last moved.
+    pub(super) fn idle_for(&self) -> Duration {
+        let last = Duration::from_millis(self.0.load(Ordering::Relaxed));
+        START.elapsed().saturating_sub(last)
+    }
+}
+
+/// A TCP stream that holds its place under `max_connections` and records
+/// its activity.
+pub(super) struct TrackedStream {
+    stream: TcpStream,
+    activity: Arc<Activity>,
+    _place: OwnedSemaphorePermit,
+}
+
+impl TrackedStream {
+    pub(super) fn new(stream: TcpStream, place: OwnedSemaphorePermit) -> (Self, Arc<Activity>) {
+        let activity = Arc::new(Activity::default());
+        activity.touch();
+        let tracked = TrackedStream {
+            stream,
+            activity: activity.clone(),
+            _place: place,
+        };
+        (tracked, activity)
+    }
+}
+
+impl AsyncRead for TrackedStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.stream).poll_read(cx, buf);
+        if polled.is_ready() {
+            this.activity.touch();
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for TrackedStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.stream).poll_write(cx, buf);
+        if polled.is_ready() {
+            this.activity.touch();
+        }
+        polled
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
+        if polled.is_ready() {
+            this.activity.touch();
+        }
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
