@@ -159,3 +159,196 @@ async fn expect_100_continue_is_answered_when_the_guest_reads() {
     let answer = read_until(&mut refused, "Payload Too Large\n");
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
 }
+
+// ---- WebSockets under pressure -------------------------------------------
+
+use futures::{SinkExt, StreamExt};
+use tokio_tungstenite::connect_async;
+use tokio_tungstenite::tungstenite::Message;
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The sockets test guest: hibernate at `/echo` and `/count`, live under
+/// `/live`, with `extra` settings on both routes.
+fn sockets(app_settings: &str, extra: &str) -> Server {
+    Server::with_manifest(&format!(
+        "[app.sockets]\nsource = {:?}\npubsub = [\"news\"]\n{app_settings}\n\
+         [[app.sockets.websocket]]\nroutes = [\"/live\"]\nmode = \"live\"\n{extra}\n\
+         [[app.sockets.websocket]]\nroutes = [\"/echo\", \"/count\"]\n{extra}\n",
+        support::component("tests/guests/sockets")
+            .display()
+            .to_string()
+    ))
+}
+
+async fn connect(server: &Server, path: &str) -> Socket {
+    connect_async(format!("ws://{}{path}", server.address()))
+        .await
+        .unwrap()
+        .0
+}
+
+/// The next message that is not a ping or pong, within 10 s.
+async fn next(socket: &mut Socket) -> Message {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("a message within 10 s")
+            .expect("the socket is open")
+            .expect("a valid message");
+        if !matches!(message, Message::Ping(_) | Message::Pong(_)) {
+            return message;
+        }
+    }
+}
+
+#[tokio::test]
+async fn large_messages_reach_the_client_up_to_the_limit() {
+    let server = sockets("", "max_message = \"8KiB\"");
+    let mut socket = connect(&server, "/echo").await;
+    socket.send(Message::text("big:300000")).await.unwrap();
+    let Message::Text(text) = next(&mut socket).await else {
+        panic!("a text message")
+    };
+    assert_eq!(text.len(), 300_000);
+    socket.send(Message::text("too-big")).await.unwrap();
+    assert_eq!(next(&mut socket).await, Message::text("Err(TooLarge)"));
+    socket.send(Message::text("still open")).await.unwrap();
+    assert_eq!(next(&mut socket).await, Message::text("still open"));
+}
+
+#[tokio::test]
+async fn a_large_publish_reaches_every_subscriber() {
+    let server = sockets("", "");
+    let mut subscribers = Vec::new();
+    for _ in 0..3 {
+        subscribers.push(connect(&server, "/count").await);
+    }
+    let payload = "p".repeat(200_000);
+    let published = client()
+        .post(server.url("/publish/news"))
+        .body(payload.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(published.status(), 200);
+    for socket in &mut subscribers {
+        assert_eq!(next(socket).await, Message::text(payload.clone()));
+    }
+}
+
+#[tokio::test]
+async fn what_is_sent_before_a_close_arrives_before_it() {
+    let server = sockets("", "");
+    for round in 0..20 {
+        let mut socket = connect(&server, "/echo").await;
+        socket.send(Message::text("send-then-close")).await.unwrap();
+        for i in 0..10 {
+            let got = tokio::time::timeout(Duration::from_secs(10), socket.next()).await;
+            let Ok(Some(Ok(message))) = got else {
+                panic!("round {round}, message {i}: {got:?}\n{}", server.logs());
+            };
+            assert_eq!(message, Message::text(i.to_string()));
+        }
+        let Message::Close(Some(frame)) = next(&mut socket).await else {
+            panic!("a close frame")
+        };
+        assert_eq!(u16::from(frame.code), 4001);
+    }
+}
+
+#[tokio::test]
+async fn a_long_handler_does_not_drop_a_client_that_answers_pings() {
+    let server = sockets("", "ping_interval = \"300ms\"\nping_timeout = \"300ms\"");
+    let mut socket = connect(&server, "/echo").await;
+    socket.send(Message::text("wait:2000")).await.unwrap();
+    socket.send(Message::text("after")).await.unwrap();
+    // Reading answers the server's pings (tungstenite replies by itself).
+    assert_eq!(next(&mut socket).await, Message::text("waited"));
+    assert_eq!(next(&mut socket).await, Message::text("after"));
+}
+
+#[tokio::test]
+async fn a_stuck_live_handler_ends_its_connection_and_frees_its_instance() {
+    let server = sockets("timeout = \"1s\"\nmax_instances = 1", "");
+    let mut stuck = connect(&server, "/live/echo").await;
+    stuck.send(Message::text("wait:60000")).await.unwrap();
+    let started = Instant::now();
+    let Message::Close(Some(frame)) = next(&mut stuck).await else {
+        panic!("a close frame")
+    };
+    assert_eq!(u16::from(frame.code), 1011);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // Its only instance is free again.
+    let mut next_socket = connect(&server, "/live/echo").await;
+    next_socket.send(Message::text("hi")).await.unwrap();
+    assert_eq!(next(&mut next_socket).await, Message::text("hi"));
+}
+
+#[tokio::test]
+async fn an_idle_connection_can_be_bounded() {
+    let server = sockets("", "idle_timeout = \"500ms\"");
+    let mut socket = connect(&server, "/echo").await;
+    let started = Instant::now();
+    let Message::Close(Some(frame)) = next(&mut socket).await else {
+        panic!("a close frame")
+    };
+    assert_eq!(u16::from(frame.code), 1001);
+    assert!(started.elapsed() >= Duration::from_millis(400));
+}
+
+// ---- Deadlines while streaming ------------------------------------------
+
+/// Read a streamed body to its end: what arrived, and whether it broke.
+async fn read_streamed(response: reqwest::Response) -> (Vec<u8>, bool) {
+    let mut body = response.bytes_stream();
+    let mut received = Vec::new();
+    while let Some(chunk) = body.next().await {
+        match chunk {
+            Ok(chunk) => received.extend_from_slice(&chunk),
+            Err(_) => return (received, true),
+        }
+    }
+    (received, false)
+}
+
+#[tokio::test]
+async fn a_wasi_02_body_never_finished_is_cut_at_the_deadline() {
+    let wasm = support::component("tests/guests/wasi-p2");
+    let server = Server::with_manifest(&manifest("p2", &wasm, "timeout = \"1s\""));
+    let started = Instant::now();
+    let response = client().get(server.url("/hang")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let (received, broken) = read_streamed(response).await;
+    assert_eq!(received, b"started ");
+    assert!(
+        broken,
+        "a body the component never finished is visibly broken"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn the_deadline_holds_while_a_client_does_not_read() {
+    for wasm in [misbehave_wasm(), support::component("tests/guests/wasi-p2")] {
+        deadline_holds_for_a_client_that_does_not_read(&wasm).await;
+    }
+}
+
+async fn deadline_holds_for_a_client_that_does_not_read(wasm: &std::path::Path) {
+    let server = Server::with_manifest(&manifest(
+        "app",
+        wasm,
+        "timeout = \"1s\"\nmax_instances = 1",
+    ));
+    // A client that asks for an endless body and never reads it.
+    let mut lazy = TcpStream::connect(server.address()).unwrap();
+    lazy.write_all(b"GET /endless HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    // Its instance was freed at the deadline: the only one is free again.
+    let response = client().get(server.url("/")).send().await.unwrap();
+    assert_ne!(response.status(), 503, "{:?}", server.logs());
+    drop(lazy);
+}

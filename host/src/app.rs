@@ -54,7 +54,7 @@ impl App {
         Ok(App {
             name: config.name.as_str().into(),
             component,
-            grants: Grants::new(config, shared, hits.clone()),
+            grants: Grants::new(config, shared, hits.clone())?,
             websockets: config.websockets.clone(),
             claims: Claim::all(&config.hosts, &config.routes).map_err(anyhow::Error::msg)?,
             strip_prefix: config.strip_prefix,
@@ -173,7 +173,7 @@ impl Apps {
             },
             capabilities::add_to_linker,
         )?;
-        let shared = Shared::new()?;
+        let shared = Shared::new();
         let mut apps = Vec::new();
         for config in &manifest.apps {
             let wasm = component_of(config)

@@ -32,16 +32,46 @@ pub(crate) fn request_head_to_wit(parts: &http::request::Parts) -> wit::Request 
     }
 }
 
+/// Most header fields a guest may send (a response, or a fetch).
+pub(crate) const MAX_GUEST_HEADERS: usize = 100;
+/// Most bytes of header names and values a guest may send.
+pub(crate) const MAX_GUEST_HEADER_BYTES: usize = 64 << 10;
+
+/// Whether guest header `fields` fit [`MAX_GUEST_HEADERS`] and
+/// [`MAX_GUEST_HEADER_BYTES`]; the error says which they do not.
+pub(crate) fn check_guest_fields(fields: &wit::Fields) -> Result<(), String> {
+    if fields.len() > MAX_GUEST_HEADERS {
+        return Err(format!(
+            "{} header fields (at most {MAX_GUEST_HEADERS})",
+            fields.len()
+        ));
+    }
+    let bytes: usize = fields
+        .iter()
+        .map(|(name, value)| name.len() + value.len())
+        .sum();
+    if bytes > MAX_GUEST_HEADER_BYTES {
+        return Err(format!(
+            "{bytes} bytes of headers (at most {MAX_GUEST_HEADER_BYTES})"
+        ));
+    }
+    Ok(())
+}
+
 /// A guest's status and headers, checked, without connection-level headers.
 pub(crate) fn guest_response_head(
     status: u16,
     fields: wit::Fields,
 ) -> Result<(StatusCode, HeaderMap), String> {
+    if !(100..=599).contains(&status) {
+        return Err(format!("status {status} is not an HTTP status"));
+    }
     let status = StatusCode::from_u16(status)
         .map_err(|_| format!("status {status} is not an HTTP status"))?;
     if status.is_informational() {
         return Err(format!("status {status} is informational"));
     }
+    check_guest_fields(&fields)?;
     let mut headers = HeaderMap::with_capacity(fields.len());
     for (name, value) in fields {
         let name = HeaderName::from_bytes(name.as_bytes())
@@ -193,6 +223,29 @@ mod tests {
     }
 
     #[test]
+    fn statuses_outside_100_to_599_are_refused() {
+        for status in [0, 99, 600, 999, 1000, u16::MAX] {
+            assert!(guest_response_head(status, Vec::new()).is_err(), "{status}");
+        }
+        assert!(guest_response_head(599, Vec::new()).is_ok());
+    }
+
+    #[test]
+    fn header_count_and_bytes_are_bounded_without_panicking() {
+        let many: wit::Fields = (0..40_000)
+            .map(|i| (format!("x-{i}"), b"v".to_vec()))
+            .collect();
+        let refused = guest_response_head(200, many).expect_err("too many");
+        assert!(refused.contains("header fields"), "{refused}");
+        let big = vec![("x-big".to_owned(), vec![b'a'; MAX_GUEST_HEADER_BYTES])];
+        assert!(guest_response_head(200, big).is_err());
+        let fine: wit::Fields = (0..MAX_GUEST_HEADERS)
+            .map(|i| (format!("x-{i}"), b"v".to_vec()))
+            .collect();
+        assert!(guest_response_head(200, fine).is_ok());
+    }
+
+    #[test]
     fn hop_by_hop_headers_are_the_connections() {
         for name in ["connection", "content-length", "upgrade", "te", "trailer"] {
             assert!(
@@ -201,5 +254,24 @@ mod tests {
             );
         }
         assert!(!is_connection_header(&header::CONTENT_TYPE));
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn any_guest_answer_is_checked_without_panicking(
+                status in any::<u16>(),
+                fields in prop::collection::vec(("[ -~]{0,12}", prop::collection::vec(any::<u8>(), 0..16)), 0..140),
+            ) {
+                if let Ok((status, headers)) = guest_response_head(status, fields) {
+                    prop_assert!((200..=599).contains(&status.as_u16()));
+                    prop_assert!(headers.len() <= MAX_GUEST_HEADERS);
+                    prop_assert!(headers.keys().all(|name| !is_connection_header(name)));
+                }
+            }
+        }
     }
 }

@@ -5,13 +5,17 @@
 use crate::broker::{AppTopics, Broker, Refused as TopicRefused, Subscriber, TopicKey};
 use bytes::Bytes;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_tungstenite::tungstenite::Message as Frame;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+/// Largest message the host sends a client (a guest's `send`, or a topic's
+/// message: the same as a publish's largest payload).
+pub(crate) const MAX_OUTGOING: usize = crate::broker::MAX_PAYLOAD;
 
 /// Largest per-connection state blob.
 pub(crate) const MAX_STATE: usize = 64 << 10;
@@ -48,6 +52,9 @@ pub(crate) struct Connection {
     outbox: mpsc::Sender<Frame>,
     /// Taken by the socket task when it starts.
     outbox_receiver: Mutex<Option<mpsc::Receiver<Frame>>>,
+    /// Bytes queued for the client, and how many may be.
+    queued: Arc<AtomicUsize>,
+    max_queued: usize,
     /// A close the socket task must perform (asked by the guest, or forced
     /// by a full queue), and the signal that there is one.
     close_request: Mutex<Option<CloseFrame>>,
@@ -67,8 +74,14 @@ impl Hub {
     }
 
     /// Register a new connection of `app` on `path`, with room for `queue`
-    /// outgoing messages.
-    pub(crate) fn connect(&self, app: &str, path: &str, queue: usize) -> Arc<Connection> {
+    /// outgoing messages of `queue_bytes` bytes together.
+    pub(crate) fn connect(
+        &self,
+        app: &str,
+        path: &str,
+        queue: usize,
+        queue_bytes: usize,
+    ) -> Arc<Connection> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (outbox, receiver) = mpsc::channel(queue.max(1));
         let connection = Arc::new(Connection {
@@ -77,6 +90,8 @@ impl Hub {
             path: path.to_owned(),
             outbox,
             outbox_receiver: Mutex::new(Some(receiver)),
+            queued: Arc::new(AtomicUsize::new(0)),
+            max_queued: queue_bytes.max(MAX_OUTGOING),
             close_request: Mutex::new(None),
             close_signal: Notify::new(),
             state: Mutex::new(Bytes::new()),
@@ -159,16 +174,37 @@ impl Connection {
         &self.path
     }
 
-    /// Queue `frame` for the client. A full queue means the client reads too
-    /// slowly: it is closed rather than buffered forever.
+    /// Queue `frame` for the client. A message over [`MAX_OUTGOING`] is
+    /// refused as too large. A full queue (by count or by bytes) means the
+    /// client reads too slowly: it is closed rather than buffered forever.
     pub(crate) fn send(&self, frame: Frame) -> Result<(), Refused> {
+        let len = frame.len();
+        if len > MAX_OUTGOING {
+            return Err(Refused::TooLarge);
+        }
+        let counted = self
+            .queued
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |queued| {
+                queued
+                    .checked_add(len)
+                    .filter(|total| *total <= self.max_queued)
+            });
+        if counted.is_err() {
+            self.request_close(CloseCode::Policy, "send queue full");
+            return Err(Refused::QueueFull);
+        }
         match self.outbox.try_send(frame) {
             Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.request_close(CloseCode::Policy, "send queue full");
-                Err(Refused::QueueFull)
+            Err(err) => {
+                self.queued.fetch_sub(len, Ordering::Relaxed);
+                match err {
+                    mpsc::error::TrySendError::Full(_) => {
+                        self.request_close(CloseCode::Policy, "send queue full");
+                        Err(Refused::QueueFull)
+                    }
+                    mpsc::error::TrySendError::Closed(_) => Err(Refused::Closed),
+                }
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(Refused::Closed),
         }
     }
 
@@ -193,8 +229,13 @@ impl Connection {
         }
     }
 
-    pub(crate) fn take_outbox(&self) -> Option<mpsc::Receiver<Frame>> {
-        lock(&self.outbox_receiver).take()
+    /// The receiving end of the outgoing queue, for the socket task (once).
+    pub(crate) fn take_outbox(&self) -> Option<Outbox> {
+        let frames = lock(&self.outbox_receiver).take()?;
+        Some(Outbox {
+            frames,
+            queued: self.queued.clone(),
+        })
     }
 
     pub(crate) fn state(&self) -> Bytes {
@@ -207,6 +248,29 @@ impl Connection {
         }
         *lock(&self.state) = state;
         Ok(())
+    }
+}
+
+/// A connection's queued frames, as the socket task takes them: each frame
+/// taken gives its bytes back to the queue.
+pub(crate) struct Outbox {
+    frames: mpsc::Receiver<Frame>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl Outbox {
+    /// The next frame, waiting for one; `None` once the queue is closed.
+    pub(crate) async fn recv(&mut self) -> Option<Frame> {
+        let frame = self.frames.recv().await?;
+        self.queued.fetch_sub(frame.len(), Ordering::Relaxed);
+        Some(frame)
+    }
+
+    /// The next frame if one is queued now.
+    pub(crate) fn try_recv(&mut self) -> Option<Frame> {
+        let frame = self.frames.try_recv().ok()?;
+        self.queued.fetch_sub(frame.len(), Ordering::Relaxed);
+        Some(frame)
     }
 }
 
@@ -228,7 +292,7 @@ mod tests {
     #[test]
     fn a_connection_is_found_only_by_its_own_app() {
         let hub = hub();
-        let connection = hub.connect("chat", "/ws", 4);
+        let connection = hub.connect("chat", "/ws", 4, 1 << 20);
         assert!(hub.get("chat", connection.id()).is_some());
         assert!(hub.get("other", connection.id()).is_none());
         hub.disconnect(&connection);
@@ -239,7 +303,7 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_refuses_and_asks_for_a_1008_close() {
         let hub = hub();
-        let connection = hub.connect("chat", "/ws", 2);
+        let connection = hub.connect("chat", "/ws", 2, 1 << 20);
         assert_eq!(connection.send(Frame::Text("1".into())), Ok(()));
         assert_eq!(connection.send(Frame::Text("2".into())), Ok(()));
         assert_eq!(
@@ -252,7 +316,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_first_close_request_wins() {
-        let connection = hub().connect("chat", "/ws", 2);
+        let connection = hub().connect("chat", "/ws", 2, 1 << 20);
         connection.request_close(CloseCode::Normal, "bye");
         connection.request_close(CloseCode::Away, "later");
         let close = connection.close_requested().await;
@@ -262,7 +326,7 @@ mod tests {
 
     #[test]
     fn state_is_bounded() {
-        let connection = hub().connect("chat", "/ws", 2);
+        let connection = hub().connect("chat", "/ws", 2, 1 << 20);
         assert_eq!(connection.set_state(Bytes::from_static(b"{}")), Ok(()));
         assert_eq!(connection.state(), "{}");
         let big = Bytes::from(vec![0u8; MAX_STATE + 1]);
@@ -272,7 +336,7 @@ mod tests {
 
     #[test]
     fn a_closed_outbox_refuses_as_closed() {
-        let connection = hub().connect("chat", "/ws", 2);
+        let connection = hub().connect("chat", "/ws", 2, 1 << 20);
         drop(connection.take_outbox());
         assert_eq!(
             connection.send(Frame::Text("late".into())),
@@ -285,7 +349,7 @@ mod tests {
     async fn subscriptions_end_with_the_connection() {
         let broker = Broker::new();
         let hub = Hub::new(broker.clone());
-        let connection = hub.connect("chat", "/ws", 8);
+        let connection = hub.connect("chat", "/ws", 8, 1 << 20);
         let mut outbox = connection.take_outbox().expect("outbox");
         let topic = TopicKey::new(&Arc::from("chat"), "room");
         let fence = AppTopics::new(10, 1 << 20, 10);
@@ -299,6 +363,31 @@ mod tests {
         broker
             .publish(&topic, Bytes::from_static(b"gone"), &fence)
             .expect("published");
-        assert!(outbox.try_recv().is_err(), "no frame after disconnect");
+        assert!(outbox.try_recv().is_none(), "no frame after disconnect");
+    }
+
+    #[test]
+    fn the_queue_is_bounded_by_bytes_and_gives_them_back() {
+        let connection = hub().connect("chat", "/ws", 100, MAX_OUTGOING + 10);
+        let mut outbox = connection.take_outbox().expect("outbox");
+        let big = Frame::Binary(Bytes::from(vec![0u8; MAX_OUTGOING]));
+        assert_eq!(connection.send(big.clone()), Ok(()));
+        assert_eq!(connection.send(Frame::Text("0123456789".into())), Ok(()));
+        assert_eq!(
+            connection.send(Frame::Text("x".into())),
+            Err(Refused::QueueFull),
+            "one byte over the bytes queued"
+        );
+        assert!(outbox.try_recv().is_some());
+        assert_eq!(connection.queued.load(Ordering::Relaxed), 10);
+    }
+
+    #[test]
+    fn a_message_over_the_limit_is_refused_without_closing() {
+        let connection = hub().connect("chat", "/ws", 4, 1 << 20);
+        let huge = Frame::Binary(Bytes::from(vec![0u8; MAX_OUTGOING + 1]));
+        assert_eq!(connection.send(huge), Err(Refused::TooLarge));
+        assert!(lock(&connection.close_request).is_none());
+        assert_eq!(connection.send(Frame::Text("fine".into())), Ok(()));
     }
 }

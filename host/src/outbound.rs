@@ -1,26 +1,37 @@
-//! The pooled outbound HTTP client every app's requests go through
-//! (HTTP/1.1 and HTTP/2, HTTPS through rustls with the web's roots), and
-//! what its failures mean. The capabilities that send requests sit above it
-//! and check each request against the app's allow-list first.
+//! The pooled outbound HTTP client of each app (HTTP/1.1 and HTTP/2, HTTPS
+//! through rustls with the web's roots), and what its failures mean. The
+//! capabilities that send requests sit above it and check each request's
+//! URL against the app's allow-list first; the client's resolver then
+//! checks where the name really goes: an internal address (loopback,
+//! private, link-local, ...) is refused unless a rule names it.
 
 use crate::body::OutgoingBody;
+use crate::policy::OutboundPolicy;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::rt::TokioExecutor;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-/// The pooled client every app's fetches go through.
-pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector>, OutgoingBody>;
+/// An app's pooled client: its connections are its own, resolved under its
+/// policy.
+pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector<CheckedResolver>>, OutgoingBody>;
 
 /// How long a TCP (and TLS) connection may take to establish.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Idle pooled connections are closed after this long.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Build the shared client.
-pub(crate) fn new_client() -> anyhow::Result<HttpClient> {
-    let mut http = HttpConnector::new();
+/// Build the client of an app whose allow-list is `policy`.
+pub(crate) fn new_client(policy: &OutboundPolicy) -> anyhow::Result<HttpClient> {
+    let mut http = HttpConnector::new_with_resolver(CheckedResolver {
+        policy: Arc::new(policy.clone()),
+    });
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(CONNECT_TIMEOUT));
@@ -35,10 +46,72 @@ pub(crate) fn new_client() -> anyhow::Result<HttpClient> {
         .build(https))
 }
 
+/// Resolves names with the system's resolver, then keeps only the
+/// addresses the app's policy allows. (An IP literal in a URL is not
+/// resolved: the allow-list already had to name it.)
+#[derive(Clone)]
+pub(crate) struct CheckedResolver {
+    policy: Arc<OutboundPolicy>,
+}
+
+/// A name resolved only to addresses the app may not reach.
+#[derive(Debug, thiserror::Error)]
+#[error("{name} resolves to {address}, an internal address no outbound rule names")]
+pub(crate) struct InternalAddress {
+    name: String,
+    address: std::net::IpAddr,
+}
+
+type Resolving =
+    Pin<Box<dyn Future<Output = std::io::Result<std::vec::IntoIter<SocketAddr>>> + Send>>;
+
+impl tower_service::Service<Name> for CheckedResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = std::io::Error;
+    type Future = Resolving;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Resolving {
+        let policy = self.policy.clone();
+        let name = name.as_str().to_owned();
+        Box::pin(async move {
+            let resolved: Vec<SocketAddr> =
+                tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
+            let allowed: Vec<SocketAddr> = resolved
+                .iter()
+                .copied()
+                .filter(|address| policy.allows_address(address.ip()))
+                .collect();
+            match (allowed.is_empty(), resolved.first()) {
+                (true, Some(refused)) => {
+                    tracing::info!(
+                        name,
+                        address = %refused.ip(),
+                        "fetch denied: the name resolves to an internal address"
+                    );
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::PermissionDenied,
+                        InternalAddress {
+                            name,
+                            address: refused.ip(),
+                        },
+                    ))
+                }
+                _ => Ok(allowed.into_iter()),
+            }
+        })
+    }
+}
+
 /// Why the pooled client could not deliver a request, with the whole chain
 /// of causes as its message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum SendFailure {
+    /// The name resolves to an address the app may not reach.
+    Denied(String),
     /// The TLS handshake failed.
     Tls(String),
     /// Connecting or reading timed out.
@@ -57,6 +130,9 @@ impl SendFailure {
         while let Some(current) = link {
             if current.downcast_ref::<rustls::Error>().is_some() {
                 return SendFailure::Tls(message);
+            }
+            if let Some(internal) = current.downcast_ref::<InternalAddress>() {
+                return SendFailure::Denied(internal.to_string());
             }
             link = match current.downcast_ref::<std::io::Error>() {
                 Some(io) if io.kind() == std::io::ErrorKind::TimedOut => {
@@ -98,6 +174,24 @@ mod tests {
     #[error("outer")]
     struct Outer(#[source] std::io::Error);
 
+    #[tokio::test]
+    async fn a_name_that_resolves_inside_is_denied() {
+        // `127.1` is not an IP literal to the URL, so it is resolved: to
+        // 127.0.0.1, which no rule names.
+        let policy = OutboundPolicy::new(vec![
+            crate::policy::OutboundRule::parse("http://127.1:*").expect("rule"),
+        ]);
+        let client = new_client(&policy).expect("client");
+        let request = http::Request::get("http://127.1:9/")
+            .body(OutgoingBody::empty())
+            .expect("request");
+        let err = client.request(request).await.expect_err("denied");
+        assert!(
+            matches!(SendFailure::of(&err), SendFailure::Denied(why) if why.contains("127.0.0.1")),
+            "{err:?}"
+        );
+    }
+
     #[test]
     fn the_chain_names_every_cause() {
         let err = Outer(std::io::Error::other("inner"));
@@ -109,7 +203,11 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let address = listener.local_addr().expect("address");
         drop(listener);
-        let client = new_client().expect("client");
+        let policy = OutboundPolicy::new(vec![
+            crate::policy::OutboundRule::parse("http://127.0.0.1:*").expect("rule"),
+            crate::policy::OutboundRule::parse("https://127.0.0.1:*").expect("rule"),
+        ]);
+        let client = new_client(&policy).expect("client");
         let request = http::Request::get(format!("http://{address}/"))
             .body(OutgoingBody::empty())
             .expect("request");
@@ -132,7 +230,11 @@ mod tests {
                 let _ = socket.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
             }
         });
-        let client = new_client().expect("client");
+        let policy = OutboundPolicy::new(vec![
+            crate::policy::OutboundRule::parse("http://127.0.0.1:*").expect("rule"),
+            crate::policy::OutboundRule::parse("https://127.0.0.1:*").expect("rule"),
+        ]);
+        let client = new_client(&policy).expect("client");
         let request = http::Request::get(format!("https://{address}/"))
             .body(OutgoingBody::empty())
             .expect("request");

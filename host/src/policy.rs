@@ -7,6 +7,7 @@
 //! allows it.
 
 use http::Uri;
+use std::net::IpAddr;
 
 /// The allow-list of one app.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -79,6 +80,55 @@ impl OutboundPolicy {
                     HostPattern::Subdomains(suffix) => host.ends_with(suffix.as_str()),
                 }
         })
+    }
+}
+
+impl OutboundPolicy {
+    /// Whether a name that resolved to `ip` may be reached: any public
+    /// address; an internal one (loopback, private, link-local, ...) only if
+    /// a rule names that address, or names `localhost` for loopback.
+    pub(crate) fn allows_address(&self, ip: IpAddr) -> bool {
+        if !is_internal(ip) {
+            return true;
+        }
+        self.rules.iter().any(|rule| match &rule.host {
+            HostPattern::Exact(host) => {
+                host.parse::<IpAddr>().is_ok_and(|named| named == ip)
+                    || (host == "localhost" && ip.is_loopback())
+            }
+            HostPattern::Subdomains(_) => false,
+        })
+    }
+}
+
+/// Addresses inside the host or its networks: loopback, private ranges,
+/// link-local (cloud metadata at 169.254.169.254 among them), shared
+/// (CGNAT), unspecified, broadcast and multicast; IPv6 unique-local and
+/// link-local, and IPv4 addresses written as IPv6.
+pub(crate) fn is_internal(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [first, second, ..] = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || first == 0
+                || (first == 100 && (64..128).contains(&second))
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || v6
+                    .to_ipv4_mapped()
+                    .is_some_and(|v4| is_internal(IpAddr::V4(v4)))
+        }
     }
 }
 
@@ -246,6 +296,37 @@ mod tests {
                 .expect("everything")
                 .allows("anything")
         );
+    }
+
+    #[test]
+    fn internal_addresses_need_a_rule_that_names_them() {
+        let ip = |text: &str| text.parse::<IpAddr>().expect("an address");
+        let public = policy(&["https://*.example.com"]);
+        assert!(public.allows_address(ip("93.184.216.34")));
+        for internal in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(!public.allows_address(ip(internal)), "{internal}");
+        }
+        let named = policy(&["http://10.1.2.3:*", "http://localhost:8080"]);
+        assert!(named.allows_address(ip("10.1.2.3")));
+        assert!(!named.allows_address(ip("10.1.2.4")));
+        assert!(
+            named.allows_address(ip("127.0.0.1")),
+            "localhost names loopback"
+        );
+        assert!(named.allows_address(ip("::1")));
+        assert!(!named.allows_address(ip("169.254.169.254")));
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::cargo_build::component_for;
 use crate::config::{Manifest, WebSocketMode};
 use crate::convert::request_head_to_wit;
 use crate::dispatch::{Events, Opened, call_once, describe};
-use crate::hub::Connection;
+use crate::hub::{Connection, Outbox};
 use crate::limit_log::Limit;
 use crate::server::{AppRouter, route, websocket_route};
 use anyhow::{Context, Result, bail};
@@ -29,7 +29,6 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use std::path::Path;
 use std::sync::Arc;
-use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message as Frame;
 
 /// Apps loaded in-process, ready to take requests and WebSocket events.
@@ -100,7 +99,12 @@ impl Harness {
             WebSocketMode::Hibernate => Events::hibernate(app.clone()),
             WebSocketMode::Live => Events::live(app.clone()),
         };
-        let connection = app.hub().connect(app.name(), path, route.send_queue);
+        let connection = app.hub().connect(
+            app.name(),
+            path,
+            route.send_queue,
+            usize::try_from(route.send_buffer).unwrap_or(usize::MAX),
+        );
         let outbox = connection
             .take_outbox()
             .context("a new connection has its outbox")?;
@@ -191,7 +195,7 @@ pub enum SocketMessage {
 pub struct TestSocket {
     events: Events,
     connection: Arc<Connection>,
-    outbox: mpsc::Receiver<Frame>,
+    outbox: Outbox,
 }
 
 impl TestSocket {

@@ -9,7 +9,7 @@ mod incoming;
 mod outgoing;
 
 pub(crate) use incoming::{IncomingBodyProducer, discard_in_background};
-pub(crate) use outgoing::{ChunkConsumer, OutgoingBody};
+pub(crate) use outgoing::{ChunkConsumer, DrivenGuest, OutgoingBody};
 
 use crate::error::BoxError;
 use bytes::Bytes;

@@ -7,6 +7,7 @@ use futures::channel::{mpsc, oneshot};
 use futures::{Sink, StreamExt};
 use http_body::{Body, Frame, SizeHint};
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use tokio::task::JoinHandle;
 use wasmtime::StoreContextMut;
@@ -79,12 +80,14 @@ pub(crate) enum OutgoingBody {
     /// Complete in memory.
     Full(Option<Bytes>),
     /// Produced by wasmtime-wasi-http for a standard `wasi:http` component.
-    /// When `guest` is given, that future owns the component's store: it is
-    /// driven as the body is read (a WASI 0.3 body is written by the guest
-    /// as it goes) and dropped with the body.
+    /// When `guest` is given, it owns the component's store: it is driven as
+    /// the body is read (a WASI 0.3 body is written by the guest as it goes)
+    /// and dropped with the body, or at its deadline. The body ends cleanly
+    /// only if the guest did not fail first.
     Wasi {
         body: WasiBody,
-        guest: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+        guest: Option<DrivenGuest>,
+        failed: Option<BoxError>,
     },
     /// Written by a guest as it goes. When `guest` is given, the body ends
     /// cleanly only if that task (which owns the guest's store) does.
@@ -108,7 +111,20 @@ impl OutgoingBody {
 
     /// A standard component's outgoing request body.
     pub(crate) fn standard(body: WasiBody) -> Self {
-        OutgoingBody::Wasi { body, guest: None }
+        OutgoingBody::Wasi {
+            body,
+            guest: None,
+            failed: None,
+        }
+    }
+
+    /// A standard component's response body, its store driven by `guest`.
+    pub(crate) fn driven(body: WasiBody, guest: Option<DrivenGuest>) -> Self {
+        OutgoingBody::Wasi {
+            body,
+            guest,
+            failed: None,
+        }
     }
 }
 
@@ -122,15 +138,24 @@ impl Body for OutgoingBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             OutgoingBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            OutgoingBody::Wasi { body, guest } => {
+            OutgoingBody::Wasi {
+                body,
+                guest,
+                failed,
+            } => {
                 if let Some(running) = guest
-                    && running.as_mut().poll(cx).is_ready()
+                    && let Poll::Ready(outcome) = running.poll(cx)
                 {
                     *guest = None;
+                    if let Err(err) = outcome {
+                        *failed = Some(err);
+                    }
                 }
-                Pin::new(body)
-                    .poll_frame(cx)
-                    .map(|frame| frame.map(|frame| frame.map_err(BoxError::from)))
+                match ready!(Pin::new(body).poll_frame(cx)) {
+                    Some(frame) => Poll::Ready(Some(frame.map_err(BoxError::from))),
+                    // Its end is clean only if the guest did not fail.
+                    None => Poll::Ready(failed.take().map(Err)),
+                }
             }
             OutgoingBody::Streamed { chunks, guest } => {
                 if let Some(chunk) = ready!(chunks.poll_next_unpin(cx)) {
@@ -165,6 +190,52 @@ impl Body for OutgoingBody {
             OutgoingBody::Wasi { body, .. } => body.size_hint(),
             OutgoingBody::Streamed { .. } => SizeHint::default(),
         }
+    }
+}
+
+/// What drives a standard component's store while its body is read.
+pub(crate) type GuestFuture = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>>;
+
+/// A standard component's running guest, polled as its body is read and
+/// dropped at its deadline even if the body is never read again (a client
+/// that stops reading does not keep an instance past the deadline).
+pub(crate) struct DrivenGuest {
+    slot: Arc<Mutex<Option<GuestFuture>>>,
+    reaper: tokio::task::AbortHandle,
+}
+
+impl DrivenGuest {
+    /// Drive `guest` until `deadline`.
+    pub(crate) fn new(guest: GuestFuture, deadline: tokio::time::Instant) -> Self {
+        let slot = Arc::new(Mutex::new(Some(guest)));
+        let reaped = slot.clone();
+        let reaper = tokio::spawn(async move {
+            tokio::time::sleep_until(deadline).await;
+            let guest = reaped.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if guest.is_some() {
+                tracing::warn!("the request's timeout ended its streamed body");
+            }
+        })
+        .abort_handle();
+        DrivenGuest { slot, reaper }
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        let mut slot = self.slot.lock().unwrap_or_else(|p| p.into_inner());
+        match slot.as_mut() {
+            Some(guest) => {
+                let outcome = ready!(guest.as_mut().poll(cx));
+                *slot = None;
+                Poll::Ready(outcome)
+            }
+            None => Poll::Ready(Err("timeout".into())),
+        }
+    }
+}
+
+impl Drop for DrivenGuest {
+    fn drop(&mut self) {
+        self.reaper.abort();
     }
 }
 

@@ -7,7 +7,7 @@ use super::{Grants, GuestState, grants_of};
 use crate::bindings::http_client::{Host, HostWithStore, IncomingResponse, OutgoingRequest};
 use crate::bindings::types::{self as wit, FetchError};
 use crate::body::{ChunkConsumer, IncomingBodyProducer, OutgoingBody, inbound};
-use crate::convert::{fields_to_wit, is_connection_header, method_from_wit};
+use crate::convert::{check_guest_fields, fields_to_wit, is_connection_header, method_from_wit};
 use crate::outbound::SendFailure;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -104,6 +104,7 @@ impl Outgoing {
         check_allowed(grants, &uri)?;
         let method = method_from_wit(request.method)
             .ok_or_else(|| FetchError::InvalidRequest("bad method".into()))?;
+        check_guest_fields(&request.headers).map_err(FetchError::InvalidRequest)?;
         let mut headers = HeaderMap::with_capacity(request.headers.len());
         for (name, value) in request.headers {
             let name = HeaderName::from_bytes(name.as_bytes())
@@ -164,7 +165,6 @@ async fn send_following_redirects(
         let uri = ready.request.uri().clone();
         let headers = ready.request.headers().clone();
         let response = grants
-            .shared
             .client
             .request(ready.request)
             .await
@@ -186,6 +186,17 @@ async fn send_following_redirects(
         } else {
             (Method::GET, Bytes::new())
         };
+        let mut headers = headers;
+        if !same_origin(&uri, &location) {
+            // Credentials were meant for the first origin only.
+            for credential in [
+                header::AUTHORIZATION,
+                header::COOKIE,
+                header::PROXY_AUTHORIZATION,
+            ] {
+                headers.remove(credential);
+            }
+        }
         let mut request = Request::new(OutgoingBody::full(body.clone()));
         *request.method_mut() = method;
         *request.uri_mut() = location;
@@ -198,6 +209,20 @@ async fn send_following_redirects(
             replay: Some(body),
         };
     }
+}
+
+/// Same scheme, host and port (the port a scheme implies counts).
+fn same_origin(a: &Uri, b: &Uri) -> bool {
+    let port = |uri: &Uri| {
+        uri.port_u16().or(match uri.scheme_str() {
+            Some("https") => Some(443),
+            Some("http") => Some(80),
+            _ => None,
+        })
+    };
+    a.scheme() == b.scheme()
+        && a.host().map(str::to_ascii_lowercase) == b.host().map(str::to_ascii_lowercase)
+        && port(a) == port(b)
 }
 
 /// 303, and 301/302 after a POST, continue as a GET without a body; 307
@@ -255,6 +280,7 @@ fn check_allowed(grants: &Grants, uri: &Uri) -> Result<(), FetchError> {
 /// A failed pooled request, as the guest sees it.
 fn fetch_error(failure: SendFailure) -> FetchError {
     match failure {
+        SendFailure::Denied(why) => FetchError::Denied(why),
         SendFailure::Tls(why) => FetchError::Tls(why),
         SendFailure::Timeout => FetchError::Timeout,
         SendFailure::Connect(why) => FetchError::Connect(why),
@@ -326,6 +352,24 @@ mod tests {
         assert!(redirect_keeps_method(
             StatusCode::PERMANENT_REDIRECT,
             &Method::POST
+        ));
+    }
+
+    #[test]
+    fn origins_compare_scheme_host_and_port() {
+        let uri = |text: &str| text.parse::<Uri>().expect("uri");
+        assert!(same_origin(
+            &uri("http://a.test/x"),
+            &uri("http://A.test:80/y")
+        ));
+        assert!(!same_origin(
+            &uri("http://a.test/"),
+            &uri("https://a.test/")
+        ));
+        assert!(!same_origin(&uri("http://a.test/"), &uri("http://b.test/")));
+        assert!(!same_origin(
+            &uri("http://a.test:8080/"),
+            &uri("http://a.test/")
         ));
     }
 

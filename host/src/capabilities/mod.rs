@@ -33,26 +33,20 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 /// The data of a store whose guest may use the capabilities.
 pub(crate) type GuestState = State<StoreCapabilities>;
 
-/// What every app shares: the pooled outbound client, the pub/sub broker
-/// and the open WebSocket connections.
+/// What every app shares: the pub/sub broker and the open WebSocket
+/// connections.
 #[derive(Clone)]
 pub(crate) struct Shared {
-    client: HttpClient,
     broker: Arc<Broker>,
     hub: Arc<Hub>,
 }
 
 impl Shared {
     /// Start the shared services.
-    pub(crate) fn new() -> anyhow::Result<Shared> {
-        let client = new_client().context("cannot set up the outbound HTTP client")?;
+    pub(crate) fn new() -> Shared {
         let broker = Broker::new();
         let hub = Hub::new(broker.clone());
-        Ok(Shared {
-            client,
-            broker,
-            hub,
-        })
+        Shared { broker, hub }
     }
 
     /// The open WebSocket connections of every app.
@@ -66,6 +60,8 @@ pub(crate) struct Grants {
     /// The app's name, which namespaces its topics and connections.
     app: Arc<str>,
     outbound: OutboundPolicy,
+    /// Its pooled outbound client, resolving under its policy.
+    client: HttpClient,
     fetch_max_body: u64,
     /// A fetch's response-head timeout when the guest gives none.
     default_timeout: Duration,
@@ -84,11 +80,18 @@ pub(crate) struct Grants {
 impl Grants {
     /// The grants of the app `config` describes; its limit hits are
     /// counted in `hits`.
-    pub(crate) fn new(config: &AppConfig, shared: &Shared, hits: Arc<LimitHits>) -> Arc<Grants> {
+    pub(crate) fn new(
+        config: &AppConfig,
+        shared: &Shared,
+        hits: Arc<LimitHits>,
+    ) -> anyhow::Result<Arc<Grants>> {
         let limits = &config.limits;
-        Arc::new(Grants {
+        let client =
+            new_client(&config.outbound).context("cannot set up the outbound HTTP client")?;
+        Ok(Arc::new(Grants {
             app: config.name.as_str().into(),
             outbound: config.outbound.clone(),
+            client,
             fetch_max_body: limits.fetch_max_body,
             default_timeout: limits.timeout,
             topics: config.pubsub.clone(),
@@ -106,7 +109,7 @@ impl Grants {
             fetches_per_request: limits.max_fetches_per_request,
             hits,
             shared: shared.clone(),
-        })
+        }))
     }
 
     /// The app's name.

@@ -64,8 +64,7 @@ impl WasiHttpHooks for OutgoingHooks {
                 .unwrap_or(grants.default_timeout);
             let request = request.map(OutgoingBody::standard);
             let response =
-                match tokio::time::timeout(first_byte, grants.shared.client.request(request)).await
-                {
+                match tokio::time::timeout(first_byte, grants.client.request(request)).await {
                     Err(_) => return Err(Error::ConnectionReadTimeout),
                     Ok(Err(err)) => return Err(classify(err)),
                     Ok(Ok(response)) => response,
@@ -93,6 +92,7 @@ impl WasiHttpHooks for OutgoingHooks {
 /// Squall's own `fetch`, in wasi:http's terms.
 fn classify(err: hyper_util::client::legacy::Error) -> Error {
     match SendFailure::of(&err) {
+        SendFailure::Denied(_) => Error::DestinationIpProhibited,
         SendFailure::Tls(_) => Error::TlsProtocolError,
         SendFailure::Timeout => Error::ConnectionTimeout,
         SendFailure::Connect(_) => Error::ConnectionRefused,

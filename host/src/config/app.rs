@@ -122,6 +122,21 @@ pub(crate) struct WebSocketRoute {
     /// Messages queued for a client before a slow reader is closed.
     #[serde(default = "default_send_queue")]
     pub(crate) send_queue: usize,
+    /// Bytes queued for a client before a slow reader is closed (at least
+    /// one message of the largest size, 1 MiB).
+    #[serde(default = "default_send_buffer", deserialize_with = "values::size")]
+    pub(crate) send_buffer: u64,
+    /// How long one write to the client may take before it is given up as
+    /// gone.
+    #[serde(
+        default = "default_write_timeout",
+        deserialize_with = "values::duration"
+    )]
+    pub(crate) write_timeout: Duration,
+    /// Close a connection that sends no message for this long (1001); none
+    /// by default.
+    #[serde(default, deserialize_with = "values::optional_duration")]
+    pub(crate) idle_timeout: Option<Duration>,
 }
 
 /// How a WebSocket route runs its guest.
@@ -150,6 +165,14 @@ fn default_ping_timeout() -> Duration {
 
 fn default_send_queue() -> usize {
     256
+}
+
+fn default_send_buffer() -> u64 {
+    4 << 20
+}
+
+fn default_write_timeout() -> Duration {
+    Duration::from_secs(30)
 }
 
 /// Messages a topic keeps unless the manifest says otherwise.

@@ -407,4 +407,43 @@ mod tests {
         assert!(message.contains("both claim host \"x.test\""), "{message}");
         assert!(message.starts_with("squall.toml:6:"), "{message}");
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Lines a manifest is made of, some valid, most not.
+        fn manifest_line() -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just("[server]".to_owned()),
+                Just("[app.a]".to_owned()),
+                Just("[[app.a.websocket]]".to_owned()),
+                Just("source = \"a.wasm\"".to_owned()),
+                "[a-z_]{1,20} = \"[ -~]{0,12}\"",
+                "[a-z_]{1,20} = [0-9]{1,12}",
+                "[a-z_]{1,20} = \\[\"[ -~]{0,10}\"\\]",
+                "[ -~]{0,30}",
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn the_parser_never_panics(lines in prop::collection::vec(manifest_line(), 0..12)) {
+                let text = lines.join("\n");
+                let _ = parse(&text);
+            }
+
+            #[test]
+            fn any_bytes_are_refused_or_parsed_without_panicking(text in "\\PC{0,200}") {
+                let _ = parse(&text);
+            }
+
+            #[test]
+            fn sizes_scale_by_their_unit(n in 0u64..1_000_000) {
+                prop_assert_eq!(parse_size(&format!("{n}KiB")), Ok(n << 10));
+                prop_assert_eq!(parse_size(&format!("{n}MB")), Ok(n * 1_000_000));
+                prop_assert_eq!(parse_duration(&format!("{}ms", n + 1)), Ok(Duration::from_millis(n + 1)));
+            }
+        }
+    }
 }

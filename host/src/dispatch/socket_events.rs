@@ -38,7 +38,14 @@ type Call = (Event, oneshot::Sender<wasmtime::Result<Outcome>>);
 #[derive(Clone)]
 pub(crate) struct Events {
     app: SharedApp,
-    live: Option<mpsc::Sender<Call>>,
+    live: Option<Live>,
+}
+
+/// A connection's own instance: its calls queue, and the task that owns it.
+#[derive(Clone)]
+struct Live {
+    calls: mpsc::Sender<Call>,
+    task: std::sync::Arc<tokio::task::AbortHandle>,
 }
 
 impl Events {
@@ -50,10 +57,13 @@ impl Events {
     /// Start the instance that will live as long as the connection.
     pub(crate) fn live(app: SharedApp) -> Self {
         let (calls, receiver) = mpsc::channel(1);
-        tokio::spawn(live_instance(app.clone(), receiver));
+        let task = tokio::spawn(live_instance(app.clone(), receiver)).abort_handle();
         Events {
             app,
-            live: Some(calls),
+            live: Some(Live {
+                calls,
+                task: std::sync::Arc::new(task),
+            }),
         }
     }
 
@@ -103,9 +113,9 @@ impl Events {
         let timeout = self.app.limits().timeout;
         let outcome = match &self.live {
             None => tokio::time::timeout(timeout, once(self.app.clone(), event)).await,
-            Some(calls) => {
+            Some(live) => {
                 let (reply, answer) = oneshot::channel();
-                if calls.send((event, reply)).await.is_err() {
+                if live.calls.send((event, reply)).await.is_err() {
                     return Err(HostError::Trap(wasmtime::Error::msg(
                         "the live instance stopped",
                     )));
@@ -124,6 +134,11 @@ impl Events {
             Err(_) => HostError::Timeout,
         };
         failure.log();
+        // A live instance stuck past the deadline is stopped, which frees
+        // it; the connection then closes (1011).
+        if let Some(live) = &self.live {
+            live.task.abort();
+        }
         Err(failure)
     }
 }

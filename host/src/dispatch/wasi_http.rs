@@ -6,9 +6,9 @@
 
 use super::error_response;
 use crate::app::SharedApp;
-use crate::body::{InboundBody, OutgoingBody, discard_in_background};
+use crate::body::{DrivenGuest, InboundBody, OutgoingBody, discard_in_background};
 use crate::capabilities::GuestState;
-use crate::error::HostError;
+use crate::error::{BoxError, HostError};
 use crate::runtime::{Guest, finished, until_answer};
 use futures::channel::oneshot;
 use http::uri::{Authority, Scheme};
@@ -52,6 +52,7 @@ pub(super) async fn run(
         .boxed_unsync();
     let request = Request::from_parts(parts, body);
 
+    let deadline = tokio::time::Instant::now() + limits.timeout;
     let (answer, guest) = until_answer(limits.timeout, |answer| async move {
         let outcome = serve(app, request, answer).await;
         drop(admitted);
@@ -63,15 +64,17 @@ pub(super) async fn run(
         Err(failure) => return error_response(failure.logged_status()),
     };
     // The store lives on in the body while it streams; dropping the body
-    // (done, or the client gone) drops the store.
+    // (done, or the client gone) or its deadline drops the store.
     let guest = guest.map(|guest| {
-        Box::pin(async move {
-            if let Err(failure) = finished(guest.await) {
+        let driven = Box::pin(async move {
+            finished(guest.await).map_err(|failure| {
                 tracing::warn!("the component failed while streaming its body: {failure}");
-            }
-        }) as std::pin::Pin<Box<dyn Future<Output = ()> + Send>>
+                BoxError::from(failure.to_string())
+            })
+        });
+        DrivenGuest::new(driven, deadline)
     });
-    response.map(|body| OutgoingBody::Wasi { body, guest })
+    response.map(|body| OutgoingBody::driven(body, guest))
 }
 
 /// Instantiate, hand the request to the component, and keep its store

@@ -28,7 +28,7 @@ pub(super) fn start(config: &RuntimeConfig) -> Result<Engine> {
                 config.max_instances
             )
         })?;
-    start_epoch_ticker(&engine);
+    start_epoch_ticker(&engine)?;
     Ok(engine)
 }
 
@@ -57,8 +57,10 @@ fn engine_config(config: &RuntimeConfig) -> Config {
     wasm
 }
 
-/// Advance the engine's epoch every [`EPOCH_TICK`] until the engine is dropped.
-fn start_epoch_ticker(engine: &Engine) {
+/// Advance the engine's epoch every [`EPOCH_TICK`] until the engine is
+/// dropped. Without it no guest would ever be stopped or made to yield, so
+/// a host that cannot start it does not start at all.
+fn start_epoch_ticker(engine: &Engine) -> Result<()> {
     let weak = engine.weak();
     std::thread::Builder::new()
         .name("squall-epoch".into())
@@ -70,5 +72,5 @@ fn start_epoch_ticker(engine: &Engine) {
             }
         })
         .map(drop)
-        .unwrap_or_else(|err| tracing::error!("cannot start the epoch ticker: {err}"));
+        .context("cannot start the epoch ticker that enforces cpu_time and timeouts")
 }

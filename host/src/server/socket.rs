@@ -6,7 +6,7 @@ use crate::bindings::websocket_types::WsMessage;
 use crate::config::WebSocketRoute;
 use crate::dispatch::{Events, describe};
 use crate::error::HostError;
-use crate::hub::{Connection, Hub};
+use crate::hub::{Connection, Hub, MAX_OUTGOING, Outbox};
 use futures::{SinkExt, StreamExt};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
@@ -23,6 +23,9 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{Bytes, Message as Frame};
 use tracing::Instrument;
 
+/// How long a write in progress may still take once a close is asked for.
+const WRITE_GRACE: Duration = Duration::from_secs(1);
+
 /// How long a closing handshake may take before the socket is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -30,7 +33,8 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// defaults (128 KiB each) would cost that much memory per connection.
 const READ_BUFFER: usize = 4 << 10;
 const WRITE_BUFFER: usize = 4 << 10;
-const MAX_WRITE_BUFFER: usize = 64 << 10;
+/// Room for the largest message the host sends, and its frame header.
+const MAX_WRITE_BUFFER: usize = MAX_OUTGOING + (64 << 10);
 
 /// How the connection ended, and so what the guest's `on-close` is told.
 struct Ending {
@@ -113,22 +117,41 @@ async fn serve(
     // A shutdown that began before this task started counts too.
     let shutdown = shutdown_started(shutdown);
     tokio::pin!(shutdown);
-    let mut pending: Option<Pending> = None;
+    let mut handler: Option<Pending> = None;
+    // Messages read while the handler runs, so pings and pongs are still
+    // seen; when it is full, reading waits for the handler.
+    let mut inbox = Inbox::new(route.max_message);
     // Ping when idle for `ping_interval`; close if no pong within `ping_timeout`.
     let mut awaiting_pong = false;
     let keepalive = tokio::time::sleep(route.ping_interval);
     tokio::pin!(keepalive);
+    let idle = tokio::time::sleep(route.idle_timeout.unwrap_or(Duration::MAX / 4));
+    tokio::pin!(idle);
 
     let (ending, reply) = loop {
+        if handler.is_none()
+            && let Some(message) = inbox.pop()
+        {
+            handler = Some(tokio::spawn(
+                events
+                    .clone()
+                    .message(describe(connection), message)
+                    .in_current_span(),
+            ));
+        }
         tokio::select! {
             () = &mut shutdown => {
                 break (Ending::new(CloseCode::Away, "server shutting down"), true);
             }
             request = connection.close_requested() => {
+                // What was queued before the close goes out before it.
+                if let Err(ending) = flush_queued(&mut sink, &mut outbox, route.write_timeout).await {
+                    break (ending, false);
+                }
                 break (Ending { code: request.code.into(), reason: request.reason.to_string() }, true);
             }
-            done = async { pending.as_mut().expect("guarded by the if").await }, if pending.is_some() => {
-                pending = None;
+            done = async { handler.as_mut().expect("guarded by the if").await }, if handler.is_some() => {
+                handler = None;
                 match done {
                     Ok(Ok(())) => {}
                     Ok(Err(failure)) => {
@@ -139,11 +162,11 @@ async fn serve(
             }
             frame = outbox.recv() => {
                 let Some(frame) = frame else { continue };
-                if let Err(ending) = write(&mut sink, frame, connection).await {
+                if let Err(ending) = write(&mut sink, frame, connection, route.write_timeout).await {
                     break (ending, false);
                 }
             }
-            incoming = stream.next(), if pending.is_none() => {
+            incoming = stream.next(), if !inbox.is_full() => {
                 let message = match incoming {
                     None => break (Ending::new(CloseCode::Abnormal, "connection dropped"), false),
                     Some(Err(err)) => break (ending_for(&err), true),
@@ -165,32 +188,40 @@ async fn serve(
                     }
                     // tungstenite answers pings itself; flush the pong out.
                     Some(Ok(Frame::Ping(_) | Frame::Frame(_))) => {
-                        if sink.flush().await.is_err() {
+                        if timed(route.write_timeout, sink.flush()).await.is_err() {
                             break (Ending::new(CloseCode::Abnormal, "write failed"), false);
                         }
                         continue;
                     }
                 };
-                pending = Some(tokio::spawn(
-                    events
-                        .clone()
-                        .message(describe(connection), message)
-                        .in_current_span(),
-                ));
+                if let Some(limit) = route.idle_timeout {
+                    idle.as_mut().reset(Instant::now() + limit);
+                }
+                inbox.push(message);
             }
             () = &mut keepalive => {
+                if inbox.is_full() {
+                    // Not reading (the handler is behind): a pong could not
+                    // be seen, so do not count the silence against the client.
+                    awaiting_pong = false;
+                    keepalive.as_mut().reset(Instant::now() + route.ping_interval);
+                    continue;
+                }
                 if awaiting_pong {
                     break (Ending::new(CloseCode::Away, "ping timeout"), true);
                 }
-                if let Err(ending) = write(&mut sink, Frame::Ping(Bytes::new()), connection).await {
+                if let Err(ending) = write(&mut sink, Frame::Ping(Bytes::new()), connection, route.write_timeout).await {
                     break (ending, false);
                 }
                 awaiting_pong = true;
                 keepalive.as_mut().reset(Instant::now() + route.ping_timeout);
             }
+            () = &mut idle => {
+                break (Ending::new(CloseCode::Away, "idle"), true);
+            }
         }
     };
-    if let Some(task) = pending {
+    if let Some(task) = handler {
         task.abort();
     }
     if reply {
@@ -214,21 +245,109 @@ async fn serve(
     ending
 }
 
+/// Messages read from the client that wait for the handler: a few, and no
+/// more bytes than a few of the largest.
+struct Inbox {
+    messages: std::collections::VecDeque<WsMessage>,
+    bytes: usize,
+    max_bytes: usize,
+}
+
+/// Messages read ahead while a handler runs.
+const INBOX_MESSAGES: usize = 16;
+
+impl Inbox {
+    fn new(max_message: u64) -> Self {
+        Inbox {
+            messages: std::collections::VecDeque::new(),
+            bytes: 0,
+            max_bytes: usize::try_from(max_message)
+                .unwrap_or(usize::MAX)
+                .saturating_mul(4),
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        self.messages.len() >= INBOX_MESSAGES || self.bytes >= self.max_bytes
+    }
+
+    fn push(&mut self, message: WsMessage) {
+        self.bytes += message_len(&message);
+        self.messages.push_back(message);
+    }
+
+    fn pop(&mut self) -> Option<WsMessage> {
+        let message = self.messages.pop_front()?;
+        self.bytes -= message_len(&message);
+        Some(message)
+    }
+}
+
+fn message_len(message: &WsMessage) -> usize {
+    match message {
+        WsMessage::Text(text) => text.len(),
+        WsMessage::Binary(bytes) => bytes.len(),
+    }
+}
+
+/// Write out what is queued now, within the write timeout each.
+async fn flush_queued(
+    sink: &mut Sink,
+    outbox: &mut Outbox,
+    timeout: Duration,
+) -> Result<(), Ending> {
+    let flushed = async {
+        while let Some(frame) = outbox.try_recv() {
+            timed(timeout, sink.send(frame)).await?;
+        }
+        Ok(())
+    };
+    tokio::time::timeout(CLOSE_TIMEOUT, flushed)
+        .await
+        .unwrap_or_else(|_| Err(Ending::new(CloseCode::Abnormal, "write timeout")))
+}
+
+/// A write that fails if it takes longer than `timeout`: a client that
+/// stops reading is given up.
+async fn timed<E>(
+    timeout: Duration,
+    write: impl Future<Output = Result<(), E>>,
+) -> Result<(), Ending> {
+    match tokio::time::timeout(timeout, write).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(Ending::new(CloseCode::Abnormal, "write failed")),
+        Err(_) => Err(Ending::new(CloseCode::Abnormal, "write timeout")),
+    }
+}
+
 /// Resolves once the server is shutting down (or the hub is gone).
 async fn shutdown_started(mut shutdown: tokio::sync::watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|down| *down).await;
 }
 
-/// Write `frame`, unless a close is requested while the client is too slow
-/// to take it: then give up on the socket (a close frame would not get
-/// through either).
-async fn write(sink: &mut Sink, frame: Frame, connection: &Connection) -> Result<(), Ending> {
+/// Write `frame`. If a close is requested meanwhile, the write gets a
+/// short grace to finish (a client too slow to take it would not take a
+/// close frame either); the close itself is the caller's next step.
+async fn write(
+    sink: &mut Sink,
+    frame: Frame,
+    connection: &Connection,
+    timeout: Duration,
+) -> Result<(), Ending> {
+    let send = timed(timeout, sink.send(frame));
+    tokio::pin!(send);
     tokio::select! {
-        sent = sink.send(frame) => sent.map_err(|_| Ending::new(CloseCode::Abnormal, "write failed")),
-        request = connection.close_requested() => Err(Ending {
-            code: request.code.into(),
-            reason: request.reason.to_string(),
-        }),
+        sent = &mut send => sent,
+        request = connection.close_requested() => {
+            // Past the grace, give up on the socket with the close that was
+            // asked for (a close frame would not get through either).
+            tokio::time::timeout(WRITE_GRACE, send).await.unwrap_or_else(|_| {
+                Err(Ending {
+                    code: request.code.into(),
+                    reason: request.reason.to_string(),
+                })
+            })
+        }
     }
 }
 

@@ -53,7 +53,18 @@ pub(super) async fn upgrade(
     let on_upgrade = hyper::upgrade::on(&mut request);
     let (parts, _body) = request.into_parts();
     let hub = app.hub().clone();
-    let connection = hub.connect(app.name(), parts.uri.path(), route.send_queue);
+    let connection = hub.connect(
+        app.name(),
+        parts.uri.path(),
+        route.send_queue,
+        usize::try_from(route.send_buffer).unwrap_or(usize::MAX),
+    );
+    // If the client goes away while the guest decides, nothing is left
+    // behind: the guard forgets the connection and its subscriptions.
+    let registered = Registered {
+        hub: hub.clone(),
+        connection: Some(connection.clone()),
+    };
     let events = match route.mode {
         WebSocketMode::Hibernate => Events::hibernate(app.clone()),
         WebSocketMode::Live => Events::live(app.clone()),
@@ -61,19 +72,37 @@ pub(super) async fn upgrade(
     let opened = events.open(&connection, request_head_to_wit(&parts)).await;
     let accept = match opened {
         Ok(Opened::Accept { protocol }) => protocol,
-        Ok(Opened::Reject(response)) => {
-            hub.disconnect(&connection);
-            return response_from_guest(response);
-        }
-        Err(failure) => {
-            hub.disconnect(&connection);
-            return error_response(failure.status());
-        }
+        // The guard forgets the connection.
+        Ok(Opened::Reject(response)) => return response_from_guest(response),
+        Err(failure) => return error_response(failure.status()),
     };
     let protocol = accept.filter(|chosen| offered_protocols(&parts.headers).any(|p| p == chosen));
     tracing::info!(connection = connection.id(), "websocket opened");
+    // The socket task owns the connection from here, and forgets it itself.
+    registered.hand_over();
     tokio::spawn(socket::run(connection, route, events, on_upgrade, admitted));
     switching_protocols(&key, protocol.as_deref())
+}
+
+/// A connection registered in the hub, forgotten again when dropped unless
+/// it was handed over to its socket task.
+struct Registered {
+    hub: std::sync::Arc<crate::hub::Hub>,
+    connection: Option<std::sync::Arc<crate::hub::Connection>>,
+}
+
+impl Registered {
+    fn hand_over(mut self) {
+        self.connection = None;
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if let Some(connection) = self.connection.take() {
+            self.hub.disconnect(&connection);
+        }
+    }
 }
 
 /// The `Sec-WebSocket-Key` of a version-13 handshake.

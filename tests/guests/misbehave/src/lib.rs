@@ -10,6 +10,12 @@ fn app() -> Router {
                 let _ = body.write("ok").await;
             })
         })
+        .get("/endless", |_req| async {
+            Response::stream(|mut body| async move {
+                let chunk = vec![b'e'; 64 << 10];
+                while body.write(chunk.clone()).await.is_ok() {}
+            })
+        })
         .get("/spin", spin)
         .get("/alloc", alloc)
         .get("/bad-status", |_req| async {

@@ -45,9 +45,31 @@ fn app() -> Router {
 }
 
 /// Echo; `close` closes with 4000, `slow` takes 200 ms first, `flood`
-/// queues far more than a client that does not read can take.
+/// queues far more than a client that does not read can take, `big:N`
+/// sends N bytes, `wait:MS` answers `waited` after MS, `too-big` says what
+/// a 2 MiB send returns, `send-then-close` sends 0..9 then closes with 4001.
 async fn echo(ws: Connection, message: Message) {
+    let text = message.as_text().unwrap_or_default();
+    if let Some(n) = text.strip_prefix("big:").and_then(|n| n.parse().ok()) {
+        let _ = ws.send_text("y".repeat(n));
+        return;
+    }
+    if let Some(ms) = text.strip_prefix("wait:").and_then(|ms| ms.parse().ok()) {
+        squall_sdk::sleep(Duration::from_millis(ms)).await;
+        let _ = ws.send_text("waited");
+        return;
+    }
     match message.as_text() {
+        Some("too-big") => {
+            let outcome = ws.send_text("x".repeat(2 << 20));
+            let _ = ws.send_text(format!("{outcome:?}"));
+        }
+        Some("send-then-close") => {
+            for i in 0..10 {
+                let _ = ws.send_text(i.to_string());
+            }
+            ws.close(4001, "done");
+        }
         Some("close") => ws.close(4000, "bye"),
         Some("flood") => {
             let chunk = "x".repeat(16 << 10);

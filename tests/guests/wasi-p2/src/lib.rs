@@ -16,6 +16,12 @@ struct Hello;
 impl wasip2::exports::http::incoming_handler::Guest for Hello {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
         let path = request.path_with_query().unwrap_or_default();
+        if path == "/hang" {
+            return hang(out);
+        }
+        if path == "/endless" {
+            return endless(out);
+        }
         let (status, chunks): (u16, Vec<Vec<u8>>) = if path == "/" {
             (200, vec![b"Hello from WASI 0.2!".to_vec()])
         } else if path == "/stream" {
@@ -50,6 +56,30 @@ impl wasip2::exports::http::incoming_handler::Guest for Hello {
         drop(stream);
         let _ = OutgoingBody::finish(body, None);
     }
+}
+
+/// Starts a body and never finishes it: the body resource is leaked, so the
+/// host must end it at the request's deadline, visibly broken.
+fn hang(out: ResponseOutparam) {
+    let response = OutgoingResponse::new(Fields::new());
+    let Ok(body) = response.body() else { return };
+    ResponseOutparam::set(out, Ok(response));
+    if let Ok(mut stream) = body.write() {
+        let _ = stream.write_all(b"started ");
+        let _ = stream.flush();
+        std::mem::forget(stream);
+    }
+    std::mem::forget(body);
+}
+
+/// Writes a body without end, as fast as the client takes it.
+fn endless(out: ResponseOutparam) {
+    let response = OutgoingResponse::new(Fields::new());
+    let Ok(body) = response.body() else { return };
+    ResponseOutparam::set(out, Ok(response));
+    let Ok(mut stream) = body.write() else { return };
+    let chunk = vec![b'e'; 64 << 10];
+    while stream.write_all(&chunk).is_ok() {}
 }
 
 fn read_body(request: IncomingRequest) -> Vec<u8> {
