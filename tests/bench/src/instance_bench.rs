@@ -12,17 +12,25 @@ pub(crate) struct InstanceArgs {
     /// Calls to time.
     #[arg(long, default_value_t = 20_000)]
     iterations: u32,
+    /// The component to instantiate (default: `examples/hello`, built).
+    #[arg(long)]
+    component: Option<std::path::PathBuf>,
 }
 
 impl Default for InstanceArgs {
     fn default() -> Self {
-        InstanceArgs { iterations: 20_000 }
+        InstanceArgs {
+            iterations: 20_000,
+            component: None,
+        }
     }
 }
 
 pub(crate) fn run(args: &InstanceArgs) -> Result<()> {
-    let squall = tools::squall_binary()?;
-    let hello = tools::hello_component(&squall)?;
+    let hello = match &args.component {
+        Some(component) => component.clone(),
+        None => tools::hello_component(&tools::squall_binary()?)?,
+    };
     let manifest = format!(
         "[server]\nmax_instances = 100\n[app.hello]\nsource = {:?}\n",
         hello.display().to_string()

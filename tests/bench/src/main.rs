@@ -13,6 +13,7 @@ mod interop_bench;
 mod native;
 mod parked_bench;
 mod realtime_bench;
+mod soak_bench;
 mod tenants_bench;
 mod tools;
 
@@ -42,6 +43,8 @@ enum Command {
     Fanout(fanout_bench::FanoutArgs),
     /// A healthy tenant alone, then while a hostile tenant is hammered.
     Tenants(tenants_bench::TenantsArgs),
+    /// Mixed HTTP, WebSocket and long-poll load for 10 minutes: memory over time.
+    Soak(soak_bench::SoakArgs),
     /// All of the above, one after the other.
     All,
     /// (internal) the native baseline server.
@@ -66,6 +69,7 @@ fn main() -> Result<()> {
         Some(Command::Parked(args)) => parked_bench::run(&args),
         Some(Command::Fanout(args)) => fanout_bench::run(&args),
         Some(Command::Tenants(args)) => tenants_bench::run(&args),
+        Some(Command::Soak(args)) => soak_bench::run(&args),
         Some(Command::Realtime(args)) => realtime_bench::run(&args),
         Some(Command::Interop(args)) => interop_bench::run(&args),
         Some(Command::NativeServer(args)) => native::run(&args),

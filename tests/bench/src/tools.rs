@@ -16,9 +16,7 @@ fn cargo() -> Command {
 /// Build the release `squall` binary and return its path.
 pub(crate) fn squall_binary() -> Result<PathBuf> {
     let output = cargo()
-        // With the bench selected too, shared dependencies get the same
-        // features as in `cargo run -p squall-bench`: nothing is rebuilt.
-        .args(["build", "--release", "-p", "squall", "-p", "squall-bench"])
+        .args(["build", "--release", "-p", "squall", "--bin", "squall"])
         .arg("--message-format=json-render-diagnostics")
         .current_dir(repo())
         .stderr(Stdio::inherit())
