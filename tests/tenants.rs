@@ -377,3 +377,51 @@ async fn websockets_are_fenced_per_app() {
     neighbour_keeps_working(&server, 10).await;
     server.expect_log("send queue full");
 }
+
+#[tokio::test]
+async fn a_tenant_over_its_cpu_share_is_slowed_not_its_neighbour() {
+    let server = neighbours(
+        50,
+        "cpu_share = \"10%\"\ncpu_time = \"200ms\"\ntimeout = \"20s\"",
+        "",
+    );
+    let http = client();
+    let started = Instant::now();
+    let spinners: Vec<_> = (0..2)
+        .map(|_| tokio::spawn(http.get(server.url("/bad/loop")).send()))
+        .collect();
+    neighbour_keeps_working(&server, 20).await;
+    for spinner in spinners {
+        assert_eq!(spinner.await.unwrap().unwrap().status(), 504);
+    }
+    // 2 × 200 ms of CPU at a tenth of a core takes about 4 s of wall time.
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(2),
+        "the spinners took only {took:?}"
+    );
+}
+
+#[tokio::test]
+async fn topic_history_bytes_are_fenced() {
+    let server = neighbours(
+        50,
+        "pubsub = [\"spam.*\"]\npubsub_history_bytes = \"40B\"",
+        "",
+    );
+    let text = client()
+        .get(server.url("/bad/topics/100"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.starts_with("published 40, then: pubsub limit:")
+            && text.contains("pubsub_history_bytes"),
+        "{text}"
+    );
+    server.expect_log("limit=pubsub_history_bytes");
+    neighbour_keeps_working(&server, 5).await;
+}

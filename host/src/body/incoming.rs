@@ -4,14 +4,15 @@
 use super::InboundBody;
 use crate::bindings::types::FetchError;
 use crate::error::{BoxError, HostError};
+use crate::runtime::ChargeCopies;
 use bytes::{Buf, Bytes};
 use futures::channel::oneshot;
 use http_body::Body;
 use http_body_util::BodyExt;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
-use wasmtime::StoreContextMut;
 use wasmtime::component::{Destination, StreamProducer, StreamResult};
+use wasmtime::{AsContextMut, StoreContextMut};
 
 /// How an incoming body ended, when it did not end normally.
 enum Stop {
@@ -118,7 +119,7 @@ impl IncomingBodyProducer {
     }
 }
 
-impl<D> StreamProducer<D> for IncomingBodyProducer {
+impl<D: ChargeCopies + 'static> StreamProducer<D> for IncomingBodyProducer {
     type Item = u8;
     type Buffer = Option<u8>;
 
@@ -143,12 +144,15 @@ impl<D> StreamProducer<D> for IncomingBodyProducer {
         if destination.remaining(&mut store) == Some(0) {
             return Poll::Ready(Ok(StreamResult::Completed));
         }
-        let mut direct = destination.as_direct(store, this.pending.len());
+        let mut direct = destination.as_direct(store.as_context_mut(), this.pending.len());
         let room = direct.remaining();
         let count = room.len().min(this.pending.len());
         room[..count].copy_from_slice(&this.pending[..count]);
         direct.mark_written(count);
         this.pending.advance(count);
+        if let Err(spent) = store.data_mut().charge_copied(count) {
+            return Poll::Ready(Err(spent.into()));
+        }
         Poll::Ready(Ok(StreamResult::Completed))
     }
 }

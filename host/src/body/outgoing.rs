@@ -2,6 +2,7 @@
 //! upstream), and the consumer that takes what a guest writes to a stream.
 
 use crate::error::BoxError;
+use crate::runtime::ChargeCopies;
 use bytes::Bytes;
 use futures::channel::{mpsc, oneshot};
 use futures::{Sink, StreamExt};
@@ -10,8 +11,8 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use tokio::task::JoinHandle;
-use wasmtime::StoreContextMut;
 use wasmtime::component::{Source, StreamConsumer, StreamResult};
+use wasmtime::{AsContextMut, StoreContextMut};
 use wasmtime_wasi_http::WasiBody;
 
 /// Largest chunk taken from a guest stream in one go.
@@ -41,13 +42,13 @@ impl ChunkConsumer {
     }
 }
 
-impl<D> StreamConsumer<D> for ChunkConsumer {
+impl<D: ChargeCopies + 'static> StreamConsumer<D> for ChunkConsumer {
     type Item = u8;
 
     fn poll_consume(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        store: StoreContextMut<D>,
+        mut store: StoreContextMut<D>,
         source: Source<'_, u8>,
         finish: bool,
     ) -> Poll<wasmtime::Result<StreamResult>> {
@@ -59,7 +60,7 @@ impl<D> StreamConsumer<D> for ChunkConsumer {
             Poll::Pending if finish => return Poll::Ready(Ok(StreamResult::Cancelled)),
             Poll::Pending => return Poll::Pending,
         }
-        let mut source = source.as_direct(store);
+        let mut source = source.as_direct(store.as_context_mut());
         let available = source.remaining();
         let count = available.len().min(MAX_CHUNK);
         if count == 0 {
@@ -67,6 +68,9 @@ impl<D> StreamConsumer<D> for ChunkConsumer {
         }
         let chunk = Bytes::copy_from_slice(&available[..count]);
         source.mark_read(count);
+        if let Err(spent) = store.data_mut().charge_copied(count) {
+            return Poll::Ready(Err(spent.into()));
+        }
         match Pin::new(&mut this.chunks).start_send(chunk) {
             Ok(()) => Poll::Ready(Ok(StreamResult::Completed)),
             Err(_) => Poll::Ready(Ok(StreamResult::Dropped)),

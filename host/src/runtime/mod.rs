@@ -17,7 +17,7 @@ mod store;
 pub(crate) use component::{AppComponent, Guest};
 pub(crate) use engine::RuntimeConfig;
 pub(crate) use lifecycle::{OnCancel, Running, finished, until_answer};
-pub(crate) use store::State;
+pub(crate) use store::{ChargeCopies, State};
 
 use anyhow::{Context, Result};
 use component::{ComponentKind, denied_import, is_component};

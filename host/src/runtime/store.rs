@@ -19,6 +19,17 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 /// the slices a busy guest runs for before it yields to other tasks.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+/// Bytes the host copies for a guest that count as one tick of its CPU
+/// time (a copy of this size takes about a millisecond here).
+const COPIED_PER_TICK: usize = 4 << 20;
+
+/// A store whose guest is charged for the copies the host makes for it
+/// (stream bodies in and out), so that moving bytes is not free CPU.
+pub(crate) trait ChargeCopies {
+    /// Charge `bytes` copied; an error once the CPU budget is spent.
+    fn charge_copied(&mut self, bytes: usize) -> Result<(), HostError>;
+}
+
 /// The data of one store (one instance, normally one request).
 pub(crate) struct State<H> {
     wasi: WasiCtx,
@@ -47,6 +58,12 @@ impl<H> State<H> {
     }
 }
 
+impl<H> ChargeCopies for State<H> {
+    fn charge_copied(&mut self, bytes: usize) -> Result<(), HostError> {
+        self.cpu.charge_copied(bytes)
+    }
+}
+
 impl<H: Send + 'static> WasiView for State<H> {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
@@ -60,6 +77,8 @@ impl<H: Send + 'static> WasiView for State<H> {
 struct CpuBudget {
     left: u64,
     budget: u64,
+    /// Bytes copied since the last tick charged for copies.
+    copied: usize,
 }
 
 impl CpuBudget {
@@ -68,7 +87,19 @@ impl CpuBudget {
         CpuBudget {
             left: budget,
             budget,
+            copied: 0,
         }
+    }
+
+    /// Charge `bytes` the host copied for the guest, a tick per
+    /// [`COPIED_PER_TICK`].
+    fn charge_copied(&mut self, bytes: usize) -> Result<(), HostError> {
+        self.copied = self.copied.saturating_add(bytes);
+        while self.copied >= COPIED_PER_TICK {
+            self.copied -= COPIED_PER_TICK;
+            self.charge()?;
+        }
+        Ok(())
     }
 
     /// Charge one tick; an error once the budget is spent.
@@ -189,6 +220,21 @@ mod tests {
         assert!(matches!(cpu.charge(), Err(HostError::CpuTime)));
         cpu.left = cpu.budget;
         assert!(cpu.charge().is_ok());
+    }
+
+    #[test]
+    fn copies_are_charged_a_tick_per_four_mebibytes() {
+        let mut cpu = CpuBudget::new(EPOCH_TICK * 3);
+        cpu.charge_copied(COPIED_PER_TICK - 1)
+            .expect("under a tick");
+        assert_eq!(cpu.left, 3);
+        cpu.charge_copied(1).expect("one tick");
+        assert_eq!(cpu.left, 2);
+        cpu.charge_copied(2 * COPIED_PER_TICK).expect("two more");
+        assert!(matches!(
+            cpu.charge_copied(COPIED_PER_TICK),
+            Err(HostError::CpuTime)
+        ));
     }
 
     #[test]
