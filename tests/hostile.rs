@@ -352,3 +352,30 @@ async fn deadline_holds_for_a_client_that_does_not_read(wasm: &std::path::Path) 
     assert_ne!(response.status(), 503, "{:?}", server.logs());
     drop(lazy);
 }
+
+#[tokio::test]
+async fn a_streamed_fetch_body_that_breaks_is_not_sent_as_complete() {
+    let upstream = support::upstream::Upstream::start().await;
+    let server = Server::with_manifest(&manifest(
+        "coroutines",
+        &support::component("tests/guests/coroutines"),
+        "outbound = [\"http://127.0.0.1:*\"]",
+    ));
+    let url = upstream.url("/sink");
+    let response = client()
+        .get(server.url(&format!("/forward-broken?url={url}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 500, "the guest trapped");
+    let started = Instant::now();
+    while upstream.sunk().is_empty() && started.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let sunk = upstream.sunk();
+    assert_eq!(sunk.len(), 1, "the upstream saw the request start");
+    assert!(
+        sunk[0].is_err(),
+        "the upstream took a cut-off body as complete: {sunk:?}"
+    );
+}

@@ -9,8 +9,8 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 type Body = BoxBody<Bytes, Infallible>;
@@ -20,6 +20,8 @@ pub struct Upstream {
     pub base: String,
     connections: Arc<AtomicUsize>,
     requests: Arc<AtomicUsize>,
+    /// What `/sink` received: a body's length, or how it broke.
+    sunk: Arc<Mutex<Vec<Result<usize, String>>>>,
 }
 
 impl Upstream {
@@ -30,6 +32,7 @@ impl Upstream {
     /// - `/chunked/{n}`: `n` bytes in 64 KiB chunks, no content-length
     /// - `/redirect/{status}?{url}`: that status with `Location: url`
     /// - `/echo`: the request body back
+    /// - `/sink`: reads the body and records its length or its error
     pub async fn start() -> Upstream {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -38,6 +41,8 @@ impl Upstream {
         let connections = Arc::new(AtomicUsize::new(0));
         let requests = Arc::new(AtomicUsize::new(0));
         let (counted_connections, counted_requests) = (connections.clone(), requests.clone());
+        let sunk = Arc::new(Mutex::new(Vec::new()));
+        let recorded = sunk.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -45,9 +50,10 @@ impl Upstream {
                 };
                 counted_connections.fetch_add(1, Ordering::SeqCst);
                 let requests = counted_requests.clone();
+                let recorded = recorded.clone();
                 let service = service_fn(move |request| {
                     requests.fetch_add(1, Ordering::SeqCst);
-                    respond(request)
+                    respond(request, recorded.clone())
                 });
                 tokio::spawn(async move {
                     let _ = auto::Builder::new(TokioExecutor::new())
@@ -60,6 +66,7 @@ impl Upstream {
             base,
             connections,
             requests,
+            sunk,
         }
     }
 
@@ -74,9 +81,17 @@ impl Upstream {
     pub fn requests(&self) -> usize {
         self.requests.load(Ordering::SeqCst)
     }
+
+    /// What `/sink` has received so far.
+    pub fn sunk(&self) -> Vec<Result<usize, String>> {
+        self.sunk.lock().map(|s| s.clone()).unwrap_or_default()
+    }
 }
 
-async fn respond(request: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+async fn respond(
+    request: Request<Incoming>,
+    sunk: Arc<Mutex<Vec<Result<usize, String>>>>,
+) -> Result<Response<Body>, Infallible> {
     let path = request.uri().path().to_owned();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let number = |i: usize| {
@@ -110,6 +125,16 @@ async fn respond(request: Request<Incoming>) -> Result<Response<Body>, Infallibl
                 http::HeaderValue::from_str(&target).expect("a valid location"),
             );
             response
+        }
+        "sink" => {
+            let outcome = match request.into_body().collect().await {
+                Ok(body) => Ok(body.to_bytes().len()),
+                Err(err) => Err(err.to_string()),
+            };
+            if let Ok(mut sunk) = sunk.lock() {
+                sunk.push(outcome);
+            }
+            full("sunk")
         }
         "echo" => {
             let body = request.into_body().collect().await.map(|b| b.to_bytes());

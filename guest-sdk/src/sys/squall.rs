@@ -97,6 +97,24 @@ fn spawn_writer(write: BodyTask) -> StreamReader<u8> {
     reader
 }
 
+/// A fetch's body for the host, and for a streamed one the future its
+/// writer task completes with `true` once it has written it all (dropped
+/// unwritten, it reads `false`: the host then cuts the body off upstream).
+fn request_body_to_wit(body: OutgoingBody) -> (wit::Body, Option<FutureReader<bool>>) {
+    match body {
+        OutgoingBody::Stream(write) => {
+            let (stream, reader) = bindings::wit_stream::new::<u8>();
+            let (done, done_reader) = bindings::wit_future::new::<bool>(|| false);
+            drop(wit_bindgen::spawn_local(async move {
+                write(BodyWriter::new(BodySink(stream))).await;
+                let _ = done.write(true).await;
+            }));
+            (wit::Body::Stream(reader), Some(done_reader))
+        }
+        other => (body_to_wit(other), None),
+    }
+}
+
 /// A fetched response's body, and the host's word on whether it all came.
 #[derive(Debug)]
 pub(crate) struct FetchBody {
@@ -126,8 +144,10 @@ impl FetchBody {
 
 /// Send `request` through the host's pooled client (`squall:app/http-client`).
 pub(crate) async fn fetch(request: Outgoing) -> Result<FetchResponse, FetchError> {
+    let (body, body_done) = request_body_to_wit(request.body);
     let request = http_client::OutgoingRequest {
-        body: body_to_wit(request.body),
+        body,
+        body_done,
         method: method_to_wit(&request.method),
         url: request.url,
         headers: fields_to_wit(&request.headers),

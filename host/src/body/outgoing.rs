@@ -94,10 +94,12 @@ pub(crate) enum OutgoingBody {
         failed: Option<BoxError>,
     },
     /// Written by a guest as it goes. When `guest` is given, the body ends
-    /// cleanly only if that task (which owns the guest's store) does.
+    /// cleanly only if that task (which owns the guest's store) does; when
+    /// `finished` is given, only if the guest says it wrote it all.
     Streamed {
         chunks: mpsc::Receiver<Bytes>,
         guest: Option<JoinHandle<Result<(), BoxError>>>,
+        finished: Option<oneshot::Receiver<bool>>,
     },
 }
 
@@ -161,14 +163,28 @@ impl Body for OutgoingBody {
                     None => Poll::Ready(failed.take().map(Err)),
                 }
             }
-            OutgoingBody::Streamed { chunks, guest } => {
+            OutgoingBody::Streamed {
+                chunks,
+                guest,
+                finished,
+            } => {
                 if let Some(chunk) = ready!(chunks.poll_next_unpin(cx)) {
                     return Poll::Ready(Some(Ok(Frame::data(chunk))));
+                }
+                // The guest's stream ended; a clean end only if the guest
+                // says it wrote it all, and if the guest itself ended well.
+                if let Some(word) = finished {
+                    let done = ready!(Pin::new(word).poll(cx)).unwrap_or(false);
+                    *finished = None;
+                    if !done {
+                        return Poll::Ready(Some(Err(
+                            "the guest did not finish writing the body".into()
+                        )));
+                    }
                 }
                 let Some(task) = guest else {
                     return Poll::Ready(None);
                 };
-                // The guest's stream ended; a clean end only if the guest did.
                 match ready!(Pin::new(task).poll(cx)) {
                     Ok(Ok(())) => Poll::Ready(None),
                     Ok(Err(err)) => Poll::Ready(Some(Err(err))),
@@ -281,6 +297,7 @@ mod tests {
         let body = OutgoingBody::Streamed {
             chunks,
             guest: Some(guest),
+            finished: None,
         };
         assert_eq!(body.collect().await.expect("clean end").to_bytes(), "a");
 
@@ -290,8 +307,21 @@ mod tests {
         let body = OutgoingBody::Streamed {
             chunks,
             guest: Some(guest),
+            finished: None,
         };
         let err = body.collect().await.expect_err("a broken body");
         assert_eq!(err.to_string(), "the guest trapped");
+
+        // A request body the guest did not say it finished is broken too.
+        let (sender, chunks) = mpsc::channel::<Bytes>(4);
+        drop(sender);
+        let (word, finished) = oneshot::channel();
+        drop(word);
+        let body = OutgoingBody::Streamed {
+            chunks,
+            guest: None,
+            finished: Some(finished),
+        };
+        assert!(body.collect().await.is_err(), "no word: cut off");
     }
 }

@@ -10,11 +10,15 @@ use crate::body::{ChunkConsumer, IncomingBodyProducer, OutgoingBody, inbound};
 use crate::convert::{check_guest_fields, fields_to_wit, is_connection_header, method_from_wit};
 use crate::outbound::SendFailure;
 use bytes::Bytes;
+use futures::channel::oneshot;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
 use hyper::body::{Body as _, Incoming};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
-use wasmtime::component::{Accessor, FutureReader, HasSelf, StreamReader};
+use wasmtime::StoreContextMut;
+use wasmtime::component::{Accessor, FutureConsumer, FutureReader, HasSelf, Source, StreamReader};
 
 impl Host for GuestState {}
 
@@ -82,6 +86,32 @@ struct Outgoing {
     uri: Uri,
     headers: HeaderMap,
     body: wit::Body,
+    /// For a streamed body: the guest's word that it wrote all of it.
+    body_done: Option<FutureReader<bool>>,
+}
+
+/// Passes on the guest's word that it wrote its whole request body. If the
+/// guest's future is dropped unwritten (its store is gone: a trap), the
+/// sender is dropped, which reads as "not finished" too.
+struct BodyDone(Option<oneshot::Sender<bool>>);
+
+impl<D: 'static> FutureConsumer<D> for BodyDone {
+    type Item = bool;
+
+    fn poll_consume(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        mut store: StoreContextMut<D>,
+        mut source: Source<'_, bool>,
+        _finish: bool,
+    ) -> Poll<wasmtime::Result<()>> {
+        let mut done = None;
+        source.read(&mut store, &mut done)?;
+        if let Some(word) = self.0.take() {
+            let _ = word.send(done.unwrap_or(false));
+        }
+        Poll::Ready(Ok(()))
+    }
 }
 
 /// A request ready to send; `replay` keeps an in-memory body for redirects.
@@ -121,6 +151,7 @@ impl Outgoing {
             uri,
             headers,
             body: request.body,
+            body_done: request.body_done,
         })
     }
 
@@ -138,10 +169,19 @@ impl Outgoing {
             wit::Body::Stream(reader) => {
                 let (consumer, chunks, _ended) = ChunkConsumer::new();
                 accessor.with(|store| reader.pipe(store, consumer))?;
+                let finished = match self.body_done {
+                    Some(done) => {
+                        let (word, finished) = oneshot::channel();
+                        accessor.with(|store| done.pipe(store, BodyDone(Some(word))))?;
+                        Some(finished)
+                    }
+                    None => None,
+                };
                 (
                     OutgoingBody::Streamed {
                         chunks,
                         guest: None,
+                        finished,
                     },
                     None,
                 )

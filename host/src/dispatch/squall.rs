@@ -76,6 +76,7 @@ pub(super) async fn run(
             chunks,
             // A guest that already finished wrote all it had to the channel.
             guest: guest.map(keep_streaming),
+            finished: None,
         },
     };
     let mut response = Response::new(body);

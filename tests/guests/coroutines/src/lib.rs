@@ -12,6 +12,7 @@ fn app() -> Router {
         .get("/race", race)
         .post("/hash", hash)
         .post("/forward", forward)
+        .get("/forward-broken", forward_broken)
         .get("/sleep/{ms}", nap)
 }
 
@@ -88,6 +89,21 @@ async fn forward(mut req: Request) -> Result<Response, FetchError> {
         .await?;
     let status = response.status();
     Ok(Response::new(status, response.bytes().await?))
+}
+
+/// Streams part of a body to `?url=`, then panics: the upstream must see a
+/// broken body, not a complete one.
+async fn forward_broken(req: Request) -> Result<Response, FetchError> {
+    let url = req.query_argument("url").unwrap_or_default();
+    let response = post(url)
+        .stream_body(|mut out| async move {
+            let _ = out.write("part of it").await;
+            sleep(Duration::from_millis(50)).await;
+            panic!("the body breaks on purpose");
+        })
+        .send()
+        .await?;
+    Ok(Response::new(response.status(), response.bytes().await?))
 }
 
 async fn nap(req: Request) -> String {
