@@ -113,6 +113,20 @@ impl App {
             .inspect_err(|failure| self.hits.hit(Limit::Instances, &failure.to_string()))
     }
 
+    /// A fresh store and, in it, an instance of the app's squall-sdk
+    /// component.
+    pub(crate) async fn instantiate(
+        &self,
+    ) -> wasmtime::Result<(Store<GuestState>, crate::bindings::App)> {
+        let mut store = self.new_store()?;
+        let guest = self
+            .component
+            .squall_pre()?
+            .instantiate_async(&mut store)
+            .await?;
+        Ok((store, guest))
+    }
+
     /// A place among the app's requests in flight (`max_concurrency`).
     pub(crate) fn admit_request(&self) -> Result<OwnedSemaphorePermit, HostError> {
         self.requests.clone().try_acquire_owned().map_err(|_| {

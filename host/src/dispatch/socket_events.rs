@@ -153,12 +153,7 @@ pub(crate) fn describe(connection: &Connection) -> ws::Connection {
 
 /// Hibernate mode: a fresh instance for one event.
 async fn once(app: SharedApp, event: Event) -> wasmtime::Result<Outcome> {
-    let mut store = app.new_store()?;
-    let guest = app
-        .component()
-        .squall_pre()?
-        .instantiate_async(&mut store)
-        .await?;
+    let (mut store, guest) = app.instantiate().await?;
     store
         .run_concurrent(async move |accessor| call(&guest, accessor, event).await)
         .await?
@@ -167,29 +162,18 @@ async fn once(app: SharedApp, event: Event) -> wasmtime::Result<Outcome> {
 /// Live mode: one instance and one long `run_concurrent`, fed events one at
 /// a time. Guest tasks spawned by a handler keep running between events.
 async fn live_instance(app: SharedApp, mut calls: mpsc::Receiver<Call>) {
-    let mut store = match app.new_store() {
-        Ok(store) => store,
-        Err(failure) => {
-            let why = match failure {
-                HostError::NoInstanceSlot(why) => why,
-                other => other.to_string(),
-            };
-            while let Some((_, reply)) = calls.recv().await {
-                let _ = reply.send(Err(HostError::NoInstanceSlot(why.clone()).into()));
-            }
-            return;
-        }
-    };
-    let instantiated = match app.component().squall_pre() {
-        Ok(pre) => pre.instantiate_async(&mut store).await,
-        Err(err) => Err(err),
-    };
-    let guest = match instantiated {
-        Ok(guest) => guest,
+    let (mut store, guest) = match app.instantiate().await {
+        Ok(instance) => instance,
         Err(err) => {
-            let message = format!("{err:#}");
+            // Every event of the connection fails the same way: for want of
+            // an instance slot (try again later), or as the error says.
+            let failure = HostError::from_guest(err);
             while let Some((_, reply)) = calls.recv().await {
-                let _ = reply.send(Err(wasmtime::Error::msg(message.clone())));
+                let err = match &failure {
+                    HostError::NoInstanceSlot(why) => HostError::NoInstanceSlot(why.clone()).into(),
+                    other => wasmtime::Error::msg(other.to_string()),
+                };
+                let _ = reply.send(Err(err));
             }
             return;
         }

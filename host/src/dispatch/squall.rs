@@ -128,12 +128,7 @@ async fn run_guest(
     request: GuestRequest,
     head: oneshot::Sender<Head>,
 ) -> wasmtime::Result<()> {
-    let mut store = app.new_store()?;
-    let guest = app
-        .component()
-        .squall_pre()?
-        .instantiate_async(&mut store)
-        .await?;
+    let (mut store, guest) = app.instantiate().await?;
     store
         .run_concurrent(async move |accessor| -> wasmtime::Result<()> {
             let mut guest_request = request.head;

@@ -12,6 +12,7 @@ mod instance_bench;
 mod interop_bench;
 mod native;
 mod parked_bench;
+mod raw_client;
 mod realtime_bench;
 mod soak_bench;
 mod tenants_bench;

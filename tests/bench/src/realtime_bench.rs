@@ -3,8 +3,9 @@
 //! all woken by one publish. The server runs the `sockets` test guest,
 //! pinned to core 0.
 
+use crate::raw_client::{handshake, http_post, read_frame};
 use crate::tools::{self, ProcessMemory, Running};
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -130,39 +131,6 @@ async fn open_sockets(address: &str, path: &str, count: usize) -> Result<Vec<Tcp
     Ok(sockets)
 }
 
-async fn handshake(address: &str, path: &str) -> Result<TcpStream> {
-    let mut stream = TcpStream::connect(address).await.context("connect")?;
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await?;
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        stream.read_exact(&mut byte).await?;
-        head.push(byte[0]);
-    }
-    if !head.starts_with(b"HTTP/1.1 101") {
-        bail!("upgrade refused: {}", String::from_utf8_lossy(&head));
-    }
-    Ok(stream)
-}
-
-/// Read one server frame's payload (server frames are not masked).
-async fn read_frame(stream: &mut TcpStream) -> Result<Vec<u8>> {
-    let mut head = [0u8; 2];
-    stream.read_exact(&mut head).await?;
-    let length = match head[1] & 0x7f {
-        126 => u64::from(stream.read_u16().await?),
-        127 => stream.read_u64().await?,
-        n => u64::from(n),
-    };
-    let mut payload = vec![0u8; length as usize];
-    stream.read_exact(&mut payload).await?;
-    Ok(payload)
-}
-
 /// `rounds` publishes to `count` subscribed sockets: how long until each
 /// socket has each message.
 async fn broadcast(address: &str, count: usize, rounds: usize) -> Result<()> {
@@ -261,19 +229,4 @@ fn report(what: &str, verb: &str, latencies: &mut [Duration]) {
         at(0.99),
         at(1.0)
     );
-}
-
-async fn http_post(address: &str, path: &str, body: &str) -> Result<String> {
-    let mut stream = TcpStream::connect(address).await?;
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await?;
-    let text = String::from_utf8_lossy(&response);
-    let (head, body) = text.split_once("\r\n\r\n").context("no response head")?;
-    anyhow::ensure!(head.starts_with("HTTP/1.1 200"), "{path}: {head}");
-    Ok(body.to_owned())
 }
