@@ -83,7 +83,7 @@ impl tower_service::Service<Name> for CheckedResolver {
             let allowed: Vec<SocketAddr> = resolved
                 .iter()
                 .copied()
-                .filter(|address| policy.allows_address(address.ip()))
+                .filter(|address| policy.allows_address(address.ip(), is_own(address.ip())))
                 .collect();
             match (allowed.is_empty(), resolved.first()) {
                 (true, Some(refused)) => {
@@ -104,6 +104,13 @@ impl tower_service::Service<Name> for CheckedResolver {
             }
         })
     }
+}
+
+/// Whether `ip` is one of this machine's addresses (a public one included):
+/// only those can be bound. A guest must not reach the host, or services
+/// beside it, through the machine's public address.
+fn is_own(ip: std::net::IpAddr) -> bool {
+    std::net::UdpSocket::bind((ip, 0)).is_ok()
 }
 
 /// Why the pooled client could not deliver a request, with the whole chain
@@ -173,6 +180,13 @@ mod tests {
     #[derive(Debug, thiserror::Error)]
     #[error("outer")]
     struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn the_machines_own_addresses_are_told_apart() {
+        assert!(is_own("127.0.0.1".parse().expect("an address")));
+        // TEST-NET-1 is never assigned to a machine.
+        assert!(!is_own("192.0.2.1".parse().expect("an address")));
+    }
 
     #[tokio::test]
     async fn a_name_that_resolves_inside_is_denied() {

@@ -85,10 +85,11 @@ impl OutboundPolicy {
 
 impl OutboundPolicy {
     /// Whether a name that resolved to `ip` may be reached: any public
-    /// address; an internal one (loopback, private, link-local, ...) only if
-    /// a rule names that address, or names `localhost` for loopback.
-    pub(crate) fn allows_address(&self, ip: IpAddr) -> bool {
-        if !is_internal(ip) {
+    /// address; an internal one (loopback, private, link-local, ...) or one
+    /// of the host's own (`own`) only if a rule names that address, or
+    /// names `localhost` for loopback.
+    pub(crate) fn allows_address(&self, ip: IpAddr, own: bool) -> bool {
+        if !is_internal(ip) && !own {
             return true;
         }
         self.rules.iter().any(|rule| match &rule.host {
@@ -302,7 +303,9 @@ mod tests {
     fn internal_addresses_need_a_rule_that_names_them() {
         let ip = |text: &str| text.parse::<IpAddr>().expect("an address");
         let public = policy(&["https://*.example.com"]);
-        assert!(public.allows_address(ip("93.184.216.34")));
+        assert!(public.allows_address(ip("93.184.216.34"), false));
+        // The machine's own public address is refused like an internal one.
+        assert!(!public.allows_address(ip("93.184.216.34"), true));
         for internal in [
             "127.0.0.1",
             "10.1.2.3",
@@ -316,17 +319,17 @@ mod tests {
             "fe80::1",
             "::ffff:127.0.0.1",
         ] {
-            assert!(!public.allows_address(ip(internal)), "{internal}");
+            assert!(!public.allows_address(ip(internal), false), "{internal}");
         }
         let named = policy(&["http://10.1.2.3:*", "http://localhost:8080"]);
-        assert!(named.allows_address(ip("10.1.2.3")));
-        assert!(!named.allows_address(ip("10.1.2.4")));
+        assert!(named.allows_address(ip("10.1.2.3"), false));
+        assert!(!named.allows_address(ip("10.1.2.4"), false));
         assert!(
-            named.allows_address(ip("127.0.0.1")),
+            named.allows_address(ip("127.0.0.1"), false),
             "localhost names loopback"
         );
-        assert!(named.allows_address(ip("::1")));
-        assert!(!named.allows_address(ip("169.254.169.254")));
+        assert!(named.allows_address(ip("::1"), false));
+        assert!(!named.allows_address(ip("169.254.169.254"), false));
     }
 
     #[test]
