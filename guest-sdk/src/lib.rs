@@ -26,8 +26,10 @@ extern crate self as squall_sdk;
 
 mod body;
 mod client;
+pub mod config;
 mod dispatch;
 mod error;
+pub mod kv;
 pub mod pubsub;
 mod request;
 mod response;

@@ -7,6 +7,8 @@ use crate::capabilities::{self, Grants, GuestState, Shared, StoreCapabilities};
 use crate::config::{AppConfig, Limits, Manifest, WebSocketRoute};
 use crate::error::HostError;
 use crate::hub::Hub;
+use crate::kv::KvBackend;
+use crate::kv::embedded::Embedded;
 use crate::limit_log::{Limit, LimitHits};
 use crate::routes::{Claim, RouteTable};
 use crate::runtime::{AppComponent, Guest, Runtime, RuntimeConfig};
@@ -43,7 +45,8 @@ impl App {
         wasm: &Path,
     ) -> Result<App> {
         let hits = Arc::new(LimitHits::new(&config.name));
-        let component = runtime.load(&config.name, wasm, &config.limits, hits.clone())?;
+        let redact = config.settings.secrets().map(str::to_owned).collect();
+        let component = runtime.load(&config.name, wasm, &config.limits, hits.clone(), redact)?;
         if matches!(component.guest(), Guest::Standard(_)) && !config.websockets.is_empty() {
             anyhow::bail!(
                 "app {:?} is a standard wasi:http component: WebSocket routes need a squall-sdk app",
@@ -105,6 +108,12 @@ impl App {
         (self.component.instances_in_use(), topics, bytes)
     }
 
+    /// What its key-value store holds (keys, bytes), if it is granted one.
+    pub(crate) async fn kv_usage(&self) -> Option<Result<(u64, u64)>> {
+        let usage = self.grants.kv_usage().await?;
+        Some(usage.map(|usage| (usage.keys, usage.bytes)))
+    }
+
     /// A fresh store with this app's limits and grants, for one request or
     /// event; an error if the app's share of the instance pool is taken.
     pub(crate) fn new_store(&self) -> Result<Store<GuestState>, HostError> {
@@ -159,6 +168,18 @@ fn permits(count: u32) -> usize {
         .min(Semaphore::MAX_PERMITS)
 }
 
+/// The key-value store under the data directory, if any app is granted it.
+fn open_store(manifest: &Manifest) -> Result<Option<Arc<dyn KvBackend>>> {
+    if !manifest.apps.iter().any(|app| app.kv) {
+        return Ok(None);
+    }
+    let dir = &manifest.server.data_dir;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    let store: Arc<dyn KvBackend> = Embedded::open(&dir.join("kv.redb"))?;
+    Ok(Some(store))
+}
+
 /// Every app of a manifest, loaded into one runtime with the services they
 /// share.
 pub(crate) struct Apps {
@@ -187,7 +208,7 @@ impl Apps {
             },
             capabilities::add_to_linker,
         )?;
-        let shared = Shared::new();
+        let shared = Shared::new(open_store(manifest)?);
         let mut apps = Vec::new();
         for config in &manifest.apps {
             let wasm = component_of(config)

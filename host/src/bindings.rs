@@ -8,4 +8,6 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub(crate) use self::squall::app::{http_client, pubsub, time, types, websocket, websocket_types};
+pub(crate) use self::squall::app::{
+    config, http_client, kv, pubsub, time, types, websocket, websocket_types,
+};

@@ -27,6 +27,7 @@ mod convert;
 mod dispatch;
 mod error;
 mod hub;
+mod kv;
 mod limit_log;
 mod outbound;
 mod policy;

@@ -23,10 +23,14 @@ pub(crate) enum Limit {
     Fetches,
     /// `log_per_request`: guest output.
     LogBytes,
+    /// `kv_max_keys` / `kv_max_bytes`: what its key-value store holds.
+    KvQuota,
+    /// `kv_max_key` / `kv_max_value`: the size of one key or value.
+    KvSize,
 }
 
 impl Limit {
-    const ALL: [Limit; 7] = [
+    const ALL: [Limit; 9] = [
         Limit::Instances,
         Limit::Concurrency,
         Limit::Connections,
@@ -34,6 +38,8 @@ impl Limit {
         Limit::TopicBytes,
         Limit::Fetches,
         Limit::LogBytes,
+        Limit::KvQuota,
+        Limit::KvSize,
     ];
 
     /// The manifest key that sets it.
@@ -46,6 +52,8 @@ impl Limit {
             Limit::TopicBytes => "pubsub_history_bytes",
             Limit::Fetches => "max_fetches",
             Limit::LogBytes => "log_per_request",
+            Limit::KvQuota => "kv_max_bytes",
+            Limit::KvSize => "kv_max_value",
         }
     }
 

@@ -144,7 +144,8 @@ impl Harness {
     /// How many times the app `app` hit the limit its manifest sets with
     /// `key` (`max_instances`, `max_concurrency`, `max_connections`,
     /// `pubsub_topics`, `pubsub_history_bytes`, `max_fetches`,
-    /// `log_per_request`).
+    /// `log_per_request`; `kv_max_bytes` for the key-value quota,
+    /// `kv_max_value` for the size of a key or value).
     pub fn limit_hits(&self, app: &str, key: &str) -> Result<u64> {
         let limit =
             Limit::from_key(key).with_context(|| format!("{key} is not a counted limit"))?;
@@ -159,6 +160,15 @@ impl Harness {
             topics,
             topic_bytes,
         })
+    }
+
+    /// The keys and bytes (keys and values) the app `app`'s key-value store
+    /// holds.
+    pub async fn kv_usage(&self, app: &str) -> Result<(u64, u64)> {
+        self.app_named(app)?
+            .kv_usage()
+            .await
+            .with_context(|| format!("app {app:?} is not granted kv"))?
     }
 
     fn app_named(&self, name: &str) -> Result<&SharedApp> {

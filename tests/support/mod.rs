@@ -96,7 +96,13 @@ pub struct Server {
 impl Server {
     /// `squall serve ARG --listen 127.0.0.1:0`.
     pub fn start(arg: &Path) -> Server {
-        Server::spawn(arg, None)
+        Server::spawn(squall(), arg, None)
+    }
+
+    /// `squall serve ARG --listen 127.0.0.1:0` run by `command` (for its
+    /// environment).
+    pub fn start_with(command: Command, arg: &Path) -> Server {
+        Server::spawn(command, arg, None)
     }
 
     /// Serve a manifest with `text` as its contents.
@@ -104,11 +110,11 @@ impl Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let manifest = dir.path().join("squall.toml");
         std::fs::write(&manifest, text).expect("write manifest");
-        Server::spawn(&manifest, Some(dir))
+        Server::spawn(squall(), &manifest, Some(dir))
     }
 
-    fn spawn(arg: &Path, dir: Option<tempfile::TempDir>) -> Server {
-        let mut child = squall()
+    fn spawn(mut command: Command, arg: &Path, dir: Option<tempfile::TempDir>) -> Server {
+        let mut child = command
             .arg("serve")
             .arg(arg)
             .args(["--listen", "127.0.0.1:0"])

@@ -12,6 +12,10 @@
 //! - `fetch`: send an outgoing request;
 //! - `monotonic_now` and `sleep_ns`: the clock;
 //! - `pubsub_publish` and `pubsub_wait`: pub/sub topics;
+//! - `kv_get`, `kv_get_many`, `kv_set`, `kv_set_many`, `kv_delete`,
+//!   `kv_exists`, `kv_list`, `kv_increment`, `kv_compare_and_swap`: the
+//!   app's key-value store;
+//! - `config_get`: the app's configuration values;
 //! - `ws_send`, `ws_close`, `ws_subscribe`, `ws_unsubscribe`, `ws_state` and
 //!   `ws_set_state`: calls on a WebSocket connection;
 //! - `__private`: what the backend's `export!` macro expands to (its
@@ -21,7 +25,8 @@
 //! - the `export!` macro itself (`#[macro_export]`, so at the crate root).
 //!
 //! Where a backend lacks a capability, its functions fail the way the SDK
-//! documents for that case (`PubSubError::Unavailable`, `SendError::Closed`).
+//! documents for that case (`PubSubError::Unavailable`, `SendError::Closed`,
+//! `KvError::Unavailable`, an absent config value).
 
 /// `squall:app`: the Squall host's world, with every capability.
 #[cfg(not(feature = "wasi-http"))]

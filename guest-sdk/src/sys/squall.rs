@@ -4,14 +4,15 @@
 use crate::body::{BodyTask, OutgoingBody};
 use crate::client::Outgoing;
 use crate::http::{FetchError, FetchResponse};
+use crate::kv::{self, KvError};
 use crate::pubsub::{self, PubSubError};
 use crate::websocket::{Message, SendError};
 use crate::{Body, BodyWriter, Disconnected, Request, Response};
 use ::http::header::{HeaderMap, HeaderName, HeaderValue};
 use ::http::{Method, StatusCode};
 use bindings::squall::app::{
-    http_client, pubsub as host_pubsub, time as host_time, types as wit, websocket as host_ws,
-    websocket_types as wit_ws,
+    config as host_config, http_client, kv as host_kv, pubsub as host_pubsub, time as host_time,
+    types as wit, websocket as host_ws, websocket_types as wit_ws,
 };
 use std::time::Duration;
 use wit_bindgen::{FutureReader, StreamReader, StreamResult, StreamWriter};
@@ -213,6 +214,89 @@ pub(crate) async fn pubsub_wait(
             payload: message.payload,
         })
         .collect())
+}
+
+/// The value of `key` in the app's store.
+pub(crate) async fn kv_get(key: String) -> Result<Option<Vec<u8>>, KvError> {
+    host_kv::get(key).await.map_err(kv_error)
+}
+
+/// The values of `keys` in the app's store.
+pub(crate) async fn kv_get_many(keys: Vec<String>) -> Result<Vec<Option<Vec<u8>>>, KvError> {
+    host_kv::get_many(keys).await.map_err(kv_error)
+}
+
+/// Store `value` at `key`.
+pub(crate) async fn kv_set(
+    key: String,
+    value: Vec<u8>,
+    ttl_ms: Option<u64>,
+) -> Result<(), KvError> {
+    host_kv::set(key, value, ttl_ms).await.map_err(kv_error)
+}
+
+/// Store several values, all or none.
+pub(crate) async fn kv_set_many(
+    entries: Vec<(String, Vec<u8>)>,
+    ttl_ms: Option<u64>,
+) -> Result<(), KvError> {
+    host_kv::set_many(entries, ttl_ms).await.map_err(kv_error)
+}
+
+/// Remove `key`.
+pub(crate) async fn kv_delete(key: String) -> Result<bool, KvError> {
+    host_kv::delete(key).await.map_err(kv_error)
+}
+
+/// Whether `key` is present.
+pub(crate) async fn kv_exists(key: String) -> Result<bool, KvError> {
+    host_kv::exists(key).await.map_err(kv_error)
+}
+
+/// One page of the keys under `prefix`.
+pub(crate) async fn kv_list(
+    prefix: String,
+    cursor: Option<String>,
+    limit: u32,
+) -> Result<kv::Page, KvError> {
+    let page = host_kv::list_keys(prefix, cursor, limit)
+        .await
+        .map_err(kv_error)?;
+    Ok(kv::Page {
+        keys: page.keys,
+        cursor: page.cursor,
+    })
+}
+
+/// Add `delta` to the integer at `key`.
+pub(crate) async fn kv_increment(key: String, delta: i64) -> Result<i64, KvError> {
+    host_kv::increment(key, delta).await.map_err(kv_error)
+}
+
+/// Swap the value at `key` if it is `expected`.
+pub(crate) async fn kv_compare_and_swap(
+    key: String,
+    expected: Option<Vec<u8>>,
+    new: Option<Vec<u8>>,
+) -> Result<bool, KvError> {
+    host_kv::compare_and_swap(key, expected, new)
+        .await
+        .map_err(kv_error)
+}
+
+fn kv_error(error: host_kv::KvError) -> KvError {
+    match error {
+        host_kv::KvError::Denied(why) => KvError::Denied(why),
+        host_kv::KvError::TooLarge(why) => KvError::TooLarge(why),
+        host_kv::KvError::Quota(why) => KvError::Quota(why),
+        host_kv::KvError::Invalid(why) => KvError::Invalid(why),
+        host_kv::KvError::Unavailable(why) => KvError::Unavailable(why),
+    }
+}
+
+/// The app's config value `key`.
+pub(crate) fn config_get(key: &str) -> Option<String> {
+    host_config::get(key)
 }
 
 fn pubsub_error(error: host_pubsub::PubsubError) -> PubSubError {

@@ -7,6 +7,7 @@
 use crate::body::{BodyTask, OutgoingBody};
 use crate::client::Outgoing;
 use crate::http::{FetchError, FetchResponse};
+use crate::kv::{self, KvError};
 use crate::pubsub::{self, PubSubError};
 use crate::websocket::{Message, SendError};
 use crate::{Body, BodyWriter, Disconnected, Request, Response};
@@ -191,6 +192,77 @@ pub(crate) fn monotonic_now() -> u64 {
 /// Wait `nanos` nanoseconds without blocking the host.
 pub(crate) async fn sleep_ns(nanos: u64) {
     wasip3::clocks::monotonic_clock::wait_for(nanos).await;
+}
+
+const NO_KV: &str = "the key-value store is a Squall capability: this component was built for standard wasi:http hosts";
+
+fn no_kv<T>() -> Result<T, KvError> {
+    Err(KvError::Unavailable(NO_KV.to_owned()))
+}
+
+/// No key-value store on a standard host.
+pub(crate) async fn kv_get(_key: String) -> Result<Option<Vec<u8>>, KvError> {
+    no_kv()
+}
+
+/// No key-value store on a standard host.
+pub(crate) async fn kv_get_many(_keys: Vec<String>) -> Result<Vec<Option<Vec<u8>>>, KvError> {
+    no_kv()
+}
+
+/// No key-value store on a standard host.
+pub(crate) async fn kv_set(
+    _key: String,
+    _value: Vec<u8>,
+    _ttl_ms: Option<u64>,
+) -> Result<(), KvError> {
+    no_kv()
+}
+
+/// No key-value store on a standard host.
+pub(crate) async fn kv_set_many(
+    _entries: Vec<(String, Vec<u8>)>,
+    _ttl_ms: Option<u64>,
+) -> Result<(), KvError> {
+    no_kv()
+}
+
+/// No key-value store on a standard host.
+pub(crate) async fn kv_delete(_key: String) -> Result<bool, KvError> {
+    no_kv()
+}
+
+/// No key-value store on a standard host.
+pub(crate) async fn kv_exists(_key: String) -> Result<bool, KvError> {
+    no_kv()
+}
+
+/// No key-value store on a standard host.
+pub(crate) async fn kv_list(
+    _prefix: String,
+    _cursor: Option<String>,
+    _limit: u32,
+) -> Result<kv::Page, KvError> {
+    no_kv()
+}
+
+/// No key-value store on a standard host.
+pub(crate) async fn kv_increment(_key: String, _delta: i64) -> Result<i64, KvError> {
+    no_kv()
+}
+
+/// No key-value store on a standard host.
+pub(crate) async fn kv_compare_and_swap(
+    _key: String,
+    _expected: Option<Vec<u8>>,
+    _new: Option<Vec<u8>>,
+) -> Result<bool, KvError> {
+    no_kv()
+}
+
+/// No config values on a standard host.
+pub(crate) fn config_get(_key: &str) -> Option<String> {
+    None
 }
 
 /// No pub/sub on a standard host.

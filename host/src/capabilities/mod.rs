@@ -7,7 +7,9 @@
 //! (the pooled client, the broker, the hub), [`Grants`] per app (what its
 //! manifest allows), [`StoreCapabilities`] per store.
 
+mod config;
 mod http_client;
+mod kv;
 mod outgoing_wasi_http;
 mod pubsub;
 mod time;
@@ -15,8 +17,9 @@ mod websocket;
 
 use crate::bindings;
 use crate::broker::{AppTopics, Broker, Refused};
-use crate::config::AppConfig;
+use crate::config::{AppConfig, Settings};
 use crate::hub::Hub;
+use crate::kv::{KvBackend, Quota};
 use crate::limit_log::{Limit, LimitHits};
 use crate::outbound::{HttpClient, new_client};
 use crate::policy::{OutboundPolicy, TopicPolicy};
@@ -28,25 +31,27 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::{HasSelf, Linker};
+use wasmtime_wasi_config::{WasiConfig, WasiConfigVariables};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// The data of a store whose guest may use the capabilities.
 pub(crate) type GuestState = State<StoreCapabilities>;
 
-/// What every app shares: the pub/sub broker and the open WebSocket
-/// connections.
+/// What every app shares: the pub/sub broker, the open WebSocket
+/// connections, and the key-value store if any app is granted it.
 #[derive(Clone)]
 pub(crate) struct Shared {
     broker: Arc<Broker>,
     hub: Arc<Hub>,
+    kv: Option<Arc<dyn KvBackend>>,
 }
 
 impl Shared {
-    /// Start the shared services.
-    pub(crate) fn new() -> Shared {
+    /// Start the shared services, with `kv` as the key-value store.
+    pub(crate) fn new(kv: Option<Arc<dyn KvBackend>>) -> Shared {
         let broker = Broker::new();
         let hub = Hub::new(broker.clone());
-        Shared { broker, hub }
+        Shared { broker, hub, kv }
     }
 
     /// The open WebSocket connections of every app.
@@ -75,6 +80,20 @@ pub(crate) struct Grants {
     fetches_per_request: u32,
     hits: Arc<LimitHits>,
     shared: Shared,
+    /// Its key-value store, if granted.
+    kv: Option<KvGrant>,
+    /// Its `[app.NAME.config]` values.
+    settings: Settings,
+    /// The same, for standard components (`wasi:config/store`).
+    wasi_config: WasiConfigVariables,
+}
+
+/// An app's key-value store and its limits.
+struct KvGrant {
+    backend: Arc<dyn KvBackend>,
+    quota: Quota,
+    max_key: u64,
+    max_value: u64,
 }
 
 impl Grants {
@@ -108,6 +127,21 @@ impl Grants {
             max_fetches: limits.max_fetches,
             fetches_per_request: limits.max_fetches_per_request,
             hits,
+            kv: match (config.kv, &shared.kv) {
+                (true, Some(backend)) => Some(KvGrant {
+                    backend: backend.clone(),
+                    quota: Quota {
+                        max_keys: limits.kv_max_keys,
+                        max_bytes: limits.kv_max_bytes,
+                    },
+                    max_key: limits.kv_max_key,
+                    max_value: limits.kv_max_value,
+                }),
+                (true, None) => anyhow::bail!("the app is granted kv but the host has no store"),
+                (false, _) => None,
+            },
+            settings: config.settings.clone(),
+            wasi_config: config.settings.all().collect(),
             shared: shared.clone(),
         }))
     }
@@ -120,6 +154,18 @@ impl Grants {
     /// The open WebSocket connections of every app.
     pub(crate) fn hub(&self) -> &Arc<Hub> {
         &self.shared.hub
+    }
+
+    /// The keys and bytes the app's key-value store holds, if granted.
+    pub(crate) async fn kv_usage(&self) -> Option<anyhow::Result<crate::kv::Usage>> {
+        let store = self.kv.as_ref()?;
+        Some(
+            store
+                .backend
+                .usage(&self.app)
+                .await
+                .map_err(anyhow::Error::from),
+        )
     }
 
     /// The app's topics now, and the bytes their histories keep.
@@ -230,6 +276,9 @@ impl WasiHttpView for GuestState {
 pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
     wasmtime_wasi_http::p3::add_to_linker(linker)?;
+    wasmtime_wasi_config::add_to_linker(linker, |state: &mut GuestState| {
+        WasiConfig::new(&state.host().grants().wasi_config)
+    })?;
     bindings::App::add_to_linker::<GuestState, HasSelf<GuestState>>(linker, |state| state)
 }
 

@@ -18,12 +18,19 @@ pub(super) struct ServeArgs {
     /// Address to listen on [default: the manifest's, else 127.0.0.1:8080].
     #[arg(long)]
     listen: Option<SocketAddr>,
+    /// Where durable state (the key-value store) is kept [default: the
+    /// manifest's `data_dir`, else .squall/data beside the manifest].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
 }
 
 pub(super) fn run(args: ServeArgs) -> Result<()> {
     let mut manifest = manifest_for(&args.app)?;
     if let Some(listen) = args.listen {
         manifest.server.listen = listen;
+    }
+    if let Some(data_dir) = args.data_dir {
+        manifest.server.data_dir = data_dir;
     }
     let apps = Apps::load(&manifest, |app| component_for(&app.source))?;
     let router = Arc::new(apps.router()?);

@@ -1,9 +1,11 @@
 //! One `[app.NAME]` table: where the app is reached, what it may reach, and
 //! the limits that fence it from its neighbours.
 
+use super::settings::{RawSetting, Settings};
 use super::values;
 use crate::policy::{OutboundPolicy, TopicPolicy};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -30,6 +32,10 @@ pub(crate) struct AppConfig {
     pub(crate) pubsub_history: usize,
     /// Routes that accept WebSocket upgrades, and how.
     pub(crate) websockets: Vec<WebSocketRoute>,
+    /// Whether it may use its key-value store.
+    pub(crate) kv: bool,
+    /// Its configuration values and secrets.
+    pub(crate) settings: Settings,
 }
 
 /// Per-app limits; each has a default.
@@ -66,6 +72,14 @@ pub(crate) struct Limits {
     /// The most CPU its guests may use together, in percent of one core;
     /// `None`: no cap beyond `cpu_time` per request.
     pub(crate) cpu_share: Option<u32>,
+    /// Keys its key-value store may hold.
+    pub(crate) kv_max_keys: u64,
+    /// Bytes (keys and values) its key-value store may hold.
+    pub(crate) kv_max_bytes: u64,
+    /// Longest key, in bytes.
+    pub(crate) kv_max_key: u64,
+    /// Largest value, in bytes.
+    pub(crate) kv_max_value: u64,
 }
 
 impl Limits {
@@ -87,6 +101,10 @@ impl Limits {
             max_fetches_per_request: 32,
             log_per_request: 64 << 10,
             cpu_share: None,
+            kv_max_keys: 100_000,
+            kv_max_bytes: 64 << 20,
+            kv_max_key: 512,
+            kv_max_value: 1 << 20,
         }
     }
 }
@@ -227,6 +245,18 @@ pub(super) struct RawApp {
     pubsub_history: Option<usize>,
     #[serde(default)]
     websocket: Vec<WebSocketRoute>,
+    #[serde(default)]
+    kv: bool,
+    #[serde(default)]
+    kv_max_keys: Option<u64>,
+    #[serde(default, deserialize_with = "values::optional_size")]
+    kv_max_bytes: Option<u64>,
+    #[serde(default, deserialize_with = "values::optional_size")]
+    kv_max_key: Option<u64>,
+    #[serde(default, deserialize_with = "values::optional_size")]
+    kv_max_value: Option<u64>,
+    #[serde(default)]
+    pub(super) config: BTreeMap<String, RawSetting>,
 }
 
 pub(super) fn default_routes() -> Vec<String> {
@@ -271,6 +301,7 @@ impl RawApp {
         base: &std::path::Path,
         pool: u32,
         defaults: PoolDefaults,
+        settings: Settings,
     ) -> AppConfig {
         let mut limits = Limits::alone(pool);
         limits.max_instances = self.max_instances.unwrap_or(defaults.max_instances);
@@ -297,6 +328,10 @@ impl RawApp {
             ),
             log_per_request: self.log_per_request.unwrap_or(limits.log_per_request),
             cpu_share: self.cpu_share,
+            kv_max_keys: self.kv_max_keys.unwrap_or(limits.kv_max_keys),
+            kv_max_bytes: self.kv_max_bytes.unwrap_or(limits.kv_max_bytes),
+            kv_max_key: self.kv_max_key.unwrap_or(limits.kv_max_key),
+            kv_max_value: self.kv_max_value.unwrap_or(limits.kv_max_value),
             ..limits
         };
         AppConfig {
@@ -309,6 +344,8 @@ impl RawApp {
             pubsub: self.pubsub,
             pubsub_history: self.pubsub_history.unwrap_or(DEFAULT_PUBSUB_HISTORY).max(1),
             websockets: self.websocket,
+            kv: self.kv,
+            settings,
             name,
         }
     }

@@ -16,10 +16,12 @@
 
 mod app;
 mod server;
+mod settings;
 mod values;
 
 pub(crate) use app::{AppConfig, Limits, WebSocketMode, WebSocketRoute};
 pub(crate) use server::ServerConfig;
+pub(crate) use settings::Settings;
 #[cfg(test)]
 use values::{parse_duration, parse_percent, parse_size};
 
@@ -76,24 +78,31 @@ impl Manifest {
             explicit.iter().fold(0u32, |sum, n| sum.saturating_add(*n)),
         );
         let mut apps = Vec::new();
-        for (name, raw_app) in raw.app {
+        for (name, mut raw_app) in raw.app {
             if !is_valid_name(&name) {
                 bail!(
                     "{}: app name {name:?} must be letters, digits, '-' or '_'",
                     locate(text, file, &format!("app.{name}"), None)
                 );
             }
-            apps.push(raw_app.resolve(name, base, pool, defaults));
+            let settings = Settings::resolve(std::mem::take(&mut raw_app.config), base).map_err(
+                |(key, why)| {
+                    anyhow::anyhow!(
+                        "{}: app.{name}.config.{key}: {why}",
+                        locate(text, file, &format!("app.{name}.config"), Some(&key))
+                    )
+                },
+            )?;
+            apps.push(raw_app.resolve(name, base, pool, defaults, settings));
         }
         if apps.is_empty() {
             bail!("{file}: the manifest declares no app: add an [app.NAME] table with a source");
         }
         check_shares(&apps, pool, text, file)?;
         check_claims(&apps, text, file)?;
-        Ok(Manifest {
-            server: raw.server,
-            apps,
-        })
+        let mut server = raw.server;
+        server.data_dir = base.join(&server.data_dir);
+        Ok(Manifest { server, apps })
     }
 
     /// A manifest serving one app at `/` with default limits.
@@ -111,6 +120,8 @@ impl Manifest {
                 pubsub: TopicPolicy::default(),
                 pubsub_history: DEFAULT_PUBSUB_HISTORY,
                 websockets: Vec::new(),
+                kv: false,
+                settings: Settings::default(),
             }],
             server,
         }

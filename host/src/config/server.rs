@@ -3,6 +3,7 @@
 use super::values;
 use serde::Deserialize;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// The `[server]` table.
@@ -35,6 +36,9 @@ pub(crate) struct ServerConfig {
     pub(crate) max_headers: usize,
     /// Concurrent streams per HTTP/2 connection.
     pub(crate) max_streams: u32,
+    /// Where durable state (the key-value store) is kept, relative to the
+    /// manifest's directory.
+    pub(crate) data_dir: PathBuf,
 }
 
 impl Default for ServerConfig {
@@ -49,6 +53,7 @@ impl Default for ServerConfig {
             max_header_bytes: 32 << 10,
             max_headers: 100,
             max_streams: 100,
+            data_dir: PathBuf::from(".squall/data"),
         }
     }
 }

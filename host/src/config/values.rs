@@ -74,8 +74,15 @@ pub(super) fn optional_duration<'de, D: Deserializer<'de>>(
 pub(super) fn optional_size<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<u64>, D::Error> {
-    let text = String::deserialize(deserializer)?;
-    parse_size(&text).map(Some).map_err(de::Error::custom)
+    size(deserializer).map(Some)
+}
+
+/// A size as written: `"64MiB"`, or a plain number of bytes.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawSize {
+    Bytes(u64),
+    Text(String),
 }
 
 pub(super) fn outbound<'de, D: Deserializer<'de>>(
@@ -134,8 +141,10 @@ pub(super) fn hosts<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<St
 }
 
 pub(super) fn size<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
-    let text = String::deserialize(deserializer)?;
-    parse_size(&text).map_err(de::Error::custom)
+    match RawSize::deserialize(deserializer)? {
+        RawSize::Bytes(bytes) => Ok(bytes),
+        RawSize::Text(text) => parse_size(&text).map_err(de::Error::custom),
+    }
 }
 
 pub(super) fn topics<'de, D: Deserializer<'de>>(deserializer: D) -> Result<TopicPolicy, D::Error> {

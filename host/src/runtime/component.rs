@@ -22,6 +22,8 @@ pub(crate) struct AppComponent<H: 'static> {
     /// The app's share of the instance pool.
     instances: AppInstances,
     hits: Arc<LimitHits>,
+    /// Text never to appear in the log (the app's secrets).
+    redact: Arc<[String]>,
     /// The app's share of the CPU, if its manifest caps it.
     cpu_share: Option<Arc<CpuShare>>,
 }
@@ -41,6 +43,7 @@ impl<H: Send + 'static> AppComponent<H> {
         engine: Engine,
         instances: AppInstances,
         hits: Arc<LimitHits>,
+        redact: Arc<[String]>,
     ) -> Self {
         let cpu_share = limits
             .cpu_share
@@ -51,6 +54,7 @@ impl<H: Send + 'static> AppComponent<H> {
             engine,
             instances,
             hits,
+            redact,
             cpu_share,
         }
     }
@@ -86,6 +90,7 @@ impl<H: Send + 'static> AppComponent<H> {
             host,
             slot,
             &self.hits,
+            &self.redact,
             self.cpu_share.clone(),
         ))
     }

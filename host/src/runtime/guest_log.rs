@@ -26,16 +26,20 @@ pub(crate) struct LogBudget {
     /// Set once output has been dropped (it is reported once).
     dropped: AtomicBool,
     hits: Arc<LimitHits>,
+    /// Text replaced by `[redacted]` (the app's secrets).
+    redact: Arc<[String]>,
 }
 
 impl LogBudget {
-    /// `limit` bytes; running out is counted in `hits`.
-    pub(crate) fn new(limit: u64, hits: Arc<LimitHits>) -> Arc<Self> {
+    /// `limit` bytes; running out is counted in `hits`; `redact` never
+    /// shows.
+    pub(crate) fn new(limit: u64, hits: Arc<LimitHits>, redact: Arc<[String]>) -> Arc<Self> {
         Arc::new(LogBudget {
             left: AtomicU64::new(limit),
             limit,
             dropped: AtomicBool::new(false),
             hits,
+            redact,
         })
     }
 
@@ -132,7 +136,12 @@ impl LineLogger {
 
     fn emit(&mut self) {
         if !self.line.is_empty() {
-            let text = String::from_utf8_lossy(&self.line);
+            let mut text = String::from_utf8_lossy(&self.line);
+            for secret in self.budget.redact.iter() {
+                if text.contains(secret.as_str()) {
+                    text = text.replace(secret.as_str(), "[redacted]").into();
+                }
+            }
             tracing::info!(target: "squall::guest", stream = self.name, "{text}");
             self.line.clear();
         }
@@ -191,7 +200,7 @@ mod tests {
     #[test]
     fn stdout_and_stderr_share_one_budget() {
         let hits = Arc::new(LimitHits::new("app"));
-        let budget = LogBudget::new(10, hits.clone());
+        let budget = LogBudget::new(10, hits.clone(), Arc::from([]));
         assert_eq!(budget.take(6), 6);
         assert_eq!(budget.take(6), 4, "cut at the limit");
         assert_eq!(budget.take(6), 0);
@@ -201,7 +210,7 @@ mod tests {
     #[test]
     fn lines_are_split_at_newlines_and_kept_short() {
         let hits = Arc::new(LimitHits::new("app"));
-        let mut logger = LineLogger::new("stdout", LogBudget::new(1 << 20, hits));
+        let mut logger = LineLogger::new("stdout", LogBudget::new(1 << 20, hits, Arc::from([])));
         logger.push(b"one\ntw");
         assert_eq!(logger.line, b"tw");
         logger.push(&vec![b'x'; MAX_LINE + 10]);

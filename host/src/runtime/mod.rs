@@ -68,6 +68,7 @@ impl<H: Send + 'static> Runtime<H> {
         path: &Path,
         limits: &crate::config::Limits,
         hits: Arc<crate::limit_log::LimitHits>,
+        redact: Arc<[String]>,
     ) -> Result<AppComponent<H>> {
         let bytes =
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -131,6 +132,7 @@ impl<H: Send + 'static> Runtime<H> {
             self.engine.clone(),
             instances,
             hits,
+            redact,
         ))
     }
 }

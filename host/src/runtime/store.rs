@@ -149,9 +149,10 @@ pub(super) fn new_store<H: Send + 'static>(
     host: H,
     slot: InstanceSlot,
     hits: &Arc<LimitHits>,
+    redact: &Arc<[String]>,
     share: Option<Arc<CpuShare>>,
 ) -> Store<State<H>> {
-    let log = LogBudget::new(limits.log_per_request, hits.clone());
+    let log = LogBudget::new(limits.log_per_request, hits.clone(), redact.clone());
     // No files, sockets, environment or arguments: capabilities are granted
     // through squall:app imports, never ambient.
     let wasi = WasiCtx::builder()

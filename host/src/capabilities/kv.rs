@@ -1,0 +1,263 @@
+//! `squall:app/kv`: the app's own key-value store, under its size limits
+//! and quota. The namespace is the app's name, set by the host: no key a
+//! guest names reaches another app's.
+
+use super::{Grants, GuestState, KvGrant, grants_of};
+use crate::bindings::kv::{Host, HostWithStore, KvError, Page};
+use crate::kv::{Applied, KvFailure, Write};
+use crate::limit_log::Limit;
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime::component::{Accessor, HasSelf};
+
+/// Keys or entries one call may carry.
+const MAX_KEYS_PER_CALL: usize = 1000;
+/// Keys one page may hold.
+const MAX_PAGE: u32 = 1000;
+
+impl Host for GuestState {}
+
+type Answer<T> = wasmtime::Result<Result<T, KvError>>;
+
+impl Grants {
+    /// The app's store, if granted.
+    fn kv_store(&self) -> Result<&KvGrant, KvError> {
+        self.kv.as_ref().ok_or_else(|| {
+            tracing::info!("kv denied: the app's manifest does not grant kv");
+            KvError::Denied(format!(
+                "kv is not granted: add `kv = true` to [app.{}]",
+                self.app
+            ))
+        })
+    }
+
+    fn kv_too_large(&self, why: String) -> KvError {
+        self.hits.hit(Limit::KvSize, &why);
+        KvError::TooLarge(why)
+    }
+
+    fn kv_failure(&self, failure: KvFailure) -> KvError {
+        match failure {
+            KvFailure::Quota(why) => {
+                self.hits.hit(Limit::KvQuota, &why);
+                KvError::Quota(why)
+            }
+            KvFailure::Invalid(why) => KvError::Invalid(why),
+            KvFailure::Unavailable(why) => {
+                tracing::warn!(app = %self.app, %why, "kv unavailable");
+                KvError::Unavailable(why)
+            }
+        }
+    }
+
+    fn check_key(&self, store: &KvGrant, key: &str) -> Result<(), KvError> {
+        if key.is_empty() {
+            return Err(KvError::Invalid("a key cannot be empty".into()));
+        }
+        if key.len() as u64 > store.max_key {
+            return Err(self.kv_too_large(format!(
+                "a key of {} bytes is over the app's kv_max_key of {}",
+                key.len(),
+                store.max_key
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_value(&self, store: &KvGrant, value: &[u8]) -> Result<(), KvError> {
+        if value.len() as u64 > store.max_value {
+            return Err(self.kv_too_large(format!(
+                "a value of {} bytes is over the app's kv_max_value of {}",
+                value.len(),
+                store.max_value
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_count(&self, count: usize) -> Result<(), KvError> {
+        if count > MAX_KEYS_PER_CALL {
+            return Err(self.kv_too_large(format!(
+                "{count} keys in one call, over {MAX_KEYS_PER_CALL}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn ttl(ttl_ms: Option<u64>) -> Result<Option<Duration>, KvError> {
+    match ttl_ms {
+        Some(0) => Err(KvError::Invalid("a ttl must be at least 1 ms".into())),
+        ttl => Ok(ttl.map(Duration::from_millis)),
+    }
+}
+
+/// Check `writes` and apply them, all or nothing.
+async fn apply(grants: &Arc<Grants>, writes: Vec<Write>) -> Result<Vec<Applied>, KvError> {
+    let store = grants.kv_store()?;
+    grants.check_count(writes.len())?;
+    for write in &writes {
+        grants.check_key(store, write.key())?;
+        match write {
+            Write::Set { value, .. } => grants.check_value(store, value)?,
+            Write::CompareAndSwap { expected, new, .. } => {
+                for value in [expected, new].into_iter().flatten() {
+                    grants.check_value(store, value)?;
+                }
+            }
+            Write::Delete { .. } | Write::Increment { .. } => {}
+        }
+    }
+    store
+        .backend
+        .apply(&grants.app, writes, store.quota)
+        .await
+        .map_err(|failure| grants.kv_failure(failure))
+}
+
+/// The one outcome of a one-write call.
+fn only(applied: Vec<Applied>) -> Result<Applied, KvError> {
+    applied
+        .into_iter()
+        .next()
+        .ok_or_else(|| KvError::Unavailable("the store answered nothing".into()))
+}
+
+impl HostWithStore<GuestState> for HasSelf<GuestState> {
+    async fn get(accessor: &Accessor<GuestState, Self>, key: String) -> Answer<Option<Vec<u8>>> {
+        let values = get_many(&grants_of(accessor), vec![key]).await;
+        Ok(values.map(|mut values| values.pop().flatten()))
+    }
+
+    async fn get_many(
+        accessor: &Accessor<GuestState, Self>,
+        keys: Vec<String>,
+    ) -> Answer<Vec<Option<Vec<u8>>>> {
+        Ok(get_many(&grants_of(accessor), keys).await)
+    }
+
+    async fn set(
+        accessor: &Accessor<GuestState, Self>,
+        key: String,
+        value: Vec<u8>,
+        ttl_ms: Option<u64>,
+    ) -> Answer<()> {
+        let grants = grants_of(accessor);
+        let ttl = match ttl(ttl_ms) {
+            Ok(ttl) => ttl,
+            Err(err) => return Ok(Err(err)),
+        };
+        Ok(apply(&grants, vec![Write::Set { key, value, ttl }])
+            .await
+            .map(drop))
+    }
+
+    async fn set_many(
+        accessor: &Accessor<GuestState, Self>,
+        entries: Vec<(String, Vec<u8>)>,
+        ttl_ms: Option<u64>,
+    ) -> Answer<()> {
+        let grants = grants_of(accessor);
+        let ttl = match ttl(ttl_ms) {
+            Ok(ttl) => ttl,
+            Err(err) => return Ok(Err(err)),
+        };
+        let writes = entries
+            .into_iter()
+            .map(|(key, value)| Write::Set { key, value, ttl })
+            .collect();
+        Ok(apply(&grants, writes).await.map(drop))
+    }
+
+    async fn delete(accessor: &Accessor<GuestState, Self>, key: String) -> Answer<bool> {
+        let grants = grants_of(accessor);
+        Ok(apply(&grants, vec![Write::Delete { key }])
+            .await
+            .and_then(only)
+            .map(|applied| applied == Applied::Deleted(true)))
+    }
+
+    async fn exists(accessor: &Accessor<GuestState, Self>, key: String) -> Answer<bool> {
+        let grants = grants_of(accessor);
+        let store = match grants.kv_store() {
+            Ok(store) => store,
+            Err(err) => return Ok(Err(err)),
+        };
+        if let Err(err) = grants.check_key(store, &key) {
+            return Ok(Err(err));
+        }
+        Ok(store
+            .backend
+            .exists(&grants.app, key)
+            .await
+            .map_err(|failure| grants.kv_failure(failure)))
+    }
+
+    async fn list_keys(
+        accessor: &Accessor<GuestState, Self>,
+        prefix: String,
+        cursor: Option<String>,
+        limit: u32,
+    ) -> Answer<Page> {
+        let grants = grants_of(accessor);
+        let store = match grants.kv_store() {
+            Ok(store) => store,
+            Err(err) => return Ok(Err(err)),
+        };
+        let limit = limit.clamp(1, MAX_PAGE);
+        Ok(store
+            .backend
+            .list(&grants.app, prefix, cursor, limit)
+            .await
+            .map(|page| Page {
+                keys: page.keys,
+                cursor: page.cursor,
+            })
+            .map_err(|failure| grants.kv_failure(failure)))
+    }
+
+    async fn increment(
+        accessor: &Accessor<GuestState, Self>,
+        key: String,
+        delta: i64,
+    ) -> Answer<i64> {
+        let grants = grants_of(accessor);
+        Ok(apply(&grants, vec![Write::Increment { key, delta }])
+            .await
+            .and_then(only)
+            .and_then(|applied| match applied {
+                Applied::Counter(value) => Ok(value),
+                _ => Err(KvError::Unavailable("the store answered otherwise".into())),
+            }))
+    }
+
+    async fn compare_and_swap(
+        accessor: &Accessor<GuestState, Self>,
+        key: String,
+        expected: Option<Vec<u8>>,
+        new: Option<Vec<u8>>,
+    ) -> Answer<bool> {
+        let grants = grants_of(accessor);
+        let write = Write::CompareAndSwap { key, expected, new };
+        Ok(apply(&grants, vec![write])
+            .await
+            .and_then(only)
+            .map(|applied| applied == Applied::Swapped(true)))
+    }
+}
+
+async fn get_many(
+    grants: &Arc<Grants>,
+    keys: Vec<String>,
+) -> Result<Vec<Option<Vec<u8>>>, KvError> {
+    let store = grants.kv_store()?;
+    grants.check_count(keys.len())?;
+    for key in &keys {
+        grants.check_key(store, key)?;
+    }
+    store
+        .backend
+        .get_many(&grants.app, keys)
+        .await
+        .map_err(|failure| grants.kv_failure(failure))
+}

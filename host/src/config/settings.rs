@@ -1,0 +1,195 @@
+//! `[app.NAME.config]`: an app's configuration values and secrets.
+//!
+//! ```toml
+//! [app.shortener.config]
+//! base_url = "https://sho.rt"
+//! page_size = 20                          # numbers and booleans become text
+//! api_token = { env = "SHORTENER_TOKEN" } # a secret, from the environment
+//! signing_key = { file = "secrets/key" }  # a secret, from a file (one trailing newline dropped)
+//! ```
+//!
+//! Secrets are read once, at load; their values are never printed: not by
+//! `Debug`, not in an error, not in the log.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Longest value accepted, secrets included.
+const MAX_VALUE: usize = 64 << 10;
+
+/// One value as written.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawSetting {
+    Text(String),
+    Integer(i64),
+    Float(f64),
+    Bool(bool),
+    Secret(SecretSource),
+}
+
+/// Where a secret comes from: exactly one of the two.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SecretSource {
+    env: Option<String>,
+    file: Option<PathBuf>,
+}
+
+/// An app's values, shared by its stores.
+#[derive(Clone, Default)]
+pub(crate) struct Settings(Arc<BTreeMap<String, Setting>>);
+
+#[derive(Clone)]
+struct Setting {
+    value: String,
+    secret: bool,
+}
+
+impl Settings {
+    /// Read every value of `raw`, secrets included; the error names the key.
+    pub(super) fn resolve(
+        raw: BTreeMap<String, RawSetting>,
+        base: &Path,
+    ) -> Result<Settings, (String, String)> {
+        let mut settings = BTreeMap::new();
+        for (key, raw) in raw {
+            let fail = |why: String| (key.clone(), why);
+            let setting = match raw {
+                RawSetting::Text(value) => Setting {
+                    value,
+                    secret: false,
+                },
+                RawSetting::Integer(value) => Setting {
+                    value: value.to_string(),
+                    secret: false,
+                },
+                RawSetting::Float(value) => Setting {
+                    value: value.to_string(),
+                    secret: false,
+                },
+                RawSetting::Bool(value) => Setting {
+                    value: value.to_string(),
+                    secret: false,
+                },
+                RawSetting::Secret(source) => Setting {
+                    value: source.read(base).map_err(fail)?,
+                    secret: true,
+                },
+            };
+            if setting.value.len() > MAX_VALUE {
+                return Err(fail(format!("the value is over {MAX_VALUE} bytes")));
+            }
+            settings.insert(key, setting);
+        }
+        Ok(Settings(Arc::new(settings)))
+    }
+
+    /// The value of `key`.
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(|setting| setting.value.as_str())
+    }
+
+    /// Every key and value, secrets included (for wasi:config's `get-all`).
+    pub(crate) fn all(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0
+            .iter()
+            .map(|(key, setting)| (key.as_str(), setting.value.as_str()))
+    }
+
+    /// The secret values, so that output can be scrubbed of them.
+    pub(crate) fn secrets(&self) -> impl Iterator<Item = &str> {
+        self.0
+            .values()
+            .filter(|setting| setting.secret && !setting.value.is_empty())
+            .map(|setting| setting.value.as_str())
+    }
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.0.iter().map(|(key, setting)| {
+                let shown = if setting.secret {
+                    "<secret>"
+                } else {
+                    setting.value.as_str()
+                };
+                (key, shown)
+            }))
+            .finish()
+    }
+}
+
+impl SecretSource {
+    fn read(self, base: &Path) -> Result<String, String> {
+        match (self.env, self.file) {
+            (Some(name), None) => std::env::var(&name).map_err(|err| match err {
+                std::env::VarError::NotPresent => {
+                    format!("the environment variable {name} is not set")
+                }
+                std::env::VarError::NotUnicode(_) => {
+                    format!("the environment variable {name} is not UTF-8")
+                }
+            }),
+            (None, Some(file)) => {
+                let path = base.join(file);
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+                let text = text.strip_suffix('\n').unwrap_or(&text);
+                Ok(text.strip_suffix('\r').unwrap_or(text).to_owned())
+            }
+            _ => {
+                Err("a secret is { env = \"NAME\" } or { file = \"path\" }, one of the two".into())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(text: &str) -> Result<Settings, (String, String)> {
+        let raw: BTreeMap<String, RawSetting> = toml::from_str(text).expect("valid toml");
+        Settings::resolve(raw, Path::new("/nonexistent"))
+    }
+
+    #[test]
+    fn values_of_every_kind_become_text() {
+        let settings = resolve("a = \"x\"\nb = 20\nc = true\nd = 1.5\n").expect("valid");
+        assert_eq!(settings.get("a"), Some("x"));
+        assert_eq!(settings.get("b"), Some("20"));
+        assert_eq!(settings.get("c"), Some("true"));
+        assert_eq!(settings.get("d"), Some("1.5"));
+        assert_eq!(settings.get("e"), None);
+    }
+
+    #[test]
+    fn secrets_are_read_and_never_shown() {
+        let dir = tempfile::tempdir().expect("a directory");
+        std::fs::write(dir.path().join("key"), "hunter2\n").expect("write");
+        let raw: BTreeMap<String, RawSetting> =
+            toml::from_str("key = { file = \"key\" }\nplain = \"p\"\n").expect("valid toml");
+        let settings = Settings::resolve(raw, dir.path()).expect("valid");
+        assert_eq!(settings.get("key"), Some("hunter2"));
+        let shown = format!("{settings:?}");
+        assert!(
+            !shown.contains("hunter2") && shown.contains("<secret>"),
+            "{shown}"
+        );
+        assert_eq!(settings.secrets().collect::<Vec<_>>(), ["hunter2"]);
+    }
+
+    #[test]
+    fn a_missing_secret_names_its_key_and_source() {
+        let (key, why) =
+            resolve("token = { env = \"SQUALL_TEST_SURELY_UNSET\" }\n").expect_err("unset");
+        assert_eq!(key, "token");
+        assert!(why.contains("SQUALL_TEST_SURELY_UNSET"), "{why}");
+        let (_, why) = resolve("token = { env = \"A\", file = \"b\" }\n").expect_err("both");
+        assert!(why.contains("one of the two"), "{why}");
+    }
+}

@@ -1,0 +1,473 @@
+//! The key-value store and config values: through the in-process harness
+//! for the semantics and limits, through the real binary for durability
+//! (restarts, `kill -9`) and for secrets in the log.
+
+mod support;
+
+use bytes::Bytes;
+use futures::future::join_all;
+use http_body_util::Full;
+use serde_json::Value;
+use squall::testing::Harness;
+use std::path::Path;
+use std::time::Duration;
+use support::{Server, component};
+
+/// The state test guest as app `name` (and others, in `apps`), with its
+/// store under `dir`.
+fn harness(dir: &Path, apps: &[(&str, &str)]) -> Harness {
+    let wasm = component("tests/guests/state");
+    let mut text = format!("[server]\ndata_dir = {:?}\n", dir.display().to_string());
+    for (name, settings) in apps {
+        text.push_str(&format!(
+            "[app.{name}]\nsource = {:?}\nhosts = [\"{name}.test\"]\n{settings}\n",
+            wasm.display().to_string()
+        ));
+    }
+    Harness::from_manifest(&text, Path::new(".")).expect("the apps load")
+}
+
+async fn call(app: &Harness, method: &str, uri: &str, body: &str) -> (u16, String) {
+    let request = http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .expect("a request");
+    let response = app.request(request).await.expect("answered");
+    (
+        response.status().as_u16(),
+        String::from_utf8_lossy(response.body()).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn values_are_stored_read_listed_and_removed() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let app = harness(dir.path(), &[("a", "kv = true")]);
+    let at = |path: &str| format!("http://a.test{path}");
+    assert_eq!(
+        call(&app, "GET", &at("/kv/k"), "").await,
+        (404, "absent".into())
+    );
+    assert_eq!(call(&app, "PUT", &at("/kv/k"), "value").await.0, 204);
+    assert_eq!(
+        call(&app, "GET", &at("/kv/k"), "").await,
+        (200, "value".into())
+    );
+    assert_eq!(call(&app, "GET", &at("/exists/k"), "").await.1, "true");
+    assert_eq!(call(&app, "DELETE", &at("/kv/k"), "").await.1, "true");
+    assert_eq!(call(&app, "DELETE", &at("/kv/k"), "").await.1, "false");
+    assert_eq!(call(&app, "GET", &at("/exists/k"), "").await.1, "false");
+    assert_eq!(app.kv_usage("a").await.expect("usage"), (0, 0));
+}
+
+#[tokio::test]
+async fn a_value_with_a_ttl_expires() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let app = harness(dir.path(), &[("a", "kv = true")]);
+    let (status, _) = call(&app, "PUT", "http://a.test/kv/t?ttl_ms=150", "soon gone").await;
+    assert_eq!(status, 204);
+    assert_eq!(call(&app, "GET", "http://a.test/kv/t", "").await.0, 200);
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert_eq!(call(&app, "GET", "http://a.test/kv/t", "").await.0, 404);
+    let (status, _) = call(&app, "PUT", "http://a.test/kv/t?ttl_ms=0", "x").await;
+    assert_eq!(status, 500, "a zero ttl is refused");
+}
+
+#[tokio::test]
+async fn two_hundred_concurrent_increments_give_exactly_two_hundred() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let app = harness(dir.path(), &[("a", "kv = true")]);
+    let answers = join_all((0..200).map(|_| call(&app, "POST", "http://a.test/incr/n", ""))).await;
+    let mut values: Vec<i64> = answers
+        .iter()
+        .map(|(status, body)| {
+            assert_eq!(*status, 200, "{body}");
+            body.parse().expect("a number")
+        })
+        .collect();
+    values.sort_unstable();
+    assert_eq!(
+        values,
+        (1..=200).collect::<Vec<_>>(),
+        "each increment saw its own value"
+    );
+    assert_eq!(call(&app, "GET", "http://a.test/kv/n", "").await.1, "200");
+    let (status, _) = call(&app, "PUT", "http://a.test/kv/text", "abc").await;
+    assert_eq!(status, 204);
+    let (status, body) = call(&app, "POST", "http://a.test/incr/text", "").await;
+    assert_eq!(status, 500, "incrementing text is refused: {body}");
+    assert!(body.contains("not a decimal integer"), "{body}");
+}
+
+#[tokio::test]
+async fn compare_and_swap_under_contention_loses_no_update() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let app = harness(dir.path(), &[("a", "kv = true")]);
+    assert_eq!(
+        call(&app, "POST", "http://a.test/cas/c?new=1", "").await.1,
+        "true"
+    );
+    assert_eq!(
+        call(&app, "POST", "http://a.test/cas/c?new=2", "").await.1,
+        "false"
+    );
+    assert_eq!(
+        call(&app, "POST", "http://a.test/cas/c?expected=1", "")
+            .await
+            .1,
+        "true",
+        "a swap to nothing removes"
+    );
+    assert_eq!(call(&app, "GET", "http://a.test/kv/c", "").await.0, 404);
+
+    let answers =
+        join_all((0..50).map(|_| call(&app, "POST", "http://a.test/cas-incr/counter", ""))).await;
+    let attempts: u64 = answers
+        .iter()
+        .map(|(status, body)| {
+            assert_eq!(*status, 200, "{body}");
+            body.parse::<u64>().expect("attempts")
+        })
+        .sum();
+    assert_eq!(
+        call(&app, "GET", "http://a.test/kv/counter", "").await.1,
+        "50"
+    );
+    assert!(attempts >= 50, "{attempts} attempts");
+}
+
+#[tokio::test]
+async fn ten_thousand_keys_page_through_in_order() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let app = harness(dir.path(), &[("a", "kv = true")]);
+    let (status, body) = call(
+        &app,
+        "POST",
+        "http://a.test/fill?prefix=item:&count=10000",
+        "",
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (200, "10000"));
+    call(&app, "PUT", "http://a.test/kv/other", "x").await;
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let query = match &cursor {
+            Some(cursor) => format!("&cursor={cursor}"),
+            None => String::new(),
+        };
+        let (status, body) = call(
+            &app,
+            "GET",
+            &format!("http://a.test/list?prefix=item:&limit=1000{query}"),
+            "",
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let page: Value = serde_json::from_str(&body).expect("json");
+        let keys = page["keys"].as_array().expect("keys");
+        assert!(keys.len() <= 1000);
+        seen.extend(
+            keys.iter()
+                .map(|key| key.as_str().expect("a key").to_owned()),
+        );
+        pages += 1;
+        match page["cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    let expected: Vec<String> = (0..10_000).map(|n| format!("item:{n:05}")).collect();
+    assert_eq!(seen, expected);
+    assert!((10..=11).contains(&pages), "{pages} pages");
+}
+
+#[tokio::test]
+async fn apps_with_colliding_key_names_never_see_each_other() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let app = harness(
+        dir.path(),
+        &[("a", "kv = true"), ("b", "kv = true"), ("c", "")],
+    );
+    call(&app, "PUT", "http://a.test/kv/user:1", "alice").await;
+    call(&app, "PUT", "http://b.test/kv/user:1", "bob").await;
+    // A key that spells the other app's name reaches nothing of it.
+    call(&app, "PUT", "http://a.test/kv/b", "not b's").await;
+    assert_eq!(
+        call(&app, "GET", "http://a.test/kv/user:1", "").await.1,
+        "alice"
+    );
+    assert_eq!(
+        call(&app, "GET", "http://b.test/kv/user:1", "").await.1,
+        "bob"
+    );
+    let (_, listed) = call(&app, "GET", "http://b.test/list", "").await;
+    let listed: Value = serde_json::from_str(&listed).expect("json");
+    assert_eq!(listed["keys"], serde_json::json!(["user:1"]));
+    assert_eq!(
+        call(&app, "DELETE", "http://b.test/kv/b", "").await.1,
+        "false"
+    );
+    let (status, body) = call(&app, "GET", "http://c.test/kv/user:1", "").await;
+    assert_eq!(status, 500);
+    assert!(body.contains("kv is not granted"), "{body}");
+}
+
+#[tokio::test]
+async fn quotas_answer_clearly_while_a_neighbour_keeps_writing() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let app = harness(
+        dir.path(),
+        &[
+            (
+                "tight",
+                "kv = true\nkv_max_keys = 5\nkv_max_bytes = \"4KiB\"\nkv_max_value = \"1KiB\"\nkv_max_key = 16",
+            ),
+            ("roomy", "kv = true"),
+        ],
+    );
+    let (status, body) = call(&app, "POST", "http://tight.test/fill?prefix=k&count=6", "").await;
+    assert_eq!(status, 507, "{body}");
+    assert!(body.contains("kv_max_keys"), "{body}");
+    assert_eq!(
+        app.kv_usage("tight").await.expect("usage").0,
+        0,
+        "the batch wrote nothing"
+    );
+    let (status, body) = call(&app, "POST", "http://tight.test/fill?prefix=k&count=5", "").await;
+    assert_eq!((status, body.as_str()), (200, "5"));
+    let (status, body) = call(
+        &app,
+        "PUT",
+        "http://tight.test/kv/k00000",
+        &"x".repeat(2048),
+    )
+    .await;
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("kv_max_value"), "{body}");
+    for n in 0..4 {
+        let (status, _) = call(
+            &app,
+            "PUT",
+            &format!("http://tight.test/kv/k0000{n}"),
+            &"x".repeat(1000),
+        )
+        .await;
+        assert_eq!(status, 204);
+    }
+    let (status, body) = call(
+        &app,
+        "PUT",
+        "http://tight.test/kv/k00004",
+        &"x".repeat(1000),
+    )
+    .await;
+    assert_eq!(status, 507, "{body}");
+    assert!(body.contains("kv_max_bytes"), "{body}");
+    let (status, _) = call(
+        &app,
+        "GET",
+        &format!("http://tight.test/kv/{}", "k".repeat(17)),
+        "",
+    )
+    .await;
+    assert_eq!(status, 413, "an over-long key");
+    assert!(app.limit_hits("tight", "kv_max_bytes").expect("counted") >= 2);
+    assert!(app.limit_hits("tight", "kv_max_value").expect("counted") >= 2);
+    // The neighbour is not affected.
+    let (status, body) = call(
+        &app,
+        "POST",
+        "http://roomy.test/fill?prefix=k&count=2000&size=100",
+        "",
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (200, "2000"));
+    assert_eq!(app.limit_hits("roomy", "kv_max_bytes").expect("counted"), 0);
+}
+
+#[tokio::test]
+async fn config_values_reach_the_guest_and_secrets_come_from_files() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let secret = dir.path().join("token");
+    std::fs::write(&secret, "file-secret\n").expect("write");
+    let settings = format!(
+        "[app.a.config]\nbase_url = \"https://sho.rt\"\npage_size = 20\ntoken = {{ file = {:?} }}\n",
+        secret.display().to_string()
+    );
+    let app = harness(dir.path(), &[("a", &settings)]);
+    assert_eq!(
+        call(&app, "GET", "http://a.test/config/base_url", "").await,
+        (200, "https://sho.rt".into())
+    );
+    assert_eq!(
+        call(&app, "GET", "http://a.test/config/page_size", "")
+            .await
+            .1,
+        "20"
+    );
+    assert_eq!(
+        call(&app, "GET", "http://a.test/config/token", "").await.1,
+        "file-secret"
+    );
+    assert_eq!(
+        call(&app, "GET", "http://a.test/config/missing", "")
+            .await
+            .0,
+        404
+    );
+}
+
+/// Writers that record every write the server acknowledged, until stopped.
+async fn write_until_killed(server: &Server, writers: usize, run_for: Duration) -> Vec<String> {
+    let client = support::client();
+    let stop = tokio::time::Instant::now() + run_for;
+    let tasks = (0..writers).map(|writer| {
+        let client = client.clone();
+        let base = server.url("");
+        async move {
+            let mut acknowledged = Vec::new();
+            for n in 0.. {
+                if tokio::time::Instant::now() > stop {
+                    break;
+                }
+                let key = format!("w{writer}-{n:06}");
+                let sent = client
+                    .put(format!("{base}/kv/{key}"))
+                    .body(format!("value of {key}"))
+                    .send()
+                    .await;
+                match sent {
+                    Ok(response) if response.status() == 204 => acknowledged.push(key),
+                    _ => break,
+                }
+            }
+            acknowledged
+        }
+    });
+    join_all(tasks).await.into_iter().flatten().collect()
+}
+
+fn state_manifest(data_dir: &Path) -> String {
+    let wasm = component("tests/guests/state");
+    format!(
+        "[server]\ndata_dir = {:?}\n\n[app.state]\nsource = {:?}\nkv = true\n\n[app.state.config]\nplain = \"visible\"\ntoken = {{ env = \"SQUALL_TEST_TOKEN\" }}\n",
+        data_dir.display().to_string(),
+        wasm.display().to_string()
+    )
+}
+
+fn serve(manifest: &Path) -> Server {
+    let mut command = support::squall();
+    command.env("SQUALL_TEST_TOKEN", "s3cr3t-t0ken-value");
+    Server::start_with(command, manifest)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_write_survives_kill_9_and_a_restart() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let manifest = dir.path().join("squall.toml");
+    std::fs::write(&manifest, state_manifest(&dir.path().join("data"))).expect("write");
+
+    let server = serve(&manifest);
+    let kill = {
+        let pid = server.pid();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let pid = rustix::process::Pid::from_raw(pid as i32).expect("a pid");
+            rustix::process::kill_process(pid, rustix::process::Signal::KILL).expect("SIGKILL");
+        })
+    };
+    let acknowledged = write_until_killed(&server, 8, Duration::from_secs(30)).await;
+    kill.await.expect("killed");
+    drop(server);
+    assert!(
+        acknowledged.len() > 50,
+        "only {} writes before the kill",
+        acknowledged.len()
+    );
+
+    let server = serve(&manifest);
+    let client = support::client();
+    for key in &acknowledged {
+        let response = client
+            .get(server.url(&format!("/kv/{key}")))
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(response.status(), 200, "{key} was acknowledged and lost");
+        assert_eq!(
+            response.text().await.expect("body"),
+            format!("value of {key}")
+        );
+    }
+    // A clean stop keeps everything too.
+    let response = client
+        .put(server.url("/kv/after"))
+        .body("restart")
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status(), 204);
+    server.terminate();
+    drop(server);
+    let server = serve(&manifest);
+    let response = client
+        .get(server.url("/kv/after"))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.text().await.expect("body"), "restart");
+}
+
+#[tokio::test]
+async fn secrets_reach_the_guest_but_never_the_log() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let manifest = dir.path().join("squall.toml");
+    std::fs::write(&manifest, state_manifest(&dir.path().join("data"))).expect("write");
+    let server = serve(&manifest);
+    let client = support::client();
+    let token = client
+        .get(server.url("/config/token"))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(token.text().await.expect("body"), "s3cr3t-t0ken-value");
+    let printed = client
+        .get(server.url("/print-config/token"))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(printed.status(), 200);
+    let plain = client
+        .get(server.url("/print-config/plain"))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(plain.status(), 200);
+    server.expect_log("the value is visible");
+    server.expect_log("the value is [redacted]");
+    assert!(
+        !server.logs().contains("s3cr3t-t0ken-value"),
+        "{}",
+        server.logs()
+    );
+
+    // A secret that is not there stops the load, naming the key, not a value.
+    let mut command = support::squall();
+    let output = command
+        .env_remove("SQUALL_TEST_TOKEN")
+        .arg("serve")
+        .arg(&manifest)
+        .output()
+        .expect("squall runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("app.state.config.token")
+            && stderr.contains("SQUALL_TEST_TOKEN is not set"),
+        "{stderr}"
+    );
+}
