@@ -123,6 +123,52 @@ async fn broadcast_reaches_every_subscribed_socket_without_the_guest() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_chat_history_survives_a_restart() {
+    let data = tempfile::tempdir().unwrap();
+    let chat = repo().join("examples/chat");
+    let server = Server::start_in(&chat, data.path());
+    for body in ["first", "second"] {
+        let posted = client()
+            .post(server.url("/a/message/new"))
+            .form(&[("body", body)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(posted.status(), 200);
+    }
+    drop(server);
+    let server = Server::start_in(&chat, data.path());
+    // A page opened after the restart gets the history, by poll and by socket.
+    let updates = client()
+        .post(server.url("/a/message/updates"))
+        .form(&[("cursor", "0")])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let updates: serde_json::Value = serde_json::from_str(&updates).unwrap();
+    assert_eq!(updates["messages"][0]["body"], "first", "{updates}");
+    assert_eq!(updates["messages"][1]["id"], 2, "{updates}");
+    let mut socket = connect(&server, "/chatsocket").await;
+    let first: serde_json::Value = serde_json::from_str(&next_text(&mut socket).await).unwrap();
+    assert_eq!(first["body"], "first");
+    // New messages go on from where the history stopped.
+    let posted = client()
+        .post(server.url("/a/message/new"))
+        .form(&[("body", "third")])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let posted: serde_json::Value = serde_json::from_str(&posted).unwrap();
+    assert_eq!(posted["id"], 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn long_poll_waiters_wake_on_publish() {
     let server = Server::start(&repo().join("examples/chat"));
     let http = client();

@@ -94,14 +94,30 @@ pub struct Server {
 }
 
 impl Server {
-    /// `squall serve ARG --listen 127.0.0.1:0`.
+    /// `squall serve ARG --listen 127.0.0.1:0`, its durable state in a
+    /// directory of its own.
     pub fn start(arg: &Path) -> Server {
-        Server::spawn(squall(), arg, None)
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut command = squall();
+        command
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(dir.path().join("data"));
+        Server::spawn(command, arg, Some(dir))
+    }
+
+    /// `squall serve ARG --listen 127.0.0.1:0` keeping its state in
+    /// `data_dir` (to serve again from the same state).
+    pub fn start_in(arg: &Path, data_dir: &Path) -> Server {
+        let mut command = squall();
+        command.arg("serve").arg("--data-dir").arg(data_dir);
+        Server::spawn(command, arg, None)
     }
 
     /// `squall serve ARG --listen 127.0.0.1:0` run by `command` (for its
-    /// environment).
-    pub fn start_with(command: Command, arg: &Path) -> Server {
+    /// environment), with the data directory the manifest names.
+    pub fn start_with(mut command: Command, arg: &Path) -> Server {
+        command.arg("serve");
         Server::spawn(command, arg, None)
     }
 
@@ -110,12 +126,16 @@ impl Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let manifest = dir.path().join("squall.toml");
         std::fs::write(&manifest, text).expect("write manifest");
-        Server::spawn(squall(), &manifest, Some(dir))
+        let mut command = squall();
+        command
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(dir.path().join("data"));
+        Server::spawn(command, &manifest, Some(dir))
     }
 
     fn spawn(mut command: Command, arg: &Path, dir: Option<tempfile::TempDir>) -> Server {
         let mut child = command
-            .arg("serve")
             .arg(arg)
             .args(["--listen", "127.0.0.1:0"])
             .stdout(Stdio::piped())
