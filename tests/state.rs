@@ -471,3 +471,129 @@ async fn secrets_reach_the_guest_but_never_the_log() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shortener_creates_redirects_counts_and_pages() {
+    let data = tempfile::tempdir().expect("a directory");
+    let shortener = support::repo().join("examples/shortener");
+    let server = Server::start_in(&shortener, data.path());
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a client");
+    let created = client
+        .post(server.url("/links"))
+        .header("content-type", "application/json")
+        .body(r#"{"url": "https://example.com/a/long/path"}"#)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(created.status(), 201);
+    let location = created.headers()["location"]
+        .to_str()
+        .expect("text")
+        .to_owned();
+    let link: Value = serde_json::from_str(&created.text().await.expect("body")).expect("json");
+    let code = link["code"].as_str().expect("a code").to_owned();
+    // The short link starts with the manifest's base_url.
+    assert_eq!(location, format!("http://127.0.0.1:8080/{code}"));
+    assert_eq!(link["short_url"], location.as_str());
+
+    for _ in 0..3 {
+        let followed = client
+            .get(server.url(&format!("/{code}")))
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(followed.status(), 302);
+        assert_eq!(
+            followed.headers()["location"],
+            "https://example.com/a/long/path"
+        );
+    }
+    let described = client
+        .get(server.url(&format!("/links/{code}")))
+        .send()
+        .await
+        .expect("answered");
+    let described: Value =
+        serde_json::from_str(&described.text().await.expect("body")).expect("json");
+    assert_eq!(described["hits"], 3, "{described}");
+
+    // A browser's form post is sent back to the page, which escapes what it shows.
+    let form = client
+        .post(server.url("/links"))
+        .header("accept", "text/html")
+        .form(&[("url", "https://example.com/?q=<script>")])
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(form.status(), 303);
+    let page = client.get(server.url("/")).send().await.expect("answered");
+    let page = page.text().await.expect("body");
+    assert!(
+        page.contains("q=&lt;script&gt;") && !page.contains("<script>"),
+        "{page}"
+    );
+
+    for n in 0..43 {
+        let created = client
+            .post(server.url("/links"))
+            .form(&[("url", format!("https://example.com/{n}"))])
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(created.status(), 201);
+    }
+    let mut seen = 0;
+    let mut pages = 0;
+    let mut cursor = String::new();
+    loop {
+        let listed = client
+            .get(server.url(&format!("/links?cursor={cursor}")))
+            .send()
+            .await
+            .expect("answered");
+        let listed: Value =
+            serde_json::from_str(&listed.text().await.expect("body")).expect("json");
+        seen += listed["links"].as_array().expect("links").len();
+        pages += 1;
+        match listed["cursor"].as_str() {
+            Some(next) => cursor = next.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!((seen, pages), (45, 3));
+
+    let bad = client
+        .post(server.url("/links"))
+        .form(&[("url", "ftp://x")])
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(bad.status(), 400);
+    let missing = client
+        .get(server.url("/nope"))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(missing.status(), 404);
+
+    // Links and counts are still there after a restart.
+    drop(server);
+    let server = Server::start_in(&shortener, data.path());
+    let followed = client
+        .get(server.url(&format!("/{code}")))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(followed.status(), 302);
+    let described = client
+        .get(server.url(&format!("/links/{code}")))
+        .send()
+        .await
+        .expect("answered");
+    let described: Value =
+        serde_json::from_str(&described.text().await.expect("body")).expect("json");
+    assert_eq!(described["hits"], 4, "{described}");
+}
