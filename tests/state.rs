@@ -597,3 +597,69 @@ async fn the_shortener_creates_redirects_counts_and_pages() {
         serde_json::from_str(&described.text().await.expect("body")).expect("json");
     assert_eq!(described["hits"], 4, "{described}");
 }
+
+#[tokio::test]
+async fn a_standard_component_uses_wasi_keyvalue_and_wasi_config() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let wasm = component("tests/guests/wasi-kv");
+    let state = component("tests/guests/state");
+    let text = format!(
+        "[server]\ndata_dir = {dir:?}\n\n[app.standard]\nsource = {wasm:?}\nhosts = [\"standard.test\"]\nkv = true\nkv_max_keys = 3000\n\n[app.standard.config]\ngreeting = \"hi\"\n\n[app.squall]\nsource = {state:?}\nhosts = [\"squall.test\"]\nkv = true\n\n[app.ungranted]\nsource = {wasm:?}\nhosts = [\"ungranted.test\"]\n",
+        dir = dir.path().display().to_string(),
+        wasm = wasm.display().to_string(),
+        state = state.display().to_string(),
+    );
+    let app = Harness::from_manifest(&text, Path::new(".")).expect("the apps load");
+    let at = |host: &str, path: &str| format!("http://{host}.test{path}");
+    assert_eq!(
+        call(&app, "PUT", &at("standard", "/kv/k"), "v").await,
+        (200, "stored".into())
+    );
+    assert_eq!(
+        call(&app, "GET", &at("standard", "/kv/k"), "").await,
+        (200, "v".into())
+    );
+    for n in 1..=3 {
+        assert_eq!(
+            call(&app, "POST", &at("standard", "/incr/n"), "").await.1,
+            n.to_string()
+        );
+    }
+    assert_eq!(
+        call(&app, "GET", &at("standard", "/config/greeting"), "").await,
+        (200, "hi".into())
+    );
+    assert_eq!(
+        call(&app, "GET", &at("standard", "/open/other"), "")
+            .await
+            .0,
+        404
+    );
+    // Paging with the draft's u64 cursors, and batches.
+    assert_eq!(
+        call(&app, "POST", &at("standard", "/fill/2500"), "").await,
+        (200, "2500".into())
+    );
+    assert_eq!(
+        call(&app, "GET", &at("standard", "/count"), "").await.1,
+        "2502 keys in 3 pages"
+    );
+    assert_eq!(
+        call(&app, "GET", &at("standard", "/many"), "").await.1,
+        "[true, false]"
+    );
+    // The same quota as squall apps.
+    let (status, body) = call(&app, "POST", &at("standard", "/fill/3001"), "").await;
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("kv_max_keys"), "{body}");
+    assert_eq!(
+        app.limit_hits("standard", "kv_max_bytes").expect("counted"),
+        1
+    );
+    // Its own namespace, and no store without the grant.
+    assert_eq!(call(&app, "GET", &at("squall", "/kv/k"), "").await.0, 404);
+    assert_eq!(
+        call(&app, "GET", &at("ungranted", "/kv/k"), "").await,
+        (403, "access denied".into())
+    );
+}

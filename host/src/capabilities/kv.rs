@@ -92,40 +92,109 @@ fn ttl(ttl_ms: Option<u64>) -> Result<Option<Duration>, KvError> {
     }
 }
 
-/// Check `writes` and apply them, all or nothing.
-async fn apply(grants: &Arc<Grants>, writes: Vec<Write>) -> Result<Vec<Applied>, KvError> {
-    let store = grants.kv_store()?;
-    grants.check_count(writes.len())?;
-    for write in &writes {
-        grants.check_key(store, write.key())?;
-        match write {
-            Write::Set { value, .. } => grants.check_value(store, value)?,
-            Write::CompareAndSwap { expected, new, .. } => {
-                for value in [expected, new].into_iter().flatten() {
-                    grants.check_value(store, value)?;
-                }
-            }
-            Write::Delete { .. } | Write::Increment { .. } => {}
-        }
-    }
-    store
-        .backend
-        .apply(&grants.app, writes, store.quota)
-        .await
-        .map_err(|failure| grants.kv_failure(failure))
+/// One app's use of its store, shared by `squall:app/kv` and
+/// `wasi:keyvalue`: every key and value checked before the store sees it.
+pub(super) struct KvCall {
+    grants: Arc<Grants>,
 }
 
-/// The one outcome of a one-write call.
-fn only(applied: Vec<Applied>) -> Result<Applied, KvError> {
-    applied
-        .into_iter()
-        .next()
-        .ok_or_else(|| KvError::Unavailable("the store answered nothing".into()))
+impl KvCall {
+    pub(super) fn new(grants: Arc<Grants>) -> KvCall {
+        KvCall { grants }
+    }
+
+    /// The app's store, if granted.
+    pub(super) fn granted(&self) -> Result<&KvGrant, KvError> {
+        self.grants.kv_store()
+    }
+
+    /// The values of `keys`.
+    pub(super) async fn get_many(
+        &self,
+        keys: Vec<String>,
+    ) -> Result<Vec<Option<Vec<u8>>>, KvError> {
+        let grants = &self.grants;
+        let store = grants.kv_store()?;
+        grants.check_count(keys.len())?;
+        for key in &keys {
+            grants.check_key(store, key)?;
+        }
+        store
+            .backend
+            .get_many(&grants.app, keys)
+            .await
+            .map_err(|failure| grants.kv_failure(failure))
+    }
+
+    /// Whether `key` is present.
+    pub(super) async fn exists(&self, key: String) -> Result<bool, KvError> {
+        let grants = &self.grants;
+        let store = grants.kv_store()?;
+        grants.check_key(store, &key)?;
+        store
+            .backend
+            .exists(&grants.app, key)
+            .await
+            .map_err(|failure| grants.kv_failure(failure))
+    }
+
+    /// A page of keys under `prefix`.
+    pub(super) async fn list(
+        &self,
+        prefix: String,
+        cursor: Option<String>,
+        limit: u32,
+    ) -> Result<crate::kv::Page, KvError> {
+        let grants = &self.grants;
+        let store = grants.kv_store()?;
+        store
+            .backend
+            .list(&grants.app, prefix, cursor, limit.clamp(1, MAX_PAGE))
+            .await
+            .map_err(|failure| grants.kv_failure(failure))
+    }
+
+    /// Check `writes` and apply them, all or nothing.
+    pub(super) async fn apply(&self, writes: Vec<Write>) -> Result<Vec<Applied>, KvError> {
+        let grants = &self.grants;
+        let store = grants.kv_store()?;
+        grants.check_count(writes.len())?;
+        for write in &writes {
+            grants.check_key(store, write.key())?;
+            match write {
+                Write::Set { value, .. } => grants.check_value(store, value)?,
+                Write::CompareAndSwap { expected, new, .. } => {
+                    for value in [expected, new].into_iter().flatten() {
+                        grants.check_value(store, value)?;
+                    }
+                }
+                Write::Delete { .. } | Write::Increment { .. } => {}
+            }
+        }
+        store
+            .backend
+            .apply(&grants.app, writes, store.quota)
+            .await
+            .map_err(|failure| grants.kv_failure(failure))
+    }
+
+    /// The one outcome of a one-write call.
+    pub(super) async fn apply_one(&self, write: Write) -> Result<Applied, KvError> {
+        self.apply(vec![write])
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| KvError::Unavailable("the store answered nothing".into()))
+    }
+}
+
+fn call(accessor: &Accessor<GuestState, HasSelf<GuestState>>) -> KvCall {
+    KvCall::new(grants_of(accessor))
 }
 
 impl HostWithStore<GuestState> for HasSelf<GuestState> {
     async fn get(accessor: &Accessor<GuestState, Self>, key: String) -> Answer<Option<Vec<u8>>> {
-        let values = get_many(&grants_of(accessor), vec![key]).await;
+        let values = call(accessor).get_many(vec![key]).await;
         Ok(values.map(|mut values| values.pop().flatten()))
     }
 
@@ -133,7 +202,7 @@ impl HostWithStore<GuestState> for HasSelf<GuestState> {
         accessor: &Accessor<GuestState, Self>,
         keys: Vec<String>,
     ) -> Answer<Vec<Option<Vec<u8>>>> {
-        Ok(get_many(&grants_of(accessor), keys).await)
+        Ok(call(accessor).get_many(keys).await)
     }
 
     async fn set(
@@ -142,14 +211,12 @@ impl HostWithStore<GuestState> for HasSelf<GuestState> {
         value: Vec<u8>,
         ttl_ms: Option<u64>,
     ) -> Answer<()> {
-        let grants = grants_of(accessor);
         let ttl = match ttl(ttl_ms) {
             Ok(ttl) => ttl,
             Err(err) => return Ok(Err(err)),
         };
-        Ok(apply(&grants, vec![Write::Set { key, value, ttl }])
-            .await
-            .map(drop))
+        let write = Write::Set { key, value, ttl };
+        Ok(call(accessor).apply_one(write).await.map(drop))
     }
 
     async fn set_many(
@@ -157,7 +224,6 @@ impl HostWithStore<GuestState> for HasSelf<GuestState> {
         entries: Vec<(String, Vec<u8>)>,
         ttl_ms: Option<u64>,
     ) -> Answer<()> {
-        let grants = grants_of(accessor);
         let ttl = match ttl(ttl_ms) {
             Ok(ttl) => ttl,
             Err(err) => return Ok(Err(err)),
@@ -166,31 +232,18 @@ impl HostWithStore<GuestState> for HasSelf<GuestState> {
             .into_iter()
             .map(|(key, value)| Write::Set { key, value, ttl })
             .collect();
-        Ok(apply(&grants, writes).await.map(drop))
+        Ok(call(accessor).apply(writes).await.map(drop))
     }
 
     async fn delete(accessor: &Accessor<GuestState, Self>, key: String) -> Answer<bool> {
-        let grants = grants_of(accessor);
-        Ok(apply(&grants, vec![Write::Delete { key }])
+        Ok(call(accessor)
+            .apply_one(Write::Delete { key })
             .await
-            .and_then(only)
             .map(|applied| applied == Applied::Deleted(true)))
     }
 
     async fn exists(accessor: &Accessor<GuestState, Self>, key: String) -> Answer<bool> {
-        let grants = grants_of(accessor);
-        let store = match grants.kv_store() {
-            Ok(store) => store,
-            Err(err) => return Ok(Err(err)),
-        };
-        if let Err(err) = grants.check_key(store, &key) {
-            return Ok(Err(err));
-        }
-        Ok(store
-            .backend
-            .exists(&grants.app, key)
-            .await
-            .map_err(|failure| grants.kv_failure(failure)))
+        Ok(call(accessor).exists(key).await)
     }
 
     async fn list_keys(
@@ -199,21 +252,13 @@ impl HostWithStore<GuestState> for HasSelf<GuestState> {
         cursor: Option<String>,
         limit: u32,
     ) -> Answer<Page> {
-        let grants = grants_of(accessor);
-        let store = match grants.kv_store() {
-            Ok(store) => store,
-            Err(err) => return Ok(Err(err)),
-        };
-        let limit = limit.clamp(1, MAX_PAGE);
-        Ok(store
-            .backend
-            .list(&grants.app, prefix, cursor, limit)
+        Ok(call(accessor)
+            .list(prefix, cursor, limit)
             .await
             .map(|page| Page {
                 keys: page.keys,
                 cursor: page.cursor,
-            })
-            .map_err(|failure| grants.kv_failure(failure)))
+            }))
     }
 
     async fn increment(
@@ -221,10 +266,9 @@ impl HostWithStore<GuestState> for HasSelf<GuestState> {
         key: String,
         delta: i64,
     ) -> Answer<i64> {
-        let grants = grants_of(accessor);
-        Ok(apply(&grants, vec![Write::Increment { key, delta }])
+        Ok(call(accessor)
+            .apply_one(Write::Increment { key, delta })
             .await
-            .and_then(only)
             .and_then(|applied| match applied {
                 Applied::Counter(value) => Ok(value),
                 _ => Err(KvError::Unavailable("the store answered otherwise".into())),
@@ -237,27 +281,10 @@ impl HostWithStore<GuestState> for HasSelf<GuestState> {
         expected: Option<Vec<u8>>,
         new: Option<Vec<u8>>,
     ) -> Answer<bool> {
-        let grants = grants_of(accessor);
         let write = Write::CompareAndSwap { key, expected, new };
-        Ok(apply(&grants, vec![write])
+        Ok(call(accessor)
+            .apply_one(write)
             .await
-            .and_then(only)
             .map(|applied| applied == Applied::Swapped(true)))
     }
-}
-
-async fn get_many(
-    grants: &Arc<Grants>,
-    keys: Vec<String>,
-) -> Result<Vec<Option<Vec<u8>>>, KvError> {
-    let store = grants.kv_store()?;
-    grants.check_count(keys.len())?;
-    for key in &keys {
-        grants.check_key(store, key)?;
-    }
-    store
-        .backend
-        .get_many(&grants.app, keys)
-        .await
-        .map_err(|failure| grants.kv_failure(failure))
 }

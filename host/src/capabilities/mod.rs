@@ -13,6 +13,7 @@ mod kv;
 mod outgoing_wasi_http;
 mod pubsub;
 mod time;
+mod wasi_keyvalue;
 mod websocket;
 
 use crate::bindings;
@@ -276,6 +277,7 @@ impl WasiHttpView for GuestState {
 pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
     wasmtime_wasi_http::p3::add_to_linker(linker)?;
+    wasi_keyvalue::add_to_linker(linker)?;
     wasmtime_wasi_config::add_to_linker(linker, |state: &mut GuestState| {
         WasiConfig::new(&state.host().grants().wasi_config)
     })?;
