@@ -22,6 +22,8 @@ use crate::config::{Manifest, WebSocketMode};
 use crate::convert::request_head_to_wit;
 use crate::dispatch::{Events, Opened, call_once, describe};
 use crate::hub::{Connection, Outbox};
+use crate::kv::embedded::Embedded;
+use crate::kv::{KvBackend, Quota, Write};
 use crate::limit_log::Limit;
 use crate::server::{AppRouter, route, websocket_route};
 use anyhow::{Context, Result, bail};
@@ -188,6 +190,50 @@ pub struct Usage {
     pub topics: u32,
     /// Bytes its topics' histories keep.
     pub topic_bytes: u64,
+}
+
+/// The embedded key-value store on its own, as apps use it (one writer
+/// committing durably, quotas counted): the native baseline of the `kv`
+/// benchmark runs the same operations on it.
+pub struct KvStore {
+    backend: Arc<Embedded>,
+}
+
+/// The limits the baseline writes under: the defaults' order of size.
+const BASELINE_QUOTA: Quota = Quota {
+    max_keys: 1_000_000,
+    max_bytes: 1 << 30,
+};
+
+impl KvStore {
+    /// Open (or create) the store file at `path`.
+    pub fn open(path: &Path) -> Result<KvStore> {
+        Ok(KvStore {
+            backend: Embedded::open(path)?,
+        })
+    }
+
+    /// The value of `key` in `namespace`.
+    pub async fn get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>> {
+        let mut values = self
+            .backend
+            .get_many(namespace, vec![key.to_owned()])
+            .await?;
+        Ok(values.pop().flatten())
+    }
+
+    /// Store `value` at `key` in `namespace`, durably.
+    pub async fn set(&self, namespace: &str, key: &str, value: Vec<u8>) -> Result<()> {
+        let write = Write::Set {
+            key: key.to_owned(),
+            value,
+            ttl: None,
+        };
+        self.backend
+            .apply(namespace, vec![write], BASELINE_QUOTA)
+            .await?;
+        Ok(())
+    }
 }
 
 /// A message the host queued for a WebSocket client.

@@ -10,6 +10,7 @@ mod fanout_bench;
 mod http_bench;
 mod instance_bench;
 mod interop_bench;
+mod kv_bench;
 mod native;
 mod parked_bench;
 mod raw_client;
@@ -46,6 +47,8 @@ enum Command {
     Tenants(tenants_bench::TenantsArgs),
     /// Mixed HTTP, WebSocket and long-poll load for 10 minutes: memory over time.
     Soak(soak_bench::SoakArgs),
+    /// Key-value get and set through a guest vs native code on the same store.
+    Kv(kv_bench::KvArgs),
     /// All of the above, one after the other.
     All,
     /// (internal) the native baseline server.
@@ -54,6 +57,9 @@ enum Command {
     /// (internal) the native fanout baseline.
     #[command(hide = true)]
     NativeFanout(native::NativeArgs),
+    /// (internal) the native key-value baseline.
+    #[command(hide = true)]
+    NativeKv(native::NativeKvArgs),
 }
 
 fn main() -> Result<()> {
@@ -71,10 +77,12 @@ fn main() -> Result<()> {
         Some(Command::Fanout(args)) => fanout_bench::run(&args),
         Some(Command::Tenants(args)) => tenants_bench::run(&args),
         Some(Command::Soak(args)) => soak_bench::run(&args),
+        Some(Command::Kv(args)) => kv_bench::run(&args),
         Some(Command::Realtime(args)) => realtime_bench::run(&args),
         Some(Command::Interop(args)) => interop_bench::run(&args),
         Some(Command::NativeServer(args)) => native::run(&args),
         Some(Command::NativeFanout(args)) => native::run_fanout(&args),
+        Some(Command::NativeKv(args)) => native::run_kv(&args),
     }
 }
 

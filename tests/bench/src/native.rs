@@ -85,6 +85,73 @@ pub(crate) fn run_fanout(args: &NativeArgs) -> Result<()> {
     })
 }
 
+#[derive(Args)]
+pub(crate) struct NativeKvArgs {
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// Where the store file goes.
+    #[arg(long)]
+    data_dir: std::path::PathBuf,
+}
+
+/// The kv baseline: the state guest's `GET`/`PUT /kv/{key}` and `/fill`,
+/// natively, on the same embedded store.
+pub(crate) fn run_kv(args: &NativeKvArgs) -> Result<()> {
+    let store = std::sync::Arc::new(squall::testing::KvStore::open(
+        &args.data_dir.join("kv.redb"),
+    )?);
+    serve(args.listen, move |request: http::Request<Incoming>| {
+        let store = store.clone();
+        async move {
+            let path = request.uri().path().to_owned();
+            let status = |code: u16| {
+                let mut response = http::Response::new(Full::new(Bytes::new()));
+                *response.status_mut() = http::StatusCode::from_u16(code)
+                    .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+                response
+            };
+            if path == "/fill" {
+                let query = request.uri().query().unwrap_or_default().to_owned();
+                let field = |name: &str| {
+                    query
+                        .split('&')
+                        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+                        .map(str::to_owned)
+                };
+                let prefix = field("prefix").unwrap_or_default();
+                let count: usize = field("count").and_then(|n| n.parse().ok()).unwrap_or(1);
+                let size: usize = field("size").and_then(|n| n.parse().ok()).unwrap_or(1);
+                let writes = (0..count).map(|n| {
+                    let store = store.clone();
+                    let key = format!("{prefix}{n:05}");
+                    async move { store.set("bench", &key, vec![b'v'; size]).await }
+                });
+                let failed = join_all(writes).await.iter().any(Result::is_err);
+                return Ok(status(if failed { 500 } else { 200 }));
+            }
+            let Some(key) = path.strip_prefix("/kv/").map(str::to_owned) else {
+                return Ok(status(404));
+            };
+            if request.method() == http::Method::PUT {
+                let Ok(body) = request.into_body().collect().await else {
+                    return Ok(status(400));
+                };
+                return Ok(
+                    match store.set("bench", &key, body.to_bytes().to_vec()).await {
+                        Ok(()) => status(204),
+                        Err(_) => status(500),
+                    },
+                );
+            }
+            Ok(match store.get("bench", &key).await {
+                Ok(Some(value)) => text("application/octet-stream", Bytes::from(value)),
+                Ok(None) => status(404),
+                Err(_) => status(500),
+            })
+        }
+    })
+}
+
 fn text(content_type: &'static str, body: Bytes) -> Response {
     let mut response = http::Response::new(Full::new(body));
     response.headers_mut().insert(

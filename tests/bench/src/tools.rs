@@ -204,6 +204,34 @@ pub(crate) fn wrk_command(
     command
 }
 
+/// Run wrk pinned to `core` against `url` with the Lua `script` (e.g. to
+/// send another method and a body).
+pub(crate) fn wrk_script(
+    core: usize,
+    url: &str,
+    connections: u32,
+    seconds: u32,
+    script: &Path,
+) -> Result<WrkResult> {
+    let mut command = Command::new("taskset");
+    command
+        .arg("-c")
+        .arg(core.to_string())
+        .args(["wrk", "-t1", "--latency"])
+        .arg(format!("-c{connections}"))
+        .arg(format!("-d{seconds}s"))
+        .arg("-s")
+        .arg(script)
+        .arg(url);
+    let output = command
+        .output()
+        .context("cannot run wrk: install it with `apt-get install wrk`")?;
+    if !output.status.success() {
+        bail!("wrk failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    parse_wrk(&String::from_utf8_lossy(&output.stdout))
+}
+
 /// Run wrk pinned to `core` against `url`, sending `headers`.
 pub(crate) fn wrk_with(
     core: usize,
