@@ -288,6 +288,34 @@ async fn quotas_answer_clearly_while_a_neighbour_keeps_writing() {
     assert_eq!(app.limit_hits("roomy", "kv_max_bytes").expect("counted"), 0);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_flooding_the_store_with_calls_is_held_back_while_a_neighbour_writes() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let app = harness(dir.path(), &[("flood", "kv = true"), ("calm", "kv = true")]);
+    let (flood, calm) = tokio::join!(
+        call(&app, "POST", "http://flood.test/flood/200", ""),
+        async {
+            let mut answers = Vec::new();
+            for n in 0..20 {
+                answers.push(
+                    call(&app, "PUT", &format!("http://calm.test/kv/k{n}"), "v")
+                        .await
+                        .0,
+                );
+            }
+            answers
+        }
+    );
+    assert_eq!(flood.0, 200, "{flood:?}");
+    let refused: usize = flood.1.parse().expect("a count");
+    assert!(
+        refused >= 184,
+        "only {refused} of 200 calls at once were refused (16 may be in flight)"
+    );
+    assert!(calm.iter().all(|status| *status == 204), "{calm:?}");
+    assert!(app.limit_hits("flood", "kv_max_value").expect("counted") >= 1);
+}
+
 #[tokio::test]
 async fn config_values_reach_the_guest_and_secrets_come_from_files() {
     let dir = tempfile::tempdir().expect("a directory");

@@ -2,18 +2,24 @@
 //! and quota. The namespace is the app's name, set by the host: no key a
 //! guest names reaches another app's.
 
-use super::{Grants, GuestState, KvGrant, grants_of};
+use super::{Grants, GuestState, KvGrant, StoreCapabilities};
 use crate::bindings::kv::{Host, HostWithStore, KvError, Page};
 use crate::kv::{Applied, KvFailure, Write};
 use crate::limit_log::Limit;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
+use tokio::sync::OwnedSemaphorePermit;
 use wasmtime::component::{Accessor, HasSelf};
 
 /// Keys or entries one call may carry.
 const MAX_KEYS_PER_CALL: usize = 1000;
 /// Keys one page may hold.
 const MAX_PAGE: u32 = 1000;
+/// Calls in flight at once for one request, and for a whole app: each
+/// holds what it carries (up to a value per key) until the store answers.
+const MAX_CALLS_PER_REQUEST: u32 = 16;
+pub(super) const MAX_CALLS_PER_APP: usize = 256;
 
 impl Host for GuestState {}
 
@@ -96,11 +102,45 @@ fn ttl(ttl_ms: Option<u64>) -> Result<Option<Duration>, KvError> {
 /// `wasi:keyvalue`: every key and value checked before the store sees it.
 pub(super) struct KvCall {
     grants: Arc<Grants>,
+    _place: CallPlace,
+}
+
+/// A call's place among the request's and the app's calls in flight.
+struct CallPlace {
+    request: Arc<AtomicU32>,
+    _app: OwnedSemaphorePermit,
+}
+
+impl Drop for CallPlace {
+    fn drop(&mut self) {
+        self.request.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl KvCall {
-    pub(super) fn new(grants: Arc<Grants>) -> KvCall {
-        KvCall { grants }
+    /// A call for the store whose capabilities are `store`, if the
+    /// request and the app have room for one more in flight.
+    pub(super) fn new(store: &StoreCapabilities) -> Result<KvCall, KvError> {
+        let grants = store.grants().clone();
+        let request = store.kv_calls.clone();
+        let counted = request.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |count| {
+            (count < MAX_CALLS_PER_REQUEST).then_some(count + 1)
+        });
+        if counted.is_err() {
+            return Err(grants.kv_too_large(format!(
+                "over {MAX_CALLS_PER_REQUEST} kv calls in flight in one request"
+            )));
+        }
+        let Ok(app) = grants.kv_calls.clone().try_acquire_owned() else {
+            request.fetch_sub(1, Ordering::Relaxed);
+            return Err(grants.kv_too_large(format!(
+                "over {MAX_CALLS_PER_APP} kv calls in flight for the app"
+            )));
+        };
+        Ok(KvCall {
+            grants,
+            _place: CallPlace { request, _app: app },
+        })
     }
 
     /// The app's store, if granted.
@@ -188,21 +228,24 @@ impl KvCall {
     }
 }
 
-fn call(accessor: &Accessor<GuestState, HasSelf<GuestState>>) -> KvCall {
-    KvCall::new(grants_of(accessor))
+fn call(accessor: &Accessor<GuestState, HasSelf<GuestState>>) -> Result<KvCall, KvError> {
+    accessor.with(|mut access| KvCall::new(access.get().host()))
 }
 
 impl HostWithStore<GuestState> for HasSelf<GuestState> {
     async fn get(accessor: &Accessor<GuestState, Self>, key: String) -> Answer<Option<Vec<u8>>> {
-        let values = call(accessor).get_many(vec![key]).await;
-        Ok(values.map(|mut values| values.pop().flatten()))
+        Ok(async {
+            let mut values = call(accessor)?.get_many(vec![key]).await?;
+            Ok(values.pop().flatten())
+        }
+        .await)
     }
 
     async fn get_many(
         accessor: &Accessor<GuestState, Self>,
         keys: Vec<String>,
     ) -> Answer<Vec<Option<Vec<u8>>>> {
-        Ok(call(accessor).get_many(keys).await)
+        Ok(async { call(accessor)?.get_many(keys).await }.await)
     }
 
     async fn set(
@@ -211,12 +254,15 @@ impl HostWithStore<GuestState> for HasSelf<GuestState> {
         value: Vec<u8>,
         ttl_ms: Option<u64>,
     ) -> Answer<()> {
-        let ttl = match ttl(ttl_ms) {
-            Ok(ttl) => ttl,
-            Err(err) => return Ok(Err(err)),
-        };
-        let write = Write::Set { key, value, ttl };
-        Ok(call(accessor).apply_one(write).await.map(drop))
+        Ok(async {
+            let write = Write::Set {
+                key,
+                value,
+                ttl: ttl(ttl_ms)?,
+            };
+            call(accessor)?.apply_one(write).await.map(drop)
+        }
+        .await)
     }
 
     async fn set_many(
@@ -224,26 +270,27 @@ impl HostWithStore<GuestState> for HasSelf<GuestState> {
         entries: Vec<(String, Vec<u8>)>,
         ttl_ms: Option<u64>,
     ) -> Answer<()> {
-        let ttl = match ttl(ttl_ms) {
-            Ok(ttl) => ttl,
-            Err(err) => return Ok(Err(err)),
-        };
-        let writes = entries
-            .into_iter()
-            .map(|(key, value)| Write::Set { key, value, ttl })
-            .collect();
-        Ok(call(accessor).apply(writes).await.map(drop))
+        Ok(async {
+            let ttl = ttl(ttl_ms)?;
+            let writes = entries
+                .into_iter()
+                .map(|(key, value)| Write::Set { key, value, ttl })
+                .collect();
+            call(accessor)?.apply(writes).await.map(drop)
+        }
+        .await)
     }
 
     async fn delete(accessor: &Accessor<GuestState, Self>, key: String) -> Answer<bool> {
-        Ok(call(accessor)
-            .apply_one(Write::Delete { key })
-            .await
-            .map(|applied| applied == Applied::Deleted(true)))
+        Ok(async {
+            let applied = call(accessor)?.apply_one(Write::Delete { key }).await?;
+            Ok(applied == Applied::Deleted(true))
+        }
+        .await)
     }
 
     async fn exists(accessor: &Accessor<GuestState, Self>, key: String) -> Answer<bool> {
-        Ok(call(accessor).exists(key).await)
+        Ok(async { call(accessor)?.exists(key).await }.await)
     }
 
     async fn list_keys(
@@ -252,13 +299,14 @@ impl HostWithStore<GuestState> for HasSelf<GuestState> {
         cursor: Option<String>,
         limit: u32,
     ) -> Answer<Page> {
-        Ok(call(accessor)
-            .list(prefix, cursor, limit)
-            .await
-            .map(|page| Page {
+        Ok(async {
+            let page = call(accessor)?.list(prefix, cursor, limit).await?;
+            Ok(Page {
                 keys: page.keys,
                 cursor: page.cursor,
-            }))
+            })
+        }
+        .await)
     }
 
     async fn increment(
@@ -266,13 +314,16 @@ impl HostWithStore<GuestState> for HasSelf<GuestState> {
         key: String,
         delta: i64,
     ) -> Answer<i64> {
-        Ok(call(accessor)
-            .apply_one(Write::Increment { key, delta })
-            .await
-            .and_then(|applied| match applied {
+        Ok(async {
+            match call(accessor)?
+                .apply_one(Write::Increment { key, delta })
+                .await?
+            {
                 Applied::Counter(value) => Ok(value),
                 _ => Err(KvError::Unavailable("the store answered otherwise".into())),
-            }))
+            }
+        }
+        .await)
     }
 
     async fn compare_and_swap(
@@ -281,10 +332,11 @@ impl HostWithStore<GuestState> for HasSelf<GuestState> {
         expected: Option<Vec<u8>>,
         new: Option<Vec<u8>>,
     ) -> Answer<bool> {
-        let write = Write::CompareAndSwap { key, expected, new };
-        Ok(call(accessor)
-            .apply_one(write)
-            .await
-            .map(|applied| applied == Applied::Swapped(true)))
+        Ok(async {
+            let write = Write::CompareAndSwap { key, expected, new };
+            let applied = call(accessor)?.apply_one(write).await?;
+            Ok(applied == Applied::Swapped(true))
+        }
+        .await)
     }
 }

@@ -83,6 +83,8 @@ pub(crate) struct Grants {
     shared: Shared,
     /// Its key-value store, if granted.
     kv: Option<KvGrant>,
+    /// Its key-value calls in flight, all requests together.
+    kv_calls: Arc<Semaphore>,
     /// Its `[app.NAME.config]` values.
     settings: Settings,
     /// The same, for standard components (`wasi:config/store`).
@@ -141,6 +143,7 @@ impl Grants {
                 (true, None) => anyhow::bail!("the app is granted kv but the host has no store"),
                 (false, _) => None,
             },
+            kv_calls: Arc::new(Semaphore::new(kv::MAX_CALLS_PER_APP)),
             settings: config.settings.clone(),
             wasi_config: config.settings.all().collect(),
             shared: shared.clone(),
@@ -240,6 +243,8 @@ pub(crate) struct StoreCapabilities {
     hooks: OutgoingHooks,
     /// wasi:http state, for standard components.
     http: WasiHttpCtx,
+    /// This store's key-value calls in flight.
+    kv_calls: Arc<AtomicU32>,
 }
 
 impl StoreCapabilities {
@@ -248,6 +253,7 @@ impl StoreCapabilities {
         StoreCapabilities {
             hooks: OutgoingHooks::new(grants),
             http: WasiHttpCtx::new(),
+            kv_calls: Arc::new(AtomicU32::new(0)),
         }
     }
 

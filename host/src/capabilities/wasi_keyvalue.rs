@@ -57,8 +57,9 @@ fn error(error: KvError) -> store::Error {
 type Answer<T> = wasmtime::Result<Result<T, store::Error>>;
 
 impl GuestState {
-    fn call(&self) -> KvCall {
-        KvCall::new(self.host().grants().clone())
+    /// A call on the app's store, if there is room for one more in flight.
+    fn call(&self) -> Result<KvCall, store::Error> {
+        KvCall::new(self.host()).map_err(error)
     }
 }
 
@@ -67,8 +68,11 @@ impl store::Host for GuestState {
         if !matches!(identifier.as_str(), "" | "default") {
             return Ok(Err(store::Error::NoSuchStore));
         }
-        if let Err(err) = self.call().granted() {
-            return Ok(Err(error(err)));
+        let granted = self
+            .call()
+            .and_then(|call| call.granted().map(drop).map_err(error));
+        if let Err(err) = granted {
+            return Ok(Err(err));
         }
         let (table, _) = self.table_and_host();
         Ok(Ok(table.push(Bucket {
@@ -79,10 +83,12 @@ impl store::Host for GuestState {
 
 impl store::HostBucket for GuestState {
     async fn get(&mut self, _bucket: Resource<Bucket>, key: String) -> Answer<Option<Vec<u8>>> {
-        let values = self.call().get_many(vec![key]).await;
-        Ok(values
-            .map(|mut values| values.pop().flatten())
-            .map_err(error))
+        let call = self.call();
+        Ok(async {
+            let mut values = call?.get_many(vec![key]).await.map_err(error)?;
+            Ok(values.pop().flatten())
+        }
+        .await)
     }
 
     async fn set(&mut self, _bucket: Resource<Bucket>, key: String, value: Vec<u8>) -> Answer<()> {
@@ -91,25 +97,19 @@ impl store::HostBucket for GuestState {
             value,
             ttl: None,
         };
-        Ok(self
-            .call()
-            .apply(vec![write])
-            .await
-            .map(drop)
-            .map_err(error))
+        let call = self.call();
+        Ok(async { call?.apply(vec![write]).await.map(drop).map_err(error) }.await)
     }
 
     async fn delete(&mut self, _bucket: Resource<Bucket>, key: String) -> Answer<()> {
-        Ok(self
-            .call()
-            .apply(vec![Write::Delete { key }])
-            .await
-            .map(drop)
-            .map_err(error))
+        let write = Write::Delete { key };
+        let call = self.call();
+        Ok(async { call?.apply(vec![write]).await.map(drop).map_err(error) }.await)
     }
 
     async fn exists(&mut self, _bucket: Resource<Bucket>, key: String) -> Answer<bool> {
-        Ok(self.call().exists(key).await.map_err(error))
+        let call = self.call();
+        Ok(async { call?.exists(key).await.map_err(error) }.await)
     }
 
     async fn list_keys(
@@ -135,9 +135,11 @@ impl store::HostBucket for GuestState {
                 },
             }
         };
-        let page = match self.call().list(String::new(), after, 1000).await {
+        let call = self.call();
+        let listed = async { call?.list(String::new(), after, 1000).await.map_err(error) };
+        let page = match listed.await {
             Ok(page) => page,
-            Err(err) => return Ok(Err(error(err))),
+            Err(err) => return Ok(Err(err)),
         };
         let cursor = match page.cursor {
             None => None,
@@ -178,15 +180,17 @@ impl atomics::Host for GuestState {
                 "the delta is over a signed 64-bit integer".into(),
             )));
         };
-        let applied = self
-            .call()
-            .apply(vec![Write::Increment { key, delta }])
-            .await;
-        Ok(match applied.map_err(error)?.first() {
-            Some(Applied::Counter(value)) => u64::try_from(*value)
-                .map_err(|_| store::Error::Other(format!("the value {value} is negative"))),
-            _ => Err(store::Error::Other("the store answered otherwise".into())),
-        })
+        let write = Write::Increment { key, delta };
+        let call = self.call();
+        Ok(async {
+            let applied = call?.apply(vec![write]).await.map_err(error)?;
+            match applied.first() {
+                Some(Applied::Counter(value)) => u64::try_from(*value)
+                    .map_err(|_| store::Error::Other(format!("the value {value} is negative"))),
+                _ => Err(store::Error::Other("the store answered otherwise".into())),
+            }
+        }
+        .await)
     }
 }
 
@@ -196,13 +200,16 @@ impl batch::Host for GuestState {
         _bucket: Resource<Bucket>,
         keys: Vec<String>,
     ) -> Answer<Vec<Option<(String, Vec<u8>)>>> {
-        let values = self.call().get_many(keys.clone()).await;
-        Ok(values.map_err(error).map(|values| {
-            keys.into_iter()
+        let call = self.call();
+        Ok(async {
+            let values = call?.get_many(keys.clone()).await.map_err(error)?;
+            Ok(keys
+                .into_iter()
                 .zip(values)
                 .map(|(key, value)| value.map(|value| (key, value)))
-                .collect()
-        }))
+                .collect())
+        }
+        .await)
     }
 
     async fn set_many(
@@ -218,11 +225,13 @@ impl batch::Host for GuestState {
                 ttl: None,
             })
             .collect();
-        Ok(self.call().apply(writes).await.map(drop).map_err(error))
+        let call = self.call();
+        Ok(async { call?.apply(writes).await.map(drop).map_err(error) }.await)
     }
 
     async fn delete_many(&mut self, _bucket: Resource<Bucket>, keys: Vec<String>) -> Answer<()> {
         let writes = keys.into_iter().map(|key| Write::Delete { key }).collect();
-        Ok(self.call().apply(writes).await.map(drop).map_err(error))
+        let call = self.call();
+        Ok(async { call?.apply(writes).await.map(drop).map_err(error) }.await)
     }
 }

@@ -18,6 +18,7 @@ fn app() -> Router {
         .post("/fill", fill)
         .get("/config/{key}", config)
         .get("/print-config/{key}", print_config)
+        .post("/flood/{count}", flood)
 }
 
 fn key(req: &Request) -> String {
@@ -140,6 +141,28 @@ async fn print_config(req: Request) -> String {
     let value = squall_sdk::config::get(&key(&req)).unwrap_or_default();
     println!("the value is {value}");
     "printed".into()
+}
+
+/// `count` writes at once from one request: how many the host refused.
+async fn flood(req: Request) -> Result<String, Error> {
+    let count: usize = req
+        .param("count")
+        .unwrap_or_default()
+        .parse()
+        .map_err(|_| Error::bad_request("count"))?;
+    let value = vec![b'f'; 64 << 10];
+    let writes = (0..count).map(|n| {
+        let value = &value;
+        async move { kv::set(&format!("flood:{n}"), value).await }
+    });
+    let refused = squall_sdk::futures::future::join_all(writes)
+        .await
+        .into_iter()
+        .filter(
+            |outcome| matches!(outcome, Err(KvError::TooLarge(why)) if why.contains("in flight")),
+        )
+        .count();
+    Ok(refused.to_string())
 }
 
 squall_sdk::export!(app);
