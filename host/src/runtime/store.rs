@@ -174,6 +174,11 @@ pub(super) fn new_store<H: Send + 'static>(
     };
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.memory);
+    // What the host copies for one call (or one answer) is bounded by the
+    // guest's own memory: a list of lists whose elements all point at the
+    // same bytes would otherwise be copied once per element (wasmtime's
+    // default bound is 128 MiB per call, whatever the guest's size).
+    store.set_hostcall_fuel(usize::try_from(limits.memory).unwrap_or(usize::MAX));
     // Called once per tick in which the guest runs: charge it, then yield so
     // a busy guest never holds the event loop for more than one tick. An app
     // over its CPU share pauses until its share allows another tick.

@@ -1,0 +1,63 @@
+//! A hostile guest written against the raw `squall:app` bindings, not the
+//! SDK: its answers alias one buffer many times, so that a host that copied
+//! every element of a list of lists would copy the same bytes over and over
+//! (a few megabytes of guest memory becoming gigabytes in the host).
+//!
+//! `GET /headers/{count}/{mib}`: a response with `count` header values that
+//! all point at one buffer of `mib` MiB.
+#![allow(unsafe_code)]
+
+wit_bindgen::generate!({
+    world: "app",
+    path: "../../../wit",
+});
+
+use exports::squall::app::handler::Guest;
+use exports::squall::app::websocket_handler::Guest as SocketGuest;
+use squall::app::types::{Body, Request, Response};
+use squall::app::websocket_types::{Accept, Connection, OpenResult, WsMessage};
+
+struct Alias;
+
+export!(Alias);
+
+impl Guest for Alias {
+    async fn handle(request: Request) -> Response {
+        let mut parts = request.path.trim_start_matches('/').split('/');
+        let (Some("headers"), Some(count), Some(mib)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return answer(404, Vec::new(), b"not found");
+        };
+        let count: usize = count.parse().unwrap_or(0);
+        let size = mib.parse::<usize>().unwrap_or(0) << 20;
+        let mut buffer = vec![b'a'; size];
+        let pointer = buffer.as_mut_ptr();
+        std::mem::forget(buffer);
+        let headers = (0..count)
+            .map(|n| {
+                // SAFETY: none, on purpose: every value is the same bytes.
+                let value = unsafe { Vec::from_raw_parts(pointer, size, size) };
+                (format!("x-alias-{n}"), value)
+            })
+            .collect();
+        answer(200, headers, b"aliased")
+    }
+}
+
+fn answer(status: u16, headers: Vec<(String, Vec<u8>)>, body: &[u8]) -> Response {
+    Response {
+        status,
+        headers,
+        body: Body::Bytes(body.to_vec()),
+    }
+}
+
+impl SocketGuest for Alias {
+    async fn on_open(_connection: Connection, _request: Request) -> OpenResult {
+        OpenResult::Accept(Accept { protocol: None })
+    }
+
+    async fn on_message(_connection: Connection, _message: WsMessage) {}
+
+    async fn on_close(_connection: Connection, _code: u16, _reason: String) {}
+}
