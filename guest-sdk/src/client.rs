@@ -84,16 +84,23 @@ impl std::fmt::Display for FetchError {
 
 impl std::error::Error for FetchError {}
 
-impl crate::IntoResponse for FetchError {
+impl From<FetchError> for crate::Error {
     /// `504` for a timeout, `503` for a limit of the app's, `502`
     /// otherwise: an upstream failed.
-    fn into_response(self) -> crate::Response {
-        let status = match self {
+    fn from(error: FetchError) -> Self {
+        let status = match error {
             FetchError::Timeout => StatusCode::GATEWAY_TIMEOUT,
             FetchError::Limit(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_GATEWAY,
         };
-        crate::Error::new(status, self.to_string()).into_response()
+        crate::Error::new(status, error.to_string())
+    }
+}
+
+impl crate::IntoResponse for FetchError {
+    /// As its [`Error`](crate::Error).
+    fn into_response(self) -> crate::Response {
+        crate::Error::from(self).into_response()
     }
 }
 

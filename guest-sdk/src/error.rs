@@ -43,6 +43,27 @@ impl Error {
         Error::from(StatusCode::NOT_FOUND)
     }
 
+    /// `500 Internal Server Error` with `message` (say what failed, not
+    /// secrets: the client sees it).
+    pub fn internal(message: impl Into<String>) -> Self {
+        Error::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+    }
+
+    /// `401 Unauthorized`.
+    pub fn unauthorized() -> Self {
+        Error::from(StatusCode::UNAUTHORIZED)
+    }
+
+    /// `403 Forbidden`.
+    pub fn forbidden() -> Self {
+        Error::from(StatusCode::FORBIDDEN)
+    }
+
+    /// `409 Conflict` with `message`.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Error::new(StatusCode::CONFLICT, message)
+    }
+
     /// The status this error answers with.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -123,6 +144,39 @@ mod tests {
             "text/plain; charset=utf-8"
         );
         assert_eq!(response.body(), Some(&b"log in first\n"[..]));
+    }
+
+    #[test]
+    fn every_sdk_error_converts_with_its_status() {
+        use crate::http::FetchError;
+        use crate::kv::KvError;
+        use crate::pubsub::PubSubError;
+        use crate::websocket::SendError;
+        let cases = [
+            (
+                Error::from(FetchError::Timeout),
+                StatusCode::GATEWAY_TIMEOUT,
+            ),
+            (
+                Error::from(FetchError::Connect("refused".into())),
+                StatusCode::BAD_GATEWAY,
+            ),
+            (
+                Error::from(PubSubError::Limit("pubsub_topics".into())),
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            (Error::from(SendError::Closed), StatusCode::GONE),
+            (Error::from(crate::Elapsed), StatusCode::GATEWAY_TIMEOUT),
+            (
+                Error::from(KvError::Quota("kv_max_bytes".into())),
+                StatusCode::INSUFFICIENT_STORAGE,
+            ),
+            (Error::internal("broke"), StatusCode::INTERNAL_SERVER_ERROR),
+            (Error::forbidden(), StatusCode::FORBIDDEN),
+        ];
+        for (error, status) in cases {
+            assert_eq!(error.status(), status, "{error}");
+        }
     }
 
     #[test]

@@ -73,10 +73,22 @@ impl std::fmt::Display for PubSubError {
 
 impl std::error::Error for PubSubError {}
 
+impl From<PubSubError> for crate::Error {
+    /// `503` for a limit of the app's, `500` otherwise (a topic the
+    /// manifest does not grant is the app's mistake, not the client's).
+    fn from(error: PubSubError) -> Self {
+        let status = match error {
+            PubSubError::Limit(_) => ::http::StatusCode::SERVICE_UNAVAILABLE,
+            _ => ::http::StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        crate::Error::new(status, error.to_string())
+    }
+}
+
 impl crate::IntoResponse for PubSubError {
+    /// As its [`Error`](crate::Error).
     fn into_response(self) -> crate::Response {
-        crate::Error::new(::http::StatusCode::INTERNAL_SERVER_ERROR, self.to_string())
-            .into_response()
+        crate::Error::from(self).into_response()
     }
 }
 

@@ -38,6 +38,20 @@ impl std::fmt::Display for Elapsed {
 
 impl std::error::Error for Elapsed {}
 
+impl From<Elapsed> for crate::Error {
+    /// `504 Gateway Timeout`: what the handler waited for took too long.
+    fn from(error: Elapsed) -> Self {
+        crate::Error::new(::http::StatusCode::GATEWAY_TIMEOUT, error.to_string())
+    }
+}
+
+impl crate::IntoResponse for Elapsed {
+    /// As its [`Error`](crate::Error).
+    fn into_response(self) -> crate::Response {
+        crate::Error::from(self).into_response()
+    }
+}
+
 /// Run `future` for at most `duration`; when time runs out it is dropped,
 /// which cancels whatever it was waiting for (a fetch, a sleep).
 ///

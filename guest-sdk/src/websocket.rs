@@ -88,6 +88,26 @@ impl std::fmt::Display for SendError {
 
 impl std::error::Error for SendError {}
 
+impl From<SendError> for crate::Error {
+    /// `410 Gone` for a closed connection, `503` for a full queue, `413`
+    /// for a message over the limit.
+    fn from(error: SendError) -> Self {
+        let status = match error {
+            SendError::Closed => ::http::StatusCode::GONE,
+            SendError::QueueFull => ::http::StatusCode::SERVICE_UNAVAILABLE,
+            SendError::TooLarge => ::http::StatusCode::PAYLOAD_TOO_LARGE,
+        };
+        crate::Error::new(status, error.to_string())
+    }
+}
+
+impl crate::IntoResponse for SendError {
+    /// As its [`Error`](crate::Error).
+    fn into_response(self) -> crate::Response {
+        crate::Error::from(self).into_response()
+    }
+}
+
 /// An open connection. Cheap to clone; any instance of the app may act on
 /// it by id (an HTTP handler too).
 #[derive(Debug, Clone, PartialEq, Eq)]

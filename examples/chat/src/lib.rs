@@ -10,7 +10,7 @@
 
 use squall_sdk::serde_json::{self, Value, json};
 use squall_sdk::websocket::{Accept, Connection, Message, WebSocket};
-use squall_sdk::{Error, Html, Json, Request, Router, StatusCode, kv, pubsub};
+use squall_sdk::{Error, Html, Json, Request, Router, kv, pubsub};
 use std::time::Duration;
 
 const TOPIC: &str = "chat";
@@ -56,8 +56,7 @@ async fn post(body: &str) -> Result<Value, Error> {
     if id > HISTORY {
         kv::delete(&message_key(id - HISTORY)).await?;
     }
-    pubsub::publish_json(TOPIC, &message)
-        .map_err(|err| Error::new(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()))?;
+    pubsub::publish_json(TOPIC, &message)?;
     Ok(message)
 }
 
@@ -92,8 +91,7 @@ async fn updates(mut req: Request) -> Result<Json<Value>, Error> {
     // Where the topic is now, before reading the store: whatever is stored
     // after the read is published after this point, so the wait sees it.
     let latest = pubsub::wait(TOPIC, Some(0), Duration::ZERO)
-        .await
-        .map_err(pubsub_error)?
+        .await?
         .last()
         .map_or(0, |message| message.id);
     let kept = kept_after(after).await?;
@@ -101,8 +99,7 @@ async fn updates(mut req: Request) -> Result<Json<Value>, Error> {
         return Ok(Json(json!({ "messages": kept })));
     }
     let messages: Vec<Value> = pubsub::wait(TOPIC, Some(latest), LONG_POLL)
-        .await
-        .map_err(pubsub_error)?
+        .await?
         .iter()
         .filter_map(|message| message.json::<Value>().ok())
         .filter(|message| message["id"].as_i64().is_some_and(|id| id > after))
@@ -110,13 +107,9 @@ async fn updates(mut req: Request) -> Result<Json<Value>, Error> {
     Ok(Json(json!({ "messages": messages })))
 }
 
-fn pubsub_error(err: pubsub::PubSubError) -> Error {
-    Error::new(StatusCode::INTERNAL_SERVER_ERROR, err.to_string())
-}
-
 /// A new socket: feed it the topic, then the kept history.
 async fn open(ws: Connection, _req: Request) -> Result<Accept, Error> {
-    ws.subscribe(TOPIC).map_err(pubsub_error)?;
+    ws.subscribe(TOPIC)?;
     // Clients skip ids they already have, so overlap with the live feed is fine.
     for message in kept_after(0).await? {
         let _ = ws.send_json(&message);

@@ -84,7 +84,7 @@ async fn create(mut req: Request) -> Result<Response, Error> {
     let id = kv::increment("next-id", 1).await?;
     let code = base62(id as u64);
     let stored = squall_sdk::serde_json::to_vec(&Stored { url: url.clone() })
-        .map_err(|err| Error::new(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()))?;
+        .map_err(|err| Error::internal(err.to_string()))?;
     // The counter never hands out a code twice; the swap makes sure.
     if !kv::compare_and_swap(&link_key(&code), None, Some(&stored)).await? {
         return Err(Error::new(StatusCode::CONFLICT, "that code is taken"));
