@@ -111,6 +111,11 @@ async fn squall_new_scaffolds_a_crate_that_serves_as_is() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(krate.join("src/lib.rs").is_file());
+    let manifest = std::fs::read_to_string(krate.join("squall.toml")).unwrap();
+    assert!(
+        manifest.contains("[app.my-app]") && manifest.contains("# kv = true"),
+        "{manifest}"
+    );
 
     let server = Server::start(&krate);
     let http = client();

@@ -84,6 +84,11 @@ impl OutboundPolicy {
 }
 
 impl OutboundPolicy {
+    /// The rules as written (`https://api.example.com`, `http://*.x.com:*`).
+    pub(crate) fn patterns(&self) -> Vec<String> {
+        self.rules.iter().map(OutboundRule::pattern).collect()
+    }
+
     /// Whether a name that resolved to `ip` may be reached: any public
     /// address; an internal one (loopback, private, link-local, ...) or one
     /// of the host's own (`own`) only if a rule names that address, or
@@ -134,6 +139,22 @@ pub(crate) fn is_internal(ip: IpAddr) -> bool {
 }
 
 impl OutboundRule {
+    /// The rule as `scheme://host[:port|:*]`.
+    fn pattern(&self) -> String {
+        let scheme = match self.scheme {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        };
+        let host = match &self.host {
+            HostPattern::Exact(host) => host.clone(),
+            HostPattern::Subdomains(suffix) => format!("*{suffix}"),
+        };
+        match self.port {
+            Some(port) => format!("{scheme}://{host}:{port}"),
+            None => format!("{scheme}://{host}:*"),
+        }
+    }
+
     /// Parse `scheme://host[:port|:*]`.
     pub(crate) fn parse(pattern: &str) -> Result<OutboundRule, String> {
         let invalid = |why: &str| format!("outbound rule {pattern:?}: {why}");
@@ -198,6 +219,15 @@ impl TopicPolicy {
             }
         }
         Ok(policy)
+    }
+
+    /// The patterns as written (`chat`, `room.*`).
+    pub(crate) fn patterns(&self) -> Vec<String> {
+        self.exact
+            .iter()
+            .cloned()
+            .chain(self.prefixes.iter().map(|prefix| format!("{prefix}*")))
+            .collect()
     }
 
     /// Whether `topic` is granted.

@@ -38,6 +38,7 @@ pub(super) fn run(args: NewArgs) -> Result<()> {
         .with_context(|| format!("cannot create {}", args.path.display()))?;
     write(&args.path.join("Cargo.toml"), &cargo_toml(&name, &sdk))?;
     write(&args.path.join("src/lib.rs"), LIB_RS)?;
+    write(&args.path.join("squall.toml"), &squall_toml(&name))?;
     write(&args.path.join(".gitignore"), "/target\n")?;
     println!(
         "created {path}\n  serve it: squall serve {path}\n  then:     curl http://127.0.0.1:8080/hello/you",
@@ -80,6 +81,40 @@ strip = true
 [workspace]
 "#,
         sdk = sdk.display().to_string()
+    )
+}
+
+/// A manifest serving the crate, with the grants a new app most often
+/// needs written out, commented: nothing is granted until it is uncommented.
+fn squall_toml(name: &str) -> String {
+    let app = name;
+    format!(
+        r#"# `squall serve .` reads this file. Every key is optional; the README's
+# "Manifest" and "Limits" sections list them all with their defaults.
+[server]
+listen = "127.0.0.1:8080"
+
+[app.{app}]
+source = "."          # this crate, built for wasm32-wasip2 on `squall serve`
+routes = ["/"]
+timeout = "30s"       # per request, a streamed body included
+memory = "64MiB"
+
+# Nothing outside the sandbox is reachable until granted here:
+# outbound = ["https://api.example.com"]   # what squall_sdk::http::fetch may reach
+# pubsub = ["chat", "room.*"]              # topics for pubsub and WebSocket subscriptions
+# kv = true                                # this app's own key-value store (squall_sdk::kv)
+
+# Values read with squall_sdk::config::get; secrets from the environment or a file.
+# [app.{app}.config]
+# greeting = "hello"
+# api_token = {{ env = "API_TOKEN" }}
+
+# A WebSocket route (its handler is `Router::websocket` in src/lib.rs):
+# [[app.{app}.websocket]]
+# routes = ["/socket"]
+# mode = "hibernate"   # an instance per event; "live": one per connection
+"#
     )
 }
 

@@ -70,12 +70,55 @@ fn announce(manifest: &Manifest, address: SocketAddr) {
             app.name,
             app.routes.join(&format!(", http://{address}"))
         );
+        for line in describe(app) {
+            let _ = writeln!(stdout, "squall:   {line}");
+        }
     }
     let _ = writeln!(
         stdout,
         "squall: listening on http://{address}/ (Ctrl-C to stop)"
     );
     let _ = stdout.flush();
+}
+
+/// What an app is reached by and granted, a line each, for the start-up
+/// summary; secrets' values are never shown.
+fn describe(app: &crate::config::AppConfig) -> Vec<String> {
+    let mut lines = Vec::new();
+    if !app.hosts.is_empty() {
+        lines.push(format!("hosts: {}", app.hosts.join(", ")));
+    }
+    for socket in &app.websockets {
+        lines.push(format!(
+            "websocket: {} ({})",
+            socket.routes.join(", "),
+            match socket.mode {
+                crate::config::WebSocketMode::Live => "live",
+                crate::config::WebSocketMode::Hibernate => "hibernate",
+            }
+        ));
+    }
+    let mut grants = Vec::new();
+    let outbound = app.outbound.patterns();
+    if !outbound.is_empty() {
+        grants.push(format!("outbound {}", outbound.join(" ")));
+    }
+    let topics = app.pubsub.patterns();
+    if !topics.is_empty() {
+        grants.push(format!("pubsub {}", topics.join(" ")));
+    }
+    if app.kv {
+        grants.push("kv".to_owned());
+    }
+    if app.settings.len() > 0 {
+        grants.push(format!("config ({} values)", app.settings.len()));
+    }
+    lines.push(if grants.is_empty() {
+        "grants: none (compute only)".to_owned()
+    } else {
+        format!("grants: {}", grants.join("; "))
+    });
+    lines
 }
 
 /// The manifest `app` names: itself if it is a `.toml`, else one app.

@@ -87,6 +87,11 @@ impl Settings {
         Ok(Settings(Arc::new(settings)))
     }
 
+    /// How many values there are.
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
     /// The value of `key`.
     pub(crate) fn get(&self, key: &str) -> Option<&str> {
         self.0.get(key).map(|setting| setting.value.as_str())
