@@ -123,6 +123,41 @@ async fn broadcast_reaches_every_subscribed_socket_without_the_guest() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn websocket_routes_declared_in_the_router_alone_are_served() {
+    // No manifest at all: the host learns /echo (and the others) from the
+    // app when it loads it, in the default mode (hibernate).
+    let server = Server::start(&component("tests/guests/sockets"));
+    let mut socket = connect(&server, "/echo").await;
+    socket.send(Message::text("hello")).await.unwrap();
+    assert_eq!(next_text(&mut socket).await, "hello");
+    let mut live = connect(&server, "/live/echo").await;
+    live.send(Message::text("again")).await.unwrap();
+    assert_eq!(next_text(&mut live).await, "again");
+    // A path no route declares is not upgraded.
+    let refused = connect_async(format!("ws://{}/nowhere", server.address())).await;
+    assert!(refused.is_err());
+}
+
+#[test]
+fn a_malformed_route_pattern_is_refused_at_load() {
+    let wasm = component("tests/guests/bad-route");
+    let output = support::squall()
+        .arg("serve")
+        .arg(&wasm)
+        .args(["--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("malformed routes")
+            && stderr.contains("\"/items/{id\"")
+            && stderr.contains("unclosed"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_chat_history_survives_a_restart() {
     let data = tempfile::tempdir().unwrap();
     let chat = repo().join("examples/chat");

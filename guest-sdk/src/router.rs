@@ -71,7 +71,9 @@ where
 pub struct Router {
     routes: Vec<Route>,
     fallback: Option<Box<dyn Handler>>,
-    websockets: Vec<(Vec<Segment>, WebSocket)>,
+    websockets: Vec<(String, Vec<Segment>, WebSocket)>,
+    /// Malformed patterns: the host refuses to load the app, naming them.
+    errors: Vec<String>,
 }
 
 struct Route {
@@ -94,11 +96,17 @@ impl Router {
 
     /// Route `method` requests for `pattern` to `handler`.
     ///
-    /// # Panics
-    /// If `pattern` does not start with `/`, has an unclosed `{`, or puts
-    /// `{*rest}` anywhere but last: a bug in the app, found on its first request.
+    /// A pattern that does not start with `/`, has an unclosed `{`, or puts
+    /// `{*rest}` anywhere but last is a bug in the app: the host refuses to
+    /// load it, naming the pattern (and [`Router::errors`] lists it).
     pub fn route(mut self, method: Method, pattern: &str, handler: impl Handler) -> Self {
-        let segments = parse_pattern(pattern).unwrap_or_else(|err| panic!("{err}"));
+        let segments = match parse_pattern(pattern) {
+            Ok(segments) => segments,
+            Err(err) => {
+                self.errors.push(err);
+                return self;
+            }
+        };
         let handler: Box<dyn Handler> = Box::new(handler);
         match self.routes.iter_mut().find(|r| r.segments == segments) {
             Some(route) => route.handlers.push((method, handler)),
@@ -135,15 +143,31 @@ impl Router {
         self.route(Method::DELETE, pattern, handler)
     }
 
-    /// Handle WebSocket connections opened on `pattern` (the manifest must
-    /// also list the path under the app's `websocket` routes).
-    ///
-    /// # Panics
-    /// On a malformed pattern, like [`Router::route`].
+    /// Handle WebSocket connections opened on `pattern`. The host learns
+    /// the route when it loads the app; a `[[app.NAME.websocket]]` table in
+    /// the manifest only sets its mode and limits. A malformed pattern is
+    /// refused at load, as for [`Router::route`].
     pub fn websocket(mut self, pattern: &str, handler: WebSocket) -> Self {
-        let segments = parse_pattern(pattern).unwrap_or_else(|err| panic!("{err}"));
-        self.websockets.push((segments, handler));
+        match parse_pattern(pattern) {
+            Ok(segments) => self
+                .websockets
+                .push((pattern.to_owned(), segments, handler)),
+            Err(err) => self.errors.push(err),
+        }
         self
+    }
+
+    /// The patterns of its WebSocket routes, as given.
+    pub fn websocket_patterns(&self) -> Vec<String> {
+        self.websockets
+            .iter()
+            .map(|(pattern, _, _)| pattern.clone())
+            .collect()
+    }
+
+    /// Its malformed patterns, each with why.
+    pub fn errors(&self) -> &[String] {
+        &self.errors
     }
 
     /// The WebSocket handler for `path` and the path parameters.
@@ -151,7 +175,7 @@ impl Router {
         self.websockets
             .iter()
             .enumerate()
-            .filter_map(|(index, (segments, handler))| {
+            .filter_map(|(index, (_, segments, handler))| {
                 let params = match_path(segments, path)?;
                 Some((
                     literal_count(segments),
@@ -170,8 +194,12 @@ impl Router {
         self
     }
 
-    /// Dispatch one request to its handler.
+    /// Dispatch one request to its handler (`500` naming the pattern if
+    /// any route is malformed; the host does not load such an app).
     pub async fn handle(&self, mut request: Request) -> Response {
+        if let Some(error) = self.errors.first() {
+            return Error::internal(error.clone()).into_response();
+        }
         let best = self
             .routes
             .iter()
@@ -530,15 +558,26 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "must start with '/'")]
-    fn a_malformed_pattern_panics_when_routed() {
-        let _ = Router::new().get("hello", |_req| async { "" });
+    fn malformed_patterns_are_listed_and_answer_500() {
+        let router = Router::new()
+            .get("hello", |_req| async { "" })
+            .get("/fine", |_req| async { "fine" })
+            .websocket("/{*rest}/x", WebSocket::new());
+        assert_eq!(router.errors().len(), 2);
+        assert!(router.errors()[0].contains("must start with '/'"));
+        assert!(router.errors()[1].contains("must be the last segment"));
+        let response = answer(&router, Method::GET, "/fine");
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(router.websocket_patterns().is_empty());
     }
 
     #[test]
-    #[should_panic(expected = "must be the last segment")]
-    fn a_malformed_websocket_pattern_panics_too() {
-        let _ = Router::new().websocket("/{*rest}/x", WebSocket::new());
+    fn websocket_patterns_are_listed_as_given() {
+        let router = Router::new()
+            .websocket("/ws/{room}", WebSocket::new())
+            .websocket("/chat", WebSocket::new());
+        assert_eq!(router.websocket_patterns(), ["/ws/{room}", "/chat"]);
+        assert!(router.errors().is_empty());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! instance pool, requests and WebSockets in flight). Each request or event
 //! gets a fresh store from here.
 
+use crate::bindings::exports::squall::app::app_info::Description;
 use crate::capabilities::{self, Grants, GuestState, Shared, StoreCapabilities};
 use crate::config::{AppConfig, Limits, Manifest, WebSocketRoute};
 use crate::error::HostError;
@@ -54,7 +55,7 @@ impl App {
             );
         }
         let limits = &config.limits;
-        Ok(App {
+        let mut app = App {
             name: config.name.as_str().into(),
             component,
             grants: Grants::new(config, shared, hits.clone())?,
@@ -64,7 +65,59 @@ impl App {
             requests: Arc::new(Semaphore::new(permits(limits.max_concurrency))),
             connections: Arc::new(Semaphore::new(permits(limits.max_connections))),
             hits,
+        };
+        if matches!(app.component.guest(), Guest::Squall(_)) {
+            let description = app.describe()?;
+            if !description.route_errors.is_empty() {
+                anyhow::bail!(
+                    "app {:?} has malformed routes: {}",
+                    config.name,
+                    description.route_errors.join("; ")
+                );
+            }
+            for pattern in &description.websocket_routes {
+                let prefix = websocket_prefix(pattern);
+                // A manifest route that covers it sets its mode and limits.
+                let known = app.websockets.iter().any(|route| {
+                    route.routes.iter().any(|route| {
+                        route == "/"
+                            || prefix == *route
+                            || prefix.starts_with(&format!("{}/", route.trim_end_matches('/')))
+                    })
+                });
+                if !known {
+                    app.websockets.push(WebSocketRoute::declared(prefix));
+                }
+            }
+        }
+        Ok(app)
+    }
+
+    /// Ask a fresh instance what the app declares (its `app-info`), on a
+    /// thread of its own: loading may happen inside or outside a runtime.
+    fn describe(&self) -> Result<Description> {
+        let timeout = self.limits().timeout;
+        std::thread::scope(|scope| {
+            let asked = scope.spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                runtime.block_on(async {
+                    let ask = async {
+                        let (mut store, guest) = self.instantiate().await?;
+                        guest.squall_app_app_info().call_describe(&mut store).await
+                    };
+                    match tokio::time::timeout(timeout, ask).await {
+                        Ok(described) => described.map_err(anyhow::Error::from),
+                        Err(_) => anyhow::bail!("describing itself took over {timeout:?}"),
+                    }
+                })
+            });
+            asked
+                .join()
+                .map_err(|_| anyhow::anyhow!("describing the app panicked"))?
         })
+        .with_context(|| format!("app {:?} could not describe its routes", self.name))
     }
 
     /// Its name in the manifest.
@@ -168,6 +221,17 @@ fn permits(count: u32) -> usize {
         .min(Semaphore::MAX_PERMITS)
 }
 
+/// The prefix a WebSocket route pattern is served under: its literal
+/// segments before the first parameter (`/rooms/{room}` -> `/rooms`).
+fn websocket_prefix(pattern: &str) -> String {
+    let literal: Vec<&str> = pattern
+        .trim_start_matches('/')
+        .split('/')
+        .take_while(|segment| !segment.starts_with('{'))
+        .collect();
+    format!("/{}", literal.join("/"))
+}
+
 /// The key-value store under the data directory, if any app is granted it.
 fn open_store(manifest: &Manifest) -> Result<Option<Arc<dyn KvBackend>>> {
     if !manifest.apps.iter().any(|app| app.kv) {
@@ -242,5 +306,18 @@ impl Apps {
     /// The open WebSocket connections of every app.
     pub(crate) fn hub(&self) -> &Arc<Hub> {
         self.shared.hub()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::websocket_prefix;
+
+    #[test]
+    fn a_websocket_pattern_is_served_under_its_literal_prefix() {
+        assert_eq!(websocket_prefix("/chat"), "/chat");
+        assert_eq!(websocket_prefix("/rooms/{room}"), "/rooms");
+        assert_eq!(websocket_prefix("/{*rest}"), "/");
+        assert_eq!(websocket_prefix("/a/b/{c}/d"), "/a/b");
     }
 }

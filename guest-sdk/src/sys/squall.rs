@@ -480,6 +480,12 @@ macro_rules! export {
                 }
             }
 
+            impl $crate::__private::AppInfoGuest for SquallApp {
+                fn describe() -> $crate::__private::WitDescription {
+                    $crate::__private::describe(&$app())
+                }
+            }
+
             $crate::__private::bindings::__export_app!(SquallApp with_types_in $crate::__private::bindings);
         };
     };
@@ -489,6 +495,9 @@ macro_rules! export {
 /// types and the SDK's.
 pub(crate) mod __private {
     pub use super::bindings;
+    pub use super::bindings::exports::squall::app::app_info::{
+        Description as WitDescription, Guest as AppInfoGuest,
+    };
     pub use super::bindings::exports::squall::app::handler::Guest;
     pub use super::bindings::exports::squall::app::websocket_handler::Guest as WebSocketGuest;
     pub use super::bindings::squall::app::types::{Request as WitRequest, Response as WitResponse};
@@ -500,6 +509,14 @@ pub(crate) mod __private {
     use super::{request_from_wit, response_into_wit, wit_ws};
     use crate::Router;
     use crate::websocket::Message;
+
+    /// What the host asks at load: the WebSocket routes and any mistakes.
+    pub fn describe(router: &Router) -> WitDescription {
+        WitDescription {
+            websocket_routes: router.websocket_patterns(),
+            route_errors: router.errors().to_vec(),
+        }
+    }
 
     /// Run one request through `router` and convert the answer for the host.
     pub async fn dispatch(router: &Router, request: WitRequest) -> WitResponse {

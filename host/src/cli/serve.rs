@@ -43,7 +43,7 @@ pub(super) fn run(args: ServeArgs) -> Result<()> {
         let listener = crate::server::bind(manifest.server.listen)
             .with_context(|| format!("cannot listen on {}", manifest.server.listen))?;
         let address = listener.local_addr()?;
-        announce(&manifest, address);
+        announce(&manifest, &apps, address);
         crate::server::serve(
             listener,
             router,
@@ -61,7 +61,7 @@ pub(super) fn run(args: ServeArgs) -> Result<()> {
 }
 
 /// Print where each app is served; tests and scripts read the first URL.
-fn announce(manifest: &Manifest, address: SocketAddr) {
+fn announce(manifest: &Manifest, apps: &Apps, address: SocketAddr) {
     let mut stdout = std::io::stdout().lock();
     for app in &manifest.apps {
         let _ = writeln!(
@@ -70,7 +70,12 @@ fn announce(manifest: &Manifest, address: SocketAddr) {
             app.name,
             app.routes.join(&format!(", http://{address}"))
         );
-        for line in describe(app) {
+        let sockets = apps
+            .iter()
+            .find(|loaded| loaded.name() == app.name)
+            .map(|loaded| loaded.websockets().to_vec())
+            .unwrap_or_default();
+        for line in describe(app, &sockets) {
             let _ = writeln!(stdout, "squall:   {line}");
         }
     }
@@ -83,12 +88,15 @@ fn announce(manifest: &Manifest, address: SocketAddr) {
 
 /// What an app is reached by and granted, a line each, for the start-up
 /// summary; secrets' values are never shown.
-fn describe(app: &crate::config::AppConfig) -> Vec<String> {
+fn describe(
+    app: &crate::config::AppConfig,
+    sockets: &[crate::config::WebSocketRoute],
+) -> Vec<String> {
     let mut lines = Vec::new();
     if !app.hosts.is_empty() {
         lines.push(format!("hosts: {}", app.hosts.join(", ")));
     }
-    for socket in &app.websockets {
+    for socket in sockets {
         lines.push(format!(
             "websocket: {} ({})",
             socket.routes.join(", "),

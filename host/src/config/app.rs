@@ -157,6 +157,25 @@ pub(crate) struct WebSocketRoute {
     pub(crate) idle_timeout: Option<Duration>,
 }
 
+impl WebSocketRoute {
+    /// A route the app declared itself (`Router::websocket`) at `prefix`,
+    /// with every default.
+    pub(crate) fn declared(prefix: String) -> WebSocketRoute {
+        WebSocketRoute {
+            routes: vec![prefix],
+            mode: WebSocketMode::default(),
+            origins: Vec::new(),
+            max_message: default_max_message(),
+            ping_interval: default_ping_interval(),
+            ping_timeout: default_ping_timeout(),
+            send_queue: default_send_queue(),
+            send_buffer: default_send_buffer(),
+            write_timeout: default_write_timeout(),
+            idle_timeout: None,
+        }
+    }
+}
+
 /// How a WebSocket route runs its guest.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -12,6 +12,7 @@ wit_bindgen::generate!({
     path: "../../../wit",
 });
 
+use exports::squall::app::app_info::{Description, Guest as InfoGuest};
 use exports::squall::app::handler::Guest;
 use exports::squall::app::websocket_handler::Guest as SocketGuest;
 use squall::app::types::{Body, Request, Response};
@@ -49,6 +50,15 @@ fn answer(status: u16, headers: Vec<(String, Vec<u8>)>, body: &[u8]) -> Response
         status,
         headers,
         body: Body::Bytes(body.to_vec()),
+    }
+}
+
+impl InfoGuest for Alias {
+    fn describe() -> Description {
+        Description {
+            websocket_routes: Vec::new(),
+            route_errors: Vec::new(),
+        }
     }
 }
 
