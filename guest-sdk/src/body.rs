@@ -20,18 +20,46 @@ use std::pin::Pin;
 /// ```
 #[derive(Debug, Default)]
 pub struct Body {
-    inner: sys::IncomingBody,
+    inner: Source,
+}
+
+#[derive(Debug)]
+enum Source {
+    /// What the host delivers.
+    Host(sys::IncomingBody),
+    /// Bytes already in memory (a request built by hand, in a test).
+    Memory(Option<Vec<u8>>),
+}
+
+impl Default for Source {
+    fn default() -> Self {
+        Source::Host(sys::IncomingBody::default())
+    }
 }
 
 impl Body {
     /// A body read from the backend's incoming body.
     pub(crate) fn from_sys(inner: sys::IncomingBody) -> Self {
-        Body { inner }
+        Body {
+            inner: Source::Host(inner),
+        }
+    }
+
+    /// A body of `bytes`, already in memory (e.g. for a request built in a
+    /// test with [`Request::with_body`](crate::Request::with_body)).
+    pub fn from_bytes(bytes: impl Into<Vec<u8>>) -> Self {
+        let bytes = bytes.into();
+        Body {
+            inner: Source::Memory((!bytes.is_empty()).then_some(bytes)),
+        }
     }
 
     /// The next chunk of the body, or `None` at its end.
     pub async fn chunk(&mut self) -> Option<Vec<u8>> {
-        self.inner.chunk().await
+        match &mut self.inner {
+            Source::Host(body) => body.chunk().await,
+            Source::Memory(bytes) => bytes.take(),
+        }
     }
 
     /// The whole body, read to its end.

@@ -161,6 +161,72 @@ impl Request {
             .map_err(|err| Error::new(StatusCode::BAD_REQUEST, format!("bad JSON body: {err}")))
     }
 
+    /// The request with header `name` added (built by hand, e.g. in a
+    /// test). A name or value that is not valid is ignored.
+    ///
+    /// ```
+    /// use squall_sdk::{Method, Request, Router};
+    /// # use squall_sdk::futures::FutureExt;
+    ///
+    /// let router = Router::new().post("/echo", |mut req: Request| async move {
+    ///     let who = req.cookie("user").unwrap_or("nobody").to_owned();
+    ///     format!("{who}: {}", req.text().await.unwrap_or_default())
+    /// });
+    /// let request = Request::new(Method::POST, "/echo")
+    ///     .with_cookie("user", "ada")
+    ///     .with_header("x-trace", "1")
+    ///     .with_body("hello");
+    /// let response = router.handle(request).now_or_never().expect("ready");
+    /// assert_eq!(response.body(), Some(&b"ada: hello"[..]));
+    /// ```
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        if let (Ok(name), Ok(value)) = (
+            ::http::HeaderName::from_bytes(name.as_bytes()),
+            ::http::HeaderValue::from_str(value),
+        ) {
+            self.headers.append(name, value);
+        }
+        self
+    }
+
+    /// The request with a cookie added to its `Cookie` header.
+    pub fn with_cookie(mut self, name: &str, value: &str) -> Self {
+        let pair = format!("{name}={value}");
+        let cookies = match self
+            .headers
+            .get(header::COOKIE)
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(existing) => format!("{existing}; {pair}"),
+            None => pair,
+        };
+        if let Ok(value) = ::http::HeaderValue::from_str(&cookies) {
+            self.headers.insert(header::COOKIE, value);
+        }
+        self
+    }
+
+    /// The request with `bytes` as its body.
+    pub fn with_body(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.body = Body::from_bytes(bytes);
+        self
+    }
+
+    /// The request with `value` as a JSON body (and its content type).
+    pub fn with_json<T: serde::Serialize + ?Sized>(self, value: &T) -> Self {
+        let body = serde_json::to_vec(value).unwrap_or_default();
+        self.with_header("content-type", "application/json")
+            .with_body(body)
+    }
+
+    /// The request with `fields` as a URL-encoded form body (and its
+    /// content type).
+    pub fn with_form(self, fields: &[(&str, &str)]) -> Self {
+        let body = serde_urlencoded::to_string(fields).unwrap_or_default();
+        self.with_header("content-type", "application/x-www-form-urlencoded")
+            .with_body(body)
+    }
+
     /// A URL-encoded form body deserialized into `T`; `400 Bad Request` if it does not fit.
     pub async fn form<T: DeserializeOwned>(&mut self) -> Result<T, Error> {
         let bytes = self.bytes().await;
@@ -185,6 +251,35 @@ mod tests {
                 .append(*name, HeaderValue::from_static(value));
         }
         request
+    }
+
+    #[test]
+    fn built_requests_carry_json_forms_and_cookies() {
+        #[derive(Deserialize)]
+        struct Login {
+            user: String,
+            remember: bool,
+        }
+        let mut json = Request::new(Method::POST, "/login")
+            .with_json(&serde_json::json!({"user": "ada", "remember": true}));
+        assert_eq!(json.header("content-type"), Some("application/json"));
+        let login: Login = json.json().now_or_never().expect("ready").expect("parses");
+        assert_eq!((login.user.as_str(), login.remember), ("ada", true));
+
+        let mut form = Request::new(Method::POST, "/login")
+            .with_form(&[("user", "grace hopper"), ("remember", "true")]);
+        let login: Login = form.form().now_or_never().expect("ready").expect("parses");
+        assert_eq!(login.user, "grace hopper");
+
+        let cookies = Request::new(Method::GET, "/")
+            .with_cookie("a", "1")
+            .with_cookie("b", "2");
+        assert_eq!(
+            (cookies.cookie("a"), cookies.cookie("b")),
+            (Some("1"), Some("2"))
+        );
+        let mut empty = Request::new(Method::GET, "/").with_body("");
+        assert!(empty.bytes().now_or_never().expect("ready").is_empty());
     }
 
     #[test]
