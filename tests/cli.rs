@@ -129,6 +129,81 @@ async fn squall_new_scaffolds_a_crate_that_serves_as_is() {
     assert!(!again.status.success());
 }
 
+/// `squall new --template TEMPLATE` in a directory outside the checkout.
+fn scaffold(dir: &Path, template: &str) -> std::path::PathBuf {
+    let krate = dir.join(format!("my-{template}"));
+    let output = squall()
+        .args(["new", "--template", template])
+        .arg(&krate)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let manifest = std::fs::read_to_string(krate.join("Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains("squall-sdk = \"0.1\"") && !manifest.contains("path"),
+        "no path in Cargo.toml: {manifest}"
+    );
+    // Its own tests pass with plain cargo (natively, through the SDK patch).
+    let tested = std::process::Command::new(env!("CARGO"))
+        .arg("test")
+        .current_dir(&krate)
+        .env("CARGO_TARGET_DIR", repo().join("target/scaffolds"))
+        .output()
+        .unwrap();
+    assert!(
+        tested.status.success(),
+        "cargo test in the {template} scaffold:\n{}",
+        String::from_utf8_lossy(&tested.stderr)
+    );
+    krate
+}
+
+#[tokio::test]
+async fn every_template_serves_and_passes_its_own_test_outside_the_checkout() {
+    let dir = tempfile::tempdir().unwrap();
+    let http = client();
+
+    let websocket = Server::start(&scaffold(dir.path(), "websocket"));
+    let page = http.get(websocket.url("/")).send().await.unwrap();
+    assert_eq!(page.text().await.unwrap(), "Connect a WebSocket to /echo");
+    let url = format!("ws://{}/echo", websocket.address());
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    socket.send(Message::text("ping?")).await.unwrap();
+    let echoed = tokio::time::timeout(Duration::from_secs(10), socket.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(echoed, Message::text("ping?"));
+
+    let chat = Server::start(&scaffold(dir.path(), "chat"));
+    let posted = http
+        .post(chat.url("/messages"))
+        .body(r#"{"body": "hello room"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 200);
+    let last = http.get(chat.url("/last")).send().await.unwrap();
+    assert_eq!(last.text().await.unwrap(), r#"{"body":"hello room"}"#);
+    let updates = http
+        .get(chat.url("/messages?after=0"))
+        .send()
+        .await
+        .unwrap();
+    assert!(updates.text().await.unwrap().contains("hello room"));
+
+    let plain = Server::start(&scaffold(dir.path(), "http"));
+    let named = http.get(plain.url("/hello/you")).send().await.unwrap();
+    assert_eq!(named.text().await.unwrap(), "Hello, you!");
+}
+
 #[test]
 fn build_explains_a_directory_without_a_crate() {
     let output = squall().arg("build").arg(Path::new("/")).output().unwrap();

@@ -9,6 +9,36 @@ use std::path::{Path, PathBuf};
 pub(super) struct NewArgs {
     /// Directory to create; its last component names the crate.
     path: PathBuf,
+    /// What the crate starts as: a plain HTTP app, a WebSocket echo, or a
+    /// chat room (pub/sub, the key-value store and a WebSocket).
+    #[arg(long, value_enum, default_value = "http")]
+    template: Template,
+}
+
+/// The starting points `squall new` offers.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Template {
+    Http,
+    Websocket,
+    Chat,
+}
+
+impl Template {
+    fn lib_rs(self) -> &'static str {
+        match self {
+            Template::Http => include_str!("templates/http.rs"),
+            Template::Websocket => include_str!("templates/websocket.rs"),
+            Template::Chat => include_str!("templates/chat.rs"),
+        }
+    }
+
+    /// The manifest lines that grant what the template uses.
+    fn grants(self) -> &'static str {
+        match self {
+            Template::Http | Template::Websocket => "",
+            Template::Chat => "pubsub = [\"room\"]\nkv = true\n",
+        }
+    }
 }
 
 /// Where the SDK was when this binary was built.
@@ -36,12 +66,21 @@ pub(super) fn run(args: NewArgs) -> Result<()> {
     })?;
     std::fs::create_dir_all(args.path.join("src"))
         .with_context(|| format!("cannot create {}", args.path.display()))?;
-    write(&args.path.join("Cargo.toml"), &cargo_toml(&name, &sdk))?;
-    write(&args.path.join("src/lib.rs"), LIB_RS)?;
-    write(&args.path.join("squall.toml"), &squall_toml(&name))?;
-    write(&args.path.join(".gitignore"), "/target\n")?;
+    std::fs::create_dir_all(args.path.join(".cargo"))
+        .with_context(|| format!("cannot create {}", args.path.display()))?;
+    write(&args.path.join("Cargo.toml"), &cargo_toml(&name))?;
+    write(&args.path.join(".cargo/config.toml"), &cargo_config(&sdk))?;
+    write(&args.path.join("src/lib.rs"), args.template.lib_rs())?;
+    write(
+        &args.path.join("squall.toml"),
+        &squall_toml(&name, args.template.grants()),
+    )?;
+    write(
+        &args.path.join(".gitignore"),
+        "/target\n/.cargo/config.toml\n",
+    )?;
     println!(
-        "created {path}\n  serve it: squall serve {path}\n  then:     curl http://127.0.0.1:8080/hello/you",
+        "created {path}\n  serve it: squall serve {path}\n  test it:  cd {path} && cargo test",
         path = args.path.display()
     );
     Ok(())
@@ -58,7 +97,7 @@ fn is_crate_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-fn cargo_toml(name: &str, sdk: &Path) -> String {
+fn cargo_toml(name: &str) -> String {
     format!(
         r#"[package]
 name = "{name}"
@@ -70,7 +109,9 @@ publish = false
 crate-type = ["cdylib"]
 
 [dependencies]
-squall-sdk = {{ path = {sdk:?} }}
+# Found through .cargo/config.toml, which `squall new` points at the SDK of
+# the squall that made this crate (see the README's "A 20-line tour").
+squall-sdk = "0.1"
 
 [profile.release]
 opt-level = "s"
@@ -79,6 +120,19 @@ strip = true
 
 # A crate of its own, even inside another workspace.
 [workspace]
+"#
+    )
+}
+
+/// Where cargo finds the SDK on this machine: a patch in the crate's own
+/// cargo config, so `Cargo.toml` names no path and the crate can move.
+fn cargo_config(sdk: &Path) -> String {
+    format!(
+        r#"# Written by `squall new`: where this machine's squall-sdk lives. It is
+# machine-local (ignored by git); another checkout or machine writes its own
+# (`squall new` a scratch crate and copy its .cargo/config.toml).
+[patch.crates-io]
+squall-sdk = {{ path = {sdk:?} }}
 "#,
         sdk = sdk.display().to_string()
     )
@@ -86,7 +140,7 @@ strip = true
 
 /// A manifest serving the crate, with the grants a new app most often
 /// needs written out, commented: nothing is granted until it is uncommented.
-fn squall_toml(name: &str) -> String {
+fn squall_toml(name: &str, grants: &str) -> String {
     let app = name;
     format!(
         r#"# `squall serve .` reads this file. Every key is optional; the README's
@@ -99,7 +153,7 @@ source = "."          # this crate, built for wasm32-wasip2 on `squall serve`
 routes = ["/"]
 timeout = "30s"       # per request, a streamed body included
 memory = "64MiB"
-
+{grants}
 # Nothing outside the sandbox is reachable until granted here:
 # outbound = ["https://api.example.com"]   # what squall_sdk::http::fetch may reach
 # pubsub = ["chat", "room.*"]              # topics for pubsub and WebSocket subscriptions
@@ -110,27 +164,11 @@ memory = "64MiB"
 # greeting = "hello"
 # api_token = {{ env = "API_TOKEN" }}
 
-# A WebSocket route (its handler is `Router::websocket` in src/lib.rs):
+# WebSocket routes are declared in src/lib.rs (`Router::websocket`); a table
+# only changes how one runs:
 # [[app.{app}.websocket]]
 # routes = ["/socket"]
-# mode = "hibernate"   # an instance per event; "live": one per connection
+# mode = "live"        # one instance per connection (default "hibernate": one per event)
 "#
     )
 }
-
-const LIB_RS: &str = r#"//! A Squall app: `squall serve .` then `curl http://127.0.0.1:8080/hello/you`.
-
-use squall_sdk::{Request, Router};
-
-fn app() -> Router {
-    Router::new()
-        .get("/", |_req| async { "Hello from Squall!" })
-        .get("/hello/{name}", hello)
-}
-
-async fn hello(req: Request) -> String {
-    format!("Hello, {}!", req.param("name").unwrap_or("stranger"))
-}
-
-squall_sdk::export!(app);
-"#;
