@@ -192,6 +192,102 @@ pub struct Usage {
     pub topic_bytes: u64,
 }
 
+/// An app served for real, in this process: hyper on a free loopback port,
+/// the same loading, limits and capabilities as `squall serve`, until the
+/// value is dropped. What a test kit runs real clients against.
+///
+/// ```no_run
+/// # fn example() -> anyhow::Result<()> {
+/// let server = squall::testing::TestServer::start("examples/hello".as_ref())?;
+/// let url = server.url("/hello/you"); // http://127.0.0.1:PORT/hello/you
+/// # let _ = url;
+/// # Ok(()) }
+/// ```
+pub struct TestServer {
+    address: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// The data directory, removed with the server.
+    _data: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// Serve `app` as `squall serve APP` would (a crate directory, built
+    /// first; a `.wasm` component; or a `squall.toml`), with its durable
+    /// state in a fresh temporary directory.
+    pub fn start(app: &Path) -> Result<TestServer> {
+        let mut manifest = crate::cli::manifest_for(app)?;
+        let data = tempfile::tempdir()?;
+        manifest.server.data_dir = data.path().to_path_buf();
+        manifest.server.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        let (ready, started) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let served = (|| -> Result<_> {
+                let apps = Apps::load(&manifest, |app| component_for(&app.source))?;
+                let router = Arc::new(apps.router()?);
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()?;
+                let listener =
+                    runtime.block_on(async { crate::server::bind(manifest.server.listen) })?;
+                Ok((apps, router, runtime, listener))
+            })();
+            let (apps, router, runtime, listener) = match served {
+                Ok(served) => served,
+                Err(err) => {
+                    let _ = ready.send(Err(err));
+                    return;
+                }
+            };
+            let _ = ready.send(listener.local_addr().map_err(anyhow::Error::from));
+            runtime.block_on(crate::server::serve(
+                listener,
+                router,
+                apps.hub().clone(),
+                &manifest.server,
+                async {
+                    let _ = stopped.await;
+                },
+            ));
+            drop(runtime);
+            drop(apps);
+        });
+        let address = started
+            .recv()
+            .map_err(|_| anyhow::anyhow!("the server thread ended before listening"))??;
+        Ok(TestServer {
+            address,
+            stop: Some(stop),
+            thread: Some(thread),
+            _data: data,
+        })
+    }
+
+    /// `host:port` it listens on.
+    pub fn address(&self) -> std::net::SocketAddr {
+        self.address
+    }
+
+    /// The URL of `path` on it (`http://127.0.0.1:PORT/path`).
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+}
+
+impl Drop for TestServer {
+    /// Stop it as SIGTERM would: drain, then close.
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// The embedded key-value store on its own, as apps use it (one writer
 /// committing durably, quotas counted): the native baseline of the `kv`
 /// benchmark runs the same operations on it.

@@ -4,6 +4,8 @@ mod build;
 mod new;
 mod serve;
 
+pub(crate) use serve::manifest_for;
+
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 

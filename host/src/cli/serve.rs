@@ -130,7 +130,7 @@ fn describe(
 }
 
 /// The manifest `app` names: itself if it is a `.toml`, else one app.
-fn manifest_for(app: &Path) -> Result<Manifest> {
+pub(crate) fn manifest_for(app: &Path) -> Result<Manifest> {
     if app.is_dir() {
         let manifest = app.join("squall.toml");
         if manifest.is_file() {
