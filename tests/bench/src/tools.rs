@@ -213,23 +213,9 @@ pub(crate) fn wrk_script(
     seconds: u32,
     script: &Path,
 ) -> Result<WrkResult> {
-    let mut command = Command::new("taskset");
-    command
-        .arg("-c")
-        .arg(core.to_string())
-        .args(["wrk", "-t1", "--latency"])
-        .arg(format!("-c{connections}"))
-        .arg(format!("-d{seconds}s"))
-        .arg("-s")
-        .arg(script)
-        .arg(url);
-    let output = command
-        .output()
-        .context("cannot run wrk: install it with `apt-get install wrk`")?;
-    if !output.status.success() {
-        bail!("wrk failed: {}", String::from_utf8_lossy(&output.stderr));
-    }
-    parse_wrk(&String::from_utf8_lossy(&output.stdout))
+    let mut command = wrk_command(core, url, connections, seconds, &[]);
+    command.arg("-s").arg(script);
+    run_wrk(command)
 }
 
 /// Run wrk pinned to `core` against `url`, sending `headers`.
@@ -240,7 +226,12 @@ pub(crate) fn wrk_with(
     seconds: u32,
     headers: &[&str],
 ) -> Result<WrkResult> {
-    let output = wrk_command(core, url, connections, seconds, headers)
+    run_wrk(wrk_command(core, url, connections, seconds, headers))
+}
+
+/// Run a wrk `command` and read its figures.
+fn run_wrk(mut command: Command) -> Result<WrkResult> {
+    let output = command
         .output()
         .context("cannot run wrk: install it with `apt-get install wrk`")?;
     if !output.status.success() {
