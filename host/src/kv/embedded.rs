@@ -1,8 +1,8 @@
 //! The embedded store: one redb file under the data directory.
 //!
-//! Writes go through one writer thread that commits whatever has queued up
-//! in a single durable transaction (group commit): each write is
-//! acknowledged only after the fsync that makes it survive `kill -9`, and
+//! Writes go through one writer thread (`writer.rs`) that commits whatever
+//! has queued up in a single durable transaction (group commit): each write
+//! is acknowledged only after the fsync that makes it survive `kill -9`, and
 //! concurrent writers share that fsync. Reads run on tokio's blocking pool
 //! in their own MVCC snapshots and never wait for the writer.
 //!
@@ -10,11 +10,8 @@
 //! expiry lets the writer drop expired entries a batch at a time, and reads
 //! treat an expired entry as absent, so no read scans anything.
 
-use super::{
-    Applied, KvBackend, KvFailure, KvFuture, Page, Quota, Usage, Write, entry_bytes, parse_counter,
-};
-use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransaction};
-use std::collections::HashMap;
+use super::{Applied, KvBackend, KvFailure, KvFuture, Page, Quota, Usage, Write};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
@@ -23,19 +20,19 @@ use tokio::sync::{mpsc, oneshot};
 
 /// `(namespace, key)` -> expiry in ms since the epoch (0: never), little
 /// endian, then the value.
-const ENTRIES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("entries");
+pub(super) const ENTRIES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("entries");
 /// `(expiry, namespace, key)` for every entry that expires.
-const EXPIRY: TableDefinition<(u64, &str, &str), ()> = TableDefinition::new("expiry");
+pub(super) const EXPIRY: TableDefinition<(u64, &str, &str), ()> = TableDefinition::new("expiry");
 /// `namespace` -> (keys, bytes).
-const USAGE: TableDefinition<&str, (u64, u64)> = TableDefinition::new("usage");
+pub(super) const USAGE: TableDefinition<&str, (u64, u64)> = TableDefinition::new("usage");
 
 /// Writes waiting for the writer; senders wait beyond (backpressure on guests).
 const QUEUED_WRITES: usize = 1024;
 /// Jobs committed together at most.
-const BATCH: usize = 256;
+pub(super) const BATCH: usize = 256;
 /// How often expired entries are removed, and how many at a time.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
-const SWEEP_BATCH: usize = 1000;
+pub(super) const SWEEP_BATCH: usize = 1000;
 /// redb's page cache.
 const CACHE_BYTES: usize = 64 << 20;
 
@@ -45,7 +42,7 @@ pub(crate) struct Embedded {
     writer: mpsc::Sender<Job>,
 }
 
-enum Job {
+pub(super) enum Job {
     Apply {
         namespace: String,
         writes: Vec<Write>,
@@ -57,14 +54,14 @@ enum Job {
 
 /// A stored entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Record {
+pub(super) struct Record {
     /// Ms since the epoch; 0: never.
-    expires_at: u64,
-    value: Vec<u8>,
+    pub(super) expires_at: u64,
+    pub(super) value: Vec<u8>,
 }
 
 impl Record {
-    fn decode(raw: &[u8]) -> Record {
+    pub(super) fn decode(raw: &[u8]) -> Record {
         let (expiry, value) = raw.split_at(raw.len().min(8));
         let mut bytes = [0u8; 8];
         bytes[..expiry.len()].copy_from_slice(expiry);
@@ -74,26 +71,26 @@ impl Record {
         }
     }
 
-    fn encode(&self) -> Vec<u8> {
+    pub(super) fn encode(&self) -> Vec<u8> {
         let mut raw = Vec::with_capacity(8 + self.value.len());
         raw.extend_from_slice(&self.expires_at.to_le_bytes());
         raw.extend_from_slice(&self.value);
         raw
     }
 
-    fn live(&self, now: u64) -> bool {
+    pub(super) fn live(&self, now: u64) -> bool {
         self.expires_at == 0 || self.expires_at > now
     }
 }
 
-fn now_ms() -> u64 {
+pub(super) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|since| since.as_millis() as u64)
         .unwrap_or(0)
 }
 
-fn unavailable(err: impl std::fmt::Display) -> KvFailure {
+pub(super) fn unavailable(err: impl std::fmt::Display) -> KvFailure {
     KvFailure::Unavailable(err.to_string())
 }
 
@@ -115,7 +112,7 @@ impl Embedded {
         let writer_db = db.clone();
         std::thread::Builder::new()
             .name("kv-writer".into())
-            .spawn(move || write_loop(&writer_db, jobs))
+            .spawn(move || super::writer::write_loop(&writer_db, jobs))
             .context("cannot start the key-value writer")?;
         let sweeps = writer.downgrade();
         std::thread::Builder::new()
@@ -270,263 +267,6 @@ impl KvBackend for Embedded {
             .await
             .map_err(unavailable)?
         })
-    }
-}
-
-/// The writer: take what has queued, apply it in one transaction, commit
-/// durably, then answer every job.
-fn write_loop(db: &Database, mut jobs: mpsc::Receiver<Job>) {
-    while let Some(first) = jobs.blocking_recv() {
-        let mut batch = vec![first];
-        while batch.len() < BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        let mut replies = Vec::with_capacity(batch.len());
-        let committed = db.begin_write().map_err(unavailable).and_then(|txn| {
-            {
-                let mut tables = Tables::open(&txn)?;
-                for job in batch {
-                    match job {
-                        Job::Apply {
-                            namespace,
-                            writes,
-                            quota,
-                            reply,
-                        } => {
-                            let outcome = tables.apply(&namespace, &writes, quota, now_ms());
-                            // A store error may leave the job half written:
-                            // nothing of the batch is committed then.
-                            if let Err(failure @ KvFailure::Unavailable(_)) = &outcome {
-                                return Err(failure.clone());
-                            }
-                            replies.push((reply, outcome));
-                        }
-                        Job::Sweep => {
-                            if let Err(err) = tables.sweep(now_ms()) {
-                                tracing::warn!(%err, "key-value expiry failed");
-                            }
-                        }
-                    }
-                }
-            }
-            txn.commit().map_err(unavailable)
-        });
-        for (reply, outcome) in replies {
-            let answer = match &committed {
-                Ok(()) => outcome,
-                Err(failure) => Err(failure.clone()),
-            };
-            // The caller may have gone (its request ended): the write stands.
-            let _ = reply.send(answer);
-        }
-        if let Err(err) = committed {
-            tracing::error!(%err, "key-value commit failed");
-        }
-    }
-}
-
-/// The tables of one write transaction.
-struct Tables<'txn> {
-    entries: Table<'txn, (&'static str, &'static str), &'static [u8]>,
-    expiry: Table<'txn, (u64, &'static str, &'static str), ()>,
-    usage: Table<'txn, &'static str, (u64, u64)>,
-}
-
-/// A key a job touches: what is stored, and what it will be.
-struct Touched {
-    before: Option<Record>,
-    after: Option<Record>,
-}
-
-impl<'txn> Tables<'txn> {
-    fn open(txn: &'txn WriteTransaction) -> Result<Tables<'txn>, KvFailure> {
-        Ok(Tables {
-            entries: txn.open_table(ENTRIES).map_err(unavailable)?,
-            expiry: txn.open_table(EXPIRY).map_err(unavailable)?,
-            usage: txn.open_table(USAGE).map_err(unavailable)?,
-        })
-    }
-
-    fn stored(&self, namespace: &str, key: &str) -> Result<Option<Record>, KvFailure> {
-        let found = self.entries.get((namespace, key)).map_err(unavailable)?;
-        Ok(found.map(|raw| Record::decode(raw.value())))
-    }
-
-    /// One job, all or nothing: work out every key's new value first, check
-    /// the quota, then write.
-    fn apply(
-        &mut self,
-        namespace: &str,
-        writes: &[Write],
-        quota: Quota,
-        now: u64,
-    ) -> Result<Vec<Applied>, KvFailure> {
-        let mut touched: HashMap<&str, Touched> = HashMap::new();
-        let mut applied = Vec::with_capacity(writes.len());
-        for write in writes {
-            let key = write.key();
-            if !touched.contains_key(key) {
-                let before = self.stored(namespace, key)?;
-                let after = before.clone().filter(|record| record.live(now));
-                touched.insert(key, Touched { before, after });
-            }
-            let Some(entry) = touched.get_mut(key) else {
-                continue;
-            };
-            let current = &mut entry.after;
-            applied.push(match write {
-                Write::Set { value, ttl, .. } => {
-                    let expires_at =
-                        ttl.map_or(0, |ttl| now.saturating_add(ttl.as_millis() as u64).max(1));
-                    *current = Some(Record {
-                        expires_at,
-                        value: value.clone(),
-                    });
-                    Applied::Stored
-                }
-                Write::Delete { .. } => Applied::Deleted(current.take().is_some()),
-                Write::Increment { delta, .. } => {
-                    let (old, expires_at) = match current {
-                        Some(record) => (parse_counter(&record.value)?, record.expires_at),
-                        None => (0, 0),
-                    };
-                    let new = old.checked_add(*delta).ok_or_else(|| {
-                        KvFailure::Invalid("the increment overflows a 64-bit integer".to_owned())
-                    })?;
-                    *current = Some(Record {
-                        expires_at,
-                        value: new.to_string().into_bytes(),
-                    });
-                    Applied::Counter(new)
-                }
-                Write::CompareAndSwap { expected, new, .. } => {
-                    let matches = current.as_ref().map(|record| &record.value) == expected.as_ref();
-                    if matches {
-                        *current = new.clone().map(|value| Record {
-                            expires_at: 0,
-                            value,
-                        });
-                    }
-                    Applied::Swapped(matches)
-                }
-            });
-        }
-        let size = |key: &str, record: &Option<Record>| {
-            record
-                .as_ref()
-                .map_or(0, |record| entry_bytes(key, &record.value))
-        };
-        let (mut keys_delta, mut bytes_delta) = (0i64, 0i64);
-        for (key, entry) in &touched {
-            keys_delta += i64::from(entry.after.is_some()) - i64::from(entry.before.is_some());
-            bytes_delta += size(key, &entry.after) as i64 - size(key, &entry.before) as i64;
-        }
-        let usage = self.usage_of(namespace)?;
-        let keys = usage.keys.saturating_add_signed(keys_delta);
-        let bytes = usage.bytes.saturating_add_signed(bytes_delta);
-        if keys_delta > 0 && keys > quota.max_keys {
-            return Err(KvFailure::Quota(format!(
-                "the app's store would hold {keys} keys, over its kv_max_keys of {}",
-                quota.max_keys
-            )));
-        }
-        if bytes_delta > 0 && bytes > quota.max_bytes {
-            return Err(KvFailure::Quota(format!(
-                "the app's store would hold {bytes} bytes, over its kv_max_bytes of {}",
-                quota.max_bytes
-            )));
-        }
-        for (key, entry) in touched {
-            if entry.before == entry.after {
-                continue;
-            }
-            if let Some(before) = &entry.before
-                && before.expires_at != 0
-            {
-                self.expiry
-                    .remove((before.expires_at, namespace, key))
-                    .map_err(unavailable)?;
-            }
-            match &entry.after {
-                Some(after) => {
-                    self.entries
-                        .insert((namespace, key), after.encode().as_slice())
-                        .map_err(unavailable)?;
-                    if after.expires_at != 0 {
-                        self.expiry
-                            .insert((after.expires_at, namespace, key), ())
-                            .map_err(unavailable)?;
-                    }
-                }
-                None => {
-                    self.entries.remove((namespace, key)).map_err(unavailable)?;
-                }
-            }
-        }
-        self.set_usage(namespace, Usage { keys, bytes })?;
-        Ok(applied)
-    }
-
-    fn usage_of(&self, namespace: &str) -> Result<Usage, KvFailure> {
-        let found = self.usage.get(namespace).map_err(unavailable)?;
-        Ok(found
-            .map(|row| {
-                let (keys, bytes) = row.value();
-                Usage { keys, bytes }
-            })
-            .unwrap_or_default())
-    }
-
-    fn set_usage(&mut self, namespace: &str, usage: Usage) -> Result<(), KvFailure> {
-        if usage.keys == 0 {
-            self.usage.remove(namespace).map_err(unavailable)?;
-        } else {
-            self.usage
-                .insert(namespace, (usage.keys, usage.bytes))
-                .map_err(unavailable)?;
-        }
-        Ok(())
-    }
-
-    /// Remove up to a batch of expired entries.
-    fn sweep(&mut self, now: u64) -> Result<(), KvFailure> {
-        let mut due = Vec::new();
-        for item in self
-            .expiry
-            .range::<(u64, &str, &str)>(..=(now, "\u{10FFFF}", "\u{10FFFF}"))
-            .map_err(unavailable)?
-            .take(SWEEP_BATCH)
-        {
-            let (key, _) = item.map_err(unavailable)?;
-            let (at, namespace, name) = key.value();
-            due.push((at, namespace.to_owned(), name.to_owned()));
-        }
-        for (at, namespace, key) in due {
-            self.expiry
-                .remove((at, namespace.as_str(), key.as_str()))
-                .map_err(unavailable)?;
-            let Some(record) = self.stored(&namespace, &key)? else {
-                continue;
-            };
-            if record.expires_at != at {
-                continue;
-            }
-            self.entries
-                .remove((namespace.as_str(), key.as_str()))
-                .map_err(unavailable)?;
-            let usage = self.usage_of(&namespace)?;
-            self.set_usage(
-                &namespace,
-                Usage {
-                    keys: usage.keys.saturating_sub(1),
-                    bytes: usage.bytes.saturating_sub(entry_bytes(&key, &record.value)),
-                },
-            )?;
-        }
-        Ok(())
     }
 }
 

@@ -6,7 +6,7 @@
 //! they run, since a tick boundary falls inside them that often, plus a
 //! fixed cost for the host's own work on each.
 
-use super::store::EPOCH_TICK;
+use super::engine::EPOCH_TICK;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 

@@ -1,9 +1,12 @@
 //! The one wasmtime `Engine`: the pooling allocator sized for the host's
 //! instances, and the epoch ticker that CPU limits count on.
 
-use super::store::EPOCH_TICK;
 use anyhow::{Context, Result};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the epoch advances: the granularity of CPU accounting and of
+/// the slices a busy guest runs for before it yields to other tasks.
+pub(crate) const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Bytes of each pool slot kept resident and reset in place between instances.
 const KEEP_RESIDENT: usize = 1 << 20;

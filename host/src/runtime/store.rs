@@ -4,6 +4,7 @@
 //! which capabilities exist).
 
 use super::cpu_share::CpuShare;
+use super::engine::EPOCH_TICK;
 use super::guest_log::{GuestLog, LogBudget};
 use super::share::InstanceSlot;
 use crate::config::Limits;
@@ -14,10 +15,6 @@ use std::time::Duration;
 use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-
-/// How often the epoch advances: the granularity of CPU accounting and of
-/// the slices a busy guest runs for before it yields to other tasks.
-pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Bytes the host copies for a guest that count as one tick of its CPU
 /// time (a copy of this size takes about a millisecond here).

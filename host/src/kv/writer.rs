@@ -1,0 +1,269 @@
+//! The embedded store's writer: one thread that applies every queued job
+//! in one durable transaction (group commit), all or nothing per job, with
+//! each namespace's quota checked in the transaction that would pass it,
+//! and that removes expired entries a batch at a time.
+
+use super::embedded::{
+    BATCH, ENTRIES, EXPIRY, Job, Record, SWEEP_BATCH, USAGE, now_ms, unavailable,
+};
+use super::{Applied, KvFailure, Quota, Usage, Write, entry_bytes, parse_counter};
+use redb::{Database, ReadableTable, Table, WriteTransaction};
+use std::collections::HashMap;
+use tokio::sync::mpsc;
+
+/// The writer: take what has queued, apply it in one transaction, commit
+/// durably, then answer every job.
+pub(super) fn write_loop(db: &Database, mut jobs: mpsc::Receiver<Job>) {
+    while let Some(first) = jobs.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut replies = Vec::with_capacity(batch.len());
+        let committed = db.begin_write().map_err(unavailable).and_then(|txn| {
+            {
+                let mut tables = Tables::open(&txn)?;
+                for job in batch {
+                    match job {
+                        Job::Apply {
+                            namespace,
+                            writes,
+                            quota,
+                            reply,
+                        } => {
+                            let outcome = tables.apply(&namespace, &writes, quota, now_ms());
+                            // A store error may leave the job half written:
+                            // nothing of the batch is committed then.
+                            if let Err(failure @ KvFailure::Unavailable(_)) = &outcome {
+                                return Err(failure.clone());
+                            }
+                            replies.push((reply, outcome));
+                        }
+                        Job::Sweep => {
+                            if let Err(err) = tables.sweep(now_ms()) {
+                                tracing::warn!(%err, "key-value expiry failed");
+                            }
+                        }
+                    }
+                }
+            }
+            txn.commit().map_err(unavailable)
+        });
+        for (reply, outcome) in replies {
+            let answer = match &committed {
+                Ok(()) => outcome,
+                Err(failure) => Err(failure.clone()),
+            };
+            // The caller may have gone (its request ended): the write stands.
+            let _ = reply.send(answer);
+        }
+        if let Err(err) = committed {
+            tracing::error!(%err, "key-value commit failed");
+        }
+    }
+}
+
+/// The tables of one write transaction.
+struct Tables<'txn> {
+    entries: Table<'txn, (&'static str, &'static str), &'static [u8]>,
+    expiry: Table<'txn, (u64, &'static str, &'static str), ()>,
+    usage: Table<'txn, &'static str, (u64, u64)>,
+}
+
+/// A key a job touches: what is stored, and what it will be.
+struct Touched {
+    before: Option<Record>,
+    after: Option<Record>,
+}
+
+impl<'txn> Tables<'txn> {
+    fn open(txn: &'txn WriteTransaction) -> Result<Tables<'txn>, KvFailure> {
+        Ok(Tables {
+            entries: txn.open_table(ENTRIES).map_err(unavailable)?,
+            expiry: txn.open_table(EXPIRY).map_err(unavailable)?,
+            usage: txn.open_table(USAGE).map_err(unavailable)?,
+        })
+    }
+
+    fn stored(&self, namespace: &str, key: &str) -> Result<Option<Record>, KvFailure> {
+        let found = self.entries.get((namespace, key)).map_err(unavailable)?;
+        Ok(found.map(|raw| Record::decode(raw.value())))
+    }
+
+    /// One job, all or nothing: work out every key's new value first, check
+    /// the quota, then write.
+    fn apply(
+        &mut self,
+        namespace: &str,
+        writes: &[Write],
+        quota: Quota,
+        now: u64,
+    ) -> Result<Vec<Applied>, KvFailure> {
+        let mut touched: HashMap<&str, Touched> = HashMap::new();
+        let mut applied = Vec::with_capacity(writes.len());
+        for write in writes {
+            let key = write.key();
+            if !touched.contains_key(key) {
+                let before = self.stored(namespace, key)?;
+                let after = before.clone().filter(|record| record.live(now));
+                touched.insert(key, Touched { before, after });
+            }
+            let Some(entry) = touched.get_mut(key) else {
+                continue;
+            };
+            let current = &mut entry.after;
+            applied.push(match write {
+                Write::Set { value, ttl, .. } => {
+                    let expires_at =
+                        ttl.map_or(0, |ttl| now.saturating_add(ttl.as_millis() as u64).max(1));
+                    *current = Some(Record {
+                        expires_at,
+                        value: value.clone(),
+                    });
+                    Applied::Stored
+                }
+                Write::Delete { .. } => Applied::Deleted(current.take().is_some()),
+                Write::Increment { delta, .. } => {
+                    let (old, expires_at) = match current {
+                        Some(record) => (parse_counter(&record.value)?, record.expires_at),
+                        None => (0, 0),
+                    };
+                    let new = old.checked_add(*delta).ok_or_else(|| {
+                        KvFailure::Invalid("the increment overflows a 64-bit integer".to_owned())
+                    })?;
+                    *current = Some(Record {
+                        expires_at,
+                        value: new.to_string().into_bytes(),
+                    });
+                    Applied::Counter(new)
+                }
+                Write::CompareAndSwap { expected, new, .. } => {
+                    let matches = current.as_ref().map(|record| &record.value) == expected.as_ref();
+                    if matches {
+                        *current = new.clone().map(|value| Record {
+                            expires_at: 0,
+                            value,
+                        });
+                    }
+                    Applied::Swapped(matches)
+                }
+            });
+        }
+        let size = |key: &str, record: &Option<Record>| {
+            record
+                .as_ref()
+                .map_or(0, |record| entry_bytes(key, &record.value))
+        };
+        let (mut keys_delta, mut bytes_delta) = (0i64, 0i64);
+        for (key, entry) in &touched {
+            keys_delta += i64::from(entry.after.is_some()) - i64::from(entry.before.is_some());
+            bytes_delta += size(key, &entry.after) as i64 - size(key, &entry.before) as i64;
+        }
+        let usage = self.usage_of(namespace)?;
+        let keys = usage.keys.saturating_add_signed(keys_delta);
+        let bytes = usage.bytes.saturating_add_signed(bytes_delta);
+        if keys_delta > 0 && keys > quota.max_keys {
+            return Err(KvFailure::Quota(format!(
+                "the app's store would hold {keys} keys, over its kv_max_keys of {}",
+                quota.max_keys
+            )));
+        }
+        if bytes_delta > 0 && bytes > quota.max_bytes {
+            return Err(KvFailure::Quota(format!(
+                "the app's store would hold {bytes} bytes, over its kv_max_bytes of {}",
+                quota.max_bytes
+            )));
+        }
+        for (key, entry) in touched {
+            if entry.before == entry.after {
+                continue;
+            }
+            if let Some(before) = &entry.before
+                && before.expires_at != 0
+            {
+                self.expiry
+                    .remove((before.expires_at, namespace, key))
+                    .map_err(unavailable)?;
+            }
+            match &entry.after {
+                Some(after) => {
+                    self.entries
+                        .insert((namespace, key), after.encode().as_slice())
+                        .map_err(unavailable)?;
+                    if after.expires_at != 0 {
+                        self.expiry
+                            .insert((after.expires_at, namespace, key), ())
+                            .map_err(unavailable)?;
+                    }
+                }
+                None => {
+                    self.entries.remove((namespace, key)).map_err(unavailable)?;
+                }
+            }
+        }
+        self.set_usage(namespace, Usage { keys, bytes })?;
+        Ok(applied)
+    }
+
+    fn usage_of(&self, namespace: &str) -> Result<Usage, KvFailure> {
+        let found = self.usage.get(namespace).map_err(unavailable)?;
+        Ok(found
+            .map(|row| {
+                let (keys, bytes) = row.value();
+                Usage { keys, bytes }
+            })
+            .unwrap_or_default())
+    }
+
+    fn set_usage(&mut self, namespace: &str, usage: Usage) -> Result<(), KvFailure> {
+        if usage.keys == 0 {
+            self.usage.remove(namespace).map_err(unavailable)?;
+        } else {
+            self.usage
+                .insert(namespace, (usage.keys, usage.bytes))
+                .map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
+    /// Remove up to a batch of expired entries.
+    fn sweep(&mut self, now: u64) -> Result<(), KvFailure> {
+        let mut due = Vec::new();
+        for item in self
+            .expiry
+            .range::<(u64, &str, &str)>(..=(now, "\u{10FFFF}", "\u{10FFFF}"))
+            .map_err(unavailable)?
+            .take(SWEEP_BATCH)
+        {
+            let (key, _) = item.map_err(unavailable)?;
+            let (at, namespace, name) = key.value();
+            due.push((at, namespace.to_owned(), name.to_owned()));
+        }
+        for (at, namespace, key) in due {
+            self.expiry
+                .remove((at, namespace.as_str(), key.as_str()))
+                .map_err(unavailable)?;
+            let Some(record) = self.stored(&namespace, &key)? else {
+                continue;
+            };
+            if record.expires_at != at {
+                continue;
+            }
+            self.entries
+                .remove((namespace.as_str(), key.as_str()))
+                .map_err(unavailable)?;
+            let usage = self.usage_of(&namespace)?;
+            self.set_usage(
+                &namespace,
+                Usage {
+                    keys: usage.keys.saturating_sub(1),
+                    bytes: usage.bytes.saturating_sub(entry_bytes(&key, &record.value)),
+                },
+            )?;
+        }
+        Ok(())
+    }
+}
