@@ -91,9 +91,16 @@ impl<H: Send + 'static> Runtime<H> {
             })?;
         let kind = ComponentKind::of(&component, &self.engine);
         let guest = match kind {
-            ComponentKind::Squall => {
-                Guest::Squall(crate::bindings::AppPre::new(pre).map_err(anyhow::Error::from)?)
-            }
+            ComponentKind::Squall => Guest::Squall(
+                crate::bindings::AppPre::new(pre)
+                    .map_err(anyhow::Error::from)
+                    .with_context(|| {
+                        format!(
+                            "app {name:?} lacks an export of squall:app@0.1.0 (built with an older \
+                             squall-sdk? rebuild it with `squall build`)"
+                        )
+                    })?,
+            ),
             ComponentKind::WasiHttp2 => Guest::Standard(ProxyPre::P2(
                 wasmtime_wasi_http::p2::bindings::ProxyPre::new(pre)
                     .map_err(anyhow::Error::from)?,
