@@ -129,6 +129,33 @@ async fn squall_new_scaffolds_a_crate_that_serves_as_is() {
     assert!(!again.status.success());
 }
 
+#[tokio::test]
+async fn limits_can_be_given_on_the_command_line() {
+    let server = Server::start_flags(&hello_wasm(), &["--timeout", "300ms", "--memory", "32MiB"]);
+    let started = std::time::Instant::now();
+    let slow = client()
+        .get(server.url("/sleep/5000"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(slow.status(), 504);
+    assert!(started.elapsed() < Duration::from_secs(4));
+    let fast = client().get(server.url("/hello/you")).send().await.unwrap();
+    assert_eq!(fast.status(), 200);
+
+    let refused = squall()
+        .args(["serve", "--timeout", "soon"])
+        .arg(hello_wasm())
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("--timeout") && stderr.contains("soon"),
+        "{stderr}"
+    );
+}
+
 /// `squall new --template TEMPLATE` in a directory outside the checkout.
 fn scaffold(dir: &Path, template: &str) -> std::path::PathBuf {
     let krate = dir.join(format!("my-{template}"));

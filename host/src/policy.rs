@@ -84,6 +84,13 @@ impl OutboundPolicy {
 }
 
 impl OutboundPolicy {
+    /// This policy with `more` rules besides its own.
+    pub(crate) fn with(&self, more: &[OutboundRule]) -> OutboundPolicy {
+        let mut rules = self.rules.clone();
+        rules.extend_from_slice(more);
+        OutboundPolicy { rules }
+    }
+
     /// The rules as written (`https://api.example.com`, `http://*.x.com:*`).
     pub(crate) fn patterns(&self) -> Vec<String> {
         self.rules.iter().map(OutboundRule::pattern).collect()

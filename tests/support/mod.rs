@@ -106,6 +106,15 @@ impl Server {
         Server::spawn(command, arg, Some(dir))
     }
 
+    /// `squall serve FLAGS... ARG --listen 127.0.0.1:0`.
+    pub fn start_flags(arg: &Path, flags: &[&str]) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut command = squall();
+        command.arg("serve").args(flags);
+        command.arg("--data-dir").arg(dir.path().join("data"));
+        Server::spawn(command, arg, Some(dir))
+    }
+
     /// `squall serve ARG --listen 127.0.0.1:0` keeping its state in
     /// `data_dir` (to serve again from the same state).
     pub fn start_in(arg: &Path, data_dir: &Path) -> Server {

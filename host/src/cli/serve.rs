@@ -22,6 +22,41 @@ pub(super) struct ServeArgs {
     /// manifest's `data_dir`, else .squall/data beside the manifest].
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Every app's wall-clock time per request (`5s`, `500ms`), as the
+    /// manifest's `timeout`.
+    #[arg(long, value_parser = crate::config::parse_duration)]
+    timeout: Option<std::time::Duration>,
+    /// Every app's CPU time per request, as the manifest's `cpu_time`.
+    #[arg(long, value_parser = crate::config::parse_duration)]
+    cpu_time: Option<std::time::Duration>,
+    /// Every app's linear memory (`16MiB`), as the manifest's `memory`.
+    #[arg(long, value_parser = crate::config::parse_size)]
+    memory: Option<u64>,
+    /// A destination fetch may reach (`https://api.example.com`,
+    /// `http://127.0.0.1:*`), added to every app's `outbound`; repeat it
+    /// for more.
+    #[arg(long = "outbound", value_parser = crate::policy::OutboundRule::parse)]
+    outbound: Vec<crate::policy::OutboundRule>,
+}
+
+impl ServeArgs {
+    /// The manifest's keys given on the command line, for every app.
+    fn apply_limits(&self, manifest: &mut Manifest) {
+        for app in &mut manifest.apps {
+            if let Some(timeout) = self.timeout {
+                app.limits.timeout = timeout;
+            }
+            if let Some(cpu_time) = self.cpu_time {
+                app.limits.cpu_time = cpu_time;
+            }
+            if let Some(memory) = self.memory {
+                app.limits.memory = memory;
+            }
+            if !self.outbound.is_empty() {
+                app.outbound = app.outbound.with(&self.outbound);
+            }
+        }
+    }
 }
 
 pub(super) fn run(args: ServeArgs) -> Result<()> {
@@ -29,9 +64,10 @@ pub(super) fn run(args: ServeArgs) -> Result<()> {
     if let Some(listen) = args.listen {
         manifest.server.listen = listen;
     }
-    if let Some(data_dir) = args.data_dir {
-        manifest.server.data_dir = data_dir;
+    if let Some(data_dir) = &args.data_dir {
+        manifest.server.data_dir = data_dir.clone();
     }
+    args.apply_limits(&mut manifest);
     let apps = Apps::load(&manifest, |app| component_for(&app.source))?;
     let router = Arc::new(apps.router()?);
 

@@ -23,7 +23,8 @@ pub(crate) use app::{AppConfig, Limits, WebSocketMode, WebSocketRoute};
 pub(crate) use server::ServerConfig;
 pub(crate) use settings::Settings;
 #[cfg(test)]
-use values::{parse_duration, parse_percent, parse_size};
+use values::parse_percent;
+pub(crate) use values::{parse_duration, parse_size};
 
 use crate::policy::{OutboundPolicy, TopicPolicy};
 use crate::routes::{Claim, RouteTable};
