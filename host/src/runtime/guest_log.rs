@@ -67,26 +67,27 @@ impl LogBudget {
 }
 
 /// A guest output stream (`stdout` or `stderr`) that writes to `tracing`.
-#[derive(Debug, Clone)]
+/// Every handle the guest opens on it shares one partial line, so output
+/// written in pieces (or through several handles) is logged as the lines
+/// the guest wrote, empty ones included; what is left without a newline is
+/// logged when the request's store goes.
+#[derive(Clone)]
 pub(crate) struct GuestLog {
-    name: &'static str,
-    budget: Arc<LogBudget>,
+    lines: Arc<Lines>,
 }
 
 impl GuestLog {
     /// Standard output, within `budget`.
     pub(crate) fn stdout(budget: Arc<LogBudget>) -> Self {
         GuestLog {
-            name: "stdout",
-            budget,
+            lines: Arc::new(Lines::new("stdout", budget)),
         }
     }
 
     /// Standard error, within `budget`.
     pub(crate) fn stderr(budget: Arc<LogBudget>) -> Self {
         GuestLog {
-            name: "stderr",
-            budget,
+            lines: Arc::new(Lines::new("stderr", budget)),
         }
     }
 }
@@ -99,58 +100,95 @@ impl IsTerminal for GuestLog {
 
 impl StdoutStream for GuestLog {
     fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
-        Box::new(LineLogger::new(self.name, self.budget.clone()))
+        Box::new(LineLogger {
+            lines: self.lines.clone(),
+        })
     }
 
     fn p2_stream(&self) -> Box<dyn OutputStream> {
-        Box::new(LineLogger::new(self.name, self.budget.clone()))
+        Box::new(LineLogger {
+            lines: self.lines.clone(),
+        })
     }
 }
 
-struct LineLogger {
+/// One stream's partial line, shared by its handles.
+struct Lines {
     name: &'static str,
-    line: Vec<u8>,
+    line: std::sync::Mutex<Vec<u8>>,
     budget: Arc<LogBudget>,
+    /// What was logged, for the tests.
+    #[cfg(test)]
+    logged: std::sync::Mutex<Vec<String>>,
+}
+
+impl Lines {
+    fn new(name: &'static str, budget: Arc<LogBudget>) -> Self {
+        Lines {
+            name,
+            line: std::sync::Mutex::new(Vec::new()),
+            budget,
+            #[cfg(test)]
+            logged: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    fn push(&self, bytes: &[u8]) {
+        let bytes = &bytes[..self.budget.take(bytes.len())];
+        let mut line = self
+            .line
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        for &byte in bytes {
+            if byte == b'\n' {
+                self.emit(&line);
+                line.clear();
+                continue;
+            }
+            if line.len() >= MAX_LINE {
+                self.emit(&line);
+                line.clear();
+            }
+            line.push(byte);
+        }
+    }
+
+    fn emit(&self, line: &[u8]) {
+        let mut text = String::from_utf8_lossy(line);
+        for secret in self.budget.redact.iter() {
+            if text.contains(secret.as_str()) {
+                text = text.replace(secret.as_str(), "[redacted]").into();
+            }
+        }
+        tracing::info!(target: "squall::guest", stream = self.name, "{text}");
+        #[cfg(test)]
+        if let Ok(mut logged) = self.logged.lock() {
+            logged.push(text.into_owned());
+        }
+    }
+}
+
+impl Drop for Lines {
+    fn drop(&mut self) {
+        let line = std::mem::take(
+            self.line
+                .get_mut()
+                .unwrap_or_else(|poison| poison.into_inner()),
+        );
+        if !line.is_empty() {
+            self.emit(&line);
+        }
+    }
+}
+
+/// One handle on a stream.
+struct LineLogger {
+    lines: Arc<Lines>,
 }
 
 impl LineLogger {
-    fn new(name: &'static str, budget: Arc<LogBudget>) -> Self {
-        LineLogger {
-            name,
-            line: Vec::new(),
-            budget,
-        }
-    }
-
     fn push(&mut self, bytes: &[u8]) {
-        let bytes = &bytes[..self.budget.take(bytes.len())];
-        for &byte in bytes {
-            if byte == b'\n' || self.line.len() >= MAX_LINE {
-                self.emit();
-            }
-            if byte != b'\n' {
-                self.line.push(byte);
-            }
-        }
-    }
-
-    fn emit(&mut self) {
-        if !self.line.is_empty() {
-            let mut text = String::from_utf8_lossy(&self.line);
-            for secret in self.budget.redact.iter() {
-                if text.contains(secret.as_str()) {
-                    text = text.replace(secret.as_str(), "[redacted]").into();
-                }
-            }
-            tracing::info!(target: "squall::guest", stream = self.name, "{text}");
-            self.line.clear();
-        }
-    }
-}
-
-impl Drop for LineLogger {
-    fn drop(&mut self) {
-        self.emit();
+        self.lines.push(bytes);
     }
 }
 
@@ -207,13 +245,51 @@ mod tests {
         assert_eq!(hits.count(Limit::LogBytes), 1, "counted once per request");
     }
 
-    #[test]
-    fn lines_are_split_at_newlines_and_kept_short() {
+    fn lines() -> Arc<Lines> {
         let hits = Arc::new(LimitHits::new("app"));
-        let mut logger = LineLogger::new("stdout", LogBudget::new(1 << 20, hits, Arc::from([])));
-        logger.push(b"one\ntw");
-        assert_eq!(logger.line, b"tw");
-        logger.push(&vec![b'x'; MAX_LINE + 10]);
-        assert!(logger.line.len() <= MAX_LINE);
+        Arc::new(Lines::new(
+            "stdout",
+            LogBudget::new(1 << 20, hits, Arc::from(["hunter2".to_owned()])),
+        ))
+    }
+
+    fn logged(lines: &Lines) -> Vec<String> {
+        lines.logged.lock().expect("not poisoned").clone()
+    }
+
+    #[test]
+    fn pieces_through_several_handles_make_one_line_and_empty_lines_stay() {
+        let lines = lines();
+        let mut first = LineLogger {
+            lines: lines.clone(),
+        };
+        first.push(b"start a print ");
+        for digit in [b"1", b"2", b"3", b"4"] {
+            // A new handle for each write, as a guest that asks for stdout
+            // every time does.
+            LineLogger {
+                lines: lines.clone(),
+            }
+            .push(digit);
+        }
+        first.push(b"\n\nnext\n");
+        assert_eq!(logged(&lines), ["start a print 1234", "", "next"]);
+    }
+
+    #[test]
+    fn long_lines_are_split_secrets_hidden_and_the_rest_logged_at_the_end() {
+        let lines = lines();
+        LineLogger {
+            lines: lines.clone(),
+        }
+        .push(&vec![b'x'; MAX_LINE + 10]);
+        assert_eq!(logged(&lines).len(), 1, "a full line is logged at once");
+        LineLogger {
+            lines: lines.clone(),
+        }
+        .push(b"\nthe key is hunter2\nno newline");
+        assert_eq!(logged(&lines)[2], "the key is [redacted]");
+        let partial = lines.line.lock().expect("not poisoned").clone();
+        assert_eq!(partial, b"no newline", "kept until the store goes");
     }
 }
