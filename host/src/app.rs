@@ -79,11 +79,10 @@ impl App {
                 let prefix = websocket_prefix(pattern);
                 // A manifest route that covers it sets its mode and limits.
                 let known = app.websockets.iter().any(|route| {
-                    route.routes.iter().any(|route| {
-                        route == "/"
-                            || prefix == *route
-                            || prefix.starts_with(&format!("{}/", route.trim_end_matches('/')))
-                    })
+                    route
+                        .routes
+                        .iter()
+                        .any(|route| crate::routes::prefix_matches(route, &prefix))
                 });
                 if !known {
                     app.websockets.push(WebSocketRoute::declared(prefix));

@@ -97,13 +97,7 @@ impl Server {
     /// `squall serve ARG --listen 127.0.0.1:0`, its durable state in a
     /// directory of its own.
     pub fn start(arg: &Path) -> Server {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut command = squall();
-        command
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(dir.path().join("data"));
-        Server::spawn(command, arg, Some(dir))
+        Server::start_flags(arg, &[])
     }
 
     /// `squall serve FLAGS... ARG --listen 127.0.0.1:0`.

@@ -134,23 +134,47 @@ impl Embedded {
     }
 
     /// Run `read` in a snapshot, off the event loop.
+    fn snapshot<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&redb::ReadTransaction, u64) -> Result<T, KvFailure> + Send + 'static,
+    ) -> KvFuture<'_, T> {
+        let db = self.db.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let snapshot = db.begin_read().map_err(unavailable)?;
+                read(&snapshot, now_ms())
+            })
+            .await
+            .map_err(unavailable)?
+        })
+    }
+
+    /// Run `read` on the entries table in a snapshot, off the event loop.
     fn read<T: Send + 'static>(
         &self,
         read: impl FnOnce(&redb::ReadOnlyTable<(&str, &str), &[u8]>, u64) -> Result<T, KvFailure>
         + Send
         + 'static,
     ) -> KvFuture<'_, T> {
-        let db = self.db.clone();
-        Box::pin(async move {
-            tokio::task::spawn_blocking(move || {
-                let snapshot = db.begin_read().map_err(unavailable)?;
-                let entries = snapshot.open_table(ENTRIES).map_err(unavailable)?;
-                read(&entries, now_ms())
-            })
-            .await
-            .map_err(unavailable)?
+        self.snapshot(move |snapshot, now| {
+            let entries = snapshot.open_table(ENTRIES).map_err(unavailable)?;
+            read(&entries, now)
         })
     }
+}
+
+/// What `namespace` holds, from the usage table.
+pub(super) fn usage_in(
+    usage: &impl ReadableTable<&'static str, (u64, u64)>,
+    namespace: &str,
+) -> Result<Usage, KvFailure> {
+    let found = usage.get(namespace).map_err(unavailable)?;
+    Ok(found
+        .map(|row| {
+            let (keys, bytes) = row.value();
+            Usage { keys, bytes }
+        })
+        .unwrap_or_default())
 }
 
 fn live_value(
@@ -251,21 +275,9 @@ impl KvBackend for Embedded {
 
     fn usage(&self, namespace: &str) -> KvFuture<'_, Usage> {
         let namespace = namespace.to_owned();
-        let db = self.db.clone();
-        Box::pin(async move {
-            tokio::task::spawn_blocking(move || {
-                let snapshot = db.begin_read().map_err(unavailable)?;
-                let usage = snapshot.open_table(USAGE).map_err(unavailable)?;
-                let found = usage.get(namespace.as_str()).map_err(unavailable)?;
-                Ok(found
-                    .map(|row| {
-                        let (keys, bytes) = row.value();
-                        Usage { keys, bytes }
-                    })
-                    .unwrap_or_default())
-            })
-            .await
-            .map_err(unavailable)?
+        self.snapshot(move |snapshot, _| {
+            let usage = snapshot.open_table(USAGE).map_err(unavailable)?;
+            usage_in(&usage, &namespace)
         })
     }
 }

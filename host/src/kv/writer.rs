@@ -4,7 +4,7 @@
 //! and that removes expired entries a batch at a time.
 
 use super::embedded::{
-    BATCH, ENTRIES, EXPIRY, Job, Record, SWEEP_BATCH, USAGE, now_ms, unavailable,
+    BATCH, ENTRIES, EXPIRY, Job, Record, SWEEP_BATCH, USAGE, now_ms, unavailable, usage_in,
 };
 use super::{Applied, KvFailure, Quota, Usage, Write, entry_bytes, parse_counter};
 use redb::{Database, ReadableTable, Table, WriteTransaction};
@@ -209,13 +209,7 @@ impl<'txn> Tables<'txn> {
     }
 
     fn usage_of(&self, namespace: &str) -> Result<Usage, KvFailure> {
-        let found = self.usage.get(namespace).map_err(unavailable)?;
-        Ok(found
-            .map(|row| {
-                let (keys, bytes) = row.value();
-                Usage { keys, bytes }
-            })
-            .unwrap_or_default())
+        usage_in(&self.usage, namespace)
     }
 
     fn set_usage(&mut self, namespace: &str, usage: Usage) -> Result<(), KvFailure> {

@@ -64,7 +64,10 @@ pub(crate) fn run(args: &KvArgs) -> Result<()> {
         &script,
         format!("wrk.method = \"PUT\"\nwrk.body = \"{}\"\n", "v".repeat(100)),
     )?;
-    let writes = alternate_script(&servers, "/kv/bench", &script, &args.load)?;
+    let load = &args.load;
+    let writes = tools::alternate_with(&servers, "/kv/bench", load, |url, seconds| {
+        tools::wrk_script(load.core, url, load.connections, seconds, &script)
+    })?;
     println!(
         "set ratio squall/native: throughput {:.2}, p99 {:.2}",
         writes[1].requests_per_second / writes[0].requests_per_second,
@@ -85,50 +88,4 @@ fn fill(url: &str) -> Result<()> {
         bail!("filling answered {code}");
     }
     Ok(())
-}
-
-/// `tools::alternate`, with a wrk script.
-fn alternate_script(
-    servers: &[(&str, &str)],
-    path: &str,
-    script: &std::path::Path,
-    load: &tools::Load,
-) -> Result<Vec<tools::WrkResult>> {
-    for (_, url) in servers {
-        tools::wrk_script(
-            load.core,
-            &format!("{url}{path}"),
-            load.connections,
-            1,
-            script,
-        )?;
-    }
-    let mut runs: Vec<Vec<tools::WrkResult>> = vec![Vec::new(); servers.len()];
-    for round in 1..=load.rounds {
-        for ((name, url), runs) in servers.iter().zip(&mut runs) {
-            let result = tools::wrk_script(
-                load.core,
-                &format!("{url}{path}"),
-                load.connections,
-                load.seconds,
-                script,
-            )?;
-            println!(
-                "  round {round} {name:>8}: {:>9.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  non-2xx {}",
-                result.requests_per_second, result.p50_ms, result.p99_ms, result.errors
-            );
-            runs.push(result);
-        }
-    }
-    let medians: Vec<tools::WrkResult> = runs
-        .iter()
-        .map(|runs| tools::median_by_throughput(runs))
-        .collect();
-    for ((name, _), median) in servers.iter().zip(&medians) {
-        println!(
-            "  median {name:>8}: {:>9.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms",
-            median.requests_per_second, median.p50_ms, median.p99_ms
-        );
-    }
-    Ok(medians)
 }

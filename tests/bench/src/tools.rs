@@ -373,18 +373,25 @@ pub(crate) fn alternate(
     path: &str,
     load: &Load,
 ) -> Result<Vec<WrkResult>> {
+    alternate_with(servers, path, load, |url, seconds| {
+        wrk(load.core, url, load.connections, seconds)
+    })
+}
+
+/// [`alternate`], each run made by `run(url, seconds)` (e.g. a wrk script).
+pub(crate) fn alternate_with(
+    servers: &[(&str, &str)],
+    path: &str,
+    load: &Load,
+    run: impl Fn(&str, u32) -> Result<WrkResult>,
+) -> Result<Vec<WrkResult>> {
     for (_, url) in servers {
-        wrk(load.core, &format!("{url}{path}"), load.connections, 1)?;
+        run(&format!("{url}{path}"), 1)?;
     }
     let mut runs: Vec<Vec<WrkResult>> = vec![Vec::new(); servers.len()];
     for round in 1..=load.rounds {
         for ((name, url), runs) in servers.iter().zip(&mut runs) {
-            let result = wrk(
-                load.core,
-                &format!("{url}{path}"),
-                load.connections,
-                load.seconds,
-            )?;
+            let result = run(&format!("{url}{path}"), load.seconds)?;
             println!(
                 "  round {round} {name:>8}: {:>9.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  non-2xx {}",
                 result.requests_per_second, result.p50_ms, result.p99_ms, result.errors
