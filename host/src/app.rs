@@ -1,70 +1,116 @@
 //! An app as the host serves it: its component, what its manifest grants
 //! it, where it is reached, and the fences around it (its share of the
 //! instance pool, requests and WebSockets in flight). Each request or event
-//! gets a fresh store from here.
+//! gets a fresh store from here. An [`AppHandle`] is an app by name across
+//! its versions: the one new requests and hibernate-mode events go to.
 
 use crate::bindings::exports::squall::app::app_info::Description;
-use crate::capabilities::{self, Grants, GuestState, Shared, StoreCapabilities};
-use crate::config::{AppConfig, Limits, Manifest, WebSocketRoute};
+use crate::capabilities::{Grants, GuestState, Shared, StoreCapabilities};
+use crate::config::{AppConfig, Limits, WebSocketRoute};
 use crate::error::HostError;
+use crate::fence::Fence;
 use crate::hub::Hub;
-use crate::kv::KvBackend;
-use crate::kv::embedded::Embedded;
 use crate::limit_log::{Limit, LimitHits};
-use crate::routes::{Claim, RouteTable};
-use crate::runtime::{AppComponent, Guest, Runtime, RuntimeConfig};
+use crate::routes::Claim;
+use crate::runtime::{AppComponent, AppInstances, ComponentSource, Guest, Runtime};
 use anyhow::{Context, Result};
-use std::path::{Path, PathBuf};
+use arc_swap::ArcSwap;
+use sha2::{Digest, Sha256};
+use std::path::Path;
 use std::sync::Arc;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, watch};
+use tokio::time::Instant;
 use wasmtime::Store;
 
 /// A loaded app, shared by every connection task.
 pub(crate) struct App {
     name: Arc<str>,
+    /// The manifest table it was loaded from.
+    config: AppConfig,
+    /// The SHA-256 of its component, in hex.
+    source_hash: String,
     component: AppComponent<StoreCapabilities>,
     grants: Arc<Grants>,
     websockets: Vec<WebSocketRoute>,
     claims: Vec<Claim>,
-    strip_prefix: bool,
-    /// `max_concurrency`: HTTP requests in flight.
-    requests: Arc<Semaphore>,
-    /// `max_connections`: open WebSockets.
-    connections: Arc<Semaphore>,
+    /// `max_concurrency`: HTTP requests in flight, all versions together.
+    requests: Arc<Fence>,
+    /// `max_connections`: open WebSockets, all versions together.
+    connections: Arc<Fence>,
     hits: Arc<LimitHits>,
+    /// When its live-mode WebSockets close, once a newer version (or none)
+    /// replaces it.
+    retired: watch::Sender<Option<Instant>>,
 }
 
 /// Apps are shared by every connection task.
 pub(crate) type SharedApp = Arc<App>;
 
 impl App {
-    /// Load the component at `wasm` for the app `config` describes.
+    /// Load the component at `wasm` for the app `config` describes, with
+    /// `instances` as its account with the pool. A new version takes over
+    /// the counts of its `previous` one (requests, sockets, topics, fetches
+    /// in flight, limit hits), under its own limits.
     pub(crate) fn load(
         runtime: &Runtime<StoreCapabilities>,
         shared: &Shared,
         config: &AppConfig,
         wasm: &Path,
+        instances: AppInstances,
+        previous: Option<&App>,
     ) -> Result<App> {
-        let hits = Arc::new(LimitHits::new(&config.name));
+        let bytes =
+            std::fs::read(wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
+        let source_hash = hex_sha256(&bytes);
+        let hits = match previous {
+            Some(previous) => previous.hits.clone(),
+            None => Arc::new(LimitHits::new(&config.name)),
+        };
         let redact = config.settings.secrets().map(str::to_owned).collect();
-        let component = runtime.load(&config.name, wasm, &config.limits, hits.clone(), redact)?;
+        let limits = &config.limits;
+        let compiled = previous
+            .filter(|previous| previous.source_hash == source_hash)
+            .map(|previous| previous.component.compiled());
+        let component = runtime.load(
+            &config.name,
+            ComponentSource {
+                path: wasm,
+                bytes: &bytes,
+                compiled,
+            },
+            limits,
+            instances,
+            hits.clone(),
+            redact,
+        )?;
         if matches!(component.guest(), Guest::Standard(_)) && !config.websockets.is_empty() {
             anyhow::bail!(
                 "app {:?} is a standard wasi:http component: WebSocket routes need a squall-sdk app",
                 config.name
             );
         }
-        let limits = &config.limits;
+        let (requests, connections) = match previous {
+            Some(previous) => (previous.requests.clone(), previous.connections.clone()),
+            None => (Fence::new(0), Fence::new(0)),
+        };
         let mut app = App {
             name: config.name.as_str().into(),
+            config: config.clone(),
+            source_hash,
             component,
-            grants: Grants::new(config, shared, hits.clone())?,
+            grants: Grants::new(
+                config,
+                shared,
+                hits.clone(),
+                previous.map(|previous| &*previous.grants),
+            )?,
             websockets: config.websockets.clone(),
             claims: Claim::all(&config.hosts, &config.routes).map_err(anyhow::Error::msg)?,
-            strip_prefix: config.strip_prefix,
-            requests: Arc::new(Semaphore::new(permits(limits.max_concurrency))),
-            connections: Arc::new(Semaphore::new(permits(limits.max_connections))),
+            requests,
+            connections,
             hits,
+            retired: watch::Sender::new(None),
         };
         if matches!(app.component.guest(), Guest::Squall(_)) {
             let description = app.describe()?;
@@ -90,6 +136,14 @@ impl App {
             }
         }
         Ok(app)
+    }
+
+    /// Start serving under this version's limits: the counts it took over
+    /// from its previous version get its ceilings. Called when it starts
+    /// taking requests, so a version that fails to load changes nothing.
+    pub(crate) fn apply_limits(&self) {
+        self.requests.set_ceiling(self.limits().max_concurrency);
+        self.connections.set_ceiling(self.limits().max_connections);
     }
 
     /// Ask a fresh instance what the app declares (its `app-info`), on a
@@ -124,6 +178,37 @@ impl App {
         &self.name
     }
 
+    /// The manifest table it was loaded from.
+    pub(crate) fn config(&self) -> &AppConfig {
+        &self.config
+    }
+
+    /// The SHA-256 of its component, in hex.
+    pub(crate) fn source_hash(&self) -> &str {
+        &self.source_hash
+    }
+
+    /// Where it is reached.
+    pub(crate) fn claims(&self) -> &[Claim] {
+        &self.claims
+    }
+
+    /// Its account with the instance pool, which a next version takes over.
+    pub(crate) fn instances(&self) -> &AppInstances {
+        self.component.instances()
+    }
+
+    /// Mark it replaced: its live-mode WebSockets get `grace` to finish,
+    /// then close so that their clients reconnect to the new version.
+    pub(crate) fn retire(&self, grace: Duration) {
+        self.retired.send_replace(Some(Instant::now() + grace));
+    }
+
+    /// Resolves once it has been retired and the grace is over.
+    pub(crate) async fn retired(&self) {
+        past_deadline(&self.retired).await;
+    }
+
     /// Its limits.
     pub(crate) fn limits(&self) -> &Limits {
         self.component.limits()
@@ -136,7 +221,7 @@ impl App {
 
     /// Whether it sees paths without the prefix it was reached by.
     pub(crate) fn strip_prefix(&self) -> bool {
-        self.strip_prefix
+        self.config.strip_prefix
     }
 
     /// The open WebSocket connections of every app.
@@ -190,7 +275,7 @@ impl App {
 
     /// A place among the app's requests in flight (`max_concurrency`).
     pub(crate) fn admit_request(&self) -> Result<OwnedSemaphorePermit, HostError> {
-        self.requests.clone().try_acquire_owned().map_err(|_| {
+        self.requests.try_enter().ok_or_else(|| {
             let why = format!(
                 "the app has {} requests in flight (max_concurrency)",
                 self.limits().max_concurrency
@@ -202,7 +287,7 @@ impl App {
 
     /// A place among the app's open WebSockets (`max_connections`).
     pub(crate) fn admit_connection(&self) -> Result<OwnedSemaphorePermit, HostError> {
-        self.connections.clone().try_acquire_owned().map_err(|_| {
+        self.connections.try_enter().ok_or_else(|| {
             let why = format!(
                 "the app has {} WebSockets open (max_connections)",
                 self.limits().max_connections
@@ -211,13 +296,6 @@ impl App {
             HostError::Busy(why)
         })
     }
-}
-
-/// A semaphore's permits for a limit of `count`.
-fn permits(count: u32) -> usize {
-    usize::try_from(count)
-        .unwrap_or(usize::MAX)
-        .min(Semaphore::MAX_PERMITS)
 }
 
 /// The prefix a WebSocket route pattern is served under: its literal
@@ -231,80 +309,69 @@ fn websocket_prefix(pattern: &str) -> String {
     format!("/{}", literal.join("/"))
 }
 
-/// The key-value store under the data directory, if any app is granted it.
-fn open_store(manifest: &Manifest) -> Result<Option<Arc<dyn KvBackend>>> {
-    if !manifest.apps.iter().any(|app| app.kv) {
-        return Ok(None);
-    }
-    let dir = &manifest.server.data_dir;
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
-    let store: Arc<dyn KvBackend> = Embedded::open(&dir.join("kv.redb"))?;
-    Ok(Some(store))
+/// The SHA-256 of `bytes` in lowercase hex.
+pub(crate) fn hex_sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
-/// Every app of a manifest, loaded into one runtime with the services they
-/// share.
-pub(crate) struct Apps {
-    /// Kept alive as long as any app: it owns the engine's epoch ticker.
-    _runtime: Runtime<StoreCapabilities>,
-    shared: Shared,
-    apps: Vec<SharedApp>,
+/// An app by name, across its versions: new requests and hibernate-mode
+/// events go to its current version; a request or live-mode connection
+/// that began on an older one finishes there.
+pub(crate) struct AppHandle {
+    current: ArcSwap<App>,
+    /// When its sockets close, once it is removed.
+    removed: watch::Sender<Option<Instant>>,
 }
 
-impl Apps {
-    /// Start a runtime sized for `manifest` and load each of its apps from
-    /// the component `component_of` finds for it.
-    pub(crate) fn load(
-        manifest: &Manifest,
-        component_of: impl Fn(&AppConfig) -> Result<PathBuf>,
-    ) -> Result<Apps> {
-        let runtime = Runtime::new(
-            &RuntimeConfig {
-                max_instances: manifest.server.max_instances,
-                max_memory: manifest
-                    .apps
-                    .iter()
-                    .map(|app| app.limits.memory)
-                    .max()
-                    .unwrap_or(0),
-            },
-            capabilities::add_to_linker,
-        )?;
-        let shared = Shared::new(open_store(manifest)?);
-        let mut apps = Vec::new();
-        for config in &manifest.apps {
-            let wasm = component_of(config)
-                .with_context(|| format!("cannot prepare app {:?}", config.name))?;
-            let app = App::load(&runtime, &shared, config, &wasm)
-                .with_context(|| format!("cannot load app {:?}", config.name))?;
-            apps.push(Arc::new(app));
-        }
-        Ok(Apps {
-            _runtime: runtime,
-            shared,
-            apps,
+impl AppHandle {
+    /// The handle of a newly loaded app.
+    pub(crate) fn new(app: SharedApp) -> Arc<AppHandle> {
+        app.apply_limits();
+        Arc::new(AppHandle {
+            current: ArcSwap::new(app),
+            removed: watch::Sender::new(None),
         })
     }
 
-    /// The table that finds each request's app.
-    pub(crate) fn router(&self) -> Result<RouteTable<SharedApp>> {
-        RouteTable::new(
-            self.apps
-                .iter()
-                .map(|app| (app.name().to_owned(), app.claims.clone(), app.clone())),
-        )
-        .map_err(anyhow::Error::msg)
+    /// Its current version.
+    pub(crate) fn current(&self) -> SharedApp {
+        self.current.load_full()
     }
 
-    /// The loaded apps.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &SharedApp> {
-        self.apps.iter()
+    /// Make `app` its current version; the one it replaces is retired,
+    /// its live-mode sockets given `grace`.
+    pub(crate) fn swap(&self, app: SharedApp, grace: Duration) {
+        app.apply_limits();
+        let old = self.current.swap(app);
+        old.retire(grace);
     }
 
-    /// The open WebSocket connections of every app.
-    pub(crate) fn hub(&self) -> &Arc<Hub> {
-        self.shared.hub()
+    /// Take it out of service: its sockets get `grace`, then close.
+    pub(crate) fn remove(&self, grace: Duration) {
+        self.current().retire(grace);
+        self.removed.send_replace(Some(Instant::now() + grace));
+    }
+
+    /// Resolves once it has been removed and the grace is over.
+    pub(crate) async fn removed(&self) {
+        past_deadline(&self.removed).await;
+    }
+}
+
+/// Resolves once `deadline` is set and has passed.
+async fn past_deadline(deadline: &watch::Sender<Option<Instant>>) {
+    let mut set = deadline.subscribe();
+    let deadline = match set.wait_for(Option::is_some).await {
+        Ok(deadline) => *deadline,
+        // The sender is alive as long as `deadline` is borrowed.
+        Err(_) => None,
+    };
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }
 

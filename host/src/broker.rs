@@ -14,7 +14,7 @@
 
 use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -60,11 +60,11 @@ pub(crate) trait Subscriber: Send + Sync {
 #[derive(Debug)]
 pub(crate) struct AppTopics {
     /// Topics it may have at once.
-    max_topics: u32,
+    max_topics: AtomicU32,
     /// Bytes the histories of all its topics may keep.
-    max_bytes: u64,
+    max_bytes: AtomicU64,
     /// Messages each topic keeps.
-    history: usize,
+    history: AtomicUsize,
     topics: AtomicU32,
     bytes: AtomicU64,
 }
@@ -74,12 +74,20 @@ impl AppTopics {
     /// `history` messages per topic.
     pub(crate) fn new(max_topics: u32, max_bytes: u64, history: usize) -> Arc<Self> {
         Arc::new(AppTopics {
-            max_topics,
-            max_bytes,
-            history: history.max(1),
+            max_topics: AtomicU32::new(max_topics),
+            max_bytes: AtomicU64::new(max_bytes),
+            history: AtomicUsize::new(history.max(1)),
             topics: AtomicU32::new(0),
             bytes: AtomicU64::new(0),
         })
+    }
+
+    /// New limits, for the app's next version: what its topics hold stays
+    /// counted, and is trimmed as they are next published to.
+    pub(crate) fn set_limits(&self, max_topics: u32, max_bytes: u64, history: usize) {
+        self.max_topics.store(max_topics, Ordering::Relaxed);
+        self.max_bytes.store(max_bytes, Ordering::Relaxed);
+        self.history.store(history.max(1), Ordering::Relaxed);
     }
 
     /// Topics the app has now.
@@ -97,7 +105,7 @@ impl AppTopics {
         self.bytes
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
                 used.checked_add(len)
-                    .filter(|total| *total <= self.max_bytes)
+                    .filter(|total| *total <= self.max_bytes.load(Ordering::Relaxed))
             })
             .is_ok()
     }
@@ -204,13 +212,14 @@ impl Broker {
         if let Some(topic) = topics.get(key) {
             return Ok(topic.clone());
         }
+        let max_topics = app.max_topics.load(Ordering::Relaxed);
         let counted = app
             .topics
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |count| {
-                (count < app.max_topics).then_some(count + 1)
+                (count < max_topics).then_some(count + 1)
             });
         if counted.is_err() {
-            return Err(Refused::TooManyTopics(app.max_topics));
+            return Err(Refused::TooManyTopics(max_topics));
         }
         let topic = Arc::new(Topic {
             app: app.clone(),
@@ -245,7 +254,7 @@ impl Broker {
         let frames = Frames::new(payload.clone());
         let topic = self.topic(key, app)?;
         let mut state = topic.state();
-        while state.history.len() >= app.history {
+        while state.history.len() >= app.history.load(Ordering::Relaxed) {
             evict_oldest(&mut state, app);
         }
         // The topic makes room from its own history; an app whose other
@@ -255,7 +264,7 @@ impl Broker {
                 drop(state);
                 drop(topic);
                 self.collect(key);
-                return Err(Refused::HistoryFull(app.max_bytes));
+                return Err(Refused::HistoryFull(app.max_bytes.load(Ordering::Relaxed)));
             }
         }
         let id = state.next_id;

@@ -14,18 +14,19 @@
 //! # Ok(()) }
 //! ```
 
-use crate::app::{Apps, SharedApp};
+use crate::app::{AppHandle, SharedApp};
 use crate::bindings::websocket_types::WsMessage;
 use crate::body::inbound;
 use crate::cargo_build::component_for;
 use crate::config::{Manifest, WebSocketMode};
 use crate::convert::request_head_to_wit;
+use crate::deploy::Deployment;
 use crate::dispatch::{Events, Opened, call_once, describe};
 use crate::hub::{Connection, Outbox};
 use crate::kv::embedded::Embedded;
 use crate::kv::{KvBackend, Quota, Write};
 use crate::limit_log::Limit;
-use crate::server::{AppRouter, route, websocket_route};
+use crate::server::{route, websocket_route};
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -35,8 +36,7 @@ use tokio_tungstenite::tungstenite::Message as Frame;
 
 /// Apps loaded in-process, ready to take requests and WebSocket events.
 pub struct Harness {
-    apps: Apps,
-    router: AppRouter,
+    deployment: Deployment,
 }
 
 impl Harness {
@@ -53,9 +53,8 @@ impl Harness {
     }
 
     fn new(manifest: &Manifest) -> Result<Harness> {
-        let apps = Apps::load(manifest, |app| component_for(&app.source))?;
-        let router = apps.router()?;
-        Ok(Harness { apps, router })
+        let deployment = Deployment::load(manifest, &|app| component_for(&app.source))?;
+        Ok(Harness { deployment })
     }
 
     /// Route `request` to its app and run it as the server would, then read
@@ -65,7 +64,8 @@ impl Harness {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let response = route(&self.router, request.map(inbound)).await;
+        let apps = self.deployment.router().load_full();
+        let response = route(&apps, request.map(inbound)).await;
         let (parts, body) = response.into_parts();
         let body = body
             .collect()
@@ -84,21 +84,20 @@ impl Harness {
     /// `GET path`, and return the status: the cost of a fresh instance
     /// without HTTP.
     pub async fn call_once(&self, path: &str) -> Result<u16> {
-        let app = self.app_for(path)?;
-        call_once(app.clone(), path)
-            .await
-            .map_err(anyhow::Error::from)
+        let app = self.app_for(path)?.current();
+        call_once(app, path).await.map_err(anyhow::Error::from)
     }
 
     /// Open a WebSocket on `path` (it must be one of its app's WebSocket
     /// routes): the guest's `on-open` runs, and an error says why if it
     /// refuses.
     pub async fn websocket(&self, path: &str) -> Result<TestSocket> {
-        let app = self.app_for(path)?;
+        let handle = self.app_for(path)?;
+        let app = &handle.current();
         let route = websocket_route(app, path)
             .with_context(|| format!("{path} is not a WebSocket route of its app"))?;
         let events = match route.mode {
-            WebSocketMode::Hibernate => Events::hibernate(app.clone()),
+            WebSocketMode::Hibernate => Events::hibernate(handle),
             WebSocketMode::Live => Events::live(app.clone()),
         };
         let connection = app.hub().connect(
@@ -131,16 +130,18 @@ impl Harness {
         }
     }
 
-    fn app_for(&self, path: &str) -> Result<&SharedApp> {
-        self.router
+    fn app_for(&self, path: &str) -> Result<Arc<AppHandle>> {
+        self.deployment
+            .router()
+            .load()
             .find(None, path)
-            .map(|found| found.app)
+            .map(|found| found.app.clone())
             .with_context(|| format!("no app serves {path}"))
     }
 
     /// How many WebSocket connections are open.
     pub fn open_connections(&self) -> usize {
-        self.apps.hub().len()
+        self.deployment.hub().len()
     }
 
     /// How many times the app `app` hit the limit its manifest sets with
@@ -173,9 +174,10 @@ impl Harness {
             .with_context(|| format!("app {app:?} is not granted kv"))?
     }
 
-    fn app_named(&self, name: &str) -> Result<&SharedApp> {
-        self.apps
-            .iter()
+    fn app_named(&self, name: &str) -> Result<SharedApp> {
+        self.deployment
+            .apps()
+            .into_iter()
             .find(|app| app.name() == name)
             .with_context(|| format!("no app is named {name:?}"))
     }
@@ -224,17 +226,16 @@ impl TestServer {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
             let served = (|| -> Result<_> {
-                let apps = Apps::load(&manifest, |app| component_for(&app.source))?;
-                let router = Arc::new(apps.router()?);
+                let deployment = Deployment::load(&manifest, &|app| component_for(&app.source))?;
                 let runtime = tokio::runtime::Builder::new_multi_thread()
                     .worker_threads(2)
                     .enable_all()
                     .build()?;
                 let listener =
                     runtime.block_on(async { crate::server::bind(manifest.server.listen) })?;
-                Ok((apps, router, runtime, listener))
+                Ok((deployment, runtime, listener))
             })();
-            let (apps, router, runtime, listener) = match served {
+            let (deployment, runtime, listener) = match served {
                 Ok(served) => served,
                 Err(err) => {
                     let _ = ready.send(Err(err));
@@ -244,15 +245,15 @@ impl TestServer {
             let _ = ready.send(listener.local_addr().map_err(anyhow::Error::from));
             runtime.block_on(crate::server::serve(
                 listener,
-                router,
-                apps.hub().clone(),
+                deployment.router().clone(),
+                deployment.hub().clone(),
                 &manifest.server,
                 async {
                     let _ = stopped.await;
                 },
             ));
             drop(runtime);
-            drop(apps);
+            drop(deployment);
         });
         let address = started
             .recv()

@@ -77,6 +77,39 @@ fn build_once(krate: &str, wasi_http: bool) -> PathBuf {
     path
 }
 
+/// The `versioned` test guest built to answer `v{version}`, copied to a
+/// path of its own (builds share one target directory, so only the last
+/// crate is rebuilt for each version).
+pub fn versioned_wasm(version: u32) -> PathBuf {
+    static BUILT: OnceLock<Mutex<Vec<u32>>> = OnceLock::new();
+    let built = BUILT.get_or_init(Default::default);
+    let mut built = built.lock().unwrap_or_else(|poison| poison.into_inner());
+    let copy = guest_target_dir().join(format!("versioned-v{version}.wasm"));
+    if built.contains(&version) {
+        return copy;
+    }
+    let output = squall()
+        .arg("build")
+        .arg(repo().join("tests/guests/versioned"))
+        .env("SQUALL_TEST_VERSION", version.to_string())
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("squall build runs");
+    assert!(output.status.success(), "squall build versioned failed");
+    let path = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+    std::fs::copy(&path, &copy).expect("copy the build");
+    built.push(version);
+    copy
+}
+
+/// Put `from` at `to` in one step, as a deploy script (or an editor) does:
+/// a watcher never sees half a file.
+pub fn replace_file(from: &Path, to: &Path) {
+    let staging = to.with_extension("staging");
+    std::fs::copy(from, &staging).expect("copy");
+    std::fs::rename(&staging, to).expect("rename into place");
+}
+
 pub fn hello_wasm() -> PathBuf {
     component("examples/hello")
 }
@@ -122,6 +155,13 @@ impl Server {
     pub fn start_with(mut command: Command, arg: &Path) -> Server {
         command.arg("serve");
         Server::spawn(command, arg, None)
+    }
+
+    /// `squall serve FLAGS... MANIFEST` for the manifest at `manifest`.
+    pub fn with_manifest_file(manifest: &Path, flags: &[&str]) -> Server {
+        let mut command = squall();
+        command.arg("serve").args(flags);
+        Server::spawn(command, manifest, None)
     }
 
     /// Serve a manifest with `text` as its contents.

@@ -19,6 +19,7 @@ mod websocket;
 use crate::bindings;
 use crate::broker::{AppTopics, Broker, Refused};
 use crate::config::{AppConfig, Settings};
+use crate::fence::Fence;
 use crate::hub::Hub;
 use crate::kv::{KvBackend, Quota};
 use crate::limit_log::{Limit, LimitHits};
@@ -27,8 +28,8 @@ use crate::policy::{OutboundPolicy, TopicPolicy};
 use crate::runtime::State;
 use anyhow::Context;
 use outgoing_wasi_http::OutgoingHooks;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::{HasSelf, Linker};
@@ -44,15 +45,33 @@ pub(crate) type GuestState = State<StoreCapabilities>;
 pub(crate) struct Shared {
     broker: Arc<Broker>,
     hub: Arc<Hub>,
-    kv: Option<Arc<dyn KvBackend>>,
+    /// Opened when the first app granted it is loaded.
+    kv: Arc<OnceLock<Arc<dyn KvBackend>>>,
 }
 
 impl Shared {
-    /// Start the shared services, with `kv` as the key-value store.
-    pub(crate) fn new(kv: Option<Arc<dyn KvBackend>>) -> Shared {
+    /// Start the shared services; no key-value store yet.
+    pub(crate) fn new() -> Shared {
         let broker = Broker::new();
         let hub = Hub::new(broker.clone());
-        Shared { broker, hub, kv }
+        Shared {
+            broker,
+            hub,
+            kv: Arc::default(),
+        }
+    }
+
+    /// Open the key-value store with `open`, unless it is open already.
+    pub(crate) fn open_kv(
+        &self,
+        open: impl FnOnce() -> anyhow::Result<Arc<dyn KvBackend>>,
+    ) -> anyhow::Result<()> {
+        if self.kv.get().is_none() {
+            let store = open()?;
+            // Loading is serialised by the caller; a lost race keeps the first.
+            let _ = self.kv.set(store);
+        }
+        Ok(())
     }
 
     /// The open WebSocket connections of every app.
@@ -75,8 +94,7 @@ pub(crate) struct Grants {
     /// The fence around its topics, and their use of it.
     topic_fence: Arc<AppTopics>,
     /// `max_fetches`: its outbound requests in flight.
-    fetches: Arc<Semaphore>,
-    max_fetches: u32,
+    fetches: Arc<Fence>,
     /// `max_fetches_per_request`.
     fetches_per_request: u32,
     hits: Arc<LimitHits>,
@@ -101,13 +119,34 @@ struct KvGrant {
 
 impl Grants {
     /// The grants of the app `config` describes; its limit hits are
-    /// counted in `hits`.
+    /// counted in `hits`. A new version of an app takes over the counts of
+    /// its `previous` one (topics, fetches and key-value calls in flight),
+    /// under its own limits.
     pub(crate) fn new(
         config: &AppConfig,
         shared: &Shared,
         hits: Arc<LimitHits>,
+        previous: Option<&Grants>,
     ) -> anyhow::Result<Arc<Grants>> {
         let limits = &config.limits;
+        let (topic_fence, fetches, kv_calls) = match previous {
+            Some(previous) => (
+                previous.topic_fence.clone(),
+                previous.fetches.clone(),
+                previous.kv_calls.clone(),
+            ),
+            None => (
+                AppTopics::new(0, 0, 1),
+                Fence::new(0),
+                Arc::new(Semaphore::new(kv::MAX_CALLS_PER_APP)),
+            ),
+        };
+        topic_fence.set_limits(
+            limits.pubsub_topics,
+            limits.pubsub_history_bytes,
+            config.pubsub_history,
+        );
+        fetches.set_ceiling(limits.max_fetches);
         let client =
             new_client(&config.outbound).context("cannot set up the outbound HTTP client")?;
         Ok(Arc::new(Grants {
@@ -117,20 +156,11 @@ impl Grants {
             fetch_max_body: limits.fetch_max_body,
             default_timeout: limits.timeout,
             topics: config.pubsub.clone(),
-            topic_fence: AppTopics::new(
-                limits.pubsub_topics,
-                limits.pubsub_history_bytes,
-                config.pubsub_history,
-            ),
-            fetches: Arc::new(Semaphore::new(
-                usize::try_from(limits.max_fetches)
-                    .unwrap_or(usize::MAX)
-                    .min(Semaphore::MAX_PERMITS),
-            )),
-            max_fetches: limits.max_fetches,
+            topic_fence,
+            fetches,
             fetches_per_request: limits.max_fetches_per_request,
             hits,
-            kv: match (config.kv, &shared.kv) {
+            kv: match (config.kv, shared.kv.get()) {
                 (true, Some(backend)) => Some(KvGrant {
                     backend: backend.clone(),
                     quota: Quota {
@@ -143,7 +173,7 @@ impl Grants {
                 (true, None) => anyhow::bail!("the app is granted kv but the host has no store"),
                 (false, _) => None,
             },
-            kv_calls: Arc::new(Semaphore::new(kv::MAX_CALLS_PER_APP)),
+            kv_calls,
             settings: config.settings.clone(),
             wasi_config: config.settings.all().collect(),
             shared: shared.clone(),
@@ -204,15 +234,15 @@ impl Grants {
             return Err(why);
         }
         let request = FetchCount(request.clone());
-        match self.fetches.clone().try_acquire_owned() {
-            Ok(app) => Ok(FetchPermit {
+        match self.fetches.try_enter() {
+            Some(app) => Ok(FetchPermit {
                 _request: request,
                 _app: app,
             }),
-            Err(_) => {
+            None => {
                 let why = format!(
                     "the app has {} fetches in flight (max_fetches)",
-                    self.max_fetches
+                    self.fetches.ceiling()
                 );
                 self.hits.hit(Limit::Fetches, &why);
                 Err(why)

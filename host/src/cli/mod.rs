@@ -3,6 +3,7 @@
 mod build;
 mod new;
 mod serve;
+mod watch;
 
 pub(crate) use serve::manifest_for;
 

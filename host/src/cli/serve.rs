@@ -1,8 +1,9 @@
 //! `squall serve APP`: load apps and serve them until SIGINT or SIGTERM.
 
-use crate::app::Apps;
+use crate::app::App;
 use crate::cargo_build::component_for;
 use crate::config::Manifest;
+use crate::deploy::{Applied, Deployment};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use std::io::Write;
@@ -11,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Serve an app: a guest crate directory, a .wasm component, or a squall.toml manifest.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub(super) struct ServeArgs {
     /// A guest crate directory (built on the spot), a .wasm component, or a squall.toml.
     app: PathBuf,
@@ -37,6 +38,10 @@ pub(super) struct ServeArgs {
     /// for more.
     #[arg(long = "outbound", value_parser = crate::policy::OutboundRule::parse)]
     outbound: Vec<crate::policy::OutboundRule>,
+    /// Apply changes to the manifest, to components and to crate sources
+    /// (rebuilt first) while serving: no request or socket is dropped.
+    #[arg(long)]
+    watch: bool,
 }
 
 impl ServeArgs {
@@ -57,19 +62,35 @@ impl ServeArgs {
             }
         }
     }
+
+    /// The manifest to serve, with the command line's overrides.
+    fn manifest(&self) -> Result<Manifest> {
+        let mut manifest = manifest_for(&self.app)?;
+        if let Some(listen) = self.listen {
+            manifest.server.listen = listen;
+        }
+        if let Some(data_dir) = &self.data_dir {
+            manifest.server.data_dir = data_dir.clone();
+        }
+        self.apply_limits(&mut manifest);
+        Ok(manifest)
+    }
+
+    /// The manifest file, if the host was started from one.
+    fn manifest_file(&self) -> Option<PathBuf> {
+        if self.app.is_dir() {
+            Some(self.app.join("squall.toml")).filter(|file| file.is_file())
+        } else {
+            Some(self.app.clone()).filter(|app| app.extension().is_some_and(|ext| ext == "toml"))
+        }
+    }
 }
 
 pub(super) fn run(args: ServeArgs) -> Result<()> {
-    let mut manifest = manifest_for(&args.app)?;
-    if let Some(listen) = args.listen {
-        manifest.server.listen = listen;
-    }
-    if let Some(data_dir) = &args.data_dir {
-        manifest.server.data_dir = data_dir.clone();
-    }
-    args.apply_limits(&mut manifest);
-    let apps = Apps::load(&manifest, |app| component_for(&app.source))?;
-    let router = Arc::new(apps.router()?);
+    let manifest = args.manifest()?;
+    let deployment = Arc::new(Deployment::load(&manifest, &|app| {
+        component_for(&app.source)
+    })?);
 
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -79,11 +100,26 @@ pub(super) fn run(args: ServeArgs) -> Result<()> {
         let listener = crate::server::bind(manifest.server.listen)
             .with_context(|| format!("cannot listen on {}", manifest.server.listen))?;
         let address = listener.local_addr()?;
-        announce(&manifest, &apps, address);
+        // Watching before the address is announced: a change made as soon
+        // as the server answers is seen.
+        if args.watch {
+            let reload = args.clone();
+            let applying = deployment.clone();
+            super::watch::start(
+                args.manifest_file(),
+                &manifest,
+                move || reload.manifest(),
+                move |manifest| {
+                    report(&applying.apply(manifest, &|app| component_for(&app.source)));
+                },
+            )?;
+            println!("squall: watching for changes");
+        }
+        announce(&deployment.apps(), address);
         crate::server::serve(
             listener,
-            router,
-            apps.hub().clone(),
+            deployment.router().clone(),
+            deployment.hub().clone(),
             &manifest.server,
             shutdown_signal(),
         )
@@ -92,26 +128,45 @@ pub(super) fn run(args: ServeArgs) -> Result<()> {
     })?;
     // Keep the engine alive until every connection task is gone.
     drop(tokio);
-    drop(apps);
+    drop(deployment);
     Ok(())
 }
 
+/// Log what applying a manifest did, a line per app.
+fn report(applied: &Applied) {
+    for app in &applied.added {
+        tracing::info!(app, "added");
+    }
+    for app in &applied.updated {
+        tracing::info!(app, "updated: new requests go to the new version");
+    }
+    for app in &applied.removed {
+        tracing::info!(app, "removed: draining");
+    }
+    for (app, why) in &applied.refused {
+        tracing::error!(app, "new version refused; the old one keeps serving: {why}");
+    }
+    if applied.added.is_empty()
+        && applied.updated.is_empty()
+        && applied.removed.is_empty()
+        && applied.refused.is_empty()
+    {
+        tracing::info!("nothing changed");
+    }
+}
+
 /// Print where each app is served; tests and scripts read the first URL.
-fn announce(manifest: &Manifest, apps: &Apps, address: SocketAddr) {
+fn announce(apps: &[Arc<App>], address: SocketAddr) {
     let mut stdout = std::io::stdout().lock();
-    for app in &manifest.apps {
+    for app in apps {
+        let config = app.config();
         let _ = writeln!(
             stdout,
             "squall: serving app {:?} at http://{address}{}",
-            app.name,
-            app.routes.join(&format!(", http://{address}"))
+            config.name,
+            config.routes.join(&format!(", http://{address}"))
         );
-        let sockets = apps
-            .iter()
-            .find(|loaded| loaded.name() == app.name)
-            .map(|loaded| loaded.websockets().to_vec())
-            .unwrap_or_default();
-        for line in describe(app, &sockets) {
+        for line in describe(config, app.websockets()) {
             let _ = writeln!(stdout, "squall:   {line}");
         }
     }

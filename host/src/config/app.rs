@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// One `[app.NAME]` table, validated, with every default filled in.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct AppConfig {
     /// Its name: letters, digits, `-` and `_`.
     pub(crate) name: String,

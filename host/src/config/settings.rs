@@ -39,10 +39,10 @@ pub(super) struct SecretSource {
 }
 
 /// An app's values, shared by its stores.
-#[derive(Clone, Default)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub(crate) struct Settings(Arc<BTreeMap<String, Setting>>);
 
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 struct Setting {
     value: String,
     secret: bool,

@@ -1,14 +1,16 @@
 //! The executor for WebSocket events: a connection's events reach its
 //! guest in order, in `live` mode to one instance kept for the connection's
-//! lifetime, in `hibernate` mode to a fresh instance per event.
+//! lifetime, in `hibernate` mode to a fresh instance per event (of the
+//! app's current version: a swap does not disconnect them).
 
-use crate::app::SharedApp;
+use crate::app::{AppHandle, SharedApp};
 use crate::bindings::App;
 use crate::bindings::types as wit;
 use crate::bindings::websocket_types::{self as ws, OpenResult};
 use crate::capabilities::GuestState;
 use crate::error::HostError;
 use crate::hub::Connection;
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use wasmtime::component::Accessor;
 
@@ -33,25 +35,34 @@ enum Outcome {
 
 type Call = (Event, oneshot::Sender<wasmtime::Result<Outcome>>);
 
-/// Where a connection's events go: a fresh instance each (hibernate), or
-/// the calls queue of the connection's own instance (live). Cheap to clone.
+/// Where a connection's events go: a fresh instance each of the app's
+/// current version (hibernate), or the calls queue of the connection's own
+/// instance of the version it opened on (live). Cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Events {
-    app: SharedApp,
-    live: Option<Live>,
+    target: Target,
+}
+
+#[derive(Clone)]
+enum Target {
+    Hibernate(Arc<AppHandle>),
+    Live { app: SharedApp, live: Live },
 }
 
 /// A connection's own instance: its calls queue, and the task that owns it.
 #[derive(Clone)]
 struct Live {
     calls: mpsc::Sender<Call>,
-    task: std::sync::Arc<tokio::task::AbortHandle>,
+    task: Arc<tokio::task::AbortHandle>,
 }
 
 impl Events {
-    /// A fresh instance per event.
-    pub(crate) fn hibernate(app: SharedApp) -> Self {
-        Events { app, live: None }
+    /// A fresh instance per event, of whichever version of the app is
+    /// current then.
+    pub(crate) fn hibernate(app: Arc<AppHandle>) -> Self {
+        Events {
+            target: Target::Hibernate(app),
+        }
     }
 
     /// Start the instance that will live as long as the connection.
@@ -59,17 +70,39 @@ impl Events {
         let (calls, receiver) = mpsc::channel(1);
         let task = tokio::spawn(live_instance(app.clone(), receiver)).abort_handle();
         Events {
-            app,
-            live: Some(Live {
-                calls,
-                task: std::sync::Arc::new(task),
-            }),
+            target: Target::Live {
+                app,
+                live: Live {
+                    calls,
+                    task: Arc::new(task),
+                },
+            },
         }
     }
 
-    /// The app whose guest gets the events.
-    pub(crate) fn app(&self) -> &SharedApp {
-        &self.app
+    /// The version of the app the next event goes to.
+    pub(crate) fn app(&self) -> SharedApp {
+        match &self.target {
+            Target::Hibernate(handle) => handle.current(),
+            Target::Live { app, .. } => app.clone(),
+        }
+    }
+
+    /// Resolves when the connection should end because its app changed:
+    /// a live one when its version has been replaced (or removed) and the
+    /// grace period is over, a hibernate one when the app is removed.
+    /// The close code and reason to send.
+    pub(crate) async fn superseded(&self) -> (u16, &'static str) {
+        match &self.target {
+            Target::Hibernate(handle) => {
+                handle.removed().await;
+                (1001, "the app was removed")
+            }
+            Target::Live { app, .. } => {
+                app.retired().await;
+                (1012, "the app was updated: reconnect")
+            }
+        }
     }
 
     /// An upgrade request: let the guest accept or reject it.
@@ -110,10 +143,11 @@ impl Events {
     }
 
     async fn deliver(&self, event: Event) -> Result<Outcome, HostError> {
-        let timeout = self.app.limits().timeout;
-        let outcome = match &self.live {
-            None => tokio::time::timeout(timeout, once(self.app.clone(), event)).await,
-            Some(live) => {
+        let app = self.app();
+        let timeout = app.limits().timeout;
+        let outcome = match &self.target {
+            Target::Hibernate(_) => tokio::time::timeout(timeout, once(app, event)).await,
+            Target::Live { live, .. } => {
                 let (reply, answer) = oneshot::channel();
                 if live.calls.send((event, reply)).await.is_err() {
                     return Err(HostError::Trap(wasmtime::Error::msg(
@@ -136,7 +170,7 @@ impl Events {
         failure.log();
         // A live instance stuck past the deadline is stopped, which frees
         // it; the connection then closes (1011).
-        if let Some(live) = &self.live {
+        if let Target::Live { live, .. } = &self.target {
             live.task.abort();
         }
         Err(failure)

@@ -16,6 +16,8 @@ use wasmtime_wasi_http::handler::ProxyPre;
 /// An app's compiled, pre-linked component and its limits, ready to
 /// instantiate once per request.
 pub(crate) struct AppComponent<H: 'static> {
+    /// The compiled code, which a new version with the same bytes reuses.
+    compiled: Component,
     guest: Guest<H>,
     limits: Limits,
     engine: Engine,
@@ -38,6 +40,7 @@ pub(crate) enum Guest<H: 'static> {
 
 impl<H: Send + 'static> AppComponent<H> {
     pub(super) fn new(
+        compiled: Component,
         guest: Guest<H>,
         limits: Limits,
         engine: Engine,
@@ -49,6 +52,7 @@ impl<H: Send + 'static> AppComponent<H> {
             .cpu_share
             .map(|percent| CpuShare::new(f64::from(percent) / 100.0));
         AppComponent {
+            compiled,
             guest,
             limits,
             engine,
@@ -57,6 +61,11 @@ impl<H: Send + 'static> AppComponent<H> {
             redact,
             cpu_share,
         }
+    }
+
+    /// The compiled code.
+    pub(crate) fn compiled(&self) -> &Component {
+        &self.compiled
     }
 
     /// The app's limits.
@@ -101,6 +110,12 @@ impl<H: Send + 'static> AppComponent<H> {
         self.cpu_share
             .as_ref()
             .and_then(|share| share.charge_request(std::time::Instant::now()))
+    }
+
+    /// The app's account with the instance pool, which its next version
+    /// takes over.
+    pub(crate) fn instances(&self) -> &AppInstances {
+        &self.instances
     }
 
     /// Instances of the pool the app holds now.

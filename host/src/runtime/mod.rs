@@ -17,16 +17,25 @@ mod store;
 pub(crate) use component::{AppComponent, Guest};
 pub(crate) use engine::RuntimeConfig;
 pub(crate) use lifecycle::{OnCancel, Running, finished, until_answer};
+pub(crate) use share::{AppInstances, Share};
 pub(crate) use store::{ChargeCopies, State};
 
 use anyhow::{Context, Result};
 use component::{ComponentKind, denied_import, is_component};
-use share::{InstancePool, Share};
+use share::InstancePool;
 use std::path::Path;
 use std::sync::Arc;
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 use wasmtime_wasi_http::handler::ProxyPre;
+
+/// A component to load: the file it was read from, its bytes, and its
+/// code if that is compiled already.
+pub(crate) struct ComponentSource<'a> {
+    pub(crate) path: &'a Path,
+    pub(crate) bytes: &'a [u8],
+    pub(crate) compiled: Option<&'a Component>,
+}
 
 /// The engine and the linker shared by every app.
 pub(crate) struct Runtime<H: 'static> {
@@ -34,6 +43,8 @@ pub(crate) struct Runtime<H: 'static> {
     linker: Linker<State<H>>,
     /// The pool's instances, shared among apps by their floors and ceilings.
     pool: Arc<InstancePool>,
+    /// The size of a pool slot: no app's memory may be larger.
+    max_memory: u64,
 }
 
 impl<H: Send + 'static> Runtime<H> {
@@ -56,32 +67,59 @@ impl<H: Send + 'static> Runtime<H> {
             engine,
             linker,
             pool: InstancePool::new(config.max_instances.max(1)),
+            max_memory: config.max_memory,
         })
     }
 
-    /// Compile the component at `path` for the app `name`, and link it,
-    /// ready to instantiate under `limits` (its share of the pool among
-    /// them).
+    /// A new app's account with the instance pool, under `limits`' share.
+    pub(crate) fn join_pool(
+        &self,
+        name: &str,
+        limits: &crate::config::Limits,
+    ) -> Result<AppInstances> {
+        self.pool
+            .join(share_of(limits))
+            .map_err(|why| anyhow::anyhow!("app {name:?}: {why}"))
+    }
+
+    /// Compile the component `source` for the app `name` (unless it is
+    /// compiled already, as when only the manifest changed), and link it, ready to instantiate under `limits` with `instances`,
+    /// its account with the pool.
     pub(crate) fn load(
         &self,
         name: &str,
-        path: &Path,
+        source: ComponentSource<'_>,
         limits: &crate::config::Limits,
+        instances: AppInstances,
         hits: Arc<crate::limit_log::LimitHits>,
         redact: Arc<[String]>,
     ) -> Result<AppComponent<H>> {
-        let bytes =
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        if !is_component(&bytes) {
+        let ComponentSource {
+            path,
+            bytes,
+            compiled,
+        } = source;
+        if limits.memory > self.max_memory {
+            anyhow::bail!(
+                "app {name:?}: memory ({} bytes) is more than the instance pool's slots ({} bytes), \
+                 sized when the server started: restart it to raise the largest memory",
+                limits.memory,
+                self.max_memory
+            );
+        }
+        if !is_component(bytes) {
             anyhow::bail!(
                 "{} is not a WebAssembly component: build the app for wasm32-wasip2 \
                  (`squall build CRATE`)",
                 path.display()
             );
         }
-        let component = Component::new(&self.engine, &bytes)
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("cannot compile {}", path.display()))?;
+        let component = match compiled {
+            Some(compiled) => compiled.clone(),
+            None => Component::new(&self.engine, bytes)
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("cannot compile {}", path.display()))?,
+        };
         let pre = self
             .linker
             .instantiate_pre(&component)
@@ -125,15 +163,9 @@ impl<H: Send + 'static> Runtime<H> {
                 );
             }
         }
-        let instances = self
-            .pool
-            .join(Share {
-                reserved: limits.reserved_instances,
-                max: limits.max_instances,
-            })
-            .map_err(|why| anyhow::anyhow!("app {name:?}: {why}"))?;
         tracing::info!(app = name, kind = kind.describe(), "loaded");
         Ok(AppComponent::new(
+            component,
             guest,
             limits.clone(),
             self.engine.clone(),
@@ -141,5 +173,13 @@ impl<H: Send + 'static> Runtime<H> {
             hits,
             redact,
         ))
+    }
+}
+
+/// An app's share of the pool, from its limits.
+pub(crate) fn share_of(limits: &crate::config::Limits) -> Share {
+    Share {
+        reserved: limits.reserved_instances,
+        max: limits.max_instances,
     }
 }

@@ -22,6 +22,14 @@ pub(crate) struct Share {
     pub(crate) max: u32,
 }
 
+impl Share {
+    /// No floor and no ceiling: an app that is not served.
+    pub(crate) const NONE: Share = Share {
+        reserved: 0,
+        max: 0,
+    };
+}
+
 /// The pool's instances, shared among apps by their [`Share`]s.
 #[derive(Debug)]
 pub(crate) struct InstancePool {
@@ -134,6 +142,44 @@ impl AppInstances {
     pub(crate) fn in_use(&self) -> u32 {
         self.pool.state().apps[self.index].in_use
     }
+
+    /// Give the app a new share (a new version of it, or none once it is
+    /// removed); an error, changing nothing, if the new floor does not fit.
+    /// Instances it holds stay held and count against the new ceiling.
+    pub(crate) fn reshare(&self, share: Share) -> Result<(), String> {
+        let mut state = self.pool.state();
+        let PoolState {
+            total,
+            committed,
+            apps,
+        } = &mut *state;
+        let app = &mut apps[self.index];
+        if share.reserved > share.max {
+            return Err(format!(
+                "reserved_instances ({}) is more than max_instances ({})",
+                share.reserved, share.max
+            ));
+        }
+        if share.max > *total {
+            return Err(format!(
+                "max_instances ({}) is more than the server's max_instances ({total})",
+                share.max
+            ));
+        }
+        let before = app.in_use.max(app.share.reserved);
+        let after = app.in_use.max(share.reserved);
+        let others = *committed - before;
+        if others + after > *total {
+            return Err(format!(
+                "reserved_instances ({}) does not fit: {others} of the server's {total} are \
+                 reserved or taken by other apps",
+                share.reserved
+            ));
+        }
+        *committed = others + after;
+        app.share = share;
+        Ok(())
+    }
 }
 
 /// A slot of the pool, held for one store and given back on drop.
@@ -211,6 +257,25 @@ mod tests {
         pool.join(share(6, 10)).expect("fits");
         let err = pool.join(share(5, 10)).expect_err("6 + 5 > 10");
         assert!(err.contains("reserved"), "{err}");
+    }
+
+    #[test]
+    fn a_new_share_moves_the_floor_and_keeps_what_is_held() {
+        let pool = InstancePool::new(4);
+        let a = pool.join(share(2, 4)).expect("fits");
+        let b = pool.join(share(1, 4)).expect("fits");
+        let held = a.acquire().expect("floor");
+        assert!(a.reshare(share(4, 4)).is_err(), "b's floor is in the way");
+        a.reshare(share(3, 4)).expect("3 + 1 fits");
+        let b1 = b.acquire().expect("b's floor");
+        assert!(b.acquire().is_err(), "a's floor of 3 is kept");
+        a.reshare(share(0, 0))
+            .expect("removed: no floor, no ceiling");
+        assert!(a.acquire().is_err(), "no new instances once removed");
+        let b2 = b.acquire().expect("a's floor is free again");
+        drop((held, b1, b2));
+        assert_eq!(a.in_use(), 0);
+        assert_eq!(pool.state().committed, 1, "only b's floor is left");
     }
 
     #[test]

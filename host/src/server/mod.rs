@@ -13,6 +13,7 @@ pub(crate) use routing::{AppRouter, route, websocket_route};
 use crate::body::inbound;
 use crate::config::ServerConfig;
 use crate::hub::Hub;
+use arc_swap::ArcSwap;
 use connection::TrackedStream;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -67,11 +68,12 @@ fn connection_builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
     builder
 }
 
-/// Serve `router` on `listener` until `shutdown` resolves, then wait up to
+/// Serve the apps `router` holds (as they are at each request) on
+/// `listener` until `shutdown` resolves, then wait up to
 /// the drain timeout for in-flight requests and sockets to finish.
 pub(crate) async fn serve(
     listener: TcpListener,
-    router: Arc<AppRouter>,
+    router: Arc<ArcSwap<AppRouter>>,
     hub: Arc<Hub>,
     config: &ServerConfig,
     shutdown: impl Future<Output = ()>,
@@ -132,7 +134,9 @@ pub(crate) async fn serve(
             let router = router.clone();
             async move {
                 let request = request.map(inbound);
-                Ok::<_, Infallible>(routing::route(&router, request).await)
+                // The apps as they are when the request arrives.
+                let apps = router.load_full();
+                Ok::<_, Infallible>(routing::route(&apps, request).await)
             }
         });
         let connection = builder

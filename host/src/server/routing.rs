@@ -3,7 +3,7 @@
 //! WebSocket route if it asks to upgrade on one, else to its handler.
 
 use super::upgrade;
-use crate::app::SharedApp;
+use crate::app::{AppHandle, SharedApp};
 use crate::body::{InboundBody, OutgoingBody};
 use crate::config::WebSocketRoute;
 use crate::dispatch::{dispatch, error_response};
@@ -12,8 +12,8 @@ use http::{Request, Response, StatusCode, Uri, header};
 use std::sync::atomic::{AtomicU64, Ordering};
 use tracing::Instrument;
 
-/// The apps of a manifest, by their hosts and route prefixes.
-pub(crate) type AppRouter = RouteTable<SharedApp>;
+/// The apps being served, by their hosts and route prefixes.
+pub(crate) type AppRouter = RouteTable<std::sync::Arc<AppHandle>>;
 
 static NEXT_REQUEST_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -33,7 +33,9 @@ pub(crate) async fn route(
         );
         return error_response(StatusCode::NOT_FOUND);
     };
-    let app = found.app;
+    let handle = found.app.clone();
+    // This request runs on the version current now, whatever replaces it.
+    let app = &handle.current();
     if app.strip_prefix() {
         *request.uri_mut() = without_prefix(request.uri(), found.prefix);
     }
@@ -42,7 +44,7 @@ pub(crate) async fn route(
         && let Some(route) = websocket_route(app, request.uri().path())
     {
         let route = route.clone();
-        return upgrade::upgrade(app.clone(), route, request)
+        return upgrade::upgrade(handle, app.clone(), route, request)
             .instrument(span)
             .await;
     }

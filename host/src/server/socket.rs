@@ -117,6 +117,8 @@ async fn serve(
     // A shutdown that began before this task started counts too.
     let shutdown = shutdown_started(shutdown);
     tokio::pin!(shutdown);
+    let superseded = events.superseded();
+    tokio::pin!(superseded);
     let mut handler: Option<Pending> = None;
     // Messages read while the handler runs, so pings and pongs are still
     // seen; when it is full, reading waits for the handler.
@@ -142,6 +144,10 @@ async fn serve(
         tokio::select! {
             () = &mut shutdown => {
                 break (Ending::new(CloseCode::Away, "server shutting down"), true);
+            }
+            (code, reason) = &mut superseded => {
+                tracing::info!("closing: {reason}");
+                break (Ending { code, reason: reason.to_owned() }, true);
             }
             request = connection.close_requested() => {
                 // What was queued before the close goes out before it.

@@ -7,7 +7,7 @@
 //! precedents).
 
 use super::socket;
-use crate::app::SharedApp;
+use crate::app::{AppHandle, SharedApp};
 use crate::bindings::types as wit;
 use crate::body::{InboundBody, OutgoingBody};
 use crate::config::{WebSocketMode, WebSocketRoute};
@@ -32,9 +32,11 @@ pub(super) fn is_upgrade_request<B>(request: &Request<B>) -> bool {
         && has_token(header::UPGRADE, "websocket")
 }
 
-/// Answer an upgrade request: check it, let the guest accept or reject it,
-/// and on accept hand the socket to a connection task.
+/// Answer an upgrade request to `app`, the current version of `handle`:
+/// check it, let the guest accept or reject it, and on accept hand the
+/// socket to a connection task.
 pub(super) async fn upgrade(
+    handle: std::sync::Arc<AppHandle>,
     app: SharedApp,
     route: WebSocketRoute,
     mut request: Request<InboundBody>,
@@ -66,7 +68,7 @@ pub(super) async fn upgrade(
         connection: Some(connection.clone()),
     };
     let events = match route.mode {
-        WebSocketMode::Hibernate => Events::hibernate(app.clone()),
+        WebSocketMode::Hibernate => Events::hibernate(handle),
         WebSocketMode::Live => Events::live(app.clone()),
     };
     let opened = events.open(&connection, request_head_to_wit(&parts)).await;

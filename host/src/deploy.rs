@@ -1,0 +1,312 @@
+//! What is being served, and changing it while it is served: a manifest's
+//! apps loaded into one runtime with the services they share, and a new
+//! manifest applied app by app without dropping a request or a socket.
+//!
+//! A changed app is loaded beside the old version, which keeps serving;
+//! only a version that loads, links and describes itself is swapped in.
+//! Requests and live-mode WebSockets that began on the old version finish
+//! there (live sockets within the drain timeout); hibernate-mode sockets
+//! stay connected, and their next event runs the new version.
+
+use crate::app::{App, AppHandle};
+use crate::capabilities::{self, Shared, StoreCapabilities};
+use crate::config::{AppConfig, Manifest, ServerConfig};
+use crate::hub::Hub;
+use crate::kv::KvBackend;
+use crate::kv::embedded::Embedded;
+use crate::routes::RouteTable;
+use crate::runtime::{AppInstances, Runtime, RuntimeConfig, Share, share_of};
+use crate::server::AppRouter;
+use anyhow::{Context, Result};
+use arc_swap::ArcSwap;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// How a manifest's app finds its component (building a crate first).
+pub(crate) type ComponentOf<'a> = &'a dyn Fn(&AppConfig) -> Result<PathBuf>;
+
+/// The apps being served.
+pub(crate) struct Deployment {
+    /// Kept alive as long as any app: it owns the engine's epoch ticker.
+    runtime: Runtime<StoreCapabilities>,
+    shared: Shared,
+    router: Arc<ArcSwap<AppRouter>>,
+    /// The `[server]` table the host started with.
+    server: ServerConfig,
+    served: Mutex<Served>,
+}
+
+/// The apps, in manifest order, and every app's account with the pool
+/// (kept after removal, for an app of the same name added back).
+#[derive(Default)]
+struct Served {
+    apps: Vec<Arc<AppHandle>>,
+    accounts: HashMap<String, AppInstances>,
+}
+
+/// What applying a manifest did, app by app.
+#[derive(Debug, Default)]
+pub(crate) struct Applied {
+    /// Apps added.
+    pub(crate) added: Vec<String>,
+    /// Apps swapped to a new version.
+    pub(crate) updated: Vec<String>,
+    /// Apps taken out of service.
+    pub(crate) removed: Vec<String>,
+    /// Apps whose new version was refused (they keep their old one), and why.
+    pub(crate) refused: Vec<(String, String)>,
+}
+
+impl Deployment {
+    /// Start a runtime sized for `manifest` and load each of its apps; an
+    /// error if any fails.
+    pub(crate) fn load(manifest: &Manifest, component_of: ComponentOf<'_>) -> Result<Deployment> {
+        let runtime = Runtime::new(
+            &RuntimeConfig {
+                max_instances: manifest.server.max_instances,
+                max_memory: manifest
+                    .apps
+                    .iter()
+                    .map(|app| app.limits.memory)
+                    .max()
+                    .unwrap_or(0),
+            },
+            capabilities::add_to_linker,
+        )?;
+        let deployment = Deployment {
+            runtime,
+            shared: Shared::new(),
+            router: Arc::new(ArcSwap::from_pointee(
+                RouteTable::new([]).map_err(anyhow::Error::msg)?,
+            )),
+            server: manifest.server.clone(),
+            served: Mutex::default(),
+        };
+        let mut served = deployment.served();
+        for config in &manifest.apps {
+            let handle = deployment
+                .add(&mut served, config, component_of)
+                .with_context(|| format!("cannot load app {:?}", config.name))?;
+            served.apps.push(handle);
+        }
+        deployment.route(&served.apps)?;
+        drop(served);
+        Ok(deployment)
+    }
+
+    /// Apply `manifest`: add its new apps, swap those whose table or
+    /// component changed, remove those it no longer names. An app whose
+    /// new version fails keeps its old one; the error says why.
+    pub(crate) fn apply(&self, manifest: &Manifest, component_of: ComponentOf<'_>) -> Applied {
+        let mut served = self.served();
+        let mut applied = Applied::default();
+        if manifest.server != self.server {
+            tracing::warn!("the [server] table changed: restart the host to apply it");
+        }
+        let mut next = Vec::new();
+        let mut swaps = Vec::new();
+        for config in &manifest.apps {
+            let existing = served
+                .apps
+                .iter()
+                .find(|handle| handle.current().name() == config.name)
+                .cloned();
+            match existing {
+                None => match self.add(&mut served, config, component_of) {
+                    Ok(handle) => {
+                        applied.added.push(config.name.clone());
+                        next.push(handle);
+                    }
+                    Err(err) => applied
+                        .refused
+                        .push((config.name.clone(), format!("{err:#}"))),
+                },
+                Some(handle) => {
+                    match self.next_version(&handle.current(), config, component_of) {
+                        Ok(Some(app)) => swaps.push((handle.clone(), app)),
+                        Ok(None) => {}
+                        Err(err) => {
+                            applied
+                                .refused
+                                .push((config.name.clone(), format!("{err:#}")));
+                        }
+                    }
+                    next.push(handle);
+                }
+            }
+        }
+        // The routes as they will be once every swap is made.
+        let routes = next.iter().map(|handle| {
+            let app = swaps
+                .iter()
+                .find(|(swapped, _)| Arc::ptr_eq(swapped, handle))
+                .map_or_else(|| handle.current(), |(_, app)| app.clone());
+            (app.name().to_owned(), app.claims().to_vec(), handle.clone())
+        });
+        let router = match RouteTable::new(routes) {
+            Ok(router) => router,
+            Err(why) => {
+                // Two apps would claim the same route: change nothing.
+                for handle in next.iter().filter(|h| !holds(&served.apps, h)) {
+                    let _ = handle.current().instances().reshare(Share::NONE);
+                }
+                for (handle, _) in &swaps {
+                    let _ = handle
+                        .current()
+                        .instances()
+                        .reshare(share_of(handle.current().limits()));
+                }
+                applied.refused.push(("(manifest)".to_owned(), why));
+                applied.added.clear();
+                return applied;
+            }
+        };
+        let grace = self.server.drain_timeout;
+        for (handle, app) in swaps {
+            applied.updated.push(app.name().to_owned());
+            handle.swap(app, grace);
+        }
+        for handle in served.apps.iter().filter(|h| !holds(&next, h)) {
+            let app = handle.current();
+            let _ = app.instances().reshare(Share {
+                reserved: 0,
+                max: app.limits().max_instances,
+            });
+            handle.remove(grace);
+            applied.removed.push(app.name().to_owned());
+        }
+        self.router.store(Arc::new(router));
+        served.apps = next;
+        applied
+    }
+
+    /// Load a new app, under its own account with the pool.
+    fn add(
+        &self,
+        served: &mut Served,
+        config: &AppConfig,
+        component_of: ComponentOf<'_>,
+    ) -> Result<Arc<AppHandle>> {
+        let wasm = component_of(config)?;
+        if config.kv {
+            self.shared.open_kv(|| open_store(&self.server.data_dir))?;
+        }
+        let instances = match served.accounts.get(&config.name) {
+            Some(account) => {
+                account
+                    .reshare(share_of(&config.limits))
+                    .map_err(|why| anyhow::anyhow!("app {:?}: {why}", config.name))?;
+                account.clone()
+            }
+            None => {
+                let account = self.runtime.join_pool(&config.name, &config.limits)?;
+                served.accounts.insert(config.name.clone(), account.clone());
+                account
+            }
+        };
+        match App::load(
+            &self.runtime,
+            &self.shared,
+            config,
+            &wasm,
+            instances.clone(),
+            None,
+        ) {
+            Ok(app) => Ok(AppHandle::new(Arc::new(app))),
+            Err(err) => {
+                // Its floor is not held for an app that is not served.
+                let _ = instances.reshare(Share::NONE);
+                Err(err)
+            }
+        }
+    }
+
+    /// The next version of `current` for `config`, or `None` if neither
+    /// its table nor its component changed.
+    fn next_version(
+        &self,
+        current: &App,
+        config: &AppConfig,
+        component_of: ComponentOf<'_>,
+    ) -> Result<Option<Arc<App>>> {
+        let wasm = component_of(config)?;
+        if current.config() == config && hash_of(&wasm)? == current.source_hash() {
+            return Ok(None);
+        }
+        if config.kv {
+            self.shared.open_kv(|| open_store(&self.server.data_dir))?;
+        }
+        let app = App::load(
+            &self.runtime,
+            &self.shared,
+            config,
+            &wasm,
+            current.instances().clone(),
+            Some(current),
+        )?;
+        current
+            .instances()
+            .reshare(share_of(&config.limits))
+            .map_err(|why| anyhow::anyhow!("app {:?}: {why}", config.name))?;
+        Ok(Some(Arc::new(app)))
+    }
+
+    /// Serve `apps` from now on.
+    fn route(&self, apps: &[Arc<AppHandle>]) -> Result<()> {
+        let router = RouteTable::new(apps.iter().map(|handle| {
+            let app = handle.current();
+            (app.name().to_owned(), app.claims().to_vec(), handle.clone())
+        }))
+        .map_err(anyhow::Error::msg)?;
+        self.router.store(Arc::new(router));
+        Ok(())
+    }
+
+    fn served(&self) -> MutexGuard<'_, Served> {
+        // Changes are made in one step each; a poisoned lock holds a
+        // consistent set of apps.
+        self.served
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// The table that finds each request's app, as it is now and as it
+    /// will be after each change.
+    pub(crate) fn router(&self) -> &Arc<ArcSwap<AppRouter>> {
+        &self.router
+    }
+
+    /// The apps served now, in manifest order.
+    pub(crate) fn apps(&self) -> Vec<Arc<App>> {
+        self.served()
+            .apps
+            .iter()
+            .map(|handle| handle.current())
+            .collect()
+    }
+
+    /// The open WebSocket connections of every app.
+    pub(crate) fn hub(&self) -> &Arc<Hub> {
+        self.shared.hub()
+    }
+}
+
+/// Whether `handle` is one of `apps`.
+fn holds(apps: &[Arc<AppHandle>], handle: &Arc<AppHandle>) -> bool {
+    apps.iter().any(|app| Arc::ptr_eq(app, handle))
+}
+
+/// The SHA-256 of the file at `path`, as [`App::source_hash`] has it.
+fn hash_of(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(crate::app::hex_sha256(&bytes))
+}
+
+/// The key-value store under `data_dir`.
+fn open_store(data_dir: &Path) -> Result<Arc<dyn KvBackend>> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    let store: Arc<dyn KvBackend> = Embedded::open(&data_dir.join("kv.redb"))?;
+    Ok(store)
+}

@@ -1,0 +1,285 @@
+//! Operating a running host: `squall serve --watch` applies a new component,
+//! a changed manifest or edited crate sources without dropping a request or
+//! a socket, refuses a broken version while the old one serves, and drains
+//! a removed app. Real binary, real components, real clients.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+mod support;
+
+use futures::{SinkExt, StreamExt};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use support::{Server, client, hello_wasm, replace_file, squall, versioned_wasm};
+use tokio_tungstenite::connect_async;
+use tokio_tungstenite::tungstenite::Message;
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A manifest serving `app.wasm` beside it as the app `versioned` (with
+/// `keys` in its table), a live-mode route at `/live` (the router's
+/// `/socket` is hibernate), and `extra` lines after.
+fn versioned_manifest(keys: &str, extra: &str) -> String {
+    format!(
+        "[server]\ndrain_timeout = \"2s\"\n\n\
+         [app.versioned]\nsource = \"app.wasm\"\nroutes = [\"/\"]\n{keys}\n\
+         [[app.versioned.websocket]]\nroutes = [\"/live\"]\nmode = \"live\"\n{extra}"
+    )
+}
+
+/// A directory holding `squall.toml` and the version-1 `app.wasm`, served
+/// with `--watch`.
+fn watched_versioned() -> (tempfile::TempDir, Server) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(versioned_wasm(1), dir.path().join("app.wasm")).unwrap();
+    let manifest = dir.path().join("squall.toml");
+    std::fs::write(&manifest, versioned_manifest("", "")).unwrap();
+    let data = dir.path().join("data");
+    let server = Server::with_manifest_file(
+        &manifest,
+        &["--watch", "--data-dir", data.to_str().unwrap()],
+    );
+    (dir, server)
+}
+
+async fn connect(server: &Server, path: &str) -> Socket {
+    let url = format!("ws://{}{path}", server.address());
+    connect_async(url).await.unwrap().0
+}
+
+/// Send `text` and return the reply, skipping pings.
+async fn ask(socket: &mut Socket, text: &str) -> String {
+    socket.send(Message::text(text)).await.unwrap();
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("a reply within 10 s")
+            .expect("the socket is open")
+            .unwrap();
+        match message {
+            Message::Text(text) => return text.to_string(),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+/// The close code the server ends `socket` with, within `timeout`.
+async fn close_code(socket: &mut Socket, timeout: Duration) -> Option<u16> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match tokio::time::timeout_at(deadline, socket.next()).await {
+            Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| f.code.into()),
+            Ok(Some(Ok(_))) => continue,
+            _ => return None,
+        }
+    }
+}
+
+/// GET `url` until it answers `body`, for up to a minute (a swap compiles
+/// the new component first).
+async fn wait_for_body(url: &str, body: &str) {
+    let http = client();
+    let started = Instant::now();
+    loop {
+        if let Ok(response) = http.get(url).send().await
+            && response.text().await.unwrap_or_default() == body
+        {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{url} never answered {body:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_swap_under_load_fails_no_request_and_keeps_hibernating_sockets() {
+    versioned_wasm(2);
+    let (dir, server) = watched_versioned();
+    let http = client();
+    assert_eq!(
+        http.get(server.url("/"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "v1"
+    );
+    let mut hibernating = connect(&server, "/socket").await;
+    assert_eq!(ask(&mut hibernating, "hi").await, "v1 count=1");
+    let mut live = connect(&server, "/live").await;
+    assert_eq!(ask(&mut live, "hi").await, "v1 count=1");
+
+    // Clients in a loop, and a slow request in flight across the swap.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        let (stop, url, http) = (stop.clone(), server.url("/"), http.clone());
+        clients.push(tokio::spawn(async move {
+            let (mut failures, mut seen) = (Vec::new(), std::collections::BTreeSet::new());
+            while !stop.load(Ordering::Relaxed) {
+                match http.get(&url).send().await {
+                    Ok(response) if response.status() == 200 => {
+                        seen.insert(response.text().await.unwrap_or_default());
+                    }
+                    Ok(response) => failures.push(response.status().to_string()),
+                    Err(err) => failures.push(err.to_string()),
+                }
+            }
+            (failures, seen)
+        }));
+    }
+    let slow = tokio::spawn(http.get(server.url("/slow?ms=3000")).send());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    replace_file(&versioned_wasm(2), &dir.path().join("app.wasm"));
+    wait_for_body(&server.url("/"), "v2").await;
+    server.expect_log("updated: new requests go to the new version");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut seen = std::collections::BTreeSet::new();
+    for client in clients {
+        let (failures, versions) = client.await.unwrap();
+        assert!(failures.is_empty(), "failed requests: {failures:?}");
+        seen.extend(versions);
+    }
+    assert!(seen.contains("v1") && seen.contains("v2"), "{seen:?}");
+
+    // The request that began on version 1 finished there.
+    let slow = slow.await.unwrap().unwrap();
+    assert_eq!(slow.status(), 200);
+    assert_eq!(slow.text().await.unwrap(), "v1");
+
+    // The hibernating socket stayed open; its next event ran version 2,
+    // with the state version 1 left.
+    assert_eq!(ask(&mut hibernating, "hi").await, "v2 count=2");
+
+    // The live socket finishes on version 1, then is asked to reconnect
+    // once the drain timeout (2 s here) is over.
+    assert_eq!(ask(&mut live, "hi").await, "v1 count=2");
+    assert_eq!(
+        close_code(&mut live, Duration::from_secs(10)).await,
+        Some(1012)
+    );
+    let mut again = connect(&server, "/live").await;
+    assert_eq!(ask(&mut again, "hi").await, "v2 count=1");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broken_version_is_refused_and_the_old_one_keeps_serving() {
+    let (dir, server) = watched_versioned();
+    let http = client();
+    let app = dir.path().join("app.wasm");
+
+    // Not a component at all.
+    std::fs::write(dir.path().join("junk"), b"\0asm junk").unwrap();
+    replace_file(&dir.path().join("junk"), &app);
+    server.expect_log("new version refused; the old one keeps serving");
+    assert_eq!(
+        http.get(server.url("/"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "v1"
+    );
+
+    // More memory than the pool's slots, which were sized at start.
+    let manifest = dir.path().join("squall.toml");
+    std::fs::write(&manifest, versioned_manifest("memory = \"1GiB\"", "")).unwrap();
+    assert!(
+        server.wait_for_log("sized when the server started", Duration::from_secs(30)),
+        "{}",
+        server.logs()
+    );
+
+    // A manifest that does not parse changes nothing.
+    std::fs::write(&manifest, "[app.versioned\n").unwrap();
+    server.expect_log("the manifest was refused; the apps keep serving");
+    assert_eq!(
+        http.get(server.url("/"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "v1"
+    );
+
+    // A good version after all that is taken.
+    std::fs::write(&manifest, versioned_manifest("", "")).unwrap();
+    replace_file(&versioned_wasm(2), &app);
+    wait_for_body(&server.url("/"), "v2").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apps_added_to_the_manifest_are_served_and_removed_ones_drained() {
+    let (dir, server) = watched_versioned();
+    let http = client();
+    let manifest = dir.path().join("squall.toml");
+    let hello = format!(
+        "\n[app.hello]\nsource = {:?}\nroutes = [\"/hello\"]\n",
+        hello_wasm().display().to_string()
+    );
+    std::fs::write(&manifest, versioned_manifest("", &hello)).unwrap();
+    wait_for_body(&server.url("/hello/you"), "Hello, you!").await;
+    server.expect_log("added");
+
+    // A socket and a slow request of the app about to go.
+    let mut socket = connect(&server, "/socket").await;
+    assert_eq!(ask(&mut socket, "hi").await, "v1 count=1");
+    let slow = tokio::spawn(http.get(server.url("/slow?ms=1000")).send());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let hello_only = format!(
+        "[server]\ndrain_timeout = \"2s\"\n\n[app.hello]\nsource = {:?}\nroutes = [\"/hello\"]\n",
+        hello_wasm().display().to_string()
+    );
+    std::fs::write(&manifest, hello_only).unwrap();
+    server.expect_log("removed: draining");
+    wait_for_body(&server.url("/hello/me"), "Hello, me!").await;
+    assert_eq!(
+        http.get(server.url("/")).send().await.unwrap().status(),
+        404
+    );
+    // What was in flight finishes; the socket is told the app went away.
+    let slow = slow.await.unwrap().unwrap();
+    assert_eq!(slow.text().await.unwrap(), "v1");
+    assert_eq!(
+        close_code(&mut socket, Duration::from_secs(10)).await,
+        Some(1001)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn editing_a_crates_source_rebuilds_and_reloads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let krate = dir.path().join("greeter");
+    let created = squall()
+        .args(["new", "--template", "http"])
+        .arg(&krate)
+        .output()
+        .unwrap();
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let server = Server::start_flags(&krate, &["--watch"]);
+    wait_for_body(&server.url("/hello/you"), "Hello, you!").await;
+
+    let source = krate.join("src/lib.rs");
+    let code = std::fs::read_to_string(&source).unwrap();
+    assert!(code.contains("Hello, "), "the template greets: {code}");
+    std::fs::write(&source, code.replace("Hello, ", "Howdy, ")).unwrap();
+    wait_for_body(&server.url("/hello/you"), "Howdy, you!").await;
+    server.expect_log("updated");
+}
