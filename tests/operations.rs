@@ -7,6 +7,7 @@
 mod support;
 
 use futures::{SinkExt, StreamExt};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -282,4 +283,89 @@ async fn editing_a_crates_source_rebuilds_and_reloads_it() {
     std::fs::write(&source, code.replace("Hello, ", "Howdy, ")).unwrap();
     wait_for_body(&server.url("/hello/you"), "Howdy, you!").await;
     server.expect_log("updated");
+}
+
+/// A manifest serving hello with its compile cache in `dir/cache`.
+fn cached_hello(dir: &Path) -> std::path::PathBuf {
+    let manifest = dir.join("squall.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "[server]\ncache_dir = \"cache\"\n\n[app.hello]\nsource = {:?}\n",
+            hello_wasm().display().to_string()
+        ),
+    )
+    .unwrap();
+    manifest
+}
+
+fn compile(manifest: &Path) -> String {
+    let output = squall().arg("compile").arg(manifest).output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_warm_cache_skips_compiling_and_a_corrupt_entry_is_compiled_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = cached_hello(dir.path());
+    assert!(compile(&manifest).contains("app \"hello\" compiled"));
+    assert!(compile(&manifest).contains("was cached already"));
+
+    // A start after `squall compile` loads the compiled code.
+    let server = Server::with_manifest_file(&manifest, &[]);
+    server.expect_log("code=\"from the compile cache\"");
+    assert!(!server.logs().contains("compiled and cached"));
+    wait_for_body(&server.url("/hello/you"), "Hello, you!").await;
+    drop(server);
+
+    // Damage the entry: one byte flipped. It is refused, compiled again,
+    // and served; the next start finds the rewritten entry.
+    let entries: Vec<_> = std::fs::read_dir(dir.path().join("cache"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "cwasm"))
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let mut bytes = std::fs::read(&entries[0]).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&entries[0], &bytes).unwrap();
+    let server = Server::with_manifest_file(&manifest, &[]);
+    server.expect_log("refused, compiling again");
+    server.expect_log("code=\"compiled and cached\"");
+    wait_for_body(&server.url("/hello/you"), "Hello, you!").await;
+    drop(server);
+
+    // Truncated the same.
+    std::fs::write(&entries[0], &bytes[..100]).unwrap();
+    let server = Server::with_manifest_file(&manifest, &[]);
+    server.expect_log("refused, compiling again");
+    wait_for_body(&server.url("/hello/you"), "Hello, you!").await;
+    drop(server);
+    let server = Server::with_manifest_file(&manifest, &[]);
+    server.expect_log("code=\"from the compile cache\"");
+}
+
+#[test]
+fn a_cache_others_may_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = cached_hello(dir.path());
+    let cache = dir.path().join("cache");
+    std::fs::create_dir(&cache).unwrap();
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let output = squall()
+        .arg("serve")
+        .arg(&manifest)
+        .args(["--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("may be written by other users"), "{stderr}");
 }

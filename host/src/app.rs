@@ -12,10 +12,9 @@ use crate::fence::Fence;
 use crate::hub::Hub;
 use crate::limit_log::{Limit, LimitHits};
 use crate::routes::Claim;
-use crate::runtime::{AppComponent, AppInstances, ComponentSource, Guest, Runtime};
+use crate::runtime::{AppComponent, AppInstances, ComponentSource, Guest, Runtime, sha256_hex};
 use anyhow::{Context, Result};
 use arc_swap::ArcSwap;
-use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,7 +61,7 @@ impl App {
     ) -> Result<App> {
         let bytes =
             std::fs::read(wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
-        let source_hash = hex_sha256(&bytes);
+        let source_hash = sha256_hex(&bytes);
         let hits = match previous {
             Some(previous) => previous.hits.clone(),
             None => Arc::new(LimitHits::new(&config.name)),
@@ -307,14 +306,6 @@ fn websocket_prefix(pattern: &str) -> String {
         .take_while(|segment| !segment.starts_with('{'))
         .collect();
     format!("/{}", literal.join("/"))
-}
-
-/// The SHA-256 of `bytes` in lowercase hex.
-pub(crate) fn hex_sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
 }
 
 /// An app by name, across its versions: new requests and hibernate-mode

@@ -62,18 +62,7 @@ impl Deployment {
     /// Start a runtime sized for `manifest` and load each of its apps; an
     /// error if any fails.
     pub(crate) fn load(manifest: &Manifest, component_of: ComponentOf<'_>) -> Result<Deployment> {
-        let runtime = Runtime::new(
-            &RuntimeConfig {
-                max_instances: manifest.server.max_instances,
-                max_memory: manifest
-                    .apps
-                    .iter()
-                    .map(|app| app.limits.memory)
-                    .max()
-                    .unwrap_or(0),
-            },
-            capabilities::add_to_linker,
-        )?;
+        let runtime = runtime_for(manifest)?;
         let deployment = Deployment {
             runtime,
             shared: Shared::new(),
@@ -292,6 +281,44 @@ impl Deployment {
     }
 }
 
+/// The runtime `manifest`'s apps are served by.
+fn runtime_for(manifest: &Manifest) -> Result<Runtime<StoreCapabilities>> {
+    Runtime::new(
+        &RuntimeConfig {
+            max_instances: manifest.server.max_instances,
+            max_memory: manifest
+                .apps
+                .iter()
+                .map(|app| app.limits.memory)
+                .max()
+                .unwrap_or(0),
+            cache_dir: Some(manifest.server.cache_dir.clone()),
+        },
+        capabilities::add_to_linker,
+    )
+}
+
+/// Compile each app of `manifest` into its compile cache, as `squall
+/// serve` would; for each app, whether it was cached already.
+pub(crate) fn precompile(
+    manifest: &Manifest,
+    component_of: ComponentOf<'_>,
+) -> Result<Vec<(String, bool)>> {
+    let runtime = runtime_for(manifest)?;
+    manifest
+        .apps
+        .iter()
+        .map(|app| {
+            let wasm =
+                component_of(app).with_context(|| format!("cannot prepare app {:?}", app.name))?;
+            let cached = runtime
+                .precompile(&wasm)
+                .with_context(|| format!("cannot compile app {:?}", app.name))?;
+            Ok((app.name.clone(), cached))
+        })
+        .collect()
+}
+
 /// Whether `handle` is one of `apps`.
 fn holds(apps: &[Arc<AppHandle>], handle: &Arc<AppHandle>) -> bool {
     apps.iter().any(|app| Arc::ptr_eq(app, handle))
@@ -300,7 +327,7 @@ fn holds(apps: &[Arc<AppHandle>], handle: &Arc<AppHandle>) -> bool {
 /// The SHA-256 of the file at `path`, as [`App::source_hash`] has it.
 fn hash_of(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(crate::app::hex_sha256(&bytes))
+    Ok(crate::runtime::sha256_hex(&bytes))
 }
 
 /// The key-value store under `data_dir`.

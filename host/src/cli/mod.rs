@@ -1,6 +1,7 @@
 //! The `squall` command line, one file per subcommand.
 
 mod build;
+mod compile;
 mod new;
 mod serve;
 mod watch;
@@ -22,6 +23,7 @@ pub struct Cli {
 enum Command {
     Serve(serve::ServeArgs),
     Build(build::BuildArgs),
+    Compile(compile::CompileArgs),
     New(new::NewArgs),
 }
 
@@ -31,6 +33,7 @@ impl Cli {
         match self.command {
             Command::Serve(args) => serve::run(args),
             Command::Build(args) => build::run(args),
+            Command::Compile(args) => compile::run(args),
             Command::New(args) => new::run(args),
         }
     }

@@ -23,6 +23,10 @@ pub(super) struct ServeArgs {
     /// manifest's `data_dir`, else .squall/data beside the manifest].
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Where compiled components are kept between starts [default: the
+    /// manifest's `cache_dir`, else .squall/cache beside the manifest].
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
     /// Every app's wall-clock time per request (`5s`, `500ms`), as the
     /// manifest's `timeout`.
     #[arg(long, value_parser = crate::config::parse_duration)]
@@ -71,6 +75,9 @@ impl ServeArgs {
         }
         if let Some(data_dir) = &self.data_dir {
             manifest.server.data_dir = data_dir.clone();
+        }
+        if let Some(cache_dir) = &self.cache_dir {
+            manifest.server.cache_dir = cache_dir.clone();
         }
         self.apply_limits(&mut manifest);
         Ok(manifest)

@@ -103,6 +103,7 @@ impl Manifest {
         check_claims(&apps, text, file)?;
         let mut server = raw.server;
         server.data_dir = base.join(&server.data_dir);
+        server.cache_dir = base.join(&server.cache_dir);
         Ok(Manifest { server, apps })
     }
 

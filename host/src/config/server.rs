@@ -39,6 +39,9 @@ pub(crate) struct ServerConfig {
     /// Where durable state (the key-value store) is kept, relative to the
     /// manifest's directory.
     pub(crate) data_dir: PathBuf,
+    /// Where compiled components are kept between starts, relative to the
+    /// manifest's directory; it must be writable by this user alone.
+    pub(crate) cache_dir: PathBuf,
 }
 
 impl Default for ServerConfig {
@@ -54,6 +57,7 @@ impl Default for ServerConfig {
             max_headers: 100,
             max_streams: 100,
             data_dir: PathBuf::from(".squall/data"),
+            cache_dir: PathBuf::from(".squall/cache"),
         }
     }
 }

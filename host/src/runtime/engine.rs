@@ -18,6 +18,9 @@ pub(crate) struct RuntimeConfig {
     pub(crate) max_instances: u32,
     /// The largest `memory` limit of any app (the size of a pool slot).
     pub(crate) max_memory: u64,
+    /// Where compiled components are kept between runs; none: compile
+    /// at every start.
+    pub(crate) cache_dir: Option<std::path::PathBuf>,
 }
 
 /// Start the engine and its epoch ticker.

@@ -6,6 +6,7 @@
 //! The runtime knows no capability: the layer above chooses the per-store
 //! data `H` and links its interfaces through [`Runtime::new`]'s `link`.
 
+mod compile_cache;
 mod component;
 mod cpu_share;
 mod engine;
@@ -14,6 +15,7 @@ mod lifecycle;
 mod share;
 mod store;
 
+pub(crate) use compile_cache::sha256_hex;
 pub(crate) use component::{AppComponent, Guest};
 pub(crate) use engine::RuntimeConfig;
 pub(crate) use lifecycle::{OnCancel, Running, finished, until_answer};
@@ -21,6 +23,7 @@ pub(crate) use share::{AppInstances, Share};
 pub(crate) use store::{ChargeCopies, State};
 
 use anyhow::{Context, Result};
+use compile_cache::{CompileCache, Obtained};
 use component::{ComponentKind, denied_import, is_component};
 use share::InstancePool;
 use std::path::Path;
@@ -45,6 +48,8 @@ pub(crate) struct Runtime<H: 'static> {
     pool: Arc<InstancePool>,
     /// The size of a pool slot: no app's memory may be larger.
     max_memory: u64,
+    /// Compiled components kept on disk, if the host keeps them.
+    cache: Option<CompileCache>,
 }
 
 impl<H: Send + 'static> Runtime<H> {
@@ -63,12 +68,55 @@ impl<H: Send + 'static> Runtime<H> {
         link(&mut linker)
             .map_err(anyhow::Error::from)
             .context("cannot link the host's interfaces")?;
+        let cache = match &config.cache_dir {
+            Some(dir) => Some(CompileCache::open(dir, &engine)?),
+            None => None,
+        };
         Ok(Runtime {
             engine,
             linker,
             pool: InstancePool::new(config.max_instances.max(1)),
             max_memory: config.max_memory,
+            cache,
         })
+    }
+
+    /// The component `bytes`, compiled: from the compile cache if it has
+    /// it (and said how, for the log).
+    fn compile(&self, bytes: &[u8]) -> Result<(Component, &'static str)> {
+        match &self.cache {
+            Some(cache) => {
+                let (component, obtained) = cache.component(&self.engine, bytes)?;
+                Ok((
+                    component,
+                    match obtained {
+                        Obtained::Cached => "from the compile cache",
+                        Obtained::Compiled => "compiled and cached",
+                    },
+                ))
+            }
+            None => Component::new(&self.engine, bytes)
+                .map(|component| (component, "compiled"))
+                .map_err(anyhow::Error::from),
+        }
+    }
+
+    /// Compile the component at `path` into the compile cache, for
+    /// `squall compile`; whether it was there already.
+    pub(crate) fn precompile(&self, path: &Path) -> Result<bool> {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        if !is_component(&bytes) {
+            anyhow::bail!("{} is not a WebAssembly component", path.display());
+        }
+        let cache = self
+            .cache
+            .as_ref()
+            .context("this runtime keeps no compile cache")?;
+        let (_, obtained) = cache
+            .component(&self.engine, &bytes)
+            .with_context(|| format!("cannot compile {}", path.display()))?;
+        Ok(obtained == Obtained::Cached)
     }
 
     /// A new app's account with the instance pool, under `limits`' share.
@@ -114,10 +162,10 @@ impl<H: Send + 'static> Runtime<H> {
                 path.display()
             );
         }
-        let component = match compiled {
-            Some(compiled) => compiled.clone(),
-            None => Component::new(&self.engine, bytes)
-                .map_err(anyhow::Error::from)
+        let (component, obtained) = match compiled {
+            Some(compiled) => (compiled.clone(), "reused"),
+            None => self
+                .compile(bytes)
                 .with_context(|| format!("cannot compile {}", path.display()))?,
         };
         let pre = self
@@ -163,7 +211,12 @@ impl<H: Send + 'static> Runtime<H> {
                 );
             }
         }
-        tracing::info!(app = name, kind = kind.describe(), "loaded");
+        tracing::info!(
+            app = name,
+            kind = kind.describe(),
+            code = obtained,
+            "loaded"
+        );
         Ok(AppComponent::new(
             component,
             guest,
