@@ -369,3 +369,170 @@ fn a_cache_others_may_write_is_refused() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("may be written by other users"), "{stderr}");
 }
+
+const TOKEN: &str = "an-admin-token-for-tests";
+
+/// The admin listener's base URL, from what the server printed.
+fn admin_url(server: &Server) -> String {
+    let line = server
+        .banner
+        .lines()
+        .find_map(|line| line.strip_prefix("squall: admin on "))
+        .unwrap_or_else(|| panic!("no admin line in {}", server.banner));
+    line.split_whitespace()
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_admin_api_deploys_removes_and_reloads_behind_its_token() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(versioned_wasm(1), dir.path().join("app.wasm")).unwrap();
+    std::fs::write(dir.path().join("token"), format!("{TOKEN}\n")).unwrap();
+    let manifest = dir.path().join("squall.toml");
+    let admin_keys = "admin_listen = \"127.0.0.1:0\"\nadmin_token_file = \"token\"\n";
+    std::fs::write(
+        &manifest,
+        versioned_manifest("", "").replace("[server]\n", &format!("[server]\n{admin_keys}")),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let server = Server::with_manifest_file(&manifest, &["--data-dir", data.to_str().unwrap()]);
+    let admin = admin_url(&server);
+    let http = client();
+
+    // Metrics are open, and move with traffic.
+    for _ in 0..3 {
+        http.get(server.url("/")).send().await.unwrap();
+    }
+    let metrics = http.get(format!("{admin}/metrics")).send().await.unwrap();
+    assert_eq!(metrics.status(), 200);
+    let metrics = metrics.text().await.unwrap();
+    for needle in [
+        "squall_requests_total{app=\"versioned\",status=\"2xx\"} 3",
+        "squall_request_duration_seconds_bucket{app=\"versioned\"",
+        "squall_instances{app=\"versioned\"} 0",
+        "squall_limit_hits_total{app=\"versioned\",limit=\"max_instances\"} 0",
+        "squall_connections_open",
+    ] {
+        assert!(metrics.contains(needle), "{needle} in:\n{metrics}");
+    }
+
+    // The API is not: no token, a wrong one, another scheme.
+    for authorization in [
+        None,
+        Some("Bearer not-the-token-at-all"),
+        Some(&*format!("Basic {TOKEN}")),
+    ] {
+        let mut request = http.get(format!("{admin}/apps"));
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
+        }
+        let refused = request.send().await.unwrap();
+        assert_eq!(refused.status(), 401);
+        assert_eq!(refused.text().await.unwrap(), "");
+    }
+    let bearer = format!("Bearer {TOKEN}");
+    let apps = http
+        .get(format!("{admin}/apps"))
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let apps: serde_json::Value = serde_json::from_str(&apps).unwrap();
+    assert_eq!(apps[0]["name"], "versioned");
+    assert_eq!(apps[0]["version"], 1);
+
+    // Deploy an uploaded component: version 2 serves.
+    let deployed = http
+        .put(format!("{admin}/apps/versioned"))
+        .header("authorization", &bearer)
+        .body(std::fs::read(versioned_wasm(2)).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deployed.status(), 200);
+    assert!(
+        deployed
+            .text()
+            .await
+            .unwrap()
+            .contains("\"updated\":[\"versioned\"]")
+    );
+    wait_for_body(&server.url("/"), "v2").await;
+    server.expect_log("admin: deploying an uploaded component");
+
+    // A broken upload is refused; version 2 keeps serving.
+    let refused = http
+        .put(format!("{admin}/apps/versioned"))
+        .header("authorization", &bearer)
+        .body(b"\0asm not a component".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 422);
+    assert_eq!(
+        http.get(server.url("/"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "v2"
+    );
+
+    // Remove it (404 after), then reload the manifest from disk (version 1 again).
+    let removed = http
+        .delete(format!("{admin}/apps/versioned"))
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(removed.status(), 200);
+    assert_eq!(
+        http.get(server.url("/")).send().await.unwrap().status(),
+        404
+    );
+    let reloaded = http
+        .post(format!("{admin}/reload"))
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reloaded.status(), 200);
+    assert!(
+        reloaded
+            .text()
+            .await
+            .unwrap()
+            .contains("\"added\":[\"versioned\"]")
+    );
+    assert_eq!(
+        http.get(server.url("/"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "v1"
+    );
+    let metrics = http
+        .get(format!("{admin}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("squall_app_swaps_total{app=\"versioned\"} 1"),
+        "{metrics}"
+    );
+}

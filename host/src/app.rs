@@ -29,6 +29,8 @@ pub(crate) struct App {
     config: AppConfig,
     /// The SHA-256 of its component, in hex.
     source_hash: String,
+    /// 1 for the first version loaded, one more for each after it.
+    version: u64,
     component: AppComponent<StoreCapabilities>,
     grants: Arc<Grants>,
     websockets: Vec<WebSocketRoute>,
@@ -97,6 +99,7 @@ impl App {
             name: config.name.as_str().into(),
             config: config.clone(),
             source_hash,
+            version: previous.map_or(1, |previous| previous.version + 1),
             component,
             grants: Grants::new(
                 config,
@@ -177,6 +180,22 @@ impl App {
         &self.name
     }
 
+    /// Its name, shared (as a metrics label).
+    pub(crate) fn shared_name(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    /// What it holds now, for `/metrics`.
+    pub(crate) fn snapshot(&self) -> crate::stats::AppSnapshot<'_> {
+        crate::stats::AppSnapshot {
+            app: &self.name,
+            instances: self.component.instances_in_use(),
+            requests: self.requests.held(),
+            websockets: self.connections.held(),
+            limit_hits: self.hits.all(),
+        }
+    }
+
     /// The manifest table it was loaded from.
     pub(crate) fn config(&self) -> &AppConfig {
         &self.config
@@ -185,6 +204,11 @@ impl App {
     /// The SHA-256 of its component, in hex.
     pub(crate) fn source_hash(&self) -> &str {
         &self.source_hash
+    }
+
+    /// Which version of the app it is: 1 for the first loaded.
+    pub(crate) fn version(&self) -> u64 {
+        self.version
     }
 
     /// Where it is reached.

@@ -34,7 +34,11 @@ pub(crate) struct Deployment {
     router: Arc<ArcSwap<AppRouter>>,
     /// The `[server]` table the host started with.
     server: ServerConfig,
+    /// Taken while the apps change; a change waits for the one before.
     served: Mutex<Served>,
+    /// The apps as they are now, for readers that must not wait for a
+    /// change in progress.
+    current: ArcSwap<Vec<Arc<AppHandle>>>,
 }
 
 /// The apps, in manifest order, and every app's account with the pool
@@ -58,6 +62,31 @@ pub(crate) struct Applied {
     pub(crate) refused: Vec<(String, String)>,
 }
 
+impl Applied {
+    /// Log what it did, a line per app.
+    pub(crate) fn log(&self) {
+        for app in &self.added {
+            tracing::info!(app, "added");
+        }
+        for app in &self.updated {
+            tracing::info!(app, "updated: new requests go to the new version");
+        }
+        for app in &self.removed {
+            tracing::info!(app, "removed: draining");
+        }
+        for (app, why) in &self.refused {
+            tracing::error!(app, "new version refused; the old one keeps serving: {why}");
+        }
+        if self.added.is_empty()
+            && self.updated.is_empty()
+            && self.removed.is_empty()
+            && self.refused.is_empty()
+        {
+            tracing::info!("nothing changed");
+        }
+    }
+}
+
 impl Deployment {
     /// Start a runtime sized for `manifest` and load each of its apps; an
     /// error if any fails.
@@ -71,6 +100,7 @@ impl Deployment {
             )),
             server: manifest.server.clone(),
             served: Mutex::default(),
+            current: ArcSwap::default(),
         };
         let mut served = deployment.served();
         for config in &manifest.apps {
@@ -80,6 +110,7 @@ impl Deployment {
             served.apps.push(handle);
         }
         deployment.route(&served.apps)?;
+        deployment.current.store(Arc::new(served.apps.clone()));
         drop(served);
         Ok(deployment)
     }
@@ -154,6 +185,7 @@ impl Deployment {
         let grace = self.server.drain_timeout;
         for (handle, app) in swaps {
             applied.updated.push(app.name().to_owned());
+            crate::stats::swap(app.shared_name());
             handle.swap(app, grace);
         }
         for handle in served.apps.iter().filter(|h| !holds(&next, h)) {
@@ -166,8 +198,18 @@ impl Deployment {
             applied.removed.push(app.name().to_owned());
         }
         self.router.store(Arc::new(router));
+        self.current.store(Arc::new(next.clone()));
         served.apps = next;
         applied
+    }
+
+    /// The manifest of what is served now: each app's table as its current
+    /// version was loaded from.
+    pub(crate) fn manifest(&self) -> Manifest {
+        Manifest {
+            server: self.server.clone(),
+            apps: self.apps().iter().map(|app| app.config().clone()).collect(),
+        }
     }
 
     /// Load a new app, under its own account with the pool.
@@ -268,8 +310,8 @@ impl Deployment {
 
     /// The apps served now, in manifest order.
     pub(crate) fn apps(&self) -> Vec<Arc<App>> {
-        self.served()
-            .apps
+        self.current
+            .load()
             .iter()
             .map(|handle| handle.current())
             .collect()

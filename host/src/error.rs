@@ -105,6 +105,23 @@ impl HostError {
         self.log();
         self.status()
     }
+
+    /// What the guest did wrong, for the failure counts; `None` for a
+    /// refusal or the client's fault.
+    pub(crate) fn guest_kind(&self) -> Option<&'static str> {
+        match self {
+            HostError::Trap(_) => Some("trap"),
+            HostError::Timeout => Some("timeout"),
+            HostError::CpuTime => Some("cpu_time"),
+            HostError::Memory => Some("memory"),
+            HostError::NoAnswer => Some("no_answer"),
+            HostError::InvalidResponse(_) => Some("invalid_response"),
+            HostError::RequestBodyTooLarge
+            | HostError::BrokenRequestBody(_)
+            | HostError::NoInstanceSlot(_)
+            | HostError::Busy(_) => None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -31,6 +31,14 @@ impl Fence {
         self.ceiling.load(Ordering::Relaxed)
     }
 
+    /// Places held now.
+    pub(crate) fn held(&self) -> u32 {
+        let free = self.places.available_permits();
+        let owed = self.owed.load(Ordering::Relaxed);
+        let ceiling = permits(self.ceiling());
+        u32::try_from((ceiling + owed).saturating_sub(free)).unwrap_or(u32::MAX)
+    }
+
     /// A place, if one is free.
     pub(crate) fn try_enter(&self) -> Option<OwnedSemaphorePermit> {
         loop {

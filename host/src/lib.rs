@@ -15,6 +15,7 @@
 //! harness for tests and benchmarks ([`testing`]), and the listener the
 //! server uses ([`bind`]).
 
+mod admin;
 mod app;
 mod bindings;
 mod body;
@@ -36,6 +37,7 @@ mod policy;
 mod routes;
 mod runtime;
 mod server;
+mod stats;
 pub mod testing;
 
 pub use server::bind;

@@ -92,6 +92,14 @@ impl LimitHits {
         }
     }
 
+    /// Hits so far of every limit, by its manifest key.
+    pub(crate) fn all(&self) -> Vec<(&'static str, u64)> {
+        Limit::ALL
+            .iter()
+            .map(|limit| (limit.key(), self.count(*limit)))
+            .collect()
+    }
+
     /// Count a hit of `limit`, and log it unless it was logged less than a
     /// second ago (the next line then says how many hits it stands for).
     pub(crate) fn hit(&self, limit: Limit, detail: &str) {

@@ -122,6 +122,8 @@ pub fn misbehave_wasm() -> PathBuf {
 pub struct Server {
     child: Child,
     pub base: String,
+    /// What it printed before it listened (what it serves, the admin address).
+    pub banner: String,
     logs: Arc<Mutex<String>>,
     _dir: Option<tempfile::TempDir>,
 }
@@ -189,7 +191,9 @@ impl Server {
         collect(child.stderr.take().expect("stderr piped"), logs.clone());
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout piped"));
         let mut line = String::new();
+        let mut banner = String::new();
         let base = loop {
+            banner.push_str(&line);
             line.clear();
             let read = stdout.read_line(&mut line).expect("read squall's stdout");
             if read == 0 {
@@ -209,6 +213,7 @@ impl Server {
         Server {
             child,
             base,
+            banner,
             logs,
             _dir: dir,
         }

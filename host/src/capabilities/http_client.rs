@@ -15,6 +15,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
 use hyper::body::{Body as _, Incoming};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use wasmtime::StoreContextMut;
@@ -28,56 +29,81 @@ impl HostWithStore<GuestState> for HasSelf<GuestState> {
         request: OutgoingRequest,
     ) -> wasmtime::Result<Result<IncomingResponse, FetchError>> {
         let grants = grants_of(accessor);
-        let max_redirects = request.max_redirects;
-        let head_timeout = request.timeout_ms.map_or(grants.default_timeout, |ms| {
-            Duration::from_millis(u64::from(ms))
-        });
-        let outgoing = match Outgoing::new(request, &grants) {
-            Ok(outgoing) => outgoing,
-            Err(err) => return Ok(Err(err)),
-        };
-        let fetches = accessor.with(|mut access| access.get().host().fetches().clone());
-        // In flight until the guest has the whole body, or drops it.
-        let admitted = match grants.admit_fetch(&fetches) {
-            Ok(admitted) => admitted,
-            Err(why) => return Ok(Err(FetchError::Limit(why))),
-        };
-        let outgoing = outgoing.with_body(accessor)?;
-        let response = match tokio::time::timeout(
-            head_timeout,
-            send_following_redirects(&grants, outgoing, max_redirects),
-        )
-        .await
-        {
-            Ok(Ok(response)) => response,
-            Ok(Err(err)) => return Ok(Err(err)),
-            Err(_) => return Ok(Err(FetchError::Timeout)),
-        };
-        if response.body().size_hint().lower() > grants.fetch_max_body {
-            return Ok(Err(FetchError::TooLarge));
+        let fetched = fetch(accessor, request, grants.clone()).await;
+        if let Ok(result) = &fetched {
+            crate::stats::fetch(grants.app(), fetch_result(result));
         }
-        let (parts, body) = response.into_parts();
-        let (producer, outcome) =
-            IncomingBodyProducer::fetched(inbound(body), grants.fetch_max_body);
-        accessor.with(|mut store| {
-            let body = StreamReader::new(&mut store, producer)?;
-            let body_result = FutureReader::new(&mut store, async move {
-                let _admitted = admitted;
-                let outcome = outcome.await.unwrap_or_else(|_| {
-                    Err(FetchError::Protocol(
-                        "the body ended without a result".into(),
-                    ))
-                });
-                Ok::<_, wasmtime::Error>(outcome)
-            })?;
-            Ok(Ok(IncomingResponse {
-                status: parts.status.as_u16(),
-                headers: fields_to_wit(&parts.headers),
-                body,
-                body_result,
-            }))
-        })
+        fetched
     }
+}
+
+/// How a fetch ended, for the counts.
+fn fetch_result(result: &Result<IncomingResponse, FetchError>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(FetchError::Denied(_)) => "denied",
+        Err(FetchError::Limit(_)) => "limit",
+        Err(FetchError::Timeout) => "timeout",
+        Err(FetchError::TooLarge) => "too_large",
+        Err(_) => "failed",
+    }
+}
+
+/// Send `request` for the app `grants` belongs to: the response head, and
+/// its body as a stream the guest reads.
+async fn fetch(
+    accessor: &Accessor<GuestState, HasSelf<GuestState>>,
+    request: OutgoingRequest,
+    grants: Arc<Grants>,
+) -> wasmtime::Result<Result<IncomingResponse, FetchError>> {
+    let max_redirects = request.max_redirects;
+    let head_timeout = request.timeout_ms.map_or(grants.default_timeout, |ms| {
+        Duration::from_millis(u64::from(ms))
+    });
+    let outgoing = match Outgoing::new(request, &grants) {
+        Ok(outgoing) => outgoing,
+        Err(err) => return Ok(Err(err)),
+    };
+    let fetches = accessor.with(|mut access| access.get().host().fetches().clone());
+    // In flight until the guest has the whole body, or drops it.
+    let admitted = match grants.admit_fetch(&fetches) {
+        Ok(admitted) => admitted,
+        Err(why) => return Ok(Err(FetchError::Limit(why))),
+    };
+    let outgoing = outgoing.with_body(accessor)?;
+    let response = match tokio::time::timeout(
+        head_timeout,
+        send_following_redirects(&grants, outgoing, max_redirects),
+    )
+    .await
+    {
+        Ok(Ok(response)) => response,
+        Ok(Err(err)) => return Ok(Err(err)),
+        Err(_) => return Ok(Err(FetchError::Timeout)),
+    };
+    if response.body().size_hint().lower() > grants.fetch_max_body {
+        return Ok(Err(FetchError::TooLarge));
+    }
+    let (parts, body) = response.into_parts();
+    let (producer, outcome) = IncomingBodyProducer::fetched(inbound(body), grants.fetch_max_body);
+    accessor.with(|mut store| {
+        let body = StreamReader::new(&mut store, producer)?;
+        let body_result = FutureReader::new(&mut store, async move {
+            let _admitted = admitted;
+            let outcome = outcome.await.unwrap_or_else(|_| {
+                Err(FetchError::Protocol(
+                    "the body ended without a result".into(),
+                ))
+            });
+            Ok::<_, wasmtime::Error>(outcome)
+        })?;
+        Ok(Ok(IncomingResponse {
+            status: parts.status.as_u16(),
+            headers: fields_to_wit(&parts.headers),
+            body,
+            body_result,
+        }))
+    })
 }
 
 /// A request on its way out, before its body is attached.

@@ -154,6 +154,7 @@ impl KvCall {
         keys: Vec<String>,
     ) -> Result<Vec<Option<Vec<u8>>>, KvError> {
         let grants = &self.grants;
+        crate::stats::kv(&grants.app, "read");
         let store = grants.kv_store()?;
         grants.check_count(keys.len())?;
         for key in &keys {
@@ -169,6 +170,7 @@ impl KvCall {
     /// Whether `key` is present.
     pub(super) async fn exists(&self, key: String) -> Result<bool, KvError> {
         let grants = &self.grants;
+        crate::stats::kv(&grants.app, "read");
         let store = grants.kv_store()?;
         grants.check_key(store, &key)?;
         store
@@ -186,6 +188,7 @@ impl KvCall {
         limit: u32,
     ) -> Result<crate::kv::Page, KvError> {
         let grants = &self.grants;
+        crate::stats::kv(&grants.app, "read");
         let store = grants.kv_store()?;
         store
             .backend
@@ -197,6 +200,7 @@ impl KvCall {
     /// Check `writes` and apply them, all or nothing.
     pub(super) async fn apply(&self, writes: Vec<Write>) -> Result<Vec<Applied>, KvError> {
         let grants = &self.grants;
+        crate::stats::kv(&grants.app, "write");
         let store = grants.kv_store()?;
         grants.check_count(writes.len())?;
         for write in &writes {

@@ -38,11 +38,15 @@ impl Host for GuestState {
                 "the payload is over {MAX_PAYLOAD} bytes"
             ))));
         }
-        Ok(grants
+        let published = grants
             .shared
             .broker
             .publish(&key, Bytes::from(payload), &grants.topic_fence)
-            .map_err(|refused| grants.refused(refused)))
+            .map_err(|refused| grants.refused(refused));
+        if published.is_ok() {
+            crate::stats::publish(&grants.app);
+        }
+        Ok(published)
     }
 }
 

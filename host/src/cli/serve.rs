@@ -1,9 +1,10 @@
 //! `squall serve APP`: load apps and serve them until SIGINT or SIGTERM.
 
+use crate::admin::Admin;
 use crate::app::App;
 use crate::cargo_build::component_for;
 use crate::config::Manifest;
-use crate::deploy::{Applied, Deployment};
+use crate::deploy::Deployment;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use std::io::Write;
@@ -117,10 +118,32 @@ pub(super) fn run(args: ServeArgs) -> Result<()> {
                 &manifest,
                 move || reload.manifest(),
                 move |manifest| {
-                    report(&applying.apply(manifest, &|app| component_for(&app.source)));
+                    applying
+                        .apply(manifest, &|app| component_for(&app.source))
+                        .log();
                 },
             )?;
             println!("squall: watching for changes");
+        }
+        if let Some(admin_address) = manifest.server.admin_listen {
+            let reload = args.clone();
+            let admin = Admin::new(deployment.clone(), &manifest.server, move || {
+                reload.manifest()
+            })?;
+            // Counting starts before the first request.
+            crate::stats::recorder();
+            let admin_listener = crate::server::bind(admin_address)
+                .with_context(|| format!("cannot listen on {admin_address} (admin_listen)"))?;
+            println!(
+                "squall: admin on http://{}/ (/metrics; the API {})",
+                admin_listener.local_addr()?,
+                if admin.api_on() {
+                    "with its token"
+                } else {
+                    "is off: no token"
+                }
+            );
+            tokio::spawn(Arc::new(admin).serve(admin_listener));
         }
         announce(&deployment.apps(), address);
         crate::server::serve(
@@ -137,29 +160,6 @@ pub(super) fn run(args: ServeArgs) -> Result<()> {
     drop(tokio);
     drop(deployment);
     Ok(())
-}
-
-/// Log what applying a manifest did, a line per app.
-fn report(applied: &Applied) {
-    for app in &applied.added {
-        tracing::info!(app, "added");
-    }
-    for app in &applied.updated {
-        tracing::info!(app, "updated: new requests go to the new version");
-    }
-    for app in &applied.removed {
-        tracing::info!(app, "removed: draining");
-    }
-    for (app, why) in &applied.refused {
-        tracing::error!(app, "new version refused; the old one keeps serving: {why}");
-    }
-    if applied.added.is_empty()
-        && applied.updated.is_empty()
-        && applied.removed.is_empty()
-        && applied.refused.is_empty()
-    {
-        tracing::info!("nothing changed");
-    }
 }
 
 /// Print where each app is served; tests and scripts read the first URL.

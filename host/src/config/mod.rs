@@ -104,6 +104,7 @@ impl Manifest {
         let mut server = raw.server;
         server.data_dir = base.join(&server.data_dir);
         server.cache_dir = base.join(&server.cache_dir);
+        server.admin_token_file = server.admin_token_file.map(|file| base.join(file));
         Ok(Manifest { server, apps })
     }
 

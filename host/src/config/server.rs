@@ -42,6 +42,14 @@ pub(crate) struct ServerConfig {
     /// Where compiled components are kept between starts, relative to the
     /// manifest's directory; it must be writable by this user alone.
     pub(crate) cache_dir: PathBuf,
+    /// Where the admin listener (`/metrics`, the admin API) listens; none:
+    /// no admin listener.
+    pub(crate) admin_listen: Option<SocketAddr>,
+    /// The environment variable holding the admin API's bearer token.
+    pub(crate) admin_token_env: Option<String>,
+    /// The file holding the admin API's bearer token, relative to the
+    /// manifest's directory.
+    pub(crate) admin_token_file: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -58,6 +66,9 @@ impl Default for ServerConfig {
             max_streams: 100,
             data_dir: PathBuf::from(".squall/data"),
             cache_dir: PathBuf::from(".squall/cache"),
+            admin_listen: None,
+            admin_token_env: None,
+            admin_token_file: None,
         }
     }
 }

@@ -14,9 +14,12 @@ pub(crate) use socket_events::{Events, Opened, describe};
 
 use crate::app::SharedApp;
 use crate::body::{InboundBody, OutgoingBody};
+use crate::error::HostError;
 use crate::runtime::{Guest, OnCancel};
+use crate::stats;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Run `request` through a fresh instance of `app`, and log it.
@@ -25,6 +28,7 @@ pub(crate) async fn dispatch(
     request: Request<InboundBody>,
 ) -> Response<OutgoingBody> {
     let started = Instant::now();
+    let name = app.shared_name().clone();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let cancelled = OnCancel::new("the client went away before the response");
@@ -42,6 +46,7 @@ pub(crate) async fn dispatch(
         }
     };
     cancelled.disarm();
+    stats::request(&name, response.status().as_u16(), started.elapsed());
     tracing::info!(
         method = %method,
         path,
@@ -50,6 +55,15 @@ pub(crate) async fn dispatch(
         "request"
     );
     response
+}
+
+/// Log `failure` of the app `app`, count it if the guest caused it, and
+/// return its status.
+pub(crate) fn failed(app: &Arc<str>, failure: &HostError) -> StatusCode {
+    if let Some(kind) = failure.guest_kind() {
+        stats::guest_failure(app, kind);
+    }
+    failure.logged_status()
 }
 
 /// A short plain-text answer that reveals nothing about the guest. A 503

@@ -146,7 +146,7 @@ impl Events {
         let app = self.app();
         let timeout = app.limits().timeout;
         let outcome = match &self.target {
-            Target::Hibernate(_) => tokio::time::timeout(timeout, once(app, event)).await,
+            Target::Hibernate(_) => tokio::time::timeout(timeout, once(app.clone(), event)).await,
             Target::Live { live, .. } => {
                 let (reply, answer) = oneshot::channel();
                 if live.calls.send((event, reply)).await.is_err() {
@@ -167,7 +167,7 @@ impl Events {
             Ok(Err(err)) => HostError::from_guest(err),
             Err(_) => HostError::Timeout,
         };
-        failure.log();
+        super::failed(app.shared_name(), &failure);
         // A live instance stuck past the deadline is stopped, which frees
         // it; the connection then closes (1011).
         if let Target::Live { live, .. } = &self.target {

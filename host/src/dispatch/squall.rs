@@ -40,6 +40,7 @@ pub(super) async fn run(
     admitted: OwnedSemaphorePermit,
 ) -> Response<OutgoingBody> {
     let limits = app.limits().clone();
+    let name = app.shared_name().clone();
     let (parts, body) = request.into_parts();
     if body.size_hint().lower() > limits.max_body {
         discard_in_background(body);
@@ -60,14 +61,14 @@ pub(super) async fn run(
     .await;
     let head = match answer {
         Ok(head) => head,
-        Err(failure) => return error_response(failure.logged_status()),
+        Err(failure) => return error_response(super::failed(&name, &failure)),
     };
 
     let (status, headers) = match guest_response_head(head.status, head.headers) {
         Ok(head) => head,
         Err(reason) => {
             let failure = HostError::InvalidResponse(reason);
-            return error_response(failure.logged_status());
+            return error_response(super::failed(&name, &failure));
         }
     };
     let body = match head.body {

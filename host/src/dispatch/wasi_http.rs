@@ -31,6 +31,7 @@ pub(super) async fn run(
     admitted: OwnedSemaphorePermit,
 ) -> Response<OutgoingBody> {
     let limits = app.limits().clone();
+    let name = app.shared_name().clone();
     let (mut parts, body) = request.into_parts();
     if body.size_hint().lower() > limits.max_body {
         discard_in_background(body);
@@ -61,7 +62,7 @@ pub(super) async fn run(
     .await;
     let response = match answer.and_then(|answer| answer.map_err(HostError::from_guest)) {
         Ok(response) => response,
-        Err(failure) => return error_response(failure.logged_status()),
+        Err(failure) => return error_response(super::failed(&name, &failure)),
     };
     // The store lives on in the body while it streams; dropping the body
     // (done, or the client gone) or its deadline drops the store.

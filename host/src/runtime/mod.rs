@@ -211,6 +211,7 @@ impl<H: Send + 'static> Runtime<H> {
                 );
             }
         }
+        crate::stats::component_loaded(obtained);
         tracing::info!(
             app = name,
             kind = kind.describe(),

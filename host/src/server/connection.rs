@@ -50,7 +50,14 @@ impl TrackedStream {
             activity: activity.clone(),
             _place: place,
         };
+        crate::stats::connections(1.0);
         (tracked, activity)
+    }
+}
+
+impl Drop for TrackedStream {
+    fn drop(&mut self) {
+        crate::stats::connections(-1.0);
     }
 }
 

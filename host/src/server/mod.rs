@@ -120,6 +120,7 @@ pub(crate) async fn serve(
                 // Out of file descriptors or similar: back off (up to a
                 // second), keep serving.
                 failing.warn(&format!("accept failed: {err}"));
+                crate::stats::accept_error();
                 backoff = (backoff * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
                 tokio::time::sleep(backoff).await;
                 continue;

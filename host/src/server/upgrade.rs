@@ -80,6 +80,7 @@ pub(super) async fn upgrade(
     };
     let protocol = accept.filter(|chosen| offered_protocols(&parts.headers).any(|p| p == chosen));
     tracing::info!(connection = connection.id(), "websocket opened");
+    crate::stats::websocket_opened(app.shared_name());
     // The socket task owns the connection from here, and forgets it itself.
     registered.hand_over();
     tokio::spawn(socket::run(connection, route, events, on_upgrade, admitted));
