@@ -7,16 +7,16 @@
 mod support;
 
 use futures::{SinkExt, StreamExt};
+use reqwest::Method;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use support::{Server, client, hello_wasm, replace_file, squall, versioned_wasm};
+use support::{
+    Server, Socket, client, hello_wasm, next_text, replace_file, squall, versioned_wasm,
+};
 use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A manifest serving `app.wasm` beside it as the app `versioned` (with
 /// `keys` in its table), a live-mode route at `/live` (the router's
@@ -52,18 +52,7 @@ async fn connect(server: &Server, path: &str) -> Socket {
 /// Send `text` and return the reply, skipping pings.
 async fn ask(socket: &mut Socket, text: &str) -> String {
     socket.send(Message::text(text)).await.unwrap();
-    loop {
-        let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
-            .await
-            .expect("a reply within 10 s")
-            .expect("the socket is open")
-            .unwrap();
-        match message {
-            Message::Text(text) => return text.to_string(),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("unexpected {other:?}"),
-        }
-    }
+    next_text(socket).await
 }
 
 /// The close code the server ends `socket` with, within `timeout`.
@@ -76,6 +65,11 @@ async fn close_code(socket: &mut Socket, timeout: Duration) -> Option<u16> {
             _ => return None,
         }
     }
+}
+
+/// The body of `GET url`.
+async fn text_of(http: &reqwest::Client, url: impl reqwest::IntoUrl) -> String {
+    http.get(url).send().await.unwrap().text().await.unwrap()
 }
 
 /// GET `url` until it answers `body`, for up to a minute (a swap compiles
@@ -102,16 +96,7 @@ async fn a_swap_under_load_fails_no_request_and_keeps_hibernating_sockets() {
     versioned_wasm(2);
     let (dir, server) = watched_versioned();
     let http = client();
-    assert_eq!(
-        http.get(server.url("/"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-        "v1"
-    );
+    assert_eq!(text_of(&http, server.url("/")).await, "v1");
     let mut hibernating = connect(&server, "/socket").await;
     assert_eq!(ask(&mut hibernating, "hi").await, "v1 count=1");
     let mut live = connect(&server, "/live").await;
@@ -182,16 +167,7 @@ async fn a_broken_version_is_refused_and_the_old_one_keeps_serving() {
     std::fs::write(dir.path().join("junk"), b"\0asm junk").unwrap();
     replace_file(&dir.path().join("junk"), &app);
     server.expect_log("new version refused; the old one keeps serving");
-    assert_eq!(
-        http.get(server.url("/"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-        "v1"
-    );
+    assert_eq!(text_of(&http, server.url("/")).await, "v1");
 
     // More memory than the pool's slots, which were sized at start.
     let manifest = dir.path().join("squall.toml");
@@ -205,16 +181,7 @@ async fn a_broken_version_is_refused_and_the_old_one_keeps_serving() {
     // A manifest that does not parse changes nothing.
     std::fs::write(&manifest, "[app.versioned\n").unwrap();
     server.expect_log("the manifest was refused; the apps keep serving");
-    assert_eq!(
-        http.get(server.url("/"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-        "v1"
-    );
+    assert_eq!(text_of(&http, server.url("/")).await, "v1");
 
     // A good version after all that is taken.
     std::fs::write(&manifest, versioned_manifest("", "")).unwrap();
@@ -372,6 +339,23 @@ fn a_cache_others_may_write_is_refused() {
 
 const TOKEN: &str = "an-admin-token-for-tests";
 
+/// An admin API call with the right token: its status and body.
+async fn admin_call(
+    http: &reqwest::Client,
+    method: Method,
+    url: String,
+    body: Option<Vec<u8>>,
+) -> (u16, String) {
+    let mut request = http
+        .request(method, url)
+        .header("authorization", format!("Bearer {TOKEN}"));
+    if let Some(body) = body {
+        request = request.body(body);
+    }
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
 /// The admin listener's base URL, from what the server printed.
 fn admin_url(server: &Server) -> String {
     let line = server
@@ -434,103 +418,41 @@ async fn the_admin_api_deploys_removes_and_reloads_behind_its_token() {
         assert_eq!(refused.status(), 401);
         assert_eq!(refused.text().await.unwrap(), "");
     }
-    let bearer = format!("Bearer {TOKEN}");
-    let apps = http
-        .get(format!("{admin}/apps"))
-        .header("authorization", &bearer)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (status, apps) = admin_call(&http, Method::GET, format!("{admin}/apps"), None).await;
+    assert_eq!(status, 200);
     let apps: serde_json::Value = serde_json::from_str(&apps).unwrap();
     assert_eq!(apps[0]["name"], "versioned");
     assert_eq!(apps[0]["version"], 1);
 
     // Deploy an uploaded component: version 2 serves.
-    let deployed = http
-        .put(format!("{admin}/apps/versioned"))
-        .header("authorization", &bearer)
-        .body(std::fs::read(versioned_wasm(2)).unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(deployed.status(), 200);
+    let upload = std::fs::read(versioned_wasm(2)).unwrap();
+    let apps = format!("{admin}/apps/versioned");
+    let (status, deployed) = admin_call(&http, Method::PUT, apps.clone(), Some(upload)).await;
+    assert_eq!(status, 200);
     assert!(
-        deployed
-            .text()
-            .await
-            .unwrap()
-            .contains("\"updated\":[\"versioned\"]")
+        deployed.contains("\"updated\":[\"versioned\"]"),
+        "{deployed}"
     );
     wait_for_body(&server.url("/"), "v2").await;
     server.expect_log("admin: deploying an uploaded component");
 
     // A broken upload is refused; version 2 keeps serving.
-    let refused = http
-        .put(format!("{admin}/apps/versioned"))
-        .header("authorization", &bearer)
-        .body(b"\0asm not a component".to_vec())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refused.status(), 422);
-    assert_eq!(
-        http.get(server.url("/"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-        "v2"
-    );
+    let junk = b"\0asm not a component".to_vec();
+    let (status, _) = admin_call(&http, Method::PUT, apps.clone(), Some(junk)).await;
+    assert_eq!(status, 422);
+    assert_eq!(text_of(&http, server.url("/")).await, "v2");
 
     // Remove it (404 after), then reload the manifest from disk (version 1 again).
-    let removed = http
-        .delete(format!("{admin}/apps/versioned"))
-        .header("authorization", &bearer)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(removed.status(), 200);
-    assert_eq!(
-        http.get(server.url("/")).send().await.unwrap().status(),
-        404
-    );
-    let reloaded = http
-        .post(format!("{admin}/reload"))
-        .header("authorization", &bearer)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(reloaded.status(), 200);
-    assert!(
-        reloaded
-            .text()
-            .await
-            .unwrap()
-            .contains("\"added\":[\"versioned\"]")
-    );
-    assert_eq!(
-        http.get(server.url("/"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-        "v1"
-    );
-    let metrics = http
-        .get(format!("{admin}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (status, _) = admin_call(&http, Method::DELETE, apps, None).await;
+    assert_eq!(status, 200);
+    let gone = http.get(server.url("/")).send().await.unwrap();
+    assert_eq!(gone.status(), 404);
+    let reload = format!("{admin}/reload");
+    let (status, reloaded) = admin_call(&http, Method::POST, reload, None).await;
+    assert_eq!(status, 200);
+    assert!(reloaded.contains("\"added\":[\"versioned\"]"), "{reloaded}");
+    assert_eq!(text_of(&http, server.url("/")).await, "v1");
+    let metrics = text_of(&http, format!("{admin}/metrics")).await;
     assert!(
         metrics.contains("squall_app_swaps_total{app=\"versioned\"} 1"),
         "{metrics}"

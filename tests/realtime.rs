@@ -7,14 +7,11 @@ mod support;
 use futures::{SinkExt, StreamExt};
 use std::time::{Duration, Instant};
 use support::raw_ws::RawSocket;
-use support::{Server, client, component, repo};
+use support::{Server, Socket, client, component, next_text, repo};
 use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// The sockets test guest: hibernate mode at `/`, live mode under `/live`.
 fn sockets(extra: &str) -> Server {
@@ -29,22 +26,6 @@ fn sockets(extra: &str) -> Server {
 async fn connect(server: &Server, path: &str) -> Socket {
     let url = format!("ws://{}{path}", server.address());
     connect_async(url).await.unwrap().0
-}
-
-/// The next data message as text, skipping pings.
-async fn next_text(socket: &mut Socket) -> String {
-    loop {
-        let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
-            .await
-            .expect("a message within 10 s")
-            .expect("the socket is open")
-            .unwrap();
-        match message {
-            Message::Text(text) => return text.to_string(),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("unexpected {other:?}"),
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

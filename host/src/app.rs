@@ -78,6 +78,7 @@ impl App {
             ComponentSource {
                 path: wasm,
                 bytes: &bytes,
+                hash: &source_hash,
                 compiled,
             },
             limits,

@@ -21,10 +21,11 @@ use anyhow::{Context, Result};
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// How a manifest's app finds its component (building a crate first).
-pub(crate) type ComponentOf<'a> = &'a dyn Fn(&AppConfig) -> Result<PathBuf>;
+pub(crate) type ComponentOf<'a> = &'a (dyn Fn(&AppConfig) -> Result<PathBuf> + Sync);
 
 /// The apps being served.
 pub(crate) struct Deployment {
@@ -103,11 +104,21 @@ impl Deployment {
             current: ArcSwap::default(),
         };
         let mut served = deployment.served();
+        let mut accounts = Vec::new();
         for config in &manifest.apps {
-            let handle = deployment
-                .add(&mut served, config, component_of)
+            let account = deployment
+                .account(&mut served, config)
                 .with_context(|| format!("cannot load app {:?}", config.name))?;
-            served.apps.push(handle);
+            accounts.push((config, account));
+        }
+        // Compiling (or reading the compile cache) and asking each app for
+        // its routes is most of a start: done for several apps at once.
+        for loaded in in_parallel(&accounts, |(config, account)| {
+            deployment
+                .load_new(config, component_of, account.clone())
+                .with_context(|| format!("cannot load app {:?}", config.name))
+        }) {
+            served.apps.push(loaded?);
         }
         deployment.route(&served.apps)?;
         deployment.current.store(Arc::new(served.apps.clone()));
@@ -219,31 +230,50 @@ impl Deployment {
         config: &AppConfig,
         component_of: ComponentOf<'_>,
     ) -> Result<Arc<AppHandle>> {
-        let wasm = component_of(config)?;
+        let instances = self.account(served, config)?;
+        self.load_new(config, component_of, instances)
+    }
+
+    /// A new app's account with the pool, under its share (the one it had
+    /// if an app of that name was served before); its store if granted.
+    fn account(&self, served: &mut Served, config: &AppConfig) -> Result<AppInstances> {
         if config.kv {
             self.shared.open_kv(|| open_store(&self.server.data_dir))?;
         }
-        let instances = match served.accounts.get(&config.name) {
+        match served.accounts.get(&config.name) {
             Some(account) => {
                 account
                     .reshare(share_of(&config.limits))
                     .map_err(|why| anyhow::anyhow!("app {:?}: {why}", config.name))?;
-                account.clone()
+                Ok(account.clone())
             }
             None => {
                 let account = self.runtime.join_pool(&config.name, &config.limits)?;
                 served.accounts.insert(config.name.clone(), account.clone());
-                account
+                Ok(account)
             }
-        };
-        match App::load(
-            &self.runtime,
-            &self.shared,
-            config,
-            &wasm,
-            instances.clone(),
-            None,
-        ) {
+        }
+    }
+
+    /// Load a new app under `instances`, its account; if it fails, its
+    /// floor is given back.
+    fn load_new(
+        &self,
+        config: &AppConfig,
+        component_of: ComponentOf<'_>,
+        instances: AppInstances,
+    ) -> Result<Arc<AppHandle>> {
+        let loaded = component_of(config).and_then(|wasm| {
+            App::load(
+                &self.runtime,
+                &self.shared,
+                config,
+                &wasm,
+                instances.clone(),
+                None,
+            )
+        });
+        match loaded {
             Ok(app) => Ok(AppHandle::new(Arc::new(app))),
             Err(err) => {
                 // Its floor is not held for an app that is not served.
@@ -359,6 +389,41 @@ pub(crate) fn precompile(
             Ok((app.name.clone(), cached))
         })
         .collect()
+}
+
+/// `work` done on each of `items`, on as many threads as there are cores;
+/// the results in the order of `items`.
+fn in_parallel<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let next = AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .min(items.len());
+    let mut done: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let index = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(item) = items.get(index) else {
+                            return mine;
+                        };
+                        mine.push((index, work(item)));
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    done.sort_by_key(|(index, _)| *index);
+    done.into_iter().map(|(_, result)| result).collect()
 }
 
 /// Whether `handle` is one of `apps`.

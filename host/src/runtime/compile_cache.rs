@@ -1,6 +1,6 @@
 //! Compiled components kept on disk, so that a restart (or `squall
 //! compile` ahead of it) skips Cranelift: an entry is named by the SHA-256
-//! of the component's bytes and of the engine's settings, and holds
+//! of the component's SHA-256 and of the engine's settings, and holds
 //! wasmtime's precompiled artifact behind a SHA-256 of itself.
 //!
 //! Loading an artifact runs its machine code, so an entry is trusted only
@@ -68,10 +68,16 @@ impl CompileCache {
         })
     }
 
-    /// The component `bytes` compiled for `engine`: from the cache if an
-    /// intact entry is there, else compiled and stored.
-    pub(crate) fn component(&self, engine: &Engine, bytes: &[u8]) -> Result<(Component, Obtained)> {
-        let entry = self.entry_for(bytes);
+    /// The component `bytes` (whose SHA-256 in hex is `hash`) compiled for
+    /// `engine`: from the cache if an intact entry is there, else compiled
+    /// and stored.
+    pub(crate) fn component(
+        &self,
+        engine: &Engine,
+        bytes: &[u8],
+        hash: &str,
+    ) -> Result<(Component, Obtained)> {
+        let entry = self.entry_for(hash);
         if let Some(component) = self.read(engine, &entry) {
             return Ok((component, Obtained::Cached));
         }
@@ -89,10 +95,10 @@ impl CompileCache {
         Ok((component, Obtained::Compiled))
     }
 
-    fn entry_for(&self, bytes: &[u8]) -> PathBuf {
+    fn entry_for(&self, component_hash: &str) -> PathBuf {
         let mut key = Sha256::new();
         key.update(self.engine_key.as_bytes());
-        key.update(bytes);
+        key.update(component_hash.as_bytes());
         self.dir.join(format!("{}.cwasm", hex(&key.finalize())))
     }
 

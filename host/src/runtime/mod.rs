@@ -37,6 +37,8 @@ use wasmtime_wasi_http::handler::ProxyPre;
 pub(crate) struct ComponentSource<'a> {
     pub(crate) path: &'a Path,
     pub(crate) bytes: &'a [u8],
+    /// The SHA-256 of `bytes`, in hex.
+    pub(crate) hash: &'a str,
     pub(crate) compiled: Option<&'a Component>,
 }
 
@@ -83,10 +85,10 @@ impl<H: Send + 'static> Runtime<H> {
 
     /// The component `bytes`, compiled: from the compile cache if it has
     /// it (and said how, for the log).
-    fn compile(&self, bytes: &[u8]) -> Result<(Component, &'static str)> {
+    fn compile(&self, bytes: &[u8], hash: &str) -> Result<(Component, &'static str)> {
         match &self.cache {
             Some(cache) => {
-                let (component, obtained) = cache.component(&self.engine, bytes)?;
+                let (component, obtained) = cache.component(&self.engine, bytes, hash)?;
                 Ok((
                     component,
                     match obtained {
@@ -114,7 +116,7 @@ impl<H: Send + 'static> Runtime<H> {
             .as_ref()
             .context("this runtime keeps no compile cache")?;
         let (_, obtained) = cache
-            .component(&self.engine, &bytes)
+            .component(&self.engine, &bytes, &sha256_hex(&bytes))
             .with_context(|| format!("cannot compile {}", path.display()))?;
         Ok(obtained == Obtained::Cached)
     }
@@ -145,6 +147,7 @@ impl<H: Send + 'static> Runtime<H> {
         let ComponentSource {
             path,
             bytes,
+            hash,
             compiled,
         } = source;
         if limits.memory > self.max_memory {
@@ -165,7 +168,7 @@ impl<H: Send + 'static> Runtime<H> {
         let (component, obtained) = match compiled {
             Some(compiled) => (compiled.clone(), "reused"),
             None => self
-                .compile(bytes)
+                .compile(bytes, hash)
                 .with_context(|| format!("cannot compile {}", path.display()))?,
         };
         let pre = self

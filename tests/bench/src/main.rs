@@ -12,6 +12,7 @@ mod instance_bench;
 mod interop_bench;
 mod kv_bench;
 mod native;
+mod ops_bench;
 mod parked_bench;
 mod raw_client;
 mod realtime_bench;
@@ -49,6 +50,8 @@ enum Command {
     Soak(soak_bench::SoakArgs),
     /// Key-value get and set through a guest vs native code on the same store.
     Kv(kv_bench::KvArgs),
+    /// Start with 20 apps (compile cache empty vs warm); an app swapped under load.
+    Ops(ops_bench::OpsArgs),
     /// All of the above, one after the other.
     All,
     /// (internal) the native baseline server.
@@ -78,6 +81,7 @@ fn main() -> Result<()> {
         Some(Command::Tenants(args)) => tenants_bench::run(&args),
         Some(Command::Soak(args)) => soak_bench::run(&args),
         Some(Command::Kv(args)) => kv_bench::run(&args),
+        Some(Command::Ops(args)) => ops_bench::run(&args),
         Some(Command::Realtime(args)) => realtime_bench::run(&args),
         Some(Command::Interop(args)) => interop_bench::run(&args),
         Some(Command::NativeServer(args)) => native::run(&args),

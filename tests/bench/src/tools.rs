@@ -174,6 +174,7 @@ pub(crate) struct WrkResult {
     pub(crate) requests_per_second: f64,
     pub(crate) p50_ms: f64,
     pub(crate) p99_ms: f64,
+    /// Non-2xx/3xx answers and socket errors.
     pub(crate) errors: u64,
 }
 
@@ -251,12 +252,21 @@ fn parse_wrk(text: &str) -> Result<WrkResult> {
         .parse()?;
     let p50_ms = parse_latency(&field("50%").context("wrk printed no p50")?)?;
     let p99_ms = parse_latency(&field("99%").context("wrk printed no p99")?)?;
-    let errors = text
+    let refused: u64 = text
         .lines()
         .map(str::trim)
         .filter_map(|line| line.strip_prefix("Non-2xx or 3xx responses:"))
         .filter_map(|n| n.trim().parse::<u64>().ok())
         .sum();
+    // "Socket errors: connect 0, read 1, write 0, timeout 0"
+    let broken: u64 = text
+        .lines()
+        .map(str::trim)
+        .filter_map(|line| line.strip_prefix("Socket errors:"))
+        .flat_map(|counts| counts.split(','))
+        .filter_map(|count| count.split_whitespace().last()?.parse::<u64>().ok())
+        .sum();
+    let errors = refused + broken;
     Ok(WrkResult {
         requests_per_second,
         p50_ms,
