@@ -16,7 +16,7 @@ use crate::kv::KvBackend;
 use crate::kv::embedded::Embedded;
 use crate::routes::RouteTable;
 use crate::runtime::{AppInstances, Runtime, RuntimeConfig, Share, share_of};
-use crate::server::AppRouter;
+use crate::server::{AppRouter, Tls};
 use anyhow::{Context, Result};
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
@@ -35,6 +35,8 @@ pub(crate) struct Deployment {
     router: Arc<ArcSwap<AppRouter>>,
     /// The `[server]` table the host started with.
     server: ServerConfig,
+    /// The HTTPS listener's TLS, if the host serves HTTPS.
+    tls: Option<Tls>,
     /// Taken while the apps change; a change waits for the one before.
     served: Mutex<Served>,
     /// The apps as they are now, for readers that must not wait for a
@@ -100,6 +102,10 @@ impl Deployment {
                 RouteTable::new([]).map_err(anyhow::Error::msg)?,
             )),
             server: manifest.server.clone(),
+            tls: match manifest.server.https_listen {
+                Some(_) => Some(Tls::new(&manifest.server.certificates)?),
+                None => None,
+            },
             served: Mutex::default(),
             current: ArcSwap::default(),
         };
@@ -132,8 +138,21 @@ impl Deployment {
     pub(crate) fn apply(&self, manifest: &Manifest, component_of: ComponentOf<'_>) -> Applied {
         let mut served = self.served();
         let mut applied = Applied::default();
-        if manifest.server != self.server {
+        let certificates_aside = ServerConfig {
+            certificates: self.server.certificates.clone(),
+            ..manifest.server.clone()
+        };
+        if certificates_aside != self.server {
             tracing::warn!("the [server] table changed: restart the host to apply it");
+        }
+        // Certificates are read again whatever changed: their files may have.
+        if let Some(tls) = &self.tls {
+            match tls.reload(&manifest.server.certificates) {
+                Ok(()) => tracing::info!("TLS certificates reloaded"),
+                Err(err) => applied
+                    .refused
+                    .push(("(certificates)".to_owned(), format!("{err:#}"))),
+            }
         }
         let mut next = Vec::new();
         let mut swaps = Vec::new();
@@ -345,6 +364,11 @@ impl Deployment {
             .iter()
             .map(|handle| handle.current())
             .collect()
+    }
+
+    /// The HTTPS listener's TLS, if the host serves HTTPS.
+    pub(crate) fn tls(&self) -> Option<&Tls> {
+        self.tls.as_ref()
     }
 
     /// The open WebSocket connections of every app.

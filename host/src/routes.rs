@@ -13,7 +13,7 @@ pub(crate) struct Claim {
 
 /// A host name to match, lower-cased, without a port.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum HostPattern {
+pub(crate) enum HostPattern {
     Any,
     Exact(String),
     /// `*.example.com`, stored as `.example.com`.
@@ -21,7 +21,8 @@ enum HostPattern {
 }
 
 impl HostPattern {
-    fn parse(pattern: &str) -> Result<HostPattern, String> {
+    /// `api.example.com`, or `*.example.com` for its subdomains.
+    pub(crate) fn parse(pattern: &str) -> Result<HostPattern, String> {
         let pattern = pattern.trim().to_ascii_lowercase();
         let valid = |name: &str| {
             !name.is_empty()
@@ -38,7 +39,8 @@ impl HostPattern {
         }
     }
 
-    fn matches(&self, host: Option<&str>) -> bool {
+    /// Whether `host` (lower-cased, without a port) is one it names.
+    pub(crate) fn matches(&self, host: Option<&str>) -> bool {
         match (self, host) {
             (HostPattern::Any, _) => true,
             (HostPattern::Exact(exact), Some(host)) => exact == host,
@@ -50,7 +52,7 @@ impl HostPattern {
     }
 
     /// Exact beats any wildcard; a longer wildcard beats a shorter one.
-    fn rank(&self) -> usize {
+    pub(crate) fn rank(&self) -> usize {
         match self {
             HostPattern::Any => 0,
             HostPattern::Subdomains(suffix) => 1 + suffix.len(),

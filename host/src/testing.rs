@@ -243,8 +243,12 @@ impl TestServer {
                 }
             };
             let _ = ready.send(listener.local_addr().map_err(anyhow::Error::from));
+            let listeners = crate::server::Listeners {
+                http: listener,
+                https: None,
+            };
             runtime.block_on(crate::server::serve(
-                listener,
+                listeners,
                 deployment.router().clone(),
                 deployment.hub().clone(),
                 &manifest.server,

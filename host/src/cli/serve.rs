@@ -145,9 +145,30 @@ pub(super) fn run(args: ServeArgs) -> Result<()> {
             );
             tokio::spawn(Arc::new(admin).serve(admin_listener));
         }
+        let https = match (manifest.server.https_listen, deployment.tls()) {
+            (Some(https_address), Some(tls)) => {
+                let https_listener = crate::server::bind(https_address)
+                    .with_context(|| format!("cannot listen on {https_address} (https_listen)"))?;
+                println!(
+                    "squall: https on https://{}/ (HTTP/2 and HTTP/1.1{})",
+                    https_listener.local_addr()?,
+                    if manifest.server.https_redirect {
+                        "; plain HTTP redirects here"
+                    } else {
+                        ""
+                    }
+                );
+                Some((https_listener, tls.clone()))
+            }
+            _ => None,
+        };
         announce(&deployment.apps(), address);
+        let listeners = crate::server::Listeners {
+            http: listener,
+            https,
+        };
         crate::server::serve(
-            listener,
+            listeners,
             deployment.router().clone(),
             deployment.hub().clone(),
             &manifest.server,

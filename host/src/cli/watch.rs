@@ -22,7 +22,8 @@ const IGNORED: [&str; 3] = ["target", ".git", ".squall"];
 /// What to watch for one manifest.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Watched {
-    /// Files whose change calls for a reload: the manifest, components.
+    /// Files whose change calls for a reload: the manifest, components,
+    /// TLS certificates and keys.
     files: BTreeSet<PathBuf>,
     /// Crate directories: any change under one but in [`IGNORED`].
     crates: BTreeSet<PathBuf>,
@@ -33,6 +34,10 @@ impl Watched {
         let mut watched = Watched::default();
         if let Some(file) = manifest_file {
             watched.files.insert(absolute(file));
+        }
+        for certificate in &manifest.server.certificates {
+            watched.files.insert(absolute(&certificate.cert));
+            watched.files.insert(absolute(&certificate.key));
         }
         for app in &manifest.apps {
             let source = absolute(&app.source);

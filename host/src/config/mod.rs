@@ -20,7 +20,7 @@ mod settings;
 mod values;
 
 pub(crate) use app::{AppConfig, Limits, WebSocketMode, WebSocketRoute};
-pub(crate) use server::ServerConfig;
+pub(crate) use server::{CertificateConfig, ServerConfig};
 pub(crate) use settings::Settings;
 #[cfg(test)]
 use values::parse_percent;
@@ -105,6 +105,19 @@ impl Manifest {
         server.data_dir = base.join(&server.data_dir);
         server.cache_dir = base.join(&server.cache_dir);
         server.admin_token_file = server.admin_token_file.map(|file| base.join(file));
+        for certificate in &mut server.certificates {
+            certificate.cert = base.join(&certificate.cert);
+            certificate.key = base.join(&certificate.key);
+        }
+        if server.https_listen.is_some() && server.certificates.is_empty() {
+            bail!(
+                "{file}: server.https_listen needs a certificate: add a [[server.certificates]] \
+                 table with cert and key"
+            );
+        }
+        if server.https_redirect && server.https_listen.is_none() {
+            bail!("{file}: server.https_redirect needs server.https_listen");
+        }
         Ok(Manifest { server, apps })
     }
 

@@ -50,6 +50,28 @@ pub(crate) struct ServerConfig {
     /// The file holding the admin API's bearer token, relative to the
     /// manifest's directory.
     pub(crate) admin_token_file: Option<PathBuf>,
+    /// Where HTTPS is served; none: no HTTPS listener.
+    pub(crate) https_listen: Option<SocketAddr>,
+    /// Whether the plain HTTP listener answers every request with a
+    /// redirect (308) to HTTPS.
+    pub(crate) https_redirect: bool,
+    /// The HTTPS listener's certificates, each for the host names it lists
+    /// (chosen by SNI).
+    pub(crate) certificates: Vec<CertificateConfig>,
+}
+
+/// One `[[server.certificates]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CertificateConfig {
+    /// The names it serves (`api.example.com`, `*.example.com`); none: the
+    /// one for clients that name no host or a host no entry lists.
+    #[serde(default)]
+    pub(crate) hosts: Vec<String>,
+    /// Its PEM certificate chain, relative to the manifest's directory.
+    pub(crate) cert: PathBuf,
+    /// Its PEM private key, relative to the manifest's directory.
+    pub(crate) key: PathBuf,
 }
 
 impl Default for ServerConfig {
@@ -69,6 +91,9 @@ impl Default for ServerConfig {
             admin_listen: None,
             admin_token_env: None,
             admin_token_file: None,
+            https_listen: None,
+            https_redirect: false,
+            certificates: Vec::new(),
         }
     }
 }

@@ -28,6 +28,24 @@ impl Share {
         reserved: 0,
         max: 0,
     };
+
+    /// Its floor is under its ceiling, and its ceiling under the pool's
+    /// `total`.
+    fn check(self, total: u32) -> Result<(), String> {
+        if self.reserved > self.max {
+            return Err(format!(
+                "reserved_instances ({}) is more than max_instances ({})",
+                self.reserved, self.max
+            ));
+        }
+        if self.max > total {
+            return Err(format!(
+                "max_instances ({}) is more than the server's max_instances ({total})",
+                self.max
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The pool's instances, shared among apps by their [`Share`]s.
@@ -74,18 +92,7 @@ impl InstancePool {
     /// Add an app with `share`; an error if its floor no longer fits.
     pub(crate) fn join(self: &Arc<Self>, share: Share) -> Result<AppInstances, String> {
         let mut state = self.state();
-        if share.reserved > share.max {
-            return Err(format!(
-                "reserved_instances ({}) is more than max_instances ({})",
-                share.reserved, share.max
-            ));
-        }
-        if share.max > state.total {
-            return Err(format!(
-                "max_instances ({}) is more than the server's max_instances ({})",
-                share.max, state.total
-            ));
-        }
+        share.check(state.total)?;
         if state.committed + share.reserved > state.total {
             return Err(format!(
                 "reserved_instances ({}) does not fit: {} of the server's {} are reserved already",
@@ -154,18 +161,7 @@ impl AppInstances {
             apps,
         } = &mut *state;
         let app = &mut apps[self.index];
-        if share.reserved > share.max {
-            return Err(format!(
-                "reserved_instances ({}) is more than max_instances ({})",
-                share.reserved, share.max
-            ));
-        }
-        if share.max > *total {
-            return Err(format!(
-                "max_instances ({}) is more than the server's max_instances ({total})",
-                share.max
-            ));
-        }
+        share.check(*total)?;
         let before = app.in_use.max(app.share.reserved);
         let after = app.in_use.max(share.reserved);
         let others = *committed - before;

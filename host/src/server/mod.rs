@@ -6,15 +6,17 @@
 mod connection;
 mod routing;
 mod socket;
+mod tls;
 mod upgrade;
 
 pub(crate) use routing::{AppRouter, route, websocket_route};
+pub(crate) use tls::Tls;
 
 use crate::body::inbound;
 use crate::config::ServerConfig;
 use crate::hub::Hub;
 use arc_swap::ArcSwap;
-use connection::TrackedStream;
+use connection::{Activity, TrackedStream};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -68,115 +70,69 @@ fn connection_builder(config: &ServerConfig) -> auto::Builder<TokioExecutor> {
     builder
 }
 
+/// Where the server listens.
+pub(crate) struct Listeners {
+    /// Plain HTTP (HTTP/1.1 and cleartext HTTP/2).
+    pub(crate) http: TcpListener,
+    /// HTTPS, and its TLS.
+    pub(crate) https: Option<(TcpListener, Tls)>,
+}
+
+/// What each connection needs, whichever listener accepted it.
+#[derive(Clone)]
+struct Serving {
+    builder: auto::Builder<TokioExecutor>,
+    router: Arc<ArcSwap<AppRouter>>,
+    /// Tells connections to finish what is in flight and close.
+    stop_signal: watch::Receiver<bool>,
+    idle_timeout: Duration,
+    /// For a plain listener that sends everyone to HTTPS: the HTTPS port.
+    redirect_to: Option<u16>,
+}
+
 /// Serve the apps `router` holds (as they are at each request) on
-/// `listener` until `shutdown` resolves, then wait up to
-/// the drain timeout for in-flight requests and sockets to finish.
+/// `listeners` until `shutdown` resolves, then wait up to the drain timeout
+/// for in-flight requests and sockets to finish.
 pub(crate) async fn serve(
-    listener: TcpListener,
+    listeners: Listeners,
     router: Arc<ArcSwap<AppRouter>>,
     hub: Arc<Hub>,
     config: &ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) {
-    let builder = connection_builder(config);
     let total_places = usize::try_from(config.max_connections)
         .unwrap_or(usize::MAX)
         .min(Semaphore::MAX_PERMITS);
     let places = Arc::new(Semaphore::new(total_places));
     let (stopping, stop_signal) = watch::channel(false);
-    let mut shutdown = std::pin::pin!(shutdown);
-    let mut full = RateLimitedWarning::default();
-    let mut failing = RateLimitedWarning::default();
-    let mut backoff = Duration::ZERO;
-    loop {
-        // At max_connections, stop accepting: new clients wait in the
-        // kernel's backlog until a connection closes.
-        let place = match places.clone().try_acquire_owned() {
-            Ok(place) => place,
-            Err(_) => {
-                full.warn(&format!(
-                    "connection limit reached (max_connections = {}): new connections wait",
-                    config.max_connections
-                ));
-                tokio::select! {
-                    place = places.clone().acquire_owned() => match place {
-                        Ok(place) => place,
-                        Err(_) => break,
-                    },
-                    () = &mut shutdown => break,
-                }
+    let Listeners { http, https } = listeners;
+    let https_port = https
+        .as_ref()
+        .and_then(|(listener, _)| listener.local_addr().ok())
+        .map(|address| address.port());
+    let serving = Serving {
+        builder: connection_builder(config),
+        router,
+        stop_signal,
+        idle_timeout: config.idle_timeout,
+        redirect_to: None,
+    };
+    let plain = Serving {
+        redirect_to: https_port.filter(|_| config.https_redirect),
+        ..serving.clone()
+    };
+    let accepting = async {
+        let secure = async {
+            if let Some((listener, tls)) = https {
+                accept(listener, Some(tls), &serving, &places, config).await;
             }
         };
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            () = &mut shutdown => break,
-        };
-        let (stream, peer) = match accepted {
-            Ok(accepted) => {
-                backoff = Duration::ZERO;
-                accepted
-            }
-            Err(err) => {
-                // Out of file descriptors or similar: back off (up to a
-                // second), keep serving.
-                failing.warn(&format!("accept failed: {err}"));
-                crate::stats::accept_error();
-                backoff = (backoff * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
-                tokio::time::sleep(backoff).await;
-                continue;
-            }
-        };
-        if let Err(err) = stream.set_nodelay(true) {
-            tracing::debug!("cannot set TCP_NODELAY for {peer}: {err}");
-        }
-        let (stream, activity) = TrackedStream::new(stream, place);
-        let router = router.clone();
-        let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
-            let router = router.clone();
-            async move {
-                let request = request.map(inbound);
-                // The apps as they are when the request arrives.
-                let apps = router.load_full();
-                Ok::<_, Infallible>(routing::route(&apps, request).await)
-            }
-        });
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let mut stop_signal = stop_signal.clone();
-        let idle_timeout = config.idle_timeout;
-        tokio::spawn(async move {
-            let mut connection = std::pin::pin!(connection);
-            let mut closing = false;
-            loop {
-                let idle_check = tokio::time::sleep(
-                    idle_timeout.saturating_sub(activity.idle_for()) + Duration::from_millis(10),
-                );
-                tokio::select! {
-                    ended = connection.as_mut() => {
-                        if let Err(err) = ended {
-                            tracing::debug!("connection from {peer} ended: {err}");
-                        }
-                        break;
-                    }
-                    _ = stop_signal.wait_for(|stop| *stop), if !closing => {
-                        connection.as_mut().graceful_shutdown();
-                        closing = true;
-                    }
-                    () = idle_check, if !closing => {
-                        // Nothing moved for `idle_timeout`: finish what is in
-                        // flight, then close.
-                        if activity.idle_for() >= idle_timeout {
-                            tracing::debug!("closing idle connection from {peer}");
-                            connection.as_mut().graceful_shutdown();
-                            closing = true;
-                        }
-                    }
-                }
-            }
-        });
+        tokio::join!(accept(http, None, &plain, &places, config), secure);
+    };
+    tokio::select! {
+        () = accepting => {}
+        () = shutdown => {}
     }
-    drop(listener);
     tracing::info!("shutting down: draining in-flight requests");
     // Connections finish their requests; WebSockets are told to go away
     // (1001). Every connection gives its place back when it is gone.
@@ -196,6 +152,133 @@ pub(crate) async fn serve(
                 "drain timeout of {:?} reached; closing the rest",
                 config.drain_timeout
             );
+        }
+    }
+}
+
+/// Accept connections on `listener` (through `tls` if given), each under a
+/// place of `places`, until the future is dropped.
+async fn accept(
+    listener: TcpListener,
+    tls: Option<Tls>,
+    serving: &Serving,
+    places: &Arc<Semaphore>,
+    config: &ServerConfig,
+) {
+    let mut full = RateLimitedWarning::default();
+    let mut failing = RateLimitedWarning::default();
+    let mut backoff = Duration::ZERO;
+    loop {
+        // At max_connections, stop accepting: new clients wait in the
+        // kernel's backlog until a connection closes.
+        let place = match places.clone().try_acquire_owned() {
+            Ok(place) => place,
+            Err(_) => {
+                full.warn(&format!(
+                    "connection limit reached (max_connections = {}): new connections wait",
+                    config.max_connections
+                ));
+                match places.clone().acquire_owned().await {
+                    Ok(place) => place,
+                    Err(_) => return,
+                }
+            }
+        };
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => {
+                backoff = Duration::ZERO;
+                accepted
+            }
+            Err(err) => {
+                // Out of file descriptors or similar: back off (up to a
+                // second), keep serving.
+                failing.warn(&format!("accept failed: {err}"));
+                crate::stats::accept_error();
+                backoff = (backoff * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
+                tokio::time::sleep(backoff).await;
+                continue;
+            }
+        };
+        if let Err(err) = stream.set_nodelay(true) {
+            tracing::debug!("cannot set TCP_NODELAY for {peer}: {err}");
+        }
+        let (stream, activity) = TrackedStream::new(stream, place);
+        let serving = serving.clone();
+        let tls = tls.clone();
+        let handshake_timeout = config.header_read_timeout;
+        tokio::spawn(async move {
+            let Some(tls) = tls else {
+                return serving
+                    .connection(TokioIo::new(stream), activity, peer)
+                    .await;
+            };
+            match tokio::time::timeout(handshake_timeout, tls.acceptor().accept(stream)).await {
+                Ok(Ok(stream)) => {
+                    serving
+                        .connection(TokioIo::new(stream), activity, peer)
+                        .await
+                }
+                Ok(Err(err)) => tracing::debug!("TLS handshake with {peer} failed: {err}"),
+                Err(_) => tracing::debug!("TLS handshake with {peer} timed out"),
+            }
+        });
+    }
+}
+
+impl Serving {
+    /// Serve one connection until it ends, closing it once idle or when
+    /// the server stops.
+    async fn connection<I>(self, io: TokioIo<I>, activity: Arc<Activity>, peer: SocketAddr)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let router = self.router.clone();
+        let redirect_to = self.redirect_to;
+        let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
+            let router = router.clone();
+            async move {
+                if let Some(port) = redirect_to {
+                    return Ok::<_, Infallible>(routing::redirect_to_https(&request, port));
+                }
+                let request = request.map(inbound);
+                // The apps as they are when the request arrives.
+                let apps = router.load_full();
+                Ok(routing::route(&apps, request).await)
+            }
+        });
+        let connection = self
+            .builder
+            .serve_connection_with_upgrades(io, service)
+            .into_owned();
+        let mut stop_signal = self.stop_signal;
+        let idle_timeout = self.idle_timeout;
+        let mut connection = std::pin::pin!(connection);
+        let mut closing = false;
+        loop {
+            let idle_check = tokio::time::sleep(
+                idle_timeout.saturating_sub(activity.idle_for()) + Duration::from_millis(10),
+            );
+            tokio::select! {
+                ended = connection.as_mut() => {
+                    if let Err(err) = ended {
+                        tracing::debug!("connection from {peer} ended: {err}");
+                    }
+                    break;
+                }
+                _ = stop_signal.wait_for(|stop| *stop), if !closing => {
+                    connection.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+                () = idle_check, if !closing => {
+                    // Nothing moved for `idle_timeout`: finish what is in
+                    // flight, then close.
+                    if activity.idle_for() >= idle_timeout {
+                        tracing::debug!("closing idle connection from {peer}");
+                        connection.as_mut().graceful_shutdown();
+                        closing = true;
+                    }
+                }
+            }
         }
     }
 }

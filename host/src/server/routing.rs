@@ -51,6 +51,40 @@ pub(crate) async fn route(
     dispatch(app.clone(), request).instrument(span).await
 }
 
+/// A 308 to the same host, path and query over HTTPS on `port`; 400 if
+/// the request names no host.
+pub(super) fn redirect_to_https<B>(request: &Request<B>, port: u16) -> Response<OutgoingBody> {
+    let Some(host) = requested_host(request).map(without_port) else {
+        return error_response(StatusCode::BAD_REQUEST);
+    };
+    let authority = if port == 443 {
+        host.to_owned()
+    } else {
+        format!("{host}:{port}")
+    };
+    let path = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |path| path.as_str());
+    match http::HeaderValue::from_str(&format!("https://{authority}{path}")) {
+        Ok(location) => {
+            let mut response = Response::new(OutgoingBody::full(String::new()));
+            *response.status_mut() = StatusCode::PERMANENT_REDIRECT;
+            response.headers_mut().insert(header::LOCATION, location);
+            response
+        }
+        Err(_) => error_response(StatusCode::BAD_REQUEST),
+    }
+}
+
+/// `host` without its `:port` (an IPv6 literal keeps its brackets).
+fn without_port(host: &str) -> &str {
+    match host.find(']') {
+        Some(end) => &host[..=end],
+        None => host.split(':').next().unwrap_or(host),
+    }
+}
+
 /// The host the client asked for: HTTP/2's `:authority`, else `Host`.
 fn requested_host<B>(request: &Request<B>) -> Option<&str> {
     request.uri().authority().map(|a| a.as_str()).or_else(|| {
@@ -101,6 +135,33 @@ mod tests {
         assert_eq!(requested_host(&h1), Some("b.example"));
         let h10 = Request::get("/x").body(()).expect("request");
         assert_eq!(requested_host(&h10), None);
+    }
+
+    #[test]
+    fn a_redirect_keeps_host_path_and_query_and_takes_the_https_port() {
+        let request = Request::get("/a/b?c=d")
+            .header("host", "example.com:8080")
+            .body(())
+            .expect("request");
+        let response = redirect_to_https(&request, 8443);
+        assert_eq!(response.status(), StatusCode::PERMANENT_REDIRECT);
+        assert_eq!(
+            response.headers()[header::LOCATION],
+            "https://example.com:8443/a/b?c=d"
+        );
+        let request = Request::get("/")
+            .header("host", "[::1]:80")
+            .body(())
+            .expect("request");
+        assert_eq!(
+            redirect_to_https(&request, 443).headers()[header::LOCATION],
+            "https://[::1]/"
+        );
+        let nameless = Request::get("/").body(()).expect("request");
+        assert_eq!(
+            redirect_to_https(&nameless, 443).status(),
+            StatusCode::BAD_REQUEST
+        );
     }
 
     #[test]
