@@ -238,3 +238,21 @@ fn build_explains_a_directory_without_a_crate() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("has no Cargo.toml"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn log_lines_can_be_json_one_object_per_line() {
+    let server = Server::start_flags(&support::hello_wasm(), &["--log-format", "json"]);
+    let answered = client().get(server.url("/hello/you")).send().await.unwrap();
+    assert_eq!(answered.status(), 200);
+    server.expect_log("\"message\":\"request\"");
+    let logs = server.logs();
+    let line = logs
+        .lines()
+        .find(|line| line.contains("\"message\":\"request\""))
+        .unwrap();
+    let entry: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(entry["fields"]["status"], 200);
+    assert_eq!(entry["fields"]["path"], "/hello/you");
+    assert_eq!(entry["span"]["app"], "hello");
+    assert_eq!(entry["level"], "INFO");
+}

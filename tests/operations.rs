@@ -458,3 +458,36 @@ async fn the_admin_api_deploys_removes_and_reloads_behind_its_token() {
         "{metrics}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn guest_log_lines_reach_the_log_at_their_level_within_the_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(versioned_wasm(1), dir.path().join("app.wasm")).unwrap();
+    let manifest = dir.path().join("squall.toml");
+    std::fs::write(&manifest, versioned_manifest("log_per_request = 64", "")).unwrap();
+    let data = dir.path().join("data");
+    let server = Server::with_manifest_file(&manifest, &["--data-dir", data.to_str().unwrap()]);
+    let http = client();
+
+    assert_eq!(text_of(&http, server.url("/log")).await, "logged");
+    server.expect_log("squall::guest: from the guest, v1");
+    let line = server
+        .logs()
+        .lines()
+        .find(|line| line.contains("from the guest"))
+        .unwrap()
+        .to_owned();
+    assert!(
+        line.contains("WARN") && line.contains("app=\"versioned\""),
+        "{line}"
+    );
+
+    // A line larger than the request's budget is cut at it, and counted.
+    assert_eq!(text_of(&http, server.url("/log?n=1000")).await, "logged");
+    server.expect_log("guest output over 64 bytes");
+    let logs = server.logs();
+    assert!(
+        logs.contains(&"x".repeat(64)) && !logs.contains(&"x".repeat(65)),
+        "{logs}"
+    );
+}

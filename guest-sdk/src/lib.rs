@@ -30,6 +30,7 @@ pub mod config;
 mod dispatch;
 mod error;
 pub mod kv;
+pub mod log;
 pub mod pubsub;
 mod request;
 mod response;

@@ -1,6 +1,7 @@
 //! The `squall` binary.
 
 use clap::Parser;
+use squall::cli::LogFormat;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
@@ -11,13 +12,17 @@ use tracing_subscriber::EnvFilter;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
+    let cli = squall::cli::Cli::parse();
+    let logging = tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
-        .init();
-    match squall::cli::Cli::parse().run() {
+        .with_writer(std::io::stderr);
+    match cli.log_format() {
+        LogFormat::Text => logging.init(),
+        LogFormat::Json => logging.json().with_span_list(false).init(),
+    }
+    match cli.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err}");

@@ -294,6 +294,20 @@ fn kv_error(error: host_kv::KvError) -> KvError {
     }
 }
 
+/// Write a line into the host's log.
+pub(crate) fn log(level: crate::log::Level, message: &str) {
+    use crate::log::Level;
+    use bindings::squall::app::log::{Level as HostLevel, write};
+    let level = match level {
+        Level::Trace => HostLevel::Trace,
+        Level::Debug => HostLevel::Debug,
+        Level::Info => HostLevel::Info,
+        Level::Warn => HostLevel::Warn,
+        Level::Error => HostLevel::Error,
+    };
+    write(level, message);
+}
+
 /// The app's config value `key`.
 pub(crate) fn config_get(key: &str) -> Option<String> {
     host_config::get(key)

@@ -260,6 +260,11 @@ pub(crate) async fn kv_compare_and_swap(
     no_kv()
 }
 
+/// A standard host has no log import: the line goes to stderr.
+pub(crate) fn log(level: crate::log::Level, message: &str) {
+    eprintln!("{level:?}: {message}");
+}
+
 /// No config values on a standard host.
 pub(crate) fn config_get(_key: &str) -> Option<String> {
     None

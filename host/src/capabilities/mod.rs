@@ -10,6 +10,7 @@
 mod config;
 mod http_client;
 mod kv;
+mod log;
 mod outgoing_wasi_http;
 mod pubsub;
 mod time;

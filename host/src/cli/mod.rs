@@ -17,6 +17,19 @@ use clap::{Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How log lines (request lines among them) are written to stderr:
+    /// `text`, or `json` for one JSON object per line.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// For people: one line per event.
+    Text,
+    /// For machines: one JSON object per line, with the request's fields.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -28,6 +41,11 @@ enum Command {
 }
 
 impl Cli {
+    /// How log lines should be written.
+    pub fn log_format(&self) -> LogFormat {
+        self.log_format
+    }
+
     /// Run the command.
     pub fn run(self) -> Result<()> {
         match self.command {

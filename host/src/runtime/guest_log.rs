@@ -66,6 +66,50 @@ impl LogBudget {
     }
 }
 
+/// The level of a line the guest logs itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GuestLevel {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl LogBudget {
+    /// Log `message` at `level`, as much of it as the budget allows (cut
+    /// at a character boundary), secrets redacted.
+    pub(crate) fn log(&self, level: GuestLevel, message: &str) {
+        let allowed = self.take(message.len());
+        let mut end = allowed;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        if end == 0 && !message.is_empty() {
+            return;
+        }
+        let message = self.redacted(&message[..end]);
+        match level {
+            GuestLevel::Trace => tracing::trace!(target: "squall::guest", "{message}"),
+            GuestLevel::Debug => tracing::debug!(target: "squall::guest", "{message}"),
+            GuestLevel::Info => tracing::info!(target: "squall::guest", "{message}"),
+            GuestLevel::Warn => tracing::warn!(target: "squall::guest", "{message}"),
+            GuestLevel::Error => tracing::error!(target: "squall::guest", "{message}"),
+        }
+    }
+
+    /// `text` with the app's secrets replaced by `[redacted]`.
+    fn redacted<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
+        let mut text = std::borrow::Cow::Borrowed(text);
+        for secret in self.redact.iter() {
+            if text.contains(secret.as_str()) {
+                text = text.replace(secret.as_str(), "[redacted]").into();
+            }
+        }
+        text
+    }
+}
+
 /// A guest output stream (`stdout` or `stderr`) that writes to `tracing`.
 /// Every handle the guest opens on it shares one partial line, so output
 /// written in pieces (or through several handles) is logged as the lines
@@ -154,12 +198,8 @@ impl Lines {
     }
 
     fn emit(&self, line: &[u8]) {
-        let mut text = String::from_utf8_lossy(line);
-        for secret in self.budget.redact.iter() {
-            if text.contains(secret.as_str()) {
-                text = text.replace(secret.as_str(), "[redacted]").into();
-            }
-        }
+        let text = String::from_utf8_lossy(line);
+        let text = self.budget.redacted(&text);
         tracing::info!(target: "squall::guest", stream = self.name, "{text}");
         #[cfg(test)]
         if let Ok(mut logged) = self.logged.lock() {

@@ -5,7 +5,7 @@
 
 use super::cpu_share::CpuShare;
 use super::engine::EPOCH_TICK;
-use super::guest_log::{GuestLog, LogBudget};
+use super::guest_log::{GuestLevel, GuestLog, LogBudget};
 use super::share::InstanceSlot;
 use crate::config::Limits;
 use crate::error::HostError;
@@ -34,6 +34,8 @@ pub(crate) struct State<H> {
     memory: MemoryLimit,
     cpu: CpuBudget,
     host: H,
+    /// What the request may still log (stdout, stderr and its own lines).
+    log: Arc<LogBudget>,
     /// The pool slot this store holds, given back when it is dropped.
     _slot: InstanceSlot,
 }
@@ -47,6 +49,11 @@ impl<H> State<H> {
     /// The resource table and the capabilities' data, borrowed together.
     pub(crate) fn table_and_host(&mut self) -> (&mut ResourceTable, &mut H) {
         (&mut self.table, &mut self.host)
+    }
+
+    /// Log a line the guest wrote at `level`, within the request's budget.
+    pub(crate) fn log(&self, level: GuestLevel, message: &str) {
+        self.log.log(level, message);
     }
 
     /// Give a long-lived instance its full CPU budget again (per event).
@@ -154,7 +161,7 @@ pub(super) fn new_store<H: Send + 'static>(
     // through squall:app imports, never ambient.
     let wasi = WasiCtx::builder()
         .stdout(GuestLog::stdout(log.clone()))
-        .stderr(GuestLog::stderr(log))
+        .stderr(GuestLog::stderr(log.clone()))
         .allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false)
@@ -167,6 +174,7 @@ pub(super) fn new_store<H: Send + 'static>(
         },
         cpu: CpuBudget::new(limits.cpu_time),
         host,
+        log,
         _slot: slot,
     };
     let mut store = Store::new(engine, state);

@@ -15,6 +15,7 @@ fn app() -> Router {
     Router::new()
         .get("/", |_req: Request| async { format!("v{VERSION}") })
         .get("/slow", slow)
+        .get("/log", log)
         .websocket("/socket", WebSocket::new().on_message(count))
         .websocket("/live", WebSocket::new().on_message(count))
 }
@@ -27,6 +28,15 @@ async fn slow(req: Request) -> String {
         .unwrap_or(500);
     squall_sdk::sleep(Duration::from_millis(ms)).await;
     format!("v{VERSION}")
+}
+
+/// Log a warning, or `?n=N` bytes of `x` at info.
+async fn log(req: Request) -> &'static str {
+    match req.query_argument("n").and_then(|n| n.parse().ok()) {
+        Some(n) => squall_sdk::log::info("x".repeat(n)),
+        None => squall_sdk::log::warn(format!("from the guest, v{VERSION}")),
+    }
+    "logged"
 }
 
 /// Count the connection's messages in its host-kept state, and say which
