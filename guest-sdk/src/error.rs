@@ -26,6 +26,13 @@ pub struct Error {
 
 impl Error {
     /// An error answering `status` with `message` as its plain-text body.
+    ///
+    /// ```
+    /// use squall_sdk::{Error, StatusCode};
+    ///
+    /// let error = Error::new(StatusCode::TOO_MANY_REQUESTS, "slow down");
+    /// assert_eq!(error.to_string(), "429 Too Many Requests: slow down");
+    /// ```
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
         Error {
             status,
@@ -34,42 +41,119 @@ impl Error {
     }
 
     /// `400 Bad Request` with `message`.
+    ///
+    /// ```
+    /// use squall_sdk::{Error, Request};
+    /// # use squall_sdk::futures::FutureExt;
+    /// # use squall_sdk::{Method, StatusCode};
+    ///
+    /// async fn square(req: Request) -> Result<String, Error> {
+    ///     let n: i64 = req
+    ///         .query_argument("n")
+    ///         .and_then(|n| n.parse().ok())
+    ///         .ok_or_else(|| Error::bad_request("n must be a number"))?;
+    ///     Ok((n * n).to_string())
+    /// }
+    /// # let answer = square(Request::new(Method::GET, "/?n=ten")).now_or_never().expect("ready");
+    /// # assert_eq!(answer.map_err(|err| err.status()), Err(StatusCode::BAD_REQUEST));
+    /// ```
     pub fn bad_request(message: impl Into<String>) -> Self {
         Error::new(StatusCode::BAD_REQUEST, message)
     }
 
     /// `404 Not Found`.
+    ///
+    /// ```
+    /// use squall_sdk::{Error, StatusCode};
+    ///
+    /// let error = Error::not_found();
+    /// assert_eq!((error.status(), error.message()), (StatusCode::NOT_FOUND, "Not Found"));
+    /// ```
     pub fn not_found() -> Self {
         Error::from(StatusCode::NOT_FOUND)
     }
 
     /// `500 Internal Server Error` with `message` (say what failed, not
     /// secrets: the client sees it).
+    ///
+    /// ```
+    /// use squall_sdk::{Error, StatusCode};
+    ///
+    /// let error = Error::internal("the template is missing");
+    /// assert_eq!(error.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    /// ```
     pub fn internal(message: impl Into<String>) -> Self {
         Error::new(StatusCode::INTERNAL_SERVER_ERROR, message)
     }
 
     /// `401 Unauthorized`.
+    ///
+    /// ```
+    /// use squall_sdk::{Error, Request};
+    /// # use squall_sdk::Method;
+    ///
+    /// fn check_token(req: &Request) -> Result<(), Error> {
+    ///     match req.header("authorization") {
+    ///         Some("Bearer s3cret") => Ok(()),
+    ///         _ => Err(Error::unauthorized()),
+    ///     }
+    /// }
+    /// # assert!(check_token(&Request::new(Method::GET, "/")).is_err());
+    /// # assert!(check_token(&Request::new(Method::GET, "/").with_header("authorization", "Bearer s3cret")).is_ok());
+    /// ```
     pub fn unauthorized() -> Self {
         Error::from(StatusCode::UNAUTHORIZED)
     }
 
     /// `403 Forbidden`.
+    ///
+    /// ```
+    /// use squall_sdk::{Error, Request};
+    /// # use squall_sdk::Method;
+    ///
+    /// fn check_admin(req: &Request) -> Result<(), Error> {
+    ///     if req.cookie("role") != Some("admin") {
+    ///         return Err(Error::forbidden());
+    ///     }
+    ///     Ok(())
+    /// }
+    /// # assert!(check_admin(&Request::new(Method::GET, "/").with_cookie("role", "admin")).is_ok());
+    /// # assert!(check_admin(&Request::new(Method::GET, "/")).is_err());
+    /// ```
     pub fn forbidden() -> Self {
         Error::from(StatusCode::FORBIDDEN)
     }
 
     /// `409 Conflict` with `message`.
+    ///
+    /// ```
+    /// use squall_sdk::{Error, StatusCode};
+    ///
+    /// let error = Error::conflict("that name is taken");
+    /// assert_eq!(error.status(), StatusCode::CONFLICT);
+    /// ```
     pub fn conflict(message: impl Into<String>) -> Self {
         Error::new(StatusCode::CONFLICT, message)
     }
 
     /// The status this error answers with.
+    ///
+    /// ```
+    /// use squall_sdk::{Error, StatusCode};
+    ///
+    /// assert_eq!(Error::forbidden().status(), StatusCode::FORBIDDEN);
+    /// ```
     pub fn status(&self) -> StatusCode {
         self.status
     }
 
     /// The message sent as the body.
+    ///
+    /// ```
+    /// use squall_sdk::Error;
+    ///
+    /// assert_eq!(Error::bad_request("missing name").message(), "missing name");
+    /// ```
     pub fn message(&self) -> &str {
         &self.message
     }

@@ -6,6 +6,15 @@ use ::http::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 
 /// An HTTP request, with the path parameters its route matched.
+///
+/// ```
+/// use squall_sdk::Request;
+///
+/// async fn whoami(req: Request) -> String {
+///     let agent = req.header("user-agent").unwrap_or("an unknown client");
+///     format!("{} {} from {agent}", req.method(), req.path())
+/// }
+/// ```
 #[derive(Debug)]
 pub struct Request {
     method: Method,
@@ -39,6 +48,13 @@ impl Request {
     }
 
     /// Build a request by hand, e.g. to unit-test a handler.
+    ///
+    /// ```
+    /// use squall_sdk::{Method, Request};
+    ///
+    /// let request = Request::new(Method::GET, "/search?q=rust");
+    /// assert_eq!((request.path(), request.query()), ("/search", "q=rust"));
+    /// ```
     pub fn new(method: Method, path_and_query: &str) -> Self {
         let (path, query) = path_and_query
             .split_once('?')
@@ -59,36 +75,94 @@ impl Request {
     }
 
     /// The request method.
+    ///
+    /// ```
+    /// use squall_sdk::{Method, Request};
+    ///
+    /// let request = Request::new(Method::DELETE, "/items/3");
+    /// assert_eq!(request.method(), Method::DELETE);
+    /// ```
     pub fn method(&self) -> &Method {
         &self.method
     }
 
     /// The path as received, percent-encoded, starting with `/`.
+    ///
+    /// ```
+    /// use squall_sdk::{Method, Request};
+    ///
+    /// let request = Request::new(Method::GET, "/files/a%20b.txt?download=1");
+    /// assert_eq!(request.path(), "/files/a%20b.txt");
+    /// ```
     pub fn path(&self) -> &str {
         &self.path
     }
 
     /// The raw query string, without its `?`.
+    ///
+    /// ```
+    /// use squall_sdk::{Method, Request};
+    ///
+    /// let request = Request::new(Method::GET, "/search?q=rust&page=2");
+    /// assert_eq!(request.query(), "q=rust&page=2");
+    /// ```
     pub fn query(&self) -> &str {
         &self.query
     }
 
     /// The `host[:port]` the client asked for, if it said.
+    ///
+    /// ```
+    /// use squall_sdk::Request;
+    ///
+    /// async fn origin(req: Request) -> String {
+    ///     format!("https://{}", req.authority().unwrap_or("localhost"))
+    /// }
+    /// ```
     pub fn authority(&self) -> Option<&str> {
         self.authority.as_deref()
     }
 
     /// All request headers.
+    ///
+    /// ```
+    /// use squall_sdk::{Method, Request};
+    ///
+    /// let request = Request::new(Method::GET, "/")
+    ///     .with_header("accept", "text/html")
+    ///     .with_header("accept", "application/json");
+    /// assert_eq!(request.headers().get_all("accept").iter().count(), 2);
+    /// ```
     pub fn headers(&self) -> &HeaderMap {
         &self.headers
     }
 
     /// One header as text; `None` if absent or not visible ASCII.
+    ///
+    /// ```
+    /// use squall_sdk::{Method, Request, header};
+    ///
+    /// let request = Request::new(Method::GET, "/").with_header("accept", "text/html");
+    /// assert_eq!(request.header(header::ACCEPT), Some("text/html"));
+    /// assert_eq!(request.header("x-missing"), None);
+    /// ```
     pub fn header(&self, name: impl header::AsHeaderName) -> Option<&str> {
         self.headers.get(name)?.to_str().ok()
     }
 
     /// A path parameter by name: `{name}` in the route, percent-decoded.
+    ///
+    /// ```
+    /// use squall_sdk::{Request, Router};
+    /// # use squall_sdk::Method;
+    /// # use squall_sdk::futures::FutureExt;
+    ///
+    /// let router = Router::new().get("/users/{id}", |req: Request| async move {
+    ///     format!("user {}", req.param("id").unwrap_or_default())
+    /// });
+    /// # let response = router.handle(Request::new(Method::GET, "/users/7")).now_or_never().expect("ready");
+    /// # assert_eq!(response.body(), Some(&b"user 7"[..]));
+    /// ```
     pub fn param(&self, name: &str) -> Option<&str> {
         self.params
             .iter()
@@ -97,16 +171,44 @@ impl Request {
     }
 
     /// All path parameters, in route order.
+    ///
+    /// ```
+    /// use squall_sdk::{Request, Router};
+    /// # use squall_sdk::Method;
+    /// # use squall_sdk::futures::FutureExt;
+    ///
+    /// let router = Router::new().get("/{org}/{repo}", |req: Request| async move {
+    ///     let names: Vec<&str> = req.params().iter().map(|(_, value)| value.as_str()).collect();
+    ///     names.join("/")
+    /// });
+    /// # let response = router.handle(Request::new(Method::GET, "/squall/sdk")).now_or_never().expect("ready");
+    /// # assert_eq!(response.body(), Some(&b"squall/sdk"[..]));
+    /// ```
     pub fn params(&self) -> &[(String, String)] {
         &self.params
     }
 
     /// The last value of a query argument, like Tornado's `get_query_argument`.
+    ///
+    /// ```
+    /// use squall_sdk::{Method, Request};
+    ///
+    /// let request = Request::new(Method::GET, "/search?q=first&q=hello+world");
+    /// assert_eq!(request.query_argument("q").as_deref(), Some("hello world"));
+    /// assert_eq!(request.query_argument("page"), None);
+    /// ```
     pub fn query_argument(&self, name: &str) -> Option<String> {
         self.query_arguments(name).pop()
     }
 
     /// Every value of a query argument, in order.
+    ///
+    /// ```
+    /// use squall_sdk::{Method, Request};
+    ///
+    /// let request = Request::new(Method::GET, "/posts?tag=rust&tag=wasm");
+    /// assert_eq!(request.query_arguments("tag"), ["rust", "wasm"]);
+    /// ```
     pub fn query_arguments(&self, name: &str) -> Vec<String> {
         form_urlencoded::parse(self.query.as_bytes())
             .filter(|(key, _)| key == name)
@@ -115,6 +217,14 @@ impl Request {
     }
 
     /// The whole query string as decoded `(name, value)` pairs.
+    ///
+    /// ```
+    /// use squall_sdk::{Method, Request};
+    ///
+    /// let request = Request::new(Method::GET, "/?b=2&a=caf%C3%A9");
+    /// let pairs = request.query_pairs();
+    /// assert_eq!(pairs[1], ("a".to_owned(), "café".to_owned()));
+    /// ```
     pub fn query_pairs(&self) -> Vec<(String, String)> {
         form_urlencoded::parse(self.query.as_bytes())
             .map(|(key, value)| (key.into_owned(), value.into_owned()))
@@ -122,12 +232,38 @@ impl Request {
     }
 
     /// The query string deserialized into `T`; `400 Bad Request` if it does not fit.
+    ///
+    /// ```
+    /// use serde::Deserialize;
+    /// use squall_sdk::{Error, Request};
+    /// # use squall_sdk::Method;
+    ///
+    /// #[derive(Deserialize)]
+    /// struct Search {
+    ///     q: String,
+    ///     page: Option<u32>,
+    /// }
+    ///
+    /// fn search(req: &Request) -> Result<String, Error> {
+    ///     let search: Search = req.query_as()?;
+    ///     Ok(format!("{} (page {})", search.q, search.page.unwrap_or(1)))
+    /// }
+    /// # let found = search(&Request::new(Method::GET, "/?q=rust")).expect("a valid query");
+    /// # assert_eq!(found, "rust (page 1)");
+    /// ```
     pub fn query_as<T: DeserializeOwned>(&self) -> Result<T, Error> {
         serde_urlencoded::from_str(&self.query)
             .map_err(|err| Error::new(StatusCode::BAD_REQUEST, format!("bad query: {err}")))
     }
 
     /// A cookie sent by the client, by name.
+    ///
+    /// ```
+    /// use squall_sdk::{Method, Request};
+    ///
+    /// let request = Request::new(Method::GET, "/").with_header("cookie", "theme=dark; lang=en");
+    /// assert_eq!(request.cookie("lang"), Some("en"));
+    /// ```
     pub fn cookie(&self, name: &str) -> Option<&str> {
         self.headers
             .get_all(header::COOKIE)
@@ -140,21 +276,81 @@ impl Request {
     }
 
     /// Take the body out of the request, to read it as a stream.
+    ///
+    /// ```
+    /// use squall_sdk::Request;
+    /// # use squall_sdk::Method;
+    /// # use squall_sdk::futures::FutureExt;
+    ///
+    /// async fn chunks(mut req: Request) -> String {
+    ///     let mut body = req.take_body();
+    ///     let mut count = 0;
+    ///     while body.chunk().await.is_some() {
+    ///         count += 1;
+    ///     }
+    ///     format!("{count} chunks")
+    /// }
+    /// # let request = Request::new(Method::POST, "/").with_body("abc");
+    /// # assert_eq!(chunks(request).now_or_never().expect("ready"), "1 chunks");
+    /// ```
     pub fn take_body(&mut self) -> Body {
         std::mem::take(&mut self.body)
     }
 
     /// The whole body as bytes.
+    ///
+    /// ```
+    /// use squall_sdk::Request;
+    /// # use squall_sdk::Method;
+    /// # use squall_sdk::futures::FutureExt;
+    ///
+    /// async fn size(mut req: Request) -> String {
+    ///     format!("{} bytes", req.bytes().await.len())
+    /// }
+    /// # let request = Request::new(Method::POST, "/").with_body(vec![0u8; 5]);
+    /// # assert_eq!(size(request).now_or_never().expect("ready"), "5 bytes");
+    /// ```
     pub async fn bytes(&mut self) -> Vec<u8> {
         self.take_body().bytes().await
     }
 
     /// The whole body as UTF-8 text; `400 Bad Request` if it is not.
+    ///
+    /// ```
+    /// use squall_sdk::{Error, Request};
+    /// # use squall_sdk::Method;
+    /// # use squall_sdk::futures::FutureExt;
+    ///
+    /// async fn shout(mut req: Request) -> Result<String, Error> {
+    ///     Ok(req.text().await?.to_uppercase())
+    /// }
+    /// # let request = Request::new(Method::POST, "/").with_body("hi");
+    /// # assert_eq!(shout(request).now_or_never().expect("ready"), Ok("HI".to_owned()));
+    /// ```
     pub async fn text(&mut self) -> Result<String, Error> {
         self.take_body().text().await
     }
 
     /// The body parsed as JSON; `400 Bad Request` if it does not parse into `T`.
+    ///
+    /// ```
+    /// use serde::Deserialize;
+    /// use squall_sdk::{Error, Request};
+    /// # use squall_sdk::Method;
+    /// # use squall_sdk::futures::FutureExt;
+    ///
+    /// #[derive(Deserialize)]
+    /// struct NewTodo {
+    ///     title: String,
+    /// }
+    ///
+    /// async fn create(mut req: Request) -> Result<String, Error> {
+    ///     let todo: NewTodo = req.json().await?;
+    ///     Ok(format!("created {:?}", todo.title))
+    /// }
+    /// # let request = Request::new(Method::POST, "/").with_body(r#"{"title":"milk"}"#);
+    /// # assert_eq!(create(request).now_or_never().expect("ready"), Ok(r#"created "milk""#.to_owned()));
+    /// ```
     pub async fn json<T: DeserializeOwned>(&mut self) -> Result<T, Error> {
         let bytes = self.bytes().await;
         serde_json::from_slice(&bytes)
@@ -190,6 +386,15 @@ impl Request {
     }
 
     /// The request with a cookie added to its `Cookie` header.
+    ///
+    /// ```
+    /// use squall_sdk::{Method, Request};
+    ///
+    /// let request = Request::new(Method::GET, "/")
+    ///     .with_cookie("session", "abc")
+    ///     .with_cookie("theme", "dark");
+    /// assert_eq!(request.header("cookie"), Some("session=abc; theme=dark"));
+    /// ```
     pub fn with_cookie(mut self, name: &str, value: &str) -> Self {
         let pair = format!("{name}={value}");
         let cookies = match self
@@ -207,12 +412,31 @@ impl Request {
     }
 
     /// The request with `bytes` as its body.
+    ///
+    /// ```
+    /// use squall_sdk::{Method, Request};
+    /// # use squall_sdk::futures::FutureExt;
+    ///
+    /// let mut request = Request::new(Method::POST, "/upload").with_body(vec![1, 2, 3]);
+    /// assert_eq!(request.bytes().now_or_never(), Some(vec![1, 2, 3]));
+    /// ```
     pub fn with_body(mut self, bytes: impl Into<Vec<u8>>) -> Self {
         self.body = Body::from_bytes(bytes);
         self
     }
 
     /// The request with `value` as a JSON body (and its content type).
+    ///
+    /// ```
+    /// use squall_sdk::{Method, Request};
+    /// # use squall_sdk::futures::FutureExt;
+    ///
+    /// let mut request = Request::new(Method::POST, "/todos")
+    ///     .with_json(&squall_sdk::serde_json::json!({ "title": "milk" }));
+    /// assert_eq!(request.header("content-type"), Some("application/json"));
+    /// # let value: squall_sdk::serde_json::Value = request.json().now_or_never().expect("ready").expect("JSON");
+    /// # assert_eq!(value["title"], "milk");
+    /// ```
     pub fn with_json<T: serde::Serialize + ?Sized>(self, value: &T) -> Self {
         let body = serde_json::to_vec(value).unwrap_or_default();
         self.with_header("content-type", "application/json")
@@ -221,6 +445,15 @@ impl Request {
 
     /// The request with `fields` as a URL-encoded form body (and its
     /// content type).
+    ///
+    /// ```
+    /// use squall_sdk::{Method, Request};
+    /// # use squall_sdk::futures::FutureExt;
+    ///
+    /// let mut request = Request::new(Method::POST, "/login")
+    ///     .with_form(&[("user", "ada"), ("remember", "on")]);
+    /// assert_eq!(request.text().now_or_never(), Some(Ok("user=ada&remember=on".to_owned())));
+    /// ```
     pub fn with_form(self, fields: &[(&str, &str)]) -> Self {
         let body = serde_urlencoded::to_string(fields).unwrap_or_default();
         self.with_header("content-type", "application/x-www-form-urlencoded")
@@ -228,6 +461,25 @@ impl Request {
     }
 
     /// A URL-encoded form body deserialized into `T`; `400 Bad Request` if it does not fit.
+    ///
+    /// ```
+    /// use serde::Deserialize;
+    /// use squall_sdk::{Error, Request};
+    /// # use squall_sdk::Method;
+    /// # use squall_sdk::futures::FutureExt;
+    ///
+    /// #[derive(Deserialize)]
+    /// struct Login {
+    ///     user: String,
+    /// }
+    ///
+    /// async fn login(mut req: Request) -> Result<String, Error> {
+    ///     let form: Login = req.form().await?;
+    ///     Ok(format!("welcome, {}", form.user))
+    /// }
+    /// # let request = Request::new(Method::POST, "/login").with_form(&[("user", "ada")]);
+    /// # assert_eq!(login(request).now_or_never().expect("ready"), Ok("welcome, ada".to_owned()));
+    /// ```
     pub async fn form<T: DeserializeOwned>(&mut self) -> Result<T, Error> {
         let bytes = self.bytes().await;
         serde_urlencoded::from_bytes(&bytes)

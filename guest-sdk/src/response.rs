@@ -9,6 +9,15 @@ use std::future::Future;
 
 /// An HTTP response: status, headers and a body that is either in memory or
 /// streamed.
+///
+/// ```
+/// use squall_sdk::{Request, Response, StatusCode, header};
+///
+/// async fn teapot(_req: Request) -> Response {
+///     Response::new(StatusCode::IM_A_TEAPOT, "short and stout")
+///         .with_header(header::CONTENT_TYPE, "text/plain")
+/// }
+/// ```
 pub struct Response {
     status: StatusCode,
     headers: HeaderMap,
@@ -37,6 +46,13 @@ impl Default for Response {
 
 impl Response {
     /// A response with `status` and an in-memory `body` (no content type).
+    ///
+    /// ```
+    /// use squall_sdk::{Response, StatusCode};
+    ///
+    /// let response = Response::new(StatusCode::CREATED, "saved");
+    /// assert_eq!(response.body(), Some(&b"saved"[..]));
+    /// ```
     pub fn new(status: StatusCode, body: impl Into<Vec<u8>>) -> Self {
         Response {
             status,
@@ -77,26 +93,64 @@ impl Response {
     }
 
     /// A `303 See Other` to `location` (use [`Response::with_status`] for 301, 302, 307, 308).
+    ///
+    /// ```
+    /// use squall_sdk::{Response, StatusCode, header};
+    ///
+    /// let response = Response::redirect("/login");
+    /// assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    /// assert_eq!(response.headers()[header::LOCATION], "/login");
+    /// ```
     pub fn redirect(location: &str) -> Self {
         Response::new(StatusCode::SEE_OTHER, Vec::new()).with_header(header::LOCATION, location)
     }
 
     /// The status.
+    ///
+    /// ```
+    /// use squall_sdk::{IntoResponse, StatusCode};
+    ///
+    /// assert_eq!("hello".into_response().status(), StatusCode::OK);
+    /// ```
     pub fn status(&self) -> StatusCode {
         self.status
     }
 
     /// The headers.
+    ///
+    /// ```
+    /// use squall_sdk::{IntoResponse, header};
+    ///
+    /// let response = "hello".into_response();
+    /// assert_eq!(response.headers()[header::CONTENT_TYPE], "text/plain; charset=utf-8");
+    /// ```
     pub fn headers(&self) -> &HeaderMap {
         &self.headers
     }
 
     /// The headers, to change.
+    ///
+    /// ```
+    /// use squall_sdk::{IntoResponse, header};
+    /// use squall_sdk::http::HeaderValue;
+    ///
+    /// let mut response = "cached".into_response();
+    /// let headers = response.headers_mut();
+    /// headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=60"));
+    /// headers.append(header::VARY, HeaderValue::from_static("accept-encoding"));
+    /// ```
     pub fn headers_mut(&mut self) -> &mut HeaderMap {
         &mut self.headers
     }
 
     /// The in-memory body; `None` for a streamed one.
+    ///
+    /// ```
+    /// use squall_sdk::{IntoResponse, Response};
+    ///
+    /// assert_eq!("hi".into_response().body(), Some(&b"hi"[..]));
+    /// assert_eq!(Response::stream(|_body| async {}).body(), None);
+    /// ```
     pub fn body(&self) -> Option<&[u8]> {
         match &self.body {
             OutgoingBody::Bytes(bytes) => Some(bytes),
@@ -105,6 +159,13 @@ impl Response {
     }
 
     /// Replace the status, like Tornado's `set_status`.
+    ///
+    /// ```
+    /// use squall_sdk::{Response, StatusCode};
+    ///
+    /// let response = Response::redirect("/new-home").with_status(StatusCode::PERMANENT_REDIRECT);
+    /// assert_eq!(response.status(), StatusCode::PERMANENT_REDIRECT);
+    /// ```
     pub fn with_status(mut self, status: StatusCode) -> Self {
         self.status = status;
         self
@@ -112,6 +173,15 @@ impl Response {
 
     /// Set a header, replacing any earlier value. A value that is not a
     /// valid header value is dropped.
+    ///
+    /// ```
+    /// use squall_sdk::{Response, StatusCode, header};
+    ///
+    /// let response = Response::new(StatusCode::OK, "a,b\n1,2\n")
+    ///     .with_header(header::CONTENT_TYPE, "text/csv")
+    ///     .with_header(header::CACHE_CONTROL, "no-store");
+    /// assert_eq!(response.headers()[header::CONTENT_TYPE], "text/csv");
+    /// ```
     pub fn with_header(mut self, name: HeaderName, value: &str) -> Self {
         if let Ok(value) = HeaderValue::from_str(value) {
             self.headers.insert(name, value);
@@ -120,6 +190,16 @@ impl Response {
     }
 
     /// Add a `Set-Cookie` header (`name=value; Path=/; HttpOnly; SameSite=Lax`).
+    ///
+    /// ```
+    /// use squall_sdk::{Response, header};
+    ///
+    /// let response = Response::redirect("/").with_cookie("session", "abc123");
+    /// assert_eq!(
+    ///     response.headers()[header::SET_COOKIE],
+    ///     "session=abc123; Path=/; HttpOnly; SameSite=Lax"
+    /// );
+    /// ```
     pub fn with_cookie(mut self, name: &str, value: &str) -> Self {
         let cookie = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax");
         if let Ok(value) = HeaderValue::from_str(&cookie) {
@@ -142,8 +222,33 @@ impl Response {
 }
 
 /// Anything a handler can return.
+///
+/// ```
+/// use squall_sdk::{IntoResponse, Request, Response, StatusCode};
+///
+/// struct Created(u64);
+///
+/// impl IntoResponse for Created {
+///     fn into_response(self) -> Response {
+///         (StatusCode::CREATED, format!("created #{}", self.0)).into_response()
+///     }
+/// }
+///
+/// async fn create(_req: Request) -> Created {
+///     Created(42)
+/// }
+/// # assert_eq!(Created(42).into_response().status(), StatusCode::CREATED);
+/// ```
 pub trait IntoResponse {
     /// Convert into a [`Response`].
+    ///
+    /// ```
+    /// use squall_sdk::{IntoResponse, StatusCode};
+    ///
+    /// let response = (StatusCode::ACCEPTED, "queued").into_response();
+    /// assert_eq!(response.status(), StatusCode::ACCEPTED);
+    /// assert_eq!(response.body(), Some(&b"queued"[..]));
+    /// ```
     fn into_response(self) -> Response;
 }
 
@@ -208,6 +313,23 @@ impl<T: IntoResponse, E: IntoResponse> IntoResponse for Result<T, E> {
 }
 
 /// A JSON body: `Json(value)` answers `application/json`.
+///
+/// ```
+/// use serde::Serialize;
+/// use squall_sdk::{Json, Request};
+///
+/// #[derive(Serialize)]
+/// struct Todo {
+///     id: u64,
+///     title: &'static str,
+/// }
+///
+/// async fn todo(_req: Request) -> Json<Todo> {
+///     Json(Todo { id: 1, title: "milk" })
+/// }
+/// # use squall_sdk::IntoResponse;
+/// # assert_eq!(Json(Todo { id: 1, title: "milk" }).into_response().body(), Some(&br#"{"id":1,"title":"milk"}"#[..]));
+/// ```
 #[derive(Debug, Clone)]
 pub struct Json<T>(pub T);
 
@@ -227,6 +349,15 @@ impl<T: Serialize> IntoResponse for Json<T> {
 }
 
 /// An HTML body: `Html(text)` answers `text/html; charset=utf-8`.
+///
+/// ```
+/// use squall_sdk::{Html, Request};
+///
+/// async fn greet(req: Request) -> Html<String> {
+///     let name = req.query_argument("name").unwrap_or_else(|| "stranger".into());
+///     Html(format!("<h1>Hello, {name}!</h1>"))
+/// }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Html<T>(pub T);
 

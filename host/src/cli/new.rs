@@ -143,8 +143,8 @@ squall-sdk = {{ path = {sdk:?} }}
 fn squall_toml(name: &str, grants: &str) -> String {
     let app = name;
     format!(
-        r#"# `squall serve .` reads this file. Every key is optional; the README's
-# "Manifest" and "Limits" sections list them all with their defaults.
+        r#"# `squall serve .` reads this file. Every key is optional; squall's
+# docs/manifest.md and docs/limits.md list them all with their defaults.
 [server]
 listen = "127.0.0.1:8080"
 
