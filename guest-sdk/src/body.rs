@@ -7,8 +7,10 @@ use std::pin::Pin;
 
 /// The body of an incoming request, read once, in chunks or whole.
 ///
-/// ```no_run
+/// ```
 /// # use squall_sdk::Request;
+/// # use squall_sdk::Method;
+/// # use squall_sdk::futures::FutureExt;
 /// async fn upload(mut req: Request) -> String {
 ///     let mut body = req.take_body();
 ///     let mut total = 0;
@@ -17,6 +19,8 @@ use std::pin::Pin;
 ///     }
 ///     format!("{total} bytes")
 /// }
+/// # let request = Request::new(Method::POST, "/upload").with_body("hello");
+/// # assert_eq!(upload(request).now_or_never().expect("ready"), "5 bytes");
 /// ```
 #[derive(Debug, Default)]
 pub struct Body {
@@ -47,6 +51,14 @@ impl Body {
 
     /// A body of `bytes`, already in memory (e.g. for a request built in a
     /// test with [`Request::with_body`](crate::Request::with_body)).
+    ///
+    /// ```
+    /// use squall_sdk::Body;
+    /// # use squall_sdk::futures::FutureExt;
+    ///
+    /// let body = Body::from_bytes("name=ada");
+    /// assert_eq!(body.text().now_or_never(), Some(Ok("name=ada".to_owned())));
+    /// ```
     pub fn from_bytes(bytes: impl Into<Vec<u8>>) -> Self {
         let bytes = bytes.into();
         Body {
@@ -55,6 +67,23 @@ impl Body {
     }
 
     /// The next chunk of the body, or `None` at its end.
+    ///
+    /// ```
+    /// use squall_sdk::{Error, Request};
+    /// # use squall_sdk::Method;
+    /// # use squall_sdk::futures::FutureExt;
+    ///
+    /// async fn count_lines(mut req: Request) -> Result<String, Error> {
+    ///     let mut body = req.take_body();
+    ///     let mut lines = 0;
+    ///     while let Some(chunk) = body.chunk().await {
+    ///         lines += chunk.iter().filter(|&&byte| byte == b'\n').count();
+    ///     }
+    ///     Ok(format!("{lines} lines"))
+    /// }
+    /// # let request = Request::new(Method::POST, "/import").with_body("a\nb\nc\n");
+    /// # assert_eq!(count_lines(request).now_or_never().expect("ready"), Ok("3 lines".to_owned()));
+    /// ```
     pub async fn chunk(&mut self) -> Option<Vec<u8>> {
         match &mut self.inner {
             Source::Host(body) => body.chunk().await,
@@ -63,6 +92,20 @@ impl Body {
     }
 
     /// The whole body, read to its end.
+    ///
+    /// ```
+    /// use squall_sdk::Request;
+    /// # use squall_sdk::Method;
+    /// # use squall_sdk::futures::FutureExt;
+    ///
+    /// async fn checksum(mut req: Request) -> String {
+    ///     let bytes = req.take_body().bytes().await;
+    ///     let sum = bytes.iter().fold(0u8, |sum, byte| sum.wrapping_add(*byte));
+    ///     format!("{} bytes, sum {sum}", bytes.len())
+    /// }
+    /// # let request = Request::new(Method::PUT, "/blob").with_body(vec![1, 2, 3]);
+    /// # assert_eq!(checksum(request).now_or_never().expect("ready"), "3 bytes, sum 6");
+    /// ```
     pub async fn bytes(mut self) -> Vec<u8> {
         let mut all = Vec::new();
         while let Some(chunk) = self.chunk().await {
@@ -76,6 +119,22 @@ impl Body {
     }
 
     /// The whole body as UTF-8 text; `400 Bad Request` if it is not.
+    ///
+    /// ```
+    /// use squall_sdk::{Error, Request};
+    /// # use squall_sdk::futures::FutureExt;
+    /// # use squall_sdk::{Method, StatusCode};
+    ///
+    /// async fn word_count(mut req: Request) -> Result<String, Error> {
+    ///     let text = req.take_body().text().await?;
+    ///     Ok(text.split_whitespace().count().to_string())
+    /// }
+    /// # let request = Request::new(Method::POST, "/count").with_body("to be or not");
+    /// # assert_eq!(word_count(request).now_or_never().expect("ready"), Ok("4".to_owned()));
+    /// # let request = Request::new(Method::POST, "/count").with_body(vec![0xff]);
+    /// # let error = word_count(request).now_or_never().expect("ready").expect_err("not UTF-8");
+    /// # assert_eq!(error.status(), StatusCode::BAD_REQUEST);
+    /// ```
     pub async fn text(self) -> Result<String, Error> {
         String::from_utf8(self.bytes().await)
             .map_err(|_| Error::new(StatusCode::BAD_REQUEST, "request body is not valid UTF-8"))
@@ -104,12 +163,44 @@ pub(crate) enum OutgoingBody {
 ///
 /// Each [`write`](BodyWriter::write) waits until the host has taken the
 /// bytes, so a slow client slows the writer down instead of filling memory.
+///
+/// ```
+/// use squall_sdk::{BodyWriter, Request, Response, header};
+///
+/// async fn export(_req: Request) -> Response {
+///     Response::stream(|mut body: BodyWriter| async move {
+///         let _ = body.write("id,name\n").await;
+///         for id in 1..=1000 {
+///             if body.write(format!("{id},user {id}\n")).await.is_err() {
+///                 return; // the client left
+///             }
+///         }
+///     })
+///     .with_header(header::CONTENT_TYPE, "text/csv")
+/// }
+/// # use squall_sdk::futures::FutureExt;
+/// # let response = export(Request::new(squall_sdk::Method::GET, "/export.csv")).now_or_never().expect("ready");
+/// # assert_eq!(response.body(), None);
+/// # assert_eq!(response.headers()[header::CONTENT_TYPE], "text/csv");
+/// ```
 #[derive(Debug)]
 pub struct BodyWriter {
     sink: sys::BodySink,
 }
 
 /// The client went away before the whole body was sent.
+///
+/// ```
+/// use squall_sdk::{BodyWriter, Disconnected};
+///
+/// async fn send_rows(body: &mut BodyWriter, rows: &[String]) -> Result<(), Disconnected> {
+///     for row in rows {
+///         body.write(format!("{row}\n")).await?;
+///     }
+///     Ok(())
+/// }
+/// # assert_eq!(Disconnected.to_string(), "the client disconnected");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Disconnected;
 
@@ -128,6 +219,22 @@ impl BodyWriter {
     }
 
     /// Send `chunk` to the client, waiting until the host has accepted it.
+    ///
+    /// ```no_run
+    /// use squall_sdk::{Request, Response};
+    ///
+    /// async fn countdown(_req: Request) -> Response {
+    ///     Response::stream(|mut body| async move {
+    ///         for n in (1..=10).rev() {
+    ///             if body.write(format!("{n}...\n")).await.is_err() {
+    ///                 return;
+    ///             }
+    ///             squall_sdk::sleep(std::time::Duration::from_secs(1)).await;
+    ///         }
+    ///         let _ = body.write("liftoff!\n").await;
+    ///     })
+    /// }
+    /// ```
     pub async fn write(&mut self, chunk: impl Into<Vec<u8>>) -> Result<(), Disconnected> {
         let chunk = chunk.into();
         if chunk.is_empty() {

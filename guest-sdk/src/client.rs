@@ -25,6 +25,22 @@ use std::pin::Pin;
 use std::time::Duration;
 
 /// Why a fetch failed; [`FetchError::kind`] names it in one word.
+///
+/// A handler's `?` turns it into an [`Error`](crate::Error): `504` for a
+/// timeout, `503` for a limit of the app's, `502` otherwise.
+///
+/// ```no_run
+/// use squall_sdk::http::{self, FetchError};
+/// use squall_sdk::{Error, Request};
+///
+/// async fn avatar(_req: Request) -> Result<Vec<u8>, Error> {
+///     match http::get("https://cdn.example.com/avatar.png").await {
+///         Ok(response) => Ok(response.bytes().await?),
+///         Err(FetchError::Denied(why)) => Err(Error::internal(format!("not allowed: {why}"))),
+///         Err(other) => Err(other.into()),
+///     }
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FetchError {
     /// The app's manifest does not allow this destination.
@@ -51,6 +67,16 @@ pub enum FetchError {
 impl FetchError {
     /// `denied`, `invalid-request`, `connect`, `tls`, `timeout`,
     /// `too-large`, `protocol`, `decode` or `limit`.
+    ///
+    /// ```
+    /// use squall_sdk::http::FetchError;
+    ///
+    /// fn metric_name(error: &FetchError) -> String {
+    ///     format!("upstream_errors_{}", error.kind().replace('-', "_"))
+    /// }
+    /// assert_eq!(metric_name(&FetchError::Timeout), "upstream_errors_timeout");
+    /// assert_eq!(metric_name(&FetchError::TooLarge), "upstream_errors_too_large");
+    /// ```
     pub fn kind(&self) -> &'static str {
         match self {
             FetchError::Denied(_) => "denied",
@@ -105,6 +131,21 @@ impl crate::IntoResponse for FetchError {
 }
 
 /// An outgoing request being built; `.send().await` or just `.await` it.
+///
+/// ```no_run
+/// use squall_sdk::http::{Method, RequestBuilder};
+/// use squall_sdk::{Error, Request};
+/// use std::time::Duration;
+///
+/// async fn purge(req: Request) -> Result<String, Error> {
+///     let url = format!("https://cdn.example.com/cache/{}", req.param("key").unwrap_or_default());
+///     let response = RequestBuilder::new(Method::DELETE, url)
+///         .header("authorization", "Bearer s3cret")
+///         .timeout(Duration::from_secs(5))
+///         .await?;
+///     Ok(format!("purge: {}", response.status()))
+/// }
+/// ```
 pub struct RequestBuilder {
     method: Method,
     url: String,
@@ -116,16 +157,49 @@ pub struct RequestBuilder {
 }
 
 /// A `GET` of `url`.
+///
+/// ```no_run
+/// use squall_sdk::{Error, Request, http};
+///
+/// async fn proxy_readme(_req: Request) -> Result<String, Error> {
+///     let url = "https://raw.githubusercontent.com/rust-lang/rust/master/README.md";
+///     let response = http::get(url).send().await?;
+///     Ok(response.text().await?)
+/// }
+/// ```
 pub fn get(url: impl Into<String>) -> RequestBuilder {
     RequestBuilder::new(Method::GET, url)
 }
 
 /// A `POST` to `url`.
+///
+/// ```no_run
+/// use squall_sdk::{Error, Request, StatusCode, http};
+///
+/// async fn notify(mut req: Request) -> Result<StatusCode, Error> {
+///     let text = req.text().await?;
+///     let response = http::post("https://hooks.example.com/chat")
+///         .json(&squall_sdk::serde_json::json!({ "text": text }))
+///         .await?;
+///     Ok(response.status())
+/// }
+/// ```
 pub fn post(url: impl Into<String>) -> RequestBuilder {
     RequestBuilder::new(Method::POST, url)
 }
 
 /// Send `request`: a [`RequestBuilder`], or a URL to `GET`.
+///
+/// ```no_run
+/// use squall_sdk::{Error, Request, http};
+///
+/// async fn status_page(_req: Request) -> Result<String, Error> {
+///     let plain = http::fetch("https://status.example.com/health").await?;
+///     let api = http::get("https://status.example.com/api").header("accept", "application/json");
+///     let detailed = http::fetch(api).await?;
+///     Ok(format!("{} / {}", plain.status(), detailed.status()))
+/// }
+/// ```
 pub async fn fetch(request: impl Into<RequestBuilder>) -> Result<FetchResponse, FetchError> {
     request.into().send().await
 }
@@ -144,6 +218,20 @@ impl From<String> for RequestBuilder {
 
 impl RequestBuilder {
     /// A `method` request to `url` (absolute, `http://` or `https://`).
+    ///
+    /// ```no_run
+    /// use squall_sdk::http::{Method, RequestBuilder};
+    /// use squall_sdk::{Error, Request};
+    ///
+    /// async fn rename(mut req: Request) -> Result<String, Error> {
+    ///     let body = req.bytes().await;
+    ///     let response = RequestBuilder::new(Method::PUT, "https://api.example.com/items/7")
+    ///         .header("content-type", "application/json")
+    ///         .body(body)
+    ///         .await?;
+    ///     Ok(response.text().await?)
+    /// }
+    /// ```
     pub fn new(method: Method, url: impl Into<String>) -> Self {
         RequestBuilder {
             method,
@@ -158,6 +246,21 @@ impl RequestBuilder {
 
     /// Add a header. An invalid name or value makes `send` fail with
     /// `invalid-request`.
+    ///
+    /// ```no_run
+    /// use squall_sdk::serde_json::Value;
+    /// use squall_sdk::{Error, Request, http};
+    ///
+    /// async fn stars(_req: Request) -> Result<String, Error> {
+    ///     let repo: Value = http::get("https://api.github.com/repos/rust-lang/rust")
+    ///         .header("accept", "application/vnd.github+json")
+    ///         .header("user-agent", "squall-app")
+    ///         .await?
+    ///         .json()
+    ///         .await?;
+    ///     Ok(format!("{} stars", repo["stargazers_count"]))
+    /// }
+    /// ```
     pub fn header(mut self, name: &str, value: &str) -> Self {
         match (HeaderName::try_from(name), HeaderValue::try_from(value)) {
             (Ok(name), Ok(value)) => {
@@ -169,12 +272,42 @@ impl RequestBuilder {
     }
 
     /// Send `bytes` as the body.
+    ///
+    /// ```no_run
+    /// use squall_sdk::{Error, Request, StatusCode, http};
+    ///
+    /// async fn archive(mut req: Request) -> Result<StatusCode, Error> {
+    ///     let upload = req.bytes().await;
+    ///     let response = http::post("https://storage.example.com/archive")
+    ///         .header("content-type", "application/octet-stream")
+    ///         .body(upload)
+    ///         .await?;
+    ///     Ok(response.status())
+    /// }
+    /// ```
     pub fn body(mut self, bytes: impl Into<Vec<u8>>) -> Self {
         self.body = OutgoingBody::Bytes(bytes.into());
         self
     }
 
     /// Send `value` as a JSON body.
+    ///
+    /// ```no_run
+    /// use serde::Serialize;
+    /// use squall_sdk::{Error, Request, http};
+    ///
+    /// #[derive(Serialize)]
+    /// struct Issue<'a> {
+    ///     title: &'a str,
+    ///     labels: [&'a str; 1],
+    /// }
+    ///
+    /// async fn report(_req: Request) -> Result<String, Error> {
+    ///     let issue = Issue { title: "Checkout is down", labels: ["incident"] };
+    ///     let response = http::post("https://tracker.example.com/issues").json(&issue).await?;
+    ///     Ok(response.text().await?)
+    /// }
+    /// ```
     pub fn json<T: Serialize>(self, value: &T) -> Self {
         match serde_json::to_vec(value) {
             Ok(bytes) => self.header("content-type", "application/json").body(bytes),
@@ -187,6 +320,17 @@ impl RequestBuilder {
     }
 
     /// Send `value` as a URL-encoded form.
+    ///
+    /// ```no_run
+    /// use squall_sdk::{Error, Request, http};
+    ///
+    /// async fn login_upstream(_req: Request) -> Result<String, Error> {
+    ///     let response = http::post("https://auth.example.com/oauth/token")
+    ///         .form(&[("grant_type", "client_credentials"), ("client_id", "squall")])
+    ///         .await?;
+    ///     Ok(response.text().await?)
+    /// }
+    /// ```
     pub fn form<T: Serialize>(self, value: &T) -> Self {
         match serde_urlencoded::to_string(value) {
             Ok(text) => self
@@ -202,6 +346,24 @@ impl RequestBuilder {
 
     /// Stream the body: `write` produces it chunk by chunk while the request
     /// is in flight. A streamed request is not replayed across redirects.
+    ///
+    /// ```no_run
+    /// use squall_sdk::{Error, Request, StatusCode, http};
+    ///
+    /// async fn forward_upload(mut req: Request) -> Result<StatusCode, Error> {
+    ///     let mut upload = req.take_body();
+    ///     let response = http::post("https://storage.example.com/uploads")
+    ///         .stream_body(|mut body| async move {
+    ///             while let Some(chunk) = upload.chunk().await {
+    ///                 if body.write(chunk).await.is_err() {
+    ///                     return;
+    ///                 }
+    ///             }
+    ///         })
+    ///         .await?;
+    ///     Ok(response.status())
+    /// }
+    /// ```
     pub fn stream_body<F, Fut>(mut self, write: F) -> Self
     where
         F: FnOnce(BodyWriter) -> Fut + 'static,
@@ -213,6 +375,21 @@ impl RequestBuilder {
 
     /// Give up if the response head takes longer than `timeout`
     /// (default: the app's request timeout).
+    ///
+    /// ```no_run
+    /// use squall_sdk::http::{self, FetchError};
+    /// use squall_sdk::{Error, Request};
+    /// use std::time::Duration;
+    ///
+    /// async fn quote(_req: Request) -> Result<String, Error> {
+    ///     let request = http::get("https://quotes.example.com/today");
+    ///     match request.timeout(Duration::from_millis(500)).await {
+    ///         Ok(response) => Ok(response.text().await?),
+    ///         Err(FetchError::Timeout) => Ok("No quote today.".to_owned()),
+    ///         Err(other) => Err(other.into()),
+    ///     }
+    /// }
+    /// ```
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
@@ -220,6 +397,18 @@ impl RequestBuilder {
 
     /// Follow up to `max` redirects (none by default); each is checked
     /// against the allow-list.
+    ///
+    /// ```no_run
+    /// use squall_sdk::{Error, Request, http};
+    ///
+    /// async fn latest_release(_req: Request) -> Result<String, Error> {
+    ///     // GitHub answers `/releases/latest` with a redirect to the release.
+    ///     let response = http::get("https://github.com/rust-lang/rust/releases/latest")
+    ///         .follow_redirects(3)
+    ///         .await?;
+    ///     Ok(response.status().to_string())
+    /// }
+    /// ```
     pub fn follow_redirects(mut self, max: u8) -> Self {
         self.max_redirects = max;
         self
@@ -230,6 +419,20 @@ impl RequestBuilder {
     }
 
     /// Send the request and wait for the response head.
+    ///
+    /// ```no_run
+    /// use squall_sdk::futures::future::try_join;
+    /// use squall_sdk::{Error, Request, http};
+    ///
+    /// async fn dashboard(_req: Request) -> Result<String, Error> {
+    ///     let (users, orders) = try_join(
+    ///         http::get("https://api.example.com/users/count").send(),
+    ///         http::get("https://api.example.com/orders/count").send(),
+    ///     )
+    ///     .await?;
+    ///     Ok(format!("{} users, {} orders", users.text().await?, orders.text().await?))
+    /// }
+    /// ```
     pub async fn send(self) -> Result<FetchResponse, FetchError> {
         if let Some(error) = self.error {
             return Err(error);
@@ -267,6 +470,19 @@ impl IntoFuture for RequestBuilder {
 }
 
 /// A response from [`fetch`]: its head now, its body as it arrives.
+///
+/// ```no_run
+/// use squall_sdk::http::{self, StatusCode};
+/// use squall_sdk::{Error, Request};
+///
+/// async fn weather(_req: Request) -> Result<String, Error> {
+///     let response = http::get("https://wttr.in/Paris?format=3").await?;
+///     if response.status() != StatusCode::OK {
+///         return Err(Error::new(StatusCode::BAD_GATEWAY, "no weather today"));
+///     }
+///     Ok(response.text().await?)
+/// }
+/// ```
 #[derive(Debug)]
 pub struct FetchResponse {
     status: StatusCode,
@@ -285,27 +501,81 @@ impl FetchResponse {
     }
 
     /// The status.
+    ///
+    /// ```no_run
+    /// use squall_sdk::http::{self, StatusCode};
+    /// use squall_sdk::{Error, Request};
+    ///
+    /// async fn availability(req: Request) -> Result<&'static str, Error> {
+    ///     let name = req.param("name").unwrap_or_default();
+    ///     let response = http::get(format!("https://crates.example.com/{name}")).await?;
+    ///     Ok(if response.status() == StatusCode::NOT_FOUND { "free" } else { "taken" })
+    /// }
+    /// ```
     pub fn status(&self) -> StatusCode {
         self.status
     }
 
     /// The headers.
+    ///
+    /// ```no_run
+    /// use squall_sdk::{Error, Request, http};
+    ///
+    /// async fn links(_req: Request) -> Result<String, Error> {
+    ///     let response = http::get("https://api.github.com/repos/rust-lang/rust/issues").await?;
+    ///     let links: Vec<&str> =
+    ///         response.headers().get_all("link").iter().filter_map(|v| v.to_str().ok()).collect();
+    ///     Ok(links.join("\n"))
+    /// }
+    /// ```
     pub fn headers(&self) -> &HeaderMap {
         &self.headers
     }
 
     /// One header as text.
+    ///
+    /// ```no_run
+    /// use squall_sdk::{Error, Request, http};
+    ///
+    /// async fn content_type(_req: Request) -> Result<String, Error> {
+    ///     let response = http::get("https://example.com/").await?;
+    ///     Ok(response.header("content-type").unwrap_or("unknown").to_owned())
+    /// }
+    /// ```
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name)?.to_str().ok()
     }
 
     /// The next chunk of the body; `None` once it has all arrived. An
     /// error means the body was cut short.
+    ///
+    /// ```no_run
+    /// use squall_sdk::{Error, Request, http};
+    ///
+    /// async fn download_size(_req: Request) -> Result<String, Error> {
+    ///     let mut response = http::get("https://example.com/big.iso").await?;
+    ///     let mut total = 0;
+    ///     while let Some(chunk) = response.chunk().await {
+    ///         total += chunk?.len();
+    ///     }
+    ///     Ok(format!("{total} bytes"))
+    /// }
+    /// ```
     pub async fn chunk(&mut self) -> Option<Result<Vec<u8>, FetchError>> {
         self.body.chunk().await
     }
 
     /// The whole body.
+    ///
+    /// ```no_run
+    /// use squall_sdk::{Error, Request, Response, StatusCode, header, http};
+    ///
+    /// async fn logo(_req: Request) -> Result<Response, Error> {
+    ///     let response = http::get("https://www.rust-lang.org/logos/rust-logo-32x32.png").await?;
+    ///     let png = response.bytes().await?;
+    ///     Ok(Response::new(StatusCode::OK, png).with_header(header::CONTENT_TYPE, "image/png"))
+    /// }
+    /// ```
     pub async fn bytes(mut self) -> Result<Vec<u8>, FetchError> {
         let mut all = Vec::new();
         while let Some(chunk) = self.chunk().await {
@@ -315,12 +585,36 @@ impl FetchResponse {
     }
 
     /// The whole body as UTF-8 text.
+    ///
+    /// ```no_run
+    /// use squall_sdk::{Error, Html, Request, http};
+    ///
+    /// async fn mirror(_req: Request) -> Result<Html<String>, Error> {
+    ///     let page = http::get("https://example.com/").await?.text().await?;
+    ///     Ok(Html(page))
+    /// }
+    /// ```
     pub async fn text(self) -> Result<String, FetchError> {
         String::from_utf8(self.bytes().await?)
             .map_err(|_| FetchError::Decode("the body is not valid UTF-8".into()))
     }
 
     /// The whole body parsed as JSON.
+    ///
+    /// ```no_run
+    /// use serde::Deserialize;
+    /// use squall_sdk::{Error, Request, http};
+    ///
+    /// #[derive(Deserialize)]
+    /// struct Rate {
+    ///     eur: f64,
+    /// }
+    ///
+    /// async fn price_in_euros(_req: Request) -> Result<String, Error> {
+    ///     let rate: Rate = http::get("https://rates.example.com/usd").await?.json().await?;
+    ///     Ok(format!("{:.2} EUR", 19.99 * rate.eur))
+    /// }
+    /// ```
     pub async fn json<T: DeserializeOwned>(self) -> Result<T, FetchError> {
         let bytes = self.bytes().await?;
         serde_json::from_slice(&bytes).map_err(|err| FetchError::Decode(format!("bad JSON: {err}")))

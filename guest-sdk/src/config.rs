@@ -18,6 +18,19 @@
 use crate::sys;
 
 /// The value of `key`, if the manifest sets it.
+///
+/// ```no_run
+/// use squall_sdk::{Error, Request, config, http};
+///
+/// async fn forecast(_req: Request) -> Result<String, Error> {
+///     let token = config::get("weather_token")
+///         .ok_or_else(|| Error::internal("weather_token is not configured"))?;
+///     let response = http::get("https://api.weather.example.com/today")
+///         .header("authorization", &format!("Bearer {token}"))
+///         .await?;
+///     Ok(response.text().await?)
+/// }
+/// ```
 pub fn get(key: &str) -> Option<String> {
     sys::config_get(key)
 }

@@ -21,6 +21,20 @@ use serde::de::DeserializeOwned;
 use std::time::Duration;
 
 /// A published message.
+///
+/// ```no_run
+/// use squall_sdk::pubsub::{self, Message};
+/// use squall_sdk::{Error, Request};
+/// use std::time::Duration;
+///
+/// async fn poll(req: Request) -> Result<String, Error> {
+///     let after = req.query_argument("after").and_then(|id| id.parse().ok());
+///     let messages: Vec<Message> = pubsub::wait("news", after, Duration::from_secs(25)).await?;
+///     let lines: Vec<String> =
+///         messages.iter().map(|m| format!("{} {}", m.id, m.text().unwrap_or(""))).collect();
+///     Ok(lines.join("\n"))
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     /// Increasing per topic, from 1.
@@ -33,17 +47,58 @@ pub struct Message {
 
 impl Message {
     /// The payload as text, if it is UTF-8.
+    ///
+    /// ```
+    /// use squall_sdk::pubsub::Message;
+    ///
+    /// fn preview(message: &Message) -> &str {
+    ///     message.text().unwrap_or("(binary)")
+    /// }
+    /// # let message = Message { id: 1, topic: "chat".into(), payload: b"hello".to_vec() };
+    /// # assert_eq!(preview(&message), "hello");
+    /// # assert_eq!(preview(&Message { payload: vec![0xff], ..message }), "(binary)");
+    /// ```
     pub fn text(&self) -> Option<&str> {
         std::str::from_utf8(&self.payload).ok()
     }
 
     /// The payload parsed as JSON.
+    ///
+    /// ```
+    /// use serde::Deserialize;
+    /// use squall_sdk::pubsub::Message;
+    ///
+    /// #[derive(Deserialize)]
+    /// struct Chat {
+    ///     user: String,
+    ///     body: String,
+    /// }
+    ///
+    /// fn render(message: &Message) -> Option<String> {
+    ///     let chat: Chat = message.json().ok()?;
+    ///     Some(format!("<{}> {}", chat.user, chat.body))
+    /// }
+    /// # let message = Message { id: 1, topic: "chat".into(), payload: br#"{"user":"ada","body":"hi"}"#.to_vec() };
+    /// # assert_eq!(render(&message).as_deref(), Some("<ada> hi"));
+    /// ```
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
         serde_json::from_slice(&self.payload)
     }
 }
 
 /// Why a pub/sub call failed.
+///
+/// A handler's `?` turns it into an [`Error`](crate::Error): `503` for a
+/// limit of the app's, `500` otherwise.
+///
+/// ```
+/// use squall_sdk::pubsub::PubSubError;
+/// use squall_sdk::{Error, StatusCode};
+///
+/// let error = Error::from(PubSubError::Limit("pubsub_topics (16) reached".into()));
+/// assert_eq!(error.status(), StatusCode::SERVICE_UNAVAILABLE);
+/// assert_eq!(error.message(), "pubsub limit: pubsub_topics (16) reached");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PubSubError {
     /// The manifest's `pubsub` list does not grant the topic.
@@ -94,11 +149,38 @@ impl crate::IntoResponse for PubSubError {
 
 /// Publish `payload` to `topic`; returns its id. WebSocket connections
 /// subscribed to the topic receive it straight from the host.
+///
+/// ```no_run
+/// use squall_sdk::{Error, Request, pubsub};
+///
+/// async fn say(mut req: Request) -> Result<String, Error> {
+///     let text = req.text().await?;
+///     let id = pubsub::publish("chat", text)?;
+///     Ok(format!("message {id}"))
+/// }
+/// ```
 pub fn publish(topic: &str, payload: impl AsRef<[u8]>) -> Result<u64, PubSubError> {
     sys::pubsub_publish(topic, payload.as_ref())
 }
 
 /// Publish `value` as JSON.
+///
+/// ```no_run
+/// use serde::Serialize;
+/// use squall_sdk::{Error, Request, StatusCode, pubsub};
+///
+/// #[derive(Serialize)]
+/// struct OrderShipped<'a> {
+///     order: &'a str,
+///     carrier: &'a str,
+/// }
+///
+/// async fn ship(req: Request) -> Result<StatusCode, Error> {
+///     let order = req.param("order").unwrap_or_default();
+///     pubsub::publish_json("orders", &OrderShipped { order, carrier: "ups" })?;
+///     Ok(StatusCode::ACCEPTED)
+/// }
+/// ```
 pub fn publish_json<T: serde::Serialize>(topic: &str, value: &T) -> Result<u64, PubSubError> {
     let payload = serde_json::to_vec(value)
         .map_err(|err| PubSubError::Invalid(format!("cannot serialize the message: {err}")))?;
@@ -108,6 +190,21 @@ pub fn publish_json<T: serde::Serialize>(topic: &str, value: &T) -> Result<u64, 
 /// The messages of `topic` with ids above `after` (`None`: only new ones),
 /// waiting up to `timeout` for the first. An empty list means the time ran
 /// out. Dropped (and the wait cancelled) if the client goes away.
+///
+/// ```no_run
+/// use squall_sdk::serde_json::{Value, json};
+/// use squall_sdk::{Error, Json, Request, pubsub};
+/// use std::time::Duration;
+///
+/// // Long polling: the client sends the last id it saw, and waits for newer.
+/// async fn updates(req: Request) -> Result<Json<Value>, Error> {
+///     let cursor = req.query_argument("cursor").and_then(|id| id.parse().ok());
+///     let messages = pubsub::wait("chat", cursor, Duration::from_secs(30)).await?;
+///     let texts: Vec<&str> = messages.iter().filter_map(|m| m.text()).collect();
+///     let next = messages.last().map(|m| m.id).or(cursor);
+///     Ok(Json(json!({ "messages": texts, "cursor": next })))
+/// }
+/// ```
 pub async fn wait(
     topic: &str,
     after: Option<u64>,

@@ -15,8 +15,40 @@ type BoxFuture = Pin<Box<dyn Future<Output = Response>>>;
 ///
 /// Implemented for every `Fn(Request) -> impl Future<Output = impl IntoResponse>`,
 /// so plain `async fn`s and closures returning `async` blocks are handlers.
+///
+/// ```
+/// use squall_sdk::{Handler, Request, Router};
+/// # use squall_sdk::futures::FutureExt;
+/// # use squall_sdk::Method;
+///
+/// // The same handler under a versioned and an unversioned path.
+/// fn versioned(router: Router, path: &str, handler: impl Handler + Clone) -> Router {
+///     router.get(path, handler.clone()).get(&format!("/v1{path}"), handler)
+/// }
+///
+/// async fn status(_req: Request) -> &'static str {
+///     "ok"
+/// }
+///
+/// let router = versioned(Router::new(), "/status", status);
+/// # let response = router.handle(Request::new(Method::GET, "/v1/status")).now_or_never().expect("ready");
+/// # assert_eq!(response.body(), Some(&b"ok"[..]));
+/// ```
 pub trait Handler: 'static {
     /// Run the handler.
+    ///
+    /// ```
+    /// use squall_sdk::{Handler, Method, Request};
+    /// use squall_sdk::futures::FutureExt;
+    ///
+    /// async fn ping(_req: Request) -> &'static str {
+    ///     "pong"
+    /// }
+    ///
+    /// let request = Request::new(Method::GET, "/ping");
+    /// let response = Handler::call(&ping, request).now_or_never().expect("ready");
+    /// assert_eq!(response.body(), Some(&b"pong"[..]));
+    /// ```
     fn call(&self, request: Request) -> BoxFuture;
 }
 
@@ -90,6 +122,15 @@ enum Segment {
 
 impl Router {
     /// An empty router: every request answers `404`.
+    ///
+    /// ```
+    /// use squall_sdk::{Method, Request, Router, StatusCode};
+    /// use squall_sdk::futures::FutureExt;
+    ///
+    /// let router = Router::new();
+    /// let response = router.handle(Request::new(Method::GET, "/")).now_or_never().expect("ready");
+    /// assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    /// ```
     pub fn new() -> Self {
         Router::default()
     }
@@ -99,6 +140,17 @@ impl Router {
     /// A pattern that does not start with `/`, has an unclosed `{`, or puts
     /// `{*rest}` anywhere but last is a bug in the app: the host refuses to
     /// load it, naming the pattern (and [`Router::errors`] lists it).
+    ///
+    /// ```
+    /// use squall_sdk::{Method, Request, Router};
+    /// # use squall_sdk::futures::FutureExt;
+    ///
+    /// let router = Router::new().route(Method::OPTIONS, "/api/{*rest}", |_req: Request| async {
+    ///     "GET, POST, OPTIONS"
+    /// });
+    /// # let response = router.handle(Request::new(Method::OPTIONS, "/api/items/3")).now_or_never().expect("ready");
+    /// # assert_eq!(response.body(), Some(&b"GET, POST, OPTIONS"[..]));
+    /// ```
     pub fn route(mut self, method: Method, pattern: &str, handler: impl Handler) -> Self {
         let segments = match parse_pattern(pattern) {
             Ok(segments) => segments,
@@ -119,26 +171,108 @@ impl Router {
     }
 
     /// Route `GET` (and `HEAD`) requests.
+    ///
+    /// ```
+    /// use squall_sdk::{Json, Request, Router};
+    /// # use squall_sdk::futures::FutureExt;
+    /// # use squall_sdk::{Method, StatusCode};
+    ///
+    /// let router = Router::new().get("/todos/{id}", |req: Request| async move {
+    ///     let id = req.param("id").unwrap_or_default().to_owned();
+    ///     Json(squall_sdk::serde_json::json!({ "id": id, "done": false }))
+    /// });
+    /// # let answer = |method| router.handle(Request::new(method, "/todos/3")).now_or_never().expect("ready");
+    /// # let json: squall_sdk::serde_json::Value = squall_sdk::serde_json::from_slice(answer(Method::GET).body().expect("in memory")).expect("JSON");
+    /// # assert_eq!(json["id"], "3");
+    /// # assert_eq!(answer(Method::HEAD).status(), StatusCode::OK);
+    /// ```
     pub fn get(self, pattern: &str, handler: impl Handler) -> Self {
         self.route(Method::GET, pattern, handler)
     }
 
     /// Route `POST` requests.
+    ///
+    /// ```
+    /// use serde::Deserialize;
+    /// use squall_sdk::{Error, Request, Router, StatusCode};
+    /// # use squall_sdk::futures::FutureExt;
+    /// # use squall_sdk::Method;
+    ///
+    /// #[derive(Deserialize)]
+    /// struct NewTodo {
+    ///     title: String,
+    /// }
+    ///
+    /// async fn create(mut req: Request) -> Result<(StatusCode, String), Error> {
+    ///     let todo: NewTodo = req.json().await?;
+    ///     Ok((StatusCode::CREATED, format!("created {}", todo.title)))
+    /// }
+    ///
+    /// let router = Router::new().post("/todos", create);
+    /// # let request = Request::new(Method::POST, "/todos").with_body(r#"{"title":"milk"}"#);
+    /// # let response = router.handle(request).now_or_never().expect("ready");
+    /// # assert_eq!((response.status(), response.body()), (StatusCode::CREATED, Some(&b"created milk"[..])));
+    /// ```
     pub fn post(self, pattern: &str, handler: impl Handler) -> Self {
         self.route(Method::POST, pattern, handler)
     }
 
     /// Route `PUT` requests.
+    ///
+    /// ```
+    /// use squall_sdk::{Request, Router, StatusCode};
+    /// # use squall_sdk::futures::FutureExt;
+    /// # use squall_sdk::Method;
+    ///
+    /// async fn replace(mut req: Request) -> StatusCode {
+    ///     let _document = req.bytes().await;
+    ///     StatusCode::NO_CONTENT
+    /// }
+    ///
+    /// let router = Router::new().put("/documents/{name}", replace);
+    /// # let request = Request::new(Method::PUT, "/documents/a.txt").with_body("text");
+    /// # assert_eq!(router.handle(request).now_or_never().expect("ready").status(), StatusCode::NO_CONTENT);
+    /// ```
     pub fn put(self, pattern: &str, handler: impl Handler) -> Self {
         self.route(Method::PUT, pattern, handler)
     }
 
     /// Route `PATCH` requests.
+    ///
+    /// ```
+    /// use squall_sdk::serde_json::Value;
+    /// use squall_sdk::{Error, Request, Router};
+    /// # use squall_sdk::futures::FutureExt;
+    /// # use squall_sdk::Method;
+    ///
+    /// async fn rename(mut req: Request) -> Result<String, Error> {
+    ///     let changes: Value = req.json().await?;
+    ///     let title = changes["title"].as_str().ok_or_else(|| Error::bad_request("no title"))?;
+    ///     Ok(format!("todo {} is now {title:?}", req.param("id").unwrap_or_default()))
+    /// }
+    ///
+    /// let router = Router::new().patch("/todos/{id}", rename);
+    /// # let request = Request::new(Method::PATCH, "/todos/3").with_body(r#"{"title":"eggs"}"#);
+    /// # let response = router.handle(request).now_or_never().expect("ready");
+    /// # assert_eq!(response.body(), Some(&br#"todo 3 is now "eggs""#[..]));
+    /// ```
     pub fn patch(self, pattern: &str, handler: impl Handler) -> Self {
         self.route(Method::PATCH, pattern, handler)
     }
 
     /// Route `DELETE` requests.
+    ///
+    /// ```
+    /// use squall_sdk::{Request, Router, StatusCode};
+    /// # use squall_sdk::futures::FutureExt;
+    /// # use squall_sdk::Method;
+    ///
+    /// let router = Router::new()
+    ///     .get("/todos/{id}", |_req: Request| async { "milk" })
+    ///     .delete("/todos/{id}", |_req: Request| async { StatusCode::NO_CONTENT });
+    /// # let response = router.handle(Request::new(Method::DELETE, "/todos/3")).now_or_never().expect("ready");
+    /// # assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    /// ```
     pub fn delete(self, pattern: &str, handler: impl Handler) -> Self {
         self.route(Method::DELETE, pattern, handler)
     }
@@ -147,6 +281,19 @@ impl Router {
     /// the route when it loads the app; a `[[app.NAME.websocket]]` table in
     /// the manifest only sets its mode and limits. A malformed pattern is
     /// refused at load, as for [`Router::route`].
+    ///
+    /// ```
+    /// use squall_sdk::Router;
+    /// use squall_sdk::websocket::{Connection, Message, WebSocket};
+    ///
+    /// let router = Router::new().websocket(
+    ///     "/echo",
+    ///     WebSocket::new().on_message(|ws: Connection, message: Message| async move {
+    ///         let _ = ws.send(message);
+    ///     }),
+    /// );
+    /// # assert_eq!(router.websocket_patterns(), ["/echo"]);
+    /// ```
     pub fn websocket(mut self, pattern: &str, handler: WebSocket) -> Self {
         match parse_pattern(pattern) {
             Ok(segments) => self
@@ -158,6 +305,16 @@ impl Router {
     }
 
     /// The patterns of its WebSocket routes, as given.
+    ///
+    /// ```
+    /// use squall_sdk::Router;
+    /// use squall_sdk::websocket::WebSocket;
+    ///
+    /// let router = Router::new()
+    ///     .websocket("/chat/{room}", WebSocket::new())
+    ///     .websocket("/notifications", WebSocket::new());
+    /// assert_eq!(router.websocket_patterns(), ["/chat/{room}", "/notifications"]);
+    /// ```
     pub fn websocket_patterns(&self) -> Vec<String> {
         self.websockets
             .iter()
@@ -166,6 +323,15 @@ impl Router {
     }
 
     /// Its malformed patterns, each with why.
+    ///
+    /// ```
+    /// use squall_sdk::{Request, Router};
+    ///
+    /// let router = Router::new()
+    ///     .get("/ok", |_req: Request| async { "ok" })
+    ///     .get("missing-slash", |_req: Request| async { "never" });
+    /// assert_eq!(router.errors(), [r#"route pattern "missing-slash" must start with '/'"#]);
+    /// ```
     pub fn errors(&self) -> &[String] {
         &self.errors
     }
@@ -189,6 +355,21 @@ impl Router {
     }
 
     /// Answer requests that match no pattern with `handler` instead of `404`.
+    ///
+    /// ```
+    /// use squall_sdk::{Html, Request, Router, StatusCode};
+    /// # use squall_sdk::futures::FutureExt;
+    /// # use squall_sdk::Method;
+    ///
+    /// async fn not_found(req: Request) -> (StatusCode, Html<String>) {
+    ///     (StatusCode::NOT_FOUND, Html(format!("<h1>No page at {}</h1>", req.path())))
+    /// }
+    ///
+    /// let router = Router::new().get("/", |_req: Request| async { "home" }).fallback(not_found);
+    /// # let response = router.handle(Request::new(Method::GET, "/nope")).now_or_never().expect("ready");
+    /// # assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    /// # assert_eq!(response.body(), Some(&b"<h1>No page at /nope</h1>"[..]));
+    /// ```
     pub fn fallback(mut self, handler: impl Handler) -> Self {
         self.fallback = Some(Box::new(handler));
         self
@@ -196,6 +377,22 @@ impl Router {
 
     /// Dispatch one request to its handler (`500` naming the pattern if
     /// any route is malformed; the host does not load such an app).
+    ///
+    /// Handlers that await no host capability finish on the first poll, so a
+    /// test can drive them with `now_or_never`:
+    ///
+    /// ```
+    /// use squall_sdk::futures::FutureExt;
+    /// use squall_sdk::{Method, Request, Router, StatusCode};
+    ///
+    /// let router = Router::new().get("/hello/{name}", |req: Request| async move {
+    ///     format!("Hello, {}!", req.param("name").unwrap_or("stranger"))
+    /// });
+    /// let request = Request::new(Method::GET, "/hello/ada");
+    /// let response = router.handle(request).now_or_never().expect("ready");
+    /// assert_eq!(response.status(), StatusCode::OK);
+    /// assert_eq!(response.body(), Some(&b"Hello, ada!"[..]));
+    /// ```
     pub async fn handle(&self, mut request: Request) -> Response {
         if let Some(error) = self.errors.first() {
             return Error::internal(error.clone()).into_response();
