@@ -313,3 +313,76 @@ async fn the_deadline_answers_504_while_the_guest_awaits_the_host() {
     assert_eq!(response.status(), 504);
     assert!(started.elapsed() < Duration::from_secs(3));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn work_spawned_by_a_handler_runs_after_the_response_within_the_limits() {
+    let upstream = Upstream::start().await;
+    let server = coroutines("timeout = \"5s\"\ncpu_time = \"300ms\"\nmax_concurrency = 1");
+    let slow = upstream.url("/delay/1500");
+    for (path, what, answer) in [
+        ("/after", "squall", "answered"),
+        ("/after-streamed", "squall streamed", "answered, streamed"),
+    ] {
+        let response = client()
+            .get(server.url(&format!("{path}?url={slow}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.text().await.unwrap(), answer);
+        // The client had all of its answer while the work still waited on
+        // an upstream that takes 1.5 s.
+        let fetched = format!("{what} fetched after the response: 200");
+        assert!(!server.logs().contains(&fetched), "{}", server.logs());
+        // The work holds its instance: with max_concurrency = 1 the app is
+        // busy until it is done.
+        let busy = client().get(server.url("/sleep/0")).send().await.unwrap();
+        assert_eq!(busy.status(), 503);
+        assert!(
+            server.wait_for_log(&fetched, Duration::from_secs(10)),
+            "{}",
+            server.logs()
+        );
+        server.expect_log(&format!("{what} work after the response"));
+        served_again(&server).await;
+    }
+    assert_eq!(upstream.requests(), 2);
+
+    // Work that never ends is stopped by the request's cpu_time; the app
+    // serves again once its instance is freed.
+    let response = client()
+        .get(server.url("/after-spin"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.text().await.unwrap(), "answered");
+    server.expect_log("spinning after the response");
+    assert!(
+        server.wait_for_log(
+            "work after the response ended: the request ran guest code for longer than its cpu_time limit",
+            Duration::from_secs(10)
+        ),
+        "{}",
+        server.logs()
+    );
+    served_again(&server).await;
+}
+
+/// Wait until the app (at `max_concurrency = 1`) answers again: its one
+/// instance was freed.
+async fn served_again(server: &Server) {
+    for _ in 0..100 {
+        if client()
+            .get(server.url("/sleep/0"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            == 200
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the app never served again: {}", server.logs());
+}

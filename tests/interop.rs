@@ -131,3 +131,131 @@ async fn squall_only_capabilities_fail_clearly_on_a_standard_build() {
         "{message}"
     );
 }
+
+/// A standard component answers `/after?url=`, then logs and fetches `url`:
+/// the client gets its answer while the work still runs, and the work
+/// reaches its upstream.
+async fn work_after_the_response(krate: &str, what: &str) -> Server {
+    let upstream = Upstream::start().await;
+    let server = Server::with_manifest(&format!(
+        "[app.standard]\nsource = {:?}\noutbound = [{:?}]\ntimeout = \"5s\"\ncpu_time = \"300ms\"\n",
+        component(krate).display().to_string(),
+        upstream.base
+    ));
+    let slow = upstream.url("/delay/1500");
+    let (status, body) = get(&server, &format!("/after?url={slow}")).await;
+    assert_eq!((status, body.as_str()), (200, "answered"));
+    let fetched = format!("{what} fetched after the response: 200");
+    assert!(!server.logs().contains(&fetched), "{}", server.logs());
+    assert!(
+        server.wait_for_log(&fetched, Duration::from_secs(10)),
+        "{}",
+        server.logs()
+    );
+    server.expect_log(&format!("{what} work after the response"));
+    assert_eq!(upstream.requests(), 1);
+    server
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wasi_0_3_component_finishes_its_work_after_the_response_within_its_limits() {
+    let server = work_after_the_response("tests/guests/wasi-p3", "p3").await;
+    // Work that never ends is stopped by cpu_time, and the app serves on.
+    assert_eq!(
+        get(&server, "/after-spin").await,
+        (200, "answered".to_owned())
+    );
+    server.expect_log("p3 spinning after the response");
+    assert!(
+        server.wait_for_log("cpu_time limit", Duration::from_secs(10)),
+        "{}",
+        server.logs()
+    );
+    assert_eq!(get(&server, "/").await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wasi_0_2_component_finishes_its_work_after_setting_its_response() {
+    work_after_the_response("tests/guests/wasi-p2", "p2").await;
+}
+
+/// Serve `krate`'s component under `/` with no grants.
+fn serve_outside(krate: &str) -> Server {
+    Server::with_manifest(&format!(
+        "[app.outside]\nsource = {:?}\ntimeout = \"5s\"\n",
+        component(krate).display().to_string()
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_spin_sdk_app_is_served_as_spin_serves_it() {
+    let server = serve_outside("tests/guests/spin-hello");
+    server.expect_log("standard wasi:http 0.3 service component");
+
+    let hello = client().get(server.url("/")).send().await.unwrap();
+    assert_eq!(hello.status(), 200);
+    assert_eq!(hello.text().await.unwrap(), "Hello from Spin!");
+
+    let json = client().get(server.url("/json")).send().await.unwrap();
+    assert_eq!(json.headers()["content-type"], "application/json");
+    let json: serde_json::Value = serde_json::from_str(&json.text().await.unwrap()).unwrap();
+    assert_eq!(json["greeting"], "hello");
+    assert_eq!(json["path"], "/json");
+
+    assert_eq!(get(&server, "/created").await, (201, "created".to_owned()));
+    let teapot = client().get(server.url("/teapot")).send().await.unwrap();
+    assert_eq!(teapot.status(), 418);
+    assert_eq!(teapot.headers()["x-spin"], "yes");
+    assert_eq!(teapot.text().await.unwrap(), "short and stout");
+    assert_eq!(
+        get(&server, "/nowhere").await,
+        (404, "not found".to_owned())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wstd_server_streams_and_a_failing_body_ends_broken() {
+    let server = serve_outside("tests/guests/wstd-server");
+    server.expect_log("standard wasi:http 0.2 proxy component");
+
+    let hello = client().get(server.url("/")).send().await.unwrap();
+    assert_eq!(hello.status(), 200);
+    assert_eq!(hello.headers()["x-served-by"], "wstd");
+    assert_eq!(hello.headers()["content-type"], "text/plain");
+    assert_eq!(hello.text().await.unwrap(), "Hello from wstd!");
+
+    let headers = client()
+        .get(server.url("/headers"))
+        .header("x-greeting", "hi there")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(headers.text().await.unwrap(), "x-greeting: hi there");
+
+    let mut streamed = client().get(server.url("/stream")).send().await.unwrap();
+    let mut received = String::new();
+    while let Some(chunk) = streamed.chunk().await.unwrap() {
+        received.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert_eq!(received, "part 0\npart 1\npart 2\npart 3\n");
+
+    // The first part arrives, then the body breaks: never a clean end.
+    let mut failing = client().get(server.url("/fail-body")).send().await.unwrap();
+    assert_eq!(failing.status(), 200);
+    let mut received = Vec::new();
+    let outcome = loop {
+        match failing.chunk().await {
+            Ok(Some(chunk)) => received.extend_from_slice(&chunk),
+            Ok(None) => break Ok(()),
+            Err(err) => break Err(err),
+        }
+    };
+    assert!(outcome.is_err(), "a clean end after {received:?}");
+    assert!(received.starts_with(b"first part; "), "{received:?}");
+    // wstd traps on a body error (its macro unwraps `respond`); when that
+    // happens before anything is sent, the client gets a plain 500.
+    assert_eq!(get(&server, "/fail-body-at-once").await.0, 500);
+
+    assert_eq!(get(&server, "/fail").await.0, 500);
+    assert_eq!(get(&server, "/nowhere").await.0, 404);
+}

@@ -37,6 +37,7 @@ mod response;
 mod router;
 pub mod sse;
 mod sys;
+mod task;
 mod time;
 pub mod websocket;
 
@@ -49,9 +50,24 @@ pub use response::{Html, IntoResponse, Json, Response};
 pub use router::{Handler, Router};
 pub use serde;
 pub use serde_json;
+pub use task::spawn;
 pub use time::{Elapsed, Instant, sleep, timeout};
 
 /// HTTP types, and outbound requests through the host's pooled client.
+///
+/// ```no_run
+/// use squall_sdk::http::{self, StatusCode};
+/// use squall_sdk::{Error, Request};
+///
+/// async fn weather(req: Request) -> Result<String, Error> {
+///     let city = req.param("city").unwrap_or("Paris");
+///     let response = http::get(format!("https://wttr.in/{city}?format=3")).await?;
+///     if !response.status().is_success() {
+///         return Err(Error::new(StatusCode::BAD_GATEWAY, "no weather today"));
+///     }
+///     Ok(response.text().await?)
+/// }
+/// ```
 pub mod http {
     pub use crate::client::{FetchError, FetchResponse, RequestBuilder, fetch, get, post};
     pub use ::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};

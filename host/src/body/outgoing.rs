@@ -10,7 +10,8 @@ use http_body::{Body, Frame, SizeHint};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
-use tokio::task::JoinHandle;
+use tokio::task::AbortHandle;
+use tracing::Instrument;
 use wasmtime::component::{Source, StreamConsumer, StreamResult};
 use wasmtime::{AsContextMut, StoreContextMut};
 use wasmtime_wasi_http::WasiBody;
@@ -86,19 +87,23 @@ pub(crate) enum OutgoingBody {
     /// Produced by wasmtime-wasi-http for a standard `wasi:http` component.
     /// When `guest` is given, it owns the component's store: it is driven as
     /// the body is read (a WASI 0.3 body is written by the guest as it goes)
-    /// and dropped with the body, or at its deadline. The body ends cleanly
-    /// only if the guest did not fail first.
+    /// and dropped with a body that does not end, or at its deadline; once
+    /// the body ends, the guest finishes its work in the background, told
+    /// so by `read` being dropped. The body ends cleanly only if the guest
+    /// did not fail first.
     Wasi {
         body: WasiBody,
         guest: Option<DrivenGuest>,
         failed: Option<BoxError>,
+        read: Option<oneshot::Sender<()>>,
     },
-    /// Written by a guest as it goes. When `guest` is given, the body ends
-    /// cleanly only if that task (which owns the guest's store) does; when
-    /// `finished` is given, only if the guest says it wrote it all.
+    /// Written by a guest as it goes. When `finished` is given, the body
+    /// ends cleanly only if it says the guest wrote it all. `guest` is the
+    /// task that owns the guest's store: dropped with a body that did not
+    /// end cleanly (the peer is gone), left to finish its work once it has.
     Streamed {
         chunks: mpsc::Receiver<Bytes>,
-        guest: Option<JoinHandle<Result<(), BoxError>>>,
+        guest: Option<AbortHandle>,
         finished: Option<oneshot::Receiver<bool>>,
     },
 }
@@ -121,15 +126,22 @@ impl OutgoingBody {
             body,
             guest: None,
             failed: None,
+            read: None,
         }
     }
 
-    /// A standard component's response body, its store driven by `guest`.
-    pub(crate) fn driven(body: WasiBody, guest: Option<DrivenGuest>) -> Self {
+    /// A standard component's response body, its store driven by `guest`;
+    /// `read` is dropped when the body has ended or is dropped.
+    pub(crate) fn driven(
+        body: WasiBody,
+        guest: Option<DrivenGuest>,
+        read: oneshot::Sender<()>,
+    ) -> Self {
         OutgoingBody::Wasi {
             body,
             guest,
             failed: None,
+            read: Some(read),
         }
     }
 }
@@ -148,6 +160,7 @@ impl Body for OutgoingBody {
                 body,
                 guest,
                 failed,
+                read,
             } => {
                 if let Some(running) = guest
                     && let Poll::Ready(outcome) = running.poll(cx)
@@ -159,8 +172,15 @@ impl Body for OutgoingBody {
                 }
                 match ready!(Pin::new(body).poll_frame(cx)) {
                     Some(frame) => Poll::Ready(Some(frame.map_err(BoxError::from))),
-                    // Its end is clean only if the guest did not fail.
-                    None => Poll::Ready(failed.take().map(Err)),
+                    // Its end is clean only if the guest did not fail; what
+                    // the guest still does is work after the response.
+                    None => {
+                        if let Some(running) = guest.take() {
+                            running.finish_in_background();
+                        }
+                        *read = None;
+                        Poll::Ready(failed.take().map(Err))
+                    }
                 }
             }
             OutgoingBody::Streamed {
@@ -172,7 +192,7 @@ impl Body for OutgoingBody {
                     return Poll::Ready(Some(Ok(Frame::data(chunk))));
                 }
                 // The guest's stream ended; a clean end only if the guest
-                // says it wrote it all, and if the guest itself ended well.
+                // says it wrote it all.
                 if let Some(word) = finished {
                     let done = ready!(Pin::new(word).poll(cx)).unwrap_or(false);
                     *finished = None;
@@ -182,14 +202,9 @@ impl Body for OutgoingBody {
                         )));
                     }
                 }
-                let Some(task) = guest else {
-                    return Poll::Ready(None);
-                };
-                match ready!(Pin::new(task).poll(cx)) {
-                    Ok(Ok(())) => Poll::Ready(None),
-                    Ok(Err(err)) => Poll::Ready(Some(Err(err))),
-                    Err(join) => Poll::Ready(Some(Err(join.into()))),
-                }
+                // Done: what the guest still does is work after the response.
+                *guest = None;
+                Poll::Ready(None)
             }
         }
     }
@@ -233,7 +248,9 @@ impl DrivenGuest {
             tokio::time::sleep_until(deadline).await;
             let guest = reaped.lock().unwrap_or_else(|p| p.into_inner()).take();
             if guest.is_some() {
-                tracing::warn!("the request's timeout ended its streamed body");
+                tracing::warn!(
+                    "the request's timeout ended the component (its body, or its work after the response)"
+                );
             }
         })
         .abort_handle();
@@ -253,6 +270,21 @@ impl DrivenGuest {
     }
 }
 
+impl DrivenGuest {
+    /// The body is done: drive the guest's work after the response in a
+    /// task of its own, until it ends or its deadline.
+    fn finish_in_background(mut self) {
+        tokio::spawn(
+            async move {
+                // How it ended is logged where the guest future is made,
+                // or by the reaper at the deadline.
+                let _ = std::future::poll_fn(|cx| self.poll(cx)).await;
+            }
+            .in_current_span(),
+        );
+    }
+}
+
 impl Drop for DrivenGuest {
     fn drop(&mut self) {
         self.reaper.abort();
@@ -261,13 +293,20 @@ impl Drop for DrivenGuest {
 
 impl Drop for OutgoingBody {
     fn drop(&mut self) {
-        // The peer is gone or the body is done: stop the guest and free its
-        // instance.
-        if let OutgoingBody::Streamed {
-            guest: Some(task), ..
-        } = self
-        {
-            task.abort();
+        match self {
+            // Dropped before its clean end (the peer is gone, or the guest
+            // failed): stop the guest and free its instance.
+            OutgoingBody::Streamed {
+                guest: Some(task), ..
+            } => task.abort(),
+            // Sent whole without being polled to its end (hyper may stop
+            // at `is_end_stream`): the guest's work after it goes on.
+            OutgoingBody::Wasi { body, guest, .. } if body.is_end_stream() => {
+                if let Some(running) = guest.take() {
+                    running.finish_in_background();
+                }
+            }
+            _ => {}
         }
     }
 }
@@ -288,40 +327,61 @@ mod tests {
         assert!(OutgoingBody::empty().is_end_stream());
     }
 
+    /// A guest's task that runs until `stop` says so, and tells `ended`
+    /// whether it was aborted (true) or finished.
+    fn guest_task(stop: oneshot::Receiver<()>) -> (AbortHandle, oneshot::Receiver<bool>) {
+        struct Aborted(Option<oneshot::Sender<bool>>);
+        impl Drop for Aborted {
+            fn drop(&mut self) {
+                if let Some(ended) = self.0.take() {
+                    let _ = ended.send(true);
+                }
+            }
+        }
+        let (ended, ended_signal) = oneshot::channel();
+        let mut aborted = Aborted(Some(ended));
+        let task = tokio::spawn(async move {
+            let _ = stop.await;
+            if let Some(ended) = aborted.0.take() {
+                let _ = ended.send(false);
+            }
+        });
+        (task.abort_handle(), ended_signal)
+    }
+
     #[tokio::test]
-    async fn a_streamed_body_ends_cleanly_only_if_its_guest_does() {
+    async fn a_streamed_body_ends_cleanly_only_if_the_guest_says_it_wrote_it_all() {
         let (mut sender, chunks) = mpsc::channel(4);
-        let guest = tokio::spawn(async { Ok::<(), BoxError>(()) });
         sender.try_send(Bytes::from("a")).expect("room");
         drop(sender);
+        let (word, finished) = oneshot::channel();
+        let _ = word.send(true);
+        let (stop, stop_signal) = oneshot::channel();
+        let (guest, ended) = guest_task(stop_signal);
         let body = OutgoingBody::Streamed {
             chunks,
             guest: Some(guest),
-            finished: None,
+            finished: Some(finished),
         };
         assert_eq!(body.collect().await.expect("clean end").to_bytes(), "a");
+        // The body is gone; the guest's work after it goes on.
+        let _ = stop.send(());
+        assert_eq!(ended.await, Ok(false), "finished, not aborted");
 
-        let (sender, chunks) = mpsc::channel::<Bytes>(4);
-        drop(sender);
-        let guest = tokio::spawn(async { Err::<(), BoxError>("the guest trapped".into()) });
-        let body = OutgoingBody::Streamed {
-            chunks,
-            guest: Some(guest),
-            finished: None,
-        };
-        let err = body.collect().await.expect_err("a broken body");
-        assert_eq!(err.to_string(), "the guest trapped");
-
-        // A request body the guest did not say it finished is broken too.
+        // No word (the guest failed before it finished): cut off, and a
+        // body dropped before its end stops the guest.
         let (sender, chunks) = mpsc::channel::<Bytes>(4);
         drop(sender);
         let (word, finished) = oneshot::channel();
         drop(word);
+        let (_stop, stop_signal) = oneshot::channel();
+        let (guest, ended) = guest_task(stop_signal);
         let body = OutgoingBody::Streamed {
             chunks,
-            guest: None,
+            guest: Some(guest),
             finished: Some(finished),
         };
         assert!(body.collect().await.is_err(), "no word: cut off");
+        assert_eq!(ended.await, Ok(true), "aborted");
     }
 }

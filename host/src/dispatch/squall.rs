@@ -9,13 +9,16 @@ use crate::body::{
     ChunkConsumer, InboundBody, IncomingBodyProducer, OutgoingBody, discard_in_background,
 };
 use crate::convert::{guest_response_head, request_head_to_wit};
-use crate::error::{BoxError, HostError};
-use crate::runtime::{OnCancel, Running, finished, until_answer};
+use crate::error::HostError;
+use crate::runtime::{
+    OnCancel, Running, finish_in_background, finished, guest_tasks_done, until_answer,
+};
 use bytes::Bytes;
 use futures::channel::{mpsc, oneshot};
 use http::{Request, Response, StatusCode};
 use http_body::Body as _;
 use tokio::sync::OwnedSemaphorePermit;
+use tokio::task::AbortHandle;
 use tracing::Instrument;
 use wasmtime::component::StreamReader;
 
@@ -28,7 +31,8 @@ struct Head {
 
 enum HeadBody {
     Full(Vec<u8>),
-    Stream(mpsc::Receiver<Bytes>),
+    /// The chunks, and the word that the guest closed its stream.
+    Stream(mpsc::Receiver<Bytes>, oneshot::Receiver<bool>),
 }
 
 /// Run `request` through a fresh instance of the squall-sdk app `app`.
@@ -72,12 +76,16 @@ pub(super) async fn run(
         }
     };
     let body = match head.body {
-        HeadBody::Full(bytes) => OutgoingBody::full(bytes),
-        HeadBody::Stream(chunks) => OutgoingBody::Streamed {
+        HeadBody::Full(bytes) => {
+            if let Some(guest) = guest {
+                finish_in_background(guest);
+            }
+            OutgoingBody::full(bytes)
+        }
+        HeadBody::Stream(chunks, closed) => OutgoingBody::Streamed {
             chunks,
-            // A guest that already finished wrote all it had to the channel.
             guest: guest.map(keep_streaming),
-            finished: None,
+            finished: Some(closed),
         },
     };
     let mut response = Response::new(body);
@@ -87,9 +95,9 @@ pub(super) async fn run(
 }
 
 /// Run a guest whose body is still streaming in a task of its own, which
-/// owns its store and is aborted if the client goes away. The body ends
-/// cleanly only if the guest does.
-fn keep_streaming<F>(guest: Running<F>) -> tokio::task::JoinHandle<Result<(), BoxError>>
+/// owns its store and is aborted if the client goes away before the body's
+/// end; after it, the guest finishes its work after the response.
+fn keep_streaming<F>(guest: Running<F>) -> AbortHandle
 where
     F: Future<Output = wasmtime::Result<()>> + Send + 'static,
 {
@@ -98,21 +106,20 @@ where
             let cancelled = OnCancel::new("the client went away during the response body");
             let outcome = finished(guest.await);
             cancelled.disarm();
-            outcome.map_err(|failure| {
-                match &failure {
-                    HostError::Timeout => {
-                        tracing::warn!("the request's timeout ended its streamed body");
-                    }
-                    HostError::Trap(err) => {
-                        tracing::warn!("the guest failed while streaming its body: {err:#}");
-                    }
-                    other => tracing::warn!("while streaming its body: {other}"),
+            match outcome {
+                Ok(()) => {}
+                Err(HostError::Timeout) => tracing::warn!(
+                    "the request's timeout ended the guest (its streamed body, or its work after the response)"
+                ),
+                Err(HostError::Trap(err)) => {
+                    tracing::warn!("the guest failed after answering: {err:#}");
                 }
-                BoxError::from(failure.to_string())
-            })
+                Err(other) => tracing::warn!("after answering: {other}"),
+            }
         }
         .in_current_span(),
     )
+    .abort_handle()
 }
 
 /// The request as the guest will see it (its body still a producer),
@@ -123,7 +130,8 @@ struct GuestRequest {
 }
 
 /// Instantiate the app in a fresh store, call `handle`, send the response
-/// head out, and keep the store alive until a streamed body has ended.
+/// head out, and keep the store alive until a streamed body has ended and
+/// the guest's tasks (work it spawned to run after the response) are done.
 async fn run_guest(
     app: SharedApp,
     request: GuestRequest,
@@ -147,18 +155,23 @@ async fn run_guest(
                 wit::Body::Stream(reader) => {
                     let (consumer, chunks, ended) = ChunkConsumer::new();
                     accessor.with(|store| reader.pipe(store, consumer))?;
+                    let (closed, closed_signal) = oneshot::channel();
                     send_head(
                         head,
                         response.status,
                         response.headers,
-                        HeadBody::Stream(chunks),
+                        HeadBody::Stream(chunks, closed_signal),
                     );
-                    // Keep the guest running until it closes its stream.
+                    // The guest closed its stream (had it failed, this
+                    // future would be dropped before saying so).
                     let _ = ended.await;
+                    let _ = closed.send(true);
+                    guest_tasks_done(accessor).await;
                     return Ok(());
                 }
             };
             send_head(head, response.status, response.headers, body);
+            guest_tasks_done(accessor).await;
             Ok(())
         })
         .await?

@@ -9,7 +9,7 @@ use crate::app::SharedApp;
 use crate::body::{DrivenGuest, InboundBody, OutgoingBody, discard_in_background};
 use crate::capabilities::GuestState;
 use crate::error::{BoxError, HostError};
-use crate::runtime::{Guest, finished, until_answer};
+use crate::runtime::{Guest, finished, guest_tasks_done, until_answer};
 use futures::channel::oneshot;
 use http::uri::{Authority, Scheme};
 use http::{Request, Response, StatusCode, Uri, header};
@@ -54,8 +54,9 @@ pub(super) async fn run(
     let request = Request::from_parts(parts, body);
 
     let deadline = tokio::time::Instant::now() + limits.timeout;
+    let (body_read, body_released) = oneshot::channel();
     let (answer, guest) = until_answer(limits.timeout, |answer| async move {
-        let outcome = serve(app, request, answer).await;
+        let outcome = serve(app, request, answer, body_released).await;
         drop(admitted);
         outcome
     })
@@ -69,21 +70,25 @@ pub(super) async fn run(
     let guest = guest.map(|guest| {
         let driven = Box::pin(async move {
             finished(guest.await).map_err(|failure| {
-                tracing::warn!("the component failed while streaming its body: {failure}");
+                tracing::warn!("the component failed after answering: {failure}");
                 BoxError::from(failure.to_string())
             })
         });
         DrivenGuest::new(driven, deadline)
     });
-    response.map(|body| OutgoingBody::driven(body, guest))
+    response.map(|body| OutgoingBody::driven(body, guest, body_read))
 }
 
 /// Instantiate, hand the request to the component, and keep its store
-/// running: a WASI 0.3 body is produced by the guest as it is read.
+/// until its tasks are done and its body is read (or dropped): a WASI 0.3
+/// body is produced by the guest as it is read, a WASI 0.2 body is a
+/// resource of the store, and what the guest does after answering runs to
+/// its end.
 async fn serve(
     app: SharedApp,
     request: Request<wasmtime_wasi_http::WasiBody>,
     answer: oneshot::Sender<Answer>,
+    body_released: oneshot::Receiver<()>,
 ) -> wasmtime::Result<()> {
     let Guest::Standard(pre) = app.component().guest() else {
         return Err(wasmtime::Error::msg("not a standard wasi:http component"));
@@ -100,7 +105,11 @@ async fn serve(
     store
         .run_concurrent(async move |accessor| -> wasmtime::Result<()> {
             prepared.run(accessor, std::future::pending()).await?;
-            std::future::pending::<()>().await;
+            // A WASI 0.3 body is written by the guest's task after it
+            // returns, and work after the response runs in it too; a WASI
+            // 0.2 handler runs on after `response-outparam::set`.
+            guest_tasks_done(accessor).await;
+            let _ = body_released.await;
             Ok(())
         })
         .await?

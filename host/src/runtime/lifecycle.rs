@@ -1,16 +1,19 @@
 //! Running a guest until it answers: a guest is started with the sender of
 //! its answer and driven, within its wall-clock deadline, until it answers
-//! or stops. What it does after answering (a streamed body) is handed back
-//! to the caller still running. Dropping a running guest drops its store,
-//! which cancels the guest and its pending host calls.
+//! or stops. What it does after answering (a streamed body, work after the
+//! response) is handed back to the caller still running. Dropping a running
+//! guest drops its store, which cancels the guest and its pending host calls.
 
 use crate::error::HostError;
+use futures::FutureExt;
 use futures::channel::oneshot;
 use std::future::poll_fn;
 use std::pin::{Pin, pin};
 use std::task::Poll;
 use std::time::Duration;
 use tokio::time::error::Elapsed;
+use tracing::Instrument;
+use wasmtime::component::Accessor;
 
 /// A guest under its deadline, still running after it answered.
 pub(crate) type Running<F> = Pin<Box<tokio::time::Timeout<F>>>;
@@ -47,6 +50,39 @@ where
             (_, Err(err)) => (Err(err), None),
         },
     }
+}
+
+/// Wait, inside a store's `run_concurrent`, until none of its guest tasks
+/// is still running: a task that has returned its answer may go on (work
+/// after the response: a log line, a fetch, a cache write), and holds its
+/// instance until it exits.
+pub(crate) async fn guest_tasks_done<T>(accessor: &Accessor<T>) {
+    poll_fn(|cx| accessor.poll_no_interesting_tasks(cx)).await;
+}
+
+/// Let a guest that has answered, and whose answer is delivered, finish its
+/// work in a task of its own, still under the deadline it runs under (and
+/// its CPU budget, which its store carries). The client does not wait for
+/// it; how it ends is logged.
+pub(crate) fn finish_in_background<F>(mut guest: Running<F>)
+where
+    F: Future<Output = wasmtime::Result<()>> + Send + 'static,
+{
+    // Most guests have nothing left to do: no task for them.
+    if let Some(stopped) = guest.as_mut().now_or_never() {
+        if let Err(failure) = finished(stopped) {
+            tracing::warn!("the guest's work after the response ended: {failure}");
+        }
+        return;
+    }
+    tokio::spawn(
+        async move {
+            if let Err(failure) = finished(guest.await) {
+                tracing::warn!("the guest's work after the response ended: {failure}");
+            }
+        }
+        .in_current_span(),
+    );
 }
 
 /// How a guest that ran under its deadline ended.

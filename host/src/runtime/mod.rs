@@ -19,7 +19,9 @@ pub(crate) use compile_cache::sha256_hex;
 pub(crate) use component::{AppComponent, Guest};
 pub(crate) use engine::RuntimeConfig;
 pub(crate) use guest_log::GuestLevel;
-pub(crate) use lifecycle::{OnCancel, Running, finished, until_answer};
+pub(crate) use lifecycle::{
+    OnCancel, Running, finish_in_background, finished, guest_tasks_done, until_answer,
+};
 pub(crate) use share::{AppInstances, Share};
 pub(crate) use store::{ChargeCopies, State};
 

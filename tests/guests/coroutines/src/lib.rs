@@ -3,7 +3,7 @@
 
 use squall_sdk::http::{FetchError, FetchResponse, RequestBuilder, get, post};
 use squall_sdk::serde_json::{Value, json};
-use squall_sdk::{Json, Request, Response, Router, sleep, timeout};
+use squall_sdk::{Json, Request, Response, Router, sleep, spawn, timeout};
 use std::time::Duration;
 
 fn app() -> Router {
@@ -14,6 +14,51 @@ fn app() -> Router {
         .post("/forward", forward)
         .get("/forward-broken", forward_broken)
         .get("/sleep/{ms}", nap)
+        .get("/after", after)
+        .get("/after-streamed", after_streamed)
+        .get("/after-spin", after_spin)
+}
+
+/// `?url=`: answers at once, then logs and fetches `url` after the response.
+async fn after(req: Request) -> &'static str {
+    let url = req.query_argument("url").unwrap_or_default();
+    spawn(work_after_the_response("squall", url));
+    "answered"
+}
+
+/// The same behind a streamed body: the work outlives the stream too.
+async fn after_streamed(req: Request) -> Response {
+    let url = req.query_argument("url").unwrap_or_default();
+    spawn(work_after_the_response("squall streamed", url));
+    Response::stream(|mut body| async move {
+        let _ = body.write("answered, ").await;
+        let _ = body.write("streamed").await;
+    })
+}
+
+async fn work_after_the_response(what: &'static str, url: String) {
+    sleep(Duration::from_millis(50)).await;
+    println!("{what} work after the response");
+    match get(url).send().await {
+        Ok(response) => println!(
+            "{what} fetched after the response: {}",
+            response.status().as_u16()
+        ),
+        Err(err) => println!("{what} fetch after the response failed: {err}"),
+    }
+}
+
+/// Work after the response that spins for ever: the request's limits end it.
+async fn after_spin(_req: Request) -> &'static str {
+    spawn(async {
+        sleep(Duration::from_millis(10)).await;
+        println!("spinning after the response");
+        let mut n: u64 = 0;
+        loop {
+            n = std::hint::black_box(n.wrapping_add(1));
+        }
+    });
+    "answered"
 }
 
 /// `?url=&timeout_ms=&redirects=`: `{status, bytes}` or `{error}`.

@@ -22,6 +22,9 @@ impl wasip2::exports::http::incoming_handler::Guest for Hello {
         if path == "/endless" {
             return endless(out);
         }
+        if let Some(url) = path.strip_prefix("/after?url=") {
+            return after(out, url);
+        }
         let (status, chunks): (u16, Vec<Vec<u8>>) = if path == "/" {
             (200, vec![b"Hello from WASI 0.2!".to_vec()])
         } else if path == "/stream" {
@@ -70,6 +73,25 @@ fn hang(out: ResponseOutparam) {
         std::mem::forget(stream);
     }
     std::mem::forget(body);
+}
+
+/// Answers, then goes on after `response-outparam::set` and the body's
+/// finish: a log line and a fetch the client does not wait for.
+fn after(out: ResponseOutparam, url: &str) {
+    let response = OutgoingResponse::new(Fields::new());
+    let Ok(body) = response.body() else { return };
+    ResponseOutparam::set(out, Ok(response));
+    if let Ok(mut stream) = body.write() {
+        let _ = stream.write_all(b"answered");
+        let _ = stream.flush();
+    }
+    let _ = OutgoingBody::finish(body, None);
+    wasip2::clocks::monotonic_clock::subscribe_duration(50_000_000).block();
+    println!("p2 work after the response");
+    match fetch(url) {
+        Ok((status, _)) => println!("p2 fetched after the response: {status}"),
+        Err(code) => println!("p2 fetch after the response failed: {code:?}"),
+    }
 }
 
 /// Writes a body without end, as fast as the client takes it.

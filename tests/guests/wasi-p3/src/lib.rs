@@ -46,22 +46,53 @@ async fn serve(
                 .boxed_unsync(),
         ));
     }
+    if let Some(url) = path.strip_prefix("/after?url=") {
+        // Answer at once; log and fetch after the response, as
+        // `wasmtime serve` lets a guest do (Cloudflare's `waitUntil`).
+        let url = url.to_owned();
+        wasip3::spawn_local(async move {
+            wasip3::clocks::monotonic_clock::wait_for(50_000_000).await;
+            println!("p3 work after the response");
+            match get(&url).await {
+                Ok((status, _)) => println!("p3 fetched after the response: {status}"),
+                Err(code) => println!("p3 fetch after the response failed: {code:?}"),
+            }
+        });
+        return Ok(text(200, "answered"));
+    }
+    if path == "/after-spin" {
+        // Work after the response that never ends: the app's limits stop it.
+        wasip3::spawn_local(async {
+            wasip3::clocks::monotonic_clock::wait_for(10_000_000).await;
+            println!("p3 spinning after the response");
+            let mut n: u64 = 0;
+            loop {
+                n = std::hint::black_box(n.wrapping_add(1));
+            }
+        });
+        return Ok(text(200, "answered"));
+    }
     if let Some(url) = path.strip_prefix("/fetch?url=") {
-        let outgoing = http::Request::get(url)
-            .body(Full::new(Bytes::new()))
-            .map_err(|_| ErrorCode::HttpRequestUriInvalid)?;
-        let response = match wasip3::http::client::send(http_into_wasi_request(outgoing)?).await {
-            Ok(response) => http_from_wasi_response(response)?,
-            Err(code) => return Ok(text(502, &format!("{code:?}"))),
-        };
-        let status = response.status();
-        let body = response.into_body().collect().await?.to_bytes();
-        return Ok(text(
-            200,
-            &format!("{} {}", status.as_u16(), String::from_utf8_lossy(&body)),
-        ));
+        return Ok(match get(url).await {
+            Ok((status, body)) => {
+                text(200, &format!("{status} {}", String::from_utf8_lossy(&body)))
+            }
+            Err(code) => text(502, &format!("{code:?}")),
+        });
     }
     Ok(text(404, "not found"))
+}
+
+/// GET `url` through `wasi:http/client`: its status and body.
+async fn get(url: &str) -> Result<(u16, Bytes), ErrorCode> {
+    let outgoing = http::Request::get(url)
+        .body(Full::new(Bytes::new()))
+        .map_err(|_| ErrorCode::HttpRequestUriInvalid)?;
+    let response = wasip3::http::client::send(http_into_wasi_request(outgoing)?).await?;
+    let response = http_from_wasi_response(response)?;
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await?.to_bytes();
+    Ok((status, body))
 }
 
 fn text(status: u16, body: &str) -> http::Response<Boxed> {
