@@ -252,9 +252,14 @@ async fn a_wstd_server_streams_and_a_failing_body_ends_broken() {
     };
     assert!(outcome.is_err(), "a clean end after {received:?}");
     assert!(received.starts_with(b"first part; "), "{received:?}");
-    // wstd traps on a body error (its macro unwraps `respond`); when that
-    // happens before anything is sent, the client gets a plain 500.
-    assert_eq!(get(&server, "/fail-body-at-once").await.0, 500);
+    // wstd traps on a body error (its macro unwraps `respond`). When that
+    // comes before the head is out the client gets a 500, else a broken
+    // body: never a clean answer.
+    if let Ok(response) = client().get(server.url("/fail-body-at-once")).send().await {
+        let status = response.status().as_u16();
+        let body = response.bytes().await;
+        assert!(status == 500 || body.is_err(), "{status} {body:?}");
+    }
 
     assert_eq!(get(&server, "/fail").await.0, 500);
     assert_eq!(get(&server, "/nowhere").await.0, 404);
