@@ -57,7 +57,7 @@ async fn main(request: Request<Body>) -> Result<Response<Body>, Error> {
             let chunks = stream::iter([Err::<Bytes, _>(std::io::Error::other("no body at all"))]);
             Ok(Response::new(Body::from_try_stream(chunks)))
         }
-        "/fail" => Err(anyhow::anyhow!("the handler failed").into()),
+        "/fail" => Err(anyhow::anyhow!("the handler failed")),
         _ => Ok(Response::builder()
             .status(StatusCode::NOT_FOUND)
             .body(Body::empty())?),
