@@ -33,6 +33,8 @@ enum Source {
     Host(sys::IncomingBody),
     /// Bytes already in memory (a request built by hand, in a test).
     Memory(Option<Vec<u8>>),
+    /// Bytes read ahead (to look into a form), then the rest.
+    Prefixed(Option<Vec<u8>>, Box<Body>),
 }
 
 impl Default for Source {
@@ -43,6 +45,13 @@ impl Default for Source {
 
 impl Body {
     /// A body read from the backend's incoming body.
+    /// `prefix` (bytes already read from `rest`), then the rest of `rest`.
+    pub(crate) fn prefixed(prefix: Vec<u8>, rest: Body) -> Self {
+        Body {
+            inner: Source::Prefixed(Some(prefix), Box::new(rest)),
+        }
+    }
+
     pub(crate) fn from_sys(inner: sys::IncomingBody) -> Self {
         Body {
             inner: Source::Host(inner),
@@ -88,6 +97,10 @@ impl Body {
         match &mut self.inner {
             Source::Host(body) => body.chunk().await,
             Source::Memory(bytes) => bytes.take(),
+            Source::Prefixed(prefix, rest) => match prefix.take() {
+                Some(bytes) if !bytes.is_empty() => Some(bytes),
+                _ => Box::pin(rest.chunk()).await,
+            },
         }
     }
 

@@ -176,12 +176,12 @@ impl std::error::Error for Error {}
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        let mut response = Response::new(self.status, self.message + "\n");
+        let mut response = Response::new(self.status, format!("{}\n", self.message));
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; charset=utf-8"),
         );
-        response
+        response.with_error(self.message)
     }
 }
 

@@ -27,8 +27,10 @@ extern crate self as squall_sdk;
 mod body;
 mod client;
 pub mod config;
+pub mod cookie;
 mod dispatch;
 mod error;
+mod forms;
 pub mod kv;
 pub mod log;
 pub mod pubsub;
@@ -38,12 +40,17 @@ mod router;
 pub mod sse;
 mod sys;
 mod task;
+#[cfg(feature = "templates")]
+pub mod template;
 mod time;
+pub mod web;
 pub mod websocket;
+pub mod xsrf;
 
 pub use ::http::{Method, StatusCode, header};
 pub use body::{Body, BodyWriter, Disconnected};
 pub use error::Error;
+pub use forms::{Arguments, Field, Multipart};
 pub use futures;
 pub use request::Request;
 pub use response::{Html, IntoResponse, Json, Response};

@@ -24,6 +24,8 @@ pub struct Request {
     headers: HeaderMap,
     params: Vec<(String, String)>,
     body: Body,
+    /// What its router set around the handler.
+    context: crate::web::RequestContext,
 }
 
 impl Request {
@@ -44,6 +46,7 @@ impl Request {
             headers,
             params: Vec::new(),
             body,
+            context: Default::default(),
         }
     }
 
@@ -67,7 +70,21 @@ impl Request {
             headers: HeaderMap::new(),
             params: Vec::new(),
             body: Body::default(),
+            context: Default::default(),
         }
+    }
+
+    pub(crate) fn context(&self) -> &crate::web::RequestContext {
+        &self.context
+    }
+
+    pub(crate) fn context_mut(&mut self) -> &mut crate::web::RequestContext {
+        &mut self.context
+    }
+
+    /// Put a body (read and rebuilt by the SDK) back in place.
+    pub(crate) fn set_body(&mut self, body: Body) {
+        self.body = body;
     }
 
     pub(crate) fn set_params(&mut self, params: Vec<(String, String)>) {

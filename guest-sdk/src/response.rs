@@ -22,6 +22,9 @@ pub struct Response {
     status: StatusCode,
     headers: HeaderMap,
     body: OutgoingBody,
+    /// The message of the [`Error`](crate::Error) this answers, for the
+    /// router's error page.
+    error: Option<String>,
 }
 
 impl std::fmt::Debug for Response {
@@ -58,6 +61,7 @@ impl Response {
             status,
             headers: HeaderMap::new(),
             body: OutgoingBody::Bytes(body.into()),
+            error: None,
         }
     }
 
@@ -89,6 +93,7 @@ impl Response {
             status: StatusCode::OK,
             headers: HeaderMap::new(),
             body: OutgoingBody::Stream(crate::body::body_task(write)),
+            error: None,
         }
     }
 
@@ -206,6 +211,54 @@ impl Response {
             self.headers.append(header::SET_COOKIE, value);
         }
         self
+    }
+
+    /// Add a `Set-Cookie` header built with the [`cookie`](crate::cookie)
+    /// builder (or a signed one from [`Signer::cookie`](crate::cookie::Signer::cookie)).
+    /// A cookie whose text is not a valid header value is left out.
+    ///
+    /// ```
+    /// use squall_sdk::cookie::{Cookie, SameSite, time::Duration};
+    /// use squall_sdk::{Response, header};
+    ///
+    /// let response = Response::redirect("/")
+    ///     .set_cookie(Cookie::build(("lang", "en")).path("/").max_age(Duration::days(30)).same_site(SameSite::Strict))
+    ///     .set_cookie(Cookie::build("session").path("/").removal());
+    /// let cookies: Vec<_> = response.headers().get_all(header::SET_COOKIE).iter().collect();
+    /// assert_eq!(cookies[0], "lang=en; SameSite=Strict; Path=/; Max-Age=2592000");
+    /// assert!(cookies[1].to_str().unwrap().starts_with("session=; Path=/; Max-Age=0; Expires="));
+    /// ```
+    pub fn set_cookie(mut self, cookie: impl Into<crate::cookie::Cookie<'static>>) -> Self {
+        let cookie: crate::cookie::Cookie<'static> = cookie.into();
+        if let Ok(value) = HeaderValue::from_str(&cookie.to_string()) {
+            self.headers.append(header::SET_COOKIE, value);
+        }
+        self
+    }
+
+    /// A redirect to `location` with `status` (`301`, `302`, `303`, `307`
+    /// or `308`; Tornado's `redirect(url, permanent)`).
+    ///
+    /// ```
+    /// use squall_sdk::{Response, StatusCode, header};
+    ///
+    /// let moved = Response::redirect_with(StatusCode::PERMANENT_REDIRECT, "/v2/items");
+    /// assert_eq!(moved.status(), StatusCode::PERMANENT_REDIRECT);
+    /// assert_eq!(moved.headers()[header::LOCATION], "/v2/items");
+    /// ```
+    pub fn redirect_with(status: StatusCode, location: &str) -> Self {
+        Response::new(status, Vec::new()).with_header(header::LOCATION, location)
+    }
+
+    /// Mark this response as the answer to an error, for the error page.
+    pub(crate) fn with_error(mut self, message: String) -> Self {
+        self.error = Some(message);
+        self
+    }
+
+    /// The error message this answers, if it answers an error.
+    pub(crate) fn take_error(&mut self) -> Option<String> {
+        self.error.take()
     }
 
     fn with_default_content_type(mut self, content_type: &'static str) -> Self {

@@ -106,6 +106,10 @@ pub struct Router {
     websockets: Vec<(String, Vec<Segment>, WebSocket)>,
     /// Malformed patterns: the host refuses to load the app, naming them.
     errors: Vec<String>,
+    /// The pattern of the route added last, for [`Router::named`].
+    last_pattern: Option<String>,
+    /// Hooks, XSRF, error pages and names around every handler.
+    pub(crate) around: crate::web::Around,
 }
 
 struct Route {
@@ -159,6 +163,7 @@ impl Router {
                 return self;
             }
         };
+        self.last_pattern = Some(pattern.to_owned());
         let handler: Box<dyn Handler> = Box::new(handler);
         match self.routes.iter_mut().find(|r| r.segments == segments) {
             Some(route) => route.handlers.push((method, handler)),
@@ -393,10 +398,21 @@ impl Router {
     /// assert_eq!(response.status(), StatusCode::OK);
     /// assert_eq!(response.body(), Some(&b"Hello, ada!"[..]));
     /// ```
-    pub async fn handle(&self, mut request: Request) -> Response {
+    pub async fn handle(&self, request: Request) -> Response {
         if let Some(error) = self.errors.first() {
             return Error::internal(error.clone()).into_response();
         }
+        self.around(request, async |request| self.dispatch(request).await)
+            .await
+    }
+
+    /// The pattern of the route added last.
+    pub(crate) fn last_pattern(&self) -> Option<String> {
+        self.last_pattern.clone()
+    }
+
+    /// The handler of the best-matching route (or the fallback, a 404, a 405).
+    async fn dispatch(&self, mut request: Request) -> Response {
         let best = self
             .routes
             .iter()
