@@ -140,6 +140,21 @@ impl Request {
         self.authority.as_deref()
     }
 
+    /// The client's IP address, as the host saw the connection (a proxy
+    /// in front of the host shows as the client: read its
+    /// `X-Forwarded-For` if you trust it). `None` outside a host.
+    ///
+    /// ```
+    /// use squall_sdk::Request;
+    ///
+    /// async fn whoami(req: Request) -> String {
+    ///     format!("you are {}", req.client_addr().unwrap_or("unknown"))
+    /// }
+    /// ```
+    pub fn client_addr(&self) -> Option<&str> {
+        self.header("squall-client-addr")
+    }
+
     /// All request headers.
     ///
     /// ```

@@ -14,7 +14,9 @@
 //! }
 //! ```
 //!
-//! then load them once per request and render:
+//! then load them once per request and render (`load_templates!` names
+//! the `minijinja` crate: bring the SDK's into scope with
+//! `use squall_sdk::template::minijinja;`):
 //!
 //! ```
 //! use squall_sdk::template::{Environment, Templates, context};

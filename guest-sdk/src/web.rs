@@ -425,6 +425,28 @@ fn fill_pattern(pattern: &str, params: &[(&str, &str)]) -> Option<String> {
     Some(path)
 }
 
+/// The URL of the static file at `path` (as the app sees its paths, under
+/// a `[[app.NAME.static]]` prefix) with a version of its content, such as
+/// `/static/app.css?v=5d41402abc4b2a76` (Tornado's `static_url`): browsers
+/// may keep it for a year, and a changed file gets a new URL. A path no
+/// static directory serves comes back as it is.
+///
+/// ```no_run
+/// use squall_sdk::web::static_url;
+/// use squall_sdk::{Html, Request};
+///
+/// async fn page(_req: Request) -> Html<String> {
+///     let css = static_url("/static/app.css").await;
+///     Html(format!(r#"<link rel="stylesheet" href="{css}">"#))
+/// }
+/// ```
+pub async fn static_url(path: &str) -> String {
+    match crate::sys::static_version(path).await {
+        Some(version) => format!("{path}?v={version}"),
+        None => path.to_owned(),
+    }
+}
+
 /// Guard `handler` so only a logged-in visitor reaches it (Tornado's
 /// `@authenticated`): others are redirected to the router's
 /// [`Router::login_url`] with `?next=` the page they wanted (`GET` and

@@ -13,6 +13,7 @@ use crate::hub::Hub;
 use crate::limit_log::{Limit, LimitHits};
 use crate::routes::Claim;
 use crate::runtime::{AppComponent, AppInstances, ComponentSource, Guest, Runtime, sha256_hex};
+use crate::static_files::StaticFiles;
 use anyhow::{Context, Result};
 use arc_swap::ArcSwap;
 use std::path::Path;
@@ -43,6 +44,8 @@ pub(crate) struct App {
     /// When its live-mode WebSockets close, once a newer version (or none)
     /// replaces it.
     retired: watch::Sender<Option<Instant>>,
+    /// The directories the host serves for it, without an instance.
+    static_files: Arc<StaticFiles>,
 }
 
 /// Apps are shared by every connection task.
@@ -92,6 +95,7 @@ impl App {
                 config.name
             );
         }
+        let static_files = Arc::new(StaticFiles::new(&config.static_dirs)?);
         let (requests, connections) = match previous {
             Some(previous) => (previous.requests.clone(), previous.connections.clone()),
             None => (Fence::new(0), Fence::new(0)),
@@ -106,6 +110,7 @@ impl App {
                 config,
                 shared,
                 hits.clone(),
+                static_files.clone(),
                 previous.map(|previous| &*previous.grants),
             )?,
             websockets: config.websockets.clone(),
@@ -114,6 +119,7 @@ impl App {
             connections,
             hits,
             retired: watch::Sender::new(None),
+            static_files,
         };
         if matches!(app.component.guest(), Guest::Squall(_)) {
             let description = app.describe()?;
@@ -198,6 +204,11 @@ impl App {
     }
 
     /// The manifest table it was loaded from.
+    /// The directories the host serves for it.
+    pub(crate) fn static_files(&self) -> &StaticFiles {
+        &self.static_files
+    }
+
     pub(crate) fn config(&self) -> &AppConfig {
         &self.config
     }

@@ -9,5 +9,5 @@ wasmtime::component::bindgen!({
 });
 
 pub(crate) use self::squall::app::{
-    config, http_client, kv, log, pubsub, time, types, websocket, websocket_types,
+    config, http_client, kv, log, pubsub, static_files, time, types, websocket, websocket_types,
 };

@@ -37,6 +37,7 @@ mod policy;
 mod routes;
 mod runtime;
 mod server;
+mod static_files;
 mod stats;
 pub mod testing;
 

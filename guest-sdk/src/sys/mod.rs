@@ -16,6 +16,7 @@
 //!   `kv_exists`, `kv_list`, `kv_increment`, `kv_compare_and_swap`: the
 //!   app's key-value store;
 //! - `config_get`: the app's configuration values;
+//! - `static_version`: the version of a static file the host serves;
 //! - `ws_send`, `ws_close`, `ws_subscribe`, `ws_unsubscribe`, `ws_state` and
 //!   `ws_set_state`: calls on a WebSocket connection;
 //! - `__private`: what the backend's `export!` macro expands to (its

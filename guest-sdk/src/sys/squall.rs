@@ -313,6 +313,10 @@ pub(crate) fn config_get(key: &str) -> Option<String> {
     host_config::get(key)
 }
 
+pub(crate) async fn static_version(path: &str) -> Option<String> {
+    bindings::squall::app::static_files::version(path.to_owned()).await
+}
+
 fn pubsub_error(error: host_pubsub::PubsubError) -> PubSubError {
     match error {
         host_pubsub::PubsubError::Denied(why) => PubSubError::Denied(why),

@@ -270,6 +270,11 @@ pub(crate) fn config_get(_key: &str) -> Option<String> {
     None
 }
 
+/// No static files on a standard host: URLs go unversioned.
+pub(crate) async fn static_version(_path: &str) -> Option<String> {
+    None
+}
+
 /// No pub/sub on a standard host.
 pub(crate) fn pubsub_publish(_topic: &str, _payload: &[u8]) -> Result<u64, PubSubError> {
     Err(PubSubError::Unavailable)

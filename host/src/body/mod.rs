@@ -5,9 +5,11 @@
 //! Both directions are pull-based with small bounded buffers, so neither a
 //! fast peer nor a fast guest can make the host buffer without bound.
 
+mod compress;
 mod incoming;
 mod outgoing;
 
+pub(crate) use compress::{accepts_gzip, gzip};
 pub(crate) use incoming::{IncomingBodyProducer, discard_in_background};
 pub(crate) use outgoing::{ChunkConsumer, DrivenGuest, OutgoingBody};
 

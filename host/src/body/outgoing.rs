@@ -7,6 +7,7 @@ use bytes::Bytes;
 use futures::channel::{mpsc, oneshot};
 use futures::{Sink, StreamExt};
 use http_body::{Body, Frame, SizeHint};
+use http_body_util::combinators::BoxBody;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
@@ -97,6 +98,8 @@ pub(crate) enum OutgoingBody {
         failed: Option<BoxError>,
         read: Option<oneshot::Sender<()>>,
     },
+    /// Produced by the host itself (a static file).
+    Boxed(BoxBody<Bytes, BoxError>),
     /// Written by a guest as it goes. When `finished` is given, the body
     /// ends cleanly only if it says the guest wrote it all. `guest` is the
     /// task that owns the guest's store: dropped with a body that did not
@@ -113,6 +116,16 @@ impl OutgoingBody {
     pub(crate) fn full(bytes: impl Into<Bytes>) -> Self {
         let bytes = bytes.into();
         OutgoingBody::Full((!bytes.is_empty()).then_some(bytes))
+    }
+
+    /// A body the host produces itself.
+    pub(crate) fn boxed<B>(body: B) -> Self
+    where
+        B: Body<Data = Bytes> + Send + Sync + 'static,
+        B::Error: Into<BoxError>,
+    {
+        use http_body_util::BodyExt;
+        OutgoingBody::Boxed(body.map_err(Into::into).boxed())
     }
 
     /// No body.
@@ -156,6 +169,7 @@ impl Body for OutgoingBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             OutgoingBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            OutgoingBody::Boxed(body) => Pin::new(body).poll_frame(cx),
             OutgoingBody::Wasi {
                 body,
                 guest,
@@ -213,6 +227,7 @@ impl Body for OutgoingBody {
         match self {
             OutgoingBody::Full(bytes) => bytes.is_none(),
             OutgoingBody::Wasi { body, .. } => body.is_end_stream(),
+            OutgoingBody::Boxed(body) => body.is_end_stream(),
             OutgoingBody::Streamed { .. } => false,
         }
     }
@@ -223,6 +238,7 @@ impl Body for OutgoingBody {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
             OutgoingBody::Wasi { body, .. } => body.size_hint(),
+            OutgoingBody::Boxed(body) => body.size_hint(),
             OutgoingBody::Streamed { .. } => SizeHint::default(),
         }
     }

@@ -8,3 +8,11 @@ impl Host for GuestState {
         Ok(self.host().grants().settings.get(&key).map(str::to_owned))
     }
 }
+
+impl super::Grants {
+    /// The version of the static file at `path` (as the app sees it), for
+    /// its URL: a short hash of its content.
+    pub(crate) async fn static_version(&self, path: &str) -> Option<String> {
+        self.static_files.version(path).await
+    }
+}

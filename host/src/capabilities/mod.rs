@@ -13,6 +13,7 @@ mod kv;
 mod log;
 mod outgoing_wasi_http;
 mod pubsub;
+mod static_files;
 mod time;
 mod wasi_keyvalue;
 mod websocket;
@@ -27,6 +28,7 @@ use crate::limit_log::{Limit, LimitHits};
 use crate::outbound::{HttpClient, new_client};
 use crate::policy::{OutboundPolicy, TopicPolicy};
 use crate::runtime::State;
+use crate::static_files::StaticFiles;
 use anyhow::Context;
 use outgoing_wasi_http::OutgoingHooks;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -108,6 +110,8 @@ pub(crate) struct Grants {
     settings: Settings,
     /// The same, for standard components (`wasi:config/store`).
     wasi_config: WasiConfigVariables,
+    /// Its static files, for the versions of their URLs.
+    static_files: Arc<StaticFiles>,
 }
 
 /// An app's key-value store and its limits.
@@ -127,6 +131,7 @@ impl Grants {
         config: &AppConfig,
         shared: &Shared,
         hits: Arc<LimitHits>,
+        static_files: Arc<StaticFiles>,
         previous: Option<&Grants>,
     ) -> anyhow::Result<Arc<Grants>> {
         let limits = &config.limits;
@@ -177,6 +182,7 @@ impl Grants {
             kv_calls,
             settings: config.settings.clone(),
             wasi_config: config.settings.all().collect(),
+            static_files,
             shared: shared.clone(),
         }))
     }

@@ -36,6 +36,22 @@ pub(crate) struct AppConfig {
     pub(crate) kv: bool,
     /// Its configuration values and secrets.
     pub(crate) settings: Settings,
+    /// Directories the host serves as static files, by URL prefix.
+    pub(crate) static_dirs: Vec<StaticDir>,
+    /// Whether the host compresses its responses for clients that accept it.
+    pub(crate) compress: bool,
+}
+
+/// One `[[app.NAME.static]]` table: files under `dir` served by the host
+/// at `prefix` (as the app sees its paths), without an instance.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StaticDir {
+    /// The URL path prefix, `/static` say.
+    #[serde(deserialize_with = "values::route")]
+    pub(crate) prefix: String,
+    /// The directory, relative to the manifest.
+    pub(crate) dir: PathBuf,
 }
 
 /// Per-app limits; each has a default.
@@ -276,6 +292,14 @@ pub(super) struct RawApp {
     kv_max_value: Option<u64>,
     #[serde(default)]
     pub(super) config: BTreeMap<String, RawSetting>,
+    #[serde(default, rename = "static")]
+    static_dirs: Vec<StaticDir>,
+    #[serde(default = "default_compress")]
+    compress: bool,
+}
+
+fn default_compress() -> bool {
+    true
 }
 
 pub(super) fn default_routes() -> Vec<String> {
@@ -365,6 +389,15 @@ impl RawApp {
             websockets: self.websocket,
             kv: self.kv,
             settings,
+            static_dirs: self
+                .static_dirs
+                .into_iter()
+                .map(|dir| StaticDir {
+                    dir: base.join(&dir.dir),
+                    ..dir
+                })
+                .collect(),
+            compress: self.compress,
             name,
         }
     }

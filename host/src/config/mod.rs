@@ -19,7 +19,7 @@ mod server;
 mod settings;
 mod values;
 
-pub(crate) use app::{AppConfig, Limits, WebSocketMode, WebSocketRoute};
+pub(crate) use app::{AppConfig, Limits, StaticDir, WebSocketMode, WebSocketRoute};
 pub(crate) use server::{CertificateConfig, ServerConfig};
 pub(crate) use settings::Settings;
 #[cfg(test)]
@@ -138,6 +138,8 @@ impl Manifest {
                 websockets: Vec::new(),
                 kv: false,
                 settings: Settings::default(),
+                static_dirs: Vec::new(),
+                compress: true,
             }],
             server,
         }

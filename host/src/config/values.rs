@@ -114,6 +114,17 @@ pub(super) fn routes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<S
     Ok(routes)
 }
 
+/// One path prefix, starting with `/`.
+pub(super) fn route<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    let route = String::deserialize(deserializer)?;
+    if !route.starts_with('/') {
+        return Err(de::Error::custom(format!(
+            "prefix {route:?} must be a path starting with '/'"
+        )));
+    }
+    Ok(route)
+}
+
 /// Parse a percentage such as `25%` or `150%` (more than one core).
 pub(crate) fn parse_percent(text: &str) -> Result<u32, String> {
     let text = text.trim();

@@ -13,7 +13,7 @@ mod wasi_http;
 pub(crate) use socket_events::{Events, Opened, describe};
 
 use crate::app::SharedApp;
-use crate::body::{InboundBody, OutgoingBody};
+use crate::body::{InboundBody, OutgoingBody, accepts_gzip, gzip};
 use crate::error::HostError;
 use crate::runtime::{Guest, OnCancel};
 use crate::stats;
@@ -31,6 +31,7 @@ pub(crate) async fn dispatch(
     let name = app.shared_name().clone();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
+    let compress = app.config().compress && accepts_gzip(request.headers());
     let cancelled = OnCancel::new("the client went away before the response");
     let response = match app.admit_request() {
         Err(busy) => error_response(busy.logged_status()),
@@ -46,6 +47,11 @@ pub(crate) async fn dispatch(
         }
     };
     cancelled.disarm();
+    let response = if compress {
+        gzip(response).await
+    } else {
+        response
+    };
     stats::request(&name, response.status().as_u16(), started.elapsed());
     tracing::info!(
         method = %method,

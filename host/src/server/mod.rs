@@ -234,12 +234,13 @@ impl Serving {
     {
         let router = self.router.clone();
         let redirect_to = self.redirect_to;
-        let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
+        let service = service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
             let router = router.clone();
             async move {
                 if let Some(port) = redirect_to {
                     return Ok::<_, Infallible>(routing::redirect_to_https(&request, port));
                 }
+                routing::set_client_address(&mut request, peer);
                 let request = request.map(inbound);
                 // The apps as they are when the request arrives.
                 let apps = router.load_full();

@@ -40,6 +40,23 @@ pub(crate) async fn route(
         *request.uri_mut() = without_prefix(request.uri(), found.prefix);
     }
     let span = tracing::info_span!("request", id, app = app.name());
+    if app.static_files().serves(request.uri().path()) {
+        let (head, _) = request.into_parts();
+        let response = app
+            .static_files()
+            .serve(&head)
+            .instrument(span.clone())
+            .await;
+        span.in_scope(|| {
+            tracing::debug!(
+                method = %head.method,
+                path = head.uri.path(),
+                status = response.status().as_u16(),
+                "static file"
+            );
+        });
+        return response.map(OutgoingBody::boxed);
+    }
     if upgrade::is_upgrade_request(&request)
         && let Some(route) = websocket_route(app, request.uri().path())
     {
@@ -49,6 +66,18 @@ pub(crate) async fn route(
             .await;
     }
     dispatch(app.clone(), request).instrument(span).await
+}
+
+/// The header that tells an app its client's address (Spin's
+/// `spin-client-addr`); what a client sends under that name is replaced.
+const CLIENT_ADDRESS: header::HeaderName = header::HeaderName::from_static("squall-client-addr");
+
+/// Tell the app who the client is (the peer of the connection).
+pub(super) fn set_client_address<B>(request: &mut Request<B>, peer: std::net::SocketAddr) {
+    let address = peer.ip().to_canonical().to_string();
+    if let Ok(value) = header::HeaderValue::from_str(&address) {
+        request.headers_mut().insert(CLIENT_ADDRESS, value);
+    }
 }
 
 /// A 308 to the same host, path and query over HTTPS on `port`; 400 if

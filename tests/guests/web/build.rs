@@ -1,0 +1,4 @@
+//! Bundle the templates into the component.
+fn main() {
+    minijinja_embed::embed_templates!("templates");
+}
