@@ -68,3 +68,137 @@ async fn two_browser_pages_chat_over_long_polling() {
 async fn two_browser_pages_chat_over_websocket() {
     two_pages_chat("ws", "websocket open").await;
 }
+
+/// Fill the inputs named in `fields` of the form `#form_id` and submit it.
+async fn submit(browser: &mut Browser, page: &Page, form_id: &str, fields: &[(&str, &str)]) {
+    let mut script = String::from("(() => {");
+    for (name, value) in fields {
+        script.push_str(&format!(
+            "document.querySelector('#{form_id} [name={name}]').value = {value:?};"
+        ));
+    }
+    script.push_str(&format!(
+        "document.getElementById({form_id:?}).requestSubmit(); return true; }})()"
+    ));
+    browser.eval(page, &script).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_notes_app_signs_up_logs_in_and_keeps_a_note() {
+    let server = Server::start(&repo().join("examples/notes"));
+    let mut browser = Browser::launch().await;
+    let page = browser.open(&server.url("/")).await;
+    browser
+        .wait_for(
+            &page,
+            "document.querySelector('a[href=\"/signup\"]') !== null",
+            PATIENCE,
+        )
+        .await;
+
+    // Sign up, as a user would: follow the link, fill the form.
+    browser
+        .eval(
+            &page,
+            "document.querySelector('a[href=\"/signup\"]').click()",
+        )
+        .await;
+    browser
+        .wait_for(
+            &page,
+            "document.getElementById('account-form') !== null && location.pathname === '/signup'",
+            PATIENCE,
+        )
+        .await;
+    submit(
+        &mut browser,
+        &page,
+        "account-form",
+        &[("username", "grace"), ("password", "a long password")],
+    )
+    .await;
+    browser
+        .wait_for(
+            &page,
+            "location.pathname === '/notes' && document.getElementById('note-form') !== null",
+            PATIENCE,
+        )
+        .await;
+    // The stylesheet and the script (static files, served by the host) are in use.
+    browser
+        .wait_for(
+            &page,
+            "getComputedStyle(document.body).maxWidth === '640px'",
+            PATIENCE,
+        )
+        .await;
+    browser
+        .wait_for(
+            &page,
+            "document.getElementById('count').textContent === '0 / 10000'",
+            PATIENCE,
+        )
+        .await;
+
+    // Write a note; it is listed, as text.
+    submit(
+        &mut browser,
+        &page,
+        "note-form",
+        &[("title", "Groceries <b>now</b>"), ("body", "milk, eggs")],
+    )
+    .await;
+    let listed = "[...document.querySelectorAll('#notes .note .title')].some((t) => t.textContent === 'Groceries <b>now</b>')";
+    browser.wait_for(&page, listed, PATIENCE).await;
+    assert_eq!(
+        browser
+            .eval(&page, "document.querySelectorAll('#notes b').length")
+            .await,
+        serde_json::json!(0)
+    );
+
+    // Log out, then back in: the note is still there.
+    browser
+        .eval(&page, "document.getElementById('logout').click()")
+        .await;
+    browser
+        .wait_for(
+            &page,
+            "location.pathname === '/' && document.querySelector('a[href=\"/login\"]') !== null",
+            PATIENCE,
+        )
+        .await;
+    browser.eval(&page, "location.href = '/notes'").await;
+    // Not logged in: sent to the login page, which comes back to /notes.
+    browser
+        .wait_for(
+            &page,
+            "location.pathname === '/login' && document.getElementById('account-form') !== null",
+            PATIENCE,
+        )
+        .await;
+    submit(
+        &mut browser,
+        &page,
+        "account-form",
+        &[("username", "grace"), ("password", "a wrong password")],
+    )
+    .await;
+    browser
+        .wait_for(&page, "document.getElementById('error') !== null", PATIENCE)
+        .await;
+    submit(
+        &mut browser,
+        &page,
+        "account-form",
+        &[("username", "grace"), ("password", "a long password")],
+    )
+    .await;
+    browser
+        .wait_for(
+            &page,
+            &format!("location.pathname === '/notes' && {listed}"),
+            PATIENCE,
+        )
+        .await;
+}
