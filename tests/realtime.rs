@@ -458,3 +458,22 @@ async fn shutdown_closes_sockets_as_going_away() {
     let status = server.wait_exit(Duration::from_secs(15)).unwrap();
     assert!(status.success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn work_a_message_handler_spawns_goes_on_after_it_returns() {
+    let server = sockets("");
+    for path in ["/echo", "/live/echo"] {
+        let mut socket = connect(&server, path).await;
+        socket.send(Message::text("later")).await.unwrap();
+        assert_eq!(next_text(&mut socket).await, "handler returned", "{path}");
+        // The next event is not held up by the spawned work.
+        socket.send(Message::text("next")).await.unwrap();
+        assert_eq!(next_text(&mut socket).await, "next", "{path}");
+        assert_eq!(
+            next_text(&mut socket).await,
+            "sent after the handler returned",
+            "{path}"
+        );
+        socket.close(None).await.unwrap();
+    }
+}

@@ -10,6 +10,7 @@ use crate::bindings::websocket_types::{self as ws, OpenResult};
 use crate::capabilities::GuestState;
 use crate::error::HostError;
 use crate::hub::Connection;
+use crate::runtime::{finish_in_background, guest_tasks_done, until_answer};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use wasmtime::component::Accessor;
@@ -146,7 +147,20 @@ impl Events {
         let app = self.app();
         let timeout = app.limits().timeout;
         let outcome = match &self.target {
-            Target::Hibernate(_) => tokio::time::timeout(timeout, once(app.clone(), event)).await,
+            Target::Hibernate(_) => {
+                let (answer, running) =
+                    until_answer(timeout, |answer| once(app.clone(), event, answer)).await;
+                // What the handler spawned goes on; the next event does not wait.
+                if let Some(running) = running {
+                    finish_in_background(running);
+                }
+                let failure = match answer {
+                    Ok(outcome) => return Ok(outcome),
+                    Err(failure) => failure,
+                };
+                super::failed(app.shared_name(), &failure);
+                return Err(failure);
+            }
             Target::Live { live, .. } => {
                 let (reply, answer) = oneshot::channel();
                 if live.calls.send((event, reply)).await.is_err() {
@@ -185,11 +199,21 @@ pub(crate) fn describe(connection: &Connection) -> ws::Connection {
     }
 }
 
-/// Hibernate mode: a fresh instance for one event.
-async fn once(app: SharedApp, event: Event) -> wasmtime::Result<Outcome> {
+/// Hibernate mode: a fresh instance for one event, kept until the work its
+/// handler spawned is done.
+async fn once(
+    app: SharedApp,
+    event: Event,
+    answer: futures::channel::oneshot::Sender<Outcome>,
+) -> wasmtime::Result<()> {
     let (mut store, guest) = app.instantiate().await?;
     store
-        .run_concurrent(async move |accessor| call(&guest, accessor, event).await)
+        .run_concurrent(async move |accessor| {
+            let outcome = call(&guest, accessor, event).await?;
+            let _ = answer.send(outcome);
+            guest_tasks_done(accessor).await;
+            Ok(())
+        })
         .await?
 }
 

@@ -81,6 +81,16 @@ async fn echo(ws: Connection, message: Message) {
                 squall_sdk::sleep(Duration::from_millis(1)).await;
             }
         }
+        Some("later") => {
+            // Answers at once; a spawned task sends again after the handler
+            // returned (in hibernate mode, its instance stays for it).
+            let later = ws.clone();
+            squall_sdk::spawn(async move {
+                squall_sdk::sleep(Duration::from_millis(100)).await;
+                let _ = later.send_text("sent after the handler returned");
+            });
+            let _ = ws.send_text("handler returned");
+        }
         Some("slow") => {
             squall_sdk::sleep(Duration::from_millis(200)).await;
             let _ = ws.send_text("slow done");
