@@ -11,6 +11,7 @@ use crate::error::HostError;
 use crate::fence::Fence;
 use crate::hub::Hub;
 use crate::limit_log::{Limit, LimitHits};
+use crate::reuse::{Instance, WarmInstances};
 use crate::routes::Claim;
 use crate::runtime::{AppComponent, AppInstances, ComponentSource, Guest, Runtime, sha256_hex};
 use crate::static_files::StaticFiles;
@@ -46,6 +47,8 @@ pub(crate) struct App {
     retired: watch::Sender<Option<Instant>>,
     /// The directories the host serves for it, without an instance.
     static_files: Arc<StaticFiles>,
+    /// Instances kept for its next requests, if it reuses them.
+    warm: Option<Arc<WarmInstances>>,
 }
 
 /// Apps are shared by every connection task.
@@ -73,16 +76,12 @@ impl App {
         };
         let redact = config.settings.secrets().map(str::to_owned).collect();
         let limits = &config.limits;
-        let compiled = previous
-            .filter(|previous| previous.source_hash == source_hash)
-            .map(|previous| previous.component.compiled());
         let component = runtime.load(
             &config.name,
             ComponentSource {
                 path: wasm,
                 bytes: &bytes,
                 hash: &source_hash,
-                compiled,
             },
             limits,
             instances,
@@ -120,6 +119,7 @@ impl App {
             hits,
             retired: watch::Sender::new(None),
             static_files,
+            warm: config.reuse.as_ref().map(WarmInstances::new),
         };
         if matches!(app.component.guest(), Guest::Squall(_)) {
             let description = app.describe()?;
@@ -197,18 +197,19 @@ impl App {
         crate::stats::AppSnapshot {
             app: &self.name,
             instances: self.component.instances_in_use(),
+            idle_instances: u32::try_from(self.idle_instances()).unwrap_or(u32::MAX),
             requests: self.requests.held(),
             websockets: self.connections.held(),
             limit_hits: self.hits.all(),
         }
     }
 
-    /// The manifest table it was loaded from.
     /// The directories the host serves for it.
     pub(crate) fn static_files(&self) -> &StaticFiles {
         &self.static_files
     }
 
+    /// The manifest table it was loaded from.
     pub(crate) fn config(&self) -> &AppConfig {
         &self.config
     }
@@ -306,6 +307,29 @@ impl App {
             .instantiate_async(&mut store)
             .await?;
         Ok((store, guest))
+    }
+
+    /// An instance for one request: an idle one if the app reuses them
+    /// and one waits, else a fresh one.
+    pub(crate) async fn instance_for_request(&self) -> wasmtime::Result<Instance> {
+        if let Some(instance) = self.warm.as_ref().and_then(|warm| warm.take()) {
+            return Ok(instance);
+        }
+        let (store, guest) = self.instantiate().await?;
+        Ok(Instance::fresh(store, guest))
+    }
+
+    /// `instance` served its request to the end: keep it for the next one
+    /// if the app reuses instances (else it is dropped here).
+    pub(crate) fn request_done(&self, instance: Instance) {
+        if let Some(warm) = &self.warm {
+            warm.give_back(instance);
+        }
+    }
+
+    /// Instances waiting for a request, if the app reuses them.
+    pub(crate) fn idle_instances(&self) -> usize {
+        self.warm.as_ref().map_or(0, |warm| warm.idle_count())
     }
 
     /// A place among the app's requests in flight (`max_concurrency`).

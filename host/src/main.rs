@@ -13,11 +13,21 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = squall::cli::Cli::parse();
+    // Log lines (a request line each, at the default level) are written by
+    // a thread of their own, in batches: a request never waits on stderr.
+    // When the queue is full, writers wait rather than lines being lost.
+    let (writer, _flushed_at_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("squall-log")
+        .finish(std::io::BufWriter::with_capacity(
+            64 << 10,
+            std::io::stderr(),
+        ));
     let logging = tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     match cli.log_format() {
         LogFormat::Text => logging.init(),
         LogFormat::Json => logging.json().with_span_list(false).init(),

@@ -104,6 +104,8 @@ pub(crate) fn swap(app: &Arc<str>) {
 pub(crate) struct AppSnapshot<'a> {
     pub(crate) app: &'a Arc<str>,
     pub(crate) instances: u32,
+    /// Of those, waiting for a request (`reuse`).
+    pub(crate) idle_instances: u32,
     pub(crate) requests: u32,
     pub(crate) websockets: u32,
     /// Hits so far, by the manifest key of the limit.
@@ -114,6 +116,7 @@ pub(crate) struct AppSnapshot<'a> {
 pub(crate) fn snapshot(app: &AppSnapshot<'_>) {
     let name = app.app;
     gauge!("squall_instances", "app" => name.clone()).set(app.instances);
+    gauge!("squall_instances_idle", "app" => name.clone()).set(app.idle_instances);
     gauge!("squall_requests_in_flight", "app" => name.clone()).set(app.requests);
     gauge!("squall_websockets_open", "app" => name.clone()).set(app.websockets);
     for (limit, hits) in &app.limit_hits {

@@ -40,6 +40,40 @@ pub(crate) struct AppConfig {
     pub(crate) static_dirs: Vec<StaticDir>,
     /// Whether the host compresses its responses for clients that accept it.
     pub(crate) compress: bool,
+    /// Whether an instance serves more than one request, and how.
+    pub(crate) reuse: Option<Reuse>,
+}
+
+/// `reuse = { requests = 1000, idle = "10s", instances = 16 }`: an
+/// instance that served a request well serves the app's next ones, one
+/// after another. Guest memory and statics carry over between requests of
+/// the app (never across apps); each request keeps its own `timeout`,
+/// `cpu_time` and log budget, and an instance that fails or runs out of
+/// time is dropped, never reused.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Reuse {
+    /// Requests one instance serves before it is dropped.
+    #[serde(default = "default_reuse_requests")]
+    pub(crate) requests: u32,
+    /// How long an instance waits for another request before it is dropped.
+    #[serde(default = "default_reuse_idle", deserialize_with = "values::duration")]
+    pub(crate) idle: Duration,
+    /// Instances kept waiting at most (each holds its place in the pool).
+    #[serde(default = "default_reuse_instances")]
+    pub(crate) instances: u32,
+}
+
+fn default_reuse_requests() -> u32 {
+    1000
+}
+
+fn default_reuse_idle() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_reuse_instances() -> u32 {
+    16
 }
 
 /// One `[[app.NAME.static]]` table: files under `dir` served by the host
@@ -296,6 +330,8 @@ pub(super) struct RawApp {
     static_dirs: Vec<StaticDir>,
     #[serde(default = "default_compress")]
     compress: bool,
+    #[serde(default)]
+    reuse: Option<Reuse>,
 }
 
 fn default_compress() -> bool {
@@ -398,6 +434,7 @@ impl RawApp {
                 })
                 .collect(),
             compress: self.compress,
+            reuse: self.reuse,
             name,
         }
     }

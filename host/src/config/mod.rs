@@ -19,7 +19,7 @@ mod server;
 mod settings;
 mod values;
 
-pub(crate) use app::{AppConfig, Limits, StaticDir, WebSocketMode, WebSocketRoute};
+pub(crate) use app::{AppConfig, Limits, Reuse, StaticDir, WebSocketMode, WebSocketRoute};
 pub(crate) use server::{CertificateConfig, ServerConfig};
 pub(crate) use settings::Settings;
 #[cfg(test)]
@@ -140,6 +140,7 @@ impl Manifest {
                 settings: Settings::default(),
                 static_dirs: Vec::new(),
                 compress: true,
+                reuse: None,
             }],
             server,
         }
@@ -185,6 +186,15 @@ fn check_shares(apps: &[AppConfig], pool: u32, text: &str, file: &str) -> Result
             if value == 0 {
                 bail!("{}: app.{}.{key}: must be at least 1", at(key), app.name);
             }
+        }
+        if let Some(reuse) = &app.reuse
+            && (reuse.requests == 0 || reuse.instances == 0)
+        {
+            bail!(
+                "{}: app.{}.reuse: requests and instances must be at least 1",
+                at("reuse"),
+                app.name
+            );
         }
     }
     Ok(())

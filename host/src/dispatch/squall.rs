@@ -137,8 +137,10 @@ async fn run_guest(
     request: GuestRequest,
     head: oneshot::Sender<Head>,
 ) -> wasmtime::Result<()> {
-    let (mut store, guest) = app.instantiate().await?;
-    store
+    let mut instance = app.instance_for_request().await?;
+    let guest = &instance.guest;
+    instance
+        .store
         .run_concurrent(async move |accessor| -> wasmtime::Result<()> {
             let mut guest_request = request.head;
             if let Some(producer) = request.body {
@@ -174,7 +176,10 @@ async fn run_guest(
             guest_tasks_done(accessor).await;
             Ok(())
         })
-        .await?
+        .await??;
+    // Served to the end, nothing failed: the instance may serve again.
+    app.request_done(instance);
+    Ok(())
 }
 
 fn send_head(sender: oneshot::Sender<Head>, status: u16, headers: wit::Fields, body: HeadBody) {

@@ -16,8 +16,9 @@ use wasmtime_wasi_http::handler::ProxyPre;
 /// An app's compiled, pre-linked component and its limits, ready to
 /// instantiate once per request.
 pub(crate) struct AppComponent<H: 'static> {
-    /// The compiled code, which a new version with the same bytes reuses.
-    compiled: Component,
+    /// The compiled code, shared with apps of the same bytes (held: the
+    /// sharing lasts as long as an app does).
+    _compiled: Arc<Component>,
     guest: Guest<H>,
     limits: Limits,
     engine: Engine,
@@ -40,7 +41,7 @@ pub(crate) enum Guest<H: 'static> {
 
 impl<H: Send + 'static> AppComponent<H> {
     pub(super) fn new(
-        compiled: Component,
+        compiled: Arc<Component>,
         guest: Guest<H>,
         limits: Limits,
         engine: Engine,
@@ -52,7 +53,7 @@ impl<H: Send + 'static> AppComponent<H> {
             .cpu_share
             .map(|percent| CpuShare::new(f64::from(percent) / 100.0));
         AppComponent {
-            compiled,
+            _compiled: compiled,
             guest,
             limits,
             engine,
@@ -61,11 +62,6 @@ impl<H: Send + 'static> AppComponent<H> {
             redact,
             cpu_share,
         }
-    }
-
-    /// The compiled code.
-    pub(crate) fn compiled(&self) -> &Component {
-        &self.compiled
     }
 
     /// The app's limits.

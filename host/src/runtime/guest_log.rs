@@ -43,6 +43,12 @@ impl LogBudget {
         })
     }
 
+    /// A new request on the same instance: its own budget.
+    pub(crate) fn refill(&self) {
+        self.left.store(self.limit, Ordering::Relaxed);
+        self.dropped.store(false, Ordering::Relaxed);
+    }
+
     /// How many of `wanted` bytes may still be logged. The first time any
     /// are dropped, the app's limit hit is counted.
     fn take(&self, wanted: usize) -> usize {

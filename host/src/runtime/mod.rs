@@ -7,6 +7,7 @@
 //! data `H` and links its interfaces through [`Runtime::new`]'s `link`.
 
 mod compile_cache;
+mod compiled;
 mod component;
 mod cpu_share;
 mod engine;
@@ -27,6 +28,7 @@ pub(crate) use store::{ChargeCopies, State};
 
 use anyhow::{Context, Result};
 use compile_cache::{CompileCache, Obtained};
+use compiled::SharedCompilations;
 use component::{ComponentKind, denied_import, is_component};
 use share::InstancePool;
 use std::path::Path;
@@ -35,14 +37,12 @@ use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 use wasmtime_wasi_http::handler::ProxyPre;
 
-/// A component to load: the file it was read from, its bytes, and its
-/// code if that is compiled already.
+/// A component to load: the file it was read from and its bytes.
 pub(crate) struct ComponentSource<'a> {
     pub(crate) path: &'a Path,
     pub(crate) bytes: &'a [u8],
     /// The SHA-256 of `bytes`, in hex.
     pub(crate) hash: &'a str,
-    pub(crate) compiled: Option<&'a Component>,
 }
 
 /// The engine and the linker shared by every app.
@@ -55,6 +55,8 @@ pub(crate) struct Runtime<H: 'static> {
     max_memory: u64,
     /// Compiled components kept on disk, if the host keeps them.
     cache: Option<CompileCache>,
+    /// Compiled components in memory, shared by apps with the same bytes.
+    compilations: SharedCompilations,
 }
 
 impl<H: Send + 'static> Runtime<H> {
@@ -83,6 +85,7 @@ impl<H: Send + 'static> Runtime<H> {
             pool: InstancePool::new(config.max_instances.max(1)),
             max_memory: config.max_memory,
             cache,
+            compilations: SharedCompilations::default(),
         })
     }
 
@@ -147,12 +150,7 @@ impl<H: Send + 'static> Runtime<H> {
         hits: Arc<crate::limit_log::LimitHits>,
         redact: Arc<[String]>,
     ) -> Result<AppComponent<H>> {
-        let ComponentSource {
-            path,
-            bytes,
-            hash,
-            compiled,
-        } = source;
+        let ComponentSource { path, bytes, hash } = source;
         if limits.memory > self.max_memory {
             anyhow::bail!(
                 "app {name:?}: memory ({} bytes) is more than the instance pool's slots ({} bytes), \
@@ -168,12 +166,10 @@ impl<H: Send + 'static> Runtime<H> {
                 path.display()
             );
         }
-        let (component, obtained) = match compiled {
-            Some(compiled) => (compiled.clone(), "reused"),
-            None => self
-                .compile(bytes, hash)
-                .with_context(|| format!("cannot compile {}", path.display()))?,
-        };
+        let (component, obtained) = self
+            .compilations
+            .get_or_compile(hash, || self.compile(bytes, hash))
+            .with_context(|| format!("cannot compile {}", path.display()))?;
         let pre = self
             .linker
             .instantiate_pre(&component)

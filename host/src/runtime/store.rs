@@ -60,6 +60,13 @@ impl<H> State<H> {
     pub(crate) fn refill_cpu_budget(&mut self) {
         self.cpu.left = self.cpu.budget;
     }
+
+    /// Ready the store for another request: its own CPU and log budgets.
+    pub(crate) fn start_request(&mut self) {
+        self.refill_cpu_budget();
+        self.cpu.copied = 0;
+        self.log.refill();
+    }
 }
 
 impl<H> ChargeCopies for State<H> {

@@ -8,8 +8,9 @@ use clap::Args;
 pub(crate) struct HttpArgs {
     #[command(flatten)]
     load: tools::Load,
-    /// RUST_LOG for squall; `info` adds its per-request log line.
-    #[arg(long, default_value = "warn")]
+    /// RUST_LOG for squall: `info` (its default) writes a line per
+    /// request, `warn` none.
+    #[arg(long, default_value = "info")]
     squall_log: String,
 }
 
@@ -17,7 +18,7 @@ impl Default for HttpArgs {
     fn default() -> Self {
         HttpArgs {
             load: tools::Load::default(),
-            squall_log: "warn".to_owned(),
+            squall_log: "info".to_owned(),
         }
     }
 }
@@ -46,16 +47,28 @@ pub(crate) fn run(args: &HttpArgs) -> Result<()> {
         if args.squall_log == "warn" {
             "no per-request log line"
         } else {
-            "logging"
+            "a log line per request, to a file: the default"
         }
     );
+
+    // The same component with opt-in instance reuse.
+    let reusing = tools::serve_manifest(
+        &squall,
+        SERVER_CORE,
+        &format!(
+            "[app.hello]\nsource = {hello_arg:?}\nreuse = {{ requests = 100000, idle = \"10s\" }}\n"
+        ),
+    )?;
 
     let servers = [
         ("native", native.url.as_str()),
         ("squall", squall_server.url.as_str()),
+        ("reuse", reusing.url.as_str()),
     ];
     let medians = tools::alternate(&servers, "/", &args.load)?;
     let ratio = medians[1].requests_per_second / medians[0].requests_per_second;
+    let reuse_ratio = medians[2].requests_per_second / medians[0].requests_per_second;
     println!("throughput ratio squall/native: {ratio:.2}");
+    println!("throughput ratio squall with reuse/native: {reuse_ratio:.2}");
     Ok(())
 }

@@ -116,8 +116,10 @@ pub(crate) fn start_pinned_announcing(
         } else {
             Stdio::null()
         })
+        // Its log goes to a file, as a served host's would (not to the
+        // terminal, which would time the terminal).
         .stderr(if on_stdout {
-            Stdio::inherit()
+            Stdio::from(tempfile::tempfile().context("a file for the server's log")?)
         } else {
             Stdio::piped()
         })
@@ -162,7 +164,7 @@ pub(crate) fn serve_manifest(squall: &Path, core: usize, text: &str) -> Result<R
         core,
         squall,
         &["serve", &manifest, "--listen", "127.0.0.1:0"],
-        "warn",
+        "info",
     )?;
     server._dir = Some(dir);
     Ok(server)

@@ -24,6 +24,30 @@ fn app() -> Router {
         .get("/headers", headers)
         .post("/count", count)
         .get("/stream-then-panic", stream_then_panic)
+        .get("/served", served)
+        .get("/panic", |_req: Request| async {
+            panic!("this request breaks on purpose");
+            #[allow(unreachable_code)]
+            ""
+        })
+        .get("/sleep/{ms}", |req: Request| async move {
+            let ms = req.param("ms").and_then(|ms| ms.parse().ok()).unwrap_or(0);
+            squall_sdk::sleep(std::time::Duration::from_millis(ms)).await;
+            "slept"
+        })
+}
+
+thread_local! {
+    /// Requests this instance has served: 1 unless the app reuses instances.
+    static SERVED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many requests this instance has served, this one included.
+async fn served(_req: Request) -> String {
+    SERVED.with(|served| {
+        served.set(served.get() + 1);
+        served.get().to_string()
+    })
 }
 
 /// Burns CPU forever; only the host's limits stop it.

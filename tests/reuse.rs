@@ -1,0 +1,113 @@
+//! Instance reuse (`reuse` in an app's table): an instance that served a
+//! request well serves the next ones; one that failed or ran out of time
+//! never does; each request keeps its own limits.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+mod support;
+
+use std::time::Duration;
+use support::{Server, client, hello_wasm, misbehave_wasm};
+
+/// The misbehaving guest as `app` with `settings`, beside the hello app.
+fn serve(settings: &str) -> Server {
+    Server::with_manifest(&format!(
+        "[app.app]\nsource = {:?}\nroutes = [\"/\"]\n{settings}\n\n[app.hello]\nsource = {:?}\nroutes = [\"/hello\"]\n",
+        misbehave_wasm().display().to_string(),
+        hello_wasm().display().to_string(),
+    ))
+}
+
+async fn get(server: &Server, path: &str) -> (u16, String) {
+    let response = client().get(server.url(path)).send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+async fn served(server: &Server) -> String {
+    let (status, body) = get(server, "/served").await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_reuse_every_request_gets_a_fresh_instance() {
+    let server = serve("");
+    for _ in 0..3 {
+        assert_eq!(served(&server).await, "1");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reused_instance_keeps_its_memory_until_it_has_served_its_share() {
+    let server = serve("reuse = { requests = 3 }");
+    let mut seen = Vec::new();
+    for _ in 0..7 {
+        seen.push(served(&server).await);
+    }
+    assert_eq!(seen, ["1", "2", "3", "1", "2", "3", "1"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_instance_that_failed_or_ran_out_of_time_is_never_reused() {
+    let server = serve(
+        "reuse = { requests = 1000 }\ntimeout = \"400ms\"\ncpu_time = \"200ms\"\nmemory = \"32MiB\"",
+    );
+    assert_eq!(served(&server).await, "1");
+    let mut next = 2;
+    for (path, status) in [
+        ("/panic", 500),
+        ("/sleep/2000", 504),
+        ("/spin", 504),
+        ("/alloc", 500),
+        ("/stream-then-panic", 200),
+    ] {
+        // The instance serves on, counting...
+        assert_eq!(served(&server).await, next.to_string(), "before {path}");
+        next = 2;
+        // ...until a request breaks it.
+        let response = client().get(server.url(path)).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{path}");
+        let _ = response.bytes().await;
+        // The next request gets a fresh instance, not the broken one...
+        assert_eq!(served(&server).await, "1", "after {path}");
+        // ...and the neighbour never noticed.
+        assert_eq!(
+            get(&server, "/hello/you").await,
+            (200, "Hello, you!".to_owned())
+        );
+    }
+    // A request that hit a limit had its own budget: the next one has its own too.
+    let (status, _) = get(&server, "/sleep/100").await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_instance_is_dropped_after_its_idle_time() {
+    let server = serve("reuse = { requests = 1000, idle = \"200ms\" }");
+    assert_eq!(served(&server).await, "1");
+    assert_eq!(served(&server).await, "2");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(served(&server).await, "1");
+}
+
+#[test]
+fn a_reuse_table_with_nothing_to_reuse_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("squall.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "[app.app]\nsource = {:?}\nreuse = {{ requests = 0 }}\n",
+            misbehave_wasm().display().to_string()
+        ),
+    )
+    .unwrap();
+    let output = support::squall()
+        .arg("serve")
+        .arg(&manifest)
+        .args(["--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("app.app.reuse"), "{stderr}");
+}
