@@ -2,6 +2,7 @@
 
 use clap::Parser;
 use squall::cli::LogFormat;
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
@@ -27,7 +28,10 @@ fn main() -> ExitCode {
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
-        .with_writer(writer);
+        .with_writer(writer)
+        // Colours only for a terminal: a log file gets plain text (and the
+        // escape codes cost time on every line).
+        .with_ansi(std::io::stderr().is_terminal());
     match cli.log_format() {
         LogFormat::Text => logging.init(),
         LogFormat::Json => logging.json().with_span_list(false).init(),
