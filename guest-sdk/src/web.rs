@@ -180,7 +180,8 @@ impl Router {
     where
         F: AsyncFnOnce(Request) -> Response,
     {
-        let accept = request.header(header::ACCEPT).map(str::to_owned);
+        // Kept for an error page (a shared copy, no allocation).
+        let accept = request.headers().get(header::ACCEPT).cloned();
         let token = self.around.xsrf.then(|| Token::of(&request));
         *request.context_mut() = RequestContext {
             xsrf: token,
@@ -189,7 +190,8 @@ impl Router {
             current_user: None,
         };
         let response = self.guarded(request, token, dispatch).await;
-        let response = self.render_error(response, accept.as_deref());
+        let accept = accept.as_ref().and_then(|value| value.to_str().ok());
+        let response = self.render_error(response, accept);
         match &token {
             Some(token) => xsrf::finish(token, response),
             None => response,
