@@ -111,3 +111,25 @@ fn a_reuse_table_with_nothing_to_reuse_is_refused() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("app.app.reuse"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn standard_components_are_reused_too_and_a_broken_one_is_not() {
+    for krate in ["tests/guests/wasi-p2", "tests/guests/wasi-p3"] {
+        let server = Server::with_manifest(&format!(
+            "[app.standard]\nsource = {:?}\nreuse = {{ requests = 1000 }}\ntimeout = \"400ms\"\n",
+            support::component(krate).display().to_string()
+        ));
+        assert_eq!(served(&server).await, "1", "{krate}");
+        assert_eq!(served(&server).await, "2", "{krate}");
+        assert_eq!(served(&server).await, "3", "{krate}");
+        // Work after the response is done before the instance serves again.
+        assert_eq!(get(&server, "/").await.0, 200);
+        assert_eq!(served(&server).await, "4", "{krate}");
+        if krate.ends_with("p2") {
+            // A body left unfinished ends at the deadline: that instance goes.
+            let hung = client().get(server.url("/hang")).send().await.unwrap();
+            assert!(hung.bytes().await.is_err(), "{krate}: a broken body");
+            assert_eq!(served(&server).await, "1", "{krate}");
+        }
+    }
+}

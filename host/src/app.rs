@@ -11,7 +11,7 @@ use crate::error::HostError;
 use crate::fence::Fence;
 use crate::hub::Hub;
 use crate::limit_log::{Limit, LimitHits};
-use crate::reuse::{Instance, WarmInstances};
+use crate::reuse::{Handler, Instance, WarmInstances};
 use crate::routes::Claim;
 use crate::runtime::{AppComponent, AppInstances, ComponentSource, Guest, Runtime, sha256_hex};
 use crate::static_files::StaticFiles;
@@ -315,8 +315,16 @@ impl App {
         if let Some(instance) = self.warm.as_ref().and_then(|warm| warm.take()) {
             return Ok(instance);
         }
-        let (store, guest) = self.instantiate().await?;
-        Ok(Instance::fresh(store, guest))
+        let handler = match self.component.guest() {
+            Guest::Squall(_) => {
+                let (store, guest) = self.instantiate().await?;
+                return Ok(Instance::fresh(store, Handler::Squall(guest)));
+            }
+            Guest::Standard(pre) => pre,
+        };
+        let mut store = self.new_store()?;
+        let proxy = handler.instantiate_async(&mut store).await?;
+        Ok(Instance::fresh(store, Handler::Standard(proxy)))
     }
 
     /// `instance` served its request to the end: keep it for the next one

@@ -7,24 +7,31 @@
 //! more than `instances` wait; one that fails or runs out of time is never
 //! given back (its store goes with the request).
 
-use crate::bindings::App as Guest;
 use crate::capabilities::GuestState;
 use crate::config::Reuse;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::{Duration, Instant};
 use wasmtime::Store;
 
+/// An instance's exports, by kind of guest.
+pub(crate) enum Handler {
+    /// A squall-sdk app.
+    Squall(crate::bindings::App),
+    /// A standard wasi:http component (0.2 or 0.3).
+    Standard(wasmtime_wasi_http::handler::Proxy),
+}
+
 /// An instance of the app and the store it lives in.
 pub(crate) struct Instance {
     pub(crate) store: Store<GuestState>,
-    pub(crate) guest: Guest,
+    pub(crate) guest: Handler,
     /// Requests it has served, this one included.
     served: u32,
 }
 
 impl Instance {
     /// A fresh instance, about to serve its first request.
-    pub(crate) fn fresh(store: Store<GuestState>, guest: Guest) -> Self {
+    pub(crate) fn fresh(store: Store<GuestState>, guest: Handler) -> Self {
         Instance {
             store,
             guest,

@@ -10,6 +10,7 @@ use crate::body::{
 };
 use crate::convert::{guest_response_head, request_head_to_wit};
 use crate::error::HostError;
+use crate::reuse::Handler;
 use crate::runtime::{
     OnCancel, Running, finish_in_background, finished, guest_tasks_done, until_answer,
 };
@@ -138,7 +139,9 @@ async fn run_guest(
     head: oneshot::Sender<Head>,
 ) -> wasmtime::Result<()> {
     let mut instance = app.instance_for_request().await?;
-    let guest = &instance.guest;
+    let Handler::Squall(guest) = &instance.guest else {
+        return Err(wasmtime::Error::msg("not a squall-sdk app"));
+    };
     instance
         .store
         .run_concurrent(async move |accessor| -> wasmtime::Result<()> {

@@ -9,7 +9,8 @@ use crate::app::SharedApp;
 use crate::body::{DrivenGuest, InboundBody, OutgoingBody, discard_in_background};
 use crate::capabilities::GuestState;
 use crate::error::{BoxError, HostError};
-use crate::runtime::{Guest, finished, guest_tasks_done, until_answer};
+use crate::reuse::Handler;
+use crate::runtime::{finished, guest_tasks_done, until_answer};
 use futures::channel::oneshot;
 use http::uri::{Authority, Scheme};
 use http::{Request, Response, StatusCode, Uri, header};
@@ -90,19 +91,19 @@ async fn serve(
     answer: oneshot::Sender<Answer>,
     body_released: oneshot::Receiver<()>,
 ) -> wasmtime::Result<()> {
-    let Guest::Standard(pre) = app.component().guest() else {
+    let mut instance = app.instance_for_request().await?;
+    let Handler::Standard(proxy) = &instance.guest else {
         return Err(wasmtime::Error::msg("not a standard wasi:http component"));
     };
-    let mut store = app.new_store()?;
-    let proxy = pre.instantiate_async(&mut store).await?;
     let prepared = Prepared::new(
-        store.as_context_mut(),
-        &proxy,
+        instance.store.as_context_mut(),
+        proxy,
         request,
         <GuestState as WasiHttpView>::http,
         answer,
     )?;
-    store
+    instance
+        .store
         .run_concurrent(async move |accessor| -> wasmtime::Result<()> {
             prepared.run(accessor, std::future::pending()).await?;
             // A WASI 0.3 body is written by the guest's task after it
@@ -112,7 +113,10 @@ async fn serve(
             let _ = body_released.await;
             Ok(())
         })
-        .await?
+        .await??;
+    // Served to the end, nothing failed: the instance may serve again.
+    app.request_done(instance);
+    Ok(())
 }
 
 /// The request's URI with scheme and authority, as wasi:http expects.

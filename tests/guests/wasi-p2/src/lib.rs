@@ -13,6 +13,10 @@ wasip2::http::proxy::export!(Hello);
 
 struct Hello;
 
+thread_local! {
+    static SERVED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 impl wasip2::exports::http::incoming_handler::Guest for Hello {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
         let path = request.path_with_query().unwrap_or_default();
@@ -27,6 +31,13 @@ impl wasip2::exports::http::incoming_handler::Guest for Hello {
         }
         let (status, chunks): (u16, Vec<Vec<u8>>) = if path == "/" {
             (200, vec![b"Hello from WASI 0.2!".to_vec()])
+        } else if path == "/served" {
+            // Requests this instance has served: 1 unless the host reuses it.
+            let served = SERVED.with(|served| {
+                served.set(served.get() + 1);
+                served.get()
+            });
+            (200, vec![served.to_string().into_bytes()])
         } else if path == "/stream" {
             (
                 200,

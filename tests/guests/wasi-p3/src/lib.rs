@@ -13,6 +13,10 @@ wasip3::http::service::export!(Hello);
 
 struct Hello;
 
+thread_local! {
+    static SERVED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 type Boxed = http_body_util::combinators::UnsyncBoxBody<Bytes, ErrorCode>;
 
 impl wasip3::exports::http::handler::Guest for Hello {
@@ -32,6 +36,14 @@ async fn serve(
         .unwrap_or_default();
     if path == "/" {
         return Ok(text(200, "Hello from WASI 0.3!"));
+    }
+    if path == "/served" {
+        // Requests this instance has served: 1 unless the host reuses it.
+        let served = SERVED.with(|served| {
+            served.set(served.get() + 1);
+            served.get()
+        });
+        return Ok(text(200, &served.to_string()));
     }
     if path == "/stream" {
         // Five chunks, 20 ms apart: the body is produced while it is read.
