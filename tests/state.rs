@@ -1,6 +1,8 @@
 //! The key-value store and config values: through the in-process harness
 //! for the semantics and limits, through the real binary for durability
-//! (restarts, `kill -9`) and for secrets in the log.
+//! (restarts, `kill -9`) and for secrets in the log. The store's tests run
+//! on the embedded store and on a real Redis server.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 mod support;
 
@@ -11,13 +13,36 @@ use serde_json::Value;
 use squall::testing::Harness;
 use std::path::Path;
 use std::time::Duration;
+use support::redis::RedisServer;
 use support::{Server, component};
+
+/// The stores the key-value tests run against: the embedded one, and a
+/// Redis server started for the test.
+enum Store {
+    Embedded,
+    Redis(RedisServer),
+}
+
+fn stores() -> [Store; 2] {
+    [Store::Embedded, Store::Redis(RedisServer::start())]
+}
 
 /// The state test guest as app `name` (and others, in `apps`), with its
 /// store under `dir`.
 fn harness(dir: &Path, apps: &[(&str, &str)]) -> Harness {
+    harness_on(&Store::Embedded, dir, apps)
+}
+
+/// The same, on `store`.
+fn harness_on(store: &Store, dir: &Path, apps: &[(&str, &str)]) -> Harness {
     let wasm = component("tests/guests/state");
     let mut text = format!("[server]\ndata_dir = {:?}\n", dir.display().to_string());
+    if let Store::Redis(redis) = store {
+        text.push_str(&format!(
+            "[server.backend]\nkind = \"redis\"\nurl = {:?}\n",
+            redis.url()
+        ));
+    }
     for (name, settings) in apps {
         text.push_str(&format!(
             "[app.{name}]\nsource = {:?}\nhosts = [\"{name}.test\"]\n{settings}\n",
@@ -42,280 +67,318 @@ async fn call(app: &Harness, method: &str, uri: &str, body: &str) -> (u16, Strin
 
 #[tokio::test]
 async fn values_are_stored_read_listed_and_removed() {
-    let dir = tempfile::tempdir().expect("a directory");
-    let app = harness(dir.path(), &[("a", "kv = true")]);
-    let at = |path: &str| format!("http://a.test{path}");
-    assert_eq!(
-        call(&app, "GET", &at("/kv/k"), "").await,
-        (404, "absent".into())
-    );
-    assert_eq!(call(&app, "PUT", &at("/kv/k"), "value").await.0, 204);
-    assert_eq!(
-        call(&app, "GET", &at("/kv/k"), "").await,
-        (200, "value".into())
-    );
-    assert_eq!(call(&app, "GET", &at("/exists/k"), "").await.1, "true");
-    assert_eq!(call(&app, "DELETE", &at("/kv/k"), "").await.1, "true");
-    assert_eq!(call(&app, "DELETE", &at("/kv/k"), "").await.1, "false");
-    assert_eq!(call(&app, "GET", &at("/exists/k"), "").await.1, "false");
-    assert_eq!(app.kv_usage("a").await.expect("usage"), (0, 0));
+    for store in stores() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let app = harness_on(&store, dir.path(), &[("a", "kv = true")]);
+        let at = |path: &str| format!("http://a.test{path}");
+        assert_eq!(
+            call(&app, "GET", &at("/kv/k"), "").await,
+            (404, "absent".into())
+        );
+        assert_eq!(call(&app, "PUT", &at("/kv/k"), "value").await.0, 204);
+        assert_eq!(
+            call(&app, "GET", &at("/kv/k"), "").await,
+            (200, "value".into())
+        );
+        assert_eq!(call(&app, "GET", &at("/exists/k"), "").await.1, "true");
+        assert_eq!(call(&app, "DELETE", &at("/kv/k"), "").await.1, "true");
+        assert_eq!(call(&app, "DELETE", &at("/kv/k"), "").await.1, "false");
+        assert_eq!(call(&app, "GET", &at("/exists/k"), "").await.1, "false");
+        assert_eq!(app.kv_usage("a").await.expect("usage"), (0, 0));
+    }
 }
 
 #[tokio::test]
 async fn a_value_with_a_ttl_expires() {
-    let dir = tempfile::tempdir().expect("a directory");
-    let app = harness(dir.path(), &[("a", "kv = true")]);
-    let (status, _) = call(&app, "PUT", "http://a.test/kv/t?ttl_ms=150", "soon gone").await;
-    assert_eq!(status, 204);
-    assert_eq!(call(&app, "GET", "http://a.test/kv/t", "").await.0, 200);
-    tokio::time::sleep(Duration::from_millis(250)).await;
-    assert_eq!(call(&app, "GET", "http://a.test/kv/t", "").await.0, 404);
-    let (status, _) = call(&app, "PUT", "http://a.test/kv/t?ttl_ms=0", "x").await;
-    assert_eq!(status, 500, "a zero ttl is refused");
+    for store in stores() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let app = harness_on(&store, dir.path(), &[("a", "kv = true")]);
+        let (status, _) = call(&app, "PUT", "http://a.test/kv/t?ttl_ms=150", "soon gone").await;
+        assert_eq!(status, 204);
+        assert_eq!(call(&app, "GET", "http://a.test/kv/t", "").await.0, 200);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert_eq!(call(&app, "GET", "http://a.test/kv/t", "").await.0, 404);
+        let (status, _) = call(&app, "PUT", "http://a.test/kv/t?ttl_ms=0", "x").await;
+        assert_eq!(status, 500, "a zero ttl is refused");
+    }
 }
 
 #[tokio::test]
 async fn two_hundred_concurrent_increments_give_exactly_two_hundred() {
-    let dir = tempfile::tempdir().expect("a directory");
-    let app = harness(dir.path(), &[("a", "kv = true")]);
-    let answers = join_all((0..200).map(|_| call(&app, "POST", "http://a.test/incr/n", ""))).await;
-    let mut values: Vec<i64> = answers
-        .iter()
-        .map(|(status, body)| {
-            assert_eq!(*status, 200, "{body}");
-            body.parse().expect("a number")
-        })
-        .collect();
-    values.sort_unstable();
-    assert_eq!(
-        values,
-        (1..=200).collect::<Vec<_>>(),
-        "each increment saw its own value"
-    );
-    assert_eq!(call(&app, "GET", "http://a.test/kv/n", "").await.1, "200");
-    let (status, _) = call(&app, "PUT", "http://a.test/kv/text", "abc").await;
-    assert_eq!(status, 204);
-    let (status, body) = call(&app, "POST", "http://a.test/incr/text", "").await;
-    assert_eq!(status, 500, "incrementing text is refused: {body}");
-    assert!(body.contains("not a decimal integer"), "{body}");
+    for store in stores() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let app = harness_on(&store, dir.path(), &[("a", "kv = true")]);
+        let answers =
+            join_all((0..200).map(|_| call(&app, "POST", "http://a.test/incr/n", ""))).await;
+        let mut values: Vec<i64> = answers
+            .iter()
+            .map(|(status, body)| {
+                assert_eq!(*status, 200, "{body}");
+                body.parse().expect("a number")
+            })
+            .collect();
+        values.sort_unstable();
+        assert_eq!(
+            values,
+            (1..=200).collect::<Vec<_>>(),
+            "each increment saw its own value"
+        );
+        assert_eq!(call(&app, "GET", "http://a.test/kv/n", "").await.1, "200");
+        let (status, _) = call(&app, "PUT", "http://a.test/kv/text", "abc").await;
+        assert_eq!(status, 204);
+        let (status, body) = call(&app, "POST", "http://a.test/incr/text", "").await;
+        assert_eq!(status, 500, "incrementing text is refused: {body}");
+        assert!(body.contains("not a decimal integer"), "{body}");
+    }
 }
 
 #[tokio::test]
 async fn compare_and_swap_under_contention_loses_no_update() {
-    let dir = tempfile::tempdir().expect("a directory");
-    let app = harness(dir.path(), &[("a", "kv = true")]);
-    assert_eq!(
-        call(&app, "POST", "http://a.test/cas/c?new=1", "").await.1,
-        "true"
-    );
-    assert_eq!(
-        call(&app, "POST", "http://a.test/cas/c?new=2", "").await.1,
-        "false"
-    );
-    assert_eq!(
-        call(&app, "POST", "http://a.test/cas/c?expected=1", "")
-            .await
-            .1,
-        "true",
-        "a swap to nothing removes"
-    );
-    assert_eq!(call(&app, "GET", "http://a.test/kv/c", "").await.0, 404);
+    for store in stores() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let app = harness_on(&store, dir.path(), &[("a", "kv = true")]);
+        assert_eq!(
+            call(&app, "POST", "http://a.test/cas/c?new=1", "").await.1,
+            "true"
+        );
+        assert_eq!(
+            call(&app, "POST", "http://a.test/cas/c?new=2", "").await.1,
+            "false"
+        );
+        assert_eq!(
+            call(&app, "POST", "http://a.test/cas/c?expected=1", "")
+                .await
+                .1,
+            "true",
+            "a swap to nothing removes"
+        );
+        assert_eq!(call(&app, "GET", "http://a.test/kv/c", "").await.0, 404);
 
-    let answers =
-        join_all((0..50).map(|_| call(&app, "POST", "http://a.test/cas-incr/counter", ""))).await;
-    let attempts: u64 = answers
-        .iter()
-        .map(|(status, body)| {
-            assert_eq!(*status, 200, "{body}");
-            body.parse::<u64>().expect("attempts")
-        })
-        .sum();
-    assert_eq!(
-        call(&app, "GET", "http://a.test/kv/counter", "").await.1,
-        "50"
-    );
-    assert!(attempts >= 50, "{attempts} attempts");
+        let answers =
+            join_all((0..50).map(|_| call(&app, "POST", "http://a.test/cas-incr/counter", "")))
+                .await;
+        let attempts: u64 = answers
+            .iter()
+            .map(|(status, body)| {
+                assert_eq!(*status, 200, "{body}");
+                body.parse::<u64>().expect("attempts")
+            })
+            .sum();
+        assert_eq!(
+            call(&app, "GET", "http://a.test/kv/counter", "").await.1,
+            "50"
+        );
+        assert!(attempts >= 50, "{attempts} attempts");
+    }
 }
 
 #[tokio::test]
 async fn ten_thousand_keys_page_through_in_order() {
-    let dir = tempfile::tempdir().expect("a directory");
-    let app = harness(dir.path(), &[("a", "kv = true")]);
-    let (status, body) = call(
-        &app,
-        "POST",
-        "http://a.test/fill?prefix=item:&count=10000",
-        "",
-    )
-    .await;
-    assert_eq!((status, body.as_str()), (200, "10000"));
-    call(&app, "PUT", "http://a.test/kv/other", "x").await;
-    let mut seen = Vec::new();
-    let mut cursor: Option<String> = None;
-    let mut pages = 0;
-    loop {
-        let query = match &cursor {
-            Some(cursor) => format!("&cursor={cursor}"),
-            None => String::new(),
-        };
+    for store in stores() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let app = harness_on(&store, dir.path(), &[("a", "kv = true")]);
         let (status, body) = call(
             &app,
-            "GET",
-            &format!("http://a.test/list?prefix=item:&limit=1000{query}"),
+            "POST",
+            "http://a.test/fill?prefix=item:&count=10000",
             "",
         )
         .await;
-        assert_eq!(status, 200, "{body}");
-        let page: Value = serde_json::from_str(&body).expect("json");
-        let keys = page["keys"].as_array().expect("keys");
-        assert!(keys.len() <= 1000);
-        seen.extend(
-            keys.iter()
-                .map(|key| key.as_str().expect("a key").to_owned()),
-        );
-        pages += 1;
-        match page["cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_owned()),
-            None => break,
+        assert_eq!((status, body.as_str()), (200, "10000"));
+        call(&app, "PUT", "http://a.test/kv/other", "x").await;
+        let mut seen = Vec::new();
+        let mut cursor: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let query = match &cursor {
+                Some(cursor) => format!("&cursor={cursor}"),
+                None => String::new(),
+            };
+            let (status, body) = call(
+                &app,
+                "GET",
+                &format!("http://a.test/list?prefix=item:&limit=1000{query}"),
+                "",
+            )
+            .await;
+            assert_eq!(status, 200, "{body}");
+            let page: Value = serde_json::from_str(&body).expect("json");
+            let keys = page["keys"].as_array().expect("keys");
+            assert!(keys.len() <= 1000);
+            seen.extend(
+                keys.iter()
+                    .map(|key| key.as_str().expect("a key").to_owned()),
+            );
+            pages += 1;
+            match page["cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => break,
+            }
         }
+        let expected: Vec<String> = (0..10_000).map(|n| format!("item:{n:05}")).collect();
+        assert_eq!(seen, expected);
+        assert!((10..=11).contains(&pages), "{pages} pages");
     }
-    let expected: Vec<String> = (0..10_000).map(|n| format!("item:{n:05}")).collect();
-    assert_eq!(seen, expected);
-    assert!((10..=11).contains(&pages), "{pages} pages");
 }
 
 #[tokio::test]
 async fn apps_with_colliding_key_names_never_see_each_other() {
-    let dir = tempfile::tempdir().expect("a directory");
-    let app = harness(
-        dir.path(),
-        &[("a", "kv = true"), ("b", "kv = true"), ("c", "")],
-    );
-    call(&app, "PUT", "http://a.test/kv/user:1", "alice").await;
-    call(&app, "PUT", "http://b.test/kv/user:1", "bob").await;
-    // A key that spells the other app's name reaches nothing of it.
-    call(&app, "PUT", "http://a.test/kv/b", "not b's").await;
-    assert_eq!(
-        call(&app, "GET", "http://a.test/kv/user:1", "").await.1,
-        "alice"
-    );
-    assert_eq!(
-        call(&app, "GET", "http://b.test/kv/user:1", "").await.1,
-        "bob"
-    );
-    let (_, listed) = call(&app, "GET", "http://b.test/list", "").await;
-    let listed: Value = serde_json::from_str(&listed).expect("json");
-    assert_eq!(listed["keys"], serde_json::json!(["user:1"]));
-    assert_eq!(
-        call(&app, "DELETE", "http://b.test/kv/b", "").await.1,
-        "false"
-    );
-    let (status, body) = call(&app, "GET", "http://c.test/kv/user:1", "").await;
-    assert_eq!(status, 500);
-    assert!(body.contains("kv is not granted"), "{body}");
+    for store in stores() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let app = harness_on(
+            &store,
+            dir.path(),
+            &[("a", "kv = true"), ("b", "kv = true"), ("c", "")],
+        );
+        call(&app, "PUT", "http://a.test/kv/user:1", "alice").await;
+        call(&app, "PUT", "http://b.test/kv/user:1", "bob").await;
+        // A key that spells the other app's name reaches nothing of it.
+        call(&app, "PUT", "http://a.test/kv/b", "not b's").await;
+        assert_eq!(
+            call(&app, "GET", "http://a.test/kv/user:1", "").await.1,
+            "alice"
+        );
+        assert_eq!(
+            call(&app, "GET", "http://b.test/kv/user:1", "").await.1,
+            "bob"
+        );
+        let (_, listed) = call(&app, "GET", "http://b.test/list", "").await;
+        let listed: Value = serde_json::from_str(&listed).expect("json");
+        assert_eq!(listed["keys"], serde_json::json!(["user:1"]));
+        assert_eq!(
+            call(&app, "DELETE", "http://b.test/kv/b", "").await.1,
+            "false"
+        );
+        let (status, body) = call(&app, "GET", "http://c.test/kv/user:1", "").await;
+        assert_eq!(status, 500);
+        assert!(body.contains("kv is not granted"), "{body}");
+        // On Redis, each app's keys sit under its own name (redis-cli sees them).
+        if let Store::Redis(redis) = &store {
+            let get = |key: &str| {
+                let output = std::process::Command::new("redis-cli")
+                    .args(["-p", &redis.port.to_string(), "GET", key])
+                    .output()
+                    .expect("redis-cli runs");
+                String::from_utf8_lossy(&output.stdout).trim().to_owned()
+            };
+            assert_eq!(get("squall:kv:{1:a}:v:user:1"), "alice");
+            assert_eq!(get("squall:kv:{1:b}:v:user:1"), "bob");
+        }
+    }
 }
 
 #[tokio::test]
 async fn quotas_answer_clearly_while_a_neighbour_keeps_writing() {
-    let dir = tempfile::tempdir().expect("a directory");
-    let app = harness(
-        dir.path(),
-        &[
-            (
-                "tight",
-                "kv = true\nkv_max_keys = 5\nkv_max_bytes = \"4KiB\"\nkv_max_value = \"1KiB\"\nkv_max_key = 16",
-            ),
-            ("roomy", "kv = true"),
-        ],
-    );
-    let (status, body) = call(&app, "POST", "http://tight.test/fill?prefix=k&count=6", "").await;
-    assert_eq!(status, 507, "{body}");
-    assert!(body.contains("kv_max_keys"), "{body}");
-    assert_eq!(
-        app.kv_usage("tight").await.expect("usage").0,
-        0,
-        "the batch wrote nothing"
-    );
-    let (status, body) = call(&app, "POST", "http://tight.test/fill?prefix=k&count=5", "").await;
-    assert_eq!((status, body.as_str()), (200, "5"));
-    let (status, body) = call(
-        &app,
-        "PUT",
-        "http://tight.test/kv/k00000",
-        &"x".repeat(2048),
-    )
-    .await;
-    assert_eq!(status, 413, "{body}");
-    assert!(body.contains("kv_max_value"), "{body}");
-    for n in 0..4 {
-        let (status, _) = call(
+    for store in stores() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let app = harness_on(
+            &store,
+            dir.path(),
+            &[
+                (
+                    "tight",
+                    "kv = true\nkv_max_keys = 5\nkv_max_bytes = \"4KiB\"\nkv_max_value = \"1KiB\"\nkv_max_key = 16",
+                ),
+                ("roomy", "kv = true"),
+            ],
+        );
+        let (status, body) =
+            call(&app, "POST", "http://tight.test/fill?prefix=k&count=6", "").await;
+        assert_eq!(status, 507, "{body}");
+        assert!(body.contains("kv_max_keys"), "{body}");
+        assert_eq!(
+            app.kv_usage("tight").await.expect("usage").0,
+            0,
+            "the batch wrote nothing"
+        );
+        let (status, body) =
+            call(&app, "POST", "http://tight.test/fill?prefix=k&count=5", "").await;
+        assert_eq!((status, body.as_str()), (200, "5"));
+        let (status, body) = call(
             &app,
             "PUT",
-            &format!("http://tight.test/kv/k0000{n}"),
+            "http://tight.test/kv/k00000",
+            &"x".repeat(2048),
+        )
+        .await;
+        assert_eq!(status, 413, "{body}");
+        assert!(body.contains("kv_max_value"), "{body}");
+        for n in 0..4 {
+            let (status, _) = call(
+                &app,
+                "PUT",
+                &format!("http://tight.test/kv/k0000{n}"),
+                &"x".repeat(1000),
+            )
+            .await;
+            assert_eq!(status, 204);
+        }
+        let (status, body) = call(
+            &app,
+            "PUT",
+            "http://tight.test/kv/k00004",
             &"x".repeat(1000),
         )
         .await;
-        assert_eq!(status, 204);
+        assert_eq!(status, 507, "{body}");
+        assert!(body.contains("kv_max_bytes"), "{body}");
+        let (status, _) = call(
+            &app,
+            "GET",
+            &format!("http://tight.test/kv/{}", "k".repeat(17)),
+            "",
+        )
+        .await;
+        assert_eq!(status, 413, "an over-long key");
+        assert!(app.limit_hits("tight", "kv_max_bytes").expect("counted") >= 2);
+        assert!(app.limit_hits("tight", "kv_max_value").expect("counted") >= 2);
+        // The neighbour is not affected.
+        let (status, body) = call(
+            &app,
+            "POST",
+            "http://roomy.test/fill?prefix=k&count=2000&size=100",
+            "",
+        )
+        .await;
+        assert_eq!((status, body.as_str()), (200, "2000"));
+        assert_eq!(app.limit_hits("roomy", "kv_max_bytes").expect("counted"), 0);
     }
-    let (status, body) = call(
-        &app,
-        "PUT",
-        "http://tight.test/kv/k00004",
-        &"x".repeat(1000),
-    )
-    .await;
-    assert_eq!(status, 507, "{body}");
-    assert!(body.contains("kv_max_bytes"), "{body}");
-    let (status, _) = call(
-        &app,
-        "GET",
-        &format!("http://tight.test/kv/{}", "k".repeat(17)),
-        "",
-    )
-    .await;
-    assert_eq!(status, 413, "an over-long key");
-    assert!(app.limit_hits("tight", "kv_max_bytes").expect("counted") >= 2);
-    assert!(app.limit_hits("tight", "kv_max_value").expect("counted") >= 2);
-    // The neighbour is not affected.
-    let (status, body) = call(
-        &app,
-        "POST",
-        "http://roomy.test/fill?prefix=k&count=2000&size=100",
-        "",
-    )
-    .await;
-    assert_eq!((status, body.as_str()), (200, "2000"));
-    assert_eq!(app.limit_hits("roomy", "kv_max_bytes").expect("counted"), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_flooding_the_store_with_calls_is_held_back_while_a_neighbour_writes() {
-    let dir = tempfile::tempdir().expect("a directory");
-    let app = harness(dir.path(), &[("flood", "kv = true"), ("calm", "kv = true")]);
-    let (flood, calm) = tokio::join!(
-        call(&app, "POST", "http://flood.test/flood/200", ""),
-        async {
-            let mut answers = Vec::new();
-            for n in 0..20 {
-                answers.push(
-                    call(&app, "PUT", &format!("http://calm.test/kv/k{n}"), "v")
-                        .await
-                        .0,
-                );
+    for store in stores() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let app = harness_on(
+            &store,
+            dir.path(),
+            &[("flood", "kv = true"), ("calm", "kv = true")],
+        );
+        let (flood, calm) = tokio::join!(
+            call(&app, "POST", "http://flood.test/flood/200", ""),
+            async {
+                let mut answers = Vec::new();
+                for n in 0..20 {
+                    answers.push(
+                        call(&app, "PUT", &format!("http://calm.test/kv/k{n}"), "v")
+                            .await
+                            .0,
+                    );
+                }
+                answers
             }
-            answers
-        }
-    );
-    assert_eq!(flood.0, 200, "{flood:?}");
-    let refused: usize = flood.1.parse().expect("a count");
-    // At most 16 are in flight at a time; a call that is answered while the
-    // rest are being started frees its place, so a few more get through.
-    assert!(
-        refused >= 100,
-        "only {refused} of 200 calls at once were refused"
-    );
-    assert!(calm.iter().all(|status| *status == 204), "{calm:?}");
-    assert!(app.limit_hits("flood", "kv_max_value").expect("counted") >= 1);
+        );
+        assert_eq!(flood.0, 200, "{flood:?}");
+        let refused: usize = flood.1.parse().expect("a count");
+        // At most 16 are in flight at a time; a call that is answered while the
+        // rest are being started frees its place, so a few more get through.
+        assert!(
+            refused >= 100,
+            "only {refused} of 200 calls at once were refused"
+        );
+        assert!(calm.iter().all(|status| *status == 204), "{calm:?}");
+        assert!(app.limit_hits("flood", "kv_max_value").expect("counted") >= 1);
+    }
 }
 
 #[tokio::test]
@@ -692,4 +755,120 @@ async fn a_standard_component_uses_wasi_keyvalue_and_wasi_config() {
         call(&app, "GET", &at("ungranted", "/kv/k"), "").await,
         (403, "access denied".into())
     );
+}
+
+/// The state guest served by the real binary with its store on `redis`.
+fn serve_on_redis(redis_url: &str) -> Server {
+    Server::with_manifest(&format!(
+        "[server.backend]\nkind = \"redis\"\nurl = {redis_url:?}\n\n[app.a]\nsource = {:?}\nkv = true\ntimeout = \"10s\"\n",
+        component("tests/guests/state").display().to_string()
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_redis_makes_calls_unavailable_and_they_resume_when_it_returns() {
+    let mut redis = RedisServer::start();
+    let server = serve_on_redis(&redis.url());
+    let http = support::client();
+    let put = |value: &'static str| {
+        let http = &http;
+        let url = server.url("/kv/k");
+        async move {
+            let response = http.put(url).body(value).send().await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    assert_eq!(put("before").await.0, 204);
+
+    redis.kill();
+    let started = std::time::Instant::now();
+    let (status, body) = put("while down").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("unavailable"), "{body}");
+    // Answered within the store's own wait, not the request's 10 s timeout.
+    assert!(
+        started.elapsed() < Duration::from_secs(9),
+        "{:?}",
+        started.elapsed()
+    );
+    redis.restart();
+    let mut back = false;
+    for _ in 0..50 {
+        if put("after").await.0 == 204 {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(back, "the store never came back: {}", server.logs());
+    let value = http
+        .get(server.url("/kv/k"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(value, "after");
+}
+
+#[test]
+fn an_unreachable_redis_stops_the_start_with_a_clear_error() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("squall.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "[server.backend]\nkind = \"redis\"\nurl = \"redis://127.0.0.1:{closed}\"\n\n[app.a]\nsource = {:?}\nkv = true\n",
+            component("tests/guests/state").display().to_string()
+        ),
+    )
+    .unwrap();
+    let output = support::squall()
+        .arg("serve")
+        .arg(&manifest)
+        .args(["--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot reach Redis"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hosts_sharing_redis_count_one_counter_exactly() {
+    let redis = RedisServer::start();
+    let hosts = [serve_on_redis(&redis.url()), serve_on_redis(&redis.url())];
+    let http = support::client();
+    let increments = (0..200).map(|n| {
+        let url = hosts[n % 2].url("/incr/shared");
+        let http = &http;
+        async move {
+            let response = http.post(url).send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.text().await.unwrap().parse::<i64>().unwrap()
+        }
+    });
+    let mut seen = join_all(increments).await;
+    seen.sort_unstable();
+    assert_eq!(
+        seen,
+        (1..=200).collect::<Vec<_>>(),
+        "each increment saw its own value"
+    );
+    for host in &hosts {
+        let total = http
+            .get(host.url("/kv/shared"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(total, "200");
+    }
 }

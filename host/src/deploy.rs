@@ -10,10 +10,11 @@
 
 use crate::app::{App, AppHandle};
 use crate::capabilities::{self, Shared, StoreCapabilities};
-use crate::config::{AppConfig, Manifest, ServerConfig};
+use crate::config::{AppConfig, BackendConfig, Manifest, ServerConfig};
 use crate::hub::Hub;
 use crate::kv::KvBackend;
 use crate::kv::embedded::Embedded;
+use crate::kv::redis::RedisKv;
 use crate::routes::RouteTable;
 use crate::runtime::{AppInstances, Runtime, RuntimeConfig, Share, share_of};
 use crate::server::{AppRouter, Tls};
@@ -257,7 +258,7 @@ impl Deployment {
     /// if an app of that name was served before); its store if granted.
     fn account(&self, served: &mut Served, config: &AppConfig) -> Result<AppInstances> {
         if config.kv {
-            self.shared.open_kv(|| open_store(&self.server.data_dir))?;
+            self.shared.open_kv(|| open_store(&self.server))?;
         }
         match served.accounts.get(&config.name) {
             Some(account) => {
@@ -315,7 +316,7 @@ impl Deployment {
             return Ok(None);
         }
         if config.kv {
-            self.shared.open_kv(|| open_store(&self.server.data_dir))?;
+            self.shared.open_kv(|| open_store(&self.server))?;
         }
         let app = App::load(
             &self.runtime,
@@ -461,8 +462,14 @@ fn hash_of(path: &Path) -> Result<String> {
     Ok(crate::runtime::sha256_hex(&bytes))
 }
 
-/// The key-value store under `data_dir`.
-fn open_store(data_dir: &Path) -> Result<Arc<dyn KvBackend>> {
+/// The key-value store the server's backend names: embedded under
+/// `data_dir`, or Redis.
+fn open_store(server: &ServerConfig) -> Result<Arc<dyn KvBackend>> {
+    if let BackendConfig::Redis { url } = &server.backend {
+        let store: Arc<dyn KvBackend> = RedisKv::connect(url)?;
+        return Ok(store);
+    }
+    let data_dir = &server.data_dir;
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
     let store: Arc<dyn KvBackend> = Embedded::open(&data_dir.join("kv.redb"))?;

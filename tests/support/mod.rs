@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod raw_ws;
+pub mod redis;
 pub mod upstream;
 
 use std::io::{BufRead, BufReader, Read};

@@ -20,7 +20,7 @@ mod settings;
 mod values;
 
 pub(crate) use app::{AppConfig, Limits, Reuse, StaticDir, WebSocketMode, WebSocketRoute};
-pub(crate) use server::{CertificateConfig, ServerConfig};
+pub(crate) use server::{BackendConfig, CertificateConfig, ServerConfig};
 pub(crate) use settings::Settings;
 #[cfg(test)]
 use values::parse_percent;

@@ -58,6 +58,21 @@ pub(crate) struct ServerConfig {
     /// The HTTPS listener's certificates, each for the host names it lists
     /// (chosen by SNI).
     pub(crate) certificates: Vec<CertificateConfig>,
+    /// Where the apps' key-value stores live.
+    pub(crate) backend: BackendConfig,
+}
+
+/// `[server.backend]`: the embedded store (the default), or Redis shared
+/// by several hosts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, tag = "kind", rename_all = "lowercase")]
+pub(crate) enum BackendConfig {
+    /// redb under `data_dir`.
+    #[default]
+    Embedded,
+    /// A Redis server: `url = "redis://host:6379"` (`rediss://` for TLS,
+    /// a password as `redis://:PASSWORD@host`).
+    Redis { url: String },
 }
 
 /// One `[[server.certificates]]` entry.
@@ -94,6 +109,7 @@ impl Default for ServerConfig {
             https_listen: None,
             https_redirect: false,
             certificates: Vec::new(),
+            backend: BackendConfig::Embedded,
         }
     }
 }

@@ -8,6 +8,7 @@
 //! script), so a Redis backend maps onto them one to one.
 
 pub(crate) mod embedded;
+pub(crate) mod redis;
 mod writer;
 
 use std::future::Future;
