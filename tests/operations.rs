@@ -326,14 +326,7 @@ fn a_cache_others_may_write_is_refused() {
     let cache = dir.path().join("cache");
     std::fs::create_dir(&cache).unwrap();
     std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let output = squall()
-        .arg("serve")
-        .arg(&manifest)
-        .args(["--listen", "127.0.0.1:0"])
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = support::refused_start(&manifest);
     assert!(stderr.contains("may be written by other users"), "{stderr}");
 }
 

@@ -818,24 +818,10 @@ fn an_unreachable_redis_stops_the_start_with_a_clear_error() {
         .and_then(|listener| listener.local_addr())
         .unwrap()
         .port();
-    let dir = tempfile::tempdir().unwrap();
-    let manifest = dir.path().join("squall.toml");
-    std::fs::write(
-        &manifest,
-        format!(
-            "[server.backend]\nkind = \"redis\"\nurl = \"redis://127.0.0.1:{closed}\"\n\n[app.a]\nsource = {:?}\nkv = true\n",
-            component("tests/guests/state").display().to_string()
-        ),
-    )
-    .unwrap();
-    let output = support::squall()
-        .arg("serve")
-        .arg(&manifest)
-        .args(["--listen", "127.0.0.1:0"])
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = support::refused_manifest(&format!(
+        "[server.backend]\nkind = \"redis\"\nurl = \"redis://127.0.0.1:{closed}\"\n\n[app.a]\nsource = {:?}\nkv = true\n",
+        component("tests/guests/state").display().to_string()
+    ));
     assert!(stderr.contains("cannot reach Redis"), "{stderr}");
 }
 

@@ -157,13 +157,6 @@ fn a_key_that_does_not_fit_its_certificate_is_refused_at_start() {
     certificate(dir.path(), "b.test");
     let manifest = manifest(dir.path(), &["a.test"]);
     std::fs::copy(dir.path().join("b.test.key"), dir.path().join("a.test.key")).unwrap();
-    let output = squall()
-        .arg("serve")
-        .arg(&manifest)
-        .args(["--listen", "127.0.0.1:0"])
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = support::refused_start(&manifest);
     assert!(stderr.contains("does not fit the certificate"), "{stderr}");
 }

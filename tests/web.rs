@@ -245,21 +245,22 @@ fn url_encode(text: &str) -> String {
         .collect()
 }
 
-/// A cookie and header pair that pass the XSRF check.
-async fn xsrf_pair(server: &Server) -> (String, String) {
+/// A POST to `path` that passes the XSRF check: the `_xsrf` cookie of a
+/// page, and its token in the header.
+async fn protected_post(server: &Server, path: &str) -> reqwest::RequestBuilder {
     let page = client().get(server.url("/form")).send().await.unwrap();
-    let cookie = cookie_value(&set_cookies(page.headers()), "_xsrf");
-    (format!("_xsrf={cookie}"), cookie)
+    let token = cookie_value(&set_cookies(page.headers()), "_xsrf");
+    client()
+        .post(server.url(path))
+        .header(header::COOKIE, format!("_xsrf={token}"))
+        .header("X-XSRFToken", token)
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn arguments_uploads_and_error_pages() {
     let server = web();
-    let (cookie, token) = xsrf_pair(&server).await;
-    let response = client()
-        .post(server.url("/args?name=query&tag=a"))
-        .header(header::COOKIE, &cookie)
-        .header("X-XSRFToken", &token)
+    let response = protected_post(&server, "/args?name=query&tag=a")
+        .await
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .body("color=red&tag=b&name=form")
         .send()
@@ -278,10 +279,8 @@ async fn arguments_uploads_and_error_pages() {
     let mut body = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nbig one\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n").into_bytes();
     body.extend(vec![7u8; 3 << 20]);
     body.extend(format!("\r\n--{boundary}--\r\n").into_bytes());
-    let upload = client()
-        .post(server.url("/upload"))
-        .header(header::COOKIE, &cookie)
-        .header("X-XSRFToken", &token)
+    let upload = protected_post(&server, "/upload")
+        .await
         .header(
             header::CONTENT_TYPE,
             format!("multipart/form-data; boundary={boundary}"),
@@ -295,10 +294,8 @@ async fn arguments_uploads_and_error_pages() {
         "title=big one\nfile: big.bin (3145728 bytes)"
     );
     // Broken multipart: 400, and over max_body: 413.
-    let broken = client()
-        .post(server.url("/upload"))
-        .header(header::COOKIE, &cookie)
-        .header("X-XSRFToken", &token)
+    let broken = protected_post(&server, "/upload")
+        .await
         .header(header::CONTENT_TYPE, "multipart/form-data; boundary=nope")
         .body("garbage")
         .send()
@@ -310,11 +307,8 @@ async fn arguments_uploads_and_error_pages() {
         &static_dir(),
         "max_body = \"64KiB\"",
     );
-    let (cookie, token) = xsrf_pair(&small).await;
-    let too_big = client()
-        .post(small.url("/upload"))
-        .header(header::COOKIE, &cookie)
-        .header("X-XSRFToken", &token)
+    let too_big = protected_post(&small, "/upload")
+        .await
         .header(header::CONTENT_TYPE, "multipart/form-data; boundary=XyZ")
         .body(vec![b'x'; 200 << 10])
         .send()
@@ -431,11 +425,8 @@ async fn templates_escape_and_fail_clearly_redirects_and_the_current_user() {
         private.headers()[header::LOCATION],
         "/login?next=%2Fprivate%3Fx%3D1"
     );
-    let (cookie, token) = xsrf_pair(&server).await;
-    let post = client()
-        .post(server.url("/private"))
-        .header(header::COOKIE, &cookie)
-        .header("X-XSRFToken", &token)
+    let post = protected_post(&server, "/private")
+        .await
         .send()
         .await
         .unwrap();
@@ -655,23 +646,9 @@ async fn responses_are_compressed_for_clients_that_accept_it() {
 
 #[test]
 fn a_missing_static_directory_is_refused_at_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let manifest = dir.path().join("squall.toml");
-    std::fs::write(
-        &manifest,
-        format!(
-            "[app.web]\nsource = {:?}\n\n[[app.web.static]]\nprefix = \"/static\"\ndir = \"missing\"\n",
-            component("tests/guests/web").display().to_string()
-        ),
-    )
-    .unwrap();
-    let output = support::squall()
-        .arg("serve")
-        .arg(&manifest)
-        .args(["--listen", "127.0.0.1:0"])
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = support::refused_manifest(&format!(
+        "[app.web]\nsource = {:?}\n\n[[app.web.static]]\nprefix = \"/static\"\ndir = \"missing\"\n",
+        component("tests/guests/web").display().to_string()
+    ));
     assert!(stderr.contains("missing"), "{stderr}");
 }

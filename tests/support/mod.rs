@@ -299,6 +299,26 @@ fn collect(mut from: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
     });
 }
 
+/// `squall serve MANIFEST` must refuse to start: its stderr, which says why.
+pub fn refused_start(manifest: &Path) -> String {
+    let output = squall()
+        .arg("serve")
+        .arg(manifest)
+        .args(["--listen", "127.0.0.1:0"])
+        .output()
+        .expect("squall serve runs");
+    assert!(!output.status.success(), "squall serve started");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// [`refused_start`] for a manifest written with `text` in a temporary directory.
+pub fn refused_manifest(text: &str) -> String {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let manifest = dir.path().join("squall.toml");
+    std::fs::write(&manifest, text).expect("write manifest");
+    refused_start(&manifest)
+}
+
 /// A manifest serving one app from `wasm` at `/` with extra `settings` lines.
 pub fn manifest(name: &str, wasm: &Path, settings: &str) -> String {
     format!(
