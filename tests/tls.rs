@@ -8,7 +8,7 @@ mod support;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use support::{Server, hello_wasm, squall};
+use support::{Server, hello_wasm};
 
 /// A self-signed certificate for `name`, written as `name.pem` and
 /// `name.key` in `dir`; its PEM.
