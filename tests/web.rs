@@ -54,13 +54,23 @@ fn cookie_value(set: &[String], name: &str) -> String {
         .to_owned()
 }
 
-async fn get_with_cookie(server: &Server, path: &str, cookie: &str) -> (u16, String) {
-    let response = client()
+/// GET `path` with one more header.
+async fn get_with(
+    server: &Server,
+    path: &str,
+    name: impl AsRef<str>,
+    value: impl AsRef<str>,
+) -> reqwest::Response {
+    client()
         .get(server.url(path))
-        .header(header::COOKIE, cookie)
+        .header(name.as_ref(), value.as_ref())
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn get_with_cookie(server: &Server, path: &str, cookie: &str) -> (u16, String) {
+    let response = get_with(server, path, header::COOKIE, cookie).await;
     (response.status().as_u16(), response.text().await.unwrap())
 }
 
@@ -317,23 +327,19 @@ async fn arguments_uploads_and_error_pages() {
     assert_eq!(too_big.status(), 413);
 
     // Error pages by Accept: JSON, HTML (escaped), or plain text.
-    let json = client()
-        .get(server.url("/error/409"))
-        .header(header::ACCEPT, "application/json")
-        .send()
-        .await
-        .unwrap();
+    let json = get_with(&server, "/error/409", header::ACCEPT, "application/json").await;
     assert_eq!(json.status(), 409);
     assert_eq!(json.headers()[header::CONTENT_TYPE], "application/json");
     let json: serde_json::Value = serde_json::from_str(&json.text().await.unwrap()).unwrap();
     assert_eq!(json["status"], 409);
     assert_eq!(json["message"], "a <custom> message");
-    let html = client()
-        .get(server.url("/error/404"))
-        .header(header::ACCEPT, "text/html,application/xhtml+xml,*/*;q=0.8")
-        .send()
-        .await
-        .unwrap();
+    let html = get_with(
+        &server,
+        "/error/404",
+        header::ACCEPT,
+        "text/html,application/xhtml+xml,*/*;q=0.8",
+    )
+    .await;
     assert_eq!(html.status(), 404);
     let html = html.text().await.unwrap();
     assert!(
@@ -343,12 +349,7 @@ async fn arguments_uploads_and_error_pages() {
     let text = client().get(server.url("/error/418")).send().await.unwrap();
     assert_eq!(text.text().await.unwrap(), "a <custom> message\n");
     // The router's own 404 gets the page too.
-    let unknown = client()
-        .get(server.url("/nowhere"))
-        .header(header::ACCEPT, "application/json")
-        .send()
-        .await
-        .unwrap();
+    let unknown = get_with(&server, "/nowhere", header::ACCEPT, "application/json").await;
     assert_eq!(unknown.status(), 404);
     assert!(unknown.text().await.unwrap().contains("\"status\":404"));
 }
@@ -449,12 +450,7 @@ async fn templates_escape_and_fail_clearly_redirects_and_the_current_user() {
     );
     assert_eq!(get_with_cookie(&server, "/whoami", "").await.1, "127.0.0.1");
     // A client cannot claim another address.
-    let spoofed = client()
-        .get(server.url("/whoami"))
-        .header("squall-client-addr", "10.9.8.7")
-        .send()
-        .await
-        .unwrap();
+    let spoofed = get_with(&server, "/whoami", "squall-client-addr", "10.9.8.7").await;
     assert_eq!(spoofed.text().await.unwrap(), "127.0.0.1");
 }
 
@@ -493,44 +489,25 @@ async fn static_files_are_served_by_the_host_with_caching_and_ranges() {
         "no instance: no request line"
     );
 
-    let revalidated = client()
-        .get(server.url("/static/app.css"))
-        .header(header::IF_NONE_MATCH, &etag)
-        .send()
-        .await
-        .unwrap();
+    let revalidated = get_with(&server, "/static/app.css", header::IF_NONE_MATCH, &etag).await;
     assert_eq!(revalidated.status(), 304);
-    let since = client()
-        .get(server.url("/static/app.css"))
-        .header(header::IF_MODIFIED_SINCE, &modified)
-        .send()
-        .await
-        .unwrap();
+    let since = get_with(
+        &server,
+        "/static/app.css",
+        header::IF_MODIFIED_SINCE,
+        &modified,
+    )
+    .await;
     assert_eq!(since.status(), 304);
 
-    let range = client()
-        .get(server.url("/static/app.js"))
-        .header(header::RANGE, "bytes=0-6")
-        .send()
-        .await
-        .unwrap();
+    let range = get_with(&server, "/static/app.js", header::RANGE, "bytes=0-6").await;
     assert_eq!(range.status(), 206);
     assert_eq!(range.text().await.unwrap(), "console");
-    let beyond = client()
-        .get(server.url("/static/app.js"))
-        .header(header::RANGE, "bytes=5000-6000")
-        .send()
-        .await
-        .unwrap();
+    let beyond = get_with(&server, "/static/app.js", header::RANGE, "bytes=5000-6000").await;
     assert_eq!(beyond.status(), 416);
 
     // The precompressed sibling for a client that accepts gzip.
-    let gz = client()
-        .get(server.url("/static/app.css"))
-        .header(header::ACCEPT_ENCODING, "gzip")
-        .send()
-        .await
-        .unwrap();
+    let gz = get_with(&server, "/static/app.css", header::ACCEPT_ENCODING, "gzip").await;
     assert_eq!(gz.headers()[header::CONTENT_ENCODING], "gzip");
     let mut decoded = String::new();
     flate2::read::GzDecoder::new(&gz.bytes().await.unwrap()[..])
@@ -597,12 +574,7 @@ async fn static_files_are_served_by_the_host_with_caching_and_ranges() {
 #[tokio::test(flavor = "multi_thread")]
 async fn responses_are_compressed_for_clients_that_accept_it() {
     let server = web();
-    let gz = client()
-        .get(server.url("/big"))
-        .header(header::ACCEPT_ENCODING, "gzip, br")
-        .send()
-        .await
-        .unwrap();
+    let gz = get_with(&server, "/big", header::ACCEPT_ENCODING, "gzip, br").await;
     assert_eq!(gz.headers()[header::CONTENT_ENCODING], "gzip");
     assert_eq!(gz.headers()[header::VARY], "Accept-Encoding");
     let bytes = gz.bytes().await.unwrap();
@@ -615,19 +587,9 @@ async fn responses_are_compressed_for_clients_that_accept_it() {
 
     let identity = client().get(server.url("/big")).send().await.unwrap();
     assert!(!identity.headers().contains_key(header::CONTENT_ENCODING));
-    let refused = client()
-        .get(server.url("/big"))
-        .header(header::ACCEPT_ENCODING, "gzip;q=0")
-        .send()
-        .await
-        .unwrap();
+    let refused = get_with(&server, "/big", header::ACCEPT_ENCODING, "gzip;q=0").await;
     assert!(!refused.headers().contains_key(header::CONTENT_ENCODING));
-    let small = client()
-        .get(server.url("/whoami"))
-        .header(header::ACCEPT_ENCODING, "gzip")
-        .send()
-        .await
-        .unwrap();
+    let small = get_with(&server, "/whoami", header::ACCEPT_ENCODING, "gzip").await;
     assert!(!small.headers().contains_key(header::CONTENT_ENCODING));
 
     let off = serve(
@@ -635,12 +597,7 @@ async fn responses_are_compressed_for_clients_that_accept_it() {
         &static_dir(),
         "compress = false",
     );
-    let plain = client()
-        .get(off.url("/big"))
-        .header(header::ACCEPT_ENCODING, "gzip")
-        .send()
-        .await
-        .unwrap();
+    let plain = get_with(&off, "/big", header::ACCEPT_ENCODING, "gzip").await;
     assert!(!plain.headers().contains_key(header::CONTENT_ENCODING));
 }
 
