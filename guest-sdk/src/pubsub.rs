@@ -111,6 +111,9 @@ pub enum PubSubError {
     /// The host has no pub/sub: the app was built as a standard wasi:http
     /// component, and pub/sub is a Squall capability.
     Unavailable,
+    /// Pub/sub crosses hosts through a backend (Redis) the host cannot
+    /// reach just now; try again shortly.
+    Backend(String),
 }
 
 impl std::fmt::Display for PubSubError {
@@ -122,6 +125,7 @@ impl std::fmt::Display for PubSubError {
             PubSubError::Unavailable => f.write_str(
                 "pubsub is a Squall capability: this component was built for standard wasi:http hosts",
             ),
+            PubSubError::Backend(why) => write!(f, "pubsub backend unavailable: {why}"),
         }
     }
 }
@@ -129,11 +133,14 @@ impl std::fmt::Display for PubSubError {
 impl std::error::Error for PubSubError {}
 
 impl From<PubSubError> for crate::Error {
-    /// `503` for a limit of the app's, `500` otherwise (a topic the
-    /// manifest does not grant is the app's mistake, not the client's).
+    /// `503` for a limit of the app's or a backend out of reach, `500`
+    /// otherwise (a topic the manifest does not grant is the app's mistake,
+    /// not the client's).
     fn from(error: PubSubError) -> Self {
         let status = match error {
-            PubSubError::Limit(_) => ::http::StatusCode::SERVICE_UNAVAILABLE,
+            PubSubError::Limit(_) | PubSubError::Backend(_) => {
+                ::http::StatusCode::SERVICE_UNAVAILABLE
+            }
             _ => ::http::StatusCode::INTERNAL_SERVER_ERROR,
         };
         crate::Error::new(status, error.to_string())

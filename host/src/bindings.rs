@@ -4,7 +4,11 @@
 wasmtime::component::bindgen!({
     world: "app",
     path: "../wit",
-    imports: { default: trappable },
+    imports: {
+        // With pub/sub across hosts, a publish waits for its id from Redis.
+        "squall:app/pubsub.publish": async | trappable,
+        default: trappable,
+    },
     exports: { default: async },
 });
 

@@ -32,6 +32,16 @@ pub(crate) struct TopicKey {
 }
 
 impl TopicKey {
+    /// The app the topic belongs to.
+    pub(crate) fn app(&self) -> &str {
+        &self.app
+    }
+
+    /// The topic's name within its app.
+    pub(crate) fn topic(&self) -> &str {
+        &self.topic
+    }
+
     /// `topic` of `app`.
     pub(crate) fn new(app: &Arc<str>, topic: &str) -> Self {
         TopicKey {
@@ -48,6 +58,15 @@ pub(crate) struct Published {
     pub(crate) id: u64,
     /// What the publisher sent.
     pub(crate) payload: Bytes,
+}
+
+/// Who a message taken in goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Deliver {
+    /// The topic's subscribers and waiters.
+    ToAll,
+    /// Its waiters only: history caught up when a topic starts being followed.
+    HistoryOnly,
 }
 
 /// A WebSocket connection that receives a topic's messages.
@@ -88,6 +107,11 @@ impl AppTopics {
         self.max_topics.store(max_topics, Ordering::Relaxed);
         self.max_bytes.store(max_bytes, Ordering::Relaxed);
         self.history.store(history.max(1), Ordering::Relaxed);
+    }
+
+    /// Messages each topic keeps (`pubsub_history`).
+    pub(crate) fn history(&self) -> usize {
+        self.history.load(Ordering::Relaxed)
     }
 
     /// Topics the app has now.
@@ -249,11 +273,56 @@ impl Broker {
         payload: Bytes,
         app: &Arc<AppTopics>,
     ) -> Result<u64, Refused> {
+        self.append(key, None, payload, app, Deliver::ToAll)
+    }
+
+    /// Take in a message numbered elsewhere (another host's, through a
+    /// shared backend): kept and delivered like one published here, unless
+    /// its id is not newer than the topic's last. `Deliver::HistoryOnly`
+    /// fills the history (a topic just followed) without sending it to the
+    /// topic's subscribers, who asked for messages from now on.
+    pub(crate) fn take_in(
+        &self,
+        key: &TopicKey,
+        id: u64,
+        payload: Bytes,
+        app: &Arc<AppTopics>,
+        deliver: Deliver,
+    ) -> Result<(), Refused> {
+        self.append(key, Some(id), payload, app, deliver).map(drop)
+    }
+
+    /// Whether the topic is known here (has history, waiters or subscribers).
+    pub(crate) fn has_topic(&self, key: &TopicKey) -> bool {
+        self.topics().contains_key(key)
+    }
+
+    /// Create the topic within the app's fence, if it is new.
+    pub(crate) fn open_topic(&self, key: &TopicKey, app: &Arc<AppTopics>) -> Result<(), Refused> {
+        self.topic(key, app).map(drop)
+    }
+
+    /// Keep `payload` as the topic's next message (numbered `id`, or the
+    /// next number) and deliver it as `deliver` says.
+    fn append(
+        &self,
+        key: &TopicKey,
+        id: Option<u64>,
+        payload: Bytes,
+        app: &Arc<AppTopics>,
+        deliver: Deliver,
+    ) -> Result<u64, Refused> {
         let len = payload.len() as u64;
         // Parsed before any lock: only the id is spliced in under it.
         let frames = Frames::new(payload.clone());
         let topic = self.topic(key, app)?;
         let mut state = topic.state();
+        if let Some(id) = id
+            && id < state.next_id
+        {
+            // Already here (a message seen twice after a reconnection).
+            return Ok(id);
+        }
         while state.history.len() >= app.history.load(Ordering::Relaxed) {
             evict_oldest(&mut state, app);
         }
@@ -267,11 +336,11 @@ impl Broker {
                 return Err(Refused::HistoryFull(app.max_bytes.load(Ordering::Relaxed)));
             }
         }
-        let id = state.next_id;
-        state.next_id += 1;
+        let id = id.unwrap_or(state.next_id);
+        state.next_id = id + 1;
         state.history.push_back(Arc::new(Published { id, payload }));
         topic.latest.send_replace(id);
-        if !state.subscribers.is_empty() {
+        if deliver == Deliver::ToAll && !state.subscribers.is_empty() {
             let with_id = frames.with_id(id);
             for subscription in state.subscribers.values() {
                 let frame = match (&with_id, subscription.with_id) {

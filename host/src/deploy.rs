@@ -257,9 +257,7 @@ impl Deployment {
     /// A new app's account with the pool, under its share (the one it had
     /// if an app of that name was served before); its store if granted.
     fn account(&self, served: &mut Served, config: &AppConfig) -> Result<AppInstances> {
-        if config.kv {
-            self.shared.open_kv(|| open_store(&self.server))?;
-        }
+        self.open_backend(config)?;
         match served.accounts.get(&config.name) {
             Some(account) => {
                 account
@@ -315,9 +313,7 @@ impl Deployment {
         if current.config() == config && hash_of(&wasm)? == current.source_hash() {
             return Ok(None);
         }
-        if config.kv {
-            self.shared.open_kv(|| open_store(&self.server))?;
-        }
+        self.open_backend(config)?;
         let app = App::load(
             &self.runtime,
             &self.shared,
@@ -460,6 +456,20 @@ fn holds(apps: &[Arc<AppHandle>], handle: &Arc<AppHandle>) -> bool {
 fn hash_of(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     Ok(crate::runtime::sha256_hex(&bytes))
+}
+
+impl Deployment {
+    /// What the app's grants need of the server's backend: its key-value
+    /// store, and pub/sub across hosts when the backend is Redis.
+    fn open_backend(&self, config: &AppConfig) -> Result<()> {
+        if config.kv {
+            self.shared.open_kv(|| open_store(&self.server))?;
+        }
+        if let BackendConfig::Redis { url } = &self.server.backend {
+            self.shared.relay_through(url)?;
+        }
+        Ok(())
+    }
 }
 
 /// The key-value store the server's backend names: embedded under

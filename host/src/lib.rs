@@ -34,6 +34,7 @@ mod kv;
 mod limit_log;
 mod outbound;
 mod policy;
+mod relay;
 mod reuse;
 mod routes;
 mod runtime;

@@ -1,5 +1,5 @@
 //! A real Redis server for a test (Debian's `redis-server`), on a free
-//! port, with nothing saved to disk; killed when dropped.
+//! port; killed when dropped.
 
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
@@ -8,26 +8,63 @@ use std::time::{Duration, Instant};
 pub struct RedisServer {
     child: Child,
     pub port: u16,
+    /// Where it keeps its append-only file, if it keeps one.
+    persistence: Option<tempfile::TempDir>,
 }
 
 impl RedisServer {
+    /// A Redis that keeps nothing on disk.
     pub fn start() -> RedisServer {
+        RedisServer::spawn(None)
+    }
+
+    /// A Redis that writes every change to an append-only file, so that
+    /// what it acknowledged survives a kill and a restart.
+    pub fn start_persistent() -> RedisServer {
+        RedisServer::spawn(Some(tempfile::tempdir().expect("a directory")))
+    }
+
+    fn spawn(persistence: Option<tempfile::TempDir>) -> RedisServer {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .expect("a free port")
             .port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+        let child = RedisServer::command(port, persistence.as_ref())
             .spawn()
             .unwrap_or_else(|err| {
                 panic!("cannot start redis-server ({err}): apt-get install redis-server")
             });
-        let server = RedisServer { child, port };
+        let server = RedisServer {
+            child,
+            port,
+            persistence,
+        };
         server.wait_until_up();
         server
+    }
+
+    fn command(port: u16, persistence: Option<&tempfile::TempDir>) -> Command {
+        let mut command = Command::new("redis-server");
+        command.args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ]);
+        match persistence {
+            Some(dir) => {
+                command
+                    .args(["--appendonly", "yes", "--appendfsync", "always", "--dir"])
+                    .arg(dir.path());
+            }
+            None => {
+                command.args(["--appendonly", "no"]);
+            }
+        }
+        command.stdout(Stdio::null()).stderr(Stdio::null());
+        command
     }
 
     fn wait_until_up(&self) {
@@ -51,17 +88,12 @@ impl RedisServer {
         let _ = self.child.wait();
     }
 
-    /// Start it again on the same port.
+    /// Start it again on the same port (with what it kept, if it keeps).
     pub fn restart(&mut self) {
         self.kill();
-        let restarted = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+        self.child = RedisServer::command(self.port, self.persistence.as_ref())
             .spawn()
             .expect("redis-server restarts");
-        self.child = restarted;
         self.wait_until_up();
     }
 }

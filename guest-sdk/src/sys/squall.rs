@@ -322,6 +322,7 @@ fn pubsub_error(error: host_pubsub::PubsubError) -> PubSubError {
         host_pubsub::PubsubError::Denied(why) => PubSubError::Denied(why),
         host_pubsub::PubsubError::Invalid(why) => PubSubError::Invalid(why),
         host_pubsub::PubsubError::Limit(why) => PubSubError::Limit(why),
+        host_pubsub::PubsubError::Unavailable(why) => PubSubError::Backend(why),
     }
 }
 

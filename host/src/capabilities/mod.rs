@@ -27,6 +27,7 @@ use crate::kv::{KvBackend, Quota};
 use crate::limit_log::{Limit, LimitHits};
 use crate::outbound::{HttpClient, new_client};
 use crate::policy::{OutboundPolicy, TopicPolicy};
+use crate::relay::Relay;
 use crate::runtime::State;
 use crate::static_files::StaticFiles;
 use anyhow::Context;
@@ -50,6 +51,8 @@ pub(crate) struct Shared {
     hub: Arc<Hub>,
     /// Opened when the first app granted it is loaded.
     kv: Arc<OnceLock<Arc<dyn KvBackend>>>,
+    /// Pub/sub across hosts, when the backend is Redis (set at start).
+    relay: Arc<OnceLock<Arc<Relay>>>,
 }
 
 impl Shared {
@@ -61,7 +64,22 @@ impl Shared {
             broker,
             hub,
             kv: Arc::default(),
+            relay: Arc::default(),
         }
+    }
+
+    /// Carry pub/sub across hosts through the Redis at `url` (once).
+    pub(crate) fn relay_through(&self, url: &str) -> anyhow::Result<()> {
+        if self.relay.get().is_none() {
+            let relay = Relay::new(url, self.broker.clone())?;
+            let _ = self.relay.set(relay);
+        }
+        Ok(())
+    }
+
+    /// The relay to other hosts, if pub/sub crosses hosts.
+    pub(crate) fn relay(&self) -> Option<&Arc<Relay>> {
+        self.relay.get()
     }
 
     /// Open the key-value store with `open`, unless it is open already.

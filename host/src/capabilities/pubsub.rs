@@ -3,6 +3,7 @@
 use super::{Grants, GuestState, grants_of};
 use crate::bindings::pubsub::{Host, HostWithStore, Message, PubsubError};
 use crate::broker::{MAX_PAYLOAD, TopicKey};
+use crate::relay::Relay;
 use bytes::Bytes;
 use std::time::Duration;
 use wasmtime::component::{Accessor, HasSelf};
@@ -23,13 +24,13 @@ pub(super) fn granted(grants: &Grants, topic: &str) -> Result<TopicKey, PubsubEr
 }
 
 impl Host for GuestState {
-    fn publish(
+    async fn publish(
         &mut self,
         topic: String,
         payload: Vec<u8>,
     ) -> wasmtime::Result<Result<u64, PubsubError>> {
-        let grants = self.host().grants();
-        let key = match granted(grants, &topic) {
+        let grants = self.host().grants().clone();
+        let key = match granted(&grants, &topic) {
             Ok(key) => key,
             Err(err) => return Ok(Err(err)),
         };
@@ -38,16 +39,44 @@ impl Host for GuestState {
                 "the payload is over {MAX_PAYLOAD} bytes"
             ))));
         }
-        let published = grants
-            .shared
-            .broker
-            .publish(&key, Bytes::from(payload), &grants.topic_fence)
-            .map_err(|refused| grants.refused(refused));
+        let published = match grants.shared.relay() {
+            None => grants
+                .shared
+                .broker
+                .publish(&key, Bytes::from(payload), &grants.topic_fence)
+                .map_err(|refused| grants.refused(refused)),
+            Some(relay) => publish_everywhere(&grants, relay, &key, &payload).await,
+        };
         if published.is_ok() {
             crate::stats::publish(&grants.app);
         }
         Ok(published)
     }
+}
+
+/// Publish through Redis, for every host: the topic counts against the
+/// app's fence here and is followed, so its subscribers and waiters on
+/// this host get the message (with the id Redis gave it) as others do.
+async fn publish_everywhere(
+    grants: &Grants,
+    relay: &Relay,
+    key: &TopicKey,
+    payload: &[u8],
+) -> Result<u64, PubsubError> {
+    let fence = &grants.topic_fence;
+    grants
+        .shared
+        .broker
+        .open_topic(key, fence)
+        .map_err(|refused| grants.refused(refused))?;
+    relay
+        .follow(key, fence)
+        .await
+        .map_err(PubsubError::Unavailable)?;
+    relay
+        .publish(key, payload, fence.history())
+        .await
+        .map_err(PubsubError::Unavailable)
 }
 
 impl HostWithStore<GuestState> for HasSelf<GuestState> {
@@ -62,6 +91,12 @@ impl HostWithStore<GuestState> for HasSelf<GuestState> {
             Ok(key) => key,
             Err(err) => return Ok(Err(err)),
         };
+        // Across hosts: the topic's history caught up, then followed.
+        if let Some(relay) = grants.shared.relay()
+            && let Err(why) = relay.follow(&key, &grants.topic_fence).await
+        {
+            return Ok(Err(PubsubError::Unavailable(why)));
+        }
         // Cancelled with the store when the client goes away.
         let waited = grants
             .shared

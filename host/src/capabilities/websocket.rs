@@ -77,10 +77,18 @@ impl Host for GuestState {
         let Some(connection) = open_connection(self, connection) else {
             return Ok(Err(PubsubError::Invalid("the connection is closed".into())));
         };
-        Ok(grants
+        let subscribed = grants
             .hub()
-            .subscribe(&connection, key, with_id, &grants.topic_fence)
-            .map_err(|refused| grants.refused(refused)))
+            .subscribe(&connection, key.clone(), with_id, &grants.topic_fence)
+            .map_err(|refused| grants.refused(refused));
+        // Across hosts: follow the topic, so what others publish arrives.
+        if subscribed.is_ok()
+            && let Some(relay) = grants.shared.relay().cloned()
+        {
+            let fence = grants.topic_fence.clone();
+            tokio::spawn(async move { relay.keep_following(&key, &fence).await });
+        }
+        Ok(subscribed)
     }
 
     fn unsubscribe(&mut self, connection: u64, topic: String) -> wasmtime::Result<()> {
