@@ -16,6 +16,7 @@ mod ops_bench;
 mod parked_bench;
 mod raw_client;
 mod realtime_bench;
+mod scaleout_bench;
 mod soak_bench;
 mod tenants_bench;
 mod tools;
@@ -52,6 +53,8 @@ enum Command {
     Kv(kv_bench::KvArgs),
     /// Start with 20 apps (compile cache empty vs warm); an app swapped under load.
     Ops(ops_bench::OpsArgs),
+    /// Broadcast to sockets on two hosts sharing Redis vs one host.
+    Scaleout(scaleout_bench::ScaleoutArgs),
     /// All of the above, one after the other.
     All,
     /// (internal) the native baseline server.
@@ -82,6 +85,7 @@ fn main() -> Result<()> {
         Some(Command::Soak(args)) => soak_bench::run(&args),
         Some(Command::Kv(args)) => kv_bench::run(&args),
         Some(Command::Ops(args)) => ops_bench::run(&args),
+        Some(Command::Scaleout(args)) => scaleout_bench::run(&args),
         Some(Command::Realtime(args)) => realtime_bench::run(&args),
         Some(Command::Interop(args)) => interop_bench::run(&args),
         Some(Command::NativeServer(args)) => native::run(&args),

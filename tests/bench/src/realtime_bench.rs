@@ -80,7 +80,22 @@ pub(crate) fn run(args: &RealtimeArgs) -> Result<()> {
         )
         .await?;
         idle(&server, &address, "/live/echo", "live", args.live.min(cap)).await?;
-        broadcast(&address, args.fanout.min(cap), args.broadcasts).await?;
+        let count = args.fanout.min(cap);
+        let mut latencies = broadcast(
+            std::slice::from_ref(&address),
+            &address,
+            count,
+            args.broadcasts,
+        )
+        .await?;
+        report(
+            &format!(
+                "broadcast to {count} subscribed sockets, {} rounds",
+                args.broadcasts
+            ),
+            "deliveries",
+            &mut latencies,
+        );
         long_polls(&address, args.fanout.min(cap)).await
     })
 }
@@ -114,10 +129,16 @@ async fn settled_memory(server: &Running) -> Result<ProcessMemory> {
 }
 
 async fn open_sockets(address: &str, path: &str, count: usize) -> Result<Vec<TcpStream>> {
+    open_sockets_on(&[address.to_owned()], path, count).await
+}
+
+/// `count` sockets on `path`, spread over `addresses` in turn.
+async fn open_sockets_on(addresses: &[String], path: &str, count: usize) -> Result<Vec<TcpStream>> {
     let connects = Arc::new(Semaphore::new(CONNECTS_IN_FLIGHT));
     let tasks: Vec<_> = (0..count)
-        .map(|_| {
-            let (address, path, connects) = (address.to_owned(), path.to_owned(), connects.clone());
+        .map(|n| {
+            let address = addresses[n % addresses.len()].clone();
+            let (path, connects) = (path.to_owned(), connects.clone());
             tokio::spawn(async move {
                 let _permit = connects.acquire().await?;
                 handshake(&address, &path).await
@@ -131,10 +152,15 @@ async fn open_sockets(address: &str, path: &str, count: usize) -> Result<Vec<Tcp
     Ok(sockets)
 }
 
-/// `rounds` publishes to `count` subscribed sockets: how long until each
-/// socket has each message.
-async fn broadcast(address: &str, count: usize, rounds: usize) -> Result<()> {
-    let sockets = open_sockets(address, "/count", count).await?;
+/// `rounds` publishes (on `publish_on`) to `count` subscribed sockets
+/// spread over `hosts`: how long until each socket has each message.
+pub(crate) async fn broadcast(
+    hosts: &[String],
+    publish_on: &str,
+    count: usize,
+    rounds: usize,
+) -> Result<Vec<Duration>> {
+    let sockets = open_sockets_on(hosts, "/count", count).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let mut sockets: Vec<Option<TcpStream>> = sockets.into_iter().map(Some).collect();
     let mut latencies = Vec::with_capacity(count * rounds);
@@ -153,7 +179,7 @@ async fn broadcast(address: &str, count: usize, rounds: usize) -> Result<()> {
                 })
             })
             .collect();
-        http_post(address, "/publish/news", &message).await?;
+        http_post(publish_on, "/publish/news", &message).await?;
         for (slot, reader) in sockets.iter_mut().zip(readers) {
             let (latency, socket) = reader.await??;
             latencies.push(latency);
@@ -161,12 +187,7 @@ async fn broadcast(address: &str, count: usize, rounds: usize) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    report(
-        &format!("broadcast to {count} subscribed sockets, {rounds} rounds"),
-        "deliveries",
-        &mut latencies,
-    );
-    Ok(())
+    Ok(latencies)
 }
 
 /// `count` long polls parked on one topic, woken by one publish.
@@ -219,7 +240,7 @@ async fn long_polls(address: &str, count: usize) -> Result<()> {
     Ok(())
 }
 
-fn report(what: &str, verb: &str, latencies: &mut [Duration]) {
+pub(crate) fn report(what: &str, verb: &str, latencies: &mut [Duration]) {
     latencies.sort();
     let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize].as_secs_f64() * 1000.0;
     println!(
