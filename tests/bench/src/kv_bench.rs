@@ -2,7 +2,8 @@
 //! `GET /kv/{key}` and `PUT /kv/{key}` (100 bytes, acknowledged once
 //! durable) served by the state test guest under `squall serve`, and by a
 //! native hyper server calling the same embedded store
-//! (`squall::testing::KvStore`), alternating, same run.
+//! (`squall::testing::KvStore`), and by the same guest with its store on
+//! Redis (started for the run), alternating, same run.
 
 use crate::tools;
 use anyhow::{Context, Result, bail};
@@ -38,9 +39,21 @@ pub(crate) fn run(args: &KvArgs) -> Result<()> {
         guest.to_string_lossy()
     );
     let squall_server = tools::serve_manifest(&squall, SERVER_CORE, &manifest)?;
+    // The same guest with its store on Redis (pinned beside the load).
+    let redis = tools::Redis::start()?;
+    let on_redis = tools::serve_manifest(
+        &squall,
+        SERVER_CORE,
+        &format!(
+            "[server.backend]\nkind = \"redis\"\nurl = \"redis://127.0.0.1:{}\"\n\n[app.state]\nsource = {:?}\nkv = true\n",
+            redis.port,
+            guest.to_string_lossy()
+        ),
+    )?;
     let servers = [
         ("native", native.url.as_str()),
         ("squall", squall_server.url.as_str()),
+        ("redis", on_redis.url.as_str()),
     ];
     for (name, url) in servers {
         fill(url).with_context(|| format!("cannot fill the {name} store"))?;
@@ -53,9 +66,10 @@ pub(crate) fn run(args: &KvArgs) -> Result<()> {
     println!("GET /kv/key00421 (a read in a snapshot)");
     let reads = tools::alternate(&servers, "/kv/key00421", &args.load)?;
     println!(
-        "get ratio squall/native: throughput {:.2}, p99 {:.2}",
+        "get ratio squall/native: throughput {:.2}, p99 {:.2}; squall on Redis/embedded: throughput {:.2}",
         reads[1].requests_per_second / reads[0].requests_per_second,
-        reads[1].p99_ms / reads[0].p99_ms
+        reads[1].p99_ms / reads[0].p99_ms,
+        reads[2].requests_per_second / reads[1].requests_per_second
     );
 
     println!("PUT /kv/bench (100 bytes, acknowledged once durable)");
@@ -69,9 +83,10 @@ pub(crate) fn run(args: &KvArgs) -> Result<()> {
         tools::wrk_script(load.core, url, load.connections, seconds, &script)
     })?;
     println!(
-        "set ratio squall/native: throughput {:.2}, p99 {:.2}",
+        "set ratio squall/native: throughput {:.2}, p99 {:.2}; squall on Redis/embedded: throughput {:.2}",
         writes[1].requests_per_second / writes[0].requests_per_second,
-        writes[1].p99_ms / writes[0].p99_ms
+        writes[1].p99_ms / writes[0].p99_ms,
+        writes[2].requests_per_second / writes[1].requests_per_second
     );
     Ok(())
 }

@@ -52,7 +52,7 @@ pub(crate) fn run(args: &RealtimeArgs) -> Result<()> {
     // long polls need slots.
     let most = args.live.max(args.fanout);
     let manifest = format!(
-        "[server]\nmax_instances = {}\n\n[app.sockets]\nsource = {:?}\ntimeout = \"120s\"\npubsub = [\"news\"]\n\n\
+        "[server]\nmax_instances = {}\nmax_connections = 100000\n\n[app.sockets]\nsource = {:?}\ntimeout = \"120s\"\npubsub = [\"news\"]\nmax_connections = 100000\n\n\
              [[app.sockets.websocket]]\nroutes = [\"/live\"]\nmode = \"live\"\nping_interval = \"10m\"\n\n\
              [[app.sockets.websocket]]\nroutes = [\"/echo\", \"/count\"]\nmode = \"hibernate\"\nping_interval = \"10m\"\n",
         most + 64,

@@ -6,9 +6,8 @@
 
 use crate::realtime_bench::{broadcast, report};
 use crate::tools::{self, Running};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 #[derive(Args, Clone)]
@@ -29,10 +28,10 @@ pub(crate) fn run(args: &ScaleoutArgs) -> Result<()> {
     let count = args.sockets.min(limit.saturating_sub(SPARE_FILES));
     let squall = tools::squall_binary()?;
     let sockets = tools::component(&squall, "tests/guests/sockets")?;
-    let redis = Redis::start()?;
+    let redis = tools::Redis::start()?;
     let manifest = |backend: &str| {
         format!(
-            "[server]\nmax_instances = 256\n{backend}\n[app.sockets]\nsource = {:?}\ntimeout = \"120s\"\npubsub = [\"news\"]\n\n\
+            "[server]\nmax_instances = 256\nmax_connections = 20000\n{backend}\n[app.sockets]\nsource = {:?}\ntimeout = \"120s\"\npubsub = [\"news\"]\nmax_connections = 20000\n\n\
              [[app.sockets.websocket]]\nroutes = [\"/count\"]\nmode = \"hibernate\"\nping_interval = \"10m\"\n",
             sockets.display().to_string()
         )
@@ -72,39 +71,4 @@ pub(crate) fn run(args: &ScaleoutArgs) -> Result<()> {
         );
         Ok(())
     })
-}
-
-/// A Redis server for the run, pinned to core 1, killed at the end.
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Redis {
-    fn start() -> Result<Redis> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let child = Command::new("taskset")
-            .args(["-c", "1", "redis-server", "--port", &port.to_string()])
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("cannot start redis-server (apt-get install redis-server)")?;
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Ok(Redis { child, port });
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        anyhow::bail!("redis-server did not start")
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
