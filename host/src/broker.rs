@@ -109,6 +109,11 @@ impl AppTopics {
         self.history.store(history.max(1), Ordering::Relaxed);
     }
 
+    /// Bytes its topics may keep (`pubsub_history_bytes`).
+    pub(crate) fn max_bytes(&self) -> u64 {
+        self.max_bytes.load(Ordering::Relaxed)
+    }
+
     /// Messages each topic keeps (`pubsub_history`).
     pub(crate) fn history(&self) -> usize {
         self.history.load(Ordering::Relaxed)

@@ -29,8 +29,12 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long one blocking read waits for new entries (new topics to follow
 /// are picked up between reads).
 const READ_BLOCK_MS: u64 = 200;
-/// Entries taken from one stream per read.
-const READ_COUNT: usize = 1000;
+/// Entries taken from one stream per read: with payloads of up to 1 MiB,
+/// what one read may bring in stays bounded (a busy topic is read again
+/// at once).
+const READ_COUNT: usize = 32;
+/// Entries read per page when a topic is caught up.
+const CATCH_UP_PAGE: usize = 16;
 /// How long a topic's stream outlives its last publish.
 const STREAM_LIFETIME_SECS: u64 = 24 * 3600;
 
@@ -119,19 +123,44 @@ impl Relay {
         }
         let stream = format!("{}:log", stream_of(key));
         let mut connection = self.connection().await?;
-        let entries: Value = redis::cmd("XRANGE")
-            .arg(&stream)
-            .arg("-")
-            .arg("+")
-            .query_async(&mut connection)
-            .await
-            .map_err(|err| err.to_string())?;
+        // Newest first, a page at a time, no more than the app's history
+        // may keep in bytes: what is read is bounded before it is taken in.
+        let mut newest_first: Vec<Entry> = Vec::new();
+        let (mut bytes, budget) = (0u64, fence.max_bytes());
+        let mut before = "+".to_owned();
+        while bytes < budget && newest_first.len() < fence.history() {
+            let page: Value = redis::cmd("XREVRANGE")
+                .arg(&stream)
+                .arg(&before)
+                .arg("-")
+                .arg("COUNT")
+                .arg(CATCH_UP_PAGE)
+                .query_async(&mut connection)
+                .await
+                .map_err(|err| err.to_string())?;
+            let page = entries_of(&page);
+            let Some((oldest, _, _)) = page.last() else {
+                break;
+            };
+            before = format!("({oldest}");
+            let last_page = page.len() < CATCH_UP_PAGE;
+            for entry in page {
+                bytes += entry.2.len() as u64;
+                newest_first.push(entry);
+            }
+            if last_page {
+                break;
+            }
+        }
         let mut last = "0-0".to_owned();
-        for (entry, id, payload) in entries_of(&entries) {
+        // The newest entry read is where following starts.
+        if let Some((newest, _, _)) = newest_first.first() {
+            last = newest.clone();
+        }
+        for (_, id, payload) in newest_first.into_iter().rev() {
             let _ = self
                 .broker
                 .take_in(key, id, payload, fence, Deliver::HistoryOnly);
-            last = entry;
         }
         self.followed
             .lock()
