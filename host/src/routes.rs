@@ -4,15 +4,17 @@
 //! over a wildcard over none (a longer wildcard over a shorter), then the
 //! longest path prefix. Two apps may not make the same claim.
 
+use std::collections::HashMap;
+
 /// One app's claim: a host pattern (none: any host) and a path prefix.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Claim {
     host: HostPattern,
     prefix: String,
 }
 
 /// A host name to match, lower-cased, without a port.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum HostPattern {
     Any,
     Exact(String),
@@ -97,10 +99,46 @@ impl Claim {
     }
 }
 
-/// The apps of a manifest by their claims.
+/// The apps of a manifest by their claims, indexed so that finding one
+/// costs a few hash lookups however many apps there are: by exact host,
+/// by wildcard suffix, or any host; then by path prefix.
 pub(crate) struct RouteTable<A> {
-    /// Most specific first, so the first match wins.
-    entries: Vec<(Claim, A)>,
+    exact: HashMap<String, Prefixes<A>>,
+    /// `*.example.com` claims by their suffix, `.example.com`.
+    subdomains: HashMap<String, Prefixes<A>>,
+    any: Prefixes<A>,
+}
+
+/// One host pattern's apps by path prefix.
+struct Prefixes<A> {
+    by_prefix: HashMap<String, A>,
+}
+
+impl<A> Default for Prefixes<A> {
+    fn default() -> Self {
+        Prefixes {
+            by_prefix: HashMap::new(),
+        }
+    }
+}
+
+impl<A> Prefixes<A> {
+    /// The longest prefix that `path` matches ([`prefix_matches`]): the
+    /// whole path, then at each `/` from the right the part up to and
+    /// including it, then the part before it.
+    fn find<'a>(&'a self, path: &str) -> Option<Found<'a, A>> {
+        if self.by_prefix.is_empty() {
+            return None;
+        }
+        let candidates = std::iter::once(path).chain(
+            path.rmatch_indices('/')
+                .flat_map(|(at, _)| [&path[..=at], &path[..at]]),
+        );
+        candidates
+            .filter_map(|candidate| self.by_prefix.get_key_value(candidate))
+            .map(|(prefix, app)| Found { app, prefix })
+            .next()
+    }
 }
 
 /// A request's way to an app: the app, and the prefix it matched (for
@@ -119,11 +157,15 @@ impl<A> RouteTable<A> {
     where
         A: Clone,
     {
-        let mut entries: Vec<(Claim, A)> = Vec::new();
-        let mut owners: Vec<(Claim, String)> = Vec::new();
+        let mut table = RouteTable {
+            exact: HashMap::new(),
+            subdomains: HashMap::new(),
+            any: Prefixes::default(),
+        };
+        let mut owners: HashMap<Claim, String> = HashMap::new();
         for (name, claims, app) in apps {
             for claim in claims {
-                if let Some((_, other)) = owners.iter().find(|(taken, _)| *taken == claim) {
+                if let Some(other) = owners.get(&claim) {
                     if *other != name {
                         return Err(format!(
                             "apps {other:?} and {name:?} both claim {}",
@@ -132,28 +174,46 @@ impl<A> RouteTable<A> {
                     }
                     continue;
                 }
-                owners.push((claim.clone(), name.clone()));
-                entries.push((claim, app.clone()));
+                let prefixes = match &claim.host {
+                    HostPattern::Any => &mut table.any,
+                    HostPattern::Exact(host) => table.exact.entry(host.clone()).or_default(),
+                    HostPattern::Subdomains(suffix) => {
+                        table.subdomains.entry(suffix.clone()).or_default()
+                    }
+                };
+                prefixes.by_prefix.insert(claim.prefix.clone(), app.clone());
+                owners.insert(claim, name.clone());
             }
         }
-        entries
-            .sort_by_key(|(claim, _)| std::cmp::Reverse((claim.host.rank(), claim.prefix.len())));
-        Ok(RouteTable { entries })
+        Ok(table)
     }
 
     /// The app serving `path` on `host` (the `Host` header or `:authority`,
-    /// as sent: the port is ignored, case too).
+    /// as sent: the port is ignored, case too). The most specific host
+    /// pattern with a matching prefix wins: exact, then the longest
+    /// wildcard, then any host.
     pub(crate) fn find(&self, host: Option<&str>, path: &str) -> Option<Found<'_, A>> {
-        let host = host.map(host_name);
-        self.entries
-            .iter()
-            .find(|(claim, _)| {
-                claim.host.matches(host.as_deref()) && prefix_matches(&claim.prefix, path)
-            })
-            .map(|(claim, app)| Found {
-                app,
-                prefix: &claim.prefix,
-            })
+        if let Some(host) = host.map(host_name) {
+            if let Some(found) = self.exact.get(&host).and_then(|apps| apps.find(path)) {
+                return Some(found);
+            }
+            if !self.subdomains.is_empty() {
+                // `.example.com` for `a.example.com`: a subdomain needs a
+                // label before the suffix, so never the whole name.
+                let suffixes = host
+                    .match_indices('.')
+                    .filter(|(at, _)| *at > 0)
+                    .map(|(at, _)| &host[at..]);
+                for suffix in suffixes {
+                    if let Some(found) =
+                        self.subdomains.get(suffix).and_then(|apps| apps.find(path))
+                    {
+                        return Some(found);
+                    }
+                }
+            }
+        }
+        self.any.find(path)
     }
 }
 
@@ -300,6 +360,56 @@ mod tests {
             assert!(
                 Claim::all(&[bad.to_owned()], &["/".to_owned()]).is_err(),
                 "{bad:?}"
+            );
+        }
+    }
+
+    /// The rule the index implements, as a scan: the most specific host
+    /// pattern first (exact, longer wildcards, any), then the longest prefix.
+    fn find_by_scan<'a>(
+        claims: &'a [(Claim, String)],
+        host: Option<&str>,
+        path: &str,
+    ) -> Option<&'a str> {
+        let host = host.map(host_name);
+        claims
+            .iter()
+            .filter(|(claim, _)| {
+                claim.host.matches(host.as_deref()) && prefix_matches(&claim.prefix, path)
+            })
+            .max_by_key(|(claim, _)| (claim.host.rank(), claim.prefix.len()))
+            .map(|(_, app)| app.as_str())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_index_finds_what_a_scan_finds(
+            apps in proptest::collection::vec(
+                (
+                    proptest::option::of("(\\*\\.)?(a|b|x\\.a|b\\.x\\.a)"),
+                    "/((a|b|ab)/?){0,3}",
+                ),
+                1..12,
+            ),
+            host in proptest::option::of("(a|b|x\\.a|b\\.x\\.a|y\\.b\\.x\\.a|A:80)"),
+            path in "/((a|b|ab|c)/?){0,4}",
+        ) {
+            let mut claims: Vec<(Claim, String)> = Vec::new();
+            for (n, (host, prefix)) in apps.iter().enumerate() {
+                let hosts: Vec<String> = host.iter().cloned().collect();
+                for claim in Claim::all(&hosts, std::slice::from_ref(prefix)).expect("valid") {
+                    if !claims.iter().any(|(taken, _)| *taken == claim) {
+                        claims.push((claim, format!("app{n}")));
+                    }
+                }
+            }
+            let table = RouteTable::new(
+                claims.iter().map(|(claim, app)| (app.clone(), vec![claim.clone()], app.clone())),
+            )
+            .expect("distinct claims");
+            proptest::prop_assert_eq!(
+                find(&table, host.as_deref(), &path),
+                find_by_scan(&claims, host.as_deref(), &path)
             );
         }
     }
