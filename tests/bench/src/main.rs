@@ -6,6 +6,7 @@
 //! last line is the throughput ratio. `instance` measures the per-request
 //! cost of a fresh instance (instantiate + call + drop) without HTTP.
 
+mod apps_bench;
 mod fanout_bench;
 mod http_bench;
 mod instance_bench;
@@ -53,6 +54,8 @@ enum Command {
     Kv(kv_bench::KvArgs),
     /// Start with 20 apps (compile cache empty vs warm); an app swapped under load.
     Ops(ops_bench::OpsArgs),
+    /// 1,000 apps in one host: start, memory per app, throughput.
+    Apps(apps_bench::AppsArgs),
     /// Broadcast to sockets on two hosts sharing Redis vs one host.
     Scaleout(scaleout_bench::ScaleoutArgs),
     /// All of the above, one after the other.
@@ -85,6 +88,7 @@ fn main() -> Result<()> {
         Some(Command::Soak(args)) => soak_bench::run(&args),
         Some(Command::Kv(args)) => kv_bench::run(&args),
         Some(Command::Ops(args)) => ops_bench::run(&args),
+        Some(Command::Apps(args)) => apps_bench::run(&args),
         Some(Command::Scaleout(args)) => scaleout_bench::run(&args),
         Some(Command::Realtime(args)) => realtime_bench::run(&args),
         Some(Command::Interop(args)) => interop_bench::run(&args),

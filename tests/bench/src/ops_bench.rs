@@ -6,8 +6,7 @@
 use crate::tools;
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -31,7 +30,10 @@ pub(crate) fn run(args: &OpsArgs) -> Result<()> {
     let mut manifest = String::from("[server]\ncache_dir = \"cache\"\n");
     for app in 0..APPS {
         let wasm = dir.path().join(format!("app{app}.wasm"));
-        std::fs::write(&wasm, with_custom_section(&hello, &format!("tenant-{app}")))?;
+        std::fs::write(
+            &wasm,
+            tools::with_custom_section(&hello, &format!("tenant-{app}")),
+        )?;
         manifest.push_str(&format!(
             "\n[app.app{app}]\nsource = \"app{app}.wasm\"\nroutes = [\"/app{app}\"]\nstrip_prefix = true\n"
         ));
@@ -94,7 +96,7 @@ fn swap_under_load(squall: &Path, load: &tools::Load) -> Result<()> {
     let replaced = Instant::now();
     std::fs::rename(&staging, &app)?;
     let switched = loop {
-        if get(&address, "/").unwrap_or_default() == "v2" {
+        if tools::get(&address, "/").unwrap_or_default() == "v2" {
             break replaced.elapsed();
         }
         if replaced.elapsed() > Duration::from_secs(60) {
@@ -175,7 +177,7 @@ fn time_to_first_response(program: &Path, args: &[&str], path: &str) -> Result<D
         }
     };
     let answered = loop {
-        if get(&address, path).is_ok() {
+        if tools::get(&address, path).is_ok() {
             break started.elapsed();
         }
         if started.elapsed() > Duration::from_secs(120) {
@@ -186,45 +188,6 @@ fn time_to_first_response(program: &Path, args: &[&str], path: &str) -> Result<D
     let _ = child.kill();
     let _ = child.wait();
     Ok(answered)
-}
-
-/// `GET path` on a new connection: the body of a 200.
-fn get(address: &str, path: &str) -> Result<String> {
-    let mut stream = TcpStream::connect(address)?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let (head, body) = response.split_once("\r\n\r\n").context("no head")?;
-    anyhow::ensure!(head.starts_with("HTTP/1.1 200"), "{head}");
-    Ok(body.to_owned())
-}
-
-/// `component` with a custom section `name` appended (a valid component,
-/// with bytes of its own).
-fn with_custom_section(component: &[u8], name: &str) -> Vec<u8> {
-    let mut payload = leb128(name.len());
-    payload.extend_from_slice(name.as_bytes());
-    let mut bytes = component.to_vec();
-    bytes.push(0);
-    bytes.extend(leb128(payload.len()));
-    bytes.extend(payload);
-    bytes
-}
-
-fn leb128(mut value: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let byte = (value & 0x7f) as u8;
-        value >>= 7;
-        if value == 0 {
-            out.push(byte);
-            return out;
-        }
-        out.push(byte | 0x80);
-    }
 }
 
 fn ms(duration: Duration) -> f64 {

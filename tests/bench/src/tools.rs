@@ -459,3 +459,43 @@ impl Drop for Redis {
         let _ = self.child.wait();
     }
 }
+
+/// `GET path` on a new connection: the body of a 200.
+pub(crate) fn get(address: &str, path: &str) -> Result<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address)?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let (head, body) = response.split_once("\r\n\r\n").context("no head")?;
+    anyhow::ensure!(head.starts_with("HTTP/1.1 200"), "{head}");
+    Ok(body.to_owned())
+}
+
+/// `component` with a custom section `name` appended (a valid component,
+/// with bytes of its own).
+pub(crate) fn with_custom_section(component: &[u8], name: &str) -> Vec<u8> {
+    let mut payload = leb128(name.len());
+    payload.extend_from_slice(name.as_bytes());
+    let mut bytes = component.to_vec();
+    bytes.push(0);
+    bytes.extend(leb128(payload.len()));
+    bytes.extend(payload);
+    bytes
+}
+
+fn leb128(mut value: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(byte);
+            return out;
+        }
+        out.push(byte | 0x80);
+    }
+}
