@@ -4,11 +4,11 @@
 
 use crate::broker::{AppTopics, Broker, Refused as TopicRefused, Subscriber, TopicKey};
 use bytes::Bytes;
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, watch};
 use tokio_tungstenite::tungstenite::Message as Frame;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -16,6 +16,9 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 /// Largest message the host sends a client (a guest's `send`, or a topic's
 /// message: the same as a publish's largest payload).
 pub(crate) const MAX_OUTGOING: usize = crate::broker::MAX_PAYLOAD;
+
+/// Queue storage an idle connection may keep after a burst (in frames).
+const IDLE_QUEUE_CAPACITY: usize = 8;
 
 /// Largest per-connection state blob.
 pub(crate) const MAX_STATE: usize = 64 << 10;
@@ -49,12 +52,16 @@ pub(crate) struct Connection {
     id: u64,
     app: Arc<str>,
     path: String,
-    outbox: mpsc::Sender<Frame>,
-    /// Taken by the socket task when it starts.
-    outbox_receiver: Mutex<Option<mpsc::Receiver<Frame>>>,
-    /// Bytes queued for the client, and how many may be.
-    queued: Arc<AtomicUsize>,
+    /// Frames queued for the client: a plain deque rather than a channel,
+    /// as an idle socket then holds no queue storage at all.
+    outgoing: Mutex<Outgoing>,
+    /// Wakes the socket task when a frame is queued.
+    outgoing_signal: Notify,
+    /// How many frames, and how many bytes, may be queued.
+    max_frames: usize,
     max_queued: usize,
+    /// Whether the socket task has taken the queue.
+    outbox_taken: AtomicBool,
     /// A close the socket task must perform (asked by the guest, or forced
     /// by a full queue), and the signal that there is one.
     close_request: Mutex<Option<CloseFrame>>,
@@ -83,15 +90,15 @@ impl Hub {
         queue_bytes: usize,
     ) -> Arc<Connection> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (outbox, receiver) = mpsc::channel(queue.max(1));
         let connection = Arc::new(Connection {
             id,
             app: app.into(),
             path: path.to_owned(),
-            outbox,
-            outbox_receiver: Mutex::new(Some(receiver)),
-            queued: Arc::new(AtomicUsize::new(0)),
+            outgoing: Mutex::new(Outgoing::default()),
+            outgoing_signal: Notify::new(),
+            max_frames: queue.max(1),
             max_queued: queue_bytes.max(MAX_OUTGOING),
+            outbox_taken: AtomicBool::new(false),
             close_request: Mutex::new(None),
             close_signal: Notify::new(),
             state: Mutex::new(Bytes::new()),
@@ -182,30 +189,25 @@ impl Connection {
         if len > MAX_OUTGOING {
             return Err(Refused::TooLarge);
         }
-        let counted = self
-            .queued
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |queued| {
-                queued
-                    .checked_add(len)
-                    .filter(|total| *total <= self.max_queued)
-            });
-        if counted.is_err() {
+        let mut outgoing = lock(&self.outgoing);
+        if outgoing.closed {
+            return Err(Refused::Closed);
+        }
+        let fits = outgoing.frames.len() < self.max_frames
+            && outgoing
+                .bytes
+                .checked_add(len)
+                .is_some_and(|total| total <= self.max_queued);
+        if !fits {
+            drop(outgoing);
             self.request_close(CloseCode::Policy, "send queue full");
             return Err(Refused::QueueFull);
         }
-        match self.outbox.try_send(frame) {
-            Ok(()) => Ok(()),
-            Err(err) => {
-                self.queued.fetch_sub(len, Ordering::Relaxed);
-                match err {
-                    mpsc::error::TrySendError::Full(_) => {
-                        self.request_close(CloseCode::Policy, "send queue full");
-                        Err(Refused::QueueFull)
-                    }
-                    mpsc::error::TrySendError::Closed(_) => Err(Refused::Closed),
-                }
-            }
-        }
+        outgoing.bytes += len;
+        outgoing.frames.push_back(frame);
+        drop(outgoing);
+        self.outgoing_signal.notify_one();
+        Ok(())
     }
 
     /// Ask the socket task to close with `code` (the first request wins).
@@ -230,11 +232,12 @@ impl Connection {
     }
 
     /// The receiving end of the outgoing queue, for the socket task (once).
-    pub(crate) fn take_outbox(&self) -> Option<Outbox> {
-        let frames = lock(&self.outbox_receiver).take()?;
+    pub(crate) fn take_outbox(self: &Arc<Self>) -> Option<Outbox> {
+        if self.outbox_taken.swap(true, Ordering::Relaxed) {
+            return None;
+        }
         Some(Outbox {
-            frames,
-            queued: self.queued.clone(),
+            connection: self.clone(),
         })
     }
 
@@ -251,26 +254,53 @@ impl Connection {
     }
 }
 
+/// Frames waiting to be written to the client, and their bytes.
+#[derive(Default)]
+struct Outgoing {
+    frames: VecDeque<Frame>,
+    bytes: usize,
+    /// The socket task is gone: nothing more is taken.
+    closed: bool,
+}
+
 /// A connection's queued frames, as the socket task takes them: each frame
-/// taken gives its bytes back to the queue.
+/// taken gives its bytes back to the queue. Dropping it closes the queue.
 pub(crate) struct Outbox {
-    frames: mpsc::Receiver<Frame>,
-    queued: Arc<AtomicUsize>,
+    connection: Arc<Connection>,
 }
 
 impl Outbox {
-    /// The next frame, waiting for one; `None` once the queue is closed.
-    pub(crate) async fn recv(&mut self) -> Option<Frame> {
-        let frame = self.frames.recv().await?;
-        self.queued.fetch_sub(frame.len(), Ordering::Relaxed);
-        Some(frame)
+    /// The next frame, waiting for one. Cancel-safe: a frame leaves the
+    /// queue only in the poll that returns it.
+    pub(crate) async fn recv(&mut self) -> Frame {
+        loop {
+            if let Some(frame) = self.try_recv() {
+                return frame;
+            }
+            // A frame queued since the check left a permit: no wake is lost.
+            self.connection.outgoing_signal.notified().await;
+        }
     }
 
     /// The next frame if one is queued now.
     pub(crate) fn try_recv(&mut self) -> Option<Frame> {
-        let frame = self.frames.try_recv().ok()?;
-        self.queued.fetch_sub(frame.len(), Ordering::Relaxed);
+        let mut outgoing = lock(&self.connection.outgoing);
+        let frame = outgoing.frames.pop_front()?;
+        outgoing.bytes -= frame.len();
+        if outgoing.frames.is_empty() && outgoing.frames.capacity() > IDLE_QUEUE_CAPACITY {
+            // A burst's storage goes back once it is written.
+            outgoing.frames = VecDeque::new();
+        }
         Some(frame)
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        let mut outgoing = lock(&self.connection.outgoing);
+        outgoing.closed = true;
+        outgoing.frames = VecDeque::new();
+        outgoing.bytes = 0;
     }
 }
 
@@ -358,7 +388,7 @@ mod tests {
         broker
             .publish(&topic, Bytes::from_static(b"hello"), &fence)
             .expect("published");
-        assert_eq!(outbox.recv().await, Some(Frame::Text("hello".into())));
+        assert_eq!(outbox.recv().await, Frame::Text("hello".into()));
         hub.disconnect(&connection);
         broker
             .publish(&topic, Bytes::from_static(b"gone"), &fence)
@@ -379,7 +409,7 @@ mod tests {
             "one byte over the bytes queued"
         );
         assert!(outbox.try_recv().is_some());
-        assert_eq!(connection.queued.load(Ordering::Relaxed), 10);
+        assert_eq!(lock(&connection.outgoing).bytes, 10);
     }
 
     #[test]

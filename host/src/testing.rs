@@ -382,7 +382,7 @@ impl TestSocket {
     /// The next message queued for the client, waiting for it.
     pub async fn recv(&mut self) -> Option<SocketMessage> {
         loop {
-            match self.outbox.recv().await? {
+            match self.outbox.recv().await {
                 Frame::Text(text) => return Some(SocketMessage::Text(text.to_string())),
                 Frame::Binary(bytes) => return Some(SocketMessage::Binary(bytes.to_vec())),
                 _ => continue,

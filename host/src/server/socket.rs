@@ -167,7 +167,6 @@ async fn serve(
                 }
             }
             frame = outbox.recv() => {
-                let Some(frame) = frame else { continue };
                 if let Err(ending) = write(&mut sink, frame, connection, route.write_timeout).await {
                     break (ending, false);
                 }
