@@ -58,7 +58,67 @@ pub(crate) fn run(args: &InteropArgs) -> Result<()> {
          instance, 16 at once) against squall's fresh instance per request",
         &p3,
         &["-Scli", "-Sp3", "-Wcomponent-model-async"],
-    )
+    )?;
+    compare_reusing(args, &squall, &wasmtime, &p3)
+}
+
+/// Both reusing instances: wasmtime serve's default (128 requests per
+/// instance, 16 at once), squall's `reuse` (128 requests per instance, one
+/// at a time, each with its own deadlines).
+fn compare_reusing(
+    args: &InteropArgs,
+    squall: &Path,
+    wasmtime: &Path,
+    component: &Path,
+) -> Result<()> {
+    println!(
+        "\nWASI 0.3 service, both reusing instances (wasmtime serve's default; squall `reuse = {{ requests = 128 }}`):"
+    );
+    let dir = tempfile::tempdir()?;
+    let manifest = dir.path().join("squall.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "[app.hello]\nsource = {:?}\nreuse = {{ requests = 128, idle = \"10s\" }}\n",
+            component.display().to_string()
+        ),
+    )?;
+    let manifest = manifest.to_string_lossy().into_owned();
+    let squall_server = tools::start_pinned(
+        SERVER_CORE,
+        squall,
+        &["serve", &manifest, "--listen", "127.0.0.1:0"],
+        "warn",
+    )?;
+    let wasm = component.to_string_lossy().into_owned();
+    let wasmtime_server = tools::start_pinned_announcing(
+        SERVER_CORE,
+        wasmtime,
+        &[
+            "serve",
+            "-Scli",
+            "-Sp3",
+            "-Wcomponent-model-async",
+            "--addr",
+            "127.0.0.1:0",
+            &wasm,
+        ],
+        "warn",
+        Announce::Stderr("Serving HTTP on "),
+    )?;
+    let own_binary = std::env::current_exe()?;
+    let native = tools::start_pinned(SERVER_CORE, &own_binary, &["native-server"], "warn")?;
+    let servers = [
+        ("native", native.url.as_str()),
+        ("squall", squall_server.url.as_str()),
+        ("wasmtime", wasmtime_server.url.as_str()),
+    ];
+    let medians = tools::alternate(&servers, "/", &args.load)?;
+    println!(
+        "  throughput ratio squall/wasmtime-serve: {:.2}",
+        medians[1].requests_per_second / medians[2].requests_per_second
+    );
+    Ok(())
 }
 
 fn compare(

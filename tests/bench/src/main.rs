@@ -13,6 +13,7 @@ mod instance_bench;
 mod interop_bench;
 mod kv_bench;
 mod native;
+mod native_realtime;
 mod ops_bench;
 mod parked_bench;
 mod raw_client;
@@ -66,6 +67,9 @@ enum Command {
     /// (internal) the native fanout baseline.
     #[command(hide = true)]
     NativeFanout(native::NativeArgs),
+    /// (internal) the native realtime baseline.
+    #[command(hide = true)]
+    NativeRealtime(native::NativeArgs),
     /// (internal) the native key-value baseline.
     #[command(hide = true)]
     NativeKv(native::NativeKvArgs),
@@ -94,6 +98,7 @@ fn main() -> Result<()> {
         Some(Command::Interop(args)) => interop_bench::run(&args),
         Some(Command::NativeServer(args)) => native::run(&args),
         Some(Command::NativeFanout(args)) => native::run_fanout(&args),
+        Some(Command::NativeRealtime(args)) => native_realtime::run(&args),
         Some(Command::NativeKv(args)) => native::run_kv(&args),
     }
 }

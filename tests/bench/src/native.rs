@@ -22,7 +22,7 @@ type Response = http::Response<Full<Bytes>>;
 #[derive(Args)]
 pub(crate) struct NativeArgs {
     #[arg(long, default_value = "127.0.0.1:0")]
-    listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
 }
 
 /// Hello world, and `/sleep/{ms}` like the hello example (the parked
@@ -88,7 +88,7 @@ pub(crate) fn run_fanout(args: &NativeArgs) -> Result<()> {
 #[derive(Args)]
 pub(crate) struct NativeKvArgs {
     #[arg(long, default_value = "127.0.0.1:0")]
-    listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
     /// Where the store file goes.
     #[arg(long)]
     data_dir: std::path::PathBuf,

@@ -58,29 +58,49 @@ pub(crate) fn run(args: &RealtimeArgs) -> Result<()> {
         most + 64,
         sockets.display().to_string()
     );
+    let own_binary = std::env::current_exe()?;
+    let native = tools::start_pinned(0, &own_binary, &["native-realtime"], "warn")?;
+    let native_address = native.url.trim_start_matches("http://").to_owned();
     let server = tools::serve_manifest(&squall, 0, &manifest)?;
     let address = server.url.trim_start_matches("http://").to_owned();
-    // The clients run on core 1, away from the server on core 0.
+    // The clients run on core 1, away from the servers on core 0.
     tools::pin_to_core(1)?;
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let cap = limit.saturating_sub(SPARE_FILES);
     println!(
-        "open-file limit {limit}: at most {cap} sockets per process (server and client alike)"
+        "open-file limit {limit}: at most {cap} sockets per process (server and client alike); \
+         native: tokio + hyper + tokio-tungstenite with the same 4 KiB buffers"
     );
 
     tokio.block_on(async {
-        idle(
-            &server,
-            &address,
-            "/echo",
-            "hibernate",
-            args.hibernate.min(cap),
+        let idle_count = args.hibernate.min(cap);
+        let native_idle = idle(&native, &native_address, "/echo", "native", idle_count).await?;
+        let hibernate = idle(&server, &address, "/echo", "hibernate", idle_count).await?;
+        println!(
+            "  idle socket memory ratio hibernate/native: {:.2}",
+            hibernate / native_idle
+        );
+        idle(&server, &address, "/live/echo", "live", args.live.min(cap)).await?;
+
+        let count = args.fanout.min(cap);
+        let what = format!(
+            "broadcast to {count} subscribed sockets, {} rounds",
+            args.broadcasts
+        );
+        let mut native_latencies = broadcast(
+            std::slice::from_ref(&native_address),
+            &native_address,
+            count,
+            args.broadcasts,
         )
         .await?;
-        idle(&server, &address, "/live/echo", "live", args.live.min(cap)).await?;
-        let count = args.fanout.min(cap);
+        let native_p99 = report(
+            &format!("native {what}"),
+            "deliveries",
+            &mut native_latencies,
+        );
         let mut latencies = broadcast(
             std::slice::from_ref(&address),
             &address,
@@ -88,21 +108,41 @@ pub(crate) fn run(args: &RealtimeArgs) -> Result<()> {
             args.broadcasts,
         )
         .await?;
-        report(
-            &format!(
-                "broadcast to {count} subscribed sockets, {} rounds",
-                args.broadcasts
-            ),
-            "deliveries",
+        let p99 = report(&format!("squall {what}"), "deliveries", &mut latencies);
+        println!(
+            "  broadcast p99 ratio squall/native: {:.2}",
+            p99 / native_p99
+        );
+
+        let mut native_latencies = long_polls(&native_address, count).await?;
+        let native_p99 = report(
+            "native long polls woken by one publish",
+            "answered",
+            &mut native_latencies,
+        );
+        let mut latencies = long_polls(&address, count).await?;
+        let p99 = report(
+            "squall long polls woken by one publish",
+            "answered",
             &mut latencies,
         );
-        long_polls(&address, args.fanout.min(cap)).await
+        println!(
+            "  long-poll p99 ratio squall/native: {:.2}",
+            p99 / native_p99
+        );
+        Ok(())
     })
 }
 
 /// Open `count` sockets on `path`, let them idle, and report the server's
 /// memory per connection.
-async fn idle(server: &Running, address: &str, path: &str, mode: &str, count: usize) -> Result<()> {
+async fn idle(
+    server: &Running,
+    address: &str,
+    path: &str,
+    mode: &str,
+    count: usize,
+) -> Result<f64> {
     let baseline = settled_memory(server).await?;
     let started = Instant::now();
     let sockets = open_sockets(address, path, count).await?;
@@ -119,7 +159,7 @@ async fn idle(server: &Running, address: &str, path: &str, mode: &str, count: us
     );
     drop(sockets);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    Ok(())
+    Ok(per(loaded.rss_kib, baseline.rss_kib))
 }
 
 /// Memory once the server has been quiet for a moment.
@@ -190,8 +230,9 @@ pub(crate) async fn broadcast(
     Ok(latencies)
 }
 
-/// `count` long polls parked on one topic, woken by one publish.
-async fn long_polls(address: &str, count: usize) -> Result<()> {
+/// `count` long polls parked on one topic, woken by one publish: how long
+/// each took to be answered after the publish.
+async fn long_polls(address: &str, count: usize) -> Result<Vec<Duration>> {
     let last: u64 = http_post(address, "/publish/news", "before")
         .await?
         .trim()
@@ -232,15 +273,11 @@ async fn long_polls(address: &str, count: usize) -> Result<()> {
     for waiter in waiters {
         latencies.push(waiter.await??);
     }
-    report(
-        "long polls woken by one publish",
-        "answered",
-        &mut latencies,
-    );
-    Ok(())
+    Ok(latencies)
 }
 
-pub(crate) fn report(what: &str, verb: &str, latencies: &mut [Duration]) {
+/// Print the latencies' p50, p99 and max; return the p99 in ms.
+pub(crate) fn report(what: &str, verb: &str, latencies: &mut [Duration]) -> f64 {
     latencies.sort();
     let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize].as_secs_f64() * 1000.0;
     println!(
@@ -250,4 +287,5 @@ pub(crate) fn report(what: &str, verb: &str, latencies: &mut [Duration]) {
         at(0.99),
         at(1.0)
     );
+    at(0.99)
 }
