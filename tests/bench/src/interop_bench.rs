@@ -26,101 +26,54 @@ pub(crate) fn run(args: &InteropArgs) -> Result<()> {
         "standard wasi:http hello, servers pinned to core {SERVER_CORE}, wrk -t1 -c{} -d{}s on core {}",
         args.load.connections, args.load.seconds, args.load.core
     );
-    compare(
-        args,
-        &squall,
-        &wasmtime,
-        "WASI 0.2 proxy (tests/guests/wasi-p2; a fresh instance per request in both)",
-        &p2,
-        &["-Scli"],
-    )?;
-    compare(
-        args,
-        &squall,
-        &wasmtime,
-        "WASI 0.3 service (examples/hello built --wasi-http; a fresh instance per request in both)",
-        &p3,
-        &[
-            "-Scli",
-            "-Sp3",
-            "-Wcomponent-model-async",
-            "--max-instance-reuse-count",
-            "1",
-            "--max-instance-concurrent-reuse-count",
-            "1",
-        ],
-    )?;
-    compare(
-        args,
-        &squall,
-        &wasmtime,
-        "WASI 0.3 service, wasmtime serve with its default instance reuse (128 requests per \
-         instance, 16 at once) against squall's fresh instance per request",
-        &p3,
-        &["-Scli", "-Sp3", "-Wcomponent-model-async"],
-    )?;
-    compare_reusing(args, &squall, &wasmtime, &p3)
-}
-
-/// Both reusing instances: wasmtime serve's default (128 requests per
-/// instance, 16 at once), squall's `reuse` (128 requests per instance, one
-/// at a time, each with its own deadlines).
-fn compare_reusing(
-    args: &InteropArgs,
-    squall: &Path,
-    wasmtime: &Path,
-    component: &Path,
-) -> Result<()> {
-    println!(
-        "\nWASI 0.3 service, both reusing instances (wasmtime serve's default; squall `reuse = {{ requests = 128 }}`):"
-    );
-    let dir = tempfile::tempdir()?;
-    let manifest = dir.path().join("squall.toml");
-    std::fs::write(
-        &manifest,
-        format!(
-            "[app.hello]\nsource = {:?}\nreuse = {{ requests = 128, idle = \"10s\" }}\n",
-            component.display().to_string()
-        ),
-    )?;
-    let manifest = manifest.to_string_lossy().into_owned();
-    let squall_server = tools::start_pinned(
-        SERVER_CORE,
-        squall,
-        &["serve", &manifest, "--listen", "127.0.0.1:0"],
-        "warn",
-    )?;
-    let wasm = component.to_string_lossy().into_owned();
-    let wasmtime_server = tools::start_pinned_announcing(
-        SERVER_CORE,
-        wasmtime,
-        &[
-            "serve",
-            "-Scli",
-            "-Sp3",
-            "-Wcomponent-model-async",
-            "--addr",
-            "127.0.0.1:0",
-            &wasm,
-        ],
-        "warn",
-        Announce::Stderr("Serving HTTP on "),
-    )?;
-    let own_binary = std::env::current_exe()?;
-    let native = tools::start_pinned(SERVER_CORE, &own_binary, &["native-server"], "warn")?;
-    let servers = [
-        ("native", native.url.as_str()),
-        ("squall", squall_server.url.as_str()),
-        ("wasmtime", wasmtime_server.url.as_str()),
+    let p3_flags = ["-Scli", "-Sp3", "-Wcomponent-model-async"];
+    let p3_fresh = [
+        "-Scli",
+        "-Sp3",
+        "-Wcomponent-model-async",
+        "--max-instance-reuse-count",
+        "1",
+        "--max-instance-concurrent-reuse-count",
+        "1",
     ];
-    let medians = tools::alternate(&servers, "/", &args.load)?;
-    println!(
-        "  throughput ratio squall/wasmtime-serve: {:.2}",
-        medians[1].requests_per_second / medians[2].requests_per_second
-    );
+    // What, which component, wasmtime serve's flags, squall's reuse line.
+    let comparisons: [(&str, &Path, &[&str], Option<&str>); 4] = [
+        (
+            "WASI 0.2 proxy (tests/guests/wasi-p2; a fresh instance per request in both)",
+            &p2,
+            &["-Scli"],
+            None,
+        ),
+        (
+            "WASI 0.3 service (examples/hello built --wasi-http; a fresh instance per request in both)",
+            &p3,
+            &p3_fresh,
+            None,
+        ),
+        (
+            "WASI 0.3 service, wasmtime serve with its default instance reuse (128 requests per \
+             instance, 16 at once) against squall's fresh instance per request",
+            &p3,
+            &p3_flags,
+            None,
+        ),
+        (
+            "WASI 0.3 service, both reusing instances (wasmtime serve's default; squall \
+             `reuse = { requests = 128 }`, one request at a time per instance)",
+            &p3,
+            &p3_flags,
+            Some("reuse = { requests = 128, idle = \"10s\" }"),
+        ),
+    ];
+    for (what, component, flags, reuse) in comparisons {
+        compare(args, &squall, &wasmtime, what, component, flags, reuse)?;
+    }
     Ok(())
 }
 
+/// Native, squall and `wasmtime serve` (with `wasmtime_flags`) serving
+/// `component`, alternately; squall with the manifest line `squall_reuse`
+/// if given, else a fresh instance per request.
 fn compare(
     args: &InteropArgs,
     squall: &Path,
@@ -128,15 +81,19 @@ fn compare(
     what: &str,
     component: &Path,
     wasmtime_flags: &[&str],
+    squall_reuse: Option<&str>,
 ) -> Result<()> {
     println!("\n{what}:");
     let own_binary = std::env::current_exe()?;
     let native = tools::start_pinned(SERVER_CORE, &own_binary, &["native-server"], "warn")?;
     let wasm = component.to_string_lossy().into_owned();
-    let squall_server = tools::start_pinned(
-        SERVER_CORE,
+    let squall_server = tools::serve_manifest_logging(
         squall,
-        &["serve", &wasm, "--listen", "127.0.0.1:0"],
+        SERVER_CORE,
+        &format!(
+            "[app.hello]\nsource = {wasm:?}\n{}\n",
+            squall_reuse.unwrap_or_default()
+        ),
         "warn",
     )?;
     let mut serve_args = vec!["serve"];

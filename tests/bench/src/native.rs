@@ -17,7 +17,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-type Response = http::Response<Full<Bytes>>;
+pub(crate) type Response = http::Response<Full<Bytes>>;
 
 #[derive(Args)]
 pub(crate) struct NativeArgs {
@@ -162,7 +162,9 @@ fn text(content_type: &'static str, body: Bytes) -> Response {
 }
 
 /// Serve `handle` on `listen` until killed, announcing the URL on stdout.
-fn serve<F, Fut>(listen: SocketAddr, handle: F) -> Result<()>
+/// Upgrades are served as squall serves them (the realtime baseline's
+/// WebSockets).
+pub(crate) fn serve<F, Fut>(listen: SocketAddr, handle: F) -> Result<()>
 where
     F: Fn(http::Request<Incoming>) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = Result<Response, Infallible>> + Send + 'static,
@@ -181,7 +183,7 @@ where
             };
             let _ = stream.set_nodelay(true);
             let connection = builder
-                .serve_connection(TokioIo::new(stream), service_fn(handle.clone()))
+                .serve_connection_with_upgrades(TokioIo::new(stream), service_fn(handle.clone()))
                 .into_owned();
             tokio::spawn(async move {
                 let _ = connection.await;

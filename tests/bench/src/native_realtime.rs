@@ -4,17 +4,14 @@
 //! `/count` subscribes to the news, `POST /publish/news` broadcasts (and
 //! answers the message's id), `POST /wait/news?after=N&ms=T` long-polls.
 
-use crate::native::NativeArgs;
+use crate::native::{self, NativeArgs, Response};
 use anyhow::Result;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
-use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{broadcast, watch};
@@ -22,8 +19,6 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
-
-type Response = http::Response<Full<Bytes>>;
 
 /// The news topic: its feed for sockets, and its last message for polls.
 struct News {
@@ -33,36 +28,12 @@ struct News {
 }
 
 pub(crate) fn run(args: &NativeArgs) -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let news = Arc::new(News {
-            feed: broadcast::channel(16).0,
-            latest: watch::channel((0, Bytes::new())).0,
-            publishing: Mutex::new(()),
-        });
-        let listener = squall::bind(args.listen)?;
-        println!("listening on http://{}/", listener.local_addr()?);
-        std::io::stdout().flush()?;
-        let builder = auto::Builder::new(TokioExecutor::new());
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            let news = news.clone();
-            let connection = builder
-                .serve_connection_with_upgrades(
-                    TokioIo::new(stream),
-                    service_fn(move |request| handle(news.clone(), request)),
-                )
-                .into_owned();
-            tokio::spawn(async move {
-                let _ = connection.await;
-            });
-        }
-    })
+    let news = Arc::new(News {
+        feed: broadcast::channel(16).0,
+        latest: watch::channel((0, Bytes::new())).0,
+        publishing: Mutex::new(()),
+    });
+    native::serve(args.listen, move |request| handle(news.clone(), request))
 }
 
 async fn handle(

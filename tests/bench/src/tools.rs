@@ -154,8 +154,19 @@ pub(crate) fn start_pinned_announcing(
     })
 }
 
-/// `squall serve` a manifest with `text` as its contents, pinned to `core`.
+/// `squall serve` a manifest with `text` as its contents, pinned to `core`,
+/// with its default logging.
 pub(crate) fn serve_manifest(squall: &Path, core: usize, text: &str) -> Result<Running> {
+    serve_manifest_logging(squall, core, text, "info")
+}
+
+/// [`serve_manifest`] with `RUST_LOG=log`.
+pub(crate) fn serve_manifest_logging(
+    squall: &Path,
+    core: usize,
+    text: &str,
+    log: &str,
+) -> Result<Running> {
     let dir = tempfile::tempdir()?;
     let manifest = dir.path().join("squall.toml");
     std::fs::write(&manifest, text)?;
@@ -164,7 +175,7 @@ pub(crate) fn serve_manifest(squall: &Path, core: usize, text: &str) -> Result<R
         core,
         squall,
         &["serve", &manifest, "--listen", "127.0.0.1:0"],
-        "info",
+        log,
     )?;
     server._dir = Some(dir);
     Ok(server)
