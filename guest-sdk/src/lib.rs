@@ -40,6 +40,7 @@ mod router;
 pub mod sse;
 mod sys;
 mod task;
+pub mod tcp;
 #[cfg(feature = "templates")]
 pub mod template;
 mod time;

@@ -104,6 +104,8 @@ pub struct Router {
     routes: Vec<Route>,
     fallback: Option<Box<dyn Handler>>,
     websockets: Vec<(String, Vec<Segment>, WebSocket)>,
+    /// What serves the TCP connections of the app's listeners.
+    tcp: Option<crate::tcp::TcpHandler>,
     /// Malformed patterns: the host refuses to load the app, naming them.
     errors: Vec<String>,
     /// The pattern of the route added last, for [`Router::named`].
@@ -307,6 +309,38 @@ impl Router {
             Err(err) => self.errors.push(err),
         }
         self
+    }
+
+    /// Serve the TCP connections of the app's listeners
+    /// (`[[app.NAME.tcp]]` in the manifest) with `handler`, each in an
+    /// instance of its own for the connection's life (see [`crate::tcp`]).
+    /// The handler returns `()` or a `Result`, whose error is logged.
+    ///
+    /// ```no_run
+    /// use squall_sdk::Router;
+    /// use squall_sdk::tcp::TcpStream;
+    ///
+    /// async fn greet(mut stream: TcpStream) {
+    ///     let hello = format!("hello, {}\n", stream.peer());
+    ///     let _ = stream.write(hello).await;
+    /// }
+    ///
+    /// let router = Router::new().tcp(greet);
+    /// ```
+    pub fn tcp<F, Fut>(mut self, handler: F) -> Self
+    where
+        F: Fn(crate::tcp::TcpStream) -> Fut + 'static,
+        Fut: std::future::Future + 'static,
+        Fut::Output: crate::tcp::Finished,
+    {
+        self.tcp = Some(crate::tcp::TcpHandler::new(handler));
+        self
+    }
+
+    /// Its TCP connection handler, if it has one.
+    #[cfg_attr(feature = "wasi-http", allow(dead_code))]
+    pub(crate) fn tcp_handler(&self) -> Option<&crate::tcp::TcpHandler> {
+        self.tcp.as_ref()
     }
 
     /// The patterns of its WebSocket routes, as given.

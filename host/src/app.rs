@@ -94,6 +94,12 @@ impl App {
                 config.name
             );
         }
+        if matches!(component.guest(), Guest::Standard(_)) && !config.tcp.is_empty() {
+            anyhow::bail!(
+                "app {:?} is a standard wasi:http component: TCP listeners need a squall-sdk app",
+                config.name
+            );
+        }
         let static_files = Arc::new(StaticFiles::new(&config.static_dirs)?);
         let (requests, connections) = match previous {
             Some(previous) => (previous.requests.clone(), previous.connections.clone()),

@@ -13,5 +13,6 @@ wasmtime::component::bindgen!({
 });
 
 pub(crate) use self::squall::app::{
-    config, http_client, kv, log, pubsub, static_files, time, types, websocket, websocket_types,
+    config, http_client, kv, log, pubsub, static_files, tcp_types, time, types, websocket,
+    websocket_types,
 };

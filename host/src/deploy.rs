@@ -363,6 +363,11 @@ impl Deployment {
             .collect()
     }
 
+    /// The apps served now, by name across their versions.
+    pub(crate) fn handles(&self) -> Vec<Arc<AppHandle>> {
+        self.current.load().as_ref().clone()
+    }
+
     /// The HTTPS listener's TLS, if the host serves HTTPS.
     pub(crate) fn tls(&self) -> Option<&Tls> {
         self.tls.as_ref()

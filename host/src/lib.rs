@@ -41,6 +41,7 @@ mod runtime;
 mod server;
 mod static_files;
 mod stats;
+mod tcp;
 pub mod testing;
 
 pub use server::bind;

@@ -246,6 +246,7 @@ impl TestServer {
             let listeners = crate::server::Listeners {
                 http: listener,
                 https: None,
+                tcp: Vec::new(),
             };
             runtime.block_on(crate::server::serve(
                 listeners,

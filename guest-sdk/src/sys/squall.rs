@@ -79,6 +79,42 @@ impl BodySink {
     }
 }
 
+/// How many bytes one read from a TCP connection asks for.
+const TCP_READ_CHUNK: usize = 16 * 1024;
+
+/// What a TCP client sends.
+#[derive(Debug)]
+pub(crate) struct TcpInput(StreamReader<u8>);
+
+impl TcpInput {
+    /// The next bytes, or `None` once the client has half-closed.
+    pub(crate) async fn chunk(&mut self) -> Option<Vec<u8>> {
+        loop {
+            let (result, chunk) = self.0.read(Vec::with_capacity(TCP_READ_CHUNK)).await;
+            match result {
+                StreamResult::Dropped if chunk.is_empty() => return None,
+                _ if chunk.is_empty() => continue,
+                _ => return Some(chunk),
+            }
+        }
+    }
+}
+
+/// What goes to a TCP client.
+#[derive(Debug)]
+pub(crate) struct TcpOutput(StreamWriter<u8>);
+
+impl TcpOutput {
+    /// Write all of `bytes`, waiting until the host has taken them.
+    pub(crate) async fn write(&mut self, bytes: Vec<u8>) -> Result<(), crate::tcp::Closed> {
+        if self.0.write_all(bytes).await.is_empty() {
+            Ok(())
+        } else {
+            Err(crate::tcp::Closed)
+        }
+    }
+}
+
 /// `body` for the host; a streamed one is written by a task of its own,
 /// which runs after `handle` returns (the host keeps the instance alive
 /// until that task ends).
@@ -499,6 +535,15 @@ macro_rules! export {
                 }
             }
 
+            impl $crate::__private::TcpGuest for SquallApp {
+                async fn on_connection(
+                    connection: $crate::__private::WitTcpConnection,
+                    input: $crate::__private::wit_bindgen::StreamReader<u8>,
+                ) -> $crate::__private::wit_bindgen::StreamReader<u8> {
+                    $crate::__private::tcp_connection(&$app(), connection, input)
+                }
+            }
+
             impl $crate::__private::AppInfoGuest for SquallApp {
                 fn describe() -> $crate::__private::WitDescription {
                     $crate::__private::describe(&$app())
@@ -518,7 +563,9 @@ pub(crate) mod __private {
         Description as WitDescription, Guest as AppInfoGuest,
     };
     pub use super::bindings::exports::squall::app::handler::Guest;
+    pub use super::bindings::exports::squall::app::tcp_handler::Guest as TcpGuest;
     pub use super::bindings::exports::squall::app::websocket_handler::Guest as WebSocketGuest;
+    pub use super::bindings::squall::app::tcp_types::TcpConnection as WitTcpConnection;
     pub use super::bindings::squall::app::types::{Request as WitRequest, Response as WitResponse};
     pub use super::bindings::squall::app::websocket_types::{
         Connection as WitConnection, OpenResult as WitOpenResult, WsMessage as WitMessage,
@@ -528,6 +575,30 @@ pub(crate) mod __private {
     use super::{request_from_wit, response_into_wit, wit_ws};
     use crate::Router;
     use crate::websocket::Message;
+
+    /// A TCP connection: the router's handler serves it in a task of its
+    /// own; the stream returned carries what it writes. Without a handler
+    /// the connection is closed at once.
+    pub fn tcp_connection(
+        router: &Router,
+        connection: WitTcpConnection,
+        input: wit_bindgen::StreamReader<u8>,
+    ) -> wit_bindgen::StreamReader<u8> {
+        let (writer, reader) = super::bindings::wit_stream::new::<u8>();
+        if let Some(handler) = router.tcp_handler() {
+            let info = crate::tcp::ConnectionInfo {
+                id: connection.id,
+                peer: connection.peer,
+                listener: connection.listener,
+            };
+            handler.serve(crate::tcp::TcpStream::new(
+                info,
+                super::TcpInput(input),
+                super::TcpOutput(writer),
+            ));
+        }
+        reader
+    }
 
     /// What the host asks at load: the WebSocket routes and any mistakes.
     pub fn describe(router: &Router) -> WitDescription {

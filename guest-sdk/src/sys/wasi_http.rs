@@ -315,6 +315,27 @@ pub(crate) fn ws_set_state(_id: u64, _state: &[u8]) -> Result<(), SendError> {
     Err(SendError::Closed)
 }
 
+/// No TCP on a standard host: no connection is ever accepted, so none of
+/// these exists.
+#[derive(Debug)]
+pub(crate) enum TcpInput {}
+
+impl TcpInput {
+    pub(crate) async fn chunk(&mut self) -> Option<Vec<u8>> {
+        match *self {}
+    }
+}
+
+/// See [`TcpInput`].
+#[derive(Debug)]
+pub(crate) enum TcpOutput {}
+
+impl TcpOutput {
+    pub(crate) async fn write(&mut self, _bytes: Vec<u8>) -> Result<(), crate::tcp::Closed> {
+        match *self {}
+    }
+}
+
 fn request_from_standard(request: ::http::Request<IncomingRequestBody>) -> Request {
     let (parts, body) = request.into_parts();
     let authority = parts

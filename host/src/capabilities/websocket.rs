@@ -121,6 +121,9 @@ impl Host for GuestState {
 
 impl crate::bindings::websocket_types::Host for GuestState {}
 
+/// The TCP handler's types; nothing to call.
+impl crate::bindings::tcp_types::Host for GuestState {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

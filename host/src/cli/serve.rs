@@ -162,10 +162,20 @@ pub(super) fn run(args: ServeArgs) -> Result<()> {
             }
             _ => None,
         };
+        let tcp = crate::server::bind_tcp(&deployment.handles())?;
+        for listen in &tcp {
+            println!(
+                "squall: app {:?} accepts tcp on {} (listener {:?})",
+                listen.app_name(),
+                listen.local_addr()?,
+                listen.name()
+            );
+        }
         announce(&deployment.apps(), address);
         let listeners = crate::server::Listeners {
             http: listener,
             https,
+            tcp,
         };
         crate::server::serve(
             listeners,

@@ -2,6 +2,7 @@
 //! the limits that fence it from its neighbours.
 
 use super::settings::{RawSetting, Settings};
+use super::tcp::TcpListenerConfig;
 use super::values;
 use crate::policy::{OutboundPolicy, TopicPolicy};
 use serde::Deserialize;
@@ -32,6 +33,8 @@ pub(crate) struct AppConfig {
     pub(crate) pubsub_history: usize,
     /// Routes that accept WebSocket upgrades, and how.
     pub(crate) websockets: Vec<WebSocketRoute>,
+    /// TCP listeners whose connections it serves.
+    pub(crate) tcp: Vec<TcpListenerConfig>,
     /// Whether it may use its key-value store.
     pub(crate) kv: bool,
     /// Its configuration values and secrets.
@@ -315,6 +318,8 @@ pub(super) struct RawApp {
     #[serde(default)]
     websocket: Vec<WebSocketRoute>,
     #[serde(default)]
+    tcp: Vec<TcpListenerConfig>,
+    #[serde(default)]
     kv: bool,
     #[serde(default)]
     kv_max_keys: Option<u64>,
@@ -423,6 +428,7 @@ impl RawApp {
             pubsub: self.pubsub,
             pubsub_history: self.pubsub_history.unwrap_or(DEFAULT_PUBSUB_HISTORY).max(1),
             websockets: self.websocket,
+            tcp: self.tcp,
             kv: self.kv,
             settings,
             static_dirs: self

@@ -17,11 +17,13 @@
 mod app;
 mod server;
 mod settings;
+mod tcp;
 mod values;
 
 pub(crate) use app::{AppConfig, Limits, Reuse, StaticDir, WebSocketMode, WebSocketRoute};
 pub(crate) use server::{BackendConfig, CertificateConfig, ServerConfig};
 pub(crate) use settings::Settings;
+pub(crate) use tcp::TcpListenerConfig;
 #[cfg(test)]
 use values::parse_percent;
 pub(crate) use values::{parse_duration, parse_size};
@@ -101,6 +103,7 @@ impl Manifest {
         }
         check_shares(&apps, pool, text, file)?;
         check_claims(&apps, text, file)?;
+        check_tcp_listeners(&apps, &raw.server, text, file)?;
         let mut server = raw.server;
         server.data_dir = base.join(&server.data_dir);
         server.cache_dir = base.join(&server.cache_dir);
@@ -136,6 +139,7 @@ impl Manifest {
                 pubsub: TopicPolicy::default(),
                 pubsub_history: DEFAULT_PUBSUB_HISTORY,
                 websockets: Vec::new(),
+                tcp: Vec::new(),
                 kv: false,
                 settings: Settings::default(),
                 static_dirs: Vec::new(),
@@ -215,6 +219,49 @@ fn check_claims(apps: &[AppConfig], text: &str, file: &str) -> Result<()> {
                 "hosts"
             };
             bail!("{}: app.{}.{key}: {why}", at(key), app.name);
+        }
+    }
+    Ok(())
+}
+
+/// No two listeners share an address, nor take the server's own.
+fn check_tcp_listeners(
+    apps: &[AppConfig],
+    server: &ServerConfig,
+    text: &str,
+    file: &str,
+) -> Result<()> {
+    let mut taken: Vec<(std::net::SocketAddr, String)> = [
+        Some(server.listen),
+        server.https_listen,
+        server.admin_listen,
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|address| address.port() != 0)
+    .map(|address| (address, "the [server] table".to_owned()))
+    .collect();
+    for app in apps {
+        for listener in &app.tcp {
+            let at = locate(text, file, &format!("app.{}", app.name), Some("tcp"));
+            if listener.listen.port() != 0
+                && let Some((_, owner)) = taken
+                    .iter()
+                    .find(|(address, _)| *address == listener.listen)
+            {
+                bail!(
+                    "{at}: app.{}.tcp: {} is already taken by {owner}",
+                    app.name,
+                    listener.listen
+                );
+            }
+            if listener.max_connections == 0 {
+                bail!(
+                    "{at}: app.{}.tcp.max_connections: must be at least 1",
+                    app.name
+                );
+            }
+            taken.push((listener.listen, format!("app.{}", app.name)));
         }
     }
     Ok(())

@@ -61,6 +61,12 @@ impl<H> State<H> {
         self.cpu.left = self.cpu.budget;
     }
 
+    /// Give the store `cpu_time` of guest execution in all, instead of the
+    /// app's per-request budget (a TCP connection's whole life).
+    pub(crate) fn set_cpu_time(&mut self, cpu_time: Duration) {
+        self.cpu = CpuBudget::new(cpu_time);
+    }
+
     /// Ready the store for another request: its own CPU and log budgets.
     pub(crate) fn start_request(&mut self) {
         self.refill_cpu_budget();

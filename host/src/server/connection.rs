@@ -3,35 +3,13 @@
 //! lives, through a WebSocket upgrade too), and notes when bytes last moved
 //! so an idle connection can be closed.
 
+pub(crate) use crate::tcp::Activity;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::LazyLock;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
-
-/// The fixed point activity times count from.
-static START: LazyLock<Instant> = LazyLock::new(Instant::now);
-
-/// When a connection last moved bytes, shared with its watcher.
-#[derive(Debug, Default)]
-pub(super) struct Activity(AtomicU64);
-
-impl Activity {
-    fn touch(&self) {
-        let now = u64::try_from(START.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.0.store(now, Ordering::Relaxed);
-    }
-
-    /// How long since bytes last moved.
-    pub(super) fn idle_for(&self) -> Duration {
-        let last = Duration::from_millis(self.0.load(Ordering::Relaxed));
-        START.elapsed().saturating_sub(last)
-    }
-}
 
 /// A TCP stream that holds its place under `max_connections` and records
 /// its activity.

@@ -6,10 +6,12 @@
 mod connection;
 mod routing;
 mod socket;
+mod tcp;
 mod tls;
 mod upgrade;
 
 pub(crate) use routing::{AppRouter, route, websocket_route};
+pub(crate) use tcp::{TcpListen, bind_tcp};
 pub(crate) use tls::Tls;
 
 use crate::body::inbound;
@@ -76,6 +78,8 @@ pub(crate) struct Listeners {
     pub(crate) http: TcpListener,
     /// HTTPS, and its TLS.
     pub(crate) https: Option<(TcpListener, Tls)>,
+    /// The apps' own TCP listeners.
+    pub(crate) tcp: Vec<TcpListen>,
 }
 
 /// What each connection needs, whichever listener accepted it.
@@ -105,7 +109,7 @@ pub(crate) async fn serve(
         .min(Semaphore::MAX_PERMITS);
     let places = Arc::new(Semaphore::new(total_places));
     let (stopping, stop_signal) = watch::channel(false);
-    let Listeners { http, https } = listeners;
+    let Listeners { http, https, tcp } = listeners;
     let https_port = https
         .as_ref()
         .and_then(|(listener, _)| listener.local_addr().ok())
@@ -121,13 +125,21 @@ pub(crate) async fn serve(
         redirect_to: https_port.filter(|_| config.https_redirect),
         ..serving.clone()
     };
+    let apps_tcp = futures::future::join_all(
+        tcp.into_iter()
+            .map(|listen| tcp::accept(listen, places.clone(), serving.stop_signal.clone())),
+    );
     let accepting = async {
         let secure = async {
             if let Some((listener, tls)) = https {
                 accept(listener, Some(tls), &serving, &places, config).await;
             }
         };
-        tokio::join!(accept(http, None, &plain, &places, config), secure);
+        tokio::join!(
+            accept(http, None, &plain, &places, config),
+            secure,
+            apps_tcp
+        );
     };
     tokio::select! {
         () = accepting => {}

@@ -1,0 +1,135 @@
+//! The apps' own TCP listeners (`[[app.NAME.tcp]]`): each accepted
+//! connection, within the listener's `max_connections` and the server's,
+//! goes to the app's current version (`dispatch::tcp`).
+
+use super::RateLimitedWarning;
+use crate::app::AppHandle;
+use crate::config::TcpListenerConfig;
+use crate::dispatch::tcp::ConnectionLimits;
+use crate::limit_log::Limit;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+
+/// One bound listener and the app it serves.
+pub(crate) struct TcpListen {
+    listener: TcpListener,
+    app: Arc<AppHandle>,
+    config: TcpListenerConfig,
+}
+
+impl TcpListen {
+    /// The address it accepts on (its port chosen if the manifest said 0).
+    pub(crate) fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The name the guest sees for it.
+    pub(crate) fn name(&self) -> String {
+        self.config.display_name()
+    }
+
+    /// The app it serves.
+    pub(crate) fn app_name(&self) -> String {
+        self.app.current().name().to_owned()
+    }
+}
+
+/// Bind every TCP listener of `apps`.
+pub(crate) fn bind_tcp(apps: &[Arc<AppHandle>]) -> anyhow::Result<Vec<TcpListen>> {
+    let mut bound = Vec::new();
+    for handle in apps {
+        let app = handle.current();
+        for config in &app.config().tcp {
+            let listener = super::bind(config.listen).map_err(|err| {
+                anyhow::anyhow!(
+                    "app {:?}: cannot listen on {} (tcp): {err}",
+                    app.name(),
+                    config.listen
+                )
+            })?;
+            bound.push(TcpListen {
+                listener,
+                app: handle.clone(),
+                config: config.clone(),
+            });
+        }
+    }
+    Ok(bound)
+}
+
+/// Accept connections on `listen` until its app is removed or the server
+/// stops, each holding a place of `places` (the server's
+/// `max_connections`) and one of the listener's own.
+pub(crate) async fn accept(
+    listen: TcpListen,
+    places: Arc<Semaphore>,
+    stop_signal: watch::Receiver<bool>,
+) {
+    let TcpListen {
+        listener,
+        app,
+        config,
+    } = listen;
+    let open = Arc::new(Semaphore::new(
+        usize::try_from(config.max_connections)
+            .unwrap_or(usize::MAX)
+            .min(Semaphore::MAX_PERMITS),
+    ));
+    let name = config.display_name();
+    let mut failing = RateLimitedWarning::default();
+    let accepting = async {
+        loop {
+            let Ok(place) = places.clone().acquire_owned().await else {
+                return;
+            };
+            let (socket, peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    failing.warn(&format!("tcp listener {name}: accept failed: {err}"));
+                    crate::stats::accept_error();
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let current = app.current();
+            let Ok(slot) = open.clone().try_acquire_owned() else {
+                // Over the listener's limit: the client sees the connection
+                // close at once; the app's neighbours see nothing.
+                current.hits().hit(
+                    Limit::Connections,
+                    &format!(
+                        "tcp listener {name} has {} connections open (max_connections)",
+                        config.max_connections
+                    ),
+                );
+                drop(socket);
+                continue;
+            };
+            if let Err(err) = socket.set_nodelay(true) {
+                tracing::debug!("cannot set TCP_NODELAY for {peer}: {err}");
+            }
+            let limits = ConnectionLimits {
+                idle_timeout: config.idle_timeout,
+                cpu_time: config.cpu_time.unwrap_or(current.limits().cpu_time),
+            };
+            let mut stopping = stop_signal.clone();
+            let listener_name = name.clone();
+            tokio::spawn(async move {
+                let stop = async move {
+                    let _ = stopping.wait_for(|stop| *stop).await;
+                };
+                crate::dispatch::tcp::serve(current, socket, peer, listener_name, limits, stop)
+                    .await;
+                drop((slot, place));
+            });
+        }
+    };
+    let mut stopping = stop_signal.clone();
+    tokio::select! {
+        () = accepting => {}
+        () = app.removed() => tracing::info!("tcp listener {name}: its app was removed"),
+        _ = stopping.wait_for(|stop| *stop) => {}
+    }
+}

@@ -1,0 +1,69 @@
+//! TCP behaviours for the tests, one per listener name: a byte echo, a
+//! count of what arrived before the client half-closed, a guest that never
+//! reads nor writes, one that writes without end, one that spins, and one
+//! that panics.
+
+use squall_sdk::Router;
+use squall_sdk::tcp::{ReadError, TcpStream};
+
+fn app() -> Router {
+    Router::new()
+        .get("/", |_req| async { "tcp guest" })
+        .tcp(serve)
+}
+
+async fn serve(stream: TcpStream) -> Result<(), ReadError> {
+    match stream.info().listener.as_str() {
+        "echo" => echo(stream).await,
+        "count" => count(stream).await,
+        "silent" => silent(stream).await,
+        "flood" => flood(stream).await,
+        "spin" => spin(),
+        "panic" => panic!("this guest fails on purpose"),
+        _ => Ok(()),
+    }
+}
+
+/// Every byte back as it arrives; half-closes when the client does.
+async fn echo(mut stream: TcpStream) -> Result<(), ReadError> {
+    while let Some(bytes) = stream.read().await {
+        if stream.write(bytes).await.is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Read to the client's half-close, then say how many bytes came.
+async fn count(stream: TcpStream) -> Result<(), ReadError> {
+    let (mut reader, writer) = stream.split();
+    let mut total = 0usize;
+    while let Some(bytes) = reader.read().await {
+        total += bytes.len();
+    }
+    let _ = writer.write(format!("{total} bytes\n")).await;
+    Ok(())
+}
+
+/// Waits far longer than any idle timeout, touching nothing.
+async fn silent(_stream: TcpStream) -> Result<(), ReadError> {
+    squall_sdk::sleep(std::time::Duration::from_secs(3600)).await;
+    Ok(())
+}
+
+/// Writes 64 KiB chunks until the client goes away.
+async fn flood(mut stream: TcpStream) -> Result<(), ReadError> {
+    let chunk = vec![b'x'; 64 * 1024];
+    while stream.write(chunk.clone()).await.is_ok() {}
+    Ok(())
+}
+
+#[allow(clippy::empty_loop)]
+fn spin() -> Result<(), ReadError> {
+    let mut n: u64 = 0;
+    loop {
+        n = std::hint::black_box(n.wrapping_add(1));
+    }
+}
+
+squall_sdk::export!(app);
