@@ -224,6 +224,18 @@ impl Server {
         format!("{}{path}", self.base)
     }
 
+    /// Where the TCP listener named `listener` accepts, as the banner said.
+    pub fn tcp_address(&self, listener: &str) -> std::net::SocketAddr {
+        let tail = format!("(listener {listener:?})");
+        self.banner
+            .lines()
+            .filter(|line| line.ends_with(&tail))
+            .find_map(|line| line.split(" accepts tcp on ").nth(1)?.split(' ').next())
+            .unwrap_or_else(|| panic!("no tcp listener {listener:?} in:\n{}", self.banner))
+            .parse()
+            .expect("an address")
+    }
+
     /// `host:port`.
     pub fn address(&self) -> String {
         self.base.trim_start_matches("http://").to_owned()

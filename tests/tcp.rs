@@ -1,0 +1,298 @@
+//! Plain TCP through the real host (`[[app.NAME.tcp]]`): real sockets
+//! against the tcp test guest and the tcp-chat example. Every limit has a
+//! hostile connection hitting it while a neighbour's echo keeps working.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+mod support;
+
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+use support::{Server, component, refused_manifest, repo};
+
+/// The tcp test guest with one listener per behaviour, each given `extra`
+/// settings by name.
+fn tcp_guest(extra: &[(&str, &str)]) -> Server {
+    let mut manifest = format!(
+        "[app.tcp]\nsource = {:?}\n",
+        component("tests/guests/tcp").display().to_string()
+    );
+    for name in ["echo", "count", "silent", "flood", "spin", "panic"] {
+        let settings = extra
+            .iter()
+            .filter(|(listener, _)| *listener == name)
+            .map(|(_, settings)| *settings)
+            .collect::<Vec<_>>()
+            .join("\n");
+        manifest.push_str(&format!(
+            "\n[[app.tcp.tcp]]\nlisten = \"127.0.0.1:0\"\nname = \"{name}\"\n{settings}\n"
+        ));
+    }
+    Server::with_manifest(&manifest)
+}
+
+fn connect(address: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+}
+
+/// A neighbour's connection still echoes, promptly.
+fn echo_works(server: &Server) {
+    let mut stream = connect(server.tcp_address("echo"));
+    stream.write_all(b"still here").unwrap();
+    let mut answer = [0u8; 10];
+    stream.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"still here");
+}
+
+/// Read until the server closes; what came, or the error that came instead.
+fn read_to_close(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut all = Vec::new();
+    stream.read_to_end(&mut all)?;
+    Ok(all)
+}
+
+#[test]
+fn bytes_echo_back_and_a_half_close_is_seen() {
+    let server = tcp_guest(&[]);
+    let mut stream = connect(server.tcp_address("echo"));
+    for message in [&b"hello"[..], &[0u8, 255, 10, 13], &vec![7u8; 200_000]] {
+        stream.write_all(message).unwrap();
+        let mut answer = vec![0u8; message.len()];
+        stream.read_exact(&mut answer).unwrap();
+        assert_eq!(answer, message);
+    }
+    // The client half-closes: the echo ends its side too.
+    stream.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(read_to_close(&mut stream).unwrap(), b"");
+
+    // Reading to the client's half-close, then answering on the open side.
+    let mut stream = connect(server.tcp_address("count"));
+    stream.write_all(&vec![1u8; 300_000]).unwrap();
+    stream.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(read_to_close(&mut stream).unwrap(), b"300000 bytes\n");
+}
+
+#[test]
+fn a_client_that_does_not_read_holds_its_guest_back_and_the_host_buffers_nothing() {
+    let server = tcp_guest(&[]);
+    let before = resident_kib(server.pid());
+    // The guest writes without end; the client never reads.
+    let flooded = connect(server.tcp_address("flood"));
+    // This client sends without end and never reads its echo: the echo
+    // stalls, then the guest stops reading, then the client's writes stall.
+    let mut sender = connect(server.tcp_address("echo"));
+    sender
+        .set_write_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let chunk = vec![b'y'; 64 * 1024];
+    let mut sent = 0usize;
+    let stalled = loop {
+        match sender.write(&chunk) {
+            Ok(count) => sent += count,
+            Err(err) => break err,
+        }
+        assert!(sent < 512 << 20, "512 MiB went in without pushing back");
+    };
+    assert!(
+        matches!(stalled.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+        "{stalled}"
+    );
+    // What is held is in the kernel's socket buffers, not the host's heap.
+    std::thread::sleep(Duration::from_secs(1));
+    let grown = resident_kib(server.pid()).saturating_sub(before);
+    assert!(grown < 32 << 10, "the host grew by {grown} KiB");
+    echo_works(&server);
+    drop((flooded, sender));
+}
+
+#[test]
+fn a_silent_connection_is_closed_after_its_idle_timeout() {
+    let server = tcp_guest(&[("silent", "idle_timeout = \"1s\"")]);
+    let started = Instant::now();
+    let mut stream = connect(server.tcp_address("silent"));
+    assert_eq!(read_to_close(&mut stream).unwrap(), b"");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900),
+        "closed after {waited:?}"
+    );
+    echo_works(&server);
+}
+
+#[test]
+fn a_spinning_connection_is_stopped_by_its_cpu_time() {
+    let server = tcp_guest(&[("spin", "cpu_time = \"200ms\"")]);
+    let mut stream = connect(server.tcp_address("spin"));
+    // Closed, cleanly or with a reset.
+    let _ = read_to_close(&mut stream);
+    echo_works(&server);
+    server.expect_log("cpu");
+}
+
+#[test]
+fn a_panicking_guest_closes_only_its_own_connection() {
+    let server = tcp_guest(&[]);
+    let mut neighbour = connect(server.tcp_address("echo"));
+    let mut stream = connect(server.tcp_address("panic"));
+    let _ = read_to_close(&mut stream);
+    neighbour.write_all(b"ping").unwrap();
+    let mut answer = [0u8; 4];
+    neighbour.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"ping");
+}
+
+#[test]
+fn connections_beyond_max_connections_are_closed_at_once() {
+    let server = tcp_guest(&[("echo", "max_connections = 2")]);
+    let address = server.tcp_address("echo");
+    let mut first = connect(address);
+    let mut second = connect(address);
+    for stream in [&mut first, &mut second] {
+        stream.write_all(b"in").unwrap();
+        let mut answer = [0u8; 2];
+        stream.read_exact(&mut answer).unwrap();
+    }
+    let mut third = connect(address);
+    let _ = third.write_all(b"out");
+    assert!(matches!(
+        read_to_close(&mut third).as_deref(),
+        Ok(b"") | Err(_)
+    ));
+    // A place frees when a connection ends.
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut again = connect(address);
+        let _ = again.write_all(b"ok");
+        let mut answer = [0u8; 2];
+        if again.read_exact(&mut answer).is_ok() {
+            assert_eq!(&answer, b"ok");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the place never came back");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server.expect_log("max_connections");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn many_connections_echo_at_once() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = tcp_guest(&[]);
+    let address = server.tcp_address("echo");
+    let mut clients = Vec::new();
+    for index in 0..300u32 {
+        clients.push(tokio::spawn(async move {
+            let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+            let message = format!("client {index}");
+            for _ in 0..3 {
+                stream.write_all(message.as_bytes()).await.unwrap();
+                let mut answer = vec![0u8; message.len()];
+                stream.read_exact(&mut answer).await.unwrap();
+                assert_eq!(answer, message.as_bytes());
+            }
+            stream
+        }));
+    }
+    let mut open = Vec::new();
+    for client in clients {
+        open.push(client.await.unwrap());
+    }
+    assert_eq!(open.len(), 300);
+}
+
+#[test]
+fn listeners_that_cannot_be_served_are_refused_at_start() {
+    let wasm = component("tests/guests/tcp").display().to_string();
+    let taken = refused_manifest(&format!(
+        "[app.a]\nsource = {wasm:?}\nroutes = [\"/a\"]\n[[app.a.tcp]]\nlisten = \"127.0.0.1:7411\"\n\n\
+         [app.b]\nsource = {wasm:?}\nroutes = [\"/b\"]\n[[app.b.tcp]]\nlisten = \"127.0.0.1:7411\"\n"
+    ));
+    assert!(
+        taken.contains("127.0.0.1:7411 is already taken by app.a"),
+        "{taken}"
+    );
+    let standard = support::standard_component("examples/hello")
+        .display()
+        .to_string();
+    let refused = refused_manifest(&format!(
+        "[app.std]\nsource = {standard:?}\n[[app.std.tcp]]\nlisten = \"127.0.0.1:0\"\n"
+    ));
+    assert!(
+        refused.contains("TCP listeners need a squall-sdk app"),
+        "{refused}"
+    );
+}
+
+/// The tcp-chat example, as its README section runs it: two clients, one
+/// line, both see it; `/quit` says bye and closes.
+#[test]
+fn the_tcp_chat_example_passes_lines_between_clients() {
+    let manifest = std::fs::read_to_string(repo().join("examples/tcp-chat/squall.toml"))
+        .unwrap()
+        .replace(
+            "source = \".\"",
+            &format!(
+                "source = {:?}",
+                component("examples/tcp-chat").display().to_string()
+            ),
+        )
+        .replace("127.0.0.1:7000", "127.0.0.1:0");
+    let server = Server::with_manifest(&manifest);
+    let address = server.tcp_address("chat");
+    let mut ann = BufReader::new(connect(address));
+    let welcome = read_line(&mut ann);
+    assert!(welcome.starts_with("welcome, 127.0.0.1:"), "{welcome}");
+    let mut bob = BufReader::new(connect(address));
+    let bob_name = read_line(&mut bob)
+        .trim_start_matches("welcome, ")
+        .split('!')
+        .next()
+        .unwrap()
+        .to_owned();
+    wait_for_line(&mut ann, &format!("* {bob_name} joined"));
+    bob.get_mut().write_all(b"hello, ann\n").unwrap();
+    wait_for_line(&mut ann, &format!("{bob_name}: hello, ann"));
+    bob.get_mut().write_all(b"/quit\n").unwrap();
+    wait_for_line(&mut bob, "bye");
+    assert_eq!(read_to_close(bob.get_mut()).unwrap(), b"");
+    wait_for_line(&mut ann, &format!("* {bob_name} left"));
+}
+
+fn read_line(reader: &mut BufReader<TcpStream>) -> String {
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    line.trim_end().to_owned()
+}
+
+/// Read lines until one equals `expected` (others, such as join notices,
+/// may come first).
+fn wait_for_line(reader: &mut BufReader<TcpStream>, expected: &str) {
+    let mut seen = Vec::new();
+    loop {
+        let line = read_line(reader);
+        if line == expected {
+            return;
+        }
+        assert!(
+            !line.is_empty() && seen.len() < 20,
+            "never saw {expected:?} in {seen:?}"
+        );
+        seen.push(line);
+    }
+}
+
+/// The resident memory of process `pid`, in KiB.
+fn resident_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+        .unwrap()
+}
