@@ -11,13 +11,19 @@ use std::time::{Duration, Instant};
 use support::{Server, component, refused_manifest, repo};
 
 /// The tcp test guest with one listener per behaviour, each given `extra`
-/// settings by name.
+/// settings by name (`app` for the app's own table).
 fn tcp_guest(extra: &[(&str, &str)]) -> Server {
+    let app_settings = extra
+        .iter()
+        .filter(|(name, _)| *name == "app")
+        .map(|(_, settings)| *settings)
+        .collect::<Vec<_>>()
+        .join("\n");
     let mut manifest = format!(
-        "[app.tcp]\nsource = {:?}\n",
+        "[app.tcp]\nsource = {:?}\n{app_settings}\n",
         component("tests/guests/tcp").display().to_string()
     );
-    for name in ["echo", "count", "silent", "flood", "spin", "panic"] {
+    for name in ["echo", "count", "silent", "flood", "spin", "panic", "relay"] {
         let settings = extra
             .iter()
             .filter(|(listener, _)| *listener == name)
@@ -203,6 +209,73 @@ async fn many_connections_echo_at_once() {
         open.push(client.await.unwrap());
     }
     assert_eq!(open.len(), 300);
+}
+
+/// A line server on a free port answering each line with `upstream: LINE`.
+fn upstream() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            std::thread::spawn(move || {
+                let mut writer = stream.try_clone().unwrap();
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { return };
+                    if writeln!(writer, "upstream: {line}").is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// Ask the relay listener to connect to `target`; its first answer line.
+fn relay_to(server: &Server, target: &str) -> BufReader<TcpStream> {
+    let mut relay = BufReader::new(connect(server.tcp_address("relay")));
+    writeln!(relay.get_mut(), "{target}").unwrap();
+    relay
+}
+
+#[test]
+fn outbound_connections_reach_only_what_tcp_outbound_allows() {
+    let port = upstream();
+    let other = upstream();
+    let server = tcp_guest(&[(
+        "app",
+        &format!("tcp_outbound = [\"127.0.0.1:{port}\"]\ntcp_outbound_connections = 1"),
+    )]);
+    let mut relay = relay_to(&server, &format!("127.0.0.1:{port}"));
+    assert_eq!(read_line(&mut relay), "connected");
+    for line in ["one", "two"] {
+        writeln!(relay.get_mut(), "{line}").unwrap();
+        assert_eq!(read_line(&mut relay), format!("upstream: {line}"));
+    }
+    // Another port of the same host: not named, so refused before connecting.
+    let mut denied = relay_to(&server, &format!("127.0.0.1:{other}"));
+    let refused = read_line(&mut denied);
+    assert!(
+        refused.starts_with("refused: tcp connect denied"),
+        "{refused}"
+    );
+    // The one connection allowed is taken.
+    let mut over = relay_to(&server, &format!("127.0.0.1:{port}"));
+    let refused = read_line(&mut over);
+    assert!(refused.contains("tcp_outbound_connections"), "{refused}");
+    // Closing the first gives its place back.
+    drop(relay);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut again = relay_to(&server, &format!("127.0.0.1:{port}"));
+        if read_line(&mut again) == "connected" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the place never came back");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    echo_works(&server);
 }
 
 #[test]

@@ -98,7 +98,17 @@ impl TcpStream {
         self.reader.read_exact(count).await
     }
 
-    /// Send `bytes`, waiting until the host has taken them.
+    /// One frame of a protocol; see [`TcpReader::read_frame`].
+    pub async fn read_frame<T>(
+        &mut self,
+        max_bytes: usize,
+        decode: impl FnMut(&[u8]) -> Result<Option<(T, usize)>, String>,
+    ) -> Result<T, ReadError> {
+        self.reader.read_frame(max_bytes, decode).await
+    }
+
+    /// Send `bytes`, waiting until the host has taken them (as fast as the
+    /// peer reads).
     pub async fn write(&mut self, bytes: impl Into<Vec<u8>>) -> Result<(), Closed> {
         self.writer.write(bytes).await
     }
@@ -109,6 +119,52 @@ impl TcpStream {
         (self.reader, self.writer)
     }
 }
+
+/// Open a TCP connection to `host:port` (Tornado's `TCPClient.connect`),
+/// if the manifest's `tcp_outbound` allows it: a rule naming the host and
+/// port (`"db.internal:5432"`, `"*.example.com:*"`), and for a name that
+/// resolves to an internal address, a rule naming that address.
+///
+/// ```no_run
+/// use squall_sdk::tcp;
+///
+/// async fn ping_redis() -> Result<bool, Box<dyn std::error::Error>> {
+///     let mut redis = tcp::connect("127.0.0.1", 6379).await?;
+///     redis.write("PING\r\n").await?;
+///     Ok(redis.read_until(b"\r\n", 512).await? == b"+PONG\r\n")
+/// }
+/// ```
+pub async fn connect(host: &str, port: u16) -> Result<TcpStream, ConnectError> {
+    sys::tcp_connect(host, port).await
+}
+
+/// Why [`connect`] found no connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The manifest does not allow the destination (or its name resolves
+    /// to an internal address no rule names).
+    Denied(String),
+    /// The app has `tcp_outbound_connections` open.
+    Limit(String),
+    /// The name did not resolve, or the peer refused or was unreachable.
+    Failed(String),
+    /// No connection within the app's `tcp_connect_timeout`.
+    Timeout,
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnectError::Denied(why) => write!(f, "tcp connect denied: {why}"),
+            ConnectError::Limit(why) => write!(f, "tcp connect over a limit: {why}"),
+            ConnectError::Failed(why) => write!(f, "tcp connect failed: {why}"),
+            ConnectError::Timeout => f.write_str("tcp connect timed out"),
+        }
+    }
+}
+
+impl std::error::Error for ConnectError {}
 
 /// What a client sends, with a buffer for reads that wait for a delimiter
 /// or a count (Tornado's `read_until` and `read_bytes`).
@@ -121,12 +177,16 @@ pub struct TcpReader {
 
 /// Why a read that waits for more could not finish.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ReadError {
     /// The client half-closed (or went away) first; what it sent after the
     /// last complete read is here.
     Closed(Vec<u8>),
-    /// No delimiter within `max_bytes`: the caller's bound on what it buffers.
+    /// No delimiter (or whole frame) within `max_bytes`: the caller's
+    /// bound on what it buffers.
     TooLong,
+    /// Bytes that can never be a frame, as the decoder said.
+    Invalid(String),
 }
 
 impl std::fmt::Display for ReadError {
@@ -134,6 +194,7 @@ impl std::fmt::Display for ReadError {
         match self {
             ReadError::Closed(_) => f.write_str("the client closed the connection"),
             ReadError::TooLong => f.write_str("no delimiter within the read's limit"),
+            ReadError::Invalid(why) => write!(f, "malformed input: {why}"),
         }
     }
 }
@@ -199,6 +260,45 @@ impl TcpReader {
                 .buffered
                 .len()
                 .saturating_sub(delimiter.len().saturating_sub(1));
+            match self.receive().await {
+                Some(chunk) => self.buffered.extend_from_slice(&chunk),
+                None => return Err(ReadError::Closed(std::mem::take(&mut self.buffered))),
+            }
+        }
+    }
+
+    /// One frame of a protocol: `decode` looks at what has arrived and
+    /// returns the frame and how many bytes it took, `Ok(None)` if it needs
+    /// more, or why the bytes can never be a frame. At most `max_bytes` are
+    /// buffered while waiting.
+    ///
+    /// ```
+    /// # use squall_sdk::tcp::TcpReader;
+    /// // A length-prefixed frame: one byte of length, then the bytes.
+    /// fn decode(bytes: &[u8]) -> Result<Option<(Vec<u8>, usize)>, String> {
+    ///     let Some((&length, rest)) = bytes.split_first() else { return Ok(None) };
+    ///     let length = usize::from(length);
+    ///     Ok((rest.len() >= length).then(|| (rest[..length].to_vec(), 1 + length)))
+    /// }
+    /// # async fn read(reader: &mut TcpReader) {
+    /// let frame = reader.read_frame(256, decode).await;
+    /// # }
+    /// ```
+    pub async fn read_frame<T>(
+        &mut self,
+        max_bytes: usize,
+        mut decode: impl FnMut(&[u8]) -> Result<Option<(T, usize)>, String>,
+    ) -> Result<T, ReadError> {
+        loop {
+            if !self.buffered.is_empty() {
+                if let Some((frame, used)) = decode(&self.buffered).map_err(ReadError::Invalid)? {
+                    self.buffered.drain(..used.min(self.buffered.len()));
+                    return Ok(frame);
+                }
+            }
+            if self.buffered.len() >= max_bytes {
+                return Err(ReadError::TooLong);
+            }
             match self.receive().await {
                 Some(chunk) => self.buffered.extend_from_slice(&chunk),
                 None => return Err(ReadError::Closed(std::mem::take(&mut self.buffered))),
@@ -361,6 +461,27 @@ mod tests {
     fn a_line_longer_than_its_bound_is_refused() {
         let mut lines = reader(&[b"aaaa", b"aaaa", b"aaaa\n"]);
         assert_eq!(ready(lines.read_until(b"\n", 8)), Err(ReadError::TooLong));
+    }
+
+    #[test]
+    fn frames_wait_for_their_bytes_and_bad_ones_are_refused() {
+        let decode = |bytes: &[u8]| -> Result<Option<(Vec<u8>, usize)>, String> {
+            let (&length, rest) = bytes.split_first().expect("called with bytes");
+            if length == 0 {
+                return Err("empty frame".into());
+            }
+            let length = usize::from(length);
+            Ok((rest.len() >= length).then(|| (rest[..length].to_vec(), 1 + length)))
+        };
+        let mut frames = reader(&[&[3, b'a'], &[b'b', b'c', 1], &[b'z', 0]]);
+        assert_eq!(ready(frames.read_frame(16, decode)), Ok(b"abc".to_vec()));
+        assert_eq!(ready(frames.read_frame(16, decode)), Ok(b"z".to_vec()));
+        assert_eq!(
+            ready(frames.read_frame(16, decode)),
+            Err(ReadError::Invalid("empty frame".into()))
+        );
+        let mut long = reader(&[&[200; 10], &[200; 10]]);
+        assert_eq!(ready(long.read_frame(16, decode)), Err(ReadError::TooLong));
     }
 
     #[test]

@@ -13,7 +13,7 @@ pub(crate) enum Limit {
     Instances,
     /// `max_concurrency`: requests in flight.
     Concurrency,
-    /// `max_connections`: open WebSockets.
+    /// `max_connections`: open WebSockets, or a TCP listener's connections.
     Connections,
     /// `pubsub_topics`: topics the app owns.
     Topics,
@@ -27,10 +27,12 @@ pub(crate) enum Limit {
     KvQuota,
     /// `kv_max_key` / `kv_max_value`: the size of one key or value.
     KvSize,
+    /// `tcp_outbound_connections`: outbound TCP connections open.
+    TcpOutbound,
 }
 
 impl Limit {
-    const ALL: [Limit; 9] = [
+    const ALL: [Limit; 10] = [
         Limit::Instances,
         Limit::Concurrency,
         Limit::Connections,
@@ -40,6 +42,7 @@ impl Limit {
         Limit::LogBytes,
         Limit::KvQuota,
         Limit::KvSize,
+        Limit::TcpOutbound,
     ];
 
     /// The manifest key that sets it.
@@ -54,6 +57,7 @@ impl Limit {
             Limit::LogBytes => "log_per_request",
             Limit::KvQuota => "kv_max_bytes",
             Limit::KvSize => "kv_max_value",
+            Limit::TcpOutbound => "tcp_outbound_connections",
         }
     }
 

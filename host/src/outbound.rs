@@ -109,7 +109,7 @@ impl tower_service::Service<Name> for CheckedResolver {
 /// Whether `ip` is one of this machine's addresses (a public one included):
 /// only those can be bound. A guest must not reach the host, or services
 /// beside it, through the machine's public address.
-fn is_own(ip: std::net::IpAddr) -> bool {
+pub(crate) fn is_own(ip: std::net::IpAddr) -> bool {
     std::net::UdpSocket::bind((ip, 0)).is_ok()
 }
 

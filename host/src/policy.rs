@@ -75,10 +75,7 @@ impl OutboundPolicy {
         self.rules.iter().any(|rule| {
             rule.scheme == scheme
                 && rule.port.is_none_or(|allowed| allowed == port)
-                && match &rule.host {
-                    HostPattern::Exact(exact) => *exact == host,
-                    HostPattern::Subdomains(suffix) => host.ends_with(suffix.as_str()),
-                }
+                && rule.host.matches(&host)
         })
     }
 }
@@ -104,13 +101,7 @@ impl OutboundPolicy {
         if !is_internal(ip) && !own {
             return true;
         }
-        self.rules.iter().any(|rule| match &rule.host {
-            HostPattern::Exact(host) => {
-                host.parse::<IpAddr>().is_ok_and(|named| named == ip)
-                    || (host == "localhost" && ip.is_loopback())
-            }
-            HostPattern::Subdomains(_) => false,
-        })
+        self.rules.iter().any(|rule| rule.host.names_address(ip))
     }
 }
 
@@ -152,10 +143,7 @@ impl OutboundRule {
             Scheme::Http => "http",
             Scheme::Https => "https",
         };
-        let host = match &self.host {
-            HostPattern::Exact(host) => host.clone(),
-            HostPattern::Subdomains(suffix) => format!("*{suffix}"),
-        };
+        let host = self.host.pattern();
         match self.port {
             Some(port) => format!("{scheme}://{host}:{port}"),
             None => format!("{scheme}://{host}:*"),
@@ -182,19 +170,116 @@ impl OutboundRule {
             Some("*") => None,
             Some(port) => Some(port.parse::<u16>().map_err(|_| invalid("bad port"))?),
         };
+        let host = HostPattern::parse(host).map_err(invalid)?;
+        Ok(OutboundRule { scheme, host, port })
+    }
+}
+
+impl HostPattern {
+    /// `name`, an IP address, or `*.domain`.
+    fn parse(host: &str) -> Result<HostPattern, &'static str> {
         let host = host.to_ascii_lowercase();
-        let host = match host.strip_prefix("*.") {
+        match host.strip_prefix("*.") {
             Some(domain) if !domain.is_empty() && !domain.contains('*') => {
-                HostPattern::Subdomains(format!(".{domain}"))
+                Ok(HostPattern::Subdomains(format!(".{domain}")))
             }
             _ if host.is_empty() || host.contains('*') => {
-                return Err(invalid(
-                    "the host must be a name, an IP address or *.domain",
-                ));
+                Err("the host must be a name, an IP address or *.domain")
             }
-            _ => HostPattern::Exact(host),
-        };
-        Ok(OutboundRule { scheme, host, port })
+            _ => Ok(HostPattern::Exact(host)),
+        }
+    }
+
+    /// Whether `host` (lowercase, without brackets) is one it names.
+    fn matches(&self, host: &str) -> bool {
+        match self {
+            HostPattern::Exact(exact) => exact == host,
+            HostPattern::Subdomains(suffix) => host.ends_with(suffix.as_str()),
+        }
+    }
+
+    /// Whether it names `ip` itself (or `localhost`, for loopback).
+    fn names_address(&self, ip: IpAddr) -> bool {
+        match self {
+            HostPattern::Exact(host) => {
+                host.parse::<IpAddr>().is_ok_and(|named| named == ip)
+                    || (host == "localhost" && ip.is_loopback())
+            }
+            HostPattern::Subdomains(_) => false,
+        }
+    }
+
+    fn pattern(&self) -> String {
+        match self {
+            HostPattern::Exact(host) => host.clone(),
+            HostPattern::Subdomains(suffix) => format!("*{suffix}"),
+        }
+    }
+}
+
+/// Where an app may open TCP connections (`tcp_outbound`): rules of
+/// `host:port` or `host:*`, hosts as in `outbound`. Nothing is reachable
+/// unless a rule allows it, and a name resolving to an internal address
+/// only if a rule names that address.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct TcpPolicy {
+    rules: Vec<TcpRule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct TcpRule {
+    host: HostPattern,
+    /// `None`: any port.
+    port: Option<u16>,
+}
+
+impl TcpPolicy {
+    /// Parse rules of `host:port` or `host:*`.
+    pub(crate) fn new(patterns: &[String]) -> Result<TcpPolicy, String> {
+        let mut rules = Vec::new();
+        for pattern in patterns {
+            let invalid = |why: &str| format!("tcp_outbound rule {pattern:?}: {why}");
+            let Some((host, Some(port))) = split_host_port(pattern) else {
+                return Err(invalid(
+                    "expected host:port or host:*, e.g. \"db.internal:5432\"",
+                ));
+            };
+            let port = match port {
+                "*" => None,
+                port => Some(port.parse::<u16>().map_err(|_| invalid("bad port"))?),
+            };
+            let host = HostPattern::parse(host).map_err(invalid)?;
+            rules.push(TcpRule { host, port });
+        }
+        Ok(TcpPolicy { rules })
+    }
+
+    /// Whether `host:port` is allowed (before resolution).
+    pub(crate) fn allows(&self, host: &str, port: u16) -> bool {
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        self.rules
+            .iter()
+            .any(|rule| rule.port.is_none_or(|allowed| allowed == port) && rule.host.matches(&host))
+    }
+
+    /// Whether an address a name resolved to may be reached: as
+    /// [`OutboundPolicy::allows_address`].
+    pub(crate) fn allows_address(&self, ip: IpAddr, own: bool) -> bool {
+        (!is_internal(ip) && !own) || self.rules.iter().any(|rule| rule.host.names_address(ip))
+    }
+
+    /// The rules as written.
+    pub(crate) fn patterns(&self) -> Vec<String> {
+        self.rules
+            .iter()
+            .map(|rule| match rule.port {
+                Some(port) => format!("{}:{port}", rule.host.pattern()),
+                None => format!("{}:*", rule.host.pattern()),
+            })
+            .collect()
     }
 }
 
@@ -271,6 +356,25 @@ fn split_host_port(text: &str) -> Option<(&str, Option<&str>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tcp_rules_name_host_and_port() {
+        let rules = ["db.internal:5432", "*.cache.example:*", "127.0.0.1:6379"];
+        let policy = TcpPolicy::new(&rules.map(str::to_owned)).expect("valid rules");
+        assert!(policy.allows("db.internal", 5432));
+        assert!(policy.allows("DB.Internal", 5432));
+        assert!(!policy.allows("db.internal", 5433));
+        assert!(policy.allows("a.cache.example", 1));
+        assert!(!policy.allows("cache.example", 1));
+        assert!(policy.allows("127.0.0.1", 6379));
+        assert!(policy.allows_address("127.0.0.1".parse().expect("ip"), true));
+        assert!(!policy.allows_address("10.0.0.1".parse().expect("ip"), false));
+        assert!(policy.allows_address("93.184.216.34".parse().expect("ip"), false));
+        assert_eq!(policy.patterns(), rules);
+        for bad in ["db.internal", "db:port", "*:80", ":80"] {
+            assert!(TcpPolicy::new(&[bad.to_owned()]).is_err(), "{bad}");
+        }
+    }
 
     fn policy(rules: &[&str]) -> OutboundPolicy {
         OutboundPolicy::new(

@@ -58,11 +58,28 @@ const READ_CAPACITY: usize = 64 * 1024;
 pub(crate) struct SocketReader {
     socket: OwnedReadHalf,
     activity: Arc<Activity>,
+    _place: Option<Place>,
 }
+
+/// What a connection holds while either of its halves lives (its place
+/// under a limit).
+pub(crate) type Place = Arc<dyn Send + Sync>;
 
 impl SocketReader {
     pub(crate) fn new(socket: OwnedReadHalf, activity: Arc<Activity>) -> Self {
-        SocketReader { socket, activity }
+        SocketReader {
+            socket,
+            activity,
+            _place: None,
+        }
+    }
+
+    /// Hold `place` as long as this half lives.
+    pub(crate) fn holding(self, place: Place) -> Self {
+        SocketReader {
+            _place: Some(place),
+            ..self
+        }
     }
 }
 
@@ -113,6 +130,7 @@ pub(crate) struct SocketWriter {
     socket: Option<OwnedWriteHalf>,
     activity: Arc<Activity>,
     ended: Option<oneshot::Sender<OwnedWriteHalf>>,
+    _place: Option<Place>,
 }
 
 impl SocketWriter {
@@ -127,8 +145,15 @@ impl SocketWriter {
             socket: Some(socket),
             activity,
             ended: Some(ended),
+            _place: None,
         };
         (writer, receiver)
+    }
+
+    /// Hold `place` as long as this half lives.
+    pub(crate) fn holding(mut self, place: Place) -> Self {
+        self._place = Some(place);
+        self
     }
 }
 

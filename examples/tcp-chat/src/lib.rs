@@ -57,7 +57,8 @@ async fn talk(mut reader: TcpReader, writer: TcpWriter, name: &str) {
                 let _ = writer.write("line too long: bye\n").await;
                 return;
             }
-            Err(ReadError::Closed(_)) => return,
+            // The client left (or sent what is not a line).
+            Err(_) => return,
         };
         let text = String::from_utf8_lossy(&line);
         let text = text.trim_end();

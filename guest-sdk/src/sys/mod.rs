@@ -21,7 +21,8 @@
 //!   `ws_set_state`: calls on a WebSocket connection;
 //! - `TcpInput` (`async fn chunk(&mut self) -> Option<Vec<u8>>`) and
 //!   `TcpOutput` (`async fn write(&mut self, bytes: Vec<u8>) -> Result<(),
-//!   Closed>`): the two directions of a TCP connection;
+//!   Closed>`): the two directions of a TCP connection, and `tcp_connect`
+//!   to open one;
 //! - `__private`: what the backend's `export!` macro expands to (its
 //!   bindings, and the glue converting its request and response types to
 //!   [`Request`](crate::Request) and [`Response`](crate::Response), which

@@ -115,6 +115,31 @@ impl TcpOutput {
     }
 }
 
+/// Open a TCP connection to `host:port` through the host.
+pub(crate) async fn tcp_connect(
+    host: &str,
+    port: u16,
+) -> Result<crate::tcp::TcpStream, crate::tcp::ConnectError> {
+    use crate::tcp::ConnectError;
+    use bindings::squall::app::tcp as host_tcp;
+    let (writer, reader) = bindings::wit_stream::new::<u8>();
+    match host_tcp::connect(host.to_owned(), port, reader).await {
+        Ok(input) => Ok(crate::tcp::TcpStream::new(
+            crate::tcp::ConnectionInfo {
+                id: 0,
+                peer: format!("{host}:{port}"),
+                listener: String::new(),
+            },
+            TcpInput(input),
+            TcpOutput(writer),
+        )),
+        Err(host_tcp::ConnectError::Denied(why)) => Err(ConnectError::Denied(why)),
+        Err(host_tcp::ConnectError::Limit(why)) => Err(ConnectError::Limit(why)),
+        Err(host_tcp::ConnectError::Failed(why)) => Err(ConnectError::Failed(why)),
+        Err(host_tcp::ConnectError::Timeout) => Err(ConnectError::Timeout),
+    }
+}
+
 /// `body` for the host; a streamed one is written by a task of its own,
 /// which runs after `handle` returns (the host keeps the instance alive
 /// until that task ends).

@@ -336,6 +336,16 @@ impl TcpOutput {
     }
 }
 
+/// No TCP on a standard host.
+pub(crate) async fn tcp_connect(
+    _host: &str,
+    _port: u16,
+) -> Result<crate::tcp::TcpStream, crate::tcp::ConnectError> {
+    Err(crate::tcp::ConnectError::Denied(
+        "no TCP on a standard wasi:http host".into(),
+    ))
+}
+
 fn request_from_standard(request: ::http::Request<IncomingRequestBody>) -> Request {
     let (parts, body) = request.into_parts();
     let authority = parts

@@ -14,6 +14,7 @@ mod log;
 mod outgoing_wasi_http;
 mod pubsub;
 mod static_files;
+mod tcp;
 mod time;
 mod wasi_keyvalue;
 mod websocket;
@@ -26,7 +27,7 @@ use crate::hub::Hub;
 use crate::kv::{KvBackend, Quota};
 use crate::limit_log::{Limit, LimitHits};
 use crate::outbound::{HttpClient, new_client};
-use crate::policy::{OutboundPolicy, TopicPolicy};
+use crate::policy::{OutboundPolicy, TcpPolicy, TopicPolicy};
 use crate::relay::Relay;
 use crate::runtime::State;
 use crate::static_files::StaticFiles;
@@ -118,6 +119,11 @@ pub(crate) struct Grants {
     fetches: Arc<Fence>,
     /// `max_fetches_per_request`.
     fetches_per_request: u32,
+    /// Where it may open TCP connections.
+    tcp_outbound: TcpPolicy,
+    /// `tcp_outbound_connections`: its outbound TCP connections open.
+    tcp_connections: Arc<Fence>,
+    tcp_connect_timeout: Duration,
     hits: Arc<LimitHits>,
     shared: Shared,
     /// Its key-value store, if granted.
@@ -153,18 +159,21 @@ impl Grants {
         previous: Option<&Grants>,
     ) -> anyhow::Result<Arc<Grants>> {
         let limits = &config.limits;
-        let (topic_fence, fetches, kv_calls) = match previous {
+        let (topic_fence, fetches, kv_calls, tcp_connections) = match previous {
             Some(previous) => (
                 previous.topic_fence.clone(),
                 previous.fetches.clone(),
                 previous.kv_calls.clone(),
+                previous.tcp_connections.clone(),
             ),
             None => (
                 AppTopics::new(0, 0, 1),
                 Fence::new(0),
                 Arc::new(Semaphore::new(kv::MAX_CALLS_PER_APP)),
+                Fence::new(0),
             ),
         };
+        tcp_connections.set_ceiling(limits.tcp_outbound_connections);
         topic_fence.set_limits(
             limits.pubsub_topics,
             limits.pubsub_history_bytes,
@@ -183,6 +192,9 @@ impl Grants {
             topic_fence,
             fetches,
             fetches_per_request: limits.max_fetches_per_request,
+            tcp_outbound: config.tcp_outbound.clone(),
+            tcp_connections,
+            tcp_connect_timeout: limits.tcp_connect_timeout,
             hits,
             kv: match (config.kv, shared.kv.get()) {
                 (true, Some(backend)) => Some(KvGrant {

@@ -240,6 +240,10 @@ fn describe(
     if !outbound.is_empty() {
         grants.push(format!("outbound {}", outbound.join(" ")));
     }
+    let tcp = app.tcp_outbound.patterns();
+    if !tcp.is_empty() {
+        grants.push(format!("tcp_outbound {}", tcp.join(" ")));
+    }
     let topics = app.pubsub.patterns();
     if !topics.is_empty() {
         grants.push(format!("pubsub {}", topics.join(" ")));

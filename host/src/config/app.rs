@@ -4,7 +4,7 @@
 use super::settings::{RawSetting, Settings};
 use super::tcp::TcpListenerConfig;
 use super::values;
-use crate::policy::{OutboundPolicy, TopicPolicy};
+use crate::policy::{OutboundPolicy, TcpPolicy, TopicPolicy};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -35,6 +35,8 @@ pub(crate) struct AppConfig {
     pub(crate) websockets: Vec<WebSocketRoute>,
     /// TCP listeners whose connections it serves.
     pub(crate) tcp: Vec<TcpListenerConfig>,
+    /// Where it may open TCP connections.
+    pub(crate) tcp_outbound: TcpPolicy,
     /// Whether it may use its key-value store.
     pub(crate) kv: bool,
     /// Its configuration values and secrets.
@@ -125,6 +127,10 @@ pub(crate) struct Limits {
     /// The most CPU its guests may use together, in percent of one core;
     /// `None`: no cap beyond `cpu_time` per request.
     pub(crate) cpu_share: Option<u32>,
+    /// Outbound TCP connections open at once, for the whole app.
+    pub(crate) tcp_outbound_connections: u32,
+    /// How long an outbound TCP connect may take.
+    pub(crate) tcp_connect_timeout: Duration,
     /// Keys its key-value store may hold.
     pub(crate) kv_max_keys: u64,
     /// Bytes (keys and values) its key-value store may hold.
@@ -154,6 +160,8 @@ impl Limits {
             max_fetches_per_request: 32,
             log_per_request: 64 << 10,
             cpu_share: None,
+            tcp_outbound_connections: 64,
+            tcp_connect_timeout: Duration::from_secs(10),
             kv_max_keys: 100_000,
             kv_max_bytes: 64 << 20,
             kv_max_key: 512,
@@ -319,6 +327,12 @@ pub(super) struct RawApp {
     websocket: Vec<WebSocketRoute>,
     #[serde(default)]
     tcp: Vec<TcpListenerConfig>,
+    #[serde(default, deserialize_with = "values::tcp_outbound")]
+    tcp_outbound: TcpPolicy,
+    #[serde(default)]
+    tcp_outbound_connections: Option<u32>,
+    #[serde(default, deserialize_with = "values::optional_duration")]
+    tcp_connect_timeout: Option<Duration>,
     #[serde(default)]
     kv: bool,
     #[serde(default)]
@@ -412,6 +426,13 @@ impl RawApp {
             ),
             log_per_request: self.log_per_request.unwrap_or(limits.log_per_request),
             cpu_share: self.cpu_share,
+            tcp_outbound_connections: or(
+                self.tcp_outbound_connections,
+                limits.tcp_outbound_connections,
+            ),
+            tcp_connect_timeout: self
+                .tcp_connect_timeout
+                .unwrap_or(limits.tcp_connect_timeout),
             kv_max_keys: self.kv_max_keys.unwrap_or(limits.kv_max_keys),
             kv_max_bytes: self.kv_max_bytes.unwrap_or(limits.kv_max_bytes),
             kv_max_key: self.kv_max_key.unwrap_or(limits.kv_max_key),
@@ -429,6 +450,7 @@ impl RawApp {
             pubsub_history: self.pubsub_history.unwrap_or(DEFAULT_PUBSUB_HISTORY).max(1),
             websockets: self.websocket,
             tcp: self.tcp,
+            tcp_outbound: self.tcp_outbound,
             kv: self.kv,
             settings,
             static_dirs: self

@@ -140,6 +140,7 @@ impl Manifest {
                 pubsub_history: DEFAULT_PUBSUB_HISTORY,
                 websockets: Vec::new(),
                 tcp: Vec::new(),
+                tcp_outbound: crate::policy::TcpPolicy::default(),
                 kv: false,
                 settings: Settings::default(),
                 static_dirs: Vec::new(),

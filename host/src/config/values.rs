@@ -1,6 +1,6 @@
 //! The values a manifest spells as text: sizes, durations, routes, rules.
 
-use crate::policy::{OutboundPolicy, OutboundRule, TopicPolicy};
+use crate::policy::{OutboundPolicy, OutboundRule, TcpPolicy, TopicPolicy};
 use serde::Deserialize;
 use serde::de::{self, Deserializer};
 use std::time::Duration;
@@ -156,6 +156,13 @@ pub(super) fn size<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D:
         RawSize::Bytes(bytes) => Ok(bytes),
         RawSize::Text(text) => parse_size(&text).map_err(de::Error::custom),
     }
+}
+
+pub(super) fn tcp_outbound<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<TcpPolicy, D::Error> {
+    let patterns = Vec::<String>::deserialize(deserializer)?;
+    TcpPolicy::new(&patterns).map_err(de::Error::custom)
 }
 
 pub(super) fn topics<'de, D: Deserializer<'de>>(deserializer: D) -> Result<TopicPolicy, D::Error> {

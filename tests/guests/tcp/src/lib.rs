@@ -1,10 +1,10 @@
 //! TCP behaviours for the tests, one per listener name: a byte echo, a
 //! count of what arrived before the client half-closed, a guest that never
-//! reads nor writes, one that writes without end, one that spins, and one
-//! that panics.
+//! reads nor writes, one that writes without end, one that spins, one
+//! that panics, and a line relay through an outbound connection.
 
 use squall_sdk::Router;
-use squall_sdk::tcp::{ReadError, TcpStream};
+use squall_sdk::tcp::{self, ReadError, TcpStream};
 
 fn app() -> Router {
     Router::new()
@@ -20,6 +20,7 @@ async fn serve(stream: TcpStream) -> Result<(), ReadError> {
         "flood" => flood(stream).await,
         "spin" => spin(),
         "panic" => panic!("this guest fails on purpose"),
+        "relay" => relay(stream).await,
         _ => Ok(()),
     }
 }
@@ -32,6 +33,32 @@ async fn echo(mut stream: TcpStream) -> Result<(), ReadError> {
         }
     }
     Ok(())
+}
+
+/// The first line names `host:port`; each line after goes there, and the
+/// peer's answer line comes back.
+async fn relay(mut stream: TcpStream) -> Result<(), ReadError> {
+    let target = stream.read_until(b"\n", 512).await?;
+    let target = String::from_utf8_lossy(&target).trim().to_owned();
+    let (host, port) = target.rsplit_once(':').unwrap_or((&target, "0"));
+    let mut peer = match tcp::connect(host, port.parse().unwrap_or(0)).await {
+        Ok(peer) => peer,
+        Err(refused) => {
+            let _ = stream.write(format!("refused: {refused}\n")).await;
+            return Ok(());
+        }
+    };
+    let _ = stream.write("connected\n").await;
+    loop {
+        let line = stream.read_until(b"\n", 4096).await?;
+        if peer.write(line).await.is_err() {
+            return Ok(());
+        }
+        let answer = peer.read_until(b"\n", 4096).await?;
+        if stream.write(answer).await.is_err() {
+            return Ok(());
+        }
+    }
 }
 
 /// Read to the client's half-close, then say how many bytes came.
