@@ -336,6 +336,69 @@ fn the_tcp_chat_example_passes_lines_between_clients() {
     wait_for_line(&mut ann, &format!("* {bob_name} left"));
 }
 
+/// The resp-kv example, as `redis-cli` (the real one, from Debian's Redis)
+/// talks to it.
+#[test]
+fn redis_cli_talks_to_the_resp_kv_example() {
+    let manifest = std::fs::read_to_string(repo().join("examples/resp-kv/squall.toml"))
+        .unwrap()
+        .replace(
+            "source = \".\"",
+            &format!(
+                "source = {:?}",
+                component("examples/resp-kv").display().to_string()
+            ),
+        )
+        .replace("127.0.0.1:6380", "127.0.0.1:0");
+    let server = Server::with_manifest(&manifest);
+    let port = server.tcp_address("resp").port().to_string();
+    let cli = |args: &[&str]| -> String {
+        let output = std::process::Command::new("redis-cli")
+            .args(["-p", &port])
+            .args(args)
+            .output()
+            .expect("redis-cli runs (apt-get install redis-tools)");
+        String::from_utf8_lossy(&output.stdout)
+            .trim_end()
+            .to_owned()
+    };
+    assert_eq!(cli(&["PING"]), "PONG");
+    assert_eq!(cli(&["SET", "greeting", "hello world"]), "OK");
+    assert_eq!(cli(&["GET", "greeting"]), "hello world");
+    assert_eq!(cli(&["INCR", "visits"]), "1");
+    assert_eq!(cli(&["INCRBY", "visits", "41"]), "42");
+    assert_eq!(cli(&["GET", "visits"]), "42");
+    assert_eq!(cli(&["EXISTS", "greeting", "visits", "nothing"]), "2");
+    assert_eq!(cli(&["KEYS", "*"]), "greeting\nvisits");
+    assert_eq!(cli(&["DEL", "greeting"]), "1");
+    assert_eq!(cli(&["GET", "greeting"]), "");
+    assert_eq!(
+        cli(&["INCR", "visits", "extra"]),
+        "ERR wrong number of arguments for 'incr' command"
+    );
+    assert_eq!(cli(&["FLUSHALL"]), "ERR unknown command 'flushall'");
+    assert_eq!(cli(&["SET", "short", "lived", "PX", "1"]), "OK");
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(cli(&["GET", "short"]), "");
+    // Inline commands, pipelined.
+    let mut piped = std::process::Command::new("redis-cli")
+        .args(["-p", &port, "--pipe"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    piped
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"INCR piped\nINCR piped\nINCR piped\n")
+        .unwrap();
+    let output = piped.wait_with_output().unwrap();
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(report.contains("errors: 0, replies: 3"), "{report}");
+    assert_eq!(cli(&["GET", "piped"]), "3");
+}
+
 fn read_line(reader: &mut BufReader<TcpStream>) -> String {
     let mut line = String::new();
     reader.read_line(&mut line).unwrap();
