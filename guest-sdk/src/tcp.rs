@@ -290,11 +290,11 @@ impl TcpReader {
         mut decode: impl FnMut(&[u8]) -> Result<Option<(T, usize)>, String>,
     ) -> Result<T, ReadError> {
         loop {
-            if !self.buffered.is_empty() {
-                if let Some((frame, used)) = decode(&self.buffered).map_err(ReadError::Invalid)? {
-                    self.buffered.drain(..used.min(self.buffered.len()));
-                    return Ok(frame);
-                }
+            if !self.buffered.is_empty()
+                && let Some((frame, used)) = decode(&self.buffered).map_err(ReadError::Invalid)?
+            {
+                self.buffered.drain(..used.min(self.buffered.len()));
+                return Ok(frame);
             }
             if self.buffered.len() >= max_bytes {
                 return Err(ReadError::TooLong);

@@ -113,7 +113,6 @@ impl<D: ChargeCopies + 'static> StreamProducer<D> for SocketReader {
             return Poll::Ready(Ok(StreamResult::Dropped));
         }
         direct.mark_written(count);
-        drop(direct);
         this.activity.touch();
         if let Err(spent) = store.data_mut().charge_copied(count) {
             return Poll::Ready(Err(spent.into()));
