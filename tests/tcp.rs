@@ -278,6 +278,41 @@ fn outbound_connections_reach_only_what_tcp_outbound_allows() {
     echo_works(&server);
 }
 
+/// A standard WASI 0.2 component connecting with `wasi:sockets` (Rust's
+/// std::net) under the same `tcp_outbound` grant.
+#[tokio::test(flavor = "multi_thread")]
+async fn standard_components_connect_through_wasi_sockets_where_tcp_outbound_allows() {
+    let (port, other) = (upstream(), upstream());
+    let wasm = component("tests/guests/wasi-p2").display().to_string();
+    let granted = Server::with_manifest(&format!(
+        "[app.p2]\nsource = {wasm:?}\ntcp_outbound = [\"127.0.0.1:{port}\", \"localhost:{other}\"]\n"
+    ));
+    let get = |server: &Server, address: String| {
+        let url = server.url(&format!("/tcp?addr={address}"));
+        async move {
+            let response = support::client().get(url).send().await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    assert_eq!(
+        get(&granted, format!("127.0.0.1:{port}")).await,
+        (200, "upstream: ping".to_owned())
+    );
+    // Named by `localhost`, reached by its loopback address.
+    assert_eq!(
+        get(&granted, format!("127.0.0.1:{other}")).await,
+        (200, "upstream: ping".to_owned())
+    );
+    let unnamed = upstream();
+    let (status, _) = get(&granted, format!("127.0.0.1:{unnamed}")).await;
+    assert_eq!(status, 502);
+    granted.expect_log("wasi:sockets use denied");
+    // Without tcp_outbound, no sockets at all.
+    let bare = Server::with_manifest(&format!("[app.p2]\nsource = {wasm:?}\n"));
+    let (status, _) = get(&bare, format!("127.0.0.1:{port}")).await;
+    assert_eq!(status, 502);
+}
+
 #[test]
 fn listeners_that_cannot_be_served_are_refused_at_start() {
     let wasm = component("tests/guests/tcp").display().to_string();

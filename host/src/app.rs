@@ -76,7 +76,7 @@ impl App {
         };
         let redact = config.settings.secrets().map(str::to_owned).collect();
         let limits = &config.limits;
-        let component = runtime.load(
+        let mut component = runtime.load(
             &config.name,
             ComponentSource {
                 path: wasm,
@@ -94,6 +94,7 @@ impl App {
                 config.name
             );
         }
+        component.allow_tcp_connect(&config.tcp_outbound);
         if matches!(component.guest(), Guest::Standard(_)) && !config.tcp.is_empty() {
             anyhow::bail!(
                 "app {:?} is a standard wasi:http component: TCP listeners need a squall-sdk app",

@@ -83,7 +83,9 @@ impl tower_service::Service<Name> for CheckedResolver {
             let allowed: Vec<SocketAddr> = resolved
                 .iter()
                 .copied()
-                .filter(|address| policy.allows_address(address.ip(), is_own(address.ip())))
+                .filter(|address| {
+                    policy.allows_address(address.ip(), crate::policy::is_own(address.ip()))
+                })
                 .collect();
             match (allowed.is_empty(), resolved.first()) {
                 (true, Some(refused)) => {
@@ -104,13 +106,6 @@ impl tower_service::Service<Name> for CheckedResolver {
             }
         })
     }
-}
-
-/// Whether `ip` is one of this machine's addresses (a public one included):
-/// only those can be bound. A guest must not reach the host, or services
-/// beside it, through the machine's public address.
-pub(crate) fn is_own(ip: std::net::IpAddr) -> bool {
-    std::net::UdpSocket::bind((ip, 0)).is_ok()
 }
 
 /// Why the pooled client could not deliver a request, with the whole chain
@@ -176,6 +171,7 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::is_own;
 
     #[derive(Debug, thiserror::Error)]
     #[error("outer")]

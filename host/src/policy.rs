@@ -105,6 +105,13 @@ impl OutboundPolicy {
     }
 }
 
+/// Whether `ip` is one of this machine's addresses (a public one included):
+/// only those can be bound. A guest must not reach the host, or services
+/// beside it, through the machine's public address.
+pub(crate) fn is_own(ip: std::net::IpAddr) -> bool {
+    std::net::UdpSocket::bind((ip, 0)).is_ok()
+}
+
 /// Addresses inside the host or its networks: loopback, private ranges,
 /// link-local (cloud metadata at 169.254.169.254 among them), shared
 /// (CGNAT), unspecified, broadcast and multicast; IPv6 unique-local and
@@ -252,6 +259,22 @@ impl TcpPolicy {
             rules.push(TcpRule { host, port });
         }
         Ok(TcpPolicy { rules })
+    }
+
+    /// Whether it grants nothing.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// The names and IP addresses its rules give for `port` (wildcard
+    /// names cannot be resolved, so they are left out).
+    pub(crate) fn hosts_for(&self, port: u16) -> impl Iterator<Item = &str> {
+        self.rules.iter().filter_map(move |rule| match &rule.host {
+            HostPattern::Exact(host) if rule.port.is_none_or(|allowed| allowed == port) => {
+                Some(host.as_str())
+            }
+            _ => None,
+        })
     }
 
     /// Whether `host:port` is allowed (before resolution).

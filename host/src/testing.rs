@@ -207,6 +207,8 @@ pub struct Usage {
 /// ```
 pub struct TestServer {
     address: std::net::SocketAddr,
+    /// Its apps' TCP listeners, by name, on free ports.
+    tcp: Vec<(String, std::net::SocketAddr)>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
     /// The data directory, removed with the server.
@@ -222,6 +224,12 @@ impl TestServer {
         let data = tempfile::tempdir()?;
         manifest.server.data_dir = data.path().to_path_buf();
         manifest.server.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        // The apps' TCP listeners on free ports too, found by name.
+        for app in &mut manifest.apps {
+            for listener in &mut app.tcp {
+                listener.listen.set_port(0);
+            }
+        }
         let (ready, started) = std::sync::mpsc::channel();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -231,22 +239,32 @@ impl TestServer {
                     .worker_threads(2)
                     .enable_all()
                     .build()?;
-                let listener =
-                    runtime.block_on(async { crate::server::bind(manifest.server.listen) })?;
-                Ok((deployment, runtime, listener))
+                let (listener, tcp) = runtime.block_on(async {
+                    let listener = crate::server::bind(manifest.server.listen)?;
+                    let tcp = crate::server::bind_tcp(&deployment.handles())?;
+                    anyhow::Ok((listener, tcp))
+                })?;
+                Ok((deployment, runtime, listener, tcp))
             })();
-            let (deployment, runtime, listener) = match served {
+            let (deployment, runtime, listener, tcp) = match served {
                 Ok(served) => served,
                 Err(err) => {
                     let _ = ready.send(Err(err));
                     return;
                 }
             };
-            let _ = ready.send(listener.local_addr().map_err(anyhow::Error::from));
+            let addresses = (|| {
+                let tcp_addresses = tcp
+                    .iter()
+                    .map(|listen| Ok((listen.name(), listen.local_addr()?)))
+                    .collect::<std::io::Result<Vec<_>>>()?;
+                Ok((listener.local_addr()?, tcp_addresses))
+            })();
+            let _ = ready.send(addresses);
             let listeners = crate::server::Listeners {
                 http: listener,
                 https: None,
-                tcp: Vec::new(),
+                tcp,
             };
             runtime.block_on(crate::server::serve(
                 listeners,
@@ -260,11 +278,12 @@ impl TestServer {
             drop(runtime);
             drop(deployment);
         });
-        let address = started
+        let (address, tcp) = started
             .recv()
             .map_err(|_| anyhow::anyhow!("the server thread ended before listening"))??;
         Ok(TestServer {
             address,
+            tcp,
             stop: Some(stop),
             thread: Some(thread),
             _data: data,
@@ -279,6 +298,15 @@ impl TestServer {
     /// The URL of `path` on it (`http://127.0.0.1:PORT/path`).
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
+    }
+
+    /// Where the TCP listener `name` (its `name` in the manifest, else its
+    /// address there) accepts: the manifest's address with a free port.
+    pub fn tcp_address(&self, name: &str) -> Option<std::net::SocketAddr> {
+        self.tcp
+            .iter()
+            .find(|(listener, _)| listener == name)
+            .map(|(_, address)| *address)
     }
 }
 

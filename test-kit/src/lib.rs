@@ -111,6 +111,20 @@ impl TestServer {
         .await
     }
 
+    /// Connect to the app's TCP listener `name` (its `name` in the
+    /// manifest), served on a free port.
+    pub async fn tcp(&self, name: &str) -> Result<tokio::net::TcpStream> {
+        let address = self
+            .server
+            .tcp_address(name)
+            .with_context(|| format!("the app has no tcp listener named {name:?}"))?;
+        Ok(
+            tokio::time::timeout(WAIT, tokio::net::TcpStream::connect(address))
+                .await
+                .context("connecting took too long")??,
+        )
+    }
+
     /// Open a WebSocket on `path`.
     pub async fn websocket(&self, path: &str) -> Result<TestSocket> {
         let url = format!("ws://{}{path}", self.server.address());

@@ -8,7 +8,7 @@
 use super::{Grants, GuestState, grants_of};
 use crate::bindings::tcp::{ConnectError, Host, HostWithStore};
 use crate::limit_log::Limit;
-use crate::outbound::is_own;
+use crate::policy::is_own;
 use crate::tcp::{Activity, Place, SocketReader, SocketWriter};
 use std::net::SocketAddr;
 use std::sync::Arc;

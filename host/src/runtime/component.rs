@@ -3,11 +3,12 @@
 
 use super::cpu_share::CpuShare;
 use super::share::AppInstances;
-use super::store::{State, new_store};
+use super::store::{State, StoreGrants, new_store};
 use crate::bindings::AppPre;
 use crate::config::Limits;
 use crate::error::HostError;
 use crate::limit_log::LimitHits;
+use crate::policy::TcpPolicy;
 use std::sync::Arc;
 use wasmtime::component::Component;
 use wasmtime::{Engine, Store};
@@ -27,8 +28,8 @@ pub(crate) struct AppComponent<H: 'static> {
     hits: Arc<LimitHits>,
     /// Text never to appear in the log (the app's secrets).
     redact: Arc<[String]>,
-    /// The app's share of the CPU, if its manifest caps it.
-    cpu_share: Option<Arc<CpuShare>>,
+    /// The app's share of the CPU, and where WASI sockets may connect.
+    grants: StoreGrants,
 }
 
 /// A loaded component's handler.
@@ -60,7 +61,18 @@ impl<H: Send + 'static> AppComponent<H> {
             instances,
             hits,
             redact,
-            cpu_share,
+            grants: StoreGrants {
+                cpu_share,
+                tcp_connect: None,
+            },
+        }
+    }
+
+    /// Let its `wasi:sockets` connect where `policy` allows (standard
+    /// components; an empty policy grants nothing).
+    pub(crate) fn allow_tcp_connect(&mut self, policy: &TcpPolicy) {
+        if !policy.is_empty() {
+            self.grants.tcp_connect = Some(Arc::new(policy.clone()));
         }
     }
 
@@ -96,14 +108,15 @@ impl<H: Send + 'static> AppComponent<H> {
             slot,
             &self.hits,
             &self.redact,
-            self.cpu_share.clone(),
+            &self.grants,
         ))
     }
 
     /// Charge the host's work on one request or event to the app's CPU
     /// share: how long to wait first if the app is over it.
     pub(crate) fn charge_request(&self) -> Option<std::time::Duration> {
-        self.cpu_share
+        self.grants
+            .cpu_share
             .as_ref()
             .and_then(|share| share.charge_request(std::time::Instant::now()))
     }

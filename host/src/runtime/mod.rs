@@ -14,6 +14,7 @@ mod engine;
 mod guest_log;
 mod lifecycle;
 mod share;
+mod sockets;
 mod store;
 
 pub(crate) use compile_cache::sha256_hex;
@@ -209,7 +210,7 @@ impl<H: Send + 'static> Runtime<H> {
                 tracing::warn!(
                     app = name,
                     import,
-                    "the app imports {interface}; Squall grants none, so its calls will be denied",
+                    "the app imports {interface}; Squall grants none (of wasi:sockets, only TCP connections its tcp_outbound names), so its calls will be denied",
                 );
             }
         }

@@ -10,6 +10,7 @@ use super::share::InstanceSlot;
 use crate::config::Limits;
 use crate::error::HostError;
 use crate::limit_log::LimitHits;
+use crate::policy::TcpPolicy;
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::component::ResourceTable;
@@ -159,6 +160,16 @@ impl ResourceLimiter for MemoryLimit {
     }
 }
 
+/// What an app's stores share besides their limits: the CPU share they
+/// charge, and where WASI sockets may connect.
+#[derive(Default)]
+pub(crate) struct StoreGrants {
+    pub(crate) cpu_share: Option<Arc<CpuShare>>,
+    /// `tcp_outbound`, for a standard component's `wasi:sockets`; none: no
+    /// sockets at all.
+    pub(crate) tcp_connect: Option<Arc<TcpPolicy>>,
+}
+
 /// A fresh store with `limits`, holding `host` for the capabilities.
 pub(super) fn new_store<H: Send + 'static>(
     engine: &Engine,
@@ -167,18 +178,28 @@ pub(super) fn new_store<H: Send + 'static>(
     slot: InstanceSlot,
     hits: &Arc<LimitHits>,
     redact: &Arc<[String]>,
-    share: Option<Arc<CpuShare>>,
+    grants: &StoreGrants,
 ) -> Store<State<H>> {
     let log = LogBudget::new(limits.log_per_request, hits.clone(), redact.clone());
-    // No files, sockets, environment or arguments: capabilities are granted
-    // through squall:app imports, never ambient.
-    let wasi = WasiCtx::builder()
-        .stdout(GuestLog::stdout(log.clone()))
+    // No files, environment or arguments, and no sockets unless the app's
+    // tcp_outbound names where they may connect: capabilities are granted
+    // through imports, never ambient.
+    let mut wasi = WasiCtx::builder();
+    wasi.stdout(GuestLog::stdout(log.clone()))
         .stderr(GuestLog::stderr(log.clone()))
-        .allow_tcp(false)
-        .allow_udp(false)
-        .allow_ip_name_lookup(false)
-        .build();
+        .allow_udp(false);
+    match &grants.tcp_connect {
+        Some(policy) => {
+            wasi.allow_tcp(true)
+                .allow_ip_name_lookup(true)
+                .socket_addr_check(super::sockets::check(policy.clone()));
+        }
+        None => {
+            wasi.allow_tcp(false).allow_ip_name_lookup(false);
+        }
+    }
+    let wasi = wasi.build();
+    let share = grants.cpu_share.clone();
     let state = State {
         wasi,
         table: ResourceTable::new(),

@@ -20,6 +20,7 @@ mod raw_client;
 mod realtime_bench;
 mod scaleout_bench;
 mod soak_bench;
+mod tcp_bench;
 mod tenants_bench;
 mod tools;
 
@@ -59,6 +60,8 @@ enum Command {
     Apps(apps_bench::AppsArgs),
     /// Broadcast to sockets on two hosts sharing Redis vs one host.
     Scaleout(scaleout_bench::ScaleoutArgs),
+    /// Plain TCP echo: ping-pong, bulk and idle memory vs a native tokio server.
+    Tcp(tcp_bench::TcpArgs),
     /// All of the above, one after the other.
     All,
     /// (internal) the native baseline server.
@@ -70,6 +73,9 @@ enum Command {
     /// (internal) the native realtime baseline.
     #[command(hide = true)]
     NativeRealtime(native::NativeArgs),
+    /// (internal) the native TCP echo baseline.
+    #[command(hide = true)]
+    NativeTcpEcho(native::NativeArgs),
     /// (internal) the native key-value baseline.
     #[command(hide = true)]
     NativeKv(native::NativeKvArgs),
@@ -100,6 +106,8 @@ fn main() -> Result<()> {
         Some(Command::NativeFanout(args)) => native::run_fanout(&args),
         Some(Command::NativeRealtime(args)) => native_realtime::run(&args),
         Some(Command::NativeKv(args)) => native::run_kv(&args),
+        Some(Command::Tcp(args)) => tcp_bench::run(&args),
+        Some(Command::NativeTcpEcho(args)) => tcp_bench::run_native(&args),
     }
 }
 

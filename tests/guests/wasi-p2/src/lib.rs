@@ -55,6 +55,11 @@ impl wasip2::exports::http::incoming_handler::Guest for Hello {
                 ),
                 Err(code) => (502, vec![format!("{code:?}").into_bytes()]),
             }
+        } else if let Some(address) = path.strip_prefix("/tcp?addr=") {
+            match line_over_tcp(address) {
+                Ok(line) => (200, vec![line.into_bytes()]),
+                Err(err) => (502, vec![err.to_string().into_bytes()]),
+            }
         } else {
             (404, vec![b"not found".to_vec()])
         };
@@ -70,6 +75,17 @@ impl wasip2::exports::http::incoming_handler::Guest for Hello {
         drop(stream);
         let _ = OutgoingBody::finish(body, None);
     }
+}
+
+/// Through `wasi:sockets` (Rust's std::net): send a line to `address`,
+/// answer the line that comes back.
+fn line_over_tcp(address: &str) -> std::io::Result<String> {
+    use std::io::BufRead as _;
+    let mut stream = std::net::TcpStream::connect(address)?;
+    stream.write_all(b"ping\n")?;
+    let mut line = String::new();
+    std::io::BufReader::new(stream).read_line(&mut line)?;
+    Ok(line.trim_end().to_owned())
 }
 
 /// Starts a body and never finishes it: the body resource is leaked, so the
