@@ -20,18 +20,21 @@ fn tcp_guest(extra: &[(&str, &str)]) -> Server {
         .collect::<Vec<_>>()
         .join("\n");
     let mut manifest = format!(
-        "[app.tcp]\nsource = {:?}\n{app_settings}\n",
+        "[app.tcp]\nsource = {:?}\npubsub = [\"news\"]\n{app_settings}\n",
         component("tests/guests/tcp").display().to_string()
     );
-    for name in ["echo", "count", "silent", "flood", "spin", "panic", "relay"] {
+    for name in [
+        "echo", "count", "silent", "flood", "spin", "panic", "relay", "lines",
+    ] {
         let settings = extra
             .iter()
             .filter(|(listener, _)| *listener == name)
             .map(|(_, settings)| *settings)
             .collect::<Vec<_>>()
             .join("\n");
+        let mode = if name == "lines" { "hibernate" } else { "live" };
         manifest.push_str(&format!(
-            "\n[[app.tcp.tcp]]\nlisten = \"127.0.0.1:0\"\nname = \"{name}\"\n{settings}\n"
+            "\n[[app.tcp.tcp]]\nlisten = \"127.0.0.1:0\"\nname = \"{name}\"\nmode = \"{mode}\"\n{settings}\n"
         ));
     }
     Server::with_manifest(&manifest)
@@ -209,6 +212,68 @@ async fn many_connections_echo_at_once() {
         open.push(client.await.unwrap());
     }
     assert_eq!(open.len(), 300);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hibernate_connections_keep_their_state_and_subscriptions_between_fresh_instances() {
+    let server = tcp_guest(&[("lines", "max_frame = \"64\"")]);
+    let address = server.tcp_address("lines");
+    let mut ann = BufReader::new(connect(address));
+    let hello = read_line(&mut ann);
+    let ann_id = hello.trim_start_matches("hello #").to_owned();
+    assert!(hello.starts_with("hello #"), "{hello}");
+    // Each line runs in a fresh instance; the count lives in host-kept state.
+    for (count, line) in ["one", "two", "three"].iter().enumerate() {
+        writeln!(ann.get_mut(), "{line}").unwrap();
+        assert_eq!(read_line(&mut ann), format!("{}: {line}", count + 1));
+    }
+    // A subscription is fed by the host, no guest woken.
+    let mut bob = BufReader::new(connect(address));
+    read_line(&mut bob);
+    writeln!(bob.get_mut(), "/sub").unwrap();
+    assert_eq!(read_line(&mut bob), "subscribed");
+    let published = support::client()
+        .post(server.url("/publish"))
+        .body("extra, extra\n")
+        .send()
+        .await
+        .unwrap();
+    assert!(published.status().is_success());
+    assert_eq!(read_line(&mut bob), "extra, extra");
+    // The guest closes after its last words; on-close runs.
+    writeln!(ann.get_mut(), "/quit").unwrap();
+    assert_eq!(read_line(&mut ann), "bye");
+    assert_eq!(read_to_close(ann.get_mut()).unwrap(), b"");
+    assert_eq!(read_line(&mut bob), format!("left #{ann_id}"));
+    // A line over max_frame closes the connection.
+    let mut long = connect(address);
+    let mut hello = [0u8; 64];
+    let _ = long.read(&mut hello).unwrap();
+    long.write_all(&[b'a'; 100]).unwrap();
+    assert!(matches!(
+        read_to_close(&mut long).as_deref(),
+        Ok(b"") | Err(_)
+    ));
+    echo_works(&server);
+}
+
+#[test]
+fn idle_hibernate_connections_hold_no_instance() {
+    // Two instances for the whole app, and forty open connections that
+    // each still get answers: none holds an instance while it idles.
+    let server = tcp_guest(&[("app", "max_instances = 2")]);
+    let address = server.tcp_address("lines");
+    let mut clients: Vec<_> = (0..40)
+        .map(|_| {
+            let mut client = BufReader::new(connect(address));
+            assert!(read_line(&mut client).starts_with("hello #"));
+            client
+        })
+        .collect();
+    for client in &mut clients {
+        writeln!(client.get_mut(), "hi").unwrap();
+        assert_eq!(read_line(client), "1: hi");
+    }
 }
 
 /// A line server on a free port answering each line with `upstream: LINE`.

@@ -106,6 +106,8 @@ pub struct Router {
     websockets: Vec<(String, Vec<Segment>, WebSocket)>,
     /// What serves the TCP connections of the app's listeners.
     tcp: Option<crate::tcp::TcpHandler>,
+    /// What handles the events of hibernate-mode TCP listeners.
+    tcp_events: Option<crate::tcp::TcpEvents>,
     /// Malformed patterns: the host refuses to load the app, naming them.
     errors: Vec<String>,
     /// The pattern of the route added last, for [`Router::named`].
@@ -335,6 +337,20 @@ impl Router {
     {
         self.tcp = Some(crate::tcp::TcpHandler::new(handler));
         self
+    }
+
+    /// Handle the connections of the app's hibernate-mode TCP listeners
+    /// (`mode = "hibernate"`) with `events`: each line a client sends goes
+    /// to a fresh instance (see [`crate::tcp::TcpEvents`]).
+    pub fn tcp_events(mut self, events: crate::tcp::TcpEvents) -> Self {
+        self.tcp_events = Some(events);
+        self
+    }
+
+    /// Its hibernate-mode TCP handlers, if it has them.
+    #[cfg_attr(feature = "wasi-http", allow(dead_code))]
+    pub(crate) fn tcp_event_handlers(&self) -> Option<&crate::tcp::TcpEvents> {
+        self.tcp_events.as_ref()
     }
 
     /// Its TCP connection handler, if it has one.

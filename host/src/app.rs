@@ -359,11 +359,12 @@ impl App {
         })
     }
 
-    /// A place among the app's open WebSockets (`max_connections`).
+    /// A place among the app's open WebSockets and TCP connections
+    /// (`max_connections`).
     pub(crate) fn admit_connection(&self) -> Result<OwnedSemaphorePermit, HostError> {
         self.connections.try_enter().ok_or_else(|| {
             let why = format!(
-                "the app has {} WebSockets open (max_connections)",
+                "the app has {} connections open (max_connections)",
                 self.limits().max_connections
             );
             self.hits.hit(Limit::Connections, &why);

@@ -421,6 +421,45 @@ pub(crate) fn ws_set_state(id: u64, state: &[u8]) -> Result<(), SendError> {
     host_ws::set_state(id, state).map_err(send_error)
 }
 
+/// Queue `bytes` for hibernate-mode TCP connection `id`.
+pub(crate) fn tcp_send(id: u64, bytes: &[u8]) -> Result<(), SendError> {
+    bindings::squall::app::tcp::send(id, bytes).map_err(tcp_send_error)
+}
+
+/// Close hibernate-mode TCP connection `id` once its queue is written.
+pub(crate) fn tcp_close(id: u64) {
+    bindings::squall::app::tcp::close(id);
+}
+
+/// Forward `topic` to TCP connection `id`.
+pub(crate) fn tcp_subscribe(id: u64, topic: &str) -> Result<(), PubSubError> {
+    bindings::squall::app::tcp::subscribe(id, topic).map_err(pubsub_error)
+}
+
+/// Stop forwarding `topic` to TCP connection `id`.
+pub(crate) fn tcp_unsubscribe(id: u64, topic: &str) {
+    bindings::squall::app::tcp::unsubscribe(id, topic);
+}
+
+/// The state the host keeps for TCP connection `id`.
+pub(crate) fn tcp_state(id: u64) -> Vec<u8> {
+    bindings::squall::app::tcp::get_state(id)
+}
+
+/// Replace the state of TCP connection `id`.
+pub(crate) fn tcp_set_state(id: u64, state: &[u8]) -> Result<(), SendError> {
+    bindings::squall::app::tcp::set_state(id, state).map_err(tcp_send_error)
+}
+
+fn tcp_send_error(error: bindings::squall::app::tcp::SendError) -> SendError {
+    use bindings::squall::app::tcp::SendError as Wit;
+    match error {
+        Wit::Closed => SendError::Closed,
+        Wit::QueueFull => SendError::QueueFull,
+        Wit::TooLarge => SendError::TooLarge,
+    }
+}
+
 fn send_error(error: wit_ws::WsError) -> SendError {
     match error {
         wit_ws::WsError::Closed => SendError::Closed,
@@ -567,6 +606,18 @@ macro_rules! export {
                 ) -> $crate::__private::wit_bindgen::StreamReader<u8> {
                     $crate::__private::tcp_connection(&$app(), connection, input)
                 }
+
+                async fn on_open(connection: $crate::__private::WitTcpConnection) {
+                    $crate::__private::tcp_event(&$app(), connection, $crate::__private::TcpEvent::Open).await
+                }
+
+                async fn on_frame(connection: $crate::__private::WitTcpConnection, frame: Vec<u8>) {
+                    $crate::__private::tcp_event(&$app(), connection, $crate::__private::TcpEvent::Frame(frame)).await
+                }
+
+                async fn on_close(connection: $crate::__private::WitTcpConnection) {
+                    $crate::__private::tcp_event(&$app(), connection, $crate::__private::TcpEvent::Close).await
+                }
             }
 
             impl $crate::__private::AppInfoGuest for SquallApp {
@@ -595,6 +646,7 @@ pub(crate) mod __private {
     pub use super::bindings::squall::app::websocket_types::{
         Connection as WitConnection, OpenResult as WitOpenResult, WsMessage as WitMessage,
     };
+    pub use crate::tcp::TcpEvent;
     pub use wit_bindgen;
 
     use super::{request_from_wit, response_into_wit, wit_ws};
@@ -623,6 +675,19 @@ pub(crate) mod __private {
             ));
         }
         reader
+    }
+
+    /// A hibernate-mode connection's event: the router's `TcpEvents`
+    /// handler for it, if any.
+    pub async fn tcp_event(router: &Router, connection: WitTcpConnection, event: TcpEvent) {
+        if let Some(events) = router.tcp_event_handlers() {
+            let connection = crate::tcp::TcpConnection::new(crate::tcp::ConnectionInfo {
+                id: connection.id,
+                peer: connection.peer,
+                listener: connection.listener,
+            });
+            events.dispatch(connection, event).await;
+        }
     }
 
     /// What the host asks at load: the WebSocket routes and any mistakes.

@@ -336,6 +336,32 @@ impl TcpOutput {
     }
 }
 
+/// No TCP on a standard host: no connection is open.
+pub(crate) fn tcp_send(_id: u64, _bytes: &[u8]) -> Result<(), SendError> {
+    Err(SendError::Closed)
+}
+
+/// No TCP on a standard host: nothing to close.
+pub(crate) fn tcp_close(_id: u64) {}
+
+/// No pub/sub on a standard host.
+pub(crate) fn tcp_subscribe(_id: u64, _topic: &str) -> Result<(), PubSubError> {
+    Err(PubSubError::Unavailable)
+}
+
+/// No TCP on a standard host: nothing to unsubscribe.
+pub(crate) fn tcp_unsubscribe(_id: u64, _topic: &str) {}
+
+/// No TCP on a standard host: no state.
+pub(crate) fn tcp_state(_id: u64) -> Vec<u8> {
+    Vec::new()
+}
+
+/// No TCP on a standard host: no connection is open.
+pub(crate) fn tcp_set_state(_id: u64, _state: &[u8]) -> Result<(), SendError> {
+    Err(SendError::Closed)
+}
+
 /// No TCP on a standard host.
 pub(crate) async fn tcp_connect(
     _host: &str,

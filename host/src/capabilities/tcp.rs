@@ -4,19 +4,81 @@
 //! if a rule names it), within `tcp_outbound_connections` and
 //! `tcp_connect_timeout`. The connection's bytes cross as the listeners'
 //! do (`crate::tcp`): pulled both ways, nothing buffered by the host.
+//! Also what a guest does with its hibernate-mode connections (send,
+//! close, subscribe, state), through the hub.
 
+use super::websocket::open_connection;
 use super::{Grants, GuestState, grants_of};
-use crate::bindings::tcp::{ConnectError, Host, HostWithStore};
+use crate::bindings::pubsub::PubsubError;
+use crate::bindings::tcp::{ConnectError, Host, HostWithStore, SendError};
+use crate::bindings::websocket;
+use crate::hub::Refused;
 use crate::limit_log::Limit;
 use crate::policy::is_own;
 use crate::tcp::{Activity, Place, SocketReader, SocketWriter};
+use bytes::Bytes;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message as Frame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use wasmtime::component::{Accessor, HasSelf, StreamReader};
 
-impl Host for GuestState {}
+/// Hibernate-mode connections live in the hub beside WebSockets: the
+/// same queue, state and subscriptions, by id, for this app only.
+impl Host for GuestState {
+    fn send(&mut self, connection: u64, bytes: Vec<u8>) -> wasmtime::Result<Result<(), SendError>> {
+        let Some(connection) = open_connection(self, connection) else {
+            return Ok(Err(SendError::Closed));
+        };
+        Ok(connection
+            .send(Frame::Binary(Bytes::from(bytes)))
+            .map_err(refused))
+    }
+
+    fn close(&mut self, connection: u64) -> wasmtime::Result<()> {
+        if let Some(connection) = open_connection(self, connection) {
+            connection.request_close(CloseCode::Normal, "");
+        }
+        Ok(())
+    }
+
+    fn subscribe(
+        &mut self,
+        connection: u64,
+        topic: String,
+    ) -> wasmtime::Result<Result<(), PubsubError>> {
+        websocket::Host::subscribe(self, connection, topic, false)
+    }
+
+    fn unsubscribe(&mut self, connection: u64, topic: String) -> wasmtime::Result<()> {
+        websocket::Host::unsubscribe(self, connection, topic)
+    }
+
+    fn get_state(&mut self, connection: u64) -> wasmtime::Result<Vec<u8>> {
+        websocket::Host::get_state(self, connection)
+    }
+
+    fn set_state(
+        &mut self,
+        connection: u64,
+        state: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), SendError>> {
+        let Some(connection) = open_connection(self, connection) else {
+            return Ok(Err(SendError::Closed));
+        };
+        Ok(connection.set_state(Bytes::from(state)).map_err(refused))
+    }
+}
+
+fn refused(refused: Refused) -> SendError {
+    match refused {
+        Refused::Closed => SendError::Closed,
+        Refused::QueueFull => SendError::QueueFull,
+        Refused::TooLarge => SendError::TooLarge,
+    }
+}
 
 impl HostWithStore<GuestState> for HasSelf<GuestState> {
     async fn connect(

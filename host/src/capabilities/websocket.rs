@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::Message as Frame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 /// The connection `id` if it is open and belongs to this store's app.
-fn open_connection(state: &GuestState, id: u64) -> Option<Arc<Connection>> {
+pub(super) fn open_connection(state: &GuestState, id: u64) -> Option<Arc<Connection>> {
     let grants = state.host().grants();
     grants.hub().get(grants.app(), id)
 }

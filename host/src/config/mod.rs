@@ -23,7 +23,7 @@ mod values;
 pub(crate) use app::{AppConfig, Limits, Reuse, StaticDir, WebSocketMode, WebSocketRoute};
 pub(crate) use server::{BackendConfig, CertificateConfig, ServerConfig};
 pub(crate) use settings::Settings;
-pub(crate) use tcp::TcpListenerConfig;
+pub(crate) use tcp::{TcpListenerConfig, TcpMode};
 #[cfg(test)]
 use values::parse_percent;
 pub(crate) use values::{parse_duration, parse_size};

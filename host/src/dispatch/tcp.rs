@@ -6,11 +6,15 @@
 //! no byte has moved for the listener's idle timeout, when its CPU time is
 //! spent, when its version has been replaced (after the drain grace) or
 //! when the server stops.
+//!
+//! In hibernate mode the host keeps the connection (`server/tcp_hibernate.rs`)
+//! and each event (`on-open`, a line for `on-frame`, `on-close`) goes to a
+//! fresh instance of the app's version current then ([`deliver`]).
 
 use crate::app::SharedApp;
 use crate::bindings::tcp_types::TcpConnection;
 use crate::error::HostError;
-use crate::runtime::guest_tasks_done;
+use crate::runtime::{finish_in_background, guest_tasks_done, until_answer};
 use crate::tcp::{Activity, SocketReader, SocketWriter};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -102,4 +106,58 @@ async fn run(
         .await
         .and_then(|finished| finished)
         .map_err(HostError::from_guest)
+}
+
+/// An event of a hibernate-mode connection.
+pub(crate) enum TcpEvent {
+    Open,
+    /// A line, its `\n` included.
+    Frame(Vec<u8>),
+    Close,
+}
+
+/// Deliver `event` of `connection` to a fresh instance of `app`, within
+/// its `timeout` and `cpu_time`; what the handler spawned goes on after it
+/// returns, and the next event does not wait for it.
+pub(crate) async fn deliver(
+    app: SharedApp,
+    connection: TcpConnection,
+    event: TcpEvent,
+) -> Result<(), HostError> {
+    let timeout = app.limits().timeout;
+    let (answer, running) = until_answer(timeout, |answer| {
+        once(app.clone(), connection, event, answer)
+    })
+    .await;
+    if let Some(running) = running {
+        finish_in_background(running);
+    }
+    if let Err(failure) = &answer {
+        super::failed(app.shared_name(), failure);
+    }
+    answer
+}
+
+async fn once(
+    app: SharedApp,
+    connection: TcpConnection,
+    event: TcpEvent,
+    answer: futures::channel::oneshot::Sender<()>,
+) -> wasmtime::Result<()> {
+    let (mut store, guest) = app.instantiate().await?;
+    store
+        .run_concurrent(async move |accessor| {
+            let handler = guest.squall_app_tcp_handler();
+            match event {
+                TcpEvent::Open => handler.call_on_open(accessor, connection).await?,
+                TcpEvent::Frame(frame) => {
+                    handler.call_on_frame(accessor, connection, frame).await?
+                }
+                TcpEvent::Close => handler.call_on_close(accessor, connection).await?,
+            }
+            let _ = answer.send(());
+            guest_tasks_done(accessor).await;
+            Ok(())
+        })
+        .await?
 }

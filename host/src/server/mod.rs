@@ -7,6 +7,7 @@ mod connection;
 mod routing;
 mod socket;
 mod tcp;
+mod tcp_hibernate;
 mod tls;
 mod upgrade;
 
@@ -125,10 +126,14 @@ pub(crate) async fn serve(
         redirect_to: https_port.filter(|_| config.https_redirect),
         ..serving.clone()
     };
-    let apps_tcp = futures::future::join_all(
-        tcp.into_iter()
-            .map(|listen| tcp::accept(listen, places.clone(), serving.stop_signal.clone())),
-    );
+    let apps_tcp = futures::future::join_all(tcp.into_iter().map(|listen| {
+        tcp::accept(
+            listen,
+            places.clone(),
+            hub.clone(),
+            serving.stop_signal.clone(),
+        )
+    }));
     let accepting = async {
         let secure = async {
             if let Some((listener, tls)) = https {

@@ -1,11 +1,14 @@
 //! The apps' own TCP listeners (`[[app.NAME.tcp]]`): each accepted
-//! connection, within the listener's `max_connections` and the server's,
-//! goes to the app's current version (`dispatch::tcp`).
+//! connection, within the listener's `max_connections`, the app's and the
+//! server's, goes to the app's current version: for its whole life in live
+//! mode (`dispatch::tcp`), event by event in hibernate mode
+//! (`tcp_hibernate`).
 
 use super::RateLimitedWarning;
 use crate::app::AppHandle;
-use crate::config::TcpListenerConfig;
+use crate::config::{TcpListenerConfig, TcpMode};
 use crate::dispatch::tcp::ConnectionLimits;
+use crate::hub::Hub;
 use crate::limit_log::Limit;
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,6 +68,7 @@ pub(crate) fn bind_tcp(apps: &[Arc<AppHandle>]) -> anyhow::Result<Vec<TcpListen>
 pub(crate) async fn accept(
     listen: TcpListen,
     places: Arc<Semaphore>,
+    hub: Arc<Hub>,
     stop_signal: watch::Receiver<bool>,
 ) {
     let TcpListen {
@@ -107,22 +111,38 @@ pub(crate) async fn accept(
                 drop(socket);
                 continue;
             };
+            // The app's own max_connections counts its TCP connections
+            // with its WebSockets (it logs and counts the refusal).
+            let Ok(admitted) = current.admit_connection() else {
+                drop(socket);
+                continue;
+            };
             if let Err(err) = socket.set_nodelay(true) {
                 tracing::debug!("cannot set TCP_NODELAY for {peer}: {err}");
+            }
+            let held = (slot, place, admitted);
+            let stopping = stop_signal.clone();
+            if config.mode == TcpMode::Hibernate {
+                let (app, hub, config) = (app.clone(), hub.clone(), config.clone());
+                tokio::spawn(async move {
+                    super::tcp_hibernate::serve(app, hub, socket, peer, config, stopping).await;
+                    drop(held);
+                });
+                continue;
             }
             let limits = ConnectionLimits {
                 idle_timeout: config.idle_timeout,
                 cpu_time: config.cpu_time.unwrap_or(current.limits().cpu_time),
             };
-            let mut stopping = stop_signal.clone();
             let listener_name = name.clone();
             tokio::spawn(async move {
+                let mut stopping = stopping;
                 let stop = async move {
                     let _ = stopping.wait_for(|stop| *stop).await;
                 };
                 crate::dispatch::tcp::serve(current, socket, peer, listener_name, limits, stop)
                     .await;
-                drop((slot, place));
+                drop(held);
             });
         }
     };

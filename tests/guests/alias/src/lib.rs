@@ -71,3 +71,19 @@ impl SocketGuest for Alias {
 
     async fn on_close(_connection: Connection, _code: u16, _reason: String) {}
 }
+
+impl exports::squall::app::tcp_handler::Guest for Alias {
+    async fn on_connection(
+        _connection: squall::app::tcp_types::TcpConnection,
+        _input: wit_bindgen::StreamReader<u8>,
+    ) -> wit_bindgen::StreamReader<u8> {
+        // No TCP here: an empty answer, which closes the connection.
+        wit_stream::new::<u8>().1
+    }
+
+    async fn on_open(_connection: squall::app::tcp_types::TcpConnection) {}
+
+    async fn on_frame(_connection: squall::app::tcp_types::TcpConnection, _frame: Vec<u8>) {}
+
+    async fn on_close(_connection: squall::app::tcp_types::TcpConnection) {}
+}

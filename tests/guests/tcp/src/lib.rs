@@ -1,15 +1,61 @@
 //! TCP behaviours for the tests, one per listener name: a byte echo, a
 //! count of what arrived before the client half-closed, a guest that never
 //! reads nor writes, one that writes without end, one that spins, one
-//! that panics, and a line relay through an outbound connection.
+//! that panics, and a line relay through an outbound connection; and in
+//! hibernate mode, lines counted in host-kept state, with a subscription.
 
-use squall_sdk::Router;
-use squall_sdk::tcp::{self, ReadError, TcpStream};
+use squall_sdk::tcp::{self, ReadError, TcpConnection, TcpEvents, TcpStream};
+use squall_sdk::{Request, Router, pubsub};
 
 fn app() -> Router {
     Router::new()
         .get("/", |_req| async { "tcp guest" })
+        .post("/publish", |mut req: Request| async move {
+            let body = req.bytes().await;
+            match pubsub::publish("news", body) {
+                Ok(id) => id.to_string(),
+                Err(err) => err.to_string(),
+            }
+        })
         .tcp(serve)
+        .tcp_events(
+            TcpEvents::new()
+                .on_open(|client: TcpConnection| async move {
+                    let _ = client.set_state("0");
+                    let _ = client.send(format!("hello #{}\n", client.id()));
+                })
+                .on_frame(counted_line)
+                .on_close(|client: TcpConnection| async move {
+                    let _ = pubsub::publish("news", format!("left #{}\n", client.id()));
+                }),
+        )
+}
+
+/// Hibernate mode: each line in a fresh instance, counted in the state
+/// the host keeps; `/sub` subscribes to the news, `/quit` says bye and
+/// closes.
+async fn counted_line(client: TcpConnection, line: Vec<u8>) {
+    let line = String::from_utf8_lossy(&line).trim_end().to_owned();
+    match line.as_str() {
+        "/sub" => {
+            let answer = match client.subscribe("news") {
+                Ok(()) => "subscribed\n".to_owned(),
+                Err(err) => format!("{err}\n"),
+            };
+            let _ = client.send(answer);
+        }
+        "/quit" => {
+            let _ = client.send("bye\n");
+            client.close();
+        }
+        _ => {
+            let seen: u64 = String::from_utf8_lossy(&client.state())
+                .parse()
+                .unwrap_or(0);
+            let _ = client.set_state((seen + 1).to_string());
+            let _ = client.send(format!("{}: {line}\n", seen + 1));
+        }
+    }
 }
 
 async fn serve(stream: TcpStream) -> Result<(), ReadError> {

@@ -32,9 +32,21 @@
 //! bound. Dropping the [`TcpWriter`] (every clone of it) half-closes the
 //! connection; the connection closes once the handler and what it spawned
 //! are done.
+//!
+//! A listener in hibernate mode (`mode = "hibernate"`) instead hands each
+//! line the client sends to a fresh instance, with [`TcpEvents`] set by
+//! [`Router::tcp_events`](crate::Router::tcp_events): no instance is alive
+//! while a connection idles, and what the handlers send, subscribe and
+//! keep goes through the host ([`TcpConnection`]).
 
 // Built for a standard host no connection ever arrives.
 #![cfg_attr(feature = "wasi-http", allow(dead_code))]
+
+mod events;
+
+#[doc(hidden)]
+pub use events::TcpEvent;
+pub use events::{TcpConnection, TcpEvents};
 
 use crate::sys;
 use std::future::Future;
