@@ -58,13 +58,16 @@ pub(crate) fn run(args: &TcpArgs) -> Result<()> {
     let squall = tools::squall_binary()?;
     let guest = tools::component(&squall, "tests/guests/tcp")?;
     let port = free_port()?;
+    let lines_port = free_port()?;
     // A bulk stream's copies count against the connection's CPU time (a
     // tick per 4 MiB), which the default would end within seconds here.
     let manifest = format!(
         "[server]\nmax_instances = {instances}\nmax_connections = 100000\n\n\
-         [app.tcp]\nsource = {source:?}\n\n\
+         [app.tcp]\nsource = {source:?}\npubsub = [\"news\"]\nmax_connections = 100000\n\n\
          [[app.tcp.tcp]]\nlisten = \"127.0.0.1:{port}\"\nname = \"echo\"\nmax_connections = 100000\n\
-         cpu_time = \"1h\"\n",
+         cpu_time = \"1h\"\n\n\
+         [[app.tcp.tcp]]\nlisten = \"127.0.0.1:{lines_port}\"\nname = \"lines\"\nmode = \"hibernate\"\n\
+         max_connections = 100000\n",
         instances = args.idle.max(args.connections) + 64,
         source = guest.display().to_string()
     );
@@ -109,12 +112,18 @@ pub(crate) fn run(args: &TcpArgs) -> Result<()> {
             medians[1] / medians[0]
         );
         let count = args.idle.min(limit.saturating_sub(100));
-        let native_kib = idle(&native, native_address, "native", count).await?;
-        let squall_kib = idle(&server, address, "squall", count).await?;
+        let native_kib = idle(&native, native_address, "native", count, Greeting::Echo).await?;
+        // Hibernate first: memory the live run frees stays with the
+        // allocator and would hide what hibernate connections take.
+        let lines: SocketAddr = format!("127.0.0.1:{lines_port}").parse()?;
+        let hibernate_kib =
+            idle(&server, lines, "squall hibernate", count, Greeting::Line).await?;
+        let squall_kib = idle(&server, address, "squall live", count, Greeting::Echo).await?;
         println!(
-            "idle connection memory: native {native_kib:.1} KiB, squall {squall_kib:.1} KiB \
-             ({:.2}x native; squall's includes the connection's live instance)",
-            squall_kib / native_kib
+            "idle connection memory: native {native_kib:.1} KiB; squall live {squall_kib:.1} KiB \
+             ({:.2}x native: the connection's instance), hibernate {hibernate_kib:.1} KiB ({:.2}x native)",
+            squall_kib / native_kib,
+            hibernate_kib / native_kib
         );
         Ok(())
     })
@@ -227,9 +236,24 @@ async fn bulk(address: SocketAddr, streams: usize, seconds: u64) -> Result<f64> 
     Ok(echoed.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64() / (1 << 20) as f64)
 }
 
-/// Open `count` connections (each echoes once, so its instance is up), let
-/// them idle, and report the server's memory per connection (PSS, KiB).
-async fn idle(server: &Running, address: SocketAddr, name: &str, count: usize) -> Result<f64> {
+/// How an idle connection is known to be served.
+#[derive(Clone, Copy)]
+enum Greeting {
+    /// It echoes two bytes (its instance is up).
+    Echo,
+    /// It sends a line first (its open event has run).
+    Line,
+}
+
+/// Open `count` connections (each answers once), let them idle, and report
+/// the server's memory per connection (PSS, KiB).
+async fn idle(
+    server: &Running,
+    address: SocketAddr,
+    name: &str,
+    count: usize,
+    greeting: Greeting,
+) -> Result<f64> {
     let baseline = settled_memory(server).await?;
     let connects = Arc::new(Semaphore::new(CONNECTS_IN_FLIGHT));
     let tasks: Vec<_> = (0..count)
@@ -238,9 +262,17 @@ async fn idle(server: &Running, address: SocketAddr, name: &str, count: usize) -
             tokio::spawn(async move {
                 let _permit = connects.acquire().await?;
                 let mut stream = TcpStream::connect(address).await?;
-                stream.write_all(b"hi").await?;
-                let mut back = [0u8; 2];
-                stream.read_exact(&mut back).await?;
+                match greeting {
+                    Greeting::Echo => {
+                        stream.write_all(b"hi").await?;
+                        let mut back = [0u8; 2];
+                        stream.read_exact(&mut back).await?;
+                    }
+                    Greeting::Line => {
+                        let mut byte = [0u8; 1];
+                        while stream.read(&mut byte).await? == 1 && byte[0] != b'\n' {}
+                    }
+                }
                 Ok::<_, anyhow::Error>(stream)
             })
         })
