@@ -163,7 +163,7 @@ async fn idle(
 }
 
 /// Memory once the server has been quiet for a moment.
-async fn settled_memory(server: &Running) -> Result<ProcessMemory> {
+pub(crate) async fn settled_memory(server: &Running) -> Result<ProcessMemory> {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     ProcessMemory::of(server.pid())
 }

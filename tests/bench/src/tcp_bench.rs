@@ -4,7 +4,8 @@
 //! many connections, bulk streaming over a few, and the memory each idle
 //! connection costs.
 
-use crate::tools::{self, ProcessMemory, Running};
+use crate::realtime_bench::settled_memory;
+use crate::tools::{self, Running};
 use anyhow::{Context, Result};
 use clap::Args;
 use std::net::SocketAddr;
@@ -293,11 +294,6 @@ async fn idle(
     drop(open);
     tokio::time::sleep(Duration::from_secs(2)).await;
     Ok(per(loaded.pss_kib, baseline.pss_kib))
-}
-
-async fn settled_memory(server: &Running) -> Result<ProcessMemory> {
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    ProcessMemory::of(server.pid())
 }
 
 /// The native baseline: a tokio echo server, a task per connection with a
