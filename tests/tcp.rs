@@ -245,6 +245,13 @@ async fn hibernate_connections_keep_their_state_and_subscriptions_between_fresh_
     assert_eq!(read_line(&mut ann), "bye");
     assert_eq!(read_to_close(ann.get_mut()).unwrap(), b"");
     assert_eq!(read_line(&mut bob), format!("left #{ann_id}"));
+    // A client that half-closes after its line still gets the answer.
+    let mut brief = connect(address);
+    let mut hello = [0u8; 64];
+    let _ = brief.read(&mut hello).unwrap();
+    brief.write_all(b"last words\n").unwrap();
+    brief.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(read_to_close(&mut brief).unwrap(), b"1: last words\n");
     // A line over max_frame closes the connection.
     let mut long = connect(address);
     let mut hello = [0u8; 64];

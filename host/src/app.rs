@@ -94,7 +94,6 @@ impl App {
                 config.name
             );
         }
-        component.allow_tcp_connect(&config.tcp_outbound);
         if matches!(component.guest(), Guest::Standard(_)) && !config.tcp.is_empty() {
             anyhow::bail!(
                 "app {:?} is a standard wasi:http component: TCP listeners need a squall-sdk app",
@@ -102,6 +101,15 @@ impl App {
             );
         }
         let static_files = Arc::new(StaticFiles::new(&config.static_dirs)?);
+        let grants = Grants::new(
+            config,
+            shared,
+            hits.clone(),
+            static_files.clone(),
+            previous.map(|previous| &*previous.grants),
+        )?;
+        // WASI sockets connect under the same rules and connection count.
+        component.allow_tcp_connect(&config.tcp_outbound, grants.tcp_connections());
         let (requests, connections) = match previous {
             Some(previous) => (previous.requests.clone(), previous.connections.clone()),
             None => (Fence::new(0), Fence::new(0)),
@@ -112,13 +120,7 @@ impl App {
             source_hash,
             version: previous.map_or(1, |previous| previous.version + 1),
             component,
-            grants: Grants::new(
-                config,
-                shared,
-                hits.clone(),
-                static_files.clone(),
-                previous.map(|previous| &*previous.grants),
-            )?,
+            grants,
             websockets: config.websockets.clone(),
             claims: Claim::all(&config.hosts, &config.routes).map_err(anyhow::Error::msg)?,
             requests,

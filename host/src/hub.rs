@@ -80,6 +80,11 @@ impl Hub {
         })
     }
 
+    /// A connection id unique in the host (WebSockets and TCP alike).
+    pub(crate) fn new_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
     /// Register a new connection of `app` on `path`, with room for `queue`
     /// outgoing messages of `queue_bytes` bytes together.
     pub(crate) fn connect(
@@ -89,7 +94,7 @@ impl Hub {
         queue: usize,
         queue_bytes: usize,
     ) -> Arc<Connection> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let id = self.new_id();
         let connection = Arc::new(Connection {
             id,
             app: app.into(),

@@ -288,10 +288,14 @@ impl TcpPolicy {
             .any(|rule| rule.port.is_none_or(|allowed| allowed == port) && rule.host.matches(&host))
     }
 
-    /// Whether an address a name resolved to may be reached: as
-    /// [`OutboundPolicy::allows_address`].
-    pub(crate) fn allows_address(&self, ip: IpAddr, own: bool) -> bool {
-        (!is_internal(ip) && !own) || self.rules.iter().any(|rule| rule.host.names_address(ip))
+    /// Whether `ip:port`, which a name resolved to, may be reached: any
+    /// public address; an internal one or one of the machine's own only if
+    /// a rule for that port names the address itself (or `localhost`).
+    pub(crate) fn allows_address(&self, ip: IpAddr, port: u16, own: bool) -> bool {
+        (!is_internal(ip) && !own)
+            || self.rules.iter().any(|rule| {
+                rule.port.is_none_or(|allowed| allowed == port) && rule.host.names_address(ip)
+            })
     }
 
     /// The rules as written.
@@ -390,9 +394,11 @@ mod tests {
         assert!(policy.allows("a.cache.example", 1));
         assert!(!policy.allows("cache.example", 1));
         assert!(policy.allows("127.0.0.1", 6379));
-        assert!(policy.allows_address("127.0.0.1".parse().expect("ip"), true));
-        assert!(!policy.allows_address("10.0.0.1".parse().expect("ip"), false));
-        assert!(policy.allows_address("93.184.216.34".parse().expect("ip"), false));
+        assert!(policy.allows_address("127.0.0.1".parse().expect("ip"), 6379, true));
+        // A rule names loopback for one port only.
+        assert!(!policy.allows_address("127.0.0.1".parse().expect("ip"), 22, true));
+        assert!(!policy.allows_address("10.0.0.1".parse().expect("ip"), 5432, false));
+        assert!(policy.allows_address("93.184.216.34".parse().expect("ip"), 1, false));
         assert_eq!(policy.patterns(), rules);
         for bad in ["db.internal", "db:port", "*:80", ":80"] {
             assert!(TcpPolicy::new(&[bad.to_owned()]).is_err(), "{bad}");

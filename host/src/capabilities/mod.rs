@@ -256,6 +256,11 @@ impl Grants {
         bindings::pubsub::PubsubError::Limit(refused.to_string())
     }
 
+    /// Its outbound TCP connections open (`tcp_outbound_connections`).
+    pub(crate) fn tcp_connections(&self) -> &Arc<Fence> {
+        &self.tcp_connections
+    }
+
     /// A place for one more fetch of `request`'s, within both fences; the
     /// refusal names the limit.
     fn admit_fetch(&self, request: &Arc<AtomicU32>) -> Result<FetchPermit, String> {

@@ -162,7 +162,7 @@ async fn resolve(grants: &Grants, host: &str, port: u16) -> Result<Vec<SocketAdd
         .filter(|address| {
             grants
                 .tcp_outbound
-                .allows_address(address.ip(), is_own(address.ip()))
+                .allows_address(address.ip(), address.port(), is_own(address.ip()))
         })
         .collect();
     match (allowed.is_empty(), resolved.first()) {

@@ -262,6 +262,12 @@ fn check_tcp_listeners(
                     app.name
                 );
             }
+            if listener.idle_timeout.is_zero() || listener.max_frame == 0 {
+                bail!(
+                    "{at}: app.{}.tcp: idle_timeout and max_frame must be more than zero",
+                    app.name
+                );
+            }
             taken.push((listener.listen, format!("app.{}", app.name)));
         }
     }

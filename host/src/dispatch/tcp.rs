@@ -18,14 +18,10 @@ use crate::runtime::{finish_in_background, guest_tasks_done, until_answer};
 use crate::tcp::{Activity, SocketReader, SocketWriter};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use wasmtime::component::StreamReader;
-
-/// Connection ids, unique in this host.
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// How a connection's guest is fenced.
 #[derive(Debug, Clone)]
@@ -36,10 +32,12 @@ pub(crate) struct ConnectionLimits {
     pub(crate) cpu_time: Duration,
 }
 
-/// Serve `socket`, accepted from `peer` on the listener `listener`, with
-/// an instance of `app` until the connection ends (or `stop` resolves).
+/// Serve `socket`, accepted from `peer` on the listener `listener`, as
+/// connection `id`, with an instance of `app` until the connection ends
+/// (or `stop` resolves).
 pub(crate) async fn serve(
     app: SharedApp,
+    id: u64,
     socket: TcpStream,
     peer: SocketAddr,
     listener: String,
@@ -47,13 +45,12 @@ pub(crate) async fn serve(
     stop: impl Future<Output = ()>,
 ) {
     let connection = TcpConnection {
-        id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        id,
         peer: peer.to_string(),
         listener,
     };
     let activity = Arc::new(Activity::default());
     activity.touch();
-    let id = connection.id;
     let running = run(app.clone(), socket, connection, &limits, activity.clone());
     let ended = tokio::select! {
         ended = running => ended,

@@ -3,10 +3,11 @@
 
 use super::cpu_share::CpuShare;
 use super::share::AppInstances;
-use super::store::{State, StoreGrants, new_store};
+use super::store::{State, StoreGrants, TcpConnectGrant, new_store};
 use crate::bindings::AppPre;
 use crate::config::Limits;
 use crate::error::HostError;
+use crate::fence::Fence;
 use crate::limit_log::LimitHits;
 use crate::policy::TcpPolicy;
 use std::sync::Arc;
@@ -68,11 +69,15 @@ impl<H: Send + 'static> AppComponent<H> {
         }
     }
 
-    /// Let its `wasi:sockets` connect where `policy` allows (standard
-    /// components; an empty policy grants nothing).
-    pub(crate) fn allow_tcp_connect(&mut self, policy: &TcpPolicy) {
+    /// Let its `wasi:sockets` connect where `policy` allows, each
+    /// connection holding a place of `connections` until the store ends
+    /// (an empty policy grants nothing).
+    pub(crate) fn allow_tcp_connect(&mut self, policy: &TcpPolicy, connections: &Arc<Fence>) {
         if !policy.is_empty() {
-            self.grants.tcp_connect = Some(Arc::new(policy.clone()));
+            self.grants.tcp_connect = Some(TcpConnectGrant {
+                policy: Arc::new(policy.clone()),
+                connections: connections.clone(),
+            });
         }
     }
 

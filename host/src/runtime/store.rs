@@ -165,9 +165,17 @@ impl ResourceLimiter for MemoryLimit {
 #[derive(Default)]
 pub(crate) struct StoreGrants {
     pub(crate) cpu_share: Option<Arc<CpuShare>>,
-    /// `tcp_outbound`, for a standard component's `wasi:sockets`; none: no
-    /// sockets at all.
-    pub(crate) tcp_connect: Option<Arc<TcpPolicy>>,
+    /// `tcp_outbound`, for a component's `wasi:sockets`; none: no sockets
+    /// at all.
+    pub(crate) tcp_connect: Option<TcpConnectGrant>,
+}
+
+/// Where WASI sockets may connect, and the app's count of connections
+/// (`tcp_outbound_connections`).
+#[derive(Clone)]
+pub(crate) struct TcpConnectGrant {
+    pub(crate) policy: Arc<TcpPolicy>,
+    pub(crate) connections: Arc<crate::fence::Fence>,
 }
 
 /// A fresh store with `limits`, holding `host` for the capabilities.
@@ -189,10 +197,10 @@ pub(super) fn new_store<H: Send + 'static>(
         .stderr(GuestLog::stderr(log.clone()))
         .allow_udp(false);
     match &grants.tcp_connect {
-        Some(policy) => {
+        Some(grant) => {
             wasi.allow_tcp(true)
                 .allow_ip_name_lookup(true)
-                .socket_addr_check(super::sockets::check(policy.clone()));
+                .socket_addr_check(super::sockets::check(grant.clone()));
         }
         None => {
             wasi.allow_tcp(false).allow_ip_name_lookup(false);

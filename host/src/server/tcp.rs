@@ -135,12 +135,13 @@ pub(crate) async fn accept(
                 cpu_time: config.cpu_time.unwrap_or(current.limits().cpu_time),
             };
             let listener_name = name.clone();
+            let id = hub.new_id();
             tokio::spawn(async move {
                 let mut stopping = stopping;
                 let stop = async move {
                     let _ = stopping.wait_for(|stop| *stop).await;
                 };
-                crate::dispatch::tcp::serve(current, socket, peer, listener_name, limits, stop)
+                crate::dispatch::tcp::serve(current, id, socket, peer, listener_name, limits, stop)
                     .await;
                 drop(held);
             });

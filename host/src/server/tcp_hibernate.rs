@@ -17,6 +17,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 /// Messages queued for one client at most (its bytes are bounded by the
 /// listener's `send_buffer`).
@@ -58,22 +59,31 @@ pub(super) async fn serve(
     let (from_client, to_client) = socket.into_split();
     if deliver(app.current(), info.clone(), TcpEvent::Open)
         .await
-        .is_ok()
+        .is_err()
     {
-        let reading = read_lines(&app, &info, from_client, &config, &activity);
-        let writing = write_queue(&connection, outbox, to_client, &activity);
-        tokio::select! {
-            () = reading => {}
-            () = writing => {}
-            () = activity.idle(config.idle_timeout) => {
-                tracing::debug!(id = info.id, %peer, "closing an idle tcp connection");
-            }
-            () = app.removed() => {}
-            _ = stop.wait_for(|stop| *stop) => {}
-        }
+        hub.disconnect(&connection);
+        return;
     }
-    hub.disconnect(&connection);
+    let reading = async {
+        read_lines(&app, &info, from_client, &config, &activity).await;
+        // The client is done (or its line was refused): what the app
+        // queued still goes out, then the connection closes.
+        connection.request_close(CloseCode::Normal, "");
+        std::future::pending::<()>().await
+    };
+    let writing = write_queue(&connection, outbox, to_client, &activity);
+    tokio::select! {
+        () = reading => {}
+        () = writing => {}
+        () = activity.idle(config.idle_timeout) => {
+            tracing::debug!(id = info.id, %peer, "closing an idle tcp connection");
+        }
+        () = app.removed() => {}
+        _ = stop.wait_for(|stop| *stop) => {}
+    }
+    // Its state is still there for on-close; its queue is closed.
     let _ = deliver(app.current(), info, TcpEvent::Close).await;
+    hub.disconnect(&connection);
 }
 
 /// The client's lines, each to a fresh instance in turn, until the client
@@ -96,14 +106,15 @@ async fn read_lines(
             return;
         }
         activity.touch();
+        if line.len() as u64 > config.max_frame {
+            tracing::debug!(
+                id = info.id,
+                "closing a tcp connection: its line is over max_frame"
+            );
+            return;
+        }
         if !line.ends_with(b"\n") {
-            // Over max_frame, or the client left mid-line.
-            if line.len() as u64 > config.max_frame {
-                tracing::debug!(
-                    id = info.id,
-                    "closing a tcp connection: its line is over max_frame"
-                );
-            }
+            // The client left mid-line.
             return;
         }
         if deliver(app.current(), info.clone(), TcpEvent::Frame(line))
