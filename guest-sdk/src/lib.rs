@@ -88,4 +88,19 @@ pub mod __private {
     // glue that converts their types (and defines `export!`'s names).
     pub use crate::dispatch::*;
     pub use crate::sys::__private::*;
+
+    use crate::Router;
+    use std::cell::OnceCell;
+    use std::rc::Rc;
+
+    thread_local! {
+        static APP: OnceCell<Rc<Router>> = const { OnceCell::new() };
+    }
+
+    /// The app's router, built by `build` at the instance's first call and
+    /// kept for its next ones (an instance the host reuses serves many
+    /// requests; routes are the same for all of them).
+    pub fn router(build: impl FnOnce() -> Router) -> Rc<Router> {
+        APP.with(|app| app.get_or_init(|| Rc::new(build())).clone())
+    }
 }

@@ -547,7 +547,8 @@ fn method_from_wit(method: wit::Method) -> Method {
 /// Export `app`, a `fn() -> Router`, as this component's request handler.
 ///
 /// Use it once, at the crate root of a `cdylib` built for `wasm32-wasip2`.
-/// With the SDK's `wasi-http` feature the component exports the standard
+/// `app` runs once per instance, at its first request or event; an
+/// instance the host reuses keeps the router for its next ones. With the SDK's `wasi-http` feature the component exports the standard
 /// `wasi:http/handler` (WASI 0.3) instead, to run on `wasmtime serve` and
 /// other standard hosts.
 ///
@@ -571,7 +572,7 @@ macro_rules! export {
                 async fn handle(
                     request: $crate::__private::WitRequest,
                 ) -> $crate::__private::WitResponse {
-                    $crate::__private::dispatch(&$app(), request).await
+                    $crate::__private::dispatch(&$crate::__private::router($app), request).await
                 }
             }
 
@@ -580,14 +581,14 @@ macro_rules! export {
                     connection: $crate::__private::WitConnection,
                     request: $crate::__private::WitRequest,
                 ) -> $crate::__private::WitOpenResult {
-                    $crate::__private::websocket_open(&$app(), connection, request).await
+                    $crate::__private::websocket_open(&$crate::__private::router($app), connection, request).await
                 }
 
                 async fn on_message(
                     connection: $crate::__private::WitConnection,
                     message: $crate::__private::WitMessage,
                 ) {
-                    $crate::__private::websocket_message(&$app(), connection, message).await
+                    $crate::__private::websocket_message(&$crate::__private::router($app), connection, message).await
                 }
 
                 async fn on_close(
@@ -595,7 +596,7 @@ macro_rules! export {
                     code: u16,
                     reason: String,
                 ) {
-                    $crate::__private::websocket_close(&$app(), connection, code, reason).await
+                    $crate::__private::websocket_close(&$crate::__private::router($app), connection, code, reason).await
                 }
             }
 
@@ -604,25 +605,25 @@ macro_rules! export {
                     connection: $crate::__private::WitTcpConnection,
                     input: $crate::__private::wit_bindgen::StreamReader<u8>,
                 ) -> $crate::__private::wit_bindgen::StreamReader<u8> {
-                    $crate::__private::tcp_connection(&$app(), connection, input)
+                    $crate::__private::tcp_connection(&$crate::__private::router($app), connection, input)
                 }
 
                 async fn on_open(connection: $crate::__private::WitTcpConnection) {
-                    $crate::__private::tcp_event(&$app(), connection, $crate::__private::TcpEvent::Open).await
+                    $crate::__private::tcp_event(&$crate::__private::router($app), connection, $crate::__private::TcpEvent::Open).await
                 }
 
                 async fn on_frame(connection: $crate::__private::WitTcpConnection, frame: Vec<u8>) {
-                    $crate::__private::tcp_event(&$app(), connection, $crate::__private::TcpEvent::Frame(frame)).await
+                    $crate::__private::tcp_event(&$crate::__private::router($app), connection, $crate::__private::TcpEvent::Frame(frame)).await
                 }
 
                 async fn on_close(connection: $crate::__private::WitTcpConnection) {
-                    $crate::__private::tcp_event(&$app(), connection, $crate::__private::TcpEvent::Close).await
+                    $crate::__private::tcp_event(&$crate::__private::router($app), connection, $crate::__private::TcpEvent::Close).await
                 }
             }
 
             impl $crate::__private::AppInfoGuest for SquallApp {
                 fn describe() -> $crate::__private::WitDescription {
-                    $crate::__private::describe(&$app())
+                    $crate::__private::describe(&$crate::__private::router($app))
                 }
             }
 

@@ -419,7 +419,8 @@ macro_rules! export {
                     $crate::__private::wasip3::http::types::Response,
                     $crate::__private::wasip3::http::types::ErrorCode,
                 > {
-                    $crate::__private::dispatch_standard(&$app(), request).await
+                    $crate::__private::dispatch_standard(&$crate::__private::router($app), request)
+                        .await
                 }
             }
 

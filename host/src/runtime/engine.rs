@@ -60,6 +60,11 @@ fn engine_config(config: &RuntimeConfig) -> Config {
     wasm.wasm_component_model_async(true)
         .epoch_interruption(true)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    // `SQUALL_PERF_MAP=1` writes /tmp/perf-PID.map so `perf report` names
+    // guest functions (for profiling; off by default, as it costs at load).
+    if std::env::var_os("SQUALL_PERF_MAP").is_some_and(|value| value == "1") {
+        wasm.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     wasm
 }
 
