@@ -4,6 +4,7 @@ use anyhow::{Context, Result, bail};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 pub(crate) fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -333,6 +334,37 @@ impl ProcessMemory {
             pss_kib: self.pss_kib.max(other.pss_kib),
         }
     }
+}
+
+/// CPU time (user + system) a process has used, in clock ticks.
+pub(crate) fn cpu_ticks(pid: u32) -> Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("cannot read the CPU time of process {pid}"))?;
+    // The fields after the command name (which may hold spaces) in parentheses.
+    let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let field = |index: usize| fields.get(index).and_then(|f| f.parse::<u64>().ok());
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 here.
+    match (field(11), field(12)) {
+        (Some(user), Some(system)) => Ok(user + system),
+        _ => bail!("cannot parse /proc/{pid}/stat"),
+    }
+}
+
+/// Wait until process `pid` has been (almost) idle for 300 ms — at most
+/// 2 ticks of CPU — or `limit` has passed: work it was handed is done.
+pub(crate) async fn settled_cpu(pid: u32, limit: Duration) -> Result<Duration> {
+    let started = std::time::Instant::now();
+    let mut before = cpu_ticks(pid)?;
+    while started.elapsed() < limit {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = cpu_ticks(pid)?;
+        if now.saturating_sub(before) <= 2 {
+            break;
+        }
+        before = now;
+    }
+    Ok(started.elapsed())
 }
 
 /// Raise this process's open-file limit to its hard limit (servers started
