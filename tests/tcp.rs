@@ -143,6 +143,27 @@ fn a_spinning_connection_is_stopped_by_its_cpu_time() {
 }
 
 #[test]
+fn waiting_for_the_next_line_is_not_charged_as_cpu_time() {
+    // 40 echoes 30 ms apart span 120 ticks of 10 ms; the guest runs for a
+    // few microseconds each. Charging a tick per wake-up would close the
+    // connection after about 10.
+    let server = tcp_guest(&[("echo", "cpu_time = \"100ms\"")]);
+    let mut stream = connect(server.tcp_address("echo"));
+    for round in 0..40 {
+        let message = format!("line {round:02}\n");
+        stream.write_all(message.as_bytes()).unwrap();
+        let mut answer = vec![0u8; message.len()];
+        stream
+            .read_exact(&mut answer)
+            .unwrap_or_else(|err| panic!("echo {round} failed: {err}"));
+        assert_eq!(answer, message.as_bytes());
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    let logs = server.logs();
+    assert!(!logs.contains("cpu_time"), "{logs}");
+}
+
+#[test]
 fn a_panicking_guest_closes_only_its_own_connection() {
     let server = tcp_guest(&[]);
     let mut neighbour = connect(server.tcp_address("echo"));

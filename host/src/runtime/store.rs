@@ -14,7 +14,7 @@ use crate::policy::TcpPolicy;
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::component::ResourceTable;
-use wasmtime::{Engine, ResourceLimiter, Store, UpdateDeadline};
+use wasmtime::{CallHook, Engine, ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 /// Bytes the host copies for a guest that count as one tick of its CPU
@@ -240,6 +240,27 @@ pub(super) fn new_store<H: Send + 'static>(
         })
     });
     store.set_epoch_deadline(1);
+    // The next tick counts from when the guest is entered again after it
+    // returned to the event loop: a guest resumed after waiting (a timer,
+    // a fetch, a publish, the next line of a connection) is not charged a
+    // tick for the wait, nor made to yield before it answers. Calls into
+    // the guest made while it is already running (memory allocations for
+    // a host call's results) leave the deadline alone, so a tick passing
+    // in a host call the guest made is still charged.
+    let mut running = 0_u32;
+    store.call_hook(move |mut store, hook| {
+        match hook {
+            CallHook::CallingWasm => {
+                if running == 0 {
+                    store.set_epoch_deadline(1);
+                }
+                running = running.saturating_add(1);
+            }
+            CallHook::ReturningFromWasm => running = running.saturating_sub(1),
+            CallHook::CallingHost | CallHook::ReturningFromHost => {}
+        }
+        Ok(())
+    });
     store
 }
 
