@@ -45,6 +45,33 @@ async fn a_spinning_guest_is_stopped_by_its_cpu_budget() {
 }
 
 #[tokio::test]
+async fn a_guest_burning_cpu_between_short_waits_is_stopped_by_its_cpu_budget() {
+    // Waiting is not charged, but the ticks that pass while the guest runs
+    // are, however short its runs.
+    let server = Server::with_manifest(&manifest(
+        "fill",
+        &misbehave_wasm(),
+        "timeout = \"60s\"\ncpu_time = \"300ms\"\nmemory = \"64MiB\"",
+    ));
+    let http = client();
+    let started = Instant::now();
+    let response = http
+        .get(server.url("/fill-between-waits"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 504);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "stopped after {:?}",
+        started.elapsed()
+    );
+    server.expect_log("cpu_time limit");
+    let next = http.get(server.url("/ok")).send().await.unwrap();
+    assert_eq!(next.status(), 200);
+}
+
+#[tokio::test]
 async fn a_spinning_guest_does_not_stall_other_requests() {
     let server = Server::with_manifest(&manifest("spin", &misbehave_wasm(), "timeout = \"3s\""));
     let http = client();

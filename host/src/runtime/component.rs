@@ -2,6 +2,7 @@
 //! it exports (a squall-sdk app or a standard wasi:http component).
 
 use super::cpu_share::CpuShare;
+use super::engine::TickedEngine;
 use super::share::AppInstances;
 use super::store::{State, StoreGrants, TcpConnectGrant, new_store};
 use crate::bindings::AppPre;
@@ -23,7 +24,7 @@ pub(crate) struct AppComponent<H: 'static> {
     _compiled: Arc<Component>,
     guest: Guest<H>,
     limits: Limits,
-    engine: Engine,
+    engine: TickedEngine,
     /// The app's share of the instance pool.
     instances: AppInstances,
     hits: Arc<LimitHits>,
@@ -46,7 +47,7 @@ impl<H: Send + 'static> AppComponent<H> {
         compiled: Arc<Component>,
         guest: Guest<H>,
         limits: Limits,
-        engine: Engine,
+        engine: TickedEngine,
         instances: AppInstances,
         hits: Arc<LimitHits>,
         redact: Arc<[String]>,

@@ -2,6 +2,8 @@
 //! instances, and the epoch ticker that CPU limits count on.
 
 use anyhow::{Context, Result};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// How often the epoch advances: the granularity of CPU accounting and of
@@ -23,8 +25,24 @@ pub(crate) struct RuntimeConfig {
     pub(crate) cache_dir: Option<std::path::PathBuf>,
 }
 
+/// The engine, with the count of ticks its ticker has made: wasmtime keeps
+/// its epoch to itself, and a store must know whether a tick passed while
+/// its guest ran.
+#[derive(Clone)]
+pub(crate) struct TickedEngine {
+    pub(crate) engine: Engine,
+    ticks: Arc<AtomicU64>,
+}
+
+impl TickedEngine {
+    /// Ticks made so far.
+    pub(crate) fn ticks(&self) -> u64 {
+        self.ticks.load(Ordering::Relaxed)
+    }
+}
+
 /// Start the engine and its epoch ticker.
-pub(super) fn start(config: &RuntimeConfig) -> Result<Engine> {
+pub(super) fn start(config: &RuntimeConfig) -> Result<TickedEngine> {
     let engine = Engine::new(&engine_config(config))
         .map_err(anyhow::Error::from)
         .with_context(|| {
@@ -34,8 +52,9 @@ pub(super) fn start(config: &RuntimeConfig) -> Result<Engine> {
                 config.max_instances
             )
         })?;
-    start_epoch_ticker(&engine)?;
-    Ok(engine)
+    let ticks = Arc::new(AtomicU64::new(0));
+    start_epoch_ticker(&engine, ticks.clone())?;
+    Ok(TickedEngine { engine, ticks })
 }
 
 fn engine_config(config: &RuntimeConfig) -> Config {
@@ -71,12 +90,15 @@ fn engine_config(config: &RuntimeConfig) -> Config {
 /// Advance the engine's epoch every [`EPOCH_TICK`] until the engine is
 /// dropped. Without it no guest would ever be stopped or made to yield, so
 /// a host that cannot start it does not start at all.
-fn start_epoch_ticker(engine: &Engine) -> Result<()> {
+fn start_epoch_ticker(engine: &Engine, ticks: Arc<AtomicU64>) -> Result<()> {
     let weak = engine.weak();
     std::thread::Builder::new()
         .name("squall-epoch".into())
         .spawn(move || {
             while let Some(engine) = weak.upgrade() {
+                // Counted before the epoch moves: a store that sees the
+                // epoch's deadline pass always sees the count moved too.
+                ticks.fetch_add(1, Ordering::Relaxed);
                 engine.increment_epoch();
                 drop(engine);
                 std::thread::sleep(EPOCH_TICK);

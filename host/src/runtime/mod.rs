@@ -20,6 +20,7 @@ mod store;
 pub(crate) use compile_cache::sha256_hex;
 pub(crate) use component::{AppComponent, Guest};
 pub(crate) use engine::RuntimeConfig;
+use engine::TickedEngine;
 pub(crate) use guest_log::GuestLevel;
 pub(crate) use lifecycle::{
     OnCancel, Running, finish_in_background, finished, guest_tasks_done, until_answer,
@@ -49,6 +50,8 @@ pub(crate) struct ComponentSource<'a> {
 /// The engine and the linker shared by every app.
 pub(crate) struct Runtime<H: 'static> {
     engine: Engine,
+    /// The same engine with its tick count, for the stores.
+    ticked: TickedEngine,
     linker: Linker<State<H>>,
     /// The pool's instances, shared among apps by their floors and ceilings.
     pool: Arc<InstancePool>,
@@ -67,7 +70,8 @@ impl<H: Send + 'static> Runtime<H> {
         config: &RuntimeConfig,
         link: impl FnOnce(&mut Linker<State<H>>) -> wasmtime::Result<()>,
     ) -> Result<Runtime<H>> {
-        let engine = engine::start(config)?;
+        let ticked = engine::start(config)?;
+        let engine = ticked.engine.clone();
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .and_then(|()| wasmtime_wasi::p3::add_to_linker(&mut linker))
@@ -82,6 +86,7 @@ impl<H: Send + 'static> Runtime<H> {
         };
         Ok(Runtime {
             engine,
+            ticked,
             linker,
             pool: InstancePool::new(config.max_instances.max(1)),
             max_memory: config.max_memory,
@@ -225,7 +230,7 @@ impl<H: Send + 'static> Runtime<H> {
             component,
             guest,
             limits.clone(),
-            self.engine.clone(),
+            self.ticked.clone(),
             instances,
             hits,
             redact,

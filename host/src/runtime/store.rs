@@ -4,7 +4,7 @@
 //! which capabilities exist).
 
 use super::cpu_share::CpuShare;
-use super::engine::EPOCH_TICK;
+use super::engine::{EPOCH_TICK, TickedEngine};
 use super::guest_log::{GuestLevel, GuestLog, LogBudget};
 use super::share::InstanceSlot;
 use crate::config::Limits;
@@ -14,7 +14,7 @@ use crate::policy::TcpPolicy;
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::component::ResourceTable;
-use wasmtime::{CallHook, Engine, ResourceLimiter, Store, UpdateDeadline};
+use wasmtime::{CallHook, ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 /// Bytes the host copies for a guest that count as one tick of its CPU
@@ -34,6 +34,7 @@ pub(crate) struct State<H> {
     table: ResourceTable,
     memory: MemoryLimit,
     cpu: CpuBudget,
+    run: GuestRun,
     host: H,
     /// What the request may still log (stdout, stderr and its own lines).
     log: Arc<LogBudget>,
@@ -89,6 +90,17 @@ impl<H: Send + 'static> WasiView for State<H> {
             table: &mut self.table,
         }
     }
+}
+
+/// Where the guest is in its current run, for charging ticks.
+#[derive(Default)]
+struct GuestRun {
+    /// Entries into the guest not yet returned from (nested entries are
+    /// the host's calls into it while it runs).
+    depth: u32,
+    /// The tick count up to which this run's time is paid for: its start,
+    /// or the tick last charged.
+    paid_to: u64,
 }
 
 /// Epoch ticks of guest execution left before the CPU limit stops it.
@@ -180,7 +192,7 @@ pub(crate) struct TcpConnectGrant {
 
 /// A fresh store with `limits`, holding `host` for the capabilities.
 pub(super) fn new_store<H: Send + 'static>(
-    engine: &Engine,
+    engine: &TickedEngine,
     limits: &Limits,
     host: H,
     slot: InstanceSlot,
@@ -207,7 +219,6 @@ pub(super) fn new_store<H: Send + 'static>(
         }
     }
     let wasi = wasi.build();
-    let share = grants.cpu_share.clone();
     let state = State {
         wasi,
         table: ResourceTable::new(),
@@ -215,11 +226,12 @@ pub(super) fn new_store<H: Send + 'static>(
             max: usize::try_from(limits.memory).unwrap_or(usize::MAX),
         },
         cpu: CpuBudget::new(limits.cpu_time),
+        run: GuestRun::default(),
         host,
         log,
         _slot: slot,
     };
-    let mut store = Store::new(engine, state);
+    let mut store = Store::new(&engine.engine, state);
     store.limiter(|state| &mut state.memory);
     // What the host copies for one call (or one answer) is bounded by the
     // guest's own memory: a list of lists whose elements all point at the
@@ -229,8 +241,11 @@ pub(super) fn new_store<H: Send + 'static>(
     // Called once per tick in which the guest runs: charge it, then yield so
     // a busy guest never holds the event loop for more than one tick. An app
     // over its CPU share pauses until its share allows another tick.
+    let (clock, share) = (engine.clone(), grants.cpu_share.clone());
     store.epoch_deadline_callback(move |mut store| {
-        store.data_mut().cpu.charge()?;
+        let state = store.data_mut();
+        state.cpu.charge()?;
+        state.run.paid_to = clock.ticks();
         let pause = share
             .as_ref()
             .and_then(|share| share.charge(std::time::Instant::now()));
@@ -240,23 +255,37 @@ pub(super) fn new_store<H: Send + 'static>(
         })
     });
     store.set_epoch_deadline(1);
-    // The next tick counts from when the guest is entered again after it
-    // returned to the event loop: a guest resumed after waiting (a timer,
-    // a fetch, a publish, the next line of a connection) is not charged a
-    // tick for the wait, nor made to yield before it answers. Calls into
-    // the guest made while it is already running (memory allocations for
-    // a host call's results) leave the deadline alone, so a tick passing
-    // in a host call the guest made is still charged.
-    let mut running = 0_u32;
+    // A run of the guest starts when the event loop enters it and ends when
+    // it returns there. The deadline restarts with each run, so the time a
+    // guest waits between runs (a timer, a fetch, a publish, a connection's
+    // next bytes) is never charged. A tick that passed after the run's last
+    // check (a long `memory.fill`, straight-line code) is charged when the
+    // run ends. Entries while it runs (allocations for a host call's
+    // results) are part of the run.
+    let (clock, share) = (engine.clone(), grants.cpu_share.clone());
     store.call_hook(move |mut store, hook| {
         match hook {
             CallHook::CallingWasm => {
-                if running == 0 {
+                let run = &mut store.data_mut().run;
+                if run.depth == 0 {
+                    run.paid_to = clock.ticks();
                     store.set_epoch_deadline(1);
                 }
-                running = running.saturating_add(1);
+                store.data_mut().run.depth += 1;
             }
-            CallHook::ReturningFromWasm => running = running.saturating_sub(1),
+            CallHook::ReturningFromWasm => {
+                let now = clock.ticks();
+                let state = store.data_mut();
+                state.run.depth = state.run.depth.saturating_sub(1);
+                if state.run.depth == 0 && now > state.run.paid_to {
+                    state.run.paid_to = now;
+                    state.cpu.charge()?;
+                    // Owed to the share: the next pause pays it back.
+                    if let Some(share) = &share {
+                        let _ = share.charge(std::time::Instant::now());
+                    }
+                }
+            }
             CallHook::CallingHost | CallHook::ReturningFromHost => {}
         }
         Ok(())

@@ -17,6 +17,7 @@ fn app() -> Router {
             })
         })
         .get("/spin", spin)
+        .get("/fill-between-waits", fill_between_waits)
         .get("/alloc", alloc)
         .get("/bad-status", |_req| async {
             Response::new(StatusCode::OK, "x").with_status(StatusCode::CONTINUE)
@@ -48,6 +49,19 @@ async fn served(_req: Request) -> String {
         served.set(served.get() + 1);
         served.get().to_string()
     })
+}
+
+/// Burns CPU forever in short runs between waits (a 16 MiB fill, then a
+/// 1 ms sleep): the deadline restarts with every run, yet the ticks that
+/// pass while it runs are charged and its CPU budget stops it.
+async fn fill_between_waits(_req: Request) -> &'static str {
+    let mut buffer = vec![0u8; 16 << 20];
+    let mut byte = 0u8;
+    loop {
+        byte = byte.wrapping_add(1);
+        std::hint::black_box(&mut buffer).fill(byte);
+        squall_sdk::sleep(std::time::Duration::from_millis(1)).await;
+    }
 }
 
 /// Burns CPU forever; only the host's limits stop it.
