@@ -478,6 +478,8 @@ async fn guest_log_lines_reach_the_log_at_their_level_within_the_budget() {
     // A line larger than the request's budget is cut at it, and counted.
     assert_eq!(text_of(&http, server.url("/log?n=1000")).await, "logged");
     server.expect_log("guest output over 64 bytes");
+    // The limit line is logged before the cut line itself: wait for both.
+    server.expect_log(&"x".repeat(64));
     let logs = server.logs();
     assert!(
         logs.contains(&"x".repeat(64)) && !logs.contains(&"x".repeat(65)),
