@@ -35,7 +35,6 @@ use component::{ComponentKind, denied_import, is_component};
 use share::InstancePool;
 use std::path::Path;
 use std::sync::Arc;
-use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 use wasmtime_wasi_http::handler::ProxyPre;
 
@@ -49,9 +48,8 @@ pub(crate) struct ComponentSource<'a> {
 
 /// The engine and the linker shared by every app.
 pub(crate) struct Runtime<H: 'static> {
-    engine: Engine,
-    /// The same engine with its tick count, for the stores.
-    ticked: TickedEngine,
+    /// The engine, with its tick count for the stores.
+    engine: TickedEngine,
     linker: Linker<State<H>>,
     /// The pool's instances, shared among apps by their floors and ceilings.
     pool: Arc<InstancePool>,
@@ -70,9 +68,8 @@ impl<H: Send + 'static> Runtime<H> {
         config: &RuntimeConfig,
         link: impl FnOnce(&mut Linker<State<H>>) -> wasmtime::Result<()>,
     ) -> Result<Runtime<H>> {
-        let ticked = engine::start(config)?;
-        let engine = ticked.engine.clone();
-        let mut linker = Linker::new(&engine);
+        let engine = engine::start(config)?;
+        let mut linker = Linker::new(&engine.engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .and_then(|()| wasmtime_wasi::p3::add_to_linker(&mut linker))
             .map_err(anyhow::Error::from)
@@ -81,12 +78,11 @@ impl<H: Send + 'static> Runtime<H> {
             .map_err(anyhow::Error::from)
             .context("cannot link the host's interfaces")?;
         let cache = match &config.cache_dir {
-            Some(dir) => Some(CompileCache::open(dir, &engine)?),
+            Some(dir) => Some(CompileCache::open(dir, &engine.engine)?),
             None => None,
         };
         Ok(Runtime {
             engine,
-            ticked,
             linker,
             pool: InstancePool::new(config.max_instances.max(1)),
             max_memory: config.max_memory,
@@ -100,7 +96,7 @@ impl<H: Send + 'static> Runtime<H> {
     fn compile(&self, bytes: &[u8], hash: &str) -> Result<(Component, &'static str)> {
         match &self.cache {
             Some(cache) => {
-                let (component, obtained) = cache.component(&self.engine, bytes, hash)?;
+                let (component, obtained) = cache.component(&self.engine.engine, bytes, hash)?;
                 Ok((
                     component,
                     match obtained {
@@ -109,7 +105,7 @@ impl<H: Send + 'static> Runtime<H> {
                     },
                 ))
             }
-            None => Component::new(&self.engine, bytes)
+            None => Component::new(&self.engine.engine, bytes)
                 .map(|component| (component, "compiled"))
                 .map_err(anyhow::Error::from),
         }
@@ -128,7 +124,7 @@ impl<H: Send + 'static> Runtime<H> {
             .as_ref()
             .context("this runtime keeps no compile cache")?;
         let (_, obtained) = cache
-            .component(&self.engine, &bytes, &sha256_hex(&bytes))
+            .component(&self.engine.engine, &bytes, &sha256_hex(&bytes))
             .with_context(|| format!("cannot compile {}", path.display()))?;
         Ok(obtained == Obtained::Cached)
     }
@@ -183,7 +179,7 @@ impl<H: Send + 'static> Runtime<H> {
             .with_context(|| {
                 format!("app {name:?} needs an import that Squall does not provide")
             })?;
-        let kind = ComponentKind::of(&component, &self.engine);
+        let kind = ComponentKind::of(&component, &self.engine.engine);
         let guest = match kind {
             ComponentKind::Squall => Guest::Squall(
                 crate::bindings::AppPre::new(pre)
@@ -210,7 +206,7 @@ impl<H: Send + 'static> Runtime<H> {
         };
         // Say at load time what the component imports that it will be
         // refused: Squall grants no files, sockets or environment.
-        for (import, _) in component.component_type().imports(&self.engine) {
+        for (import, _) in component.component_type().imports(&self.engine.engine) {
             if let Some(interface) = denied_import(import) {
                 tracing::warn!(
                     app = name,
@@ -230,7 +226,7 @@ impl<H: Send + 'static> Runtime<H> {
             component,
             guest,
             limits.clone(),
-            self.ticked.clone(),
+            self.engine.clone(),
             instances,
             hits,
             redact,
