@@ -11,6 +11,7 @@ use crate::error::HostError;
 use crate::fence::Fence;
 use crate::hub::Hub;
 use crate::limit_log::{Limit, LimitHits};
+use crate::reuse::shared::SharedInstances;
 use crate::reuse::{Handler, Instance, WarmInstances};
 use crate::routes::Claim;
 use crate::runtime::{AppComponent, AppInstances, ComponentSource, Guest, Runtime, sha256_hex};
@@ -49,6 +50,9 @@ pub(crate) struct App {
     static_files: Arc<StaticFiles>,
     /// Instances kept for its next requests, if it reuses them.
     warm: Option<Arc<WarmInstances>>,
+    /// Instances shared by requests in flight, if it shares them
+    /// (`reuse.concurrent` above 1).
+    shared: Option<Arc<SharedInstances>>,
 }
 
 /// Apps are shared by every connection task.
@@ -128,8 +132,23 @@ impl App {
             hits,
             retired: watch::Sender::new(None),
             static_files,
-            warm: config.reuse.as_ref().map(WarmInstances::new),
+            warm: config
+                .reuse
+                .as_ref()
+                .filter(|reuse| reuse.concurrent == 1)
+                .map(WarmInstances::new),
+            shared: config
+                .reuse
+                .as_ref()
+                .filter(|reuse| reuse.concurrent > 1)
+                .map(SharedInstances::new),
         };
+        if app.shared.is_some() && !matches!(app.component.guest(), Guest::Squall(_)) {
+            anyhow::bail!(
+                "app {:?} is a standard wasi:http component: reuse.concurrent above 1 needs a squall-sdk app",
+                config.name
+            );
+        }
         if matches!(app.component.guest(), Guest::Squall(_)) {
             let description = app.describe()?;
             if !description.route_errors.is_empty() {
@@ -347,6 +366,11 @@ impl App {
     /// Instances waiting for a request, if the app reuses them.
     pub(crate) fn idle_instances(&self) -> usize {
         self.warm.as_ref().map_or(0, |warm| warm.idle_count())
+    }
+
+    /// The instances shared by its requests in flight, if it shares them.
+    pub(crate) fn shared_instances(&self) -> Option<Arc<SharedInstances>> {
+        self.shared.clone()
     }
 
     /// A place among the app's requests in flight (`max_concurrency`).

@@ -37,6 +37,10 @@ pub(crate) enum HostError {
     /// The app is at one of its limits on work in flight.
     #[error("the app is busy: {0}")]
     Busy(String),
+    /// The instance the request shared with others of the app's requests
+    /// (`reuse.concurrent`) was stopped by one of them.
+    #[error("the instance serving it was stopped: {0}")]
+    InstanceStopped(String),
     /// The guest finished without giving an answer.
     #[error("the guest finished without answering")]
     NoAnswer,
@@ -65,7 +69,9 @@ impl HostError {
             HostError::Timeout | HostError::CpuTime => StatusCode::GATEWAY_TIMEOUT,
             HostError::RequestBodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             HostError::BrokenRequestBody(_) => StatusCode::BAD_REQUEST,
-            HostError::NoInstanceSlot(_) | HostError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            HostError::NoInstanceSlot(_) | HostError::Busy(_) | HostError::InstanceStopped(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             HostError::Trap(_)
             | HostError::Memory
             | HostError::NoAnswer
@@ -91,7 +97,8 @@ impl HostError {
             HostError::Timeout
             | HostError::CpuTime
             | HostError::Memory
-            | HostError::RequestBodyTooLarge => tracing::warn!("{self}"),
+            | HostError::RequestBodyTooLarge
+            | HostError::InstanceStopped(_) => tracing::warn!("{self}"),
             // Counted and logged, rate-limited, where the limit is.
             HostError::NoInstanceSlot(_) | HostError::Busy(_) => tracing::debug!("{self}"),
             HostError::Trap(_) | HostError::NoAnswer | HostError::InvalidResponse(_) => {
@@ -119,7 +126,8 @@ impl HostError {
             HostError::RequestBodyTooLarge
             | HostError::BrokenRequestBody(_)
             | HostError::NoInstanceSlot(_)
-            | HostError::Busy(_) => None,
+            | HostError::Busy(_)
+            | HostError::InstanceStopped(_) => None,
         }
     }
 }

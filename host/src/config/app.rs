@@ -51,7 +51,7 @@ pub(crate) struct AppConfig {
 
 /// `reuse = { requests = 1000, idle = "10s", instances = 16 }`: an
 /// instance that served a request well serves the app's next ones, one
-/// after another. Guest memory and statics carry over between requests of
+/// after another (or, with `concurrent`, several at once). Guest memory and statics carry over between requests of
 /// the app (never across apps); each request keeps its own `timeout`,
 /// `cpu_time` and log budget, and an instance that fails or runs out of
 /// time is dropped, never reused.
@@ -67,6 +67,18 @@ pub(crate) struct Reuse {
     /// Instances kept waiting at most (each holds its place in the pool).
     #[serde(default = "default_reuse_instances")]
     pub(crate) instances: u32,
+    /// Requests one instance serves at once (squall-sdk apps): more than 1
+    /// shares an instance between requests in flight, so a parked request
+    /// (a long poll) holds no instance of its own.
+    #[serde(default = "default_reuse_concurrent")]
+    pub(crate) concurrent: u32,
+}
+
+/// Most requests one instance may serve at once.
+pub(crate) const MAX_REUSE_CONCURRENT: u32 = 10_000;
+
+fn default_reuse_concurrent() -> u32 {
+    1
 }
 
 fn default_reuse_requests() -> u32 {

@@ -201,6 +201,16 @@ fn check_shares(apps: &[AppConfig], pool: u32, text: &str, file: &str) -> Result
                 app.name
             );
         }
+        if let Some(reuse) = &app.reuse
+            && !(1..=app::MAX_REUSE_CONCURRENT).contains(&reuse.concurrent)
+        {
+            bail!(
+                "{}: app.{}.reuse: concurrent must be from 1 to {}",
+                at("reuse"),
+                app.name,
+                app::MAX_REUSE_CONCURRENT
+            );
+        }
     }
     Ok(())
 }

@@ -6,6 +6,7 @@
 //! or what went wrong ([`HostError`](crate::error::HostError)), into an
 //! answer.
 
+mod shared;
 mod socket_events;
 mod squall;
 pub(crate) mod tcp;

@@ -8,33 +8,21 @@ use crate::bindings::types as wit;
 use crate::body::{
     ChunkConsumer, InboundBody, IncomingBodyProducer, OutgoingBody, discard_in_background,
 };
+use crate::capabilities::GuestState;
 use crate::convert::{guest_response_head, request_head_to_wit};
 use crate::error::HostError;
 use crate::reuse::Handler;
+use crate::reuse::shared::{GuestRequest, Head, HeadBody};
 use crate::runtime::{
     OnCancel, Running, finish_in_background, finished, guest_tasks_done, until_answer,
 };
-use bytes::Bytes;
-use futures::channel::{mpsc, oneshot};
+use futures::channel::oneshot;
 use http::{Request, Response, StatusCode};
 use http_body::Body as _;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::AbortHandle;
 use tracing::Instrument;
-use wasmtime::component::StreamReader;
-
-/// What the guest answered, before its body is done.
-struct Head {
-    status: u16,
-    headers: wit::Fields,
-    body: HeadBody,
-}
-
-enum HeadBody {
-    Full(Vec<u8>),
-    /// The chunks, and the word that the guest closed its stream.
-    Stream(mpsc::Receiver<Bytes>, oneshot::Receiver<bool>),
-}
+use wasmtime::component::{Accessor, StreamReader};
 
 /// Run `request` through a fresh instance of the squall-sdk app `app`.
 /// `admitted` is its place among the app's requests in flight, held until
@@ -58,34 +46,52 @@ pub(super) async fn run(
         body,
     };
 
+    if let Some(shared) = app.shared_instances() {
+        let answer = super::shared::run(app, shared, guest_request, admitted).await;
+        return respond(&name, answer, |_| None);
+    }
     let (answer, guest) = until_answer(limits.timeout, |head| async move {
         let outcome = run_guest(app, guest_request, head).await;
         drop(admitted);
         outcome
     })
     .await;
+    respond(&name, answer, |streamed| match guest {
+        Some(guest) if streamed => Some(keep_streaming(guest)),
+        Some(guest) => {
+            finish_in_background(guest);
+            None
+        }
+        None => None,
+    })
+}
+
+/// The response for the guest's `answer`. `guest_after` is told whether
+/// the body streams, and gives what keeps the guest running for it.
+fn respond(
+    name: &std::sync::Arc<str>,
+    answer: Result<Head, HostError>,
+    guest_after: impl FnOnce(bool) -> Option<AbortHandle>,
+) -> Response<OutgoingBody> {
     let head = match answer {
         Ok(head) => head,
-        Err(failure) => return error_response(super::failed(&name, &failure)),
+        Err(failure) => return error_response(super::failed(name, &failure)),
     };
-
     let (status, headers) = match guest_response_head(head.status, head.headers) {
         Ok(head) => head,
         Err(reason) => {
             let failure = HostError::InvalidResponse(reason);
-            return error_response(super::failed(&name, &failure));
+            return error_response(super::failed(name, &failure));
         }
     };
     let body = match head.body {
         HeadBody::Full(bytes) => {
-            if let Some(guest) = guest {
-                finish_in_background(guest);
-            }
+            guest_after(false);
             OutgoingBody::full(bytes)
         }
         HeadBody::Stream(chunks, closed) => OutgoingBody::Streamed {
             chunks,
-            guest: guest.map(keep_streaming),
+            guest: guest_after(true),
             finished: Some(closed),
         },
     };
@@ -123,16 +129,10 @@ where
     .abort_handle()
 }
 
-/// The request as the guest will see it (its body still a producer),
-/// waiting for a store to become a `wit::Request`.
-struct GuestRequest {
-    head: wit::Request,
-    body: Option<IncomingBodyProducer>,
-}
-
-/// Instantiate the app in a fresh store, call `handle`, send the response
-/// head out, and keep the store alive until a streamed body has ended and
-/// the guest's tasks (work it spawned to run after the response) are done.
+/// Instantiate the app in a fresh store (or take an idle one), call
+/// `handle`, send the response head out, and keep the store alive until a
+/// streamed body has ended and the guest's tasks (work it spawned to run
+/// after the response) are done.
 async fn run_guest(
     app: SharedApp,
     request: GuestRequest,
@@ -145,37 +145,16 @@ async fn run_guest(
     instance
         .store
         .run_concurrent(async move |accessor| -> wasmtime::Result<()> {
-            let mut guest_request = request.head;
-            if let Some(producer) = request.body {
-                guest_request.body =
-                    wit::Body::Stream(accessor.with(|store| StreamReader::new(store, producer))?);
+            let (answer, streaming) =
+                handle_in(accessor, guest, wit_request(accessor, request)?).await?;
+            // A closed receiver means nobody waits for the answer any more.
+            let _ = head.send(answer);
+            if let Some((ended, closed)) = streaming {
+                // The guest closed its stream (had it failed, this future
+                // would be dropped before saying so).
+                let _ = ended.await;
+                let _ = closed.send(true);
             }
-            let response = guest
-                .squall_app_handler()
-                .call_handle(accessor, guest_request)
-                .await?;
-            let body = match response.body {
-                wit::Body::Empty => HeadBody::Full(Vec::new()),
-                wit::Body::Bytes(bytes) => HeadBody::Full(bytes),
-                wit::Body::Stream(reader) => {
-                    let (consumer, chunks, ended) = ChunkConsumer::new();
-                    accessor.with(|store| reader.pipe(store, consumer))?;
-                    let (closed, closed_signal) = oneshot::channel();
-                    send_head(
-                        head,
-                        response.status,
-                        response.headers,
-                        HeadBody::Stream(chunks, closed_signal),
-                    );
-                    // The guest closed its stream (had it failed, this
-                    // future would be dropped before saying so).
-                    let _ = ended.await;
-                    let _ = closed.send(true);
-                    guest_tasks_done(accessor).await;
-                    return Ok(());
-                }
-            };
-            send_head(head, response.status, response.headers, body);
             guest_tasks_done(accessor).await;
             Ok(())
         })
@@ -185,13 +164,53 @@ async fn run_guest(
     Ok(())
 }
 
-fn send_head(sender: oneshot::Sender<Head>, status: u16, headers: wit::Fields, body: HeadBody) {
-    // A closed receiver means nobody waits for the answer any more.
-    let _ = sender.send(Head {
-        status,
-        headers,
+/// The request for the guest, its body (if any) a stream the guest reads.
+pub(super) fn wit_request(
+    accessor: &Accessor<GuestState>,
+    request: GuestRequest,
+) -> wasmtime::Result<wit::Request> {
+    let mut guest_request = request.head;
+    if let Some(producer) = request.body {
+        guest_request.body =
+            wit::Body::Stream(accessor.with(|store| StreamReader::new(store, producer))?);
+    }
+    Ok(guest_request)
+}
+
+/// A streamed body's end (the guest closed its stream) and the word to
+/// pass on that it did.
+pub(super) type Streaming = (oneshot::Receiver<()>, oneshot::Sender<bool>);
+
+/// Call `handle` with `request` inside the store's `run_concurrent`: the
+/// answer's head, and for a streamed body what says when it ends.
+pub(super) async fn handle_in(
+    accessor: &Accessor<GuestState>,
+    guest: &crate::bindings::App,
+    request: wit::Request,
+) -> wasmtime::Result<(Head, Option<Streaming>)> {
+    let response = guest
+        .squall_app_handler()
+        .call_handle(accessor, request)
+        .await?;
+    let (body, streaming) = match response.body {
+        wit::Body::Empty => (HeadBody::Full(Vec::new()), None),
+        wit::Body::Bytes(bytes) => (HeadBody::Full(bytes), None),
+        wit::Body::Stream(reader) => {
+            let (consumer, chunks, ended) = ChunkConsumer::new();
+            accessor.with(|store| reader.pipe(store, consumer))?;
+            let (closed, closed_signal) = oneshot::channel();
+            (
+                HeadBody::Stream(chunks, closed_signal),
+                Some((ended, closed)),
+            )
+        }
+    };
+    let head = Head {
+        status: response.status,
+        headers: response.headers,
         body,
-    });
+    };
+    Ok((head, streaming))
 }
 
 /// Instantiate `app`, call `handle` with a bodiless `GET path`, and return

@@ -19,6 +19,10 @@ pub(crate) struct ParkedArgs {
     /// How long each request sleeps in the guest, in ms.
     #[arg(long, default_value_t = 5_000)]
     sleep_ms: u64,
+    /// Also park them on instances shared by this many requests
+    /// (`reuse = { concurrent = N }`); 0: fresh instances only.
+    #[arg(long, default_value_t = 100)]
+    concurrent: u32,
 }
 
 impl Default for ParkedArgs {
@@ -26,6 +30,7 @@ impl Default for ParkedArgs {
         ParkedArgs {
             count: 10_000,
             sleep_ms: 5_000,
+            concurrent: 100,
         }
     }
 }
@@ -50,12 +55,35 @@ pub(crate) fn run(args: &ParkedArgs) -> Result<()> {
     let native = tools::start_pinned(0, &own_binary, &["native-server"], "warn")?;
     let native_report = park(&native, args)?;
     drop(native);
-    native_report.print("native hyper + tokio sleep");
+    let native_kib = native_report.print("native hyper + tokio sleep");
     let server = tools::serve_manifest(&squall, 0, &manifest)?;
     let squall_report = park(&server, args)?;
-    squall_report.print("squall, a fresh instance per request");
+    let squall_kib = squall_report.print("squall, a fresh instance per request");
+    println!(
+        "  memory per parked request ratio squall/native: {:.2}",
+        squall_kib / native_kib
+    );
+    drop(server);
+    let mut failed = squall_report.failed + native_report.failed;
+    if args.concurrent > 1 {
+        let shared = format!(
+            "{manifest}reuse = {{ concurrent = {}, requests = 1000000 }}\n",
+            args.concurrent
+        );
+        let server = tools::serve_manifest(&squall, 0, &shared)?;
+        let shared_report = park(&server, args)?;
+        let shared_kib = shared_report.print(&format!(
+            "squall, instances shared by {} requests (reuse.concurrent)",
+            args.concurrent
+        ));
+        println!(
+            "  memory per parked request ratio squall shared/native: {:.2}",
+            shared_kib / native_kib
+        );
+        failed += shared_report.failed;
+    }
     println!("  (kernel socket buffers are not in RSS)");
-    if squall_report.failed + native_report.failed > 0 {
+    if failed > 0 {
         bail!("some parked requests failed");
     }
     Ok(())
@@ -74,7 +102,8 @@ struct Report {
 }
 
 impl Report {
-    fn print(&self, name: &str) {
+    /// Print it; returns the PSS per parked request, in KiB.
+    fn print(&self, name: &str) -> f64 {
         let per = |peak: u64, base: u64| peak.saturating_sub(base) as f64 / self.count as f64;
         let at = |sorted: &[Duration], q: f64| {
             sorted
@@ -105,6 +134,7 @@ impl Report {
             per(self.peak.rss_kib, self.baseline.rss_kib),
             per(self.peak.pss_kib, self.baseline.pss_kib)
         );
+        per(self.peak.pss_kib, self.baseline.pss_kib)
     }
 }
 

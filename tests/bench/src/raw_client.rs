@@ -58,9 +58,19 @@ pub(crate) async fn read_frame(stream: &mut TcpStream) -> Result<Vec<u8>> {
 
 /// POST `body` to `path` on a new connection; the response body of a 200.
 pub(crate) async fn http_post(address: &str, path: &str, body: &str) -> Result<String> {
+    http_post_to(address, "bench", path, body).await
+}
+
+/// `http_post` with `host` as the `Host` header.
+pub(crate) async fn http_post_to(
+    address: &str,
+    host: &str,
+    path: &str,
+    body: &str,
+) -> Result<String> {
     let mut stream = TcpStream::connect(address).await?;
     let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(request.as_bytes()).await?;

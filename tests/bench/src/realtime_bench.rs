@@ -3,7 +3,7 @@
 //! all woken by one publish. The server runs the `sockets` test guest,
 //! pinned to core 0.
 
-use crate::raw_client::{handshake, http_post, read_frame};
+use crate::raw_client::{handshake, http_post, http_post_to, read_frame};
 use crate::tools::{self, ProcessMemory, Running};
 use anyhow::{Context, Result};
 use clap::Args;
@@ -27,6 +27,10 @@ pub(crate) struct RealtimeArgs {
     /// Broadcasts to measure (a second apart).
     #[arg(long, default_value_t = 5)]
     broadcasts: usize,
+    /// Also park the long polls on instances shared by this many requests
+    /// (`reuse = { concurrent = N }`); 0: fresh instances only.
+    #[arg(long, default_value_t = 100)]
+    concurrent: u32,
 }
 
 impl Default for RealtimeArgs {
@@ -36,12 +40,15 @@ impl Default for RealtimeArgs {
             live: 10_000,
             fanout: 10_000,
             broadcasts: 5,
+            concurrent: 100,
         }
     }
 }
 
 /// Sockets left to the processes' other files under the open-file limit.
 const SPARE_FILES: usize = 100;
+/// The `Host` of the app whose instances are shared by requests.
+const SHARED_HOST: &str = "shared.bench";
 const CONNECTS_IN_FLIGHT: usize = 256;
 
 pub(crate) fn run(args: &RealtimeArgs) -> Result<()> {
@@ -52,11 +59,15 @@ pub(crate) fn run(args: &RealtimeArgs) -> Result<()> {
     // long polls need slots.
     let most = args.live.max(args.fanout);
     let manifest = format!(
-        "[server]\nmax_instances = {}\nmax_connections = 100000\n\n[app.sockets]\nsource = {:?}\ntimeout = \"120s\"\npubsub = [\"news\"]\nmax_connections = 100000\n\n\
+        "[server]\nmax_instances = {}\nmax_connections = 100000\n\n[app.sockets]\nsource = {:?}\nmax_instances = {}\ntimeout = \"120s\"\npubsub = [\"news\"]\nmax_connections = 100000\n\n\
              [[app.sockets.websocket]]\nroutes = [\"/live\"]\nmode = \"live\"\nping_interval = \"10m\"\n\n\
-             [[app.sockets.websocket]]\nroutes = [\"/echo\", \"/count\"]\nmode = \"hibernate\"\nping_interval = \"10m\"\n",
+             [[app.sockets.websocket]]\nroutes = [\"/echo\", \"/count\"]\nmode = \"hibernate\"\nping_interval = \"10m\"\n\n\
+             [app.shared]\nsource = {:?}\nhosts = [\"{SHARED_HOST}\"]\ntimeout = \"120s\"\npubsub = [\"news\"]\nmax_instances = 200\nmax_concurrency = 100000\nreuse = {{ concurrent = {}, requests = 1000000 }}\n",
+        most + 300,
+        sockets.display().to_string(),
         most + 64,
-        sockets.display().to_string()
+        sockets.display().to_string(),
+        args.concurrent.max(2),
     );
     let own_binary = std::env::current_exe()?;
     let native = tools::start_pinned(0, &own_binary, &["native-realtime"], "warn")?;
@@ -114,13 +125,14 @@ pub(crate) fn run(args: &RealtimeArgs) -> Result<()> {
             p99 / native_p99
         );
 
-        let mut native_latencies = long_polls(&native_address, native.pid(), count).await?;
+        let mut native_latencies =
+            long_polls(&native_address, "bench", native.pid(), count).await?;
         let native_p99 = report(
             "native long polls woken by one publish",
             "answered",
             &mut native_latencies,
         );
-        let mut latencies = long_polls(&address, server.pid(), count).await?;
+        let mut latencies = long_polls(&address, "bench", server.pid(), count).await?;
         let p99 = report(
             "squall long polls woken by one publish",
             "answered",
@@ -130,6 +142,21 @@ pub(crate) fn run(args: &RealtimeArgs) -> Result<()> {
             "  long-poll p99 ratio squall/native: {:.2}",
             p99 / native_p99
         );
+        if args.concurrent > 1 {
+            let mut latencies = long_polls(&address, SHARED_HOST, server.pid(), count).await?;
+            let p99 = report(
+                &format!(
+                    "squall long polls on instances shared by {} (reuse.concurrent)",
+                    args.concurrent
+                ),
+                "answered",
+                &mut latencies,
+            );
+            println!(
+                "  long-poll p99 ratio squall shared/native: {:.2}",
+                p99 / native_p99
+            );
+        }
         Ok(())
     })
 }
@@ -232,8 +259,13 @@ pub(crate) async fn broadcast(
 
 /// `count` long polls parked on one topic, woken by one publish: how long
 /// each took to be answered after the publish.
-async fn long_polls(address: &str, server_pid: u32, count: usize) -> Result<Vec<Duration>> {
-    let last: u64 = http_post(address, "/publish/news", "before")
+async fn long_polls(
+    address: &str,
+    host: &str,
+    server_pid: u32,
+    count: usize,
+) -> Result<Vec<Duration>> {
+    let last: u64 = http_post_to(address, host, "/publish/news", "before")
         .await?
         .trim()
         .parse()?;
@@ -242,14 +274,19 @@ async fn long_polls(address: &str, server_pid: u32, count: usize) -> Result<Vec<
     let published = Arc::new(tokio::sync::OnceCell::<Instant>::new());
     let waiters: Vec<_> = (0..count)
         .map(|_| {
-            let (address, connects, parked, published) =
-                (address.to_owned(), connects.clone(), parked_tx.clone(), published.clone());
+            let (address, host, connects, parked, published) = (
+                address.to_owned(),
+                host.to_owned(),
+                connects.clone(),
+                parked_tx.clone(),
+                published.clone(),
+            );
             tokio::spawn(async move {
                 let permit = connects.acquire().await?;
                 let mut stream = TcpStream::connect(&address).await?;
                 drop(permit);
                 let request = format!(
-                    "POST /wait/news?after={last}&ms=60000 HTTP/1.1\r\nHost: bench\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    "POST /wait/news?after={last}&ms=60000 HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
                 );
                 stream.write_all(request.as_bytes()).await?;
                 let _ = parked.send(()).await;
@@ -275,7 +312,7 @@ async fn long_polls(address: &str, server_pid: u32, count: usize) -> Result<Vec<
     );
     let cpu_before = tools::cpu_ticks(server_pid)?;
     let _ = published.set(Instant::now());
-    http_post(address, "/publish/news", "wake up").await?;
+    http_post_to(address, host, "/publish/news", "wake up").await?;
     let mut latencies = Vec::with_capacity(count);
     for waiter in waiters {
         latencies.push(waiter.await??);

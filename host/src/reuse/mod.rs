@@ -7,6 +7,8 @@
 //! more than `instances` wait; one that fails or runs out of time is never
 //! given back (its store goes with the request).
 
+pub(crate) mod shared;
+
 use crate::capabilities::GuestState;
 use crate::config::Reuse;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};

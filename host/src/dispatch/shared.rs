@@ -1,0 +1,254 @@
+//! The executor for squall-sdk apps that share an instance between
+//! requests in flight (`reuse.concurrent` above 1). A task owns each
+//! instance and, inside one long `run_concurrent`, calls `handle` for every
+//! request the pool gives it, each under its own `timeout`. A failure
+//! stops the instance: a request past its `timeout` gets its own 504; a
+//! trap or a limit raised inside the store, which no one request can be
+//! blamed for, is logged once; every other request in flight on that
+//! instance gets a 503 saying why (never a silent loss).
+
+use super::squall::{handle_in, wit_request};
+use crate::app::SharedApp;
+use crate::capabilities::GuestState;
+use crate::error::HostError;
+use crate::reuse::Handler;
+use crate::reuse::shared::{GuestRequest, Head, Job, LaneId, NewLane, SharedInstances};
+use crate::runtime::guest_tasks_done;
+use futures::StreamExt;
+use futures::channel::{mpsc, oneshot};
+use futures::stream::FuturesUnordered;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::sync::OwnedSemaphorePermit;
+use tracing::Instrument;
+use wasmtime::component::Accessor;
+
+/// The answers not yet given, by request, kept outside the instance so
+/// that each is answered even when the instance stops.
+type Answers = Mutex<HashMap<u64, oneshot::Sender<Result<Head, HostError>>>>;
+
+/// Run `request` on an instance `app` shares between requests in flight:
+/// one with room, or a new one. Returns the guest's answer, or why there
+/// is none.
+pub(super) async fn run(
+    app: SharedApp,
+    shared: Arc<SharedInstances>,
+    request: GuestRequest,
+    admitted: OwnedSemaphorePermit,
+) -> Result<Head, HostError> {
+    let (answer, answered) = oneshot::channel();
+    let job = Job {
+        request,
+        answer,
+        admitted,
+    };
+    if let Some(lane) = shared.submit(job) {
+        let span = tracing::info_span!(parent: None, "instance", app = app.name());
+        tokio::spawn(drive(app, shared, lane).instrument(span));
+    }
+    answered.await.unwrap_or_else(|_| {
+        Err(HostError::InstanceStopped(
+            "it stopped before answering".to_owned(),
+        ))
+    })
+}
+
+/// Start an instance for `lane` and serve its requests until the pool
+/// stops giving it more (it served its `requests`, or sat idle for `idle`)
+/// or one of them fails.
+async fn drive(app: SharedApp, shared: Arc<SharedInstances>, lane: NewLane) {
+    let NewLane {
+        id,
+        first,
+        mut jobs,
+    } = lane;
+    let answers: Answers = Mutex::new(HashMap::new());
+    let stopped = match app.instance_for_request().await {
+        Ok(mut instance) => {
+            let Handler::Squall(guest) = &instance.guest else {
+                let _ = first.answer.send(Err(HostError::NoAnswer));
+                shared.close(id);
+                return;
+            };
+            let served = instance
+                .store
+                .run_concurrent(async |accessor| {
+                    serve(
+                        accessor, &app, guest, &shared, id, first, &mut jobs, &answers,
+                    )
+                    .await
+                })
+                .await;
+            match served {
+                Ok(Ok(())) => None,
+                Ok(Err(failure)) => Some(failure),
+                // A trap (or a limit raised inside the store) cannot be
+                // traced to one of the requests in flight: counted and
+                // logged once here, and every one of them is told.
+                Err(err) => {
+                    let failure = HostError::from_guest(err);
+                    super::failed(app.shared_name(), &failure);
+                    Some(failure)
+                }
+            }
+        }
+        Err(err) => {
+            let _ = first.answer.send(Err(HostError::from_guest(err)));
+            Some(HostError::InstanceStopped(
+                "its instance could not start".to_owned(),
+            ))
+        }
+    };
+    shared.close(id);
+    jobs.close();
+    let why = match &stopped {
+        Some(failure) => failure.to_string(),
+        None => "it stopped".to_owned(),
+    };
+    // Requests sent before the lane closed, then those in flight.
+    while let Ok(job) = jobs.try_recv() {
+        let _ = job
+            .answer
+            .send(Err(HostError::InstanceStopped(why.clone())));
+    }
+    let pending: Vec<_> = answers
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .drain()
+        .collect();
+    if !pending.is_empty() {
+        tracing::warn!(
+            "a shared instance stopped ({why}) with {} other requests in flight",
+            pending.len()
+        );
+    }
+    for (_, answer) in pending {
+        let _ = answer.send(Err(HostError::InstanceStopped(why.clone())));
+    }
+}
+
+/// Inside the instance's `run_concurrent`: serve `first`, then each
+/// request that comes by `jobs`, concurrently, until the lane is through.
+/// The first failure ends it (its request answered with it).
+#[allow(clippy::too_many_arguments)]
+async fn serve(
+    accessor: &Accessor<GuestState>,
+    app: &SharedApp,
+    guest: &crate::bindings::App,
+    shared: &SharedInstances,
+    lane: LaneId,
+    first: Job,
+    jobs: &mut mpsc::UnboundedReceiver<Job>,
+    answers: &Answers,
+) -> Result<(), HostError> {
+    let timeout = app.limits().timeout;
+    let idle = shared.reuse().idle;
+    let mut requests = 0u64;
+    let mut running = FuturesUnordered::new();
+    running.push(begin(accessor, guest, answers, timeout, requests, first));
+    let mut more_may_come = true;
+    loop {
+        tokio::select! {
+            Some(finished) = running.next(), if !running.is_empty() => {
+                shared.done(lane);
+                finished?;
+                if running.is_empty() && shared.close_if_through(lane, false) {
+                    break;
+                }
+            }
+            job = jobs.next(), if more_may_come => match job {
+                Some(job) => {
+                    requests += 1;
+                    running.push(begin(accessor, guest, answers, timeout, requests, job));
+                }
+                // The lane is out of the pool: nothing more will come.
+                None if running.is_empty() => break,
+                None => more_may_come = false,
+            },
+            () = tokio::time::sleep(idle), if running.is_empty() => {
+                if shared.close_if_through(lane, true) {
+                    break;
+                }
+            }
+        }
+    }
+    // Work the guest spawned to run after its answers, under one timeout.
+    tokio::time::timeout(timeout, guest_tasks_done(accessor))
+        .await
+        .map_err(|_| HostError::Timeout)
+}
+
+/// Start serving `job` (known as `id` here) under its own `timeout`: the
+/// future ends when the guest is done with it, with the failure that
+/// must stop the instance if it failed (its own request answered with it).
+fn begin<'a>(
+    accessor: &'a Accessor<GuestState>,
+    guest: &'a crate::bindings::App,
+    answers: &'a Answers,
+    timeout: Duration,
+    id: u64,
+    job: Job,
+) -> impl Future<Output = Result<(), HostError>> + 'a {
+    let Job {
+        request,
+        answer,
+        admitted,
+    } = job;
+    answers
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(id, answer);
+    // Each request gets the instance's CPU and log budgets afresh.
+    accessor.with(|mut store| store.data_mut().start_request());
+    async move {
+        let outcome =
+            tokio::time::timeout(timeout, serve_one(accessor, guest, request, id, answers)).await;
+        drop(admitted);
+        let failure = match outcome {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(err)) => HostError::from_guest(err),
+            Err(_) => HostError::Timeout,
+        };
+        let answer = answers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id);
+        match answer {
+            // The request that failed gets its own error; the others
+            // are told it stopped their instance.
+            Some(answer) => {
+                let why = HostError::InstanceStopped(format!("another request: {failure}"));
+                let _ = answer.send(Err(failure));
+                Err(why)
+            }
+            None => Err(failure),
+        }
+    }
+}
+
+/// Call `handle` for one request and give its answer; return once its
+/// body (if streamed) has ended.
+async fn serve_one(
+    accessor: &Accessor<GuestState>,
+    guest: &crate::bindings::App,
+    request: GuestRequest,
+    id: u64,
+    answers: &Answers,
+) -> wasmtime::Result<()> {
+    let (head, ended) = handle_in(accessor, guest, wit_request(accessor, request)?).await?;
+    let answer = answers
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .remove(&id);
+    if let Some(answer) = answer {
+        let _ = answer.send(Ok(head));
+    }
+    if let Some((ended, closed)) = ended {
+        // The guest closed its stream (had it failed, this future would be
+        // dropped before saying so).
+        let _ = ended.await;
+        let _ = closed.send(true);
+    }
+    Ok(())
+}

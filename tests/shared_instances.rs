@@ -1,0 +1,147 @@
+//! Instances shared by requests in flight (`reuse.concurrent`): a request
+//! that waits does not hold an instance of its own; a request that breaks
+//! its instance gets its own error, its neighbours on that instance a 503
+//! at once, and other instances and apps never notice.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+mod support;
+
+use std::time::Duration;
+use support::{Server, client, hello_wasm, misbehave_wasm};
+
+/// The misbehaving guest as `app` with `settings`, beside the hello app.
+fn serve(settings: &str) -> Server {
+    Server::with_manifest(&format!(
+        "[app.app]\nsource = {:?}\nroutes = [\"/\"]\n{settings}\n\n[app.hello]\nsource = {:?}\nroutes = [\"/hello\"]\n",
+        misbehave_wasm().display().to_string(),
+        hello_wasm().display().to_string(),
+    ))
+}
+
+async fn get(server: &Server, path: &str) -> (u16, String) {
+    let response = client().get(server.url(path)).send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+async fn served(server: &Server) -> String {
+    let (status, body) = get(server, "/served").await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// `path` requested in the background; wait until the server has it.
+async fn in_flight(server: &Server, path: &str) -> tokio::task::JoinHandle<(u16, String)> {
+    let url = server.url(path);
+    let request = tokio::spawn(async move {
+        let response = client().get(url).send().await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    request
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_waiting_request_shares_its_instance_with_the_next_ones() {
+    let server = serve("reuse = { concurrent = 4 }");
+    assert_eq!(served(&server).await, "1");
+    let sleeping = in_flight(&server, "/sleep/1500").await;
+    // The same instance serves on while the first request waits on it.
+    assert_eq!(served(&server).await, "2");
+    assert_eq!(served(&server).await, "3");
+    assert_eq!(sleeping.await.unwrap(), (200, "slept".to_owned()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_instance_sends_the_next_request_to_another() {
+    let server = serve("reuse = { concurrent = 2 }");
+    let first = in_flight(&server, "/sleep/1000").await;
+    let second = in_flight(&server, "/sleep/1000").await;
+    // Two in flight fill the first instance: a fresh one counts from 1.
+    assert_eq!(served(&server).await, "1");
+    assert_eq!(first.await.unwrap().0, 200);
+    assert_eq!(second.await.unwrap().0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_instance_serves_its_share_of_requests_then_a_fresh_one_follows() {
+    let server = serve("reuse = { concurrent = 4, requests = 3 }");
+    let mut seen = Vec::new();
+    for _ in 0..7 {
+        seen.push(served(&server).await);
+    }
+    assert_eq!(seen, ["1", "2", "3", "1", "2", "3", "1"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_that_breaks_its_instance_stops_it_and_its_neighbours_are_told() {
+    let server = serve(
+        "reuse = { concurrent = 8 }\ntimeout = \"600ms\"\ncpu_time = \"200ms\"\nmemory = \"32MiB\"",
+    );
+    // A request past its timeout is known: it gets its 504. A trap, or a
+    // limit raised inside the store, cannot be traced to one request of
+    // those in flight: each is told its instance stopped.
+    for (path, status) in [
+        ("/panic", 503),
+        ("/sleep/5000", 504),
+        ("/spin", 503),
+        ("/alloc", 503),
+    ] {
+        // Two neighbours wait on the instance (each within the timeout).
+        let neighbours = [
+            in_flight(&server, "/sleep/450").await,
+            in_flight(&server, "/sleep/450").await,
+        ];
+        let (got, body) = get(&server, path).await;
+        assert_eq!(got, status, "{path}: {body}");
+        for neighbour in neighbours {
+            let (got, body) = neighbour.await.unwrap();
+            // Answered either way, never lost: done before the instance
+            // stopped, or told it stopped.
+            assert!(
+                got == 200 || got == 503,
+                "{path}: neighbour got {got} {body}"
+            );
+        }
+        // The next request gets a fresh instance, and the other app never
+        // noticed.
+        assert_eq!(served(&server).await, "1", "after {path}");
+        assert_eq!(
+            get(&server, "/hello/you").await,
+            (200, "Hello, you!".to_owned())
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn neighbours_on_a_broken_instance_get_a_503_at_once() {
+    let server = serve("reuse = { concurrent = 8 }\ntimeout = \"10s\"");
+    let neighbour = in_flight(&server, "/sleep/8000").await;
+    let started = std::time::Instant::now();
+    assert_eq!(get(&server, "/panic").await.0, 503);
+    let (status, body) = neighbour.await.unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body, "Service Unavailable\n");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the neighbour waited {:?} for its answer",
+        started.elapsed()
+    );
+    server.expect_log("the guest failed");
+    server.expect_log("other requests in flight");
+}
+
+#[test]
+fn concurrent_reuse_is_refused_out_of_range_and_for_standard_components() {
+    let stderr = support::refused_manifest(&format!(
+        "[app.app]\nsource = {:?}\nreuse = {{ concurrent = 0 }}\n",
+        misbehave_wasm().display().to_string()
+    ));
+    assert!(stderr.contains("concurrent must be from 1"), "{stderr}");
+    let stderr = support::refused_manifest(&format!(
+        "[app.standard]\nsource = {:?}\nreuse = {{ concurrent = 4 }}\n",
+        support::component("tests/guests/wasi-p2")
+            .display()
+            .to_string()
+    ));
+    assert!(stderr.contains("needs a squall-sdk app"), "{stderr}");
+}
