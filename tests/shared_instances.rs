@@ -130,6 +130,33 @@ async fn neighbours_on_a_broken_instance_get_a_503_at_once() {
     server.expect_log("other requests in flight");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_streamed_body_past_its_timeout_is_cut_and_the_instance_serves_on() {
+    let server = serve("reuse = { concurrent = 4 }\ntimeout = \"500ms\"");
+    assert_eq!(served(&server).await, "1");
+    // A client that reads an endless body slowly: the timeout cuts it.
+    let mut endless = client().get(server.url("/endless")).send().await.unwrap();
+    assert_eq!(endless.status().as_u16(), 200);
+    let cut = async {
+        loop {
+            match endless.chunk().await {
+                Ok(Some(_)) => tokio::time::sleep(Duration::from_millis(20)).await,
+                Ok(None) => return false,
+                Err(_) => return true,
+            }
+        }
+    };
+    assert!(
+        tokio::time::timeout(Duration::from_secs(10), cut)
+            .await
+            .unwrap(),
+        "the body ended cleanly"
+    );
+    server.expect_log("the request's timeout cut its streamed body");
+    // The instance was not stopped for it.
+    assert_eq!(served(&server).await, "2");
+}
+
 #[test]
 fn concurrent_reuse_is_refused_out_of_range_and_for_standard_components() {
     let stderr = support::refused_manifest(&format!(

@@ -202,6 +202,19 @@ impl Body for OutgoingBody {
                 guest,
                 finished,
             } => {
+                // A guest stopped mid-stream (a failure, or the request's
+                // timeout on a shared instance, which goes on) cuts the body
+                // at once rather than leave it waiting for chunks.
+                if let Some(word) = finished
+                    && let Poll::Ready(said) = Pin::new(word).poll(cx)
+                {
+                    *finished = None;
+                    if !said.unwrap_or(false) {
+                        return Poll::Ready(Some(Err(
+                            "the guest did not finish writing the body".into()
+                        )));
+                    }
+                }
                 if let Some(chunk) = ready!(chunks.poll_next_unpin(cx)) {
                     return Poll::Ready(Some(Ok(Frame::data(chunk))));
                 }

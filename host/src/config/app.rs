@@ -425,7 +425,16 @@ impl RawApp {
             cpu_time: self.cpu_time.unwrap_or(limits.cpu_time),
             max_body: self.max_body.unwrap_or(limits.max_body),
             fetch_max_body: self.fetch_max_body.unwrap_or(limits.fetch_max_body),
-            max_concurrency: or(self.max_concurrency, limits.max_instances),
+            // Requests sharing instances: as many in flight as the
+            // instances can hold.
+            max_concurrency: or(
+                self.max_concurrency,
+                limits.max_instances.saturating_mul(
+                    self.reuse
+                        .as_ref()
+                        .map_or(1, |reuse| reuse.concurrent.max(1)),
+                ),
+            ),
             max_connections: or(self.max_connections, limits.max_connections),
             pubsub_topics: or(self.pubsub_topics, limits.pubsub_topics),
             pubsub_history_bytes: self

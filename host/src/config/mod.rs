@@ -477,6 +477,20 @@ mod tests {
     }
 
     #[test]
+    fn apps_sharing_instances_admit_as_many_requests_as_their_instances_hold() {
+        let manifest = parse(
+            "[server]\nmax_instances = 100\n[app.a]\nsource = \"a.wasm\"\nreuse = { concurrent = 20 }\n",
+        )
+        .expect("valid manifest");
+        assert_eq!(manifest.apps[0].limits.max_concurrency, 2000);
+        let set = parse(
+            "[app.a]\nsource = \"a.wasm\"\nmax_concurrency = 7\nreuse = { concurrent = 20 }\n",
+        )
+        .expect("valid manifest");
+        assert_eq!(set.apps[0].limits.max_concurrency, 7);
+    }
+
+    #[test]
     fn floors_that_do_not_fit_are_refused() {
         let message = error(
             "[server]\nmax_instances = 10\n[app.a]\nsource = \"a.wasm\"\nroutes = [\"/a\"]\nreserved_instances = 5\n[app.b]\nsource = \"b.wasm\"\nroutes = [\"/b\"]\nreserved_instances = 5\n[app.c]\nsource = \"c.wasm\"\nroutes = [\"/c\"]\nreserved_instances = 1\n",

@@ -43,15 +43,41 @@ pub(super) async fn run(
         answer,
         admitted,
     };
-    if let Some(lane) = shared.submit(job) {
+    let (lane, new) = shared.submit(job);
+    if let Some(new) = new {
         let span = tracing::info_span!(parent: None, "instance", app = app.name());
-        tokio::spawn(drive(app, shared, lane).instrument(span));
+        let driver = tokio::spawn(drive(app.clone(), shared.clone(), new).instrument(span));
+        shared.set_driver(lane, driver.abort_handle());
     }
-    answered.await.unwrap_or_else(|_| {
-        Err(HostError::InstanceStopped(
-            "it stopped before answering".to_owned(),
-        ))
-    })
+    // The instance answers a request past its timeout itself; it cannot
+    // while a guest holds it (a store-blocking call): then it is stopped.
+    let deadline = app.limits().timeout + WEDGED_GRACE;
+    match tokio::time::timeout(deadline, answered).await {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(_)) => Err(HostError::InstanceStopped(
+            "its instance was stopped".to_owned(),
+        )),
+        Err(_) => {
+            tracing::warn!(
+                "a shared instance gave no answer within the request's timeout: it is stopped"
+            );
+            shared.stop(lane);
+            Err(HostError::Timeout)
+        }
+    }
+}
+
+/// How long past a request's timeout its instance may take to answer it
+/// before it counts as wedged.
+const WEDGED_GRACE: Duration = Duration::from_secs(1);
+
+/// Takes a lane out of the pool however its task ends (a panic too).
+struct CloseOnDrop<'a>(&'a SharedInstances, LaneId);
+
+impl Drop for CloseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.close(self.1);
+    }
 }
 
 /// Start an instance for `lane` and serve its requests until the pool
@@ -63,6 +89,7 @@ async fn drive(app: SharedApp, shared: Arc<SharedInstances>, lane: NewLane) {
         first,
         mut jobs,
     } = lane;
+    let _closing = CloseOnDrop(&shared, id);
     let answers: Answers = Mutex::new(HashMap::new());
     let stopped = match app.instance_for_request().await {
         Ok(mut instance) => {
@@ -152,6 +179,10 @@ async fn serve(
         tokio::select! {
             Some(finished) = running.next(), if !running.is_empty() => {
                 shared.done(lane);
+                if finished.is_err() {
+                    // No more requests for a failed instance.
+                    shared.close(lane);
+                }
                 finished?;
                 if running.is_empty() && shared.close_if_through(lane, false) {
                     break;
@@ -221,6 +252,12 @@ fn begin<'a>(
                 let why = HostError::InstanceStopped(format!("another request: {failure}"));
                 let _ = answer.send(Err(failure));
                 Err(why)
+            }
+            // Answered, its streamed body past the timeout: the body is
+            // cut (its client sees it broken off), the instance serves on.
+            None if matches!(failure, HostError::Timeout) => {
+                tracing::warn!("the request's timeout cut its streamed body");
+                Ok(())
             }
             None => Err(failure),
         }

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use futures::channel::{mpsc, oneshot};
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::OwnedSemaphorePermit;
+use tokio::task::AbortHandle;
 
 /// What the guest answered, before its body is done.
 pub(crate) struct Head {
@@ -49,6 +50,8 @@ pub(crate) struct Job {
 /// One shared instance as the pool sees it.
 pub(crate) struct Lane {
     jobs: mpsc::UnboundedSender<Job>,
+    /// The task driving it, to stop it from outside.
+    driver: Option<AbortHandle>,
     /// Requests given to it and not yet done (at most `concurrent`).
     in_flight: u32,
     /// Requests given to it in all (at most `requests`).
@@ -90,22 +93,28 @@ impl SharedInstances {
     }
 
     /// Give `job` to an instance with room; if none has room, a new lane
-    /// for it, which the caller must drive.
-    pub(crate) fn submit(&self, job: Job) -> Option<NewLane> {
+    /// for it, which the caller must drive. Returns the lane it went to.
+    pub(crate) fn submit(&self, job: Job) -> (LaneId, Option<NewLane>) {
         let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
         let mut job = job;
-        for (_, lane) in lanes.iter_mut() {
+        let mut at = 0;
+        while at < lanes.len() {
+            let (id, lane) = &mut lanes[at];
             if lane.in_flight >= self.reuse.concurrent || lane.given >= self.reuse.requests {
+                at += 1;
                 continue;
             }
             match lane.jobs.unbounded_send(job) {
                 Ok(()) => {
                     lane.in_flight += 1;
                     lane.given += 1;
-                    return None;
+                    return (*id, None);
                 }
-                // Its task has gone (it stopped): try another.
-                Err(refused) => job = refused.into_inner(),
+                // Its task has gone: it takes no more.
+                Err(refused) => {
+                    job = refused.into_inner();
+                    lanes.swap_remove(at);
+                }
             }
         }
         let id = {
@@ -118,15 +127,38 @@ impl SharedInstances {
             id,
             Lane {
                 jobs: sender,
+                driver: None,
                 in_flight: 1,
                 given: 1,
             },
         ));
-        Some(NewLane {
+        let lane = NewLane {
             id,
             first: job,
             jobs: receiver,
-        })
+        };
+        (id, Some(lane))
+    }
+
+    /// The task driving the lane `id`, once it is started.
+    pub(crate) fn set_driver(&self, id: LaneId, driver: AbortHandle) {
+        let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, lane)) = lanes.iter_mut().find(|(lane, _)| *lane == id) {
+            lane.driver = Some(driver);
+        }
+    }
+
+    /// Stop the lane `id` from outside (its instance is wedged): out of the
+    /// pool, its task aborted, which drops the store and answers every
+    /// request on it.
+    pub(crate) fn stop(&self, id: LaneId) {
+        let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(at) = lanes.iter().position(|(lane, _)| *lane == id) {
+            let (_, lane) = lanes.swap_remove(at);
+            if let Some(driver) = lane.driver {
+                driver.abort();
+            }
+        }
     }
 
     /// One of the lane's requests is done.
