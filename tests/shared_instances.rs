@@ -157,6 +157,25 @@ async fn a_streamed_body_past_its_timeout_is_cut_and_the_instance_serves_on() {
     assert_eq!(served(&server).await, "2");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn an_instance_held_by_a_blocking_call_is_stopped_past_the_timeout() {
+    let server = serve("reuse = { concurrent = 4 }\ntimeout = \"500ms\"");
+    let started = std::time::Instant::now();
+    let (status, _) = get(&server, "/block/20000").await;
+    assert_eq!(status, 504);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "answered after {:?}",
+        started.elapsed()
+    );
+    server.expect_log("gave no answer within the request's timeout");
+    assert_eq!(served(&server).await, "1");
+    assert_eq!(
+        get(&server, "/hello/you").await,
+        (200, "Hello, you!".to_owned())
+    );
+}
+
 #[test]
 fn concurrent_reuse_is_refused_out_of_range_and_for_standard_components() {
     let stderr = support::refused_manifest(&format!(

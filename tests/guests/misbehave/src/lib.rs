@@ -31,6 +31,12 @@ fn app() -> Router {
             #[allow(unreachable_code)]
             ""
         })
+        // A blocking sleep (WASI 0.2's poll): it holds the store while it waits.
+        .get("/block/{ms}", |req: Request| async move {
+            let ms = req.param("ms").and_then(|ms| ms.parse().ok()).unwrap_or(0);
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+            "blocked"
+        })
         .get("/sleep/{ms}", |req: Request| async move {
             let ms = req.param("ms").and_then(|ms| ms.parse().ok()).unwrap_or(0);
             squall_sdk::sleep(std::time::Duration::from_millis(ms)).await;
