@@ -60,15 +60,29 @@ pub(crate) fn run(args: &HttpArgs) -> Result<()> {
         ),
     )?;
 
+    // And with requests sharing instances (wrk's connections on one).
+    let sharing = tools::serve_manifest(
+        &squall,
+        SERVER_CORE,
+        &format!(
+            "[app.hello]\nsource = {hello_arg:?}\nreuse = {{ requests = 1000000, concurrent = 100 }}\n"
+        ),
+    )?;
+
     let servers = [
         ("native", native.url.as_str()),
         ("squall", squall_server.url.as_str()),
         ("reuse", reusing.url.as_str()),
+        ("shared", sharing.url.as_str()),
     ];
     let medians = tools::alternate(&servers, "/", &args.load)?;
     let ratio = medians[1].requests_per_second / medians[0].requests_per_second;
     let reuse_ratio = medians[2].requests_per_second / medians[0].requests_per_second;
+    let shared_ratio = medians[3].requests_per_second / medians[0].requests_per_second;
     println!("throughput ratio squall/native: {ratio:.2}");
     println!("throughput ratio squall with reuse/native: {reuse_ratio:.2}");
+    println!(
+        "throughput ratio squall with reuse, requests sharing instances (concurrent = 100)/native: {shared_ratio:.2}"
+    );
     Ok(())
 }
