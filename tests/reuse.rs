@@ -6,27 +6,8 @@
 mod support;
 
 use std::time::Duration;
-use support::{Server, client, hello_wasm, misbehave_wasm};
-
-/// The misbehaving guest as `app` with `settings`, beside the hello app.
-fn serve(settings: &str) -> Server {
-    Server::with_manifest(&format!(
-        "[app.app]\nsource = {:?}\nroutes = [\"/\"]\n{settings}\n\n[app.hello]\nsource = {:?}\nroutes = [\"/hello\"]\n",
-        misbehave_wasm().display().to_string(),
-        hello_wasm().display().to_string(),
-    ))
-}
-
-async fn get(server: &Server, path: &str) -> (u16, String) {
-    let response = client().get(server.url(path)).send().await.unwrap();
-    (response.status().as_u16(), response.text().await.unwrap())
-}
-
-async fn served(server: &Server) -> String {
-    let (status, body) = get(server, "/served").await;
-    assert_eq!(status, 200, "{body}");
-    body
-}
+use support::reuse::{get, serve, served};
+use support::{Server, client, misbehave_wasm};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn without_reuse_every_request_gets_a_fresh_instance() {

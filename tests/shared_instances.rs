@@ -1,33 +1,14 @@
 //! Instances shared by requests in flight (`reuse.concurrent`): a request
-//! that waits does not hold an instance of its own; a request that breaks
-//! its instance gets its own error, its neighbours on that instance a 503
-//! at once, and other instances and apps never notice.
+//! that waits does not hold an instance of its own; a failure stops the
+//! instance and every request in flight on it is answered at once (a 503,
+//! or its own 504 past its timeout); other instances and apps never notice.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 mod support;
 
 use std::time::Duration;
-use support::{Server, client, hello_wasm, misbehave_wasm};
-
-/// The misbehaving guest as `app` with `settings`, beside the hello app.
-fn serve(settings: &str) -> Server {
-    Server::with_manifest(&format!(
-        "[app.app]\nsource = {:?}\nroutes = [\"/\"]\n{settings}\n\n[app.hello]\nsource = {:?}\nroutes = [\"/hello\"]\n",
-        misbehave_wasm().display().to_string(),
-        hello_wasm().display().to_string(),
-    ))
-}
-
-async fn get(server: &Server, path: &str) -> (u16, String) {
-    let response = client().get(server.url(path)).send().await.unwrap();
-    (response.status().as_u16(), response.text().await.unwrap())
-}
-
-async fn served(server: &Server) -> String {
-    let (status, body) = get(server, "/served").await;
-    assert_eq!(status, 200, "{body}");
-    body
-}
+use support::reuse::{get, serve, served};
+use support::{Server, client, misbehave_wasm};
 
 /// `path` requested in the background; wait until the server has it.
 async fn in_flight(server: &Server, path: &str) -> tokio::task::JoinHandle<(u16, String)> {

@@ -5,6 +5,7 @@
 pub mod browser;
 pub mod raw_ws;
 pub mod redis;
+pub mod reuse;
 pub mod upstream;
 
 use std::io::{BufRead, BufReader, Read};
