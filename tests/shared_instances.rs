@@ -157,6 +157,22 @@ async fn an_instance_held_by_a_blocking_call_is_stopped_past_the_timeout() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn an_instance_held_by_requests_whose_clients_left_is_stopped_too() {
+    // One instance at most: held, it would keep the app from serving.
+    let server = serve("reuse = { concurrent = 2 }\ntimeout = \"500ms\"\nmax_instances = 1");
+    for _ in 0..2 {
+        let gone = client()
+            .get(server.url("/block/20000"))
+            .timeout(Duration::from_millis(200))
+            .send()
+            .await;
+        assert!(gone.is_err(), "the client gave up first");
+    }
+    server.expect_log("cannot end it: it is stopped");
+    assert_eq!(served(&server).await, "1");
+}
+
 #[test]
 fn concurrent_reuse_is_refused_out_of_range_and_for_standard_components() {
     let stderr = support::refused_manifest(&format!(

@@ -141,7 +141,7 @@ impl App {
                 .reuse
                 .as_ref()
                 .filter(|reuse| reuse.concurrent > 1)
-                .map(SharedInstances::new),
+                .map(|reuse| SharedInstances::new(reuse, config.limits.timeout)),
         };
         if app.shared.is_some() && !matches!(app.component.guest(), Guest::Squall(_)) {
             anyhow::bail!(

@@ -12,7 +12,9 @@ use crate::app::SharedApp;
 use crate::capabilities::GuestState;
 use crate::error::HostError;
 use crate::reuse::Handler;
-use crate::reuse::shared::{GuestRequest, Head, Job, LaneId, NewLane, SharedInstances};
+use crate::reuse::shared::{
+    GuestRequest, Head, Job, LaneId, NewLane, SharedInstances, WEDGED_GRACE,
+};
 use crate::runtime::guest_tasks_done;
 use futures::StreamExt;
 use futures::channel::{mpsc, oneshot};
@@ -42,12 +44,16 @@ pub(super) async fn run(
         request,
         answer,
         admitted,
+        id: 0,
     };
     let (lane, new) = shared.submit(job);
     if let Some(new) = new {
         let span = tracing::info_span!(parent: None, "instance", app = app.name());
-        let driver = tokio::spawn(drive(app.clone(), shared.clone(), new).instrument(span));
+        let driver = tokio::spawn(drive(app.clone(), shared.clone(), new).instrument(span.clone()));
         shared.set_driver(lane, driver.abort_handle());
+        // Whatever becomes of the requests (a client gone, a body streaming),
+        // the instance is stopped if it cannot end one by its deadline.
+        tokio::spawn(shared.clone().watch(lane).instrument(span));
     }
     // The instance answers a request past its timeout itself; it cannot
     // while a guest holds it (a store-blocking call): then it is stopped.
@@ -66,10 +72,6 @@ pub(super) async fn run(
         }
     }
 }
-
-/// How long past a request's timeout its instance may take to answer it
-/// before it counts as wedged.
-const WEDGED_GRACE: Duration = Duration::from_secs(1);
 
 /// Takes a lane out of the pool however its task ends (a panic too).
 struct CloseOnDrop<'a>(&'a SharedInstances, LaneId);
@@ -171,14 +173,13 @@ async fn serve(
 ) -> Result<(), HostError> {
     let timeout = app.limits().timeout;
     let idle = shared.reuse().idle;
-    let mut requests = 0u64;
     let mut running = FuturesUnordered::new();
-    running.push(begin(accessor, guest, answers, timeout, requests, first));
+    running.push(begin(accessor, guest, answers, timeout, first));
     let mut more_may_come = true;
     loop {
         tokio::select! {
-            Some(finished) = running.next(), if !running.is_empty() => {
-                shared.done(lane);
+            Some((job, finished)) = running.next(), if !running.is_empty() => {
+                shared.done(lane, job);
                 if finished.is_err() {
                     // No more requests for a failed instance.
                     shared.close(lane);
@@ -189,10 +190,7 @@ async fn serve(
                 }
             }
             job = jobs.next(), if more_may_come => match job {
-                Some(job) => {
-                    requests += 1;
-                    running.push(begin(accessor, guest, answers, timeout, requests, job));
-                }
+                Some(job) => running.push(begin(accessor, guest, answers, timeout, job)),
                 // The lane is out of the pool: nothing more will come.
                 None if running.is_empty() => break,
                 None => more_may_come = false,
@@ -210,21 +208,21 @@ async fn serve(
         .map_err(|_| HostError::Timeout)
 }
 
-/// Start serving `job` (known as `id` here) under its own `timeout`: the
-/// future ends when the guest is done with it, with the failure that
-/// must stop the instance if it failed (its own request answered with it).
+/// Start serving `job` under its own `timeout`: the future ends when the
+/// guest is done with it, with the job's number and the failure that must
+/// stop the instance if it failed (its own request answered with it).
 fn begin<'a>(
     accessor: &'a Accessor<GuestState>,
     guest: &'a crate::bindings::App,
     answers: &'a Answers,
     timeout: Duration,
-    id: u64,
     job: Job,
-) -> impl Future<Output = Result<(), HostError>> + 'a {
+) -> impl Future<Output = (u64, Result<(), HostError>)> + 'a {
     let Job {
         request,
         answer,
         admitted,
+        id,
     } = job;
     answers
         .lock()
@@ -237,30 +235,37 @@ fn begin<'a>(
             tokio::time::timeout(timeout, serve_one(accessor, guest, request, id, answers)).await;
         drop(admitted);
         let failure = match outcome {
-            Ok(Ok(())) => return Ok(()),
+            Ok(Ok(())) => return (id, Ok(())),
             Ok(Err(err)) => HostError::from_guest(err),
             Err(_) => HostError::Timeout,
         };
-        let answer = answers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&id);
-        match answer {
-            // The request that failed gets its own error; the others
-            // are told it stopped their instance.
-            Some(answer) => {
-                let why = HostError::InstanceStopped(format!("another request: {failure}"));
-                let _ = answer.send(Err(failure));
-                Err(why)
-            }
-            // Answered, its streamed body past the timeout: the body is
-            // cut (its client sees it broken off), the instance serves on.
-            None if matches!(failure, HostError::Timeout) => {
-                tracing::warn!("the request's timeout cut its streamed body");
-                Ok(())
-            }
-            None => Err(failure),
+        (id, stopping(answers, id, failure))
+    }
+}
+
+/// The request `id` failed: answer it with `failure` if it is still
+/// waiting, and say what stops the instance (nothing, if its streamed body
+/// merely ran past its timeout).
+fn stopping(answers: &Answers, id: u64, failure: HostError) -> Result<(), HostError> {
+    let answer = answers
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .remove(&id);
+    match answer {
+        // The request that failed gets its own error; the others are told
+        // it stopped their instance.
+        Some(answer) => {
+            let why = HostError::InstanceStopped(format!("another request: {failure}"));
+            let _ = answer.send(Err(failure));
+            Err(why)
         }
+        // Answered, its streamed body past the timeout: the body is cut
+        // (its client sees it broken off), the instance serves on.
+        None if matches!(failure, HostError::Timeout) => {
+            tracing::warn!("the request's timeout cut its streamed body");
+            Ok(())
+        }
+        None => Err(failure),
     }
 }
 

@@ -12,7 +12,9 @@ use crate::config::Reuse;
 use crate::error::HostError;
 use bytes::Bytes;
 use futures::channel::{mpsc, oneshot};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::AbortHandle;
 
@@ -45,6 +47,8 @@ pub(crate) struct Job {
     /// Its place among the app's requests in flight, held until the guest
     /// is done with it.
     pub(crate) admitted: OwnedSemaphorePermit,
+    /// Its number on the lane, given by the pool.
+    pub(crate) id: u64,
 }
 
 /// One shared instance as the pool sees it.
@@ -56,13 +60,29 @@ pub(crate) struct Lane {
     in_flight: u32,
     /// Requests given to it in all (at most `requests`).
     given: u32,
+    /// Whether it takes more requests.
+    open: bool,
+    /// By when each request given to it (and, once it closes, its guest's
+    /// remaining work) must be done, or the instance counts as wedged.
+    deadlines: BTreeMap<u64, Instant>,
 }
+
+/// Past a request's timeout, how long its instance may take to be done
+/// with it before it counts as wedged (a guest holding the store, where
+/// the instance's own timers cannot fire) and is stopped from outside.
+pub(crate) const WEDGED_GRACE: Duration = Duration::from_secs(1);
+
+/// The key of the deadline of a closed lane's remaining work.
+const REMAINING_WORK: u64 = u64::MAX;
 
 /// The shared instances of one app version.
 pub(crate) struct SharedInstances {
     reuse: Reuse,
+    /// How long a request may hold its lane: its timeout and the grace.
+    hold: Duration,
     lanes: Mutex<Vec<(LaneId, Lane)>>,
     next_id: Mutex<u64>,
+    next_job: Mutex<u64>,
 }
 
 /// Which lane, for the task driving it.
@@ -78,12 +98,14 @@ pub(crate) struct NewLane {
 }
 
 impl SharedInstances {
-    /// Share instances as `reuse` says.
-    pub(crate) fn new(reuse: &Reuse) -> Arc<SharedInstances> {
+    /// Share instances as `reuse` says, for requests with `timeout`.
+    pub(crate) fn new(reuse: &Reuse, timeout: Duration) -> Arc<SharedInstances> {
         Arc::new(SharedInstances {
             reuse: reuse.clone(),
+            hold: timeout.saturating_add(WEDGED_GRACE),
             lanes: Mutex::new(Vec::new()),
             next_id: Mutex::new(0),
+            next_job: Mutex::new(0),
         })
     }
 
@@ -97,17 +119,28 @@ impl SharedInstances {
     pub(crate) fn submit(&self, job: Job) -> (LaneId, Option<NewLane>) {
         let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
         let mut job = job;
+        job.id = {
+            let mut next = self.next_job.lock().unwrap_or_else(PoisonError::into_inner);
+            *next += 1;
+            *next
+        };
+        let deadline = Instant::now() + self.hold;
         let mut at = 0;
         while at < lanes.len() {
             let (id, lane) = &mut lanes[at];
-            if lane.in_flight >= self.reuse.concurrent || lane.given >= self.reuse.requests {
+            if !lane.open
+                || lane.in_flight >= self.reuse.concurrent
+                || lane.given >= self.reuse.requests
+            {
                 at += 1;
                 continue;
             }
+            let number = job.id;
             match lane.jobs.unbounded_send(job) {
                 Ok(()) => {
                     lane.in_flight += 1;
                     lane.given += 1;
+                    lane.deadlines.insert(number, deadline);
                     return (*id, None);
                 }
                 // Its task has gone: it takes no more.
@@ -130,6 +163,8 @@ impl SharedInstances {
                 driver: None,
                 in_flight: 1,
                 given: 1,
+                open: true,
+                deadlines: BTreeMap::from([(job.id, deadline)]),
             },
         ));
         let lane = NewLane {
@@ -161,26 +196,29 @@ impl SharedInstances {
         }
     }
 
-    /// One of the lane's requests is done.
-    pub(crate) fn done(&self, id: LaneId) {
+    /// The lane's request `job` is done.
+    pub(crate) fn done(&self, id: LaneId, job: u64) {
         let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((_, lane)) = lanes.iter_mut().find(|(lane, _)| *lane == id) {
             lane.in_flight = lane.in_flight.saturating_sub(1);
+            lane.deadlines.remove(&job);
         }
     }
 
     /// Whether the lane is through: it has been given its `requests` and
     /// has none in flight, or (`idle_too`) it has none in flight at all.
-    /// A lane that is through is taken out of the pool: it gets no more.
+    /// A lane that is through takes no more requests; its guest's
+    /// remaining work has until its timeout and the grace.
     pub(crate) fn close_if_through(&self, id: LaneId, idle_too: bool) -> bool {
         let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(at) = lanes.iter().position(|(lane, _)| *lane == id) else {
+        let Some((_, lane)) = lanes.iter_mut().find(|(lane, _)| *lane == id) else {
             return true;
         };
-        let lane = &lanes[at].1;
         let through = lane.in_flight == 0 && (idle_too || lane.given >= self.reuse.requests);
-        if through {
-            lanes.swap_remove(at);
+        if through && lane.open {
+            lane.open = false;
+            lane.deadlines
+                .insert(REMAINING_WORK, Instant::now() + self.hold);
         }
         through
     }
@@ -190,5 +228,31 @@ impl SharedInstances {
     pub(crate) fn close(&self, id: LaneId) {
         let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
         lanes.retain(|(lane, _)| *lane != id);
+    }
+
+    /// Watch the lane `id` until it is gone: stop it once one of its
+    /// deadlines has passed (its instance cannot answer or finish).
+    pub(crate) async fn watch(self: Arc<Self>, id: LaneId) {
+        let period = (self.hold / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+        loop {
+            tokio::time::sleep(period).await;
+            let overdue = {
+                let lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
+                let Some((_, lane)) = lanes.iter().find(|(lane, _)| *lane == id) else {
+                    return;
+                };
+                lane.deadlines
+                    .values()
+                    .min()
+                    .is_some_and(|deadline| *deadline <= Instant::now())
+            };
+            if overdue {
+                tracing::warn!(
+                    "a shared instance is past a request's timeout and cannot end it: it is stopped"
+                );
+                self.stop(id);
+                return;
+            }
+        }
     }
 }
