@@ -7,7 +7,7 @@
 //! blamed for, is logged once; every other request in flight on that
 //! instance gets a 503 saying why (never a silent loss).
 
-use super::squall::{handle_in, wit_request};
+use super::squall::{body_streamed, handle_in, wit_request};
 use crate::app::SharedApp;
 use crate::capabilities::GuestState;
 use crate::error::HostError;
@@ -97,7 +97,6 @@ async fn drive(app: SharedApp, shared: Arc<SharedInstances>, lane: NewLane) {
         Ok(mut instance) => {
             let Handler::Squall(guest) = &instance.guest else {
                 let _ = first.answer.send(Err(HostError::NoAnswer));
-                shared.close(id);
                 return;
             };
             let served = instance
@@ -286,11 +285,6 @@ async fn serve_one(
     if let Some(answer) = answer {
         let _ = answer.send(Ok(head));
     }
-    if let Some((ended, closed)) = ended {
-        // The guest closed its stream (had it failed, this future would be
-        // dropped before saying so).
-        let _ = ended.await;
-        let _ = closed.send(true);
-    }
+    body_streamed(ended).await;
     Ok(())
 }

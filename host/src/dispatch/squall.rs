@@ -149,12 +149,7 @@ async fn run_guest(
                 handle_in(accessor, guest, wit_request(accessor, request)?).await?;
             // A closed receiver means nobody waits for the answer any more.
             let _ = head.send(answer);
-            if let Some((ended, closed)) = streaming {
-                // The guest closed its stream (had it failed, this future
-                // would be dropped before saying so).
-                let _ = ended.await;
-                let _ = closed.send(true);
-            }
+            body_streamed(streaming).await;
             guest_tasks_done(accessor).await;
             Ok(())
         })
@@ -180,6 +175,16 @@ pub(super) fn wit_request(
 /// A streamed body's end (the guest closed its stream) and the word to
 /// pass on that it did.
 pub(super) type Streaming = (oneshot::Receiver<()>, oneshot::Sender<bool>);
+
+/// Wait until a streamed body has ended, and pass on that the guest closed
+/// its stream (had it failed, this future would be dropped before saying
+/// so). Nothing to wait for with a whole body.
+pub(super) async fn body_streamed(streaming: Option<Streaming>) {
+    if let Some((ended, closed)) = streaming {
+        let _ = ended.await;
+        let _ = closed.send(true);
+    }
+}
 
 /// Call `handle` with `request` inside the store's `run_concurrent`: the
 /// answer's head, and for a streamed body what says when it ends.

@@ -56,15 +56,21 @@ pub(crate) struct Lane {
     jobs: mpsc::UnboundedSender<Job>,
     /// The task driving it, to stop it from outside.
     driver: Option<AbortHandle>,
-    /// Requests given to it and not yet done (at most `concurrent`).
-    in_flight: u32,
     /// Requests given to it in all (at most `requests`).
     given: u32,
-    /// Whether it takes more requests.
-    open: bool,
-    /// By when each request given to it (and, once it closes, its guest's
-    /// remaining work) must be done, or the instance counts as wedged.
+    /// By when each request given to it and not yet done (at most
+    /// `concurrent`) must be done, or the instance counts as wedged.
     deadlines: BTreeMap<u64, Instant>,
+    /// Once it takes no more requests: by when its guest's remaining work
+    /// must be done.
+    closed_by: Option<Instant>,
+}
+
+impl Lane {
+    /// Requests given to it and not yet done.
+    fn in_flight(&self) -> usize {
+        self.deadlines.len()
+    }
 }
 
 /// Past a request's timeout, how long its instance may take to be done
@@ -72,17 +78,20 @@ pub(crate) struct Lane {
 /// the instance's own timers cannot fire) and is stopped from outside.
 pub(crate) const WEDGED_GRACE: Duration = Duration::from_secs(1);
 
-/// The key of the deadline of a closed lane's remaining work.
-const REMAINING_WORK: u64 = u64::MAX;
-
 /// The shared instances of one app version.
 pub(crate) struct SharedInstances {
     reuse: Reuse,
     /// How long a request may hold its lane: its timeout and the grace.
     hold: Duration,
-    lanes: Mutex<Vec<(LaneId, Lane)>>,
-    next_id: Mutex<u64>,
-    next_job: Mutex<u64>,
+    lanes: Mutex<Lanes>,
+}
+
+/// The lanes, and the numbers last given to a lane and to a request.
+#[derive(Default)]
+struct Lanes {
+    lanes: Vec<(LaneId, Lane)>,
+    last_lane: u64,
+    last_job: u64,
 }
 
 /// Which lane, for the task driving it.
@@ -103,9 +112,7 @@ impl SharedInstances {
         Arc::new(SharedInstances {
             reuse: reuse.clone(),
             hold: timeout.saturating_add(WEDGED_GRACE),
-            lanes: Mutex::new(Vec::new()),
-            next_id: Mutex::new(0),
-            next_job: Mutex::new(0),
+            lanes: Mutex::new(Lanes::default()),
         })
     }
 
@@ -117,19 +124,18 @@ impl SharedInstances {
     /// Give `job` to an instance with room; if none has room, a new lane
     /// for it, which the caller must drive. Returns the lane it went to.
     pub(crate) fn submit(&self, job: Job) -> (LaneId, Option<NewLane>) {
-        let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut pool = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
         let mut job = job;
-        job.id = {
-            let mut next = self.next_job.lock().unwrap_or_else(PoisonError::into_inner);
-            *next += 1;
-            *next
-        };
+        pool.last_job += 1;
+        job.id = pool.last_job;
         let deadline = Instant::now() + self.hold;
+        let concurrent = usize::try_from(self.reuse.concurrent).unwrap_or(usize::MAX);
+        let lanes = &mut pool.lanes;
         let mut at = 0;
         while at < lanes.len() {
             let (id, lane) = &mut lanes[at];
-            if !lane.open
-                || lane.in_flight >= self.reuse.concurrent
+            if lane.closed_by.is_some()
+                || lane.in_flight() >= concurrent
                 || lane.given >= self.reuse.requests
             {
                 at += 1;
@@ -138,7 +144,6 @@ impl SharedInstances {
             let number = job.id;
             match lane.jobs.unbounded_send(job) {
                 Ok(()) => {
-                    lane.in_flight += 1;
                     lane.given += 1;
                     lane.deadlines.insert(number, deadline);
                     return (*id, None);
@@ -150,21 +155,17 @@ impl SharedInstances {
                 }
             }
         }
-        let id = {
-            let mut next = self.next_id.lock().unwrap_or_else(PoisonError::into_inner);
-            *next += 1;
-            LaneId(*next)
-        };
+        pool.last_lane += 1;
+        let id = LaneId(pool.last_lane);
         let (sender, receiver) = mpsc::unbounded();
-        lanes.push((
+        pool.lanes.push((
             id,
             Lane {
                 jobs: sender,
                 driver: None,
-                in_flight: 1,
                 given: 1,
-                open: true,
                 deadlines: BTreeMap::from([(job.id, deadline)]),
+                closed_by: None,
             },
         ));
         let lane = NewLane {
@@ -178,7 +179,7 @@ impl SharedInstances {
     /// The task driving the lane `id`, once it is started.
     pub(crate) fn set_driver(&self, id: LaneId, driver: AbortHandle) {
         let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((_, lane)) = lanes.iter_mut().find(|(lane, _)| *lane == id) {
+        if let Some((_, lane)) = lanes.lanes.iter_mut().find(|(lane, _)| *lane == id) {
             lane.driver = Some(driver);
         }
     }
@@ -188,8 +189,8 @@ impl SharedInstances {
     /// request on it.
     pub(crate) fn stop(&self, id: LaneId) {
         let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(at) = lanes.iter().position(|(lane, _)| *lane == id) {
-            let (_, lane) = lanes.swap_remove(at);
+        if let Some(at) = lanes.lanes.iter().position(|(lane, _)| *lane == id) {
+            let (_, lane) = lanes.lanes.swap_remove(at);
             if let Some(driver) = lane.driver {
                 driver.abort();
             }
@@ -199,8 +200,7 @@ impl SharedInstances {
     /// The lane's request `job` is done.
     pub(crate) fn done(&self, id: LaneId, job: u64) {
         let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((_, lane)) = lanes.iter_mut().find(|(lane, _)| *lane == id) {
-            lane.in_flight = lane.in_flight.saturating_sub(1);
+        if let Some((_, lane)) = lanes.lanes.iter_mut().find(|(lane, _)| *lane == id) {
             lane.deadlines.remove(&job);
         }
     }
@@ -211,14 +211,12 @@ impl SharedInstances {
     /// remaining work has until its timeout and the grace.
     pub(crate) fn close_if_through(&self, id: LaneId, idle_too: bool) -> bool {
         let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some((_, lane)) = lanes.iter_mut().find(|(lane, _)| *lane == id) else {
+        let Some((_, lane)) = lanes.lanes.iter_mut().find(|(lane, _)| *lane == id) else {
             return true;
         };
-        let through = lane.in_flight == 0 && (idle_too || lane.given >= self.reuse.requests);
-        if through && lane.open {
-            lane.open = false;
-            lane.deadlines
-                .insert(REMAINING_WORK, Instant::now() + self.hold);
+        let through = lane.in_flight() == 0 && (idle_too || lane.given >= self.reuse.requests);
+        if through && lane.closed_by.is_none() {
+            lane.closed_by = Some(Instant::now() + self.hold);
         }
         through
     }
@@ -227,7 +225,7 @@ impl SharedInstances {
     /// stopped); the requests already sent to it are the caller's to answer.
     pub(crate) fn close(&self, id: LaneId) {
         let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
-        lanes.retain(|(lane, _)| *lane != id);
+        lanes.lanes.retain(|(lane, _)| *lane != id);
     }
 
     /// Watch the lane `id` until it is gone: stop it once one of its
@@ -238,11 +236,12 @@ impl SharedInstances {
             tokio::time::sleep(period).await;
             let overdue = {
                 let lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
-                let Some((_, lane)) = lanes.iter().find(|(lane, _)| *lane == id) else {
+                let Some((_, lane)) = lanes.lanes.iter().find(|(lane, _)| *lane == id) else {
                     return;
                 };
                 lane.deadlines
                     .values()
+                    .chain(&lane.closed_by)
                     .min()
                     .is_some_and(|deadline| *deadline <= Instant::now())
             };
