@@ -24,6 +24,7 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio::time::Instant;
 use wasmtime::Store;
+use wasmtime_wasi_http::handler::ProxyPre;
 
 /// A loaded app, shared by every connection task.
 pub(crate) struct App {
@@ -143,9 +144,16 @@ impl App {
                 .filter(|reuse| reuse.concurrent > 1)
                 .map(|reuse| SharedInstances::new(reuse, config.limits.timeout)),
         };
-        if app.shared.is_some() && !matches!(app.component.guest(), Guest::Squall(_)) {
+        // A WASI 0.2 `handle` holds its instance for the whole call: it
+        // cannot share one.
+        if app.shared.is_some()
+            && !matches!(
+                app.component.guest(),
+                Guest::Squall(_) | Guest::Standard(ProxyPre::P3(_))
+            )
+        {
             anyhow::bail!(
-                "app {:?} is a standard wasi:http component: reuse.concurrent above 1 needs a squall-sdk app",
+                "app {:?} is a WASI 0.2 component, whose handler holds its instance for the whole call: reuse.concurrent above 1 needs a squall-sdk app or a WASI 0.3 component",
                 config.name
             );
         }

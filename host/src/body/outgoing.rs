@@ -97,6 +97,9 @@ pub(crate) enum OutgoingBody {
         guest: Option<DrivenGuest>,
         failed: Option<BoxError>,
         read: Option<oneshot::Sender<()>>,
+        /// On a shared instance, fires when the request is past its
+        /// timeout (or its instance stopped): the body is cut there.
+        cut: Option<oneshot::Receiver<()>>,
     },
     /// Produced by the host itself (a static file).
     Boxed(BoxBody<Bytes, BoxError>),
@@ -140,6 +143,7 @@ impl OutgoingBody {
             guest: None,
             failed: None,
             read: None,
+            cut: None,
         }
     }
 
@@ -155,6 +159,24 @@ impl OutgoingBody {
             guest,
             failed: None,
             read: Some(read),
+            cut: None,
+        }
+    }
+
+    /// A standard component's body written on a shared instance, which
+    /// its own task drives: `read` is dropped when the body is done, and
+    /// the body is cut when `cut` fires.
+    pub(crate) fn cut_at(
+        body: WasiBody,
+        read: oneshot::Sender<()>,
+        cut: oneshot::Receiver<()>,
+    ) -> Self {
+        OutgoingBody::Wasi {
+            body,
+            guest: None,
+            failed: None,
+            read: Some(read),
+            cut: Some(cut),
         }
     }
 }
@@ -175,7 +197,14 @@ impl Body for OutgoingBody {
                 guest,
                 failed,
                 read,
+                cut,
             } => {
+                if let Some(word) = cut
+                    && Pin::new(word).poll(cx).is_ready()
+                {
+                    *cut = None;
+                    return Poll::Ready(Some(Err("the request's timeout cut the body".into())));
+                }
                 if let Some(running) = guest
                     && let Poll::Ready(outcome) = running.poll(cx)
                 {

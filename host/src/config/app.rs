@@ -67,9 +67,10 @@ pub(crate) struct Reuse {
     /// Instances kept waiting at most (each holds its place in the pool).
     #[serde(default = "default_reuse_instances")]
     pub(crate) instances: u32,
-    /// Requests one instance serves at once (squall-sdk apps): more than 1
-    /// shares an instance between requests in flight, so a parked request
-    /// (a long poll) holds no instance of its own.
+    /// Requests one instance serves at once (squall-sdk apps and WASI 0.3
+    /// components): more than 1 shares an instance between requests in
+    /// flight, so a parked request (a long poll) holds no instance of its
+    /// own.
     #[serde(default = "default_reuse_concurrent")]
     pub(crate) concurrent: u32,
 }

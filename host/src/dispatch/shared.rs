@@ -1,5 +1,6 @@
-//! The executor for squall-sdk apps that share an instance between
-//! requests in flight (`reuse.concurrent` above 1). A task owns each
+//! The executor for apps that share an instance between requests in
+//! flight (`reuse.concurrent` above 1): squall-sdk apps and WASI 0.3
+//! components, whose `handle` exports are async. A task owns each
 //! instance and, inside one long `run_concurrent`, calls `handle` for every
 //! request the pool gives it, each under its own `timeout`. A failure
 //! stops the instance: a request past its `timeout` gets its own 504; a
@@ -13,7 +14,8 @@ use crate::capabilities::GuestState;
 use crate::error::HostError;
 use crate::reuse::Handler;
 use crate::reuse::shared::{
-    GuestRequest, Head, Job, LaneId, NewLane, SharedInstances, WEDGED_GRACE,
+    GuestRequest, Job, LaneId, NewLane, SharedAnswer, SharedInstances, SharedRequest, StandardHead,
+    WEDGED_GRACE,
 };
 use crate::runtime::guest_tasks_done;
 use futures::StreamExt;
@@ -24,11 +26,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
+use wasmtime::AsContextMut;
 use wasmtime::component::Accessor;
+use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::handler::{Prepared, Proxy};
 
 /// The answers not yet given, by request, kept outside the instance so
 /// that each is answered even when the instance stops.
-type Answers = Mutex<HashMap<u64, oneshot::Sender<Result<Head, HostError>>>>;
+type Answers = Mutex<HashMap<u64, oneshot::Sender<Result<SharedAnswer, HostError>>>>;
 
 /// Run `request` on an instance `app` shares between requests in flight:
 /// one with room, or a new one. Returns the guest's answer, or why there
@@ -36,9 +41,9 @@ type Answers = Mutex<HashMap<u64, oneshot::Sender<Result<Head, HostError>>>>;
 pub(super) async fn run(
     app: SharedApp,
     shared: Arc<SharedInstances>,
-    request: GuestRequest,
+    request: SharedRequest,
     admitted: OwnedSemaphorePermit,
-) -> Result<Head, HostError> {
+) -> Result<SharedAnswer, HostError> {
     let (answer, answered) = oneshot::channel();
     let job = Job {
         request,
@@ -95,10 +100,7 @@ async fn drive(app: SharedApp, shared: Arc<SharedInstances>, lane: NewLane) {
     let answers: Answers = Mutex::new(HashMap::new());
     let stopped = match app.instance_for_request().await {
         Ok(mut instance) => {
-            let Handler::Squall(guest) = &instance.guest else {
-                let _ = first.answer.send(Err(HostError::NoAnswer));
-                return;
-            };
+            let guest = &instance.guest;
             let served = instance
                 .store
                 .run_concurrent(async |accessor| {
@@ -163,7 +165,7 @@ async fn drive(app: SharedApp, shared: Arc<SharedInstances>, lane: NewLane) {
 async fn serve(
     accessor: &Accessor<GuestState>,
     app: &SharedApp,
-    guest: &crate::bindings::App,
+    guest: &Handler,
     shared: &SharedInstances,
     lane: LaneId,
     first: Job,
@@ -212,7 +214,7 @@ async fn serve(
 /// stop the instance if it failed (its own request answered with it).
 fn begin<'a>(
     accessor: &'a Accessor<GuestState>,
-    guest: &'a crate::bindings::App,
+    guest: &'a Handler,
     answers: &'a Answers,
     timeout: Duration,
     job: Job,
@@ -272,19 +274,91 @@ fn stopping(answers: &Answers, id: u64, failure: HostError) -> Result<(), HostEr
 /// body (if streamed) has ended.
 async fn serve_one(
     accessor: &Accessor<GuestState>,
+    guest: &Handler,
+    request: SharedRequest,
+    id: u64,
+    answers: &Answers,
+) -> wasmtime::Result<()> {
+    match (guest, request) {
+        (Handler::Squall(guest), SharedRequest::Squall(request)) => {
+            serve_squall(accessor, guest, request, id, answers).await
+        }
+        (Handler::Standard(proxy @ Proxy::P3(_)), SharedRequest::Standard(request)) => {
+            serve_standard(accessor, proxy, request, id, answers).await
+        }
+        // Refused when the app is loaded.
+        _ => Err(wasmtime::Error::msg(
+            "this kind of guest cannot share an instance between requests",
+        )),
+    }
+}
+
+/// Give the request `id` its answer, if it still waits for one.
+fn give_answer(answers: &Answers, id: u64, answer: Result<SharedAnswer, HostError>) {
+    let waiting = answers
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .remove(&id);
+    if let Some(waiting) = waiting {
+        let _ = waiting.send(answer);
+    }
+}
+
+/// A squall-sdk app's request: its answer, then its streamed body's end.
+async fn serve_squall(
+    accessor: &Accessor<GuestState>,
     guest: &crate::bindings::App,
     request: GuestRequest,
     id: u64,
     answers: &Answers,
 ) -> wasmtime::Result<()> {
     let (head, ended) = handle_in(accessor, guest, wit_request(accessor, request)?).await?;
-    let answer = answers
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .remove(&id);
-    if let Some(answer) = answer {
-        let _ = answer.send(Ok(head));
-    }
+    give_answer(answers, id, Ok(SharedAnswer::Squall(head)));
     body_streamed(ended).await;
+    Ok(())
+}
+
+/// A WASI 0.3 component's request: its answer, then the end of its body,
+/// which the guest writes as the client reads it. Ends (and so cuts the
+/// body) if dropped first, at the request's timeout.
+async fn serve_standard(
+    accessor: &Accessor<GuestState>,
+    proxy: &Proxy,
+    request: wasmtime_wasi_http::handler::Request,
+    id: u64,
+    answers: &Answers,
+) -> wasmtime::Result<()> {
+    let (respond, response) = oneshot::channel();
+    let prepared = accessor.with(|mut store| {
+        Prepared::new(
+            store.as_context_mut(),
+            proxy,
+            request,
+            <GuestState as WasiHttpView>::http,
+            respond,
+        )
+    })?;
+    prepared.run(accessor, std::future::pending()).await?;
+    let response = match response.await {
+        Ok(Ok(response)) => response,
+        // A trap stops the instance; an error the handler returned is
+        // this request's alone.
+        Ok(Err(err)) if err.downcast_ref::<wasmtime::Trap>().is_some() => return Err(err),
+        Ok(Err(err)) => {
+            give_answer(answers, id, Err(HostError::from_guest(err)));
+            return Ok(());
+        }
+        Err(_) => return Err(wasmtime::Error::msg("the component gave no response")),
+    };
+    let (read, body_done) = oneshot::channel();
+    let (_cut_at_drop, cut) = oneshot::channel();
+    let head = StandardHead {
+        response,
+        read,
+        cut,
+    };
+    give_answer(answers, id, Ok(SharedAnswer::Standard(head)));
+    // Done when the body has been read to its end or dropped.
+    let _ = body_done.await;
     Ok(())
 }

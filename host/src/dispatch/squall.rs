@@ -12,7 +12,7 @@ use crate::capabilities::GuestState;
 use crate::convert::{guest_response_head, request_head_to_wit};
 use crate::error::HostError;
 use crate::reuse::Handler;
-use crate::reuse::shared::{GuestRequest, Head, HeadBody};
+use crate::reuse::shared::{GuestRequest, Head, HeadBody, SharedAnswer, SharedRequest};
 use crate::runtime::{
     OnCancel, Running, finish_in_background, finished, guest_tasks_done, until_answer,
 };
@@ -47,7 +47,12 @@ pub(super) async fn run(
     };
 
     if let Some(shared) = app.shared_instances() {
-        let answer = super::shared::run(app, shared, guest_request, admitted).await;
+        let request = SharedRequest::Squall(guest_request);
+        let answer = match super::shared::run(app, shared, request, admitted).await {
+            Ok(SharedAnswer::Squall(head)) => Ok(head),
+            Ok(SharedAnswer::Standard(_)) => Err(HostError::NoAnswer),
+            Err(failure) => Err(failure),
+        };
         return respond(&name, answer, |_| None);
     }
     let (answer, guest) = until_answer(limits.timeout, |head| async move {

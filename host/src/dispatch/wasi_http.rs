@@ -2,7 +2,9 @@
 //! proxy world and the WASI 0.3 service world, built for `wasmtime serve`
 //! or Spin — with the same routing, limits and logs as Squall's own apps
 //! (Tornado's `WSGIContainer`, applied to wasm). wasmtime-wasi-http does
-//! the translation; each request still gets a fresh instance.
+//! the translation. Each request gets a fresh instance unless the app
+//! reuses them (`reuse`); a WASI 0.3 component may also share one between
+//! requests in flight (`reuse.concurrent`).
 
 use super::error_response;
 use crate::app::SharedApp;
@@ -10,12 +12,14 @@ use crate::body::{DrivenGuest, InboundBody, OutgoingBody, discard_in_background}
 use crate::capabilities::GuestState;
 use crate::error::{BoxError, HostError};
 use crate::reuse::Handler;
+use crate::reuse::shared::{SharedAnswer, SharedInstances, SharedRequest};
 use crate::runtime::{finished, guest_tasks_done, until_answer};
 use futures::channel::oneshot;
 use http::uri::{Authority, Scheme};
 use http::{Request, Response, StatusCode, Uri, header};
 use http_body::Body as _;
 use http_body_util::{BodyExt, LengthLimitError};
+use std::sync::Arc;
 use tokio::sync::OwnedSemaphorePermit;
 use wasmtime::AsContextMut;
 use wasmtime_wasi_http::handler::Prepared;
@@ -53,6 +57,9 @@ pub(super) async fn run(
         })
         .boxed_unsync();
     let request = Request::from_parts(parts, body);
+    if let Some(shared) = app.shared_instances() {
+        return run_shared(app, shared, request, admitted).await;
+    }
 
     let deadline = tokio::time::Instant::now() + limits.timeout;
     let (body_read, body_released) = oneshot::channel();
@@ -78,6 +85,26 @@ pub(super) async fn run(
         DrivenGuest::new(driven, deadline)
     });
     response.map(|body| OutgoingBody::driven(body, guest, body_read))
+}
+
+/// Run `request` on an instance of the WASI 0.3 component `app` shares
+/// between requests in flight; the instance's task writes the body as the
+/// client reads it, and the request's timeout cuts it.
+async fn run_shared(
+    app: SharedApp,
+    shared: Arc<SharedInstances>,
+    request: Request<wasmtime_wasi_http::WasiBody>,
+    admitted: OwnedSemaphorePermit,
+) -> Response<OutgoingBody> {
+    let name = app.shared_name().clone();
+    let request = SharedRequest::Standard(request);
+    match super::shared::run(app, shared, request, admitted).await {
+        Ok(SharedAnswer::Standard(head)) => head
+            .response
+            .map(|body| OutgoingBody::cut_at(body, head.read, head.cut)),
+        Ok(SharedAnswer::Squall(_)) => error_response(super::failed(&name, &HostError::NoAnswer)),
+        Err(failure) => error_response(super::failed(&name, &failure)),
+    }
 }
 
 /// Instantiate, hand the request to the component, and keep its store

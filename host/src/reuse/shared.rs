@@ -1,5 +1,5 @@
-//! Instances shared by requests in flight (`reuse.concurrent` above 1): a
-//! request goes to an instance of its app with room (fewer than
+//! Instances shared by requests in flight (`reuse.concurrent` above 1, for
+//! squall-sdk apps and WASI 0.3 components): a request goes to an instance of its app with room (fewer than
 //! `concurrent` requests in flight and fewer than `requests` given), else
 //! a new instance is started for it. Each instance is driven by a task of
 //! its own (the executor's), which takes its requests from a channel; the
@@ -39,11 +39,39 @@ pub(crate) struct GuestRequest {
     pub(crate) body: Option<IncomingBodyProducer>,
 }
 
+/// A request for a shared instance, in the form its kind of guest takes.
+pub(crate) enum SharedRequest {
+    /// For a squall-sdk app.
+    Squall(GuestRequest),
+    /// For a standard WASI 0.3 component.
+    Standard(wasmtime_wasi_http::handler::Request),
+}
+
+/// What a shared instance answered, before its body is done.
+pub(crate) enum SharedAnswer {
+    /// A squall-sdk app's answer.
+    Squall(Head),
+    /// A standard component's answer.
+    Standard(StandardHead),
+}
+
+/// A standard component's response on a shared instance, whose body the
+/// guest writes as it is read (the instance's task drives it).
+pub(crate) struct StandardHead {
+    pub(crate) response: wasmtime_wasi_http::handler::Response,
+    /// Dropped once the body is read to its end, or dropped: the request is
+    /// then done.
+    pub(crate) read: oneshot::Sender<()>,
+    /// Fires once the request is past its timeout (or its instance
+    /// stopped): the body is cut there.
+    pub(crate) cut: oneshot::Receiver<()>,
+}
+
 /// One request given to a shared instance.
 pub(crate) struct Job {
-    pub(crate) request: GuestRequest,
+    pub(crate) request: SharedRequest,
     /// Where its answer (or why there is none) goes.
-    pub(crate) answer: oneshot::Sender<Result<Head, HostError>>,
+    pub(crate) answer: oneshot::Sender<Result<SharedAnswer, HostError>>,
     /// Its place among the app's requests in flight, held until the guest
     /// is done with it.
     pub(crate) admitted: OwnedSemaphorePermit,
