@@ -174,7 +174,7 @@ async fn an_instance_held_by_requests_whose_clients_left_is_stopped_too() {
 }
 
 #[test]
-fn concurrent_reuse_is_refused_out_of_range_and_for_standard_components() {
+fn concurrent_reuse_is_refused_out_of_range_and_for_wasi_02_components() {
     let stderr = support::refused_manifest(&format!(
         "[app.app]\nsource = {:?}\nreuse = {{ concurrent = 0 }}\n",
         misbehave_wasm().display().to_string()
@@ -187,4 +187,88 @@ fn concurrent_reuse_is_refused_out_of_range_and_for_standard_components() {
             .to_string()
     ));
     assert!(stderr.contains("needs a squall-sdk app"), "{stderr}");
+}
+
+/// The WASI 0.3 test component as `app` with `settings`, beside the hello
+/// app.
+fn serve_wasi_03(settings: &str) -> Server {
+    Server::with_manifest(&format!(
+        "[app.app]\nsource = {:?}\nroutes = [\"/\"]\n{settings}\n\n[app.hello]\nsource = {:?}\nroutes = [\"/hello\"]\n",
+        support::component("tests/guests/wasi-p3")
+            .display()
+            .to_string(),
+        support::hello_wasm().display().to_string(),
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wasi_03_component_shares_its_instance_between_requests_in_flight() {
+    let server = serve_wasi_03("reuse = { concurrent = 4 }");
+    assert_eq!(served(&server).await, "1");
+    let sleeping = in_flight(&server, "/sleep/1500").await;
+    // The same instance answers while the first request waits on it.
+    assert_eq!(served(&server).await, "2");
+    assert_eq!(served(&server).await, "3");
+    assert_eq!(sleeping.await.unwrap(), (200, "slept".to_owned()));
+    let (status, body) = get(&server, "/stream").await;
+    assert_eq!(status, 200);
+    assert_eq!(body.lines().count(), 5, "{body}");
+    assert_eq!(served(&server).await, "4");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wasi_03_request_that_breaks_its_instance_stops_it_and_its_neighbours_are_told() {
+    let server =
+        serve_wasi_03("reuse = { concurrent = 8 }\ntimeout = \"600ms\"\ncpu_time = \"200ms\"");
+    for (path, statuses) in [
+        // A trap reaches the request that caused it (500) or stops the
+        // instance first (503): either way, it is answered.
+        ("/panic", &[500, 503][..]),
+        ("/sleep/5000", &[504]),
+        ("/spin", &[503]),
+    ] {
+        assert_eq!(served(&server).await, "1", "before {path}");
+        let neighbours = [
+            in_flight(&server, "/sleep/450").await,
+            in_flight(&server, "/sleep/450").await,
+        ];
+        let (got, body) = get(&server, path).await;
+        assert!(statuses.contains(&got), "{path}: {got} {body}");
+        for neighbour in neighbours {
+            let (got, body) = neighbour.await.unwrap();
+            assert!(
+                got == 200 || got == 503,
+                "{path}: neighbour got {got} {body}"
+            );
+        }
+        assert_eq!(
+            get(&server, "/hello/you").await,
+            (200, "Hello, you!".to_owned())
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wasi_03_body_past_its_timeout_is_cut_and_the_instance_serves_on() {
+    let server = serve_wasi_03("reuse = { concurrent = 4 }\ntimeout = \"500ms\"");
+    assert_eq!(served(&server).await, "1");
+    let mut endless = client().get(server.url("/endless")).send().await.unwrap();
+    assert_eq!(endless.status().as_u16(), 200);
+    let cut = async {
+        loop {
+            match endless.chunk().await {
+                Ok(Some(_)) => {}
+                Ok(None) => return false,
+                Err(_) => return true,
+            }
+        }
+    };
+    assert!(
+        tokio::time::timeout(Duration::from_secs(10), cut)
+            .await
+            .unwrap(),
+        "the body ended cleanly"
+    );
+    server.expect_log("the request's timeout cut its streamed body");
+    assert_eq!(served(&server).await, "2");
 }

@@ -45,6 +45,26 @@ async fn serve(
         });
         return Ok(text(200, &served.to_string()));
     }
+    if let Some(ms) = path.strip_prefix("/sleep/") {
+        // Waits on a host timer: on a shared instance, others run meanwhile.
+        let ms: u64 = ms.parse().map_err(|_| ErrorCode::HttpRequestUriInvalid)?;
+        wasip3::clocks::monotonic_clock::wait_for(ms * 1_000_000).await;
+        return Ok(text(200, "slept"));
+    }
+    if path == "/panic" {
+        panic!("the p3 guest panics on purpose");
+    }
+    if path == "/spin" {
+        let mut n: u64 = 0;
+        loop {
+            n = std::hint::black_box(n.wrapping_add(1));
+        }
+    }
+    if path == "/endless" {
+        // A body that never ends, a chunk every 20 ms.
+        let chunks = futures_stream(u32::MAX);
+        return Ok(http::Response::new(StreamBody::new(chunks).boxed_unsync()));
+    }
     if path == "/stream" {
         // Five chunks, 20 ms apart: the body is produced while it is read.
         let chunks = futures_stream(5);
