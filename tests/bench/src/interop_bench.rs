@@ -37,7 +37,7 @@ pub(crate) fn run(args: &InteropArgs) -> Result<()> {
         "1",
     ];
     // What, which component, wasmtime serve's flags, squall's reuse line.
-    let comparisons: [(&str, &Path, &[&str], Option<&str>); 4] = [
+    let comparisons: [(&str, &Path, &[&str], Option<&str>); 5] = [
         (
             "WASI 0.2 proxy (tests/guests/wasi-p2; a fresh instance per request in both)",
             &p2,
@@ -63,6 +63,13 @@ pub(crate) fn run(args: &InteropArgs) -> Result<()> {
             &p3,
             &p3_flags,
             Some("reuse = { requests = 128, idle = \"10s\" }"),
+        ),
+        (
+            "WASI 0.3 service, both sharing instances between requests in flight \
+             (wasmtime serve's default; squall `reuse = { requests = 128, concurrent = 16 }`)",
+            &p3,
+            &p3_flags,
+            Some("reuse = { requests = 128, concurrent = 16, idle = \"10s\" }"),
         ),
     ];
     for (what, component, flags, reuse) in comparisons {
