@@ -203,7 +203,9 @@ impl Body for OutgoingBody {
                     && Pin::new(word).poll(cx).is_ready()
                 {
                     *cut = None;
-                    return Poll::Ready(Some(Err("the request's timeout cut the body".into())));
+                    return Poll::Ready(Some(Err(
+                        "cut: the request's timeout passed or its shared instance stopped".into(),
+                    )));
                 }
                 if let Some(running) = guest
                     && let Poll::Ready(outcome) = running.poll(cx)
@@ -268,7 +270,9 @@ impl Body for OutgoingBody {
     fn is_end_stream(&self) -> bool {
         match self {
             OutgoingBody::Full(bytes) => bytes.is_none(),
-            OutgoingBody::Wasi { body, .. } => body.is_end_stream(),
+            // A body that may be cut is never known to be over early: a
+            // stopped store would end it as if cleanly.
+            OutgoingBody::Wasi { body, cut, .. } => cut.is_none() && body.is_end_stream(),
             OutgoingBody::Boxed(body) => body.is_end_stream(),
             OutgoingBody::Streamed { .. } => false,
         }

@@ -341,8 +341,9 @@ async fn serve_standard(
     prepared.run(accessor, std::future::pending()).await?;
     let response = match response.await {
         Ok(Ok(response)) => response,
-        // A trap stops the instance; an error the handler returned is
-        // this request's alone.
+        // An error the handler returned is this request's alone. (wasmtime
+        // 48 raises a trap from `run_concurrent` itself; should one come
+        // here, it still stops the instance.)
         Ok(Err(err)) if err.downcast_ref::<wasmtime::Trap>().is_some() => return Err(err),
         Ok(Err(err)) => {
             give_answer(answers, id, Err(HostError::from_guest(err)));
