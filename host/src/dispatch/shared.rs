@@ -23,11 +23,12 @@ use futures::channel::{mpsc, oneshot};
 use futures::stream::FuturesUnordered;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Waker};
 use std::time::Duration;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
 use wasmtime::AsContextMut;
-use wasmtime::component::Accessor;
+use wasmtime::component::{Accessor, Func};
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::handler::{Prepared, Proxy};
 
@@ -35,12 +36,36 @@ use wasmtime_wasi_http::handler::{Prepared, Proxy};
 /// that each is answered even when the instance stops.
 type Answers = Mutex<HashMap<u64, oneshot::Sender<Result<SharedAnswer, HostError>>>>;
 
+/// How many instances that hold back (backpressure) a request may be sent
+/// to before it is refused.
+const HELD_BACK_TRIES: usize = 8;
+
 /// Run `request` on an instance `app` shares between requests in flight:
 /// one with room, or a new one. Returns the guest's answer, or why there
 /// is none.
 pub(super) async fn run(
     app: SharedApp,
     shared: Arc<SharedInstances>,
+    request: SharedRequest,
+    admitted: OwnedSemaphorePermit,
+) -> Result<SharedAnswer, HostError> {
+    let (mut request, mut admitted) = (request, admitted);
+    for _ in 0..HELD_BACK_TRIES {
+        match run_once(&app, &shared, request, admitted).await? {
+            // Its instance holds back: another one, or a new one.
+            SharedAnswer::HeldBack(back, place) => (request, admitted) = (back, place),
+            answer => return Ok(answer),
+        }
+    }
+    Err(HostError::InstanceStopped(
+        "every instance it was sent to held back new requests".to_owned(),
+    ))
+}
+
+/// Send `request` to one instance and wait for what it says.
+async fn run_once(
+    app: &SharedApp,
+    shared: &Arc<SharedInstances>,
     request: SharedRequest,
     admitted: OwnedSemaphorePermit,
 ) -> Result<SharedAnswer, HostError> {
@@ -174,9 +199,11 @@ async fn serve(
 ) -> Result<(), HostError> {
     let timeout = app.limits().timeout;
     let idle = shared.reuse().idle;
+    let handle = guest.handle_func();
     let mut running = FuturesUnordered::new();
     running.push(begin(accessor, guest, answers, timeout, first));
     let mut more_may_come = true;
+    let mut held_back = false;
     loop {
         tokio::select! {
             Some((job, finished)) = running.next(), if !running.is_empty() => {
@@ -191,11 +218,23 @@ async fn serve(
                 }
             }
             job = jobs.next(), if more_may_come => match job {
+                // The guest holds back new calls: the request goes back, to
+                // be sent to another instance, and no more come here.
+                Some(job) if holds_back(accessor, handle) => {
+                    held_back = true;
+                    shared.hold_back(lane, true);
+                    shared.done(lane, job.id);
+                    let _ = job.answer.send(Ok(SharedAnswer::HeldBack(job.request, job.admitted)));
+                }
                 Some(job) => running.push(begin(accessor, guest, answers, timeout, job)),
                 // The lane is out of the pool: nothing more will come.
                 None if running.is_empty() => break,
                 None => more_may_come = false,
             },
+            () = ready_for_calls(accessor, handle), if held_back => {
+                held_back = false;
+                shared.hold_back(lane, false);
+            }
             () = tokio::time::sleep(idle), if running.is_empty() => {
                 if shared.close_if_through(lane, true) {
                     break;
@@ -207,6 +246,25 @@ async fn serve(
     tokio::time::timeout(timeout, guest_tasks_done(accessor))
         .await
         .map_err(|_| HostError::Timeout)
+}
+
+/// Whether the guest holds back new calls to `handle` (backpressure): a
+/// call now would wait inside the instance.
+fn holds_back(accessor: &Accessor<GuestState>, handle: Option<Func>) -> bool {
+    let Some(handle) = handle else {
+        return false;
+    };
+    let mut cx = Context::from_waker(Waker::noop());
+    accessor
+        .poll_ready_for_concurrent_call(handle, &mut cx)
+        .is_pending()
+}
+
+/// Done once the guest takes new calls to `handle` again.
+async fn ready_for_calls(accessor: &Accessor<GuestState>, handle: Option<Func>) {
+    if let Some(handle) = handle {
+        std::future::poll_fn(|cx| accessor.poll_ready_for_concurrent_call(handle, cx)).await;
+    }
 }
 
 /// Start serving `job` under its own `timeout`: the future ends when the

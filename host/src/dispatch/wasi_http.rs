@@ -102,7 +102,7 @@ async fn run_shared(
         Ok(SharedAnswer::Standard(head)) => head
             .response
             .map(|body| OutgoingBody::cut_at(body, head.read, head.cut)),
-        Ok(SharedAnswer::Squall(_)) => error_response(super::failed(&name, &HostError::NoAnswer)),
+        Ok(_) => error_response(super::failed(&name, &HostError::NoAnswer)),
         Err(failure) => error_response(super::failed(&name, &failure)),
     }
 }

@@ -23,6 +23,20 @@ pub(crate) enum Handler {
     Standard(wasmtime_wasi_http::handler::Proxy),
 }
 
+impl Handler {
+    /// The export each request calls concurrently, where the guest's
+    /// backpressure shows; none for a WASI 0.2 component.
+    pub(crate) fn handle_func(&self) -> Option<wasmtime::component::Func> {
+        match self {
+            Handler::Squall(app) => Some(*app.squall_app_handler().func_handle().func()),
+            Handler::Standard(wasmtime_wasi_http::handler::Proxy::P3(service)) => {
+                Some(*service.wasi_http_handler().func_handle().func())
+            }
+            Handler::Standard(_) => None,
+        }
+    }
+}
+
 /// An instance of the app and the store it lives in.
 pub(crate) struct Instance {
     pub(crate) store: Store<GuestState>,

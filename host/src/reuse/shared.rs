@@ -53,6 +53,9 @@ pub(crate) enum SharedAnswer {
     Squall(Head),
     /// A standard component's answer.
     Standard(StandardHead),
+    /// Not served: the instance it was sent to holds back (its guest
+    /// turned on backpressure). The request and its place, for another.
+    HeldBack(SharedRequest, OwnedSemaphorePermit),
 }
 
 /// A standard component's response on a shared instance, whose body the
@@ -92,6 +95,8 @@ pub(crate) struct Lane {
     /// Once it takes no more requests: by when its guest's remaining work
     /// must be done.
     closed_by: Option<Instant>,
+    /// Its guest holds back new calls (backpressure): no requests for now.
+    held_back: bool,
 }
 
 impl Lane {
@@ -163,6 +168,7 @@ impl SharedInstances {
         while at < lanes.len() {
             let (id, lane) = &mut lanes[at];
             if lane.closed_by.is_some()
+                || lane.held_back
                 || lane.in_flight() >= concurrent
                 || lane.given >= self.reuse.requests
             {
@@ -194,6 +200,7 @@ impl SharedInstances {
                 given: 1,
                 deadlines: BTreeMap::from([(job.id, deadline)]),
                 closed_by: None,
+                held_back: false,
             },
         ));
         let lane = NewLane {
@@ -222,6 +229,15 @@ impl SharedInstances {
             if let Some(driver) = lane.driver {
                 driver.abort();
             }
+        }
+    }
+
+    /// Whether the lane's guest holds back new calls: while it does, the
+    /// pool sends it no requests.
+    pub(crate) fn hold_back(&self, id: LaneId, held: bool) {
+        let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, lane)) = lanes.lanes.iter_mut().find(|(lane, _)| *lane == id) {
+            lane.held_back = held;
         }
     }
 
