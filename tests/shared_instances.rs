@@ -201,6 +201,21 @@ async fn a_wasi_03_component_shares_its_instance_between_requests_in_flight() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_instance_whose_guest_holds_back_gets_no_new_requests() {
+    let server = serve_wasi_03("reuse = { concurrent = 4 }");
+    assert_eq!(served(&server).await, "1");
+    let holding = in_flight(&server, "/hold/1500").await;
+    // Its instance holds back: the next requests go to a fresh one.
+    assert_eq!(served(&server).await, "1");
+    assert_eq!(served(&server).await, "2");
+    assert_eq!(holding.await.unwrap(), (200, "held".to_owned()));
+    // Taking calls again, the first instance is back in the pool, first in
+    // line (the second would say 3).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(served(&server).await, "2");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_wasi_03_request_that_breaks_its_instance_stops_it_and_its_neighbours_are_told() {
     let server =
         serve_wasi_03("reuse = { concurrent = 8 }\ntimeout = \"600ms\"\ncpu_time = \"200ms\"");

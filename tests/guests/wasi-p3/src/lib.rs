@@ -51,6 +51,14 @@ async fn serve(
         wasip3::clocks::monotonic_clock::wait_for(ms * 1_000_000).await;
         return Ok(text(200, "slept"));
     }
+    if let Some(ms) = path.strip_prefix("/hold/") {
+        // Holds back new calls (backpressure) while it waits.
+        let ms: u64 = ms.parse().map_err(|_| ErrorCode::HttpRequestUriInvalid)?;
+        wasip3::wit_bindgen::backpressure_inc();
+        wasip3::clocks::monotonic_clock::wait_for(ms * 1_000_000).await;
+        wasip3::wit_bindgen::backpressure_dec();
+        return Ok(text(200, "held"));
+    }
     if path == "/panic" {
         panic!("the p3 guest panics on purpose");
     }
