@@ -216,6 +216,19 @@ async fn an_instance_whose_guest_holds_back_gets_no_new_requests() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn with_no_other_instance_to_start_a_request_waits_inside_one_that_holds_back() {
+    let server = serve_wasi_03(
+        "reuse = { concurrent = 4 }
+max_instances = 1",
+    );
+    assert_eq!(served(&server).await, "1");
+    let holding = in_flight(&server, "/hold/1000").await;
+    // Served by the one instance once it takes calls again, not refused.
+    assert_eq!(get(&server, "/served").await, (200, "2".to_owned()));
+    assert_eq!(holding.await.unwrap(), (200, "held".to_owned()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_wasi_03_request_that_breaks_its_instance_stops_it_and_its_neighbours_are_told() {
     let server =
         serve_wasi_03("reuse = { concurrent = 8 }\ntimeout = \"600ms\"\ncpu_time = \"200ms\"");

@@ -381,6 +381,12 @@ impl App {
         self.shared.clone()
     }
 
+    /// Whether a new instance could start now (within `max_instances` and
+    /// the pool).
+    pub(crate) fn has_instance_room(&self) -> bool {
+        self.component.instances().has_room()
+    }
+
     /// A place among the app's requests in flight (`max_concurrency`).
     pub(crate) fn admit_request(&self) -> Result<OwnedSemaphorePermit, HostError> {
         self.requests.try_enter().ok_or_else(|| {

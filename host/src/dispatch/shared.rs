@@ -50,8 +50,10 @@ pub(super) async fn run(
     admitted: OwnedSemaphorePermit,
 ) -> Result<SharedAnswer, HostError> {
     let (mut request, mut admitted) = (request, admitted);
-    for _ in 0..HELD_BACK_TRIES {
-        match run_once(&app, &shared, request, admitted).await? {
+    for tries_left in (0..HELD_BACK_TRIES).rev() {
+        // Sent back only while another instance could take it.
+        let may_go_back = tries_left > 0 && app.has_instance_room();
+        match run_once(&app, &shared, request, admitted, may_go_back).await? {
             // Its instance holds back: another one, or a new one.
             SharedAnswer::HeldBack(back, place) => (request, admitted) = (back, place),
             answer => return Ok(answer),
@@ -68,6 +70,7 @@ async fn run_once(
     shared: &Arc<SharedInstances>,
     request: SharedRequest,
     admitted: OwnedSemaphorePermit,
+    may_go_back: bool,
 ) -> Result<SharedAnswer, HostError> {
     let (answer, answered) = oneshot::channel();
     let job = Job {
@@ -75,6 +78,7 @@ async fn run_once(
         answer,
         admitted,
         id: 0,
+        may_go_back,
     };
     let (lane, new) = shared.submit(job);
     if let Some(new) = new {
@@ -220,10 +224,10 @@ async fn serve(
             job = jobs.next(), if more_may_come => match job {
                 // The guest holds back new calls: the request goes back, to
                 // be sent to another instance, and no more come here.
-                Some(job) if holds_back(accessor, handle) => {
+                Some(job) if job.may_go_back && holds_back(accessor, handle) => {
                     held_back = true;
                     shared.hold_back(lane, true);
-                    shared.done(lane, job.id);
+                    shared.returned(lane, job.id);
                     let _ = job.answer.send(Ok(SharedAnswer::HeldBack(job.request, job.admitted)));
                 }
                 Some(job) => running.push(begin(accessor, guest, answers, timeout, job)),
@@ -282,6 +286,7 @@ fn begin<'a>(
         answer,
         admitted,
         id,
+        may_go_back: _,
     } = job;
     answers
         .lock()

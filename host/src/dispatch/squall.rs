@@ -50,7 +50,7 @@ pub(super) async fn run(
         let request = SharedRequest::Squall(guest_request);
         let answer = match super::shared::run(app, shared, request, admitted).await {
             Ok(SharedAnswer::Squall(head)) => Ok(head),
-            Ok(_) => Err(HostError::NoAnswer),
+            Ok(SharedAnswer::Standard(_) | SharedAnswer::HeldBack(..)) => Err(HostError::NoAnswer),
             Err(failure) => Err(failure),
         };
         return respond(&name, answer, |_| None);

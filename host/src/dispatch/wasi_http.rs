@@ -102,7 +102,9 @@ async fn run_shared(
         Ok(SharedAnswer::Standard(head)) => head
             .response
             .map(|body| OutgoingBody::cut_at(body, head.read, head.cut)),
-        Ok(_) => error_response(super::failed(&name, &HostError::NoAnswer)),
+        Ok(SharedAnswer::Squall(_) | SharedAnswer::HeldBack(..)) => {
+            error_response(super::failed(&name, &HostError::NoAnswer))
+        }
         Err(failure) => error_response(super::failed(&name, &failure)),
     }
 }

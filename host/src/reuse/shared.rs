@@ -80,6 +80,9 @@ pub(crate) struct Job {
     pub(crate) admitted: OwnedSemaphorePermit,
     /// Its number on the lane, given by the pool.
     pub(crate) id: u64,
+    /// Whether an instance that holds back may send it back (else it waits
+    /// inside, for lack of another instance).
+    pub(crate) may_go_back: bool,
 }
 
 /// One shared instance as the pool sees it.
@@ -154,8 +157,9 @@ impl SharedInstances {
         &self.reuse
     }
 
-    /// Give `job` to an instance with room; if none has room, a new lane
-    /// for it, which the caller must drive. Returns the lane it went to.
+    /// Give `job` to an instance with room (one that holds back only if
+    /// the job may not go back); if none has room, a new lane for it, which
+    /// the caller must drive. Returns the lane it went to.
     pub(crate) fn submit(&self, job: Job) -> (LaneId, Option<NewLane>) {
         let mut pool = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
         let mut job = job;
@@ -168,7 +172,7 @@ impl SharedInstances {
         while at < lanes.len() {
             let (id, lane) = &mut lanes[at];
             if lane.closed_by.is_some()
-                || lane.held_back
+                || (lane.held_back && job.may_go_back)
                 || lane.in_flight() >= concurrent
                 || lane.given >= self.reuse.requests
             {
@@ -238,6 +242,16 @@ impl SharedInstances {
         let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((_, lane)) = lanes.lanes.iter_mut().find(|(lane, _)| *lane == id) {
             lane.held_back = held;
+        }
+    }
+
+    /// The lane sent its request `job` back unserved: it counts for
+    /// nothing there.
+    pub(crate) fn returned(&self, id: LaneId, job: u64) {
+        let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, lane)) = lanes.lanes.iter_mut().find(|(lane, _)| *lane == id) {
+            lane.deadlines.remove(&job);
+            lane.given = lane.given.saturating_sub(1);
         }
     }
 

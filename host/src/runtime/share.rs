@@ -145,6 +145,15 @@ impl AppInstances {
         })
     }
 
+    /// Whether a slot could be taken now (by the time one is, another
+    /// request may have taken it).
+    pub(crate) fn has_room(&self) -> bool {
+        let state = self.pool.state();
+        let app = &state.apps[self.index];
+        app.in_use < app.share.max
+            && (app.in_use < app.share.reserved || state.committed < state.total)
+    }
+
     /// Instances the app holds now.
     pub(crate) fn in_use(&self) -> u32 {
         self.pool.state().apps[self.index].in_use
