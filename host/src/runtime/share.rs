@@ -116,30 +116,36 @@ pub(crate) struct AppInstances {
 }
 
 impl AppInstances {
-    /// Take a slot for one store, or say why there is none.
-    pub(crate) fn acquire(&self) -> Result<InstanceSlot, HostError> {
-        let mut state = self.pool.state();
-        let PoolState {
-            total,
-            committed,
-            apps,
-        } = &mut *state;
-        let app = &mut apps[self.index];
+    /// Why the app can take no slot now, if it cannot.
+    fn no_room(&self, state: &PoolState) -> Option<HostError> {
+        let app = &state.apps[self.index];
         if app.in_use >= app.share.max {
-            return Err(HostError::NoInstanceSlot(format!(
+            return Some(HostError::NoInstanceSlot(format!(
                 "the app holds its max_instances ({})",
                 app.share.max
             )));
         }
-        if app.in_use >= app.share.reserved {
-            if *committed >= *total {
-                return Err(HostError::NoInstanceSlot(format!(
-                    "the pool's {total} instances are taken or reserved for other apps"
-                )));
-            }
-            *committed += 1;
+        if app.in_use >= app.share.reserved && state.committed >= state.total {
+            return Some(HostError::NoInstanceSlot(format!(
+                "the pool's {} instances are taken or reserved for other apps",
+                state.total
+            )));
         }
+        None
+    }
+
+    /// Take a slot for one store, or say why there is none.
+    pub(crate) fn acquire(&self) -> Result<InstanceSlot, HostError> {
+        let mut state = self.pool.state();
+        if let Some(why) = self.no_room(&state) {
+            return Err(why);
+        }
+        let app = &mut state.apps[self.index];
+        let beyond_reserved = app.in_use >= app.share.reserved;
         app.in_use += 1;
+        if beyond_reserved {
+            state.committed += 1;
+        }
         Ok(InstanceSlot {
             instances: self.clone(),
         })
@@ -148,10 +154,7 @@ impl AppInstances {
     /// Whether a slot could be taken now (by the time one is, another
     /// request may have taken it).
     pub(crate) fn has_room(&self) -> bool {
-        let state = self.pool.state();
-        let app = &state.apps[self.index];
-        app.in_use < app.share.max
-            && (app.in_use < app.share.reserved || state.committed < state.total)
+        self.no_room(&self.pool.state()).is_none()
     }
 
     /// Instances the app holds now.
