@@ -36,9 +36,9 @@ use wasmtime_wasi_http::handler::{Prepared, Proxy};
 /// that each is answered even when the instance stops.
 type Answers = Mutex<HashMap<u64, oneshot::Sender<Result<SharedAnswer, HostError>>>>;
 
-/// How many instances that hold back (backpressure) a request may be sent
-/// to before it is refused.
-const HELD_BACK_TRIES: usize = 8;
+/// How many times a request may be sent back by instances that hold back
+/// (backpressure); after that it waits inside the next one.
+const MAX_RETURNS: usize = 7;
 
 /// Run `request` on an instance `app` shares between requests in flight:
 /// one with room, or a new one. Returns the guest's answer, or why there
@@ -50,18 +50,18 @@ pub(super) async fn run(
     admitted: OwnedSemaphorePermit,
 ) -> Result<SharedAnswer, HostError> {
     let (mut request, mut admitted) = (request, admitted);
-    for tries_left in (0..HELD_BACK_TRIES).rev() {
-        // Sent back only while another instance could take it.
-        let may_go_back = tries_left > 0 && app.has_instance_room();
+    let mut returns = 0;
+    loop {
+        let may_go_back = returns < MAX_RETURNS;
         match run_once(&app, &shared, request, admitted, may_go_back).await? {
             // Its instance holds back: another one, or a new one.
-            SharedAnswer::HeldBack(back, place) => (request, admitted) = (back, place),
+            SharedAnswer::HeldBack(back, place) => {
+                returns += 1;
+                (request, admitted) = (back, place);
+            }
             answer => return Ok(answer),
         }
     }
-    Err(HostError::InstanceStopped(
-        "every instance it was sent to held back new requests".to_owned(),
-    ))
 }
 
 /// Send `request` to one instance and wait for what it says.
@@ -80,7 +80,7 @@ async fn run_once(
         id: 0,
         may_go_back,
     };
-    let (lane, new) = shared.submit(job);
+    let (lane, new) = shared.submit(job, || app.has_instance_room());
     if let Some(new) = new {
         let span = tracing::info_span!(parent: None, "instance", app = app.name());
         let driver = tokio::spawn(drive(app.clone(), shared.clone(), new).instrument(span.clone()));
@@ -222,9 +222,12 @@ async fn serve(
                 }
             }
             job = jobs.next(), if more_may_come => match job {
-                // The guest holds back new calls: the request goes back, to
-                // be sent to another instance, and no more come here.
-                Some(job) if job.may_go_back && holds_back(accessor, handle) => {
+                // The guest holds back new calls and another instance could
+                // start: the request goes back, to be sent to another, and
+                // no more come here.
+                Some(job) if job.may_go_back
+                    && holds_back(accessor, handle)
+                    && app.has_instance_room() => {
                     held_back = true;
                     shared.hold_back(lane, true);
                     shared.returned(lane, job.id);

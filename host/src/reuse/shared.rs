@@ -1,10 +1,10 @@
 //! Instances shared by requests in flight (`reuse.concurrent` above 1, for
-//! squall-sdk apps and WASI 0.3 components): a request goes to an instance of its app with room (fewer than
-//! `concurrent` requests in flight and fewer than `requests` given), else
-//! a new instance is started for it. Each instance is driven by a task of
-//! its own (the executor's), which takes its requests from a channel; the
-//! pool only decides which instance a request goes to and when an
-//! instance stops taking more.
+//! squall-sdk apps and WASI 0.3 components): a request goes to an instance
+//! of its app with room (fewer than `concurrent` requests in flight and
+//! fewer than `requests` given), else a new instance is started for it.
+//! Each instance is driven by a task of its own (the executor's), which
+//! takes its requests from a channel; the pool only decides which instance
+//! a request goes to and when an instance stops taking more.
 
 use crate::bindings::types as wit;
 use crate::body::IncomingBodyProducer;
@@ -80,8 +80,8 @@ pub(crate) struct Job {
     pub(crate) admitted: OwnedSemaphorePermit,
     /// Its number on the lane, given by the pool.
     pub(crate) id: u64,
-    /// Whether an instance that holds back may send it back (else it waits
-    /// inside, for lack of another instance).
+    /// Whether an instance that holds back may send it back while another
+    /// instance could start (else it waits inside).
     pub(crate) may_go_back: bool,
 }
 
@@ -157,12 +157,18 @@ impl SharedInstances {
         &self.reuse
     }
 
-    /// Give `job` to an instance with room (one that holds back only if
-    /// the job may not go back); if none has room, a new lane for it, which
-    /// the caller must drive. Returns the lane it went to.
-    pub(crate) fn submit(&self, job: Job) -> (LaneId, Option<NewLane>) {
+    /// Give `job` to an instance with room, passing over those that hold
+    /// back while the job may go back and `instance_room` says another
+    /// instance could start (asked only then); if none has room, a new lane
+    /// for it, which the caller must drive. Returns the lane it went to.
+    pub(crate) fn submit(
+        &self,
+        job: Job,
+        instance_room: impl Fn() -> bool,
+    ) -> (LaneId, Option<NewLane>) {
         let mut pool = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
         let mut job = job;
+        let mut pass_over_held: Option<bool> = None;
         pool.last_job += 1;
         job.id = pool.last_job;
         let deadline = Instant::now() + self.hold;
@@ -172,7 +178,8 @@ impl SharedInstances {
         while at < lanes.len() {
             let (id, lane) = &mut lanes[at];
             if lane.closed_by.is_some()
-                || (lane.held_back && job.may_go_back)
+                || (lane.held_back
+                    && *pass_over_held.get_or_insert_with(|| job.may_go_back && instance_room()))
                 || lane.in_flight() >= concurrent
                 || lane.given >= self.reuse.requests
             {
@@ -215,12 +222,16 @@ impl SharedInstances {
         (id, Some(lane))
     }
 
+    /// `change` the lane `id`, if it is still in the pool.
+    fn with_lane<R>(&self, id: LaneId, change: impl FnOnce(&mut Lane) -> R) -> Option<R> {
+        let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
+        let (_, lane) = lanes.lanes.iter_mut().find(|(lane, _)| *lane == id)?;
+        Some(change(lane))
+    }
+
     /// The task driving the lane `id`, once it is started.
     pub(crate) fn set_driver(&self, id: LaneId, driver: AbortHandle) {
-        let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((_, lane)) = lanes.lanes.iter_mut().find(|(lane, _)| *lane == id) {
-            lane.driver = Some(driver);
-        }
+        self.with_lane(id, |lane| lane.driver = Some(driver));
     }
 
     /// Stop the lane `id` from outside (its instance is wedged): out of the
@@ -239,28 +250,21 @@ impl SharedInstances {
     /// Whether the lane's guest holds back new calls: while it does, the
     /// pool sends it no requests.
     pub(crate) fn hold_back(&self, id: LaneId, held: bool) {
-        let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((_, lane)) = lanes.lanes.iter_mut().find(|(lane, _)| *lane == id) {
-            lane.held_back = held;
-        }
+        self.with_lane(id, |lane| lane.held_back = held);
     }
 
     /// The lane sent its request `job` back unserved: it counts for
     /// nothing there.
     pub(crate) fn returned(&self, id: LaneId, job: u64) {
-        let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((_, lane)) = lanes.lanes.iter_mut().find(|(lane, _)| *lane == id) {
+        self.with_lane(id, |lane| {
             lane.deadlines.remove(&job);
             lane.given = lane.given.saturating_sub(1);
-        }
+        });
     }
 
     /// The lane's request `job` is done.
     pub(crate) fn done(&self, id: LaneId, job: u64) {
-        let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((_, lane)) = lanes.lanes.iter_mut().find(|(lane, _)| *lane == id) {
-            lane.deadlines.remove(&job);
-        }
+        self.with_lane(id, |lane| lane.deadlines.remove(&job));
     }
 
     /// Whether the lane is through: it has been given its `requests` and
@@ -268,15 +272,15 @@ impl SharedInstances {
     /// A lane that is through takes no more requests; its guest's
     /// remaining work has until its timeout and the grace.
     pub(crate) fn close_if_through(&self, id: LaneId, idle_too: bool) -> bool {
-        let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some((_, lane)) = lanes.lanes.iter_mut().find(|(lane, _)| *lane == id) else {
-            return true;
-        };
-        let through = lane.in_flight() == 0 && (idle_too || lane.given >= self.reuse.requests);
-        if through && lane.closed_by.is_none() {
-            lane.closed_by = Some(Instant::now() + self.hold);
-        }
-        through
+        self.with_lane(id, |lane| {
+            let through = lane.in_flight() == 0 && (idle_too || lane.given >= self.reuse.requests);
+            if through && lane.closed_by.is_none() {
+                lane.closed_by = Some(Instant::now() + self.hold);
+            }
+            through
+        })
+        // A lane out of the pool is through.
+        .unwrap_or(true)
     }
 
     /// Take the lane out of the pool whatever it holds (its instance
