@@ -217,10 +217,7 @@ async fn an_instance_whose_guest_holds_back_gets_no_new_requests() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn with_no_other_instance_to_start_a_request_waits_inside_one_that_holds_back() {
-    let server = serve_wasi_03(
-        "reuse = { concurrent = 4 }
-max_instances = 1",
-    );
+    let server = serve_wasi_03("reuse = { concurrent = 4 }\nmax_instances = 1");
     assert_eq!(served(&server).await, "1");
     let holding = in_flight(&server, "/hold/1000").await;
     // Served by the one instance once it takes calls again, not refused.
