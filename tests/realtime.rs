@@ -48,6 +48,23 @@ async fn echo_in_both_modes_in_order() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_burst_of_queued_messages_arrives_whole_and_in_order() {
+    // Frames queued together go out in batches with one flush each; none
+    // is lost or reordered, and the socket reads the client's next message.
+    let server = sockets("");
+    for path in ["/echo", "/live/echo"] {
+        let mut socket = connect(&server, path).await;
+        socket.send(Message::text("burst:100")).await.unwrap();
+        for n in 0..100 {
+            assert_eq!(next_text(&mut socket).await, n.to_string(), "{path}");
+        }
+        socket.send(Message::text("after")).await.unwrap();
+        assert_eq!(next_text(&mut socket).await, "after", "{path}");
+        socket.close(None).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn hibernate_keeps_state_between_events_and_live_keeps_memory() {
     let server = sockets("");
     let mut hibernating = connect(&server, "/count").await;

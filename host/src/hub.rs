@@ -4,11 +4,13 @@
 
 use crate::broker::{AppTopics, Broker, Refused as TopicRefused, Subscriber, TopicKey};
 use bytes::Bytes;
+use futures::task::AtomicWaker;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Poll;
 use std::time::Duration;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message as Frame;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -55,17 +57,21 @@ pub(crate) struct Connection {
     /// Frames queued for the client: a plain deque rather than a channel,
     /// as an idle socket then holds no queue storage at all.
     outgoing: Mutex<Outgoing>,
-    /// Wakes the socket task when a frame is queued.
-    outgoing_signal: Notify,
+    /// Wakes the socket task when a frame is queued. One waiter, the task
+    /// holding the outbox: a waker slot costs a broadcast less than a
+    /// `Notify`'s locked list of waiters.
+    outgoing_waker: AtomicWaker,
     /// How many frames, and how many bytes, may be queued.
     max_frames: usize,
     max_queued: usize,
     /// Whether the socket task has taken the queue.
     outbox_taken: AtomicBool,
     /// A close the socket task must perform (asked by the guest, or forced
-    /// by a full queue), and the signal that there is one.
+    /// by a full queue), whether there is one (read without the lock on
+    /// every turn of the socket task), and the task to wake for it.
     close_request: Mutex<Option<CloseFrame>>,
-    close_signal: Notify,
+    close_asked: AtomicBool,
+    close_waker: AtomicWaker,
     state: Mutex<Bytes>,
     topics: Mutex<Vec<TopicKey>>,
 }
@@ -100,12 +106,13 @@ impl Hub {
             app: app.into(),
             path: path.to_owned(),
             outgoing: Mutex::new(Outgoing::default()),
-            outgoing_signal: Notify::new(),
+            outgoing_waker: AtomicWaker::new(),
             max_frames: queue.max(1),
             max_queued: queue_bytes.max(MAX_OUTGOING),
             outbox_taken: AtomicBool::new(false),
             close_request: Mutex::new(None),
-            close_signal: Notify::new(),
+            close_asked: AtomicBool::new(false),
+            close_waker: AtomicWaker::new(),
             state: Mutex::new(Bytes::new()),
             topics: Mutex::new(Vec::new()),
         });
@@ -211,7 +218,7 @@ impl Connection {
         outgoing.bytes += len;
         outgoing.frames.push_back(frame);
         drop(outgoing);
-        self.outgoing_signal.notify_one();
+        self.outgoing_waker.wake();
         Ok(())
     }
 
@@ -223,17 +230,31 @@ impl Connection {
                 code,
                 reason: reason.into(),
             });
-            self.close_signal.notify_one();
+            self.close_asked.store(true, Ordering::Release);
+            drop(request);
+            self.close_waker.wake();
         }
     }
 
+    /// The close asked for, once there is one. One task waits for it at a
+    /// time: the one serving the connection.
     pub(crate) async fn close_requested(&self) -> CloseFrame {
-        loop {
-            if let Some(frame) = lock(&self.close_request).clone() {
-                return frame;
+        std::future::poll_fn(|cx| {
+            if let Some(frame) = self.close_request() {
+                return Poll::Ready(frame);
             }
-            self.close_signal.notified().await;
+            self.close_waker.register(cx.waker());
+            // A request made between the check and the registration.
+            self.close_request().map_or(Poll::Pending, Poll::Ready)
+        })
+        .await
+    }
+
+    fn close_request(&self) -> Option<CloseFrame> {
+        if !self.close_asked.load(Ordering::Acquire) {
+            return None;
         }
+        lock(&self.close_request).clone()
     }
 
     /// The receiving end of the outgoing queue, for the socket task (once).
@@ -278,13 +299,15 @@ impl Outbox {
     /// The next frame, waiting for one. Cancel-safe: a frame leaves the
     /// queue only in the poll that returns it.
     pub(crate) async fn recv(&mut self) -> Frame {
-        loop {
+        std::future::poll_fn(|cx| {
             if let Some(frame) = self.try_recv() {
-                return frame;
+                return Poll::Ready(frame);
             }
-            // A frame queued since the check left a permit: no wake is lost.
-            self.connection.outgoing_signal.notified().await;
-        }
+            self.connection.outgoing_waker.register(cx.waker());
+            // A frame queued between the check and the registration.
+            self.try_recv().map_or(Poll::Pending, Poll::Ready)
+        })
+        .await
     }
 
     /// The next frame if one is queued now.

@@ -10,6 +10,7 @@ use crate::hub::{Connection, Hub, MAX_OUTGOING, Outbox};
 use futures::{SinkExt, StreamExt};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -129,6 +130,10 @@ async fn serve(
     tokio::pin!(keepalive);
     let idle = tokio::time::sleep(route.idle_timeout.unwrap_or(Duration::MAX / 4));
     tokio::pin!(idle);
+    // One future for the connection's life, not one per turn of the loop:
+    // every path that sees it resolve ends the loop.
+    let close_request = connection.close_requested();
+    tokio::pin!(close_request);
 
     let (ending, reply) = loop {
         if handler.is_none()
@@ -149,12 +154,8 @@ async fn serve(
                 tracing::info!("closing: {reason}");
                 break (Ending { code, reason: reason.to_owned() }, true);
             }
-            request = connection.close_requested() => {
-                // What was queued before the close goes out before it.
-                if let Err(ending) = flush_queued(&mut sink, &mut outbox, route.write_timeout).await {
-                    break (ending, false);
-                }
-                break (Ending { code: request.code.into(), reason: request.reason.to_string() }, true);
+            request = &mut close_request => {
+                break close_as_asked(&mut sink, &mut outbox, request, route.write_timeout).await;
             }
             done = async { handler.as_mut().expect("guarded by the if").await }, if handler.is_some() => {
                 handler = None;
@@ -167,8 +168,12 @@ async fn serve(
                 }
             }
             frame = outbox.recv() => {
-                if let Err(ending) = write(&mut sink, frame, connection, route.write_timeout).await {
-                    break (ending, false);
+                match write_queued(&mut sink, frame, &mut outbox, close_request.as_mut(), route.write_timeout).await {
+                    Ok(None) => {}
+                    Ok(Some(request)) => {
+                        break close_as_asked(&mut sink, &mut outbox, request, route.write_timeout).await;
+                    }
+                    Err(ending) => break (ending, false),
                 }
             }
             incoming = stream.next(), if !inbox.is_full() => {
@@ -215,8 +220,13 @@ async fn serve(
                 if awaiting_pong {
                     break (Ending::new(CloseCode::Away, "ping timeout"), true);
                 }
-                if let Err(ending) = write(&mut sink, Frame::Ping(Bytes::new()), connection, route.write_timeout).await {
-                    break (ending, false);
+                let ping = timed(route.write_timeout, sink.send(Frame::Ping(Bytes::new())));
+                match or_close(ping, close_request.as_mut()).await {
+                    Ok(None) => {}
+                    Ok(Some(request)) => {
+                        break close_as_asked(&mut sink, &mut outbox, request, route.write_timeout).await;
+                    }
+                    Err(ending) => break (ending, false),
                 }
                 awaiting_pong = true;
                 keepalive.as_mut().reset(Instant::now() + route.ping_timeout);
@@ -260,6 +270,10 @@ struct Inbox {
 
 /// Messages read ahead while a handler runs.
 const INBOX_MESSAGES: usize = 16;
+
+/// Queued frames written together before the socket task looks at the
+/// client again.
+const WRITE_BATCH: usize = 16;
 
 impl Inbox {
     fn new(max_message: u64) -> Self {
@@ -330,29 +344,71 @@ async fn shutdown_started(mut shutdown: tokio::sync::watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|down| *down).await;
 }
 
-/// Write `frame`. If a close is requested meanwhile, the write gets a
-/// short grace to finish (a client too slow to take it would not take a
-/// close frame either); the close itself is the caller's next step.
-async fn write(
+/// Write `first` and what else is queued now (a few frames at most, so
+/// that reading is not held up), with one flush: a burst goes out in as
+/// few writes to the socket as the buffer allows.
+async fn write_queued(
     sink: &mut Sink,
-    frame: Frame,
-    connection: &Connection,
+    first: Frame,
+    outbox: &mut Outbox,
+    close_request: Pin<&mut impl Future<Output = CloseFrame>>,
     timeout: Duration,
-) -> Result<(), Ending> {
-    let send = timed(timeout, sink.send(frame));
-    tokio::pin!(send);
+) -> Result<Option<CloseFrame>, Ending> {
+    let writes = async {
+        timed(timeout, sink.feed(first)).await?;
+        for _ in 1..WRITE_BATCH {
+            let Some(frame) = outbox.try_recv() else {
+                break;
+            };
+            timed(timeout, sink.feed(frame)).await?;
+        }
+        timed(timeout, sink.flush()).await
+    };
+    or_close(writes, close_request).await
+}
+
+/// Run `write`; if a close is asked for meanwhile, the write gets a short
+/// grace to finish (a client too slow to take it would not take a close
+/// frame either) and the close is returned for the caller to perform.
+async fn or_close(
+    write: impl Future<Output = Result<(), Ending>>,
+    mut close_request: Pin<&mut impl Future<Output = CloseFrame>>,
+) -> Result<Option<CloseFrame>, Ending> {
+    tokio::pin!(write);
     tokio::select! {
-        sent = &mut send => sent,
-        request = connection.close_requested() => {
+        written = &mut write => written.map(|()| None),
+        request = &mut close_request => {
             // Past the grace, give up on the socket with the close that was
             // asked for (a close frame would not get through either).
-            tokio::time::timeout(WRITE_GRACE, send).await.unwrap_or_else(|_| {
-                Err(Ending {
+            match tokio::time::timeout(WRITE_GRACE, write).await {
+                Ok(written) => written.map(|()| Some(request)),
+                Err(_) => Err(Ending {
                     code: request.code.into(),
                     reason: request.reason.to_string(),
-                })
-            })
+                }),
+            }
         }
+    }
+}
+
+/// Perform a close asked for (by the guest, or by a full queue): what was
+/// queued before it goes out first. The loop's ending and whether to send
+/// the close frame.
+async fn close_as_asked(
+    sink: &mut Sink,
+    outbox: &mut Outbox,
+    request: CloseFrame,
+    timeout: Duration,
+) -> (Ending, bool) {
+    match flush_queued(sink, outbox, timeout).await {
+        Ok(()) => (
+            Ending {
+                code: request.code.into(),
+                reason: request.reason.to_string(),
+            },
+            true,
+        ),
+        Err(ending) => (ending, false),
     }
 }
 

@@ -46,12 +46,23 @@ fn app() -> Router {
 
 /// Echo; `close` closes with 4000, `slow` takes 200 ms first, `flood`
 /// queues far more than a client that does not read can take, `big:N`
-/// sends N bytes, `wait:MS` answers `waited` after MS, `too-big` says what
+/// sends N bytes, `burst:N` sends 0..N-1 at once (N at most 200),
+/// `wait:MS` answers `waited` after MS, `too-big` says what
 /// a 2 MiB send returns, `send-then-close` sends 0..9 then closes with 4001.
 async fn echo(ws: Connection, message: Message) {
     let text = message.as_text().unwrap_or_default();
     if let Some(n) = text.strip_prefix("big:").and_then(|n| n.parse().ok()) {
         let _ = ws.send_text("y".repeat(n));
+        return;
+    }
+    if let Some(count) = text
+        .strip_prefix("burst:")
+        .and_then(|n| n.parse::<u32>().ok())
+    {
+        // Numbered messages queued at once, within the connection's queue.
+        for n in 0..count.min(200) {
+            let _ = ws.send_text(n.to_string());
+        }
         return;
     }
     if let Some(ms) = text.strip_prefix("wait:").and_then(|ms| ms.parse().ok()) {
