@@ -1,8 +1,9 @@
 //! Hello world over HTTP: native hyper vs `squall serve`, same run, alternating.
 
-use crate::tools;
+use crate::{instance_bench, tools};
 use anyhow::Result;
 use clap::Args;
+use std::time::Duration;
 
 #[derive(Args)]
 pub(crate) struct HttpArgs {
@@ -24,6 +25,9 @@ impl Default for HttpArgs {
 }
 
 const SERVER_CORE: usize = 0;
+/// The app lines of the two ways of reusing instances measured.
+const REUSE: &str = "reuse = { requests = 100000, idle = \"10s\" }";
+const SHARED: &str = "reuse = { requests = 1000000, concurrent = 100 }";
 
 pub(crate) fn run(args: &HttpArgs) -> Result<()> {
     let squall = tools::squall_binary()?;
@@ -55,18 +59,14 @@ pub(crate) fn run(args: &HttpArgs) -> Result<()> {
     let reusing = tools::serve_manifest(
         &squall,
         SERVER_CORE,
-        &format!(
-            "[app.hello]\nsource = {hello_arg:?}\nreuse = {{ requests = 100000, idle = \"10s\" }}\n"
-        ),
+        &format!("[app.hello]\nsource = {hello_arg:?}\n{REUSE}\n"),
     )?;
 
     // And with requests sharing instances (wrk's connections on one).
     let sharing = tools::serve_manifest(
         &squall,
         SERVER_CORE,
-        &format!(
-            "[app.hello]\nsource = {hello_arg:?}\nreuse = {{ requests = 1000000, concurrent = 100 }}\n"
-        ),
+        &format!("[app.hello]\nsource = {hello_arg:?}\n{SHARED}\n"),
     )?;
 
     let servers = [
@@ -84,5 +84,17 @@ pub(crate) fn run(args: &HttpArgs) -> Result<()> {
     println!(
         "throughput ratio squall with reuse, requests sharing instances (concurrent = 100)/native: {shared_ratio:.2}"
     );
+    // What bounds each, measured now that the servers are idle, on their
+    // core: squall's own work per request in process, on top of native's.
+    tools::pin_to_core(SERVER_CORE)?;
+    let native_request = Duration::from_secs_f64(1.0 / medians[0].requests_per_second);
+    for (how, app_lines) in [
+        ("a fresh instance per request", ""),
+        ("reuse, one request at a time", REUSE),
+        ("reuse, requests sharing instances", SHARED),
+    ] {
+        let in_process = instance_bench::in_process_get(&hello, app_lines)?;
+        instance_bench::print_floor(how, "native", native_request, native_request, in_process);
+    }
     Ok(())
 }

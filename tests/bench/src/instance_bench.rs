@@ -69,3 +69,61 @@ pub(crate) fn run(args: &InstanceArgs) -> Result<()> {
     samples.first().context("no samples")?;
     Ok(())
 }
+
+/// Calls timed by [`in_process_get`], after as many to warm up.
+const IN_PROCESS_CALLS: u32 = 5_000;
+
+/// Mean time of `GET /` answered by `component` through the host in this
+/// process: routing, dispatch, the guest's instance, the body collected; no
+/// socket and no hyper. What a request costs squall on top of what native
+/// hyper pays too, so `native + this` is a floor under squall's request.
+/// `app_lines` go in the app's table (a `reuse` line, or nothing).
+pub(crate) fn in_process_get(component: &std::path::Path, app_lines: &str) -> Result<Duration> {
+    let manifest = format!(
+        "[server]\nmax_instances = 100\n[app.hello]\nsource = {:?}\n{app_lines}\n",
+        component.display().to_string()
+    );
+    let harness = Harness::from_manifest(&manifest, std::path::Path::new("."))?;
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    tokio.block_on(async {
+        let mut total = Duration::ZERO;
+        for call in 0..2 * IN_PROCESS_CALLS {
+            let started = Instant::now();
+            let response = harness.get("/").await?;
+            if call >= IN_PROCESS_CALLS {
+                total += started.elapsed();
+            }
+            anyhow::ensure!(
+                response.status() == 200,
+                "GET / answered {}",
+                response.status()
+            );
+        }
+        Ok(total / IN_PROCESS_CALLS)
+    })
+}
+
+/// Print what bounds squall (serving as `how`) against `rival` (native
+/// hyper, or another wasm server) whose request takes `rival_request`:
+/// squall's request takes at least native's plus `in_process`.
+pub(crate) fn print_floor(
+    how: &str,
+    rival: &str,
+    rival_request: Duration,
+    native_request: Duration,
+    in_process: Duration,
+) {
+    let floor = native_request + in_process;
+    println!(
+        "  floor, {how}: squall answers GET / in process (routing, dispatch, the guest; no \
+         socket, no hyper) in {:.1} µs, native's whole request takes {:.1} µs, so squall's takes \
+         at least {:.1} µs: at most {:.2}x {rival} ({:.1} µs per request)",
+        in_process.as_secs_f64() * 1e6,
+        native_request.as_secs_f64() * 1e6,
+        floor.as_secs_f64() * 1e6,
+        rival_request.as_secs_f64() / floor.as_secs_f64(),
+        rival_request.as_secs_f64() * 1e6,
+    );
+}

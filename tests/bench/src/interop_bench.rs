@@ -3,11 +3,13 @@
 //! CLI: `cargo install wasmtime-cli --version 48.0.8 --locked` (or set
 //! `WASMTIME` to its path).
 
+use crate::instance_bench;
 use crate::tools::{self, Announce};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 #[derive(Args, Clone, Default)]
 pub(crate) struct InteropArgs {
@@ -123,6 +125,20 @@ fn compare(
         "  throughput ratio squall/wasmtime-serve: {:.2}",
         medians[1].requests_per_second / medians[2].requests_per_second
     );
+    if squall_reuse.is_none() {
+        // The servers are idle now: the in-process floor runs on their core.
+        tools::pin_to_core(SERVER_CORE)?;
+        let request =
+            |median: &tools::WrkResult| Duration::from_secs_f64(1.0 / median.requests_per_second);
+        let in_process = instance_bench::in_process_get(component, "")?;
+        instance_bench::print_floor(
+            "a fresh instance per request",
+            "wasmtime serve",
+            request(&medians[2]),
+            request(&medians[0]),
+            in_process,
+        );
+    }
     Ok(())
 }
 
