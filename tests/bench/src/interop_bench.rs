@@ -125,7 +125,11 @@ fn compare(
         "  throughput ratio squall/wasmtime-serve: {:.2}",
         medians[1].requests_per_second / medians[2].requests_per_second
     );
-    if squall_reuse.is_none() {
+    // Only where both give each request a fresh instance: the floor is
+    // squall's fresh request.
+    let both_fresh = squall_reuse.is_none()
+        && (wasmtime_flags == ["-Scli"] || wasmtime_flags.contains(&"--max-instance-reuse-count"));
+    if both_fresh {
         // The servers are idle now: the in-process floor runs on their core.
         tools::pin_to_core(SERVER_CORE)?;
         let request =
