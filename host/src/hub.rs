@@ -58,8 +58,8 @@ pub(crate) struct Connection {
     /// as an idle socket then holds no queue storage at all.
     outgoing: Mutex<Outgoing>,
     /// Wakes the socket task when a frame is queued. One waiter, the task
-    /// holding the outbox: a waker slot costs a broadcast less than a
-    /// `Notify`'s locked list of waiters.
+    /// holding the outbox: a waker slot is lighter than `Notify`'s locked
+    /// list of waiters, and a broadcast wakes thousands of these.
     outgoing_waker: AtomicWaker,
     /// How many frames, and how many bytes, may be queued.
     max_frames: usize,
@@ -237,20 +237,21 @@ impl Connection {
     }
 
     /// The close asked for, once there is one. One task waits for it at a
-    /// time: the one serving the connection.
-    pub(crate) async fn close_requested(&self) -> CloseFrame {
+    /// time: the one serving the connection. The future may be polled
+    /// again after it resolved (it resolves again), so a socket task can
+    /// keep one for the connection's life.
+    pub(crate) fn close_requested(&self) -> impl Future<Output = CloseFrame> + '_ {
         std::future::poll_fn(|cx| {
-            if let Some(frame) = self.close_request() {
+            if let Some(frame) = self.pending_close() {
                 return Poll::Ready(frame);
             }
             self.close_waker.register(cx.waker());
             // A request made between the check and the registration.
-            self.close_request().map_or(Poll::Pending, Poll::Ready)
+            self.pending_close().map_or(Poll::Pending, Poll::Ready)
         })
-        .await
     }
 
-    fn close_request(&self) -> Option<CloseFrame> {
+    fn pending_close(&self) -> Option<CloseFrame> {
         if !self.close_asked.load(Ordering::Acquire) {
             return None;
         }
@@ -329,6 +330,11 @@ impl Drop for Outbox {
         outgoing.closed = true;
         outgoing.frames = VecDeque::new();
         outgoing.bytes = 0;
+        drop(outgoing);
+        // The socket task is ending: its wakers must not keep it alive
+        // while something else still holds the connection.
+        drop(self.connection.outgoing_waker.take());
+        drop(self.connection.close_waker.take());
     }
 }
 

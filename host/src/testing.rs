@@ -420,7 +420,8 @@ impl TestSocket {
     }
 
     /// The close the guest asked for (code and reason), waiting for it.
-    pub async fn close_requested(&self) -> (u16, String) {
+    /// (`&mut`: one waiter at a time, as the connection allows.)
+    pub async fn close_requested(&mut self) -> (u16, String) {
         let frame = self.connection.close_requested().await;
         (frame.code.into(), frame.reason.to_string())
     }

@@ -27,6 +27,11 @@ use tracing::Instrument;
 /// How long a write in progress may still take once a close is asked for.
 const WRITE_GRACE: Duration = Duration::from_secs(1);
 
+/// Queued frames (and their bytes) written together, with one flush,
+/// before the socket task reads from the client again.
+const WRITE_BATCH: usize = 16;
+const WRITE_BATCH_BYTES: usize = 64 << 10;
+
 /// How long a closing handshake may take before the socket is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -130,8 +135,7 @@ async fn serve(
     tokio::pin!(keepalive);
     let idle = tokio::time::sleep(route.idle_timeout.unwrap_or(Duration::MAX / 4));
     tokio::pin!(idle);
-    // One future for the connection's life, not one per turn of the loop:
-    // every path that sees it resolve ends the loop.
+    // One future for the connection's life, not one per turn of the loop.
     let close_request = connection.close_requested();
     tokio::pin!(close_request);
 
@@ -271,10 +275,6 @@ struct Inbox {
 /// Messages read ahead while a handler runs.
 const INBOX_MESSAGES: usize = 16;
 
-/// Queued frames written together before the socket task looks at the
-/// client again.
-const WRITE_BATCH: usize = 16;
-
 impl Inbox {
     fn new(max_message: u64) -> Self {
         Inbox {
@@ -344,9 +344,10 @@ async fn shutdown_started(mut shutdown: tokio::sync::watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|down| *down).await;
 }
 
-/// Write `first` and what else is queued now (a few frames at most, so
-/// that reading is not held up), with one flush: a burst goes out in as
-/// few writes to the socket as the buffer allows.
+/// Write `first` and what else is queued now (a few frames and bytes at
+/// most, so that reading, pongs included, is not held up), with one flush:
+/// a burst goes out in as few writes to the socket as the buffer allows.
+/// Each step (a frame taken in, the flush) has the write timeout.
 async fn write_queued(
     sink: &mut Sink,
     first: Frame,
@@ -355,11 +356,16 @@ async fn write_queued(
     timeout: Duration,
 ) -> Result<Option<CloseFrame>, Ending> {
     let writes = async {
+        let mut bytes = first.len();
         timed(timeout, sink.feed(first)).await?;
         for _ in 1..WRITE_BATCH {
+            if bytes >= WRITE_BATCH_BYTES {
+                break;
+            }
             let Some(frame) = outbox.try_recv() else {
                 break;
             };
+            bytes += frame.len();
             timed(timeout, sink.feed(frame)).await?;
         }
         timed(timeout, sink.flush()).await
