@@ -44,14 +44,7 @@ pub(crate) fn run(args: &InstanceArgs) -> Result<()> {
         );
         return Ok(());
     }
-    let manifest = format!(
-        "[server]\nmax_instances = 100\n[app.hello]\nsource = {:?}\n",
-        hello.display().to_string()
-    );
-    let harness = Harness::from_manifest(&manifest, std::path::Path::new("."))?;
-    let tokio = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let (harness, tokio) = in_process(&hello, "")?;
     let mut samples: Vec<Duration> = tokio.block_on(async {
         for _ in 0..1000 {
             harness.call_once("/").await?; // warm up
@@ -83,6 +76,23 @@ pub(crate) fn run(args: &InstanceArgs) -> Result<()> {
     Ok(())
 }
 
+/// `component` as the app `hello` in an in-process host (`app_lines` in
+/// its table), and a runtime on this thread to drive it.
+fn in_process(
+    component: &std::path::Path,
+    app_lines: &str,
+) -> Result<(Harness, tokio::runtime::Runtime)> {
+    let manifest = format!(
+        "[server]\nmax_instances = 100\n[app.hello]\nsource = {:?}\n{app_lines}\n",
+        component.display().to_string()
+    );
+    let harness = Harness::from_manifest(&manifest, std::path::Path::new("."))?;
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok((harness, tokio))
+}
+
 /// Calls timed by [`in_process_get`], after as many to warm up.
 const IN_PROCESS_CALLS: u32 = 5_000;
 
@@ -92,14 +102,7 @@ const IN_PROCESS_CALLS: u32 = 5_000;
 /// hyper pays too, so `native + this` is a floor under squall's request.
 /// `app_lines` go in the app's table (a `reuse` line, or nothing).
 pub(crate) fn in_process_get(component: &std::path::Path, app_lines: &str) -> Result<Duration> {
-    let manifest = format!(
-        "[server]\nmax_instances = 100\n[app.hello]\nsource = {:?}\n{app_lines}\n",
-        component.display().to_string()
-    );
-    let harness = Harness::from_manifest(&manifest, std::path::Path::new("."))?;
-    let tokio = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let (harness, tokio) = in_process(component, app_lines)?;
     tokio.block_on(async {
         // Wall time over many calls, yielding after each: what a call
         // leaves to a task of its own (a WASI 0.2 store's drop) runs then,
