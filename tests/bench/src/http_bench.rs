@@ -85,16 +85,20 @@ pub(crate) fn run(args: &HttpArgs) -> Result<()> {
         "throughput ratio squall with reuse, requests sharing instances (concurrent = 100)/native: {shared_ratio:.2}"
     );
     // What bounds each, measured now that the servers are idle, on their
-    // core: squall's own work per request in process, on top of native's.
-    // (Not for shared instances: one request at a time in process is
-    // slower than sharing under load, so it would bound nothing.)
+    // core: squall's own work per request in process, on top of native's;
+    // requests sharing instances sent as many at once as wrk keeps open.
     tools::pin_to_core(SERVER_CORE)?;
     let native_request = Duration::from_secs_f64(1.0 / medians[0].requests_per_second);
-    for (how, app_lines) in [
-        ("a fresh instance per request", ""),
-        ("reuse, one request at a time", REUSE),
+    for (how, app_lines, at_once) in [
+        ("a fresh instance per request", "", 1),
+        ("reuse, one request at a time", REUSE, 1),
+        (
+            "reuse, requests sharing instances",
+            SHARED,
+            args.load.connections,
+        ),
     ] {
-        let in_process = instance_bench::in_process_get(&hello, app_lines)?;
+        let in_process = instance_bench::in_process_get(&hello, app_lines, at_once)?;
         instance_bench::print_floor(how, "native", native_request, native_request, in_process);
     }
     Ok(())

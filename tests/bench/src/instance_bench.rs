@@ -37,7 +37,7 @@ pub(crate) fn run(args: &InstanceArgs) -> Result<()> {
         None => tools::hello_component(&tools::squall_binary()?)?,
     };
     if args.through_host {
-        let mean = in_process_get(&hello, "")?;
+        let mean = in_process_get(&hello, "", 1)?;
         println!(
             "GET / through the host in process, a fresh instance each: mean {:.1} µs",
             mean.as_secs_f64() * 1e6
@@ -100,28 +100,39 @@ const IN_PROCESS_CALLS: u32 = 5_000;
 /// process: routing, dispatch, the guest's instance, the body collected; no
 /// socket and no hyper. What a request costs squall on top of what native
 /// hyper pays too, so `native + this` is a floor under squall's request.
-/// `app_lines` go in the app's table (a `reuse` line, or nothing).
-pub(crate) fn in_process_get(component: &std::path::Path, app_lines: &str) -> Result<Duration> {
+/// `app_lines` go in the app's table (a `reuse` line, or nothing);
+/// `at_once` requests are sent together (more than one where requests
+/// share instances, as under load).
+pub(crate) fn in_process_get(
+    component: &std::path::Path,
+    app_lines: &str,
+    at_once: u32,
+) -> Result<Duration> {
     let (harness, tokio) = in_process(component, app_lines)?;
+    let at_once = at_once.max(1);
+    let rounds = (IN_PROCESS_CALLS / at_once).max(1);
     tokio.block_on(async {
-        // Wall time over many calls, yielding after each: what a call
+        // Wall time over many rounds, yielding after each: what a call
         // leaves to a task of its own (a WASI 0.2 store's drop) runs then,
         // on this thread, and is counted.
         let mut started = Instant::now();
-        for call in 0..2 * IN_PROCESS_CALLS {
-            if call == IN_PROCESS_CALLS {
+        for round in 0..2 * rounds {
+            if round == rounds {
                 started = Instant::now();
             }
-            let response = harness.get("/").await?;
-            anyhow::ensure!(
-                response.status() == 200,
-                "GET / answered {} (call {call}): {}",
-                response.status(),
-                String::from_utf8_lossy(response.body())
-            );
+            let answers = futures::future::join_all((0..at_once).map(|_| harness.get("/"))).await;
+            for answer in answers {
+                let response = answer?;
+                anyhow::ensure!(
+                    response.status() == 200,
+                    "GET / answered {} (round {round}): {}",
+                    response.status(),
+                    String::from_utf8_lossy(response.body())
+                );
+            }
             tokio::task::yield_now().await;
         }
-        Ok(started.elapsed() / IN_PROCESS_CALLS)
+        Ok(started.elapsed() / (rounds * at_once))
     })
 }
 

@@ -134,7 +134,7 @@ fn compare(
         tools::pin_to_core(SERVER_CORE)?;
         let request =
             |median: &tools::WrkResult| Duration::from_secs_f64(1.0 / median.requests_per_second);
-        let in_process = instance_bench::in_process_get(component, "")?;
+        let in_process = instance_bench::in_process_get(component, "", 1)?;
         instance_bench::print_floor(
             "a fresh instance per request",
             "wasmtime serve",
