@@ -55,6 +55,14 @@ impl Ending {
             reason: reason.to_owned(),
         }
     }
+
+    /// The ending a close request (the guest's, or a full queue's) asks for.
+    fn asked(request: &CloseFrame) -> Self {
+        Ending {
+            code: request.code.into(),
+            reason: request.reason.to_string(),
+        }
+    }
 }
 
 /// The guest's handling of one message, in its own task so that it keeps
@@ -172,12 +180,9 @@ async fn serve(
                 }
             }
             frame = outbox.recv() => {
-                match write_queued(&mut sink, frame, &mut outbox, close_request.as_mut(), route.write_timeout).await {
-                    Ok(None) => {}
-                    Ok(Some(request)) => {
-                        break close_as_asked(&mut sink, &mut outbox, request, route.write_timeout).await;
-                    }
-                    Err(ending) => break (ending, false),
+                let written = write_queued(&mut sink, frame, &mut outbox, close_request.as_mut(), route.write_timeout).await;
+                if let Some(end) = ending_after(written, &mut sink, &mut outbox, route.write_timeout).await {
+                    break end;
                 }
             }
             incoming = stream.next(), if !inbox.is_full() => {
@@ -225,12 +230,9 @@ async fn serve(
                     break (Ending::new(CloseCode::Away, "ping timeout"), true);
                 }
                 let ping = timed(route.write_timeout, sink.send(Frame::Ping(Bytes::new())));
-                match or_close(ping, close_request.as_mut()).await {
-                    Ok(None) => {}
-                    Ok(Some(request)) => {
-                        break close_as_asked(&mut sink, &mut outbox, request, route.write_timeout).await;
-                    }
-                    Err(ending) => break (ending, false),
+                let written = or_close(ping, close_request.as_mut()).await;
+                if let Some(end) = ending_after(written, &mut sink, &mut outbox, route.write_timeout).await {
+                    break end;
                 }
                 awaiting_pong = true;
                 keepalive.as_mut().reset(Instant::now() + route.ping_timeout);
@@ -388,10 +390,7 @@ async fn or_close(
             // asked for (a close frame would not get through either).
             match tokio::time::timeout(WRITE_GRACE, write).await {
                 Ok(written) => written.map(|()| Some(request)),
-                Err(_) => Err(Ending {
-                    code: request.code.into(),
-                    reason: request.reason.to_string(),
-                }),
+                Err(_) => Err(Ending::asked(&request)),
             }
         }
     }
@@ -407,14 +406,24 @@ async fn close_as_asked(
     timeout: Duration,
 ) -> (Ending, bool) {
     match flush_queued(sink, outbox, timeout).await {
-        Ok(()) => (
-            Ending {
-                code: request.code.into(),
-                reason: request.reason.to_string(),
-            },
-            true,
-        ),
+        Ok(()) => (Ending::asked(&request), true),
         Err(ending) => (ending, false),
+    }
+}
+
+/// What a write that raced a close request leaves the loop to do: go on
+/// (`None`), or end as the close asked for (performed here) or as the
+/// write failed.
+async fn ending_after(
+    written: Result<Option<CloseFrame>, Ending>,
+    sink: &mut Sink,
+    outbox: &mut Outbox,
+    timeout: Duration,
+) -> Option<(Ending, bool)> {
+    match written {
+        Ok(None) => None,
+        Ok(Some(request)) => Some(close_as_asked(sink, outbox, request, timeout).await),
+        Err(ending) => Some((ending, false)),
     }
 }
 
