@@ -3,7 +3,6 @@
 use crate::{instance_bench, tools};
 use anyhow::Result;
 use clap::Args;
-use std::time::Duration;
 
 #[derive(Args)]
 pub(crate) struct HttpArgs {
@@ -88,7 +87,7 @@ pub(crate) fn run(args: &HttpArgs) -> Result<()> {
     // core: squall's own work per request in process, on top of native's;
     // requests sharing instances sent as many at once as wrk keeps open.
     tools::pin_to_core(SERVER_CORE)?;
-    let native_request = Duration::from_secs_f64(1.0 / medians[0].requests_per_second);
+    let native_request = medians[0].time_per_request();
     for (how, app_lines, at_once) in [
         ("a fresh instance per request", "", 1),
         ("reuse, one request at a time", REUSE, 1),

@@ -9,7 +9,6 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 #[derive(Args, Clone, Default)]
 pub(crate) struct InteropArgs {
@@ -132,14 +131,12 @@ fn compare(
     if both_fresh {
         // The servers are idle now: the in-process floor runs on their core.
         tools::pin_to_core(SERVER_CORE)?;
-        let request =
-            |median: &tools::WrkResult| Duration::from_secs_f64(1.0 / median.requests_per_second);
         let in_process = instance_bench::in_process_get(component, "", 1)?;
         instance_bench::print_floor(
             "a fresh instance per request",
             "wasmtime serve",
-            request(&medians[2]),
-            request(&medians[0]),
+            medians[2].time_per_request(),
+            medians[0].time_per_request(),
             in_process,
         );
     }

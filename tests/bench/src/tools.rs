@@ -192,6 +192,13 @@ pub(crate) struct WrkResult {
     pub(crate) errors: u64,
 }
 
+impl WrkResult {
+    /// The server's time per request, when it was busy the whole run.
+    pub(crate) fn time_per_request(&self) -> Duration {
+        Duration::from_secs_f64(1.0 / self.requests_per_second)
+    }
+}
+
 /// Run wrk pinned to `core` against `url`.
 pub(crate) fn wrk(core: usize, url: &str, connections: u32, seconds: u32) -> Result<WrkResult> {
     wrk_with(core, url, connections, seconds, &[])
