@@ -505,6 +505,34 @@ async fn static_files_are_served_by_the_host_with_caching_and_ranges() {
     assert_eq!(range.text().await.unwrap(), "console");
     let beyond = get_with(&server, "/static/app.js", header::RANGE, "bytes=5000-6000").await;
     assert_eq!(beyond.status(), 416);
+    // Ranges that would multiply the file: the file once, as a 200.
+    let js_len = std::fs::metadata(files.join("app.js")).unwrap().len();
+    let multiplied = format!("bytes={}", vec!["0-"; 3000].join(","));
+    let whole = get_with(&server, "/static/app.js", header::RANGE, &multiplied).await;
+    assert_eq!(whole.status(), 200);
+    assert_eq!(whole.bytes().await.unwrap().len() as u64, js_len);
+    // A neighbour's request meanwhile is answered as ever.
+    assert_eq!(get_with_cookie(&server, "/whoami", "").await.0, 200);
+    // A range of a file with a precompressed sibling: the file's own bytes.
+    let ranged = client()
+        .get(server.url("/static/app.css"))
+        .header(header::RANGE, "bytes=0-3")
+        .header(header::ACCEPT_ENCODING, "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ranged.status(), 206);
+    assert!(!ranged.headers().contains_key(header::CONTENT_ENCODING));
+    assert_eq!(ranged.text().await.unwrap(), css[..4]);
+    // If-None-Match decides alone: a stale tag is a 200 whatever the date.
+    let stale = client()
+        .get(server.url("/static/app.css"))
+        .header(header::IF_NONE_MATCH, "\"stale\"")
+        .header(header::IF_MODIFIED_SINCE, &modified)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), 200);
 
     // The precompressed sibling for a client that accepts gzip.
     let gz = get_with(&server, "/static/app.css", header::ACCEPT_ENCODING, "gzip").await;

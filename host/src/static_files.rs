@@ -1,8 +1,10 @@
 //! Static files an app's manifest maps to URL prefixes, served by the host
 //! without an instance (Tornado's `StaticFileHandler`): content types by
 //! extension, `ETag` and `Last-Modified` with their conditional requests
-//! (304), byte ranges (206, 416), precompressed `.br` / `.gz` siblings for
-//! clients that accept them, and a long cache life for versioned URLs
+//! (304; `If-Modified-Since` only without `If-None-Match`), byte ranges
+//! (206, 416; at most [`MAX_RANGES`] that add up to no more than the file,
+//! else the whole file), precompressed `.br` / `.gz` siblings for clients
+//! that accept them (never for a range), and a long cache life for versioned URLs
 //! (`?v=`, from [`StaticFiles::version`]). A path that leaves its
 //! directory — `..`, encoded or not, or a symbolic link pointing out — is
 //! not found.
@@ -32,6 +34,8 @@ const MAX_VERSIONED_FILE: u64 = 64 << 20;
 const MAX_VERSIONS: usize = 10_000;
 /// Files hashed at once for one app (each read whole on a blocking thread).
 const HASHING_AT_ONCE: usize = 4;
+/// Ranges one request may ask for: more, and the whole file is sent.
+pub(crate) const MAX_RANGES: usize = 16;
 
 /// A file's version, with the size and time it was computed for.
 type Known = (u64, Option<SystemTime>, String);
@@ -112,12 +116,23 @@ impl StaticFiles {
                 .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
             return refused;
         }
-        let accept = mount.resolver.allowed_encodings
-            & request
-                .headers
-                .get(header::ACCEPT_ENCODING)
-                .map(AcceptEncoding::from_header_value)
-                .unwrap_or(AcceptEncoding::none());
+        let range = request
+            .headers
+            .get(header::RANGE)
+            .and_then(|value| value.to_str().ok());
+        // A range of a precompressed sibling would be a range of its
+        // compressed bytes: ranges come from the file itself.
+        let accept = match range {
+            Some(_) => AcceptEncoding::none(),
+            None => {
+                mount.resolver.allowed_encodings
+                    & request
+                        .headers
+                        .get(header::ACCEPT_ENCODING)
+                        .map(AcceptEncoding::from_header_value)
+                        .unwrap_or(AcceptEncoding::none())
+            }
+        };
         let file = match mount.resolver.resolve_path(&rest, accept).await {
             Ok(ResolveResult::Found(file)) => file,
             Ok(ResolveResult::IsDirectory { .. } | ResolveResult::NotFound) => {
@@ -139,10 +154,18 @@ impl StaticFiles {
             .uri
             .query()
             .is_some_and(|query| query.split('&').any(|pair| pair.starts_with("v=")));
-        let built = FileResponseBuilder::new()
+        let mut builder = FileResponseBuilder::new();
+        builder
             .request_parts(&request.method, &request.headers)
-            .cache_headers(versioned.then_some(VERSIONED_MAX_AGE))
-            .build(file);
+            .cache_headers(versioned.then_some(VERSIONED_MAX_AGE));
+        // RFC 9110, 13.1.3: with If-None-Match, If-Modified-Since is ignored.
+        if request.headers.contains_key(header::IF_NONE_MATCH) {
+            builder.if_modified_since(None);
+        }
+        if range.is_some_and(|range| !ranges_fit(range, file.size)) {
+            builder.range_header(None);
+        }
+        let built = builder.build(file);
         let Ok(response) = built else {
             return status(StatusCode::INTERNAL_SERVER_ERROR);
         };
@@ -215,6 +238,24 @@ fn inside(root: &Path, path: &Path) -> bool {
         .is_ok_and(|resolved| resolved.starts_with(root))
 }
 
+/// Whether the byte ranges `range` asks of a file of `size` bytes may be
+/// served as asked: at most [`MAX_RANGES`] of them, adding up to no more
+/// than the file (RFC 9110, 14.2 lets a server ignore the rest). Otherwise
+/// the answer is the whole file, so no `Range` header multiplies it. A
+/// header that does not parse is left to the response builder (ignored).
+pub(crate) fn ranges_fit(range: &str, size: u64) -> bool {
+    if range.split(',').count() > MAX_RANGES {
+        return false;
+    }
+    match http_range::HttpRange::parse(range, size) {
+        Ok(ranges) => ranges
+            .iter()
+            .try_fold(0u64, |total, range| total.checked_add(range.length))
+            .is_some_and(|total| total <= size),
+        Err(_) => true,
+    }
+}
+
 /// A 304 in place of `response` when the request's `If-None-Match` names
 /// its `ETag` (or `*`).
 fn not_modified_if_matched(
@@ -268,6 +309,26 @@ mod tests {
         assert!(weakly_equal("W/\"a\"", "\"a\""));
         assert!(weakly_equal("\"a\"", "W/\"a\""));
         assert!(!weakly_equal("\"a\"", "\"b\""));
+    }
+
+    #[test]
+    fn ranges_that_add_up_past_the_file_are_not_served_as_asked() {
+        assert!(ranges_fit("bytes=0-6", 100));
+        assert!(ranges_fit("bytes=0-9,20-29", 100));
+        assert!(ranges_fit("bytes=-10", 100));
+        assert!(!ranges_fit("bytes=0-,0-", 100), "twice the file");
+        assert!(
+            !ranges_fit("bytes=0-60,40-99", 100),
+            "overlapping past the size"
+        );
+        let many = format!("bytes={}", vec!["0-0"; MAX_RANGES + 1].join(","));
+        assert!(!ranges_fit(&many, 100));
+        let enough = format!("bytes={}", vec!["0-0"; MAX_RANGES].join(","));
+        assert!(ranges_fit(&enough, 100));
+        assert!(
+            ranges_fit("pages=1-2", 100),
+            "not bytes: ignored by the builder"
+        );
     }
 
     #[test]
