@@ -114,7 +114,11 @@ impl App {
             previous.map(|previous| &*previous.grants),
         )?;
         // WASI sockets connect under the same rules and connection count.
-        component.allow_tcp_connect(&config.tcp_outbound, grants.tcp_connections());
+        component.allow_tcp_connect(
+            &config.tcp_outbound,
+            grants.tcp_connections(),
+            grants.lookups(),
+        );
         let (requests, connections) = match previous {
             Some(previous) => (previous.requests.clone(), previous.connections.clone()),
             None => (Fence::new(0), Fence::new(0)),

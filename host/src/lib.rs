@@ -27,6 +27,7 @@ mod config;
 mod convert;
 mod deploy;
 mod dispatch;
+mod dns;
 mod error;
 mod fence;
 mod hub;

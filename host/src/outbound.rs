@@ -3,108 +3,170 @@
 //! capabilities that send requests sit above it and check each request's
 //! URL against the app's allow-list first; the client's resolver then
 //! checks where the name really goes: an internal address (loopback,
-//! private, link-local, ...) is refused unless a rule names it.
+//! private, link-local, ...) is refused unless a rule names it for the
+//! port asked for.
 
 use crate::body::OutgoingBody;
 use crate::policy::OutboundPolicy;
+use http::Uri;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::dns::Name;
-use hyper_util::rt::TokioExecutor;
-use std::net::SocketAddr;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
 
 /// An app's pooled client: its connections are its own, resolved under its
 /// policy.
-pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector<CheckedResolver>>, OutgoingBody>;
+pub(crate) type HttpClient = Client<HttpsConnector<CheckedConnector>, OutgoingBody>;
 
 /// How long a TCP (and TLS) connection may take to establish.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Idle pooled connections are closed after this long.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Build the client of an app whose allow-list is `policy`.
-pub(crate) fn new_client(policy: &OutboundPolicy) -> anyhow::Result<HttpClient> {
-    let mut http = HttpConnector::new_with_resolver(CheckedResolver {
+/// Build the client of an app whose allow-list is `policy`, its name
+/// lookups within `lookups`.
+pub(crate) fn new_client(
+    policy: &OutboundPolicy,
+    lookups: Arc<Semaphore>,
+) -> anyhow::Result<HttpClient> {
+    let checked = CheckedConnector {
         policy: Arc::new(policy.clone()),
-    });
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        lookups,
+    };
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())?
         .https_or_http()
         .enable_http1()
         .enable_http2()
-        .wrap_connector(http);
+        .wrap_connector(checked);
     Ok(Client::builder(TokioExecutor::new())
         .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .build(https))
 }
 
-/// Resolves names with the system's resolver, then keeps only the
-/// addresses the app's policy allows. (An IP literal in a URL is not
-/// resolved: the allow-list already had to name it.)
+/// Connects an app's requests: looks the name up (bounded, see
+/// [`crate::dns`]), keeps only the addresses the app's policy allows for
+/// the URL's port, and connects to those. (An IP literal in a URL is not
+/// looked up: the allow-list already had to name it with its port.)
 #[derive(Clone)]
-pub(crate) struct CheckedResolver {
+pub(crate) struct CheckedConnector {
     policy: Arc<OutboundPolicy>,
+    lookups: Arc<Semaphore>,
 }
 
 /// A name resolved only to addresses the app may not reach.
 #[derive(Debug, thiserror::Error)]
-#[error("{name} resolves to {address}, an internal address no outbound rule names")]
+#[error("{name} resolves to {address}, an internal address no outbound rule names for port {port}")]
 pub(crate) struct InternalAddress {
     name: String,
     address: std::net::IpAddr,
+    port: u16,
 }
 
-type Resolving =
-    Pin<Box<dyn Future<Output = std::io::Result<std::vec::IntoIter<SocketAddr>>> + Send>>;
+type Connecting = Pin<Box<dyn Future<Output = std::io::Result<TokioIo<TcpStream>>> + Send>>;
 
-impl tower_service::Service<Name> for CheckedResolver {
-    type Response = std::vec::IntoIter<SocketAddr>;
+impl tower_service::Service<Uri> for CheckedConnector {
+    type Response = TokioIo<TcpStream>;
     type Error = std::io::Error;
-    type Future = Resolving;
+    type Future = Connecting;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, name: Name) -> Resolving {
-        let policy = self.policy.clone();
-        let name = name.as_str().to_owned();
+    fn call(&mut self, uri: Uri) -> Connecting {
+        let (policy, lookups) = (self.policy.clone(), self.lookups.clone());
         Box::pin(async move {
-            let resolved: Vec<SocketAddr> =
-                tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
-            let allowed: Vec<SocketAddr> = resolved
-                .iter()
-                .copied()
-                .filter(|address| {
-                    policy.allows_address(address.ip(), crate::policy::is_own(address.ip()))
-                })
-                .collect();
-            match (allowed.is_empty(), resolved.first()) {
-                (true, Some(refused)) => {
-                    tracing::info!(
-                        name,
-                        address = %refused.ip(),
-                        "fetch denied: the name resolves to an internal address"
-                    );
-                    Err(std::io::Error::new(
-                        std::io::ErrorKind::PermissionDenied,
-                        InternalAddress {
-                            name,
-                            address: refused.ip(),
-                        },
-                    ))
-                }
-                _ => Ok(allowed.into_iter()),
-            }
+            let host = uri
+                .host()
+                .unwrap_or_default()
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned();
+            let port = uri.port_u16().unwrap_or(match uri.scheme_str() {
+                Some("https") => 443,
+                _ => 80,
+            });
+            let addresses = match host.parse::<IpAddr>() {
+                Ok(ip) => vec![SocketAddr::new(ip, port)],
+                Err(_) => allowed_addresses(&policy, &lookups, host, port).await?,
+            };
+            let mut http = HttpConnector::new_with_resolver(Resolved(addresses));
+            http.enforce_http(false);
+            http.set_nodelay(true);
+            http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+            http.call(uri).await.map_err(std::io::Error::other)
         })
+    }
+}
+
+/// The addresses `host:port` resolves to that `policy` lets the app reach.
+async fn allowed_addresses(
+    policy: &OutboundPolicy,
+    lookups: &Arc<Semaphore>,
+    host: String,
+    port: u16,
+) -> std::io::Result<Vec<SocketAddr>> {
+    let resolved =
+        crate::dns::lookup(lookups, &host, port)
+            .await
+            .map_err(|failure| match failure {
+                crate::dns::LookupFailure::Timeout(_) => {
+                    std::io::Error::new(std::io::ErrorKind::TimedOut, failure)
+                }
+                crate::dns::LookupFailure::Failed(..) => std::io::Error::other(failure),
+            })?;
+    let allowed: Vec<SocketAddr> = resolved
+        .iter()
+        .copied()
+        .filter(|address| {
+            policy.allows_address(address.ip(), port, crate::policy::is_own(address.ip()))
+        })
+        .collect();
+    match (allowed.is_empty(), resolved.first()) {
+        (true, Some(refused)) => {
+            tracing::info!(
+                name = host,
+                address = %refused.ip(),
+                port,
+                "fetch denied: the name resolves to an internal address"
+            );
+            Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                InternalAddress {
+                    name: host,
+                    address: refused.ip(),
+                    port,
+                },
+            ))
+        }
+        _ => Ok(allowed),
+    }
+}
+
+/// Addresses already looked up and checked, handed to hyper's connector.
+#[derive(Clone)]
+struct Resolved(Vec<SocketAddr>);
+
+impl tower_service::Service<Name> for Resolved {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = std::io::Error;
+    type Future = std::future::Ready<std::io::Result<Self::Response>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _name: Name) -> Self::Future {
+        std::future::ready(Ok(self.0.clone().into_iter()))
     }
 }
 
@@ -191,13 +253,60 @@ mod tests {
         let policy = OutboundPolicy::new(vec![
             crate::policy::OutboundRule::parse("http://127.1:*").expect("rule"),
         ]);
-        let client = new_client(&policy).expect("client");
+        let client = new_client(&policy, crate::dns::app_lookups()).expect("client");
         let request = http::Request::get("http://127.1:9/")
             .body(OutgoingBody::empty())
             .expect("request");
         let err = client.request(request).await.expect_err("denied");
         assert!(
             matches!(SendFailure::of(&err), SendFailure::Denied(why) if why.contains("127.0.0.1")),
+            "{err:?}"
+        );
+    }
+
+    /// A server on a loopback port answering every request with 200.
+    async fn answering() -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut request = [0u8; 1024];
+                let _ = socket.read(&mut request).await;
+                let _ = socket
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                    .await;
+            }
+        });
+        address
+    }
+
+    #[tokio::test]
+    async fn a_rule_naming_loopback_opens_only_its_own_port() {
+        let (named, other) = (answering().await, answering().await);
+        // A wildcard-port rule for a name that resolves to loopback, and a
+        // rule naming loopback for one port: only that port is reachable.
+        let policy = OutboundPolicy::new(vec![
+            crate::policy::OutboundRule::parse("http://127.1:*").expect("rule"),
+            crate::policy::OutboundRule::parse(&format!("http://localhost:{}", named.port()))
+                .expect("rule"),
+        ]);
+        let client = new_client(&policy, crate::dns::app_lookups()).expect("client");
+        let get = |port: u16| {
+            http::Request::get(format!("http://127.1:{port}/"))
+                .body(OutgoingBody::empty())
+                .expect("request")
+        };
+        let reached = client.request(get(named.port())).await.expect("allowed");
+        assert_eq!(reached.status(), 200);
+        let err = client
+            .request(get(other.port()))
+            .await
+            .expect_err("another loopback port");
+        assert!(
+            matches!(SendFailure::of(&err), SendFailure::Denied(why) if why.contains(&other.port().to_string())),
             "{err:?}"
         );
     }
@@ -217,7 +326,7 @@ mod tests {
             crate::policy::OutboundRule::parse("http://127.0.0.1:*").expect("rule"),
             crate::policy::OutboundRule::parse("https://127.0.0.1:*").expect("rule"),
         ]);
-        let client = new_client(&policy).expect("client");
+        let client = new_client(&policy, crate::dns::app_lookups()).expect("client");
         let request = http::Request::get(format!("http://{address}/"))
             .body(OutgoingBody::empty())
             .expect("request");
@@ -244,7 +353,7 @@ mod tests {
             crate::policy::OutboundRule::parse("http://127.0.0.1:*").expect("rule"),
             crate::policy::OutboundRule::parse("https://127.0.0.1:*").expect("rule"),
         ]);
-        let client = new_client(&policy).expect("client");
+        let client = new_client(&policy, crate::dns::app_lookups()).expect("client");
         let request = http::Request::get(format!("https://{address}/"))
             .body(OutgoingBody::empty())
             .expect("request");

@@ -93,15 +93,17 @@ impl OutboundPolicy {
         self.rules.iter().map(OutboundRule::pattern).collect()
     }
 
-    /// Whether a name that resolved to `ip` may be reached: any public
-    /// address; an internal one (loopback, private, link-local, ...) or one
-    /// of the host's own (`own`) only if a rule names that address, or
-    /// names `localhost` for loopback.
-    pub(crate) fn allows_address(&self, ip: IpAddr, own: bool) -> bool {
+    /// Whether a name that resolved to `ip` may be reached on `port`: any
+    /// public address; an internal one (loopback, private, link-local, ...)
+    /// or one of the host's own (`own`) only if a rule for that port names
+    /// that address, or names `localhost` for loopback.
+    pub(crate) fn allows_address(&self, ip: IpAddr, port: u16, own: bool) -> bool {
         if !is_internal(ip) && !own {
             return true;
         }
-        self.rules.iter().any(|rule| rule.host.names_address(ip))
+        self.rules.iter().any(|rule| {
+            rule.port.is_none_or(|allowed| allowed == port) && rule.host.names_address(ip)
+        })
     }
 }
 
@@ -473,9 +475,9 @@ mod tests {
     fn internal_addresses_need_a_rule_that_names_them() {
         let ip = |text: &str| text.parse::<IpAddr>().expect("an address");
         let public = policy(&["https://*.example.com"]);
-        assert!(public.allows_address(ip("93.184.216.34"), false));
+        assert!(public.allows_address(ip("93.184.216.34"), 443, false));
         // The machine's own public address is refused like an internal one.
-        assert!(!public.allows_address(ip("93.184.216.34"), true));
+        assert!(!public.allows_address(ip("93.184.216.34"), 443, true));
         for internal in [
             "127.0.0.1",
             "10.1.2.3",
@@ -489,17 +491,27 @@ mod tests {
             "fe80::1",
             "::ffff:127.0.0.1",
         ] {
-            assert!(!public.allows_address(ip(internal), false), "{internal}");
+            assert!(
+                !public.allows_address(ip(internal), 443, false),
+                "{internal}"
+            );
         }
-        let named = policy(&["http://10.1.2.3:*", "http://localhost:8080"]);
-        assert!(named.allows_address(ip("10.1.2.3"), false));
-        assert!(!named.allows_address(ip("10.1.2.4"), false));
+        let named = policy(&[
+            "http://10.1.2.3:*",
+            "http://localhost:8080",
+            "http://*.tenant.test:*",
+        ]);
+        assert!(named.allows_address(ip("10.1.2.3"), 5432, false));
+        assert!(!named.allows_address(ip("10.1.2.4"), 80, false));
         assert!(
-            named.allows_address(ip("127.0.0.1"), false),
+            named.allows_address(ip("127.0.0.1"), 8080, false),
             "localhost names loopback"
         );
-        assert!(named.allows_address(ip("::1"), false));
-        assert!(!named.allows_address(ip("169.254.169.254"), false));
+        assert!(named.allows_address(ip("::1"), 8080, false));
+        // Only for the port its rule names: a wildcard rule on a name that
+        // resolves to loopback reaches no other loopback port.
+        assert!(!named.allows_address(ip("127.0.0.1"), 6379, false));
+        assert!(!named.allows_address(ip("169.254.169.254"), 80, false));
     }
 
     #[test]

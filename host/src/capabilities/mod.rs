@@ -130,6 +130,8 @@ pub(crate) struct Grants {
     kv: Option<KvGrant>,
     /// Its key-value calls in flight, all requests together.
     kv_calls: Arc<Semaphore>,
+    /// Its name lookups in progress (fetch, TCP, `wasi:sockets`).
+    lookups: Arc<Semaphore>,
     /// Its `[app.NAME.config]` values.
     settings: Settings,
     /// The same, for standard components (`wasi:config/store`).
@@ -159,18 +161,20 @@ impl Grants {
         previous: Option<&Grants>,
     ) -> anyhow::Result<Arc<Grants>> {
         let limits = &config.limits;
-        let (topic_fence, fetches, kv_calls, tcp_connections) = match previous {
+        let (topic_fence, fetches, kv_calls, tcp_connections, lookups) = match previous {
             Some(previous) => (
                 previous.topic_fence.clone(),
                 previous.fetches.clone(),
                 previous.kv_calls.clone(),
                 previous.tcp_connections.clone(),
+                previous.lookups.clone(),
             ),
             None => (
                 AppTopics::new(0, 0, 1),
                 Fence::new(0),
                 Arc::new(Semaphore::new(kv::MAX_CALLS_PER_APP)),
                 Fence::new(0),
+                crate::dns::app_lookups(),
             ),
         };
         tcp_connections.set_ceiling(limits.tcp_outbound_connections);
@@ -180,8 +184,8 @@ impl Grants {
             config.pubsub_history,
         );
         fetches.set_ceiling(limits.max_fetches);
-        let client =
-            new_client(&config.outbound).context("cannot set up the outbound HTTP client")?;
+        let client = new_client(&config.outbound, lookups.clone())
+            .context("cannot set up the outbound HTTP client")?;
         Ok(Arc::new(Grants {
             app: config.name.as_str().into(),
             outbound: config.outbound.clone(),
@@ -210,6 +214,7 @@ impl Grants {
                 (false, _) => None,
             },
             kv_calls,
+            lookups,
             settings: config.settings.clone(),
             wasi_config: config.settings.all().collect(),
             static_files,
@@ -259,6 +264,11 @@ impl Grants {
     /// Its outbound TCP connections open (`tcp_outbound_connections`).
     pub(crate) fn tcp_connections(&self) -> &Arc<Fence> {
         &self.tcp_connections
+    }
+
+    /// Its places for name lookups.
+    pub(crate) fn lookups(&self) -> &Arc<Semaphore> {
+        &self.lookups
     }
 
     /// A place for one more fetch of `request`'s, within both fences; the

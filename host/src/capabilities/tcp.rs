@@ -152,10 +152,12 @@ async fn open(grants: &Grants, host: &str, port: u16) -> Result<(TcpStream, Plac
 
 /// The addresses `host` resolves to that the app may reach.
 async fn resolve(grants: &Grants, host: &str, port: u16) -> Result<Vec<SocketAddr>, ConnectError> {
-    let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+    let resolved = crate::dns::lookup(&grants.lookups, host, port)
         .await
-        .map_err(|err| ConnectError::Failed(format!("cannot resolve {host}: {err}")))?
-        .collect();
+        .map_err(|failure| match failure {
+            crate::dns::LookupFailure::Timeout(_) => ConnectError::Timeout,
+            crate::dns::LookupFailure::Failed(..) => ConnectError::Failed(failure.to_string()),
+        })?;
     let allowed: Vec<SocketAddr> = resolved
         .iter()
         .copied()

@@ -71,13 +71,19 @@ impl<H: Send + 'static> AppComponent<H> {
     }
 
     /// Let its `wasi:sockets` connect where `policy` allows, each
-    /// connection holding a place of `connections` until the store ends
-    /// (an empty policy grants nothing).
-    pub(crate) fn allow_tcp_connect(&mut self, policy: &TcpPolicy, connections: &Arc<Fence>) {
+    /// connection holding a place of `connections` until the store ends,
+    /// names looked up within `lookups` (an empty policy grants nothing).
+    pub(crate) fn allow_tcp_connect(
+        &mut self,
+        policy: &TcpPolicy,
+        connections: &Arc<Fence>,
+        lookups: &Arc<tokio::sync::Semaphore>,
+    ) {
         if !policy.is_empty() {
             self.grants.tcp_connect = Some(TcpConnectGrant {
                 policy: Arc::new(policy.clone()),
                 connections: connections.clone(),
+                lookups: lookups.clone(),
             });
         }
     }

@@ -6,7 +6,7 @@
 //! (counted until the store ends).
 
 use super::store::TcpConnectGrant;
-use crate::policy::{TcpPolicy, is_internal, is_own};
+use crate::policy::{is_internal, is_own};
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -29,7 +29,7 @@ pub(super) fn check(
                 // What `connect` binds first: any local port.
                 SocketAddrUse::TcpBind => address.ip().is_unspecified() && address.port() == 0,
                 SocketAddrUse::TcpConnect => {
-                    may_connect(&grant.policy, address).await
+                    may_connect(&grant, address).await
                         && match grant.connections.try_enter() {
                             Some(place) => {
                                 held.lock()
@@ -53,9 +53,9 @@ pub(super) fn check(
     }
 }
 
-async fn may_connect(policy: &TcpPolicy, address: SocketAddr) -> bool {
+async fn may_connect(grant: &TcpConnectGrant, address: SocketAddr) -> bool {
     let ip = address.ip();
-    for host in policy.hosts_for(address.port()) {
+    for host in grant.policy.hosts_for(address.port()) {
         if host.parse::<IpAddr>().is_ok_and(|named| named == ip)
             || (host == "localhost" && ip.is_loopback())
         {
@@ -64,7 +64,7 @@ async fn may_connect(policy: &TcpPolicy, address: SocketAddr) -> bool {
         if is_internal(ip) || is_own(ip) {
             continue;
         }
-        let Ok(resolved) = tokio::net::lookup_host((host, address.port())).await else {
+        let Ok(resolved) = crate::dns::lookup(&grant.lookups, host, address.port()).await else {
             continue;
         };
         if resolved.into_iter().any(|resolved| resolved.ip() == ip) {

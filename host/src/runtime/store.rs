@@ -188,6 +188,8 @@ pub(crate) struct StoreGrants {
 pub(crate) struct TcpConnectGrant {
     pub(crate) policy: Arc<TcpPolicy>,
     pub(crate) connections: Arc<crate::fence::Fence>,
+    /// The app's places for name lookups.
+    pub(crate) lookups: Arc<tokio::sync::Semaphore>,
 }
 
 /// A fresh store with `limits`, holding `host` for the capabilities.
