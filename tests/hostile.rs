@@ -111,6 +111,46 @@ async fn idle_connections_are_closed() {
 }
 
 #[tokio::test]
+async fn an_http2_client_that_only_pings_is_closed_when_idle() {
+    let server = hello_server("idle_timeout = \"1s\"");
+    let socket = tokio::net::TcpStream::connect(server.address())
+        .await
+        .unwrap();
+    let (mut h2, mut connection) = h2::client::handshake(socket).await.unwrap();
+    let mut ping_pong = connection.ping_pong().unwrap();
+    let (ended_tx, mut ended) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let _ = connection.await;
+        let _ = ended_tx.send(());
+    });
+    let request = http::Request::get(server.url("/hello/pinger"))
+        .body(())
+        .unwrap();
+    let (answer, _) = h2.send_request(request, true).unwrap();
+    assert_eq!(answer.await.unwrap().status(), 200);
+    // Pings, and nothing else, for as long as the server keeps the
+    // connection: it must end it (a minute is the test's own guard).
+    let guard = tokio::time::sleep(Duration::from_secs(60));
+    tokio::pin!(guard);
+    let mut pings = 0u32;
+    loop {
+        tokio::select! {
+            _ = &mut ended => break,
+            () = &mut guard => panic!("still open after {pings} pings"),
+            pong = ping_pong.ping(h2::Ping::opaque()) => {
+                if pong.is_err() {
+                    break;
+                }
+                pings += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    assert!(pings > 0, "the client pinged before the close");
+    neighbour_ok(&server).await;
+}
+
+#[tokio::test]
 async fn at_max_connections_new_clients_wait_their_turn() {
     let server = hello_server("max_connections = 2");
     let first = TcpStream::connect(server.address()).unwrap();

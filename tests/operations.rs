@@ -8,6 +8,7 @@ mod support;
 
 use futures::{SinkExt, StreamExt};
 use reqwest::Method;
+use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -331,6 +332,9 @@ fn a_cache_others_may_write_is_refused() {
 }
 
 const TOKEN: &str = "an-admin-token-for-tests";
+/// Connections the admin listener serves at once (the host's
+/// `ADMIN_MAX_CONNECTIONS`).
+const ADMIN_MAX_CONNECTIONS: usize = 64;
 
 /// An admin API call with the right token: its status and body.
 async fn admin_call(
@@ -435,21 +439,95 @@ async fn the_admin_api_deploys_removes_and_reloads_behind_its_token() {
     assert_eq!(status, 422);
     assert_eq!(text_of(&http, server.url("/")).await, "v2");
 
-    // Remove it (404 after), then reload the manifest from disk (version 1 again).
-    let (status, _) = admin_call(&http, Method::DELETE, apps, None).await;
+    // A reload of the unchanged manifest keeps the deployed version.
+    let reload = format!("{admin}/reload");
+    let (status, reloaded) = admin_call(&http, Method::POST, reload.clone(), None).await;
+    assert_eq!(status, 200);
+    assert!(!reloaded.contains("versioned"), "{reloaded}");
+    assert_eq!(text_of(&http, server.url("/")).await, "v2");
+
+    // A deploy and a removal at once are made one after the other: the
+    // removal answers 200, the deploy 200 before it or 404 after it, and
+    // the app is gone either way.
+    let upload = std::fs::read(versioned_wasm(3)).unwrap();
+    let (deployed, removed) = tokio::join!(
+        admin_call(&http, Method::PUT, apps.clone(), Some(upload)),
+        admin_call(&http, Method::DELETE, apps.clone(), None),
+    );
+    assert_eq!(removed.0, 200, "{removed:?}");
+    assert!([200, 404].contains(&deployed.0), "{deployed:?}");
+    let gone = http.get(server.url("/")).send().await.unwrap();
+    assert_eq!(gone.status(), 404);
+
+    // The removal stands through a reload of the unchanged manifest ...
+    let (status, _) = admin_call(&http, Method::POST, reload.clone(), None).await;
     assert_eq!(status, 200);
     let gone = http.get(server.url("/")).send().await.unwrap();
     assert_eq!(gone.status(), 404);
-    let reload = format!("{admin}/reload");
+    // ... until the manifest changes the app: then it serves as written.
+    std::fs::write(
+        &manifest,
+        versioned_manifest("timeout = \"9s\"", "")
+            .replace("[server]\n", &format!("[server]\n{admin_keys}")),
+    )
+    .unwrap();
     let (status, reloaded) = admin_call(&http, Method::POST, reload, None).await;
     assert_eq!(status, 200);
     assert!(reloaded.contains("\"added\":[\"versioned\"]"), "{reloaded}");
     assert_eq!(text_of(&http, server.url("/")).await, "v1");
+    let swaps = if deployed.0 == 200 { 2 } else { 1 };
     let metrics = text_of(&http, format!("{admin}/metrics")).await;
     assert!(
-        metrics.contains("squall_app_swaps_total{app=\"versioned\"} 1"),
+        metrics.contains(&format!(
+            "squall_app_swaps_total{{app=\"versioned\"}} {swaps}"
+        )),
         "{metrics}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_admin_listener_cuts_slow_headers_and_holds_few_connections() {
+    let server = Server::with_manifest(&format!(
+        "[server]\nadmin_listen = \"127.0.0.1:0\"\nheader_read_timeout = \"2s\"\n\n{}",
+        support::manifest("hello", &support::hello_wasm(), "")
+    ));
+    let admin = admin_url(&server);
+    let address = admin.trim_start_matches("http://").to_owned();
+    // As many unfinished heads as the listener holds connections.
+    let mut slow: Vec<std::net::TcpStream> = (0..ADMIN_MAX_CONNECTIONS)
+        .map(|_| {
+            let mut stream = std::net::TcpStream::connect(&address).unwrap();
+            stream
+                .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                .unwrap();
+            stream
+        })
+        .collect();
+    // One more client waits for a place ...
+    let waiting = tokio::spawn(client().get(format!("{admin}/metrics")).send());
+    server.expect_log("admin connection limit reached");
+    // ... while the apps are served as ever.
+    let hello = client()
+        .get(server.url("/hello/neighbour"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hello.status(), 200);
+    // Each unfinished head is cut at the header read timeout ...
+    for stream in &mut slow {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        assert!(
+            !String::from_utf8_lossy(&answer).contains("200 OK"),
+            "{answer:?}"
+        );
+    }
+    // ... and the waiting client is served.
+    let metrics = waiting.await.unwrap().unwrap();
+    assert_eq!(metrics.status(), 200);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -14,16 +14,12 @@
 
 use crate::cargo_build::component_for;
 use crate::config::Manifest;
-use crate::deploy::Deployment;
+use crate::deploy::{AdminChange, Applied, Deployment};
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
@@ -82,29 +78,18 @@ impl Admin {
         self.token.is_some()
     }
 
-    /// Serve on `listener` for as long as the process runs.
-    pub(crate) async fn serve(self: Arc<Self>, listener: tokio::net::TcpListener) {
-        let builder = auto::Builder::new(TokioExecutor::new());
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                crate::stats::accept_error();
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                continue;
-            };
+    /// Serve on `listener` for as long as the process runs, under the
+    /// `[server]` table's header and idle limits.
+    pub(crate) async fn serve(
+        self: Arc<Self>,
+        listener: tokio::net::TcpListener,
+        server: crate::config::ServerConfig,
+    ) {
+        crate::server::serve_admin(listener, &server, move |request| {
             let admin = self.clone();
-            let service = service_fn(move |request: Request<Incoming>| {
-                let admin = admin.clone();
-                async move { Ok::<_, Infallible>(admin.answer(request).await) }
-            });
-            let connection = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .into_owned();
-            tokio::spawn(async move {
-                if let Err(err) = connection.await {
-                    tracing::debug!("admin connection ended: {err}");
-                }
-            });
-        }
+            async move { admin.answer(request).await }
+        })
+        .await;
     }
 
     async fn answer(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
@@ -184,10 +169,9 @@ impl Admin {
     }
 
     async fn deploy(&self, name: &str, request: Request<Incoming>) -> Response<Full<Bytes>> {
-        let mut manifest = self.deployment.manifest();
-        let Some(app) = manifest.apps.iter_mut().find(|app| app.name == name) else {
+        if !self.deployment.apps().iter().any(|app| app.name() == name) {
             return text(StatusCode::NOT_FOUND, "no app of that name\n");
-        };
+        }
         let body = match Limited::new(request.into_body(), MAX_UPLOAD)
             .collect()
             .await
@@ -216,47 +200,59 @@ impl Admin {
             sha256 = hash,
             "admin: deploying an uploaded component"
         );
-        app.source = stored;
-        self.applied(manifest).await
+        self.changed(name, AdminChange::Deploy(stored)).await
     }
 
     async fn remove(&self, name: &str) -> Response<Full<Bytes>> {
-        let mut manifest = self.deployment.manifest();
-        let before = manifest.apps.len();
-        manifest.apps.retain(|app| app.name != name);
-        if manifest.apps.len() == before {
-            return text(StatusCode::NOT_FOUND, "no app of that name\n");
-        }
         tracing::info!(app = name, "admin: removing");
-        self.applied(manifest).await
+        self.changed(name, AdminChange::Remove).await
+    }
+
+    /// Make `change` to the app `name` (404 if there is none), as
+    /// [`Admin::applied`] says.
+    async fn changed(&self, name: &str, change: AdminChange) -> Response<Full<Bytes>> {
+        let changed = tokio::task::block_in_place(|| {
+            self.deployment
+                .change(name, change, &|app| component_for(&app.source))
+        });
+        match changed {
+            Some(applied) => answer_applied(&applied),
+            None => text(StatusCode::NOT_FOUND, "no app of that name\n"),
+        }
     }
 
     /// Apply `manifest` (building crates, compiling components) on this
     /// thread, telling the runtime to move other tasks off it, and say
-    /// what it did: 200, or 422 if anything was refused.
+    /// what it did.
     async fn applied(&self, manifest: Manifest) -> Response<Full<Bytes>> {
         let applied = tokio::task::block_in_place(|| {
             self.deployment
                 .apply(&manifest, &|app| component_for(&app.source))
         });
-        applied.log();
-        let status = if applied.refused.is_empty() {
-            StatusCode::OK
-        } else {
-            StatusCode::UNPROCESSABLE_ENTITY
-        };
-        json(
-            status,
-            &serde_json::json!({
-                "added": applied.added,
-                "updated": applied.updated,
-                "removed": applied.removed,
-                "refused": applied.refused.iter().map(|(app, why)| {
-                    serde_json::json!({"app": app, "why": why})
-                }).collect::<Vec<_>>(),
-            }),
-        )
+        answer_applied(&applied)
     }
+}
+
+/// What a change did, logged, as its answer: 200, or 422 if anything was
+/// refused.
+fn answer_applied(applied: &Applied) -> Response<Full<Bytes>> {
+    applied.log();
+    let status = if applied.refused.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    json(
+        status,
+        &serde_json::json!({
+            "added": applied.added,
+            "updated": applied.updated,
+            "removed": applied.removed,
+            "refused": applied.refused.iter().map(|(app, why)| {
+                serde_json::json!({"app": app, "why": why})
+            }).collect::<Vec<_>>(),
+        }),
+    )
 }
 
 /// Whether `request` carries `token` as its bearer token (compared in

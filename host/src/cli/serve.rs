@@ -143,7 +143,7 @@ pub(super) fn run(args: ServeArgs) -> Result<()> {
                     "is off: no token"
                 }
             );
-            tokio::spawn(Arc::new(admin).serve(admin_listener));
+            tokio::spawn(Arc::new(admin).serve(admin_listener, manifest.server.clone()));
         }
         let https = match (manifest.server.https_listen, deployment.tls()) {
             (Some(https_address), Some(tls)) => {

@@ -7,6 +7,11 @@
 //! Requests and live-mode WebSockets that began on the old version finish
 //! there (live sockets within the drain timeout); hibernate-mode sockets
 //! stay connected, and their next event runs the new version.
+//!
+//! What the admin API changes (an uploaded version, an app taken out)
+//! lasts until the manifest changes that app's table (`overrides.rs`).
+
+mod overrides;
 
 use crate::app::{App, AppHandle};
 use crate::capabilities::{self, Shared, StoreCapabilities};
@@ -20,6 +25,8 @@ use crate::runtime::{AppInstances, Runtime, RuntimeConfig, Share, share_of};
 use crate::server::{AppRouter, Tls};
 use anyhow::{Context, Result};
 use arc_swap::ArcSwap;
+pub(crate) use overrides::AdminChange;
+use overrides::Overrides;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -46,11 +53,15 @@ pub(crate) struct Deployment {
 }
 
 /// The apps, in manifest order, and every app's account with the pool
-/// (kept after removal, for an app of the same name added back).
+/// (kept after removal, for an app of the same name added back); the
+/// manifest's own tables, and what the admin API changed over them.
 #[derive(Default)]
 struct Served {
     apps: Vec<Arc<AppHandle>>,
     accounts: HashMap<String, AppInstances>,
+    /// The apps' tables as the manifest file last gave them.
+    manifest_apps: Vec<AppConfig>,
+    overrides: Overrides,
 }
 
 /// What applying a manifest did, app by app.
@@ -128,16 +139,64 @@ impl Deployment {
             served.apps.push(loaded?);
         }
         deployment.route(&served.apps)?;
+        served.manifest_apps = manifest.apps.clone();
         deployment.current.store(Arc::new(served.apps.clone()));
         drop(served);
         Ok(deployment)
     }
 
-    /// Apply `manifest`: add its new apps, swap those whose table or
-    /// component changed, remove those it no longer names. An app whose
-    /// new version fails keeps its old one; the error says why.
+    /// Apply `manifest`, as read from its file: add its new apps, swap
+    /// those whose table or component changed, remove those it no longer
+    /// names. An app whose new version fails keeps its old one; the error
+    /// says why. What the admin API changed in an app stands as long as
+    /// the manifest's table for it is the one it changed.
     pub(crate) fn apply(&self, manifest: &Manifest, component_of: ComponentOf<'_>) -> Applied {
         let mut served = self.served();
+        served.manifest_apps = manifest.apps.clone();
+        let served_manifest = served.overrides.over(manifest);
+        self.apply_locked(&mut served, &served_manifest, component_of)
+    }
+
+    /// Make `change` to the app `name`, as the admin API asks, over what
+    /// is served now (read and changed in one step: two changes never
+    /// overwrite each other); `None` if no app has that name.
+    pub(crate) fn change(
+        &self,
+        name: &str,
+        change: AdminChange,
+        component_of: ComponentOf<'_>,
+    ) -> Option<Applied> {
+        let mut served = self.served();
+        let mut manifest = Manifest {
+            server: self.server.clone(),
+            apps: served
+                .apps
+                .iter()
+                .map(|handle| handle.current().config().clone())
+                .collect(),
+        };
+        if !change.make(&mut manifest, name) {
+            return None;
+        }
+        let applied = self.apply_locked(&mut served, &manifest, component_of);
+        if !applied.refused.iter().any(|(app, _)| app == name) {
+            let table = served
+                .manifest_apps
+                .iter()
+                .find(|app| app.name == name)
+                .cloned();
+            served.overrides.record(name, table, change);
+        }
+        Some(applied)
+    }
+
+    /// Apply `manifest` to the apps in `served`.
+    fn apply_locked(
+        &self,
+        served: &mut Served,
+        manifest: &Manifest,
+        component_of: ComponentOf<'_>,
+    ) -> Applied {
         let mut applied = Applied::default();
         let certificates_aside = ServerConfig {
             certificates: self.server.certificates.clone(),
@@ -164,7 +223,7 @@ impl Deployment {
                 .find(|handle| handle.current().name() == config.name)
                 .cloned();
             match existing {
-                None => match self.add(&mut served, config, component_of) {
+                None => match self.add(served, config, component_of) {
                     Ok(handle) => {
                         applied.added.push(config.name.clone());
                         next.push(handle);
@@ -232,15 +291,6 @@ impl Deployment {
         self.current.store(Arc::new(next.clone()));
         served.apps = next;
         applied
-    }
-
-    /// The manifest of what is served now: each app's table as its current
-    /// version was loaded from.
-    pub(crate) fn manifest(&self) -> Manifest {
-        Manifest {
-            server: self.server.clone(),
-            apps: self.apps().iter().map(|app| app.config().clone()).collect(),
-        }
     }
 
     /// Load a new app, under its own account with the pool.

@@ -1,12 +1,17 @@
 //! One accepted connection's socket, tracked: it holds the connection's
 //! place under the server's `max_connections` (for as long as the socket
 //! lives, through a WebSocket upgrade too), and notes when bytes last moved
-//! so an idle connection can be closed.
+//! and when a request last began or ended, so an idle connection can be
+//! closed (one whose client only sends HTTP/2 PINGs is idle too).
 
 pub(crate) use crate::tcp::Activity;
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
@@ -91,5 +96,87 @@ impl AsyncWrite for TrackedStream {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
+/// A connection's requests: how many are in flight, and when the last one
+/// began or ended. Bytes alone do not tell an idle connection: an HTTP/2
+/// client's PINGs move bytes without asking anything.
+pub(super) struct Requests {
+    in_flight: AtomicUsize,
+    last: Activity,
+}
+
+impl Requests {
+    /// A connection's, counted from now.
+    pub(super) fn new() -> Arc<Requests> {
+        let requests = Requests {
+            in_flight: AtomicUsize::new(0),
+            last: Activity::default(),
+        };
+        requests.last.touch();
+        Arc::new(requests)
+    }
+
+    /// A request begins; it is in flight until the guard is dropped (with
+    /// its response body).
+    pub(super) fn begin(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.last.touch();
+        InFlight(self.clone())
+    }
+
+    /// How long the connection has had no request in flight (zero while
+    /// one is).
+    pub(super) fn idle_for(&self) -> Duration {
+        if self.in_flight.load(Ordering::Relaxed) > 0 {
+            return Duration::ZERO;
+        }
+        self.last.idle_for()
+    }
+}
+
+/// A request in flight on its connection.
+pub(super) struct InFlight(Arc<Requests>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.last.touch();
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A response body that keeps its request in flight until hyper drops it.
+pub(super) struct Counted<B> {
+    body: B,
+    _in_flight: InFlight,
+}
+
+impl<B> Counted<B> {
+    pub(super) fn new(body: B, in_flight: InFlight) -> Self {
+        Counted {
+            body,
+            _in_flight: in_flight,
+        }
+    }
+}
+
+impl<B: Body<Data = Bytes> + Unpin> Body for Counted<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }

@@ -19,7 +19,7 @@ use crate::body::inbound;
 use crate::config::ServerConfig;
 use crate::hub::Hub;
 use arc_swap::ArcSwap;
-use connection::{Activity, TrackedStream};
+use connection::{Activity, Counted, Requests, TrackedStream};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -83,14 +83,22 @@ pub(crate) struct Listeners {
     pub(crate) tcp: Vec<TcpListen>,
 }
 
-/// What each connection needs, whichever listener accepted it.
+/// What serving an HTTP connection takes, whichever listener accepted it
+/// (the admin listener's too): hyper with the server's limits, the idle
+/// timeout, and the signal to finish and close.
 #[derive(Clone)]
-struct Serving {
+pub(crate) struct HttpConnections {
     builder: auto::Builder<TokioExecutor>,
-    router: Arc<ArcSwap<AppRouter>>,
     /// Tells connections to finish what is in flight and close.
     stop_signal: watch::Receiver<bool>,
     idle_timeout: Duration,
+}
+
+/// What each connection of the apps' listeners needs.
+#[derive(Clone)]
+struct Serving {
+    http: HttpConnections,
+    router: Arc<ArcSwap<AppRouter>>,
     /// For a plain listener that sends everyone to HTTPS: the HTTPS port.
     redirect_to: Option<u16>,
 }
@@ -116,10 +124,8 @@ pub(crate) async fn serve(
         .and_then(|(listener, _)| listener.local_addr().ok())
         .map(|address| address.port());
     let serving = Serving {
-        builder: connection_builder(config),
+        http: HttpConnections::new(config, stop_signal),
         router,
-        stop_signal,
-        idle_timeout: config.idle_timeout,
         redirect_to: None,
     };
     let plain = Serving {
@@ -131,7 +137,7 @@ pub(crate) async fn serve(
             listen,
             places.clone(),
             hub.clone(),
-            serving.stop_signal.clone(),
+            serving.http.stop_signal.clone(),
         )
     }));
     let accepting = async {
@@ -182,19 +188,51 @@ async fn accept(
     places: &Arc<Semaphore>,
     config: &ServerConfig,
 ) {
+    let at_limit = format!(
+        "connection limit reached (max_connections = {}): new connections wait",
+        config.max_connections
+    );
+    let handshake_timeout = config.header_read_timeout;
+    accept_connections(&listener, places, &at_limit, |stream, activity, peer| {
+        let serving = serving.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let Some(tls) = tls else {
+                return serving
+                    .connection(TokioIo::new(stream), activity, peer)
+                    .await;
+            };
+            match tokio::time::timeout(handshake_timeout, tls.acceptor().accept(stream)).await {
+                Ok(Ok(stream)) => {
+                    serving
+                        .connection(TokioIo::new(stream), activity, peer)
+                        .await
+                }
+                Ok(Err(err)) => tracing::debug!("TLS handshake with {peer} failed: {err}"),
+                Err(_) => tracing::debug!("TLS handshake with {peer} timed out"),
+            }
+        });
+    })
+    .await;
+}
+
+/// Accept connections on `listener`, each under a place of `places`
+/// (waiting in the kernel's backlog while none is free; `at_limit` is
+/// logged), and hand each to `serve`, until the future is dropped.
+async fn accept_connections(
+    listener: &TcpListener,
+    places: &Arc<Semaphore>,
+    at_limit: &str,
+    mut serve: impl FnMut(TrackedStream, Arc<Activity>, SocketAddr),
+) {
     let mut full = RateLimitedWarning::default();
     let mut failing = RateLimitedWarning::default();
     let mut backoff = Duration::ZERO;
     loop {
-        // At max_connections, stop accepting: new clients wait in the
-        // kernel's backlog until a connection closes.
         let place = match places.clone().try_acquire_owned() {
             Ok(place) => place,
             Err(_) => {
-                full.warn(&format!(
-                    "connection limit reached (max_connections = {}): new connections wait",
-                    config.max_connections
-                ));
+                full.warn(at_limit);
                 match places.clone().acquire_owned().await {
                     Ok(place) => place,
                     Err(_) => return,
@@ -220,49 +258,95 @@ async fn accept(
             tracing::debug!("cannot set TCP_NODELAY for {peer}: {err}");
         }
         let (stream, activity) = TrackedStream::new(stream, place);
-        let serving = serving.clone();
-        let tls = tls.clone();
-        let handshake_timeout = config.header_read_timeout;
-        tokio::spawn(async move {
-            let Some(tls) = tls else {
-                return serving
-                    .connection(TokioIo::new(stream), activity, peer)
-                    .await;
-            };
-            match tokio::time::timeout(handshake_timeout, tls.acceptor().accept(stream)).await {
-                Ok(Ok(stream)) => {
-                    serving
-                        .connection(TokioIo::new(stream), activity, peer)
-                        .await
-                }
-                Ok(Err(err)) => tracing::debug!("TLS handshake with {peer} failed: {err}"),
-                Err(_) => tracing::debug!("TLS handshake with {peer} timed out"),
-            }
-        });
+        serve(stream, activity, peer);
     }
 }
 
+/// Connections the admin listener serves at once.
+pub(crate) const ADMIN_MAX_CONNECTIONS: usize = 64;
+
+/// Serve the admin listener: at most [`ADMIN_MAX_CONNECTIONS`] at once,
+/// under the same header size and time limits and idle timeout as the
+/// apps' listeners, each request answered by `answer`.
+pub(crate) async fn serve_admin<F, Fut, B>(listener: TcpListener, config: &ServerConfig, answer: F)
+where
+    F: Fn(http::Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = http::Response<B>> + Send + 'static,
+    B: http_body::Body<Data = bytes::Bytes> + Unpin + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    // Never told to stop: it lives as long as the process.
+    let (_never, stop_signal) = watch::channel(false);
+    let http = HttpConnections::new(config, stop_signal);
+    let places = Arc::new(Semaphore::new(ADMIN_MAX_CONNECTIONS));
+    let at_limit =
+        format!("admin connection limit reached ({ADMIN_MAX_CONNECTIONS}): new connections wait");
+    accept_connections(&listener, &places, &at_limit, |stream, activity, peer| {
+        let (http, answer) = (http.clone(), answer.clone());
+        tokio::spawn(http.serve(TokioIo::new(stream), activity, peer, answer));
+    })
+    .await;
+}
+
 impl Serving {
-    /// Serve one connection until it ends, closing it once idle or when
-    /// the server stops.
+    /// Serve one connection of the apps' listeners until it ends.
     async fn connection<I>(self, io: TokioIo<I>, activity: Arc<Activity>, peer: SocketAddr)
     where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let router = self.router.clone();
         let redirect_to = self.redirect_to;
-        let service = service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
+        let answer = move |mut request: http::Request<hyper::body::Incoming>| {
             let router = router.clone();
             async move {
                 if let Some(port) = redirect_to {
-                    return Ok::<_, Infallible>(routing::redirect_to_https(&request, port));
+                    return routing::redirect_to_https(&request, port);
                 }
                 routing::set_client_address(&mut request, peer);
                 let request = request.map(inbound);
                 // The apps as they are when the request arrives.
                 let apps = router.load_full();
-                Ok(routing::route(&apps, request).await)
+                routing::route(&apps, request).await
             }
+        };
+        self.http.serve(io, activity, peer, answer).await;
+    }
+}
+
+impl HttpConnections {
+    /// hyper with `config`'s limits, connections told to close by
+    /// `stop_signal`.
+    fn new(config: &ServerConfig, stop_signal: watch::Receiver<bool>) -> HttpConnections {
+        HttpConnections {
+            builder: connection_builder(config),
+            stop_signal,
+            idle_timeout: config.idle_timeout,
+        }
+    }
+
+    /// Serve one connection, each request answered by `answer`, until it
+    /// ends; close it once idle (no byte moved, or no request in flight,
+    /// for `idle_timeout`) or when told to stop.
+    async fn serve<I, F, Fut, B>(
+        self,
+        io: TokioIo<I>,
+        activity: Arc<Activity>,
+        peer: SocketAddr,
+        answer: F,
+    ) where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+        F: Fn(http::Request<hyper::body::Incoming>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = http::Response<B>> + Send + 'static,
+        B: http_body::Body<Data = bytes::Bytes> + Unpin + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let requests = Requests::new();
+        let counting = requests.clone();
+        let answer = Arc::new(answer);
+        let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
+            let in_flight = counting.begin();
+            let answered = answer(request);
+            async move { Ok::<_, Infallible>(answered.await.map(|body| Counted::new(body, in_flight))) }
         });
         let connection = self
             .builder
@@ -270,11 +354,12 @@ impl Serving {
             .into_owned();
         let mut stop_signal = self.stop_signal;
         let idle_timeout = self.idle_timeout;
+        let idle_for = || activity.idle_for().max(requests.idle_for());
         let mut connection = std::pin::pin!(connection);
         let mut closing = false;
         loop {
             let idle_check = tokio::time::sleep(
-                idle_timeout.saturating_sub(activity.idle_for()) + Duration::from_millis(10),
+                idle_timeout.saturating_sub(idle_for()) + Duration::from_millis(10),
             );
             tokio::select! {
                 ended = connection.as_mut() => {
@@ -288,9 +373,9 @@ impl Serving {
                     closing = true;
                 }
                 () = idle_check, if !closing => {
-                    // Nothing moved for `idle_timeout`: finish what is in
-                    // flight, then close.
-                    if activity.idle_for() >= idle_timeout {
+                    // Nothing moved, or nothing was asked, for
+                    // `idle_timeout`: finish what is in flight, then close.
+                    if idle_for() >= idle_timeout {
                         tracing::debug!("closing idle connection from {peer}");
                         connection.as_mut().graceful_shutdown();
                         closing = true;
