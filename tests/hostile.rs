@@ -431,16 +431,6 @@ async fn a_streamed_fetch_body_that_breaks_is_not_sent_as_complete() {
     );
 }
 
-/// The most memory the process has held, in KiB.
-fn peak_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|kib| kib.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 #[tokio::test]
 async fn an_answer_aliasing_one_buffer_many_times_is_not_copied_many_times() {
     // 64 header values that all point at one 8 MiB buffer: 512 MiB if the
@@ -452,7 +442,7 @@ async fn an_answer_aliasing_one_buffer_many_times_is_not_copied_many_times() {
         alias.display().to_string()
     ));
     let http = client();
-    let before = peak_kib(server.pid());
+    let before = support::peak_kib(server.pid());
     let aliased = http
         .get(server.url("/headers/64/8"))
         .header("host", "alias.test")
@@ -460,7 +450,7 @@ async fn an_answer_aliasing_one_buffer_many_times_is_not_copied_many_times() {
         .await
         .unwrap();
     assert_eq!(aliased.status(), 500);
-    let grown = peak_kib(server.pid()).saturating_sub(before);
+    let grown = support::peak_kib(server.pid()).saturating_sub(before);
     assert!(grown < 64 << 10, "the host's peak grew by {grown} KiB");
     let hello = http
         .get(server.url("/hello/neighbour"))

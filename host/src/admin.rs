@@ -126,6 +126,7 @@ impl Admin {
         for app in self.deployment.apps() {
             crate::stats::snapshot(&app.snapshot());
         }
+        crate::stats::call_bytes_held(self.deployment.call_bytes_held());
         let mut response = text(StatusCode::OK, &crate::stats::recorder().render());
         response.headers_mut().insert(
             header::CONTENT_TYPE,

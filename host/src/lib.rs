@@ -20,6 +20,7 @@ mod app;
 mod bindings;
 mod body;
 mod broker;
+mod budget;
 mod capabilities;
 mod cargo_build;
 pub mod cli;

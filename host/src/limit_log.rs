@@ -29,10 +29,13 @@ pub(crate) enum Limit {
     KvSize,
     /// `tcp_outbound_connections`: outbound TCP connections open.
     TcpOutbound,
+    /// `max_call_bytes`: what the host holds for its calls in flight, or
+    /// what one call may return.
+    CallBytes,
 }
 
 impl Limit {
-    const ALL: [Limit; 10] = [
+    const ALL: [Limit; 11] = [
         Limit::Instances,
         Limit::Concurrency,
         Limit::Connections,
@@ -43,6 +46,7 @@ impl Limit {
         Limit::KvQuota,
         Limit::KvSize,
         Limit::TcpOutbound,
+        Limit::CallBytes,
     ];
 
     /// The manifest key that sets it.
@@ -58,6 +62,7 @@ impl Limit {
             Limit::KvQuota => "kv_max_bytes",
             Limit::KvSize => "kv_max_value",
             Limit::TcpOutbound => "tcp_outbound_connections",
+            Limit::CallBytes => "max_call_bytes",
         }
     }
 

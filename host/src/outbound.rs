@@ -30,6 +30,10 @@ pub(crate) type HttpClient = Client<HttpsConnector<CheckedConnector>, OutgoingBo
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Idle pooled connections are closed after this long.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The largest response head a fetch takes (HTTP/1.1 read buffer, HTTP/2
+/// header list), and the most headers.
+const MAX_RESPONSE_HEAD: usize = 64 << 10;
+const MAX_RESPONSE_HEADERS: usize = 200;
 
 /// Build the client of an app whose allow-list is `policy`, its name
 /// lookups within `lookups`.
@@ -49,6 +53,11 @@ pub(crate) fn new_client(
         .wrap_connector(checked);
     Ok(Client::builder(TokioExecutor::new())
         .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        // A response head from anywhere is bounded as a request's is
+        // (hyper's HTTP/2 default would take 16 MiB of headers).
+        .http1_max_buf_size(MAX_RESPONSE_HEAD)
+        .http1_max_headers(MAX_RESPONSE_HEADERS)
+        .http2_max_header_list_size(MAX_RESPONSE_HEAD as u32)
         .build(https))
 }
 

@@ -17,6 +17,9 @@ const LATENCY_BUCKETS: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
+/// How often recorded histogram samples are folded into their buckets.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
 /// The process's recorder, installed the first time it is asked for.
 pub(crate) fn recorder() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -35,6 +38,20 @@ pub(crate) fn recorder() -> PrometheusHandle {
             let handle = recorder.handle();
             if metrics::set_global_recorder(recorder).is_err() {
                 tracing::warn!("a metrics recorder was installed already; /metrics stays empty");
+            }
+            // Histogram samples pile up until upkeep folds them into their
+            // buckets: done on a timer, not only when something scrapes.
+            let upkeep = handle.clone();
+            let started = std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(UPKEEP_EVERY);
+                        upkeep.run_upkeep();
+                    }
+                });
+            if let Err(err) = started {
+                tracing::warn!("cannot start the metrics upkeep: {err}");
             }
             handle
         })
@@ -98,6 +115,12 @@ pub(crate) fn component_loaded(how: &'static str) {
 /// An app's version swapped in.
 pub(crate) fn swap(app: &Arc<str>) {
     counter!("squall_app_swaps_total", "app" => app.clone()).increment(1);
+}
+
+/// The bytes the host holds for calls in flight now, all apps together
+/// (`max_call_bytes`), just before rendering.
+pub(crate) fn call_bytes_held(bytes: u64) {
+    gauge!("squall_call_bytes_held").set(bytes as f64);
 }
 
 /// What one app holds now.

@@ -347,7 +347,7 @@ impl KvStore {
     pub async fn get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>> {
         let mut values = self
             .backend
-            .get_many(namespace, vec![key.to_owned()])
+            .get_many(namespace, vec![key.to_owned()], u64::MAX)
             .await?;
         Ok(values.pop().flatten())
     }

@@ -369,3 +369,13 @@ pub async fn next_text(socket: &mut Socket) -> String {
         }
     }
 }
+
+/// The most memory the process `pid` has held, in KiB.
+pub fn peak_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|kib| kib.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("a VmHWM line")
+}

@@ -49,6 +49,14 @@ impl Grants {
                 KvError::Quota(why)
             }
             KvFailure::Invalid(why) => KvError::Invalid(why),
+            KvFailure::TooLarge(most) => {
+                let why = format!(
+                    "the values asked for are over the {most} bytes this call may return \
+                     (the guest's memory limit, within the app's max_call_bytes)"
+                );
+                self.hits.hit(Limit::CallBytes, &why);
+                KvError::TooLarge(why)
+            }
             KvFailure::Unavailable(why) => {
                 tracing::warn!(app = %self.app, %why, "kv unavailable");
                 KvError::Unavailable(why)
@@ -91,9 +99,16 @@ impl Grants {
     }
 }
 
+/// The longest ttl: ten years (expiry times stay exact integers in Redis's
+/// Lua numbers).
+const MAX_TTL_MS: u64 = 10 * 365 * 24 * 3600 * 1000;
+
 fn ttl(ttl_ms: Option<u64>) -> Result<Option<Duration>, KvError> {
     match ttl_ms {
         Some(0) => Err(KvError::Invalid("a ttl must be at least 1 ms".into())),
+        Some(ms) if ms > MAX_TTL_MS => Err(KvError::Invalid(format!(
+            "a ttl may be {MAX_TTL_MS} ms (ten years) at most"
+        ))),
         ttl => Ok(ttl.map(Duration::from_millis)),
     }
 }
@@ -102,6 +117,8 @@ fn ttl(ttl_ms: Option<u64>) -> Result<Option<Duration>, KvError> {
 /// `wasi:keyvalue`: every key and value checked before the store sees it.
 pub(super) struct KvCall {
     grants: Arc<Grants>,
+    /// What the call may hand its guest at most (see [`crate::budget`]).
+    per_call: u64,
     _place: CallPlace,
 }
 
@@ -118,10 +135,12 @@ impl Drop for CallPlace {
 }
 
 impl KvCall {
-    /// A call for the store whose capabilities are `store`, if the
-    /// request and the app have room for one more in flight.
-    pub(super) fn new(store: &StoreCapabilities) -> Result<KvCall, KvError> {
+    /// A call for the store `state`, if the request and the app have room
+    /// for one more in flight.
+    pub(super) fn new(state: &GuestState) -> Result<KvCall, KvError> {
+        let store: &StoreCapabilities = state.host();
         let grants = store.grants().clone();
+        let per_call = grants.call_bytes.per_call(state.memory_limit());
         let request = store.kv_calls.clone();
         let counted = request.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |count| {
             (count < MAX_CALLS_PER_REQUEST).then_some(count + 1)
@@ -139,6 +158,7 @@ impl KvCall {
         };
         Ok(KvCall {
             grants,
+            per_call,
             _place: CallPlace { request, _app: app },
         })
     }
@@ -160,11 +180,28 @@ impl KvCall {
         for key in &keys {
             grants.check_key(store, key)?;
         }
-        store
-            .backend
-            .get_many(&grants.app, keys)
+        // Held at the most the values could be, before they are read.
+        let most = (keys.len() as u64)
+            .saturating_mul(store.max_value)
+            .min(self.per_call);
+        let mut held = grants
+            .call_bytes
+            .hold(most, self.per_call)
             .await
-            .map_err(|failure| grants.kv_failure(failure))
+            .map_err(|refused| KvError::TooLarge(grants.over_budget(&refused)))?;
+        let values = store
+            .backend
+            .get_many(&grants.app, keys, most)
+            .await
+            .map_err(|failure| grants.kv_failure(failure))?;
+        held.shrink_to(
+            values
+                .iter()
+                .flatten()
+                .map(|value| value.len() as u64)
+                .sum(),
+        );
+        Ok(values)
     }
 
     /// Whether `key` is present.
@@ -190,9 +227,26 @@ impl KvCall {
         let grants = &self.grants;
         crate::stats::kv(&grants.app, "read");
         let store = grants.kv_store()?;
+        for bound in std::iter::once(&prefix).chain(&cursor) {
+            if bound.len() as u64 > store.max_key {
+                return Err(grants.kv_too_large(format!(
+                    "a prefix or cursor of {} bytes is over the app's kv_max_key of {}",
+                    bound.len(),
+                    store.max_key
+                )));
+            }
+        }
+        // A page no larger than the guest can take.
+        let fits = u32::try_from(self.per_call / store.max_key.max(1)).unwrap_or(u32::MAX);
+        let limit = limit.clamp(1, MAX_PAGE).min(fits.max(1));
+        let _held = grants
+            .call_bytes
+            .hold(u64::from(limit) * store.max_key, u64::MAX)
+            .await
+            .map_err(|refused| KvError::TooLarge(grants.over_budget(&refused)))?;
         store
             .backend
-            .list(&grants.app, prefix, cursor, limit.clamp(1, MAX_PAGE))
+            .list(&grants.app, prefix, cursor, limit)
             .await
             .map_err(|failure| grants.kv_failure(failure))
     }
@@ -215,6 +269,13 @@ impl KvCall {
                 Write::Delete { .. } | Write::Increment { .. } => {}
             }
         }
+        // What the guest passed exists already: held now, or refused (and
+        // dropped) at once.
+        let carried = writes.iter().map(Write::carried).sum();
+        let _held = grants
+            .call_bytes
+            .try_hold(carried, u64::MAX)
+            .map_err(|refused| KvError::TooLarge(grants.over_budget(&refused)))?;
         store
             .backend
             .apply(&grants.app, writes, store.quota)
@@ -233,7 +294,7 @@ impl KvCall {
 }
 
 fn call(accessor: &Accessor<GuestState, HasSelf<GuestState>>) -> Result<KvCall, KvError> {
-    accessor.with(|mut access| KvCall::new(access.get().host()))
+    accessor.with(|mut access| KvCall::new(access.get()))
 }
 
 impl HostWithStore<GuestState> for HasSelf<GuestState> {

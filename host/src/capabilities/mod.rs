@@ -21,6 +21,7 @@ mod websocket;
 
 use crate::bindings;
 use crate::broker::{AppTopics, Broker, Refused};
+use crate::budget::{CallBytes, HostBytes};
 use crate::config::{AppConfig, Settings};
 use crate::fence::Fence;
 use crate::hub::Hub;
@@ -50,6 +51,8 @@ pub(crate) type GuestState = State<StoreCapabilities>;
 pub(crate) struct Shared {
     broker: Arc<Broker>,
     hub: Arc<Hub>,
+    /// What the host holds for all apps' calls in flight.
+    call_bytes: HostBytes,
     /// Opened when the first app granted it is loaded.
     kv: Arc<OnceLock<Arc<dyn KvBackend>>>,
     /// Pub/sub across hosts, when the backend is Redis (set at start).
@@ -57,13 +60,15 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// Start the shared services; no key-value store yet.
-    pub(crate) fn new() -> Shared {
+    /// Start the shared services, holding at most `max_call_bytes` for
+    /// calls in flight; no key-value store yet.
+    pub(crate) fn new(max_call_bytes: u64) -> Shared {
         let broker = Broker::new();
         let hub = Hub::new(broker.clone());
         Shared {
             broker,
             hub,
+            call_bytes: HostBytes::new(max_call_bytes),
             kv: Arc::default(),
             relay: Arc::default(),
         }
@@ -100,6 +105,11 @@ impl Shared {
     pub(crate) fn hub(&self) -> &Arc<Hub> {
         &self.hub
     }
+
+    /// The bytes held for all apps' calls in flight now.
+    pub(crate) fn call_bytes_held(&self) -> u64 {
+        self.call_bytes.held()
+    }
 }
 
 /// What an app was granted beyond computing, shared by all its stores.
@@ -132,6 +142,8 @@ pub(crate) struct Grants {
     kv_calls: Arc<Semaphore>,
     /// Its name lookups in progress (fetch, TCP, `wasi:sockets`).
     lookups: Arc<Semaphore>,
+    /// What the host holds for its calls in flight (`max_call_bytes`).
+    call_bytes: CallBytes,
     /// Its `[app.NAME.config]` values.
     settings: Settings,
     /// The same, for standard components (`wasi:config/store`).
@@ -184,6 +196,14 @@ impl Grants {
             config.pubsub_history,
         );
         fetches.set_ceiling(limits.max_fetches);
+        // Carried over unless the new version's budget differs (then the
+        // old one drains as its calls end).
+        let call_bytes = match previous {
+            Some(previous) if previous.call_bytes.bytes() == limits.max_call_bytes => {
+                previous.call_bytes.clone()
+            }
+            _ => CallBytes::new(limits.max_call_bytes, &shared.call_bytes),
+        };
         let client = new_client(&config.outbound, lookups.clone())
             .context("cannot set up the outbound HTTP client")?;
         Ok(Arc::new(Grants {
@@ -215,6 +235,7 @@ impl Grants {
             },
             kv_calls,
             lookups,
+            call_bytes,
             settings: config.settings.clone(),
             wasi_config: config.settings.all().collect(),
             static_files,
@@ -251,6 +272,13 @@ impl Grants {
 }
 
 impl Grants {
+    /// A refusal of the app's call budget, counted, in words.
+    fn over_budget(&self, refused: &crate::budget::Refused) -> String {
+        let why = refused.to_string();
+        self.hits.hit(Limit::CallBytes, &why);
+        why
+    }
+
     /// A broker refusal, counted, as the guest sees it.
     fn refused(&self, refused: Refused) -> bindings::pubsub::PubsubError {
         let limit = match refused {

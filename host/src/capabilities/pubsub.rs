@@ -2,7 +2,8 @@
 
 use super::{Grants, GuestState, grants_of};
 use crate::bindings::pubsub::{Host, HostWithStore, Message, PubsubError};
-use crate::broker::{MAX_PAYLOAD, TopicKey};
+use crate::broker::{MAX_PAYLOAD, Published, TopicKey};
+use crate::limit_log::Limit;
 use crate::relay::Relay;
 use bytes::Bytes;
 use std::time::Duration;
@@ -87,6 +88,7 @@ impl HostWithStore<GuestState> for HasSelf<GuestState> {
         timeout_ms: u32,
     ) -> wasmtime::Result<Result<Vec<Message>, PubsubError>> {
         let grants = grants_of(accessor);
+        let memory_limit = accessor.with(|mut access| access.get().memory_limit());
         let key = match granted(&grants, &topic) {
             Ok(key) => key,
             Err(err) => return Ok(Err(err)),
@@ -108,9 +110,40 @@ impl HostWithStore<GuestState> for HasSelf<GuestState> {
                 &grants.topic_fence,
             )
             .await;
-        let messages = match waited {
+        let mut messages = match waited {
             Ok(messages) => messages,
             Err(refused) => return Ok(Err(grants.refused(refused))),
+        };
+        // As many as the guest can take in one answer (the rest wait for
+        // its next call, after the last id it got), held before copied.
+        let per_call = grants.call_bytes.per_call(memory_limit);
+        let size = |message: &Published| (message.payload.len() + topic.len() + 16) as u64;
+        let mut total = 0u64;
+        let fits = messages
+            .iter()
+            .take_while(|message| {
+                total = total.saturating_add(size(message));
+                total <= per_call
+            })
+            .count();
+        if let Some(first) = messages.first()
+            && fits == 0
+        {
+            let why = format!(
+                "the next message is {} bytes, over the {per_call} this call may take",
+                size(first)
+            );
+            grants.hits.hit(Limit::CallBytes, &why);
+            return Ok(Err(PubsubError::Limit(why)));
+        }
+        messages.truncate(fits);
+        let held = grants
+            .call_bytes
+            .hold(messages.iter().map(|message| size(message)).sum(), per_call)
+            .await;
+        let _held = match held {
+            Ok(held) => held,
+            Err(refused) => return Ok(Err(PubsubError::Limit(grants.over_budget(&refused)))),
         };
         Ok(Ok(messages
             .iter()

@@ -59,7 +59,7 @@ type Answer<T> = wasmtime::Result<Result<T, store::Error>>;
 impl GuestState {
     /// A call on the app's store, if there is room for one more in flight.
     fn call(&self) -> Result<KvCall, store::Error> {
-        KvCall::new(self.host()).map_err(error)
+        KvCall::new(self).map_err(error)
     }
 }
 

@@ -152,6 +152,9 @@ pub(crate) struct Limits {
     pub(crate) kv_max_key: u64,
     /// Largest value, in bytes.
     pub(crate) kv_max_value: u64,
+    /// Bytes the host holds at once for the app's calls in flight (values
+    /// read or written, messages taken by long polls), within the host's.
+    pub(crate) max_call_bytes: u64,
 }
 
 impl Limits {
@@ -179,6 +182,7 @@ impl Limits {
             kv_max_bytes: 64 << 20,
             kv_max_key: 512,
             kv_max_value: 1 << 20,
+            max_call_bytes: 128 << 20,
         }
     }
 }
@@ -356,6 +360,8 @@ pub(super) struct RawApp {
     kv_max_key: Option<u64>,
     #[serde(default, deserialize_with = "values::optional_size")]
     kv_max_value: Option<u64>,
+    #[serde(default, deserialize_with = "values::optional_size")]
+    max_call_bytes: Option<u64>,
     #[serde(default)]
     pub(super) config: BTreeMap<String, RawSetting>,
     #[serde(default, rename = "static")]
@@ -459,6 +465,7 @@ impl RawApp {
             kv_max_bytes: self.kv_max_bytes.unwrap_or(limits.kv_max_bytes),
             kv_max_key: self.kv_max_key.unwrap_or(limits.kv_max_key),
             kv_max_value: self.kv_max_value.unwrap_or(limits.kv_max_value),
+            max_call_bytes: self.max_call_bytes.unwrap_or(limits.max_call_bytes),
             ..limits
         };
         AppConfig {

@@ -60,6 +60,10 @@ pub(crate) struct ServerConfig {
     pub(crate) certificates: Vec<CertificateConfig>,
     /// Where the apps' key-value stores live.
     pub(crate) backend: BackendConfig,
+    /// Bytes the host holds at once for all apps' calls in flight (values
+    /// read or written, messages taken by long polls).
+    #[serde(deserialize_with = "values::size")]
+    pub(crate) max_call_bytes: u64,
 }
 
 /// `[server.backend]`: the embedded store (the default), or Redis shared
@@ -110,6 +114,7 @@ impl Default for ServerConfig {
             https_redirect: false,
             certificates: Vec::new(),
             backend: BackendConfig::Embedded,
+            max_call_bytes: 1 << 30,
         }
     }
 }

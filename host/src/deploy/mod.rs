@@ -109,7 +109,7 @@ impl Deployment {
         let runtime = runtime_for(manifest)?;
         let deployment = Deployment {
             runtime,
-            shared: Shared::new(),
+            shared: Shared::new(manifest.server.max_call_bytes),
             router: Arc::new(ArcSwap::from_pointee(
                 RouteTable::new([]).map_err(anyhow::Error::msg)?,
             )),
@@ -426,6 +426,11 @@ impl Deployment {
     /// The open WebSocket connections of every app.
     pub(crate) fn hub(&self) -> &Arc<Hub> {
         self.shared.hub()
+    }
+
+    /// The bytes held for all apps' calls in flight now.
+    pub(crate) fn call_bytes_held(&self) -> u64 {
+        self.shared.call_bytes_held()
     }
 }
 

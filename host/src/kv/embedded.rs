@@ -6,23 +6,30 @@
 //! concurrent writers share that fsync. Reads run on tokio's blocking pool
 //! in their own MVCC snapshots and never wait for the writer.
 //!
-//! An entry is `(namespace, key) -> expiry ++ value`; an index ordered by
-//! expiry lets the writer drop expired entries a batch at a time, and reads
-//! treat an expired entry as absent, so no read scans anything.
+//! An entry is `(namespace, key) -> expiry ++ value`; an index of each
+//! namespace's entries ordered by expiry lets the writer drop expired
+//! entries a batch per namespace at a time (one app's flood delays no
+//! other's), and reads treat an expired entry as absent.
 
 use super::{Applied, KvBackend, KvFailure, KvFuture, Page, Quota, Usage, Write};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
 
 /// `(namespace, key)` -> expiry in ms since the epoch (0: never), little
 /// endian, then the value.
 pub(super) const ENTRIES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("entries");
-/// `(expiry, namespace, key)` for every entry that expires.
-pub(super) const EXPIRY: TableDefinition<(u64, &str, &str), ()> = TableDefinition::new("expiry");
+/// `(namespace, expiry, key)` for every entry that expires: each
+/// namespace's due entries are swept apart from the others'.
+pub(super) const EXPIRY: TableDefinition<(&str, u64, &str), ()> =
+    TableDefinition::new("expiry_by_namespace");
+/// What stores before it kept instead: `(expiry, namespace, key)`, moved
+/// into [`EXPIRY`] when such a store is opened.
+const EXPIRY_BEFORE: TableDefinition<(u64, &str, &str), ()> = TableDefinition::new("expiry");
 /// `namespace` -> (keys, bytes).
 pub(super) const USAGE: TableDefinition<&str, (u64, u64)> = TableDefinition::new("usage");
 
@@ -30,8 +37,11 @@ pub(super) const USAGE: TableDefinition<&str, (u64, u64)> = TableDefinition::new
 const QUEUED_WRITES: usize = 1024;
 /// Jobs committed together at most.
 pub(super) const BATCH: usize = 256;
-/// How often expired entries are removed, and how many at a time.
+/// How often expired entries are removed, and how many of each
+/// namespace's at a time; while some namespace had more due than a batch,
+/// the next sweep comes after [`SWEEP_BEHIND`] instead.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
+const SWEEP_BEHIND: Duration = Duration::from_millis(50);
 pub(super) const SWEEP_BATCH: usize = 1000;
 /// redb's page cache.
 const CACHE_BYTES: usize = 64 << 20;
@@ -49,7 +59,12 @@ pub(super) enum Job {
         quota: Quota,
         reply: oneshot::Sender<Result<Vec<Applied>, KvFailure>>,
     },
-    Sweep,
+    /// Remove a batch of each namespace's expired entries; whether some
+    /// namespace had more due is noted in `behind`.
+    Sweep {
+        behind: Arc<AtomicBool>,
+        done: Option<oneshot::Sender<()>>,
+    },
 }
 
 /// A stored entry.
@@ -62,13 +77,19 @@ pub(super) struct Record {
 
 impl Record {
     pub(super) fn decode(raw: &[u8]) -> Record {
+        let (expires_at, value) = Record::split(raw);
+        Record {
+            expires_at,
+            value: value.to_vec(),
+        }
+    }
+
+    /// A stored entry's expiry and value, not copied.
+    fn split(raw: &[u8]) -> (u64, &[u8]) {
         let (expiry, value) = raw.split_at(raw.len().min(8));
         let mut bytes = [0u8; 8];
         bytes[..expiry.len()].copy_from_slice(expiry);
-        Record {
-            expires_at: u64::from_le_bytes(bytes),
-            value: value.to_vec(),
-        }
+        (u64::from_le_bytes(bytes), value)
     }
 
     pub(super) fn encode(&self) -> Vec<u8> {
@@ -79,8 +100,13 @@ impl Record {
     }
 
     pub(super) fn live(&self, now: u64) -> bool {
-        self.expires_at == 0 || self.expires_at > now
+        unexpired(self.expires_at, now)
     }
+}
+
+/// Whether an entry expiring at `expires_at` (0: never) is still there at `now`.
+fn unexpired(expires_at: u64, now: u64) -> bool {
+    expires_at == 0 || expires_at > now
 }
 
 pub(super) fn now_ms() -> u64 {
@@ -104,7 +130,7 @@ impl Embedded {
             .with_context(|| format!("cannot open the key-value store {}", path.display()))?;
         let setup = db.begin_write()?;
         setup.open_table(ENTRIES)?;
-        setup.open_table(EXPIRY)?;
+        move_expiry_index(&setup)?;
         setup.open_table(USAGE)?;
         setup.commit()?;
         let db = Arc::new(db);
@@ -118,19 +144,42 @@ impl Embedded {
         std::thread::Builder::new()
             .name("kv-expiry".into())
             .spawn(move || {
+                let behind = Arc::new(AtomicBool::new(false));
                 loop {
-                    std::thread::sleep(SWEEP_EVERY);
+                    let behind_now = behind.swap(false, Ordering::Relaxed);
+                    std::thread::sleep(if behind_now {
+                        SWEEP_BEHIND
+                    } else {
+                        SWEEP_EVERY
+                    });
                     // The store is gone once its last sender is.
                     let Some(writer) = sweeps.upgrade() else {
                         return;
                     };
-                    if writer.try_send(Job::Sweep).is_err() && writer.is_closed() {
+                    let sweep = Job::Sweep {
+                        behind: behind.clone(),
+                        done: None,
+                    };
+                    if writer.try_send(sweep).is_err() && writer.is_closed() {
                         return;
                     }
                 }
             })
             .context("cannot start the key-value expiry")?;
         Ok(Arc::new(Embedded { db, writer }))
+    }
+
+    /// Sweep once now, as the expiry thread does each second.
+    #[cfg(test)]
+    async fn sweep_now(&self) {
+        let (done, swept) = oneshot::channel();
+        let sweep = Job::Sweep {
+            behind: Arc::default(),
+            done: Some(done),
+        };
+        if self.writer.send(sweep).await.is_ok() {
+            let _ = swept.await;
+        }
     }
 
     /// Run `read` in a snapshot, off the event loop.
@@ -163,6 +212,21 @@ impl Embedded {
     }
 }
 
+/// Move the expiry index of a store written before it was kept by
+/// namespace into [`EXPIRY`].
+fn move_expiry_index(setup: &redb::WriteTransaction) -> anyhow::Result<()> {
+    let mut index = setup.open_table(EXPIRY)?;
+    let before = setup.open_table(EXPIRY_BEFORE)?;
+    for item in before.iter()? {
+        let (key, _) = item?;
+        let (at, namespace, name) = key.value();
+        index.insert((namespace, at, name), ())?;
+    }
+    drop((index, before));
+    setup.delete_table(EXPIRY_BEFORE)?;
+    Ok(())
+}
+
 /// What `namespace` holds, from the usage table.
 pub(super) fn usage_in(
     usage: &impl ReadableTable<&'static str, (u64, u64)>,
@@ -177,26 +241,32 @@ pub(super) fn usage_in(
         .unwrap_or_default())
 }
 
-fn live_value(
-    entries: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
-    namespace: &str,
-    key: &str,
-    now: u64,
-) -> Result<Option<Record>, KvFailure> {
-    let found = entries.get((namespace, key)).map_err(unavailable)?;
-    Ok(found
-        .map(|raw| Record::decode(raw.value()))
-        .filter(|record| record.live(now)))
-}
-
 impl KvBackend for Embedded {
-    fn get_many(&self, namespace: &str, keys: Vec<String>) -> KvFuture<'_, Vec<Option<Vec<u8>>>> {
+    fn get_many(
+        &self,
+        namespace: &str,
+        keys: Vec<String>,
+        most: u64,
+    ) -> KvFuture<'_, Vec<Option<Vec<u8>>>> {
         let namespace = namespace.to_owned();
         self.read(move |entries, now| {
+            let mut built = 0u64;
             keys.iter()
                 .map(|key| {
-                    live_value(entries, &namespace, key, now)
-                        .map(|record| record.map(|record| record.value))
+                    let found = entries
+                        .get((namespace.as_str(), key.as_str()))
+                        .map_err(unavailable)?;
+                    let Some(found) = found else { return Ok(None) };
+                    let (expires_at, value) = Record::split(found.value());
+                    if !unexpired(expires_at, now) {
+                        return Ok(None);
+                    }
+                    // Counted before it is copied.
+                    built = built.saturating_add(value.len() as u64);
+                    if built > most {
+                        return Err(KvFailure::TooLarge(most));
+                    }
+                    Ok(Some(value.to_vec()))
                 })
                 .collect()
         })
@@ -205,7 +275,10 @@ impl KvBackend for Embedded {
     fn exists(&self, namespace: &str, key: String) -> KvFuture<'_, bool> {
         let namespace = namespace.to_owned();
         self.read(move |entries, now| {
-            live_value(entries, &namespace, &key, now).map(|record| record.is_some())
+            let found = entries
+                .get((namespace.as_str(), key.as_str()))
+                .map_err(unavailable)?;
+            Ok(found.is_some_and(|raw| unexpired(Record::split(raw.value()).0, now)))
         })
     }
 
@@ -228,23 +301,26 @@ impl KvBackend for Embedded {
                 .range::<(&str, &str)>((start, Bound::Unbounded))
                 .map_err(unavailable)?;
             let mut keys = Vec::new();
-            let mut more = false;
-            for item in range {
+            let mut cursor = None;
+            for (scanned, item) in range.enumerate() {
                 let (key, raw) = item.map_err(unavailable)?;
                 let (space, name) = key.value();
                 if space != namespace || !name.starts_with(prefix.as_str()) {
                     break;
                 }
-                if !Record::decode(raw.value()).live(now) {
-                    continue;
-                }
                 if keys.len() as u32 >= limit {
-                    more = true;
+                    cursor = keys.last().cloned();
                     break;
                 }
-                keys.push(name.to_owned());
+                if scanned >= super::MAX_SCANNED {
+                    // Expired entries not yet swept: the page ends here.
+                    cursor = Some(name.to_owned());
+                    break;
+                }
+                if unexpired(Record::split(raw.value()).0, now) {
+                    keys.push(name.to_owned());
+                }
             }
-            let cursor = if more { keys.last().cloned() } else { None };
             Ok(Page { keys, cursor })
         })
     }
@@ -307,7 +383,7 @@ mod tests {
 
     async fn get(store: &Embedded, namespace: &str, key: &str) -> Option<Vec<u8>> {
         store
-            .get_many(namespace, vec![key.into()])
+            .get_many(namespace, vec![key.into()], u64::MAX)
             .await
             .expect("get")
             .pop()
@@ -468,6 +544,87 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert!(swept, "the expiry thread removes the entry and its usage");
+    }
+
+    #[tokio::test]
+    async fn a_read_over_its_bound_is_refused_before_it_is_built() {
+        let (_dir, store) = store();
+        store
+            .apply("a", vec![set("big", &[7; 1000]), set("small", b"s")], ROOMY)
+            .await
+            .expect("set");
+        let keys = vec!["big".to_owned(); 5];
+        assert_eq!(
+            store.get_many("a", keys.clone(), 4999).await,
+            Err(KvFailure::TooLarge(4999))
+        );
+        let values = store.get_many("a", keys, 5000).await.expect("within");
+        assert_eq!(values.len(), 5);
+        let absent = store
+            .get_many("a", vec!["none".into(), "small".into()], 1)
+            .await
+            .expect("within");
+        assert_eq!(absent, [None, Some(b"s".to_vec())]);
+    }
+
+    #[tokio::test]
+    async fn one_namespaces_flood_of_expired_keys_delays_no_others_sweep() {
+        let (_dir, store) = store();
+        let expiring = |key: String| Write::Set {
+            key,
+            value: b"v".to_vec(),
+            ttl: Some(Duration::from_millis(1)),
+        };
+        let flood = (0..20 * SWEEP_BATCH).map(|n| expiring(format!("k{n}")));
+        store
+            .apply("flood", flood.collect(), ROOMY)
+            .await
+            .expect("set");
+        store
+            .apply("calm", vec![expiring("k".into())], ROOMY)
+            .await
+            .expect("set");
+        // Both due once a millisecond has passed.
+        while get(&store, "calm", "k").await.is_some() {
+            tokio::task::yield_now().await;
+        }
+        store.sweep_now().await;
+        assert_eq!(store.usage("calm").await.expect("usage").keys, 0);
+        let flood_left = store.usage("flood").await.expect("usage").keys;
+        assert!(flood_left > 10 * SWEEP_BATCH as u64, "{flood_left} left");
+    }
+
+    #[tokio::test]
+    async fn a_listing_looks_at_a_bounded_number_of_expired_entries() {
+        let (_dir, store) = store();
+        let expired = (0..3 * super::super::MAX_SCANNED).map(|n| Write::Set {
+            key: format!("gone:{n:05}"),
+            value: b"v".to_vec(),
+            ttl: Some(Duration::from_millis(1)),
+        });
+        store
+            .apply("a", expired.chain([set("live", b"v")]).collect(), ROOMY)
+            .await
+            .expect("set");
+        while get(&store, "a", "gone:00000").await.is_some() {
+            tokio::task::yield_now().await;
+        }
+        // Pages end early, with a cursor, until the live key is reached.
+        let (mut cursor, mut pages, mut seen) = (None, 0, Vec::new());
+        loop {
+            let page = store
+                .list("a", String::new(), cursor, 10)
+                .await
+                .expect("list");
+            pages += 1;
+            seen.extend(page.keys);
+            cursor = page.cursor;
+            if cursor.is_none() {
+                break;
+            }
+        }
+        assert_eq!(seen, ["live"]);
+        assert!(pages >= 3, "{pages} pages");
     }
 
     #[tokio::test]

@@ -15,20 +15,33 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+/// Entries one listing looks at: past them the page ends early (fewer
+/// keys than asked, and a cursor), so expired keys not yet swept cost a
+/// call a bounded amount of work however many there are.
+pub(crate) const MAX_SCANNED: usize = 2000;
+
 /// What a backend hands back: a boxed future, so a backend is a trait object.
 pub(crate) type KvFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, KvFailure>> + Send + 'a>>;
 
 /// A key-value store shared by every app; `namespace` keeps apps apart (a
 /// separate part of the stored key, so no key name reaches another app's).
 pub(crate) trait KvBackend: Send + Sync + 'static {
-    /// The values of `keys`, `None` where absent or expired.
-    fn get_many(&self, namespace: &str, keys: Vec<String>) -> KvFuture<'_, Vec<Option<Vec<u8>>>>;
+    /// The values of `keys`, `None` where absent or expired; refused
+    /// ([`KvFailure::TooLarge`]) before more than `most` bytes of values
+    /// are built, here or in the store.
+    fn get_many(
+        &self,
+        namespace: &str,
+        keys: Vec<String>,
+        most: u64,
+    ) -> KvFuture<'_, Vec<Option<Vec<u8>>>>;
 
     /// Whether `key` is present.
     fn exists(&self, namespace: &str, key: String) -> KvFuture<'_, bool>;
 
     /// Keys starting with `prefix`, in order, after `cursor` (exclusive), at
-    /// most `limit` of them; the page's cursor is `None` at the end.
+    /// most `limit` of them, looking at no more than [`MAX_SCANNED`]
+    /// entries; the page's cursor is `None` at the end.
     fn list(
         &self,
         namespace: &str,
@@ -82,6 +95,18 @@ pub(crate) enum Write {
 }
 
 impl Write {
+    /// The bytes it carries (its key and values).
+    pub(crate) fn carried(&self) -> u64 {
+        let values = match self {
+            Write::Set { value, .. } => value.len(),
+            Write::CompareAndSwap { expected, new, .. } => {
+                expected.as_ref().map_or(0, Vec::len) + new.as_ref().map_or(0, Vec::len)
+            }
+            Write::Delete { .. } | Write::Increment { .. } => 0,
+        };
+        (self.key().len() + values) as u64
+    }
+
     /// The key it changes.
     pub(crate) fn key(&self) -> &str {
         match self {
@@ -133,6 +158,9 @@ pub(crate) enum KvFailure {
     /// The store cannot be reached or failed.
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
+    /// The values asked for add up to more than the call may return.
+    #[error("the values asked for are over the {0} bytes this call may return")]
+    TooLarge(u64),
 }
 
 /// The bytes an entry counts against its namespace's quota.

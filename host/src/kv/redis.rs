@@ -23,8 +23,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long connecting may take, at start and when Redis comes back.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// Expired keys counted out of a namespace's usage per sweep.
+/// Expired keys counted out of a namespace's usage per sweep (one atomic
+/// script: other clients wait no longer than one batch).
 const SWEEP_BATCH: u32 = 500;
+/// Sweeps of one namespace per second at most, while each finds a full
+/// batch: expiry keeps up with up to this many batches a second.
+const SWEEPS_PER_SECOND: u32 = 40;
 
 /// A Redis store shared by every app of the host (and other hosts).
 pub(crate) struct RedisKv {
@@ -33,6 +37,7 @@ pub(crate) struct RedisKv {
     /// itself when Redis comes back.
     connection: tokio::sync::OnceCell<ConnectionManager>,
     apply: Script,
+    get_many: Script,
     list: Script,
     sweep: Script,
     /// The namespaces this host has written to: the sweeper's round.
@@ -60,6 +65,7 @@ impl RedisKv {
             client,
             connection: tokio::sync::OnceCell::new(),
             apply: Script::new(APPLY),
+            get_many: Script::new(GET_MANY),
             list: Script::new(LIST),
             sweep: Script::new(SWEEP),
             written: Mutex::new(HashSet::new()),
@@ -93,17 +99,25 @@ impl RedisKv {
         });
     }
 
-    /// Count the expired keys of `namespace` out of its usage (a batch).
+    /// Count the expired keys of `namespace` out of its usage, a batch at
+    /// a time for as long as batches come full (up to
+    /// [`SWEEPS_PER_SECOND`]): the work follows what expires.
     async fn sweep(&self, namespace: &str) -> Result<(), KvFailure> {
         let mut connection = self.connection().await?;
-        self.sweep
-            .arg(base(namespace))
-            .arg(now_ms())
-            .arg(SWEEP_BATCH)
-            .invoke_async::<i64>(&mut connection)
-            .await
-            .map(drop)
-            .map_err(unavailable)
+        for _ in 0..SWEEPS_PER_SECOND {
+            let swept = self
+                .sweep
+                .arg(base(namespace))
+                .arg(now_ms())
+                .arg(SWEEP_BATCH)
+                .invoke_async::<i64>(&mut connection)
+                .await
+                .map_err(unavailable)?;
+            if swept < i64::from(SWEEP_BATCH) {
+                break;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -155,19 +169,28 @@ fn unavailable(err: redis::RedisError) -> KvFailure {
 }
 
 impl KvBackend for RedisKv {
-    fn get_many(&self, namespace: &str, keys: Vec<String>) -> KvFuture<'_, Vec<Option<Vec<u8>>>> {
-        let names: Vec<Vec<u8>> = keys.iter().map(|key| value_key(namespace, key)).collect();
+    fn get_many(
+        &self,
+        namespace: &str,
+        keys: Vec<String>,
+        most: u64,
+    ) -> KvFuture<'_, Vec<Option<Vec<u8>>>> {
+        let base = base(namespace);
         Box::pin(async move {
-            let mut connection = self.connection().await?;
-            if names.is_empty() {
+            if keys.is_empty() {
                 return Ok(Vec::new());
             }
-            // MGET answers one value per name, nil where absent or expired.
-            redis::cmd("MGET")
-                .arg(&names)
-                .query_async::<Vec<Option<Vec<u8>>>>(&mut connection)
+            let mut connection = self.connection().await?;
+            let mut invocation = self.get_many.prepare_invoke();
+            invocation.arg(&base).arg(most);
+            for key in &keys {
+                invocation.arg(key);
+            }
+            let answer: Value = invocation
+                .invoke_async(&mut connection)
                 .await
-                .map_err(unavailable)
+                .map_err(unavailable)?;
+            decode_values(answer, keys.len(), most)
         })
     }
 
@@ -196,18 +219,28 @@ impl KvBackend for RedisKv {
                 None => [b"[".as_slice(), prefix.as_bytes()].concat(),
             };
             let end = [b"[".as_slice(), prefix.as_bytes(), &[0xff]].concat();
-            let mut keys: Vec<String> = self
+            let mut answer: Vec<String> = self
                 .list
                 .arg(&base)
                 .arg(start)
                 .arg(end)
                 .arg(limit.saturating_add(1))
+                .arg(super::MAX_SCANNED)
                 .invoke_async::<Vec<String>>(&mut connection)
                 .await
                 .map_err(unavailable)?;
-            let more = keys.len() > limit as usize;
-            keys.truncate(limit as usize);
-            let cursor = more.then(|| keys.last().cloned()).flatten();
+            // First the last entry looked at if the scan stopped early.
+            let cut = match answer.is_empty() {
+                true => String::new(),
+                false => answer.remove(0),
+            };
+            let mut keys = answer;
+            let cursor = if keys.len() > limit as usize {
+                keys.truncate(limit as usize);
+                keys.last().cloned()
+            } else {
+                Some(cut).filter(|cut| !cut.is_empty())
+            };
             Ok(Page { keys, cursor })
         })
     }
@@ -256,6 +289,33 @@ impl KvBackend for RedisKv {
                 bytes: u64::try_from(bytes.unwrap_or(0)).unwrap_or(0),
             })
         })
+    }
+}
+
+/// The get script's answer: `{"ok", values}` or `{"too-large"}`.
+fn decode_values(answer: Value, keys: usize, most: u64) -> Result<Vec<Option<Vec<u8>>>, KvFailure> {
+    let broken = || KvFailure::Unavailable("Redis answered the read script oddly".to_owned());
+    let Value::Array(mut parts) = answer else {
+        return Err(broken());
+    };
+    let values = parts.pop();
+    match (parts.first(), values) {
+        (Some(Value::BulkString(status)), Some(Value::Array(values)))
+            if status == b"ok" && values.len() == keys =>
+        {
+            values
+                .into_iter()
+                .map(|value| match value {
+                    Value::BulkString(bytes) => Ok(Some(bytes)),
+                    Value::Nil => Ok(None),
+                    _ => Err(broken()),
+                })
+                .collect()
+        }
+        (None, Some(Value::BulkString(status))) if status == b"too-large" => {
+            Err(KvFailure::TooLarge(most))
+        }
+        _ => Err(broken()),
     }
 }
 
@@ -437,22 +497,42 @@ if bytes_delta ~= 0 then redis.call('HINCRBY', base .. ':u', 'bytes', bytes_delt
 return out
 "#;
 
-/// Up to `limit` live keys of the lexical range, in order (keys whose value
-/// has expired are skipped). ARGV: base, start, end, limit.
-const LIST: &str = r#"
-local base, start, stop, limit = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
-local out = {}
-while #out < limit do
-  local batch = redis.call('ZRANGEBYLEX', base .. ':i', start, stop, 'LIMIT', 0, limit)
-  for _, key in ipairs(batch) do
-    if redis.call('EXISTS', base .. ':v:' .. key) == 1 then
-      out[#out + 1] = key
-      if #out == limit then break end
-    end
-  end
-  if #batch < limit then break end
-  start = '(' .. batch[#batch]
+/// The values of some keys, unless their sizes add up to more than
+/// `most` bytes: then none is read (Redis builds no reply larger than
+/// that). ARGV: base, most, then the keys.
+const GET_MANY: &str = r#"
+local base, most = ARGV[1], tonumber(ARGV[2])
+local names, total = {}, 0
+for n = 3, #ARGV do
+  local name = base .. ':v:' .. ARGV[n]
+  total = total + redis.call('STRLEN', name)
+  if total > most then return {'too-large'} end
+  names[#names + 1] = name
 end
+return {'ok', redis.call('MGET', unpack(names))}
+"#;
+
+/// Up to `want` live keys of the lexical range, in order (keys whose value
+/// has expired are skipped), looking at no more than `scan` entries of the
+/// index. The answer starts with the last entry looked at if the scan
+/// stopped early ('' if not). ARGV: base, start, end, want, scan.
+const LIST: &str = r#"
+local base, start, stop, want, scan =
+  ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+local out, scanned, last = {''}, 0, ''
+while true do
+  local room = math.min(want - (#out - 1), scan - scanned)
+  if room <= 0 then break end
+  local batch = redis.call('ZRANGEBYLEX', base .. ':i', start, stop, 'LIMIT', 0, room)
+  for _, key in ipairs(batch) do
+    scanned = scanned + 1
+    last = key
+    if redis.call('EXISTS', base .. ':v:' .. key) == 1 then out[#out + 1] = key end
+  end
+  if #batch < room then return out end
+  start = '(' .. last
+end
+if #out - 1 < want then out[1] = last end
 return out
 "#;
 

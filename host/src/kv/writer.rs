@@ -9,6 +9,7 @@ use super::embedded::{
 use super::{Applied, KvFailure, Quota, Usage, Write, entry_bytes, parse_counter};
 use redb::{Database, ReadableTable, Table, WriteTransaction};
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use tokio::sync::mpsc;
 
 /// The writer: take what has queued, apply it in one transaction, commit
@@ -23,6 +24,7 @@ pub(super) fn write_loop(db: &Database, mut jobs: mpsc::Receiver<Job>) {
             }
         }
         let mut replies = Vec::with_capacity(batch.len());
+        let mut swept = Vec::new();
         let committed = db.begin_write().map_err(unavailable).and_then(|txn| {
             {
                 let mut tables = Tables::open(&txn)?;
@@ -42,9 +44,13 @@ pub(super) fn write_loop(db: &Database, mut jobs: mpsc::Receiver<Job>) {
                             }
                             replies.push((reply, outcome));
                         }
-                        Job::Sweep => {
-                            if let Err(err) = tables.sweep(now_ms()) {
-                                tracing::warn!(%err, "key-value expiry failed");
+                        Job::Sweep { behind, done } => {
+                            match tables.sweep(now_ms()) {
+                                Ok(more_due) => behind.store(more_due, Ordering::Relaxed),
+                                Err(err) => tracing::warn!(%err, "key-value expiry failed"),
+                            }
+                            if let Some(done) = done {
+                                swept.push(done);
                             }
                         }
                     }
@@ -60,6 +66,9 @@ pub(super) fn write_loop(db: &Database, mut jobs: mpsc::Receiver<Job>) {
             // The caller may have gone (its request ended): the write stands.
             let _ = reply.send(answer);
         }
+        for done in swept {
+            let _ = done.send(());
+        }
         if let Err(err) = committed {
             tracing::error!(%err, "key-value commit failed");
         }
@@ -69,7 +78,7 @@ pub(super) fn write_loop(db: &Database, mut jobs: mpsc::Receiver<Job>) {
 /// The tables of one write transaction.
 struct Tables<'txn> {
     entries: Table<'txn, (&'static str, &'static str), &'static [u8]>,
-    expiry: Table<'txn, (u64, &'static str, &'static str), ()>,
+    expiry: Table<'txn, (&'static str, u64, &'static str), ()>,
     usage: Table<'txn, &'static str, (u64, u64)>,
 }
 
@@ -185,7 +194,7 @@ impl<'txn> Tables<'txn> {
                 && before.expires_at != 0
             {
                 self.expiry
-                    .remove((before.expires_at, namespace, key))
+                    .remove((namespace, before.expires_at, key))
                     .map_err(unavailable)?;
             }
             match &entry.after {
@@ -195,7 +204,7 @@ impl<'txn> Tables<'txn> {
                         .map_err(unavailable)?;
                     if after.expires_at != 0 {
                         self.expiry
-                            .insert((after.expires_at, namespace, key), ())
+                            .insert((namespace, after.expires_at, key), ())
                             .map_err(unavailable)?;
                     }
                 }
@@ -223,41 +232,58 @@ impl<'txn> Tables<'txn> {
         Ok(())
     }
 
-    /// Remove up to a batch of expired entries.
-    fn sweep(&mut self, now: u64) -> Result<(), KvFailure> {
-        let mut due = Vec::new();
-        for item in self
-            .expiry
-            .range::<(u64, &str, &str)>(..=(now, "\u{10FFFF}", "\u{10FFFF}"))
-            .map_err(unavailable)?
-            .take(SWEEP_BATCH)
-        {
-            let (key, _) = item.map_err(unavailable)?;
-            let (at, namespace, name) = key.value();
-            due.push((at, namespace.to_owned(), name.to_owned()));
+    /// Remove up to a batch of each namespace's expired entries; whether
+    /// some namespace had more due.
+    fn sweep(&mut self, now: u64) -> Result<bool, KvFailure> {
+        // Every namespace with an entry has a usage row.
+        let mut namespaces = Vec::new();
+        for item in self.usage.iter().map_err(unavailable)? {
+            let (namespace, _) = item.map_err(unavailable)?;
+            namespaces.push(namespace.value().to_owned());
         }
-        for (at, namespace, key) in due {
-            self.expiry
-                .remove((at, namespace.as_str(), key.as_str()))
-                .map_err(unavailable)?;
-            let Some(record) = self.stored(&namespace, &key)? else {
-                continue;
-            };
-            if record.expires_at != at {
-                continue;
+        let mut more_due = false;
+        for namespace in namespaces {
+            let mut due = Vec::new();
+            let start = (namespace.as_str(), 0, "");
+            let end = (namespace.as_str(), now, "\u{10FFFF}");
+            for item in self
+                .expiry
+                .range::<(&str, u64, &str)>(start..=end)
+                .map_err(unavailable)?
+                .take(SWEEP_BATCH + 1)
+            {
+                let (key, _) = item.map_err(unavailable)?;
+                let (_, at, name) = key.value();
+                due.push((at, name.to_owned()));
             }
-            self.entries
-                .remove((namespace.as_str(), key.as_str()))
-                .map_err(unavailable)?;
-            let usage = self.usage_of(&namespace)?;
-            self.set_usage(
-                &namespace,
-                Usage {
-                    keys: usage.keys.saturating_sub(1),
-                    bytes: usage.bytes.saturating_sub(entry_bytes(&key, &record.value)),
-                },
-            )?;
+            more_due |= due.len() > SWEEP_BATCH;
+            due.truncate(SWEEP_BATCH);
+            for (at, key) in due {
+                self.expire(&namespace, at, &key)?;
+            }
         }
-        Ok(())
+        Ok(more_due)
+    }
+
+    /// Remove `key` of `namespace`, due at `at`, and its share of the usage.
+    fn expire(&mut self, namespace: &str, at: u64, key: &str) -> Result<(), KvFailure> {
+        self.expiry
+            .remove((namespace, at, key))
+            .map_err(unavailable)?;
+        let Some(record) = self.stored(namespace, key)? else {
+            return Ok(());
+        };
+        if record.expires_at != at {
+            return Ok(());
+        }
+        self.entries.remove((namespace, key)).map_err(unavailable)?;
+        let usage = self.usage_of(namespace)?;
+        self.set_usage(
+            namespace,
+            Usage {
+                keys: usage.keys.saturating_sub(1),
+                bytes: usage.bytes.saturating_sub(entry_bytes(key, &record.value)),
+            },
+        )
     }
 }

@@ -53,6 +53,11 @@ impl<H> State<H> {
         (&mut self.table, &mut self.host)
     }
 
+    /// The guest's memory limit: the most a host call could ever hand it.
+    pub(crate) fn memory_limit(&self) -> u64 {
+        u64::try_from(self.memory.max).unwrap_or(u64::MAX)
+    }
+
     /// Log a line the guest wrote at `level`, within the request's budget.
     pub(crate) fn log(&self, level: GuestLevel, message: &str) {
         self.log.log(level, message);

@@ -8,6 +8,7 @@ use std::time::Duration;
 fn app() -> Router {
     Router::new()
         .get("/kv/{key}", get)
+        .get("/many/{key}", get_many)
         .put("/kv/{key}", set)
         .delete("/kv/{key}", delete)
         .get("/exists/{key}", exists)
@@ -30,6 +31,17 @@ async fn get(req: Request) -> Result<Response, KvError> {
         Some(value) => Response::new(StatusCode::OK, value),
         None => Response::new(StatusCode::NOT_FOUND, "absent"),
     })
+}
+
+/// `key` asked for `times` times in one call: how many values came back.
+async fn get_many(req: Request) -> Result<String, Error> {
+    let times: usize = req
+        .query_argument("times")
+        .map_or(Ok(1), |times| times.parse())
+        .map_err(|_| Error::bad_request("times"))?;
+    let keys = vec![key(&req); times];
+    let values = kv::get_many(&keys).await?;
+    Ok(values.iter().flatten().count().to_string())
 }
 
 async fn set(mut req: Request) -> Result<StatusCode, Error> {
@@ -111,7 +123,8 @@ async fn list(req: Request) -> Result<Json<PageJson>, Error> {
     }))
 }
 
-/// `count` keys `{prefix}{n:05}`, each `size` bytes, in batches of 1000.
+/// `count` keys `{prefix}{n:05}`, each `size` bytes (expiring after
+/// `ttl_ms` if given), in batches of 1000.
 async fn fill(req: Request) -> Result<String, Error> {
     let number = |name: &str, default: usize| {
         req.query_argument(name)
@@ -120,11 +133,16 @@ async fn fill(req: Request) -> Result<String, Error> {
     };
     let prefix = req.query_argument("prefix").unwrap_or_default();
     let (count, size) = (number("count", 1)?, number("size", 1)?);
+    let ttl = req
+        .query_argument("ttl_ms")
+        .map(|ms| ms.parse().map(Duration::from_millis))
+        .transpose()
+        .map_err(|_| Error::bad_request("ttl_ms"))?;
     let value = vec![b'v'; size];
     let keys: Vec<String> = (0..count).map(|n| format!("{prefix}{n:05}")).collect();
     for batch in keys.chunks(1000) {
         let entries: Vec<(&String, &Vec<u8>)> = batch.iter().map(|key| (key, &value)).collect();
-        kv::set_many(&entries, None).await?;
+        kv::set_many(&entries, ttl).await?;
     }
     Ok(count.to_string())
 }
