@@ -133,3 +133,82 @@ async fn subscriptions_resume_after_redis_restarts() {
     assert_eq!(wait(&b, 1).await, r#"[[2,"after"],[3,"and again"]]"#);
     let _ = on_b.send(Message::Close(None)).await;
 }
+
+/// What Redis uses now, in bytes.
+fn redis_memory(redis: &RedisServer) -> u64 {
+    let mut connection = redis::Client::open(redis.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query(&mut connection)
+        .unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix("used_memory:"))
+        .and_then(|bytes| bytes.trim().parse().ok())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apps_topics_keep_no_more_in_redis_than_its_history_bytes() {
+    let redis = RedisServer::start();
+    let sockets = component("tests/guests/sockets").display().to_string();
+    let server = Server::with_manifest(&format!(
+        "[server.backend]\nkind = \"redis\"\nurl = {:?}\n\n\
+         [app.flooder]\nsource = {sockets:?}\npubsub = [\"room.*\"]\npubsub_history_bytes = \"4MiB\"\n\n\
+         [app.neighbour]\nsource = {sockets:?}\nhosts = [\"neighbour.test\"]\npubsub = [\"news\"]\n",
+        redis.url()
+    ));
+    let http = client();
+    let before = redis_memory(&redis);
+    let payload = vec![b'p'; 512 << 10];
+    // 200 topics of 512 KiB each: 100 MiB asked for, 4 MiB granted.
+    let mut refused = 0;
+    for topic in 0..200 {
+        let answer = http
+            .post(server.url(&format!("/publish/room.{topic}")))
+            .body(payload.clone())
+            .send()
+            .await
+            .unwrap();
+        match answer.status().as_u16() {
+            200 => {}
+            403 => {
+                let why = answer.text().await.unwrap();
+                assert!(why.contains("pubsub_history_bytes"), "{why}");
+                refused += 1;
+            }
+            other => panic!("{other}: {}", answer.text().await.unwrap()),
+        }
+    }
+    assert!(refused >= 190, "{refused} refused");
+    // One topic republished makes room from its own history.
+    for _ in 0..20 {
+        let answer = http
+            .post(server.url("/publish/room.0"))
+            .body(payload.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+    }
+    let grown_mib = redis_memory(&redis).saturating_sub(before) >> 20;
+    assert!(grown_mib < 12, "Redis grew by {grown_mib} MiB");
+    // The neighbour publishes and reads its own topic as ever.
+    let published = http
+        .post(server.url("/publish/news"))
+        .header("host", "neighbour.test")
+        .body("still here")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(published.status(), 200);
+    let read = http
+        .post(server.url("/wait/news?after=0&ms=5000"))
+        .header("host", "neighbour.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.text().await.unwrap(), r#"[[1,"still here"]]"#);
+}

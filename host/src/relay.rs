@@ -1,19 +1,24 @@
 //! Pub/sub across hosts, on Redis (`[server.backend] kind = "redis"`).
 //!
-//! Each topic is a Redis stream, `squall:ps:{LEN:APP}:TOPIC`, whose entries
-//! carry the message's id and payload. A publish is one Lua script: the
-//! topic's next id from a counter beside the stream, and the entry added
-//! (the stream trimmed to the topic's history). Ids are therefore
-//! monotonic per topic whichever host publishes, and the history is
-//! shared, so a long poll's cursor works on any host.
+//! Each topic `T` of app `A` lives under `squall:ps:{LEN:A}:T`: a counter
+//! (`…:seq`) numbering its messages, a stream (`…:index`) whose entries
+//! carry each message's id and size, and each message's payload in a key
+//! of its own (`…:m:ID`). A publish is one Lua script: the next id, the
+//! entry and the payload added, the topic trimmed to its history, and the
+//! app kept within its `pubsub_history_bytes` across all its topics (a
+//! hash `squall:ps:{LEN:A}:held` counts what each topic keeps), so one app
+//! cannot fill the Redis every host and app share. Ids are monotonic per
+//! topic whichever host publishes, and the history is shared, so a long
+//! poll's cursor works on any host.
 //!
 //! Every host follows the streams of the topics it knows (with waiters,
-//! subscribers or history) with one blocking `XREAD`, and hands what it
-//! reads to its own broker, which builds each message's frames once for
-//! its sockets. A topic followed for the first time first catches up with
-//! the stream's history. Entries are read from the last one seen, so a
-//! reconnection after Redis comes back neither loses what Redis kept nor
-//! delivers a message twice (the broker takes in only newer ids).
+//! subscribers or history) with one blocking `XREAD`, which brings only
+//! ids and sizes, then reads the payloads a bounded number of bytes at a
+//! time and hands them to its own broker, which builds each message's
+//! frames once for its sockets. A topic followed for the first time first
+//! catches up with the stream's history. Entries are read from the last one
+//! seen, so a reconnection after Redis comes back neither loses what Redis
+//! kept nor delivers a message twice (the broker takes in only newer ids).
 
 use crate::broker::{AppTopics, Broker, Deliver, TopicKey};
 use bytes::Bytes;
@@ -29,10 +34,15 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long one blocking read waits for new entries (new topics to follow
 /// are picked up between reads).
 const READ_BLOCK_MS: u64 = 200;
-/// Entries taken from one stream per read: with payloads of up to 1 MiB,
-/// what one read may bring in stays bounded (a busy topic is read again
-/// at once).
+/// Entries (ids and sizes) taken from one stream per read (a busy topic
+/// is read again at once).
 const READ_COUNT: usize = 32;
+/// Payload bytes one read of payloads brings in at most (a payload larger
+/// alone is read alone).
+const READ_BYTES: u64 = 4 << 20;
+/// What Redis keeps for a message besides its payload (its stream entry
+/// and its payload's key), counted against the app's history bytes.
+const MESSAGE_OVERHEAD: u64 = 160;
 /// Entries read per page when a topic is caught up.
 const CATCH_UP_PAGE: usize = 16;
 /// How long a topic's stream outlives its last publish.
@@ -88,23 +98,31 @@ impl Relay {
             .map_err(|err| err.to_string())
     }
 
-    /// Publish `payload` to `key`, keeping `history` messages: its id.
+    /// Publish `payload` to `key`, keeping `history` messages and, over
+    /// all the app's topics, `budget` bytes: its id, or `None` if the
+    /// app's other topics hold the whole budget.
     pub(crate) async fn publish(
         &self,
         key: &TopicKey,
         payload: &[u8],
         history: usize,
-    ) -> Result<u64, String> {
+        budget: u64,
+    ) -> Result<Option<u64>, String> {
         let mut connection = self.connection().await?;
-        let base = stream_of(key);
-        self.publish
-            .arg(&base)
+        let id = self
+            .publish
+            .arg(app_of(key))
+            .arg(stream_of(key))
+            .arg(key.topic())
             .arg(payload)
             .arg(history.max(1))
+            .arg(budget)
             .arg(STREAM_LIFETIME_SECS)
+            .arg(MESSAGE_OVERHEAD)
             .invoke_async::<u64>(&mut connection)
             .await
-            .map_err(|err| err.to_string())
+            .map_err(|err| err.to_string())?;
+        Ok((id > 0).then_some(id))
     }
 
     /// Follow `key` from now on (its history caught up first), feeding what
@@ -121,14 +139,14 @@ impl Relay {
         if self.is_followed(key) {
             return Ok(());
         }
-        let stream = format!("{}:log", stream_of(key));
+        let stream = format!("{}:index", stream_of(key));
         let mut connection = self.connection().await?;
         // Newest first, a page at a time, no more than the app's history
         // may keep in bytes: what is read is bounded before it is taken in.
         let mut newest_first: Vec<Entry> = Vec::new();
         let (mut bytes, budget) = (0u64, fence.max_bytes());
         let mut before = "+".to_owned();
-        while bytes < budget && newest_first.len() < fence.history() {
+        'pages: while newest_first.len() < fence.history() {
             let page: Value = redis::cmd("XREVRANGE")
                 .arg(&stream)
                 .arg(&before)
@@ -139,13 +157,16 @@ impl Relay {
                 .await
                 .map_err(|err| err.to_string())?;
             let page = entries_of(&page);
-            let Some((oldest, _, _)) = page.last() else {
+            let Some(oldest) = page.last() else {
                 break;
             };
-            before = format!("({oldest}");
+            before = format!("({}", oldest.entry);
             let last_page = page.len() < CATCH_UP_PAGE;
             for entry in page {
-                bytes += entry.2.len() as u64;
+                bytes += entry.size;
+                if bytes > budget || newest_first.len() >= fence.history() {
+                    break 'pages;
+                }
                 newest_first.push(entry);
             }
             if last_page {
@@ -154,10 +175,11 @@ impl Relay {
         }
         let mut last = "0-0".to_owned();
         // The newest entry read is where following starts.
-        if let Some((newest, _, _)) = newest_first.first() {
-            last = newest.clone();
+        if let Some(newest) = newest_first.first() {
+            last = newest.entry.clone();
         }
-        for (_, id, payload) in newest_first.into_iter().rev() {
+        newest_first.reverse();
+        for (id, payload) in payloads(&mut connection, key, &newest_first).await? {
             let _ = self
                 .broker
                 .take_in(key, id, payload, fence, Deliver::HistoryOnly);
@@ -208,30 +230,35 @@ impl Relay {
             .collect()
     }
 
-    /// Hand what was read to the broker, and remember where each stream is.
-    fn took(&self, key: &TopicKey, entries: Vec<Entry>) {
+    /// Read the payloads of `entries` (a bounded number of bytes at a
+    /// time), hand them to the broker, and remember where the stream is.
+    async fn take(
+        &self,
+        connection: &mut MultiplexedConnection,
+        key: &TopicKey,
+        entries: Vec<Entry>,
+    ) -> Result<(), String> {
         let Some(fence) = self.fence_of(key) else {
-            return;
+            return Ok(());
         };
-        let mut last = None;
-        for (entry, id, payload) in entries {
+        for (id, payload) in payloads(connection, key, &entries).await? {
             if let Err(refused) = self
                 .broker
                 .take_in(key, id, payload, &fence, Deliver::ToAll)
             {
                 tracing::debug!(%refused, "a message from another host was not kept");
             }
-            last = Some(entry);
         }
-        if let Some(last) = last
+        if let Some(last) = entries.last()
             && let Some(topic) = self
                 .followed
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .get_mut(key)
         {
-            topic.last = last;
+            topic.last = last.entry.clone();
         }
+        Ok(())
     }
 
     fn fence_of(&self, key: &TopicKey) -> Option<Arc<AppTopics>> {
@@ -291,37 +318,89 @@ async fn read_streams(relay: Weak<Relay>) {
         for (_, _, last) in &streams {
             command.arg(last);
         }
-        match command.query_async::<Value>(reading).await {
-            Ok(answer) => {
-                for (stream, entries) in streams_of(&answer) {
-                    if let Some((key, _, _)) = streams.iter().find(|(_, name, _)| *name == stream) {
-                        this.took(key, entries);
-                    }
-                }
-            }
+        let answer = match command.query_async::<Value>(reading).await {
+            Ok(answer) => answer,
             Err(err) => {
                 tracing::debug!(%err, "pub/sub lost Redis; reconnecting");
                 connection = None;
                 drop(this);
                 tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        for (stream, entries) in streams_of(&answer) {
+            let Some((key, _, _)) = streams.iter().find(|(_, name, _)| *name == stream) else {
+                continue;
+            };
+            if let Err(err) = this.take(reading, key, entries).await {
+                tracing::debug!(%err, "pub/sub lost Redis while reading payloads; reconnecting");
+                connection = None;
+                break;
             }
         }
     }
 }
 
-/// Where a topic's keys start: the app's name prefixed by its length (no
-/// app reaches another's topics), then the topic.
-fn stream_of(key: &TopicKey) -> String {
-    format!(
-        "squall:ps:{{{}:{}}}:{}",
-        key.app().len(),
-        key.app(),
-        key.topic()
-    )
+/// Where an app's keys start: its name prefixed by its length (no app
+/// reaches another's topics).
+fn app_of(key: &TopicKey) -> String {
+    format!("squall:ps:{{{}:{}}}", key.app().len(), key.app())
 }
 
-/// One stream entry: its entry id, the message's id, and the payload.
-type Entry = (String, u64, Bytes);
+/// Where a topic's keys start: its app's, then the topic.
+fn stream_of(key: &TopicKey) -> String {
+    format!("{}:{}", app_of(key), key.topic())
+}
+
+/// One stream entry: its entry id, and the message's id and size.
+struct Entry {
+    entry: String,
+    id: u64,
+    size: u64,
+}
+
+/// The payloads of `entries`, in order, read a bounded number of bytes at
+/// a time; a message whose payload is gone (trimmed or expired since) is
+/// left out.
+async fn payloads(
+    connection: &mut impl redis::aio::ConnectionLike,
+    key: &TopicKey,
+    entries: &[Entry],
+) -> Result<Vec<(u64, Bytes)>, String> {
+    let base = stream_of(key);
+    let mut read = Vec::with_capacity(entries.len());
+    let mut rest = entries;
+    while !rest.is_empty() {
+        // At least one, then as many as fit in READ_BYTES.
+        let mut bytes = 0u64;
+        let count = rest
+            .iter()
+            .take_while(|entry| {
+                bytes += entry.size;
+                bytes <= READ_BYTES
+            })
+            .count()
+            .max(1);
+        let (batch, after) = rest.split_at(count);
+        rest = after;
+        let names: Vec<String> = batch
+            .iter()
+            .map(|entry| format!("{base}:m:{}", entry.id))
+            .collect();
+        let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+            .arg(&names)
+            .query_async(connection)
+            .await
+            .map_err(|err| err.to_string())?;
+        read.extend(
+            batch
+                .iter()
+                .zip(values)
+                .filter_map(|(entry, value)| Some((entry.id, Bytes::from(value?)))),
+        );
+    }
+    Ok(read)
+}
 
 /// The entries of an `XRANGE` answer.
 fn entries_of(value: &Value) -> Vec<Entry> {
@@ -337,19 +416,20 @@ fn entries_of(value: &Value) -> Vec<Entry> {
             let [entry_id, Value::Array(fields)] = parts.as_slice() else {
                 return None;
             };
-            let entry_id = text(entry_id)?;
-            let mut id = None;
-            let mut payload = None;
+            let entry = text(entry_id)?;
+            let (mut id, mut size) = (None, None);
             for pair in fields.chunks(2) {
                 match (pair.first().and_then(text).as_deref(), pair.get(1)) {
                     (Some("id"), Some(value)) => id = text(value)?.parse::<u64>().ok(),
-                    (Some("p"), Some(Value::BulkString(bytes))) => {
-                        payload = Some(Bytes::copy_from_slice(bytes));
-                    }
+                    (Some("n"), Some(value)) => size = text(value)?.parse::<u64>().ok(),
                     _ => {}
                 }
             }
-            Some((entry_id, id?, payload?))
+            Some(Entry {
+                entry,
+                id: id?,
+                size: size?,
+            })
         })
         .collect()
 }
@@ -384,14 +464,72 @@ fn text(value: &Value) -> Option<String> {
     }
 }
 
-/// The next id of the topic, and its entry in the stream (trimmed to the
-/// topic's history); both keys kept for a day after the last publish.
-/// ARGV: base, payload, history, lifetime (s).
+/// Publish a message: the topic's next id, its entry (id and size) and
+/// its payload, the topic trimmed to its history, and the app's topics
+/// together kept within its budget of bytes (this topic's oldest messages
+/// make room; a topic whose history expired is counted out). Returns the
+/// id, or 0 if the app's other topics hold its whole budget. Every key is
+/// kept for a day after the last publish.
+/// ARGV: app, base, topic, payload, history, budget, lifetime (s), overhead.
 const PUBLISH: &str = r#"
-local base, payload, history, lifetime = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local app, base, topic, payload = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local history, budget = tonumber(ARGV[5]), tonumber(ARGV[6])
+local lifetime, overhead = tonumber(ARGV[7]), tonumber(ARGV[8])
+local held, index = app .. ':held', base .. ':index'
+local size = #payload + overhead
+
+local function total() return tonumber(redis.call('HGET', held, 'total') or '0') end
+
+-- A topic whose history is gone: what it held is counted out.
+local function forget(name)
+  local bytes = tonumber(redis.call('HGET', held, 't:' .. name) or '0')
+  if bytes ~= 0 then redis.call('HINCRBY', held, 'total', -bytes) end
+  redis.call('HDEL', held, 't:' .. name)
+end
+
+-- This topic's oldest message dropped; false if it keeps none.
+local function drop_oldest()
+  local oldest = redis.call('XRANGE', index, '-', '+', 'COUNT', 1)[1]
+  if not oldest then return false end
+  local fields, id, n = oldest[2], '', 0
+  for i = 1, #fields, 2 do
+    if fields[i] == 'id' then id = fields[i + 1] elseif fields[i] == 'n' then n = tonumber(fields[i + 1]) end
+  end
+  redis.call('XDEL', index, oldest[1])
+  redis.call('DEL', base .. ':m:' .. id)
+  redis.call('HINCRBY', held, 't:' .. topic, -(n + overhead))
+  redis.call('HINCRBY', held, 'total', -(n + overhead))
+  return true
+end
+
+if redis.call('EXISTS', index) == 0 then forget(topic) end
+while redis.call('XLEN', index) >= history do
+  if not drop_oldest() then break end
+end
+if total() + size > budget then
+  -- Other topics whose history expired, a bounded look at a time.
+  local scan = redis.call('HSCAN', held, redis.call('HGET', held, 'cursor') or '0', 'COUNT', 64)
+  redis.call('HSET', held, 'cursor', scan[1])
+  for i = 1, #scan[2], 2 do
+    local field = scan[2][i]
+    if string.sub(field, 1, 2) == 't:' then
+      local name = string.sub(field, 3)
+      if name ~= topic and redis.call('EXISTS', app .. ':' .. name .. ':index') == 0 then
+        forget(name)
+      end
+    end
+  end
+end
+while total() + size > budget do
+  if not drop_oldest() then return 0 end
+end
 local id = redis.call('INCR', base .. ':seq')
-redis.call('XADD', base .. ':log', 'MAXLEN', history, '*', 'id', id, 'p', payload)
+redis.call('XADD', index, '*', 'id', id, 'n', #payload)
+redis.call('SET', base .. ':m:' .. id, payload, 'EX', lifetime)
+redis.call('HINCRBY', held, 't:' .. topic, size)
+redis.call('HINCRBY', held, 'total', size)
 redis.call('EXPIRE', base .. ':seq', lifetime)
-redis.call('EXPIRE', base .. ':log', lifetime)
+redis.call('EXPIRE', index, lifetime)
+redis.call('EXPIRE', held, lifetime)
 return id
 "#;

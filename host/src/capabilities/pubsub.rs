@@ -74,10 +74,12 @@ async fn publish_everywhere(
         .follow(key, fence)
         .await
         .map_err(PubsubError::Unavailable)?;
-    relay
-        .publish(key, payload, fence.history())
-        .await
-        .map_err(PubsubError::Unavailable)
+    let budget = fence.max_bytes();
+    match relay.publish(key, payload, fence.history(), budget).await {
+        Ok(Some(id)) => Ok(id),
+        Ok(None) => Err(grants.refused(crate::broker::Refused::HistoryFull(budget))),
+        Err(why) => Err(PubsubError::Unavailable(why)),
+    }
 }
 
 impl HostWithStore<GuestState> for HasSelf<GuestState> {
