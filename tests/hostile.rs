@@ -189,6 +189,23 @@ async fn expect_100_continue_is_answered_when_the_guest_reads() {
     let answer = read_until(&mut stream, "\r\n\r\n5");
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 
+    // A handler that answers before it reads (a streaming echo): the 100
+    // still comes first, then the answer with the body sent after it.
+    let hello = hello_server("");
+    let mut echo = TcpStream::connect(hello.address()).unwrap();
+    echo.write_all(
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .unwrap();
+    echo.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut interim = [0u8; 25];
+    echo.read_exact(&mut interim).unwrap();
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    echo.write_all(b"hello").unwrap();
+    let answer = read_until(&mut echo, "hello\r\n0\r\n\r\n");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
     // Too large by its length: refused without a 100.
     let mut refused = TcpStream::connect(server.address()).unwrap();
     refused

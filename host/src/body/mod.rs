@@ -6,10 +6,12 @@
 //! fast peer nor a fast guest can make the host buffer without bound.
 
 mod compress;
+mod expect_continue;
 mod incoming;
 mod outgoing;
 
 pub(crate) use compress::{accepts_gzip, gzip};
+pub(crate) use expect_continue::expecting_continue;
 pub(crate) use incoming::{IncomingBodyProducer, discard_in_background};
 pub(crate) use outgoing::{ChunkConsumer, DrivenGuest, OutgoingBody};
 

@@ -115,6 +115,11 @@ pub(crate) enum OutgoingBody {
 }
 
 impl OutgoingBody {
+    /// Whether the body is complete in memory (its producer is done).
+    pub(crate) fn is_complete(&self) -> bool {
+        matches!(self, OutgoingBody::Full(_))
+    }
+
     /// A body complete in memory.
     pub(crate) fn full(bytes: impl Into<Bytes>) -> Self {
         let bytes = bytes.into();

@@ -9,6 +9,7 @@ use crate::config::WebSocketRoute;
 use crate::dispatch::{dispatch, error_response};
 use crate::routes::{RouteTable, prefix_matches, strip_prefix};
 use http::{Request, Response, StatusCode, Uri, header};
+use http_body::Body;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tracing::Instrument;
 
@@ -65,7 +66,24 @@ pub(crate) async fn route(
             .instrument(span)
             .await;
     }
-    dispatch(app.clone(), request).instrument(span).await
+    let continuing = !request.body().is_end_stream()
+        && request
+            .headers()
+            .get(header::EXPECT)
+            .is_some_and(|expect| expect.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if !continuing {
+        return dispatch(app.clone(), request).instrument(span).await;
+    }
+    let (head, body) = request.into_parts();
+    let (body, before_answer) = crate::body::expecting_continue(body);
+    let response = dispatch(app.clone(), Request::from_parts(head, body))
+        .instrument(span)
+        .await;
+    // An answer that streams may still read the body: the 100 first.
+    if !response.body().is_complete() {
+        before_answer.answered().await;
+    }
+    response
 }
 
 /// The header that tells an app its client's address (Spin's
