@@ -174,7 +174,7 @@ impl Router {
         self
     }
 
-    /// Run the hooks, the XSRF check, `dispatch` (the matched handler),
+    /// Run the XSRF check, the hooks, `dispatch` (the matched handler),
     /// then render an error page and set the XSRF cookie if needed.
     pub(crate) async fn around<F>(&self, mut request: Request, dispatch: F) -> Response
     where
@@ -182,7 +182,18 @@ impl Router {
     {
         // Kept for an error page (a shared copy, no allocation).
         let accept = request.headers().get(header::ACCEPT).cloned();
-        let token = self.around.xsrf.then(|| Token::of(&request));
+        let token = match self.around.xsrf.then(|| Token::of(&request)) {
+            None => None,
+            Some(Some(token)) => Some(token),
+            Some(None) => {
+                let failed = Error::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "no random bytes for an XSRF token",
+                )
+                .into_response();
+                return self.render_error(failed, accept.as_ref().and_then(|v| v.to_str().ok()));
+            }
+        };
         *request.context_mut() = RequestContext {
             xsrf: token,
             names: self.around.names.clone(),
@@ -202,18 +213,19 @@ impl Router {
     where
         F: AsyncFnOnce(Request) -> Response,
     {
-        for hook in &self.around.prepare {
-            request = match hook.call(request).await {
-                Ok(request) => request,
-                Err(answer) => return answer,
-            };
-        }
+        // The XSRF check first, as Tornado does: no hook runs for a forgery.
         if let Some(token) = &token
             && !xsrf::is_safe(request.method())
         {
             request = match xsrf::check(request, token).await {
                 Ok(request) => request,
                 Err(refused) => return refused,
+            };
+        }
+        for hook in &self.around.prepare {
+            request = match hook.call(request).await {
+                Ok(request) => request,
+                Err(answer) => return answer,
             };
         }
         dispatch(request).await
@@ -498,6 +510,30 @@ pub fn authenticated(handler: impl Handler) -> impl Handler {
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_forgery_is_refused_before_any_prepare_hook_runs() {
+        use futures::FutureExt;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static PREPARED: AtomicUsize = AtomicUsize::new(0);
+        let router = Router::new()
+            .xsrf_protection()
+            .prepare(|req: Request| async move {
+                PREPARED.fetch_add(1, Ordering::Relaxed);
+                Ok::<_, Error>(req)
+            })
+            .post("/", |_req: Request| async { "done" });
+        let forged = Request::new(Method::POST, "/").with_form(&[("a", "1")]);
+        let answer = router.handle(forged).now_or_never().unwrap();
+        assert_eq!(answer.status(), StatusCode::FORBIDDEN);
+        assert_eq!(PREPARED.load(Ordering::Relaxed), 0, "no hook ran");
+        let safe = router
+            .handle(Request::new(Method::GET, "/"))
+            .now_or_never()
+            .unwrap();
+        assert_eq!(safe.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(PREPARED.load(Ordering::Relaxed), 1);
+    }
 
     #[test]
     fn accept_picks_json_html_or_neither() {

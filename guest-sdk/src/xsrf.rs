@@ -29,20 +29,22 @@ pub(crate) struct Token {
 }
 
 impl Token {
-    /// The token of `req`'s `_xsrf` cookie, or a new one.
-    pub(crate) fn of(req: &Request) -> Token {
+    /// The token of `req`'s `_xsrf` cookie, or a new one; `None` if no
+    /// random bytes could be had for a new one (the request then fails:
+    /// a token anyone could guess protects nothing).
+    pub(crate) fn of(req: &Request) -> Option<Token> {
         match req.cookie(FIELD).and_then(unmask) {
-            Some(raw) => Token { raw, is_new: false },
-            None => Token {
-                raw: random(),
-                is_new: true,
-            },
+            Some(raw) => Some(Token { raw, is_new: false }),
+            None => random().map(|raw| Token { raw, is_new: true }),
         }
     }
 
-    /// The token masked afresh, as `2|mask|masked|timestamp` in hex.
+    /// The token masked afresh, as `2|mask|masked|timestamp` in hex (or,
+    /// should no random mask be had, unmasked: still secret).
     pub(crate) fn masked(&self) -> String {
-        let mask: [u8; MASK_LEN] = random();
+        let Some(mask) = random::<MASK_LEN>() else {
+            return hex(&self.raw);
+        };
         let masked: Vec<u8> = self
             .raw
             .iter()
@@ -118,12 +120,11 @@ fn unmask(text: &str) -> Option<[u8; TOKEN_LEN]> {
     Some(raw)
 }
 
-fn random<const N: usize>() -> [u8; N] {
+/// Random bytes from the host, or `None` if it has none to give.
+fn random<const N: usize>() -> Option<[u8; N]> {
     let mut bytes = [0; N];
-    // The host's random source does not fail; all zeroes would still be
-    // a token no other site can read.
-    let _ = getrandom::fill(&mut bytes);
-    bytes
+    getrandom::fill(&mut bytes).ok()?;
+    Some(bytes)
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -162,7 +163,7 @@ mod tests {
     #[test]
     fn a_masked_token_differs_each_time_and_matches() {
         let token = Token {
-            raw: random(),
+            raw: random().unwrap(),
             is_new: true,
         };
         let (a, b) = (token.masked(), token.masked());
@@ -175,11 +176,11 @@ mod tests {
     #[test]
     fn other_or_malformed_tokens_do_not_match() {
         let token = Token {
-            raw: random(),
+            raw: random().unwrap(),
             is_new: false,
         };
         let other = Token {
-            raw: random(),
+            raw: random().unwrap(),
             is_new: false,
         };
         for bad in [
