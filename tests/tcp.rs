@@ -406,6 +406,28 @@ async fn standard_components_connect_through_wasi_sockets_where_tcp_outbound_all
     assert_eq!(status, 502);
 }
 
+/// A store serving requests one after another gives back the places of
+/// the sockets its earlier requests closed: with two places and two
+/// instances, every request connects (else two idle instances would hold
+/// both places for good).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reused_instance_gives_back_the_places_of_closed_sockets() {
+    let port = upstream();
+    let wasm = component("tests/guests/wasi-p2").display().to_string();
+    let server = Server::with_manifest(&format!(
+        "[app.p2]\nsource = {wasm:?}\ntcp_outbound = [\"127.0.0.1:{port}\"]\n\
+         tcp_outbound_connections = 2\nmax_instances = 2\nreuse = {{ requests = 100 }}\n"
+    ));
+    let url = server.url(&format!("/tcp?addr=127.0.0.1:{port}"));
+    for _ in 0..5 {
+        let response = support::client().get(&url).send().await.unwrap();
+        assert_eq!(
+            (response.status().as_u16(), response.text().await.unwrap()),
+            (200, "upstream: ping".to_owned())
+        );
+    }
+}
+
 #[test]
 fn listeners_that_cannot_be_served_are_refused_at_start() {
     let wasm = component("tests/guests/tcp").display().to_string();

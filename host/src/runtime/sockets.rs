@@ -3,7 +3,8 @@
 //! `localhost` for loopback) or that a rule's name resolves to when it is
 //! not internal; the implicit bind a connect makes; nothing else (no
 //! listening, no UDP), within the app's `tcp_outbound_connections`
-//! (counted until the store ends).
+//! (counted until the store ends, or, for a store that serves requests
+//! one after another, until the next request finds the socket closed).
 
 use super::store::TcpConnectGrant;
 use crate::policy::{is_internal, is_own};
@@ -11,17 +12,47 @@ use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use tokio::sync::OwnedSemaphorePermit;
+use wasmtime::component::ResourceTable;
 use wasmtime_wasi::sockets::SocketAddrUse;
 
 type Check = Pin<Box<dyn Future<Output = bool> + Send + Sync>>;
 
+/// The places under `tcp_outbound_connections` a store's sockets hold.
+#[derive(Clone, Default)]
+pub(super) struct HeldConnections(Arc<Mutex<Vec<OwnedSemaphorePermit>>>);
+
+impl HeldConnections {
+    fn push(&self, place: OwnedSemaphorePermit) {
+        self.places().push(place);
+    }
+
+    fn places(&self) -> std::sync::MutexGuard<'_, Vec<OwnedSemaphorePermit>> {
+        self.0.lock().unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Give back the places of sockets the guest has closed: those beyond
+    /// the TCP sockets `table` still holds (a reused store's next request
+    /// starts with only what is still open counted).
+    pub(super) fn keep_open_ones(&self, table: &mut ResourceTable) {
+        let open = table
+            .iter_mut()
+            .filter(|entry| {
+                entry.is::<wasmtime_wasi::p2::TcpSocket>()
+                    || entry.is::<wasmtime_wasi::sockets::TcpSocket>()
+            })
+            .count();
+        self.places().truncate(open);
+    }
+}
+
 /// The check wasmtime-wasi asks before each use of a socket address. Each
-/// connect allowed takes a place under `tcp_outbound_connections`, held
-/// until the store (and this check with it) is dropped.
+/// connect allowed takes a place under `tcp_outbound_connections`, kept in
+/// `held` until the store is dropped or
+/// [`HeldConnections::keep_open_ones`] finds its socket closed.
 pub(super) fn check(
     grant: TcpConnectGrant,
+    held: HeldConnections,
 ) -> impl Fn(SocketAddr, SocketAddrUse) -> Check + Send + Sync + 'static {
-    let held: Arc<Mutex<Vec<OwnedSemaphorePermit>>> = Arc::default();
     move |address, used_for| {
         let (grant, held) = (grant.clone(), held.clone());
         Box::pin(async move {
@@ -32,9 +63,7 @@ pub(super) fn check(
                     may_connect(&grant, address).await
                         && match grant.connections.try_enter() {
                             Some(place) => {
-                                held.lock()
-                                    .unwrap_or_else(|poison| poison.into_inner())
-                                    .push(place);
+                                held.push(place);
                                 true
                             }
                             None => {

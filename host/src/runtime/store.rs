@@ -38,6 +38,8 @@ pub(crate) struct State<H> {
     host: H,
     /// What the request may still log (stdout, stderr and its own lines).
     log: Arc<LogBudget>,
+    /// The places its `wasi:sockets` connections hold, if it may connect.
+    sockets: Option<super::sockets::HeldConnections>,
     /// The pool slot this store holds, given back when it is dropped.
     _slot: InstanceSlot,
 }
@@ -74,11 +76,15 @@ impl<H> State<H> {
         self.cpu = CpuBudget::new(cpu_time);
     }
 
-    /// Ready the store for another request: its own CPU and log budgets.
+    /// Ready the store for another request: its own CPU and log budgets,
+    /// and the places of sockets it closed given back.
     pub(crate) fn start_request(&mut self) {
         self.refill_cpu_budget();
         self.cpu.copied = 0;
         self.log.refill();
+        if let Some(sockets) = &self.sockets {
+            sockets.keep_open_ones(&mut self.table);
+        }
     }
 }
 
@@ -215,16 +221,19 @@ pub(super) fn new_store<H: Send + 'static>(
     wasi.stdout(GuestLog::stdout(log.clone()))
         .stderr(GuestLog::stderr(log.clone()))
         .allow_udp(false);
-    match &grants.tcp_connect {
+    let sockets = match &grants.tcp_connect {
         Some(grant) => {
+            let held = super::sockets::HeldConnections::default();
             wasi.allow_tcp(true)
                 .allow_ip_name_lookup(true)
-                .socket_addr_check(super::sockets::check(grant.clone()));
+                .socket_addr_check(super::sockets::check(grant.clone(), held.clone()));
+            Some(held)
         }
         None => {
             wasi.allow_tcp(false).allow_ip_name_lookup(false);
+            None
         }
-    }
+    };
     let wasi = wasi.build();
     let state = State {
         wasi,
@@ -236,6 +245,7 @@ pub(super) fn new_store<H: Send + 'static>(
         run: GuestRun::default(),
         host,
         log,
+        sockets,
         _slot: slot,
     };
     let mut store = Store::new(&engine.engine, state);
