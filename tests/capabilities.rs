@@ -183,6 +183,23 @@ async fn websocket_rejections_reach_the_caller() {
 }
 
 #[tokio::test]
+async fn in_process_sockets_count_against_the_apps_connections() {
+    let settings = format!("max_connections = 1\n{SOCKET_ROUTES}");
+    let app = harness("sockets", "tests/guests/sockets", &settings);
+    let first = app.websocket("/count").await.expect("accepted");
+    let refused = app.websocket("/count").await.err().expect("at the limit");
+    assert!(refused.to_string().contains("503"), "{refused}");
+    assert_eq!(
+        app.limit_hits("sockets", "max_connections").expect("hits"),
+        1
+    );
+    drop(first);
+    app.websocket("/count")
+        .await
+        .expect("its place is free again");
+}
+
+#[tokio::test]
 async fn outgoing_wasi_http_goes_through_the_allow_list() {
     let upstream = Upstream::start().await;
     let wasm = component("tests/guests/wasi-p2");

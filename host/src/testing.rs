@@ -18,16 +18,15 @@ use crate::app::{AppHandle, SharedApp};
 use crate::bindings::websocket_types::WsMessage;
 use crate::body::inbound;
 use crate::cargo_build::component_for;
-use crate::config::{Manifest, WebSocketMode};
-use crate::convert::request_head_to_wit;
+use crate::config::Manifest;
 use crate::deploy::Deployment;
-use crate::dispatch::{Events, Opened, call_once, describe};
+use crate::dispatch::{Events, call_once, describe};
 use crate::hub::{Connection, Outbox};
 use crate::kv::embedded::Embedded;
 use crate::kv::{KvBackend, Quota, Write};
 use crate::limit_log::Limit;
-use crate::server::{route, websocket_route};
-use anyhow::{Context, Result, bail};
+use crate::server::{open_websocket, route, websocket_route};
+use anyhow::{Context, Result};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use std::path::Path;
@@ -96,38 +95,23 @@ impl Harness {
         let app = &handle.current();
         let route = websocket_route(app, path)
             .with_context(|| format!("{path} is not a WebSocket route of its app"))?;
-        let events = match route.mode {
-            WebSocketMode::Hibernate => Events::hibernate(handle),
-            WebSocketMode::Live => Events::live(app.clone()),
-        };
-        let connection = app.hub().connect(
-            app.name(),
-            path,
-            route.send_queue,
-            usize::try_from(route.send_buffer).unwrap_or(usize::MAX),
-        );
+        let (parts, ()) = http::Request::get(path).body(())?.into_parts();
+        // As the server opens one: its place, the hub, the guest's on-open.
+        let opened = open_websocket(handle.clone(), app, route, &parts)
+            .await
+            .map_err(|refused| {
+                anyhow::anyhow!("the upgrade was refused with status {}", refused.status())
+            })?;
+        let connection = opened.connection.hand_over();
         let outbox = connection
             .take_outbox()
             .context("a new connection has its outbox")?;
-        let (parts, ()) = http::Request::get(path).body(())?.into_parts();
-        match events.open(&connection, request_head_to_wit(&parts)).await {
-            Ok(Opened::Accept { .. }) => Ok(TestSocket {
-                events,
-                connection,
-                outbox,
-            }),
-            Ok(Opened::Reject(response)) => {
-                app.hub().disconnect(&connection);
-                bail!(
-                    "the guest rejected the upgrade with status {}",
-                    response.status
-                )
-            }
-            Err(failure) => {
-                app.hub().disconnect(&connection);
-                bail!("on-open failed: {failure}")
-            }
-        }
+        Ok(TestSocket {
+            events: opened.events,
+            connection,
+            outbox,
+            _admitted: opened.admitted,
+        })
     }
 
     fn app_for(&self, path: &str) -> Result<Arc<AppHandle>> {
@@ -382,6 +366,8 @@ pub struct TestSocket {
     events: Events,
     connection: Arc<Connection>,
     outbox: Outbox,
+    /// Its place under the app's `max_connections`, as a socket task holds.
+    _admitted: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl TestSocket {

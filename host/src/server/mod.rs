@@ -14,6 +14,7 @@ mod upgrade;
 pub(crate) use routing::{AppRouter, route, websocket_route};
 pub(crate) use tcp::{TcpListen, bind_tcp};
 pub(crate) use tls::Tls;
+pub(crate) use upgrade::open as open_websocket;
 
 use crate::body::inbound;
 use crate::config::ServerConfig;

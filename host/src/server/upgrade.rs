@@ -48,12 +48,56 @@ pub(super) async fn upgrade(
         tracing::info!("websocket refused: cross-origin upgrade");
         return plain(StatusCode::FORBIDDEN, "cross-origin WebSocket refused\n");
     }
-    let admitted = match app.admit_connection() {
-        Ok(admitted) => admitted,
-        Err(busy) => return error_response(busy.logged_status()),
-    };
     let on_upgrade = hyper::upgrade::on(&mut request);
     let (parts, _body) = request.into_parts();
+    let opened = match open(handle, &app, &route, &parts).await {
+        Ok(opened) => opened,
+        Err(refused) => return refused,
+    };
+    let protocol = opened
+        .protocol
+        .filter(|chosen| offered_protocols(&parts.headers).any(|p| p == chosen));
+    let connection = opened.connection.hand_over();
+    tracing::info!(connection = connection.id(), "websocket opened");
+    crate::stats::websocket_opened(app.shared_name());
+    // The socket task owns the connection from here, and forgets it itself.
+    tokio::spawn(socket::run(
+        connection,
+        route,
+        opened.events,
+        on_upgrade,
+        opened.admitted,
+    ));
+    switching_protocols(&key, protocol.as_deref())
+}
+
+/// A WebSocket the guest accepted, its place under the app's connection
+/// limit held, not yet handed to a socket task.
+pub(crate) struct OpenedSocket {
+    /// Forgotten by the hub if dropped before it is handed over.
+    pub(crate) connection: Registered,
+    pub(crate) events: Events,
+    /// Its place under the app's `max_connections`.
+    pub(crate) admitted: tokio::sync::OwnedSemaphorePermit,
+    /// The subprotocol the guest chose, if any.
+    pub(crate) protocol: Option<String>,
+}
+
+/// Open a WebSocket on `route` of `app` (the current version of `handle`)
+/// for a request with head `parts`: a place under the app's connection
+/// limit, the connection in the hub, the guest's `on-open`. The answer to
+/// send instead if any refuses. The server and the in-process harness
+/// both open sockets through here.
+pub(crate) async fn open(
+    handle: std::sync::Arc<AppHandle>,
+    app: &SharedApp,
+    route: &WebSocketRoute,
+    parts: &http::request::Parts,
+) -> Result<OpenedSocket, Response<OutgoingBody>> {
+    let admitted = match app.admit_connection() {
+        Ok(admitted) => admitted,
+        Err(busy) => return Err(error_response(busy.logged_status())),
+    };
     let hub = app.hub().clone();
     let connection = hub.connect(
         app.name(),
@@ -64,46 +108,47 @@ pub(super) async fn upgrade(
     // If the client goes away while the guest decides, nothing is left
     // behind: the guard forgets the connection and its subscriptions.
     let registered = Registered {
-        hub: hub.clone(),
-        connection: Some(connection.clone()),
+        hub,
+        connection: connection.clone(),
+        handed_over: false,
     };
     let events = match route.mode {
         WebSocketMode::Hibernate => Events::hibernate(handle),
         WebSocketMode::Live => Events::live(app.clone()),
     };
-    let opened = events.open(&connection, request_head_to_wit(&parts)).await;
-    let accept = match opened {
-        Ok(Opened::Accept { protocol }) => protocol,
+    match events.open(&connection, request_head_to_wit(parts)).await {
+        Ok(Opened::Accept { protocol }) => Ok(OpenedSocket {
+            connection: registered,
+            events,
+            admitted,
+            protocol,
+        }),
         // The guard forgets the connection.
-        Ok(Opened::Reject(response)) => return response_from_guest(response),
-        Err(failure) => return error_response(failure.status()),
-    };
-    let protocol = accept.filter(|chosen| offered_protocols(&parts.headers).any(|p| p == chosen));
-    tracing::info!(connection = connection.id(), "websocket opened");
-    crate::stats::websocket_opened(app.shared_name());
-    // The socket task owns the connection from here, and forgets it itself.
-    registered.hand_over();
-    tokio::spawn(socket::run(connection, route, events, on_upgrade, admitted));
-    switching_protocols(&key, protocol.as_deref())
+        Ok(Opened::Reject(response)) => Err(response_from_guest(response)),
+        Err(failure) => Err(error_response(failure.status())),
+    }
 }
 
 /// A connection registered in the hub, forgotten again when dropped unless
-/// it was handed over to its socket task.
-struct Registered {
+/// it was handed over (to its socket task).
+pub(crate) struct Registered {
     hub: std::sync::Arc<crate::hub::Hub>,
-    connection: Option<std::sync::Arc<crate::hub::Connection>>,
+    connection: std::sync::Arc<crate::hub::Connection>,
+    handed_over: bool,
 }
 
 impl Registered {
-    fn hand_over(mut self) {
-        self.connection = None;
+    /// The connection, now its new owner's to forget.
+    pub(crate) fn hand_over(mut self) -> std::sync::Arc<crate::hub::Connection> {
+        self.handed_over = true;
+        self.connection.clone()
     }
 }
 
 impl Drop for Registered {
     fn drop(&mut self) {
-        if let Some(connection) = self.connection.take() {
-            self.hub.disconnect(&connection);
+        if !self.handed_over {
+            self.hub.disconnect(&self.connection);
         }
     }
 }
