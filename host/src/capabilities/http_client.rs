@@ -19,7 +19,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use wasmtime::StoreContextMut;
-use wasmtime::component::{Accessor, FutureConsumer, FutureReader, HasSelf, Source, StreamReader};
+use wasmtime::component::{
+    Accessor, FutureConsumer, FutureReader, GuardedFutureReader, GuardedStreamReader, HasSelf,
+    Source, StreamReader,
+};
 
 impl Host for GuestState {}
 
@@ -60,7 +63,7 @@ async fn fetch(
     let head_timeout = request.timeout_ms.map_or(grants.default_timeout, |ms| {
         Duration::from_millis(u64::from(ms))
     });
-    let outgoing = match Outgoing::new(request, &grants) {
+    let outgoing = match Outgoing::new(accessor, request, &grants) {
         Ok(outgoing) => outgoing,
         Err(err) => return Ok(Err(err)),
     };
@@ -106,14 +109,27 @@ async fn fetch(
     })
 }
 
-/// A request on its way out, before its body is attached.
-struct Outgoing {
+/// The guest's store, from inside the fetch.
+type Access<'a> = &'a Accessor<GuestState, HasSelf<GuestState>>;
+
+/// A request on its way out, before its body is attached. The guest's
+/// stream and future are closed if the request goes no further (refused,
+/// malformed, over a limit): left open, the guest's end of them would wait
+/// for the host until its request's deadline.
+struct Outgoing<'a> {
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: wit::Body,
+    body: GuestBody<'a>,
     /// For a streamed body: the guest's word that it wrote all of it.
-    body_done: Option<FutureReader<bool>>,
+    body_done: Option<GuardedFutureReader<bool, Access<'a>>>,
+}
+
+/// A request body as the guest gave it.
+enum GuestBody<'a> {
+    Empty,
+    Bytes(Vec<u8>),
+    Stream(GuardedStreamReader<u8, Access<'a>>),
 }
 
 /// Passes on the guest's word that it wrote its whole request body. If the
@@ -146,8 +162,23 @@ struct Ready {
     replay: Option<Bytes>,
 }
 
-impl Outgoing {
-    fn new(request: OutgoingRequest, grants: &Grants) -> Result<Outgoing, FetchError> {
+impl<'a> Outgoing<'a> {
+    fn new(
+        accessor: Access<'a>,
+        request: OutgoingRequest,
+        grants: &Grants,
+    ) -> Result<Outgoing<'a>, FetchError> {
+        // Guarded first: every refusal below closes them.
+        let body = match request.body {
+            wit::Body::Empty => GuestBody::Empty,
+            wit::Body::Bytes(bytes) => GuestBody::Bytes(bytes),
+            wit::Body::Stream(reader) => {
+                GuestBody::Stream(GuardedStreamReader::new(accessor, reader))
+            }
+        };
+        let body_done = request
+            .body_done
+            .map(|done| GuardedFutureReader::new(accessor, done));
         let uri: Uri = request.url.parse().map_err(|err| {
             FetchError::InvalidRequest(format!("bad URL {:?}: {err}", request.url))
         })?;
@@ -176,28 +207,27 @@ impl Outgoing {
             method,
             uri,
             headers,
-            body: request.body,
-            body_done: request.body_done,
+            body,
+            body_done,
         })
     }
 
     /// Attach the body: bytes as they are, a guest stream piped through.
-    fn with_body(
-        self,
-        accessor: &Accessor<GuestState, HasSelf<GuestState>>,
-    ) -> wasmtime::Result<Ready> {
+    fn with_body(self, accessor: Access<'a>) -> wasmtime::Result<Ready> {
         let (body, replay) = match self.body {
-            wit::Body::Empty => (OutgoingBody::empty(), Some(Bytes::new())),
-            wit::Body::Bytes(bytes) => {
+            GuestBody::Empty => (OutgoingBody::empty(), Some(Bytes::new())),
+            GuestBody::Bytes(bytes) => {
                 let bytes = Bytes::from(bytes);
                 (OutgoingBody::full(bytes.clone()), Some(bytes))
             }
-            wit::Body::Stream(reader) => {
+            GuestBody::Stream(reader) => {
                 let (consumer, chunks, _ended) = ChunkConsumer::new();
+                let reader = reader.into_stream();
                 accessor.with(|store| reader.pipe(store, consumer))?;
                 let finished = match self.body_done {
                     Some(done) => {
                         let (word, finished) = oneshot::channel();
+                        let done = done.into_future();
                         accessor.with(|store| done.pipe(store, BodyDone(Some(word))))?;
                         Some(finished)
                     }

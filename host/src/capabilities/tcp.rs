@@ -23,7 +23,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message as Frame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use wasmtime::component::{Accessor, HasSelf, StreamReader};
+use wasmtime::component::{Accessor, GuardedStreamReader, HasSelf, StreamReader};
 
 /// Hibernate-mode connections live in the hub beside WebSockets: the
 /// same queue, state and subscriptions, by id, for this app only.
@@ -88,6 +88,8 @@ impl HostWithStore<GuestState> for HasSelf<GuestState> {
         output: StreamReader<u8>,
     ) -> wasmtime::Result<Result<StreamReader<u8>, ConnectError>> {
         let grants = grants_of(accessor);
+        // Closed if the connect fails: the guest's writer is not left open.
+        let output = GuardedStreamReader::new(accessor, output);
         let (socket, place) = match open(&grants, &host, port).await {
             Ok(opened) => opened,
             Err(refused) => {
@@ -95,6 +97,7 @@ impl HostWithStore<GuestState> for HasSelf<GuestState> {
                 return Ok(Err(refused));
             }
         };
+        let output = output.into_stream();
         let activity = Arc::new(Activity::default());
         let (from_peer, to_peer) = socket.into_split();
         let input = SocketReader::new(from_peer, activity.clone()).holding(place.clone());
