@@ -301,7 +301,7 @@ impl KvBackend for Embedded {
                 .range::<(&str, &str)>((start, Bound::Unbounded))
                 .map_err(unavailable)?;
             let mut keys = Vec::new();
-            let mut cursor = None;
+            let (mut cursor, mut examined) = (None, None::<String>);
             for (scanned, item) in range.enumerate() {
                 let (key, raw) = item.map_err(unavailable)?;
                 let (space, name) = key.value();
@@ -313,13 +313,15 @@ impl KvBackend for Embedded {
                     break;
                 }
                 if scanned >= super::MAX_SCANNED {
-                    // Expired entries not yet swept: the page ends here.
-                    cursor = Some(name.to_owned());
+                    // Expired entries not yet swept: the page ends after
+                    // the last one looked at.
+                    cursor = examined;
                     break;
                 }
                 if unexpired(Record::split(raw.value()).0, now) {
                     keys.push(name.to_owned());
                 }
+                examined = Some(name.to_owned());
             }
             Ok(Page { keys, cursor })
         })
@@ -597,13 +599,22 @@ mod tests {
     #[tokio::test]
     async fn a_listing_looks_at_a_bounded_number_of_expired_entries() {
         let (_dir, store) = store();
-        let expired = (0..3 * super::super::MAX_SCANNED).map(|n| Write::Set {
+        let scanned = super::super::MAX_SCANNED;
+        let expired = (0..3 * scanned).map(|n| Write::Set {
             key: format!("gone:{n:05}"),
             value: b"v".to_vec(),
             ttl: Some(Duration::from_millis(1)),
         });
+        // A live key just where the first page's scan stops: not skipped.
+        let at_the_cut = format!("gone:{:05}x", scanned - 1);
         store
-            .apply("a", expired.chain([set("live", b"v")]).collect(), ROOMY)
+            .apply(
+                "a",
+                expired
+                    .chain([set("live", b"v"), set(&at_the_cut, b"v")])
+                    .collect(),
+                ROOMY,
+            )
             .await
             .expect("set");
         while get(&store, "a", "gone:00000").await.is_some() {
@@ -623,7 +634,7 @@ mod tests {
                 break;
             }
         }
-        assert_eq!(seen, ["live"]);
+        assert_eq!(seen, [at_the_cut.as_str(), "live"]);
         assert!(pages >= 3, "{pages} pages");
     }
 
