@@ -179,7 +179,13 @@ impl Deployment {
             return None;
         }
         let applied = self.apply_locked(&mut served, &manifest, component_of);
-        if !applied.refused.iter().any(|(app, _)| app == name) {
+        // Kept only if it was made: not if the app's new version, or the
+        // routes it would make (`(manifest)`), were refused.
+        if !applied
+            .refused
+            .iter()
+            .any(|(app, _)| app == name || app == "(manifest)")
+        {
             let table = served
                 .manifest_apps
                 .iter()
