@@ -55,6 +55,10 @@ impl<H: Send + 'static> AppComponent<H> {
         let cpu_share = limits
             .cpu_share
             .map(|percent| CpuShare::new(f64::from(percent) / 100.0));
+        let p3_sockets = compiled
+            .component_type()
+            .imports(&engine.engine)
+            .any(|(import, _)| import.starts_with("wasi:sockets/") && import.contains("@0.3"));
         AppComponent {
             _compiled: compiled,
             guest,
@@ -66,6 +70,7 @@ impl<H: Send + 'static> AppComponent<H> {
             grants: StoreGrants {
                 cpu_share,
                 tcp_connect: None,
+                p3_sockets,
             },
         }
     }

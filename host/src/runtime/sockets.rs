@@ -2,7 +2,7 @@
 //! TCP connections only, to an address a rule names (an IP address, or
 //! `localhost` for loopback) or that a rule's name resolves to when it is
 //! not internal; the implicit bind a connect makes; nothing else (no
-//! listening, no UDP), within the app's `tcp_outbound_connections`
+//! listening, no UDP, no name lookups), within the app's `tcp_outbound_connections`
 //! (counted until the store ends, or, for a store that serves requests
 //! one after another, until the next request finds the socket closed).
 
@@ -18,28 +18,43 @@ use wasmtime_wasi::sockets::SocketAddrUse;
 type Check = Pin<Box<dyn Future<Output = bool> + Send + Sync>>;
 
 /// The places under `tcp_outbound_connections` a store's sockets hold.
-#[derive(Clone, Default)]
-pub(super) struct HeldConnections(Arc<Mutex<Vec<OwnedSemaphorePermit>>>);
+#[derive(Clone)]
+pub(super) struct HeldConnections {
+    places: Arc<Mutex<Vec<OwnedSemaphorePermit>>>,
+    /// Whether a closed socket's place may be given back before the store
+    /// ends: WASI 0.2 streams are children of their socket resource (the
+    /// socket cannot be dropped before them), WASI 0.3 streams are not.
+    give_back: bool,
+}
 
 impl HeldConnections {
+    pub(super) fn new(give_back: bool) -> HeldConnections {
+        HeldConnections {
+            places: Arc::default(),
+            give_back,
+        }
+    }
+
     fn push(&self, place: OwnedSemaphorePermit) {
         self.places().push(place);
     }
 
     fn places(&self) -> std::sync::MutexGuard<'_, Vec<OwnedSemaphorePermit>> {
-        self.0.lock().unwrap_or_else(|poison| poison.into_inner())
+        self.places
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 
     /// Give back the places of sockets the guest has closed: those beyond
     /// the TCP sockets `table` still holds (a reused store's next request
     /// starts with only what is still open counted).
     pub(super) fn keep_open_ones(&self, table: &mut ResourceTable) {
+        if !self.give_back {
+            return;
+        }
         let open = table
             .iter_mut()
-            .filter(|entry| {
-                entry.is::<wasmtime_wasi::p2::TcpSocket>()
-                    || entry.is::<wasmtime_wasi::sockets::TcpSocket>()
-            })
+            .filter(|entry| entry.is::<wasmtime_wasi::p2::TcpSocket>())
             .count();
         self.places().truncate(open);
     }

@@ -191,6 +191,10 @@ pub(crate) struct StoreGrants {
     /// `tcp_outbound`, for a component's `wasi:sockets`; none: no sockets
     /// at all.
     pub(crate) tcp_connect: Option<TcpConnectGrant>,
+    /// Whether the component imports WASI 0.3 sockets, whose streams
+    /// outlive the socket resource: their places are then kept for the
+    /// store's whole life.
+    pub(crate) p3_sockets: bool,
 }
 
 /// Where WASI sockets may connect, and the app's count of connections
@@ -221,16 +225,20 @@ pub(super) fn new_store<H: Send + 'static>(
     wasi.stdout(GuestLog::stdout(log.clone()))
         .stderr(GuestLog::stderr(log.clone()))
         .allow_udp(false);
+    // Name lookups stay off even then: wasmtime-wasi's resolver holds a
+    // thread of the shared blocking pool per lookup, with no bound and no
+    // timeout, so a guest looping over names a nameserver never answers
+    // would starve every app. A component connects by address.
+    wasi.allow_ip_name_lookup(false);
     let sockets = match &grants.tcp_connect {
         Some(grant) => {
-            let held = super::sockets::HeldConnections::default();
+            let held = super::sockets::HeldConnections::new(!grants.p3_sockets);
             wasi.allow_tcp(true)
-                .allow_ip_name_lookup(true)
                 .socket_addr_check(super::sockets::check(grant.clone(), held.clone()));
             Some(held)
         }
         None => {
-            wasi.allow_tcp(false).allow_ip_name_lookup(false);
+            wasi.allow_tcp(false);
             None
         }
     };
