@@ -212,3 +212,39 @@ async fn an_apps_topics_keep_no_more_in_redis_than_its_history_bytes() {
         .unwrap();
     assert_eq!(read.text().await.unwrap(), r#"[[1,"still here"]]"#);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_cost_history_bytes_on_redis_even_when_empty() {
+    let redis = RedisServer::start();
+    let sockets = component("tests/guests/sockets").display().to_string();
+    let server = Server::with_manifest(&format!(
+        "[server.backend]\nkind = \"redis\"\nurl = {:?}\n\n\
+         [app.flooder]\nsource = {sockets:?}\npubsub = [\"room.*\"]\npubsub_history_bytes = \"64KiB\"\n",
+        redis.url()
+    ));
+    let http = client();
+    // Empty messages on ever new topics: each topic's keys count (512
+    // bytes, and 160 a message), so 64 KiB holds fewer than a hundred.
+    let mut accepted = 0;
+    for topic in 0..200 {
+        let answer = http
+            .post(server.url(&format!("/publish/room.{topic}")))
+            .send()
+            .await
+            .unwrap();
+        if answer.status() == 200 {
+            accepted += 1;
+        } else {
+            let why = answer.text().await.unwrap();
+            assert!(why.contains("pubsub_history_bytes"), "{why}");
+        }
+    }
+    assert!((90..100).contains(&accepted), "{accepted} topics kept");
+    // A refusal changes nothing: the first topic still has its message.
+    let first = http
+        .post(server.url("/wait/room.0?after=0&ms=1000"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.text().await.unwrap(), r#"[[1,""]]"#);
+}

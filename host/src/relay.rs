@@ -43,6 +43,9 @@ const READ_BYTES: u64 = 4 << 20;
 /// What Redis keeps for a message besides its payload (its stream entry
 /// and its payload's key), counted against the app's history bytes.
 const MESSAGE_OVERHEAD: u64 = 160;
+/// What Redis keeps for a topic while its keys exist (its counter and its
+/// stream, even emptied), counted against the app's history bytes.
+const TOPIC_COST: u64 = 512;
 /// Entries read per page when a topic is caught up.
 const CATCH_UP_PAGE: usize = 16;
 /// How long a topic's stream outlives its last publish.
@@ -119,6 +122,7 @@ impl Relay {
             .arg(budget)
             .arg(STREAM_LIFETIME_SECS)
             .arg(MESSAGE_OVERHEAD)
+            .arg(TOPIC_COST)
             .invoke_async::<u64>(&mut connection)
             .await
             .map_err(|err| err.to_string())?;
@@ -179,11 +183,12 @@ impl Relay {
             last = newest.entry.clone();
         }
         newest_first.reverse();
-        for (id, payload) in payloads(&mut connection, key, &newest_first).await? {
+        payloads(&mut connection, key, &newest_first, |id, payload| {
             let _ = self
                 .broker
                 .take_in(key, id, payload, fence, Deliver::HistoryOnly);
-        }
+        })
+        .await?;
         self.followed
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -241,14 +246,15 @@ impl Relay {
         let Some(fence) = self.fence_of(key) else {
             return Ok(());
         };
-        for (id, payload) in payloads(connection, key, &entries).await? {
+        payloads(connection, key, &entries, |id, payload| {
             if let Err(refused) = self
                 .broker
                 .take_in(key, id, payload, &fence, Deliver::ToAll)
             {
                 tracing::debug!(%refused, "a message from another host was not kept");
             }
-        }
+        })
+        .await?;
         if let Some(last) = entries.last()
             && let Some(topic) = self
                 .followed
@@ -360,15 +366,15 @@ struct Entry {
 }
 
 /// The payloads of `entries`, in order, read a bounded number of bytes at
-/// a time; a message whose payload is gone (trimmed or expired since) is
-/// left out.
+/// a time and each batch handed to `deliver` before the next is read; a
+/// message whose payload is gone (trimmed or expired since) is left out.
 async fn payloads(
     connection: &mut impl redis::aio::ConnectionLike,
     key: &TopicKey,
     entries: &[Entry],
-) -> Result<Vec<(u64, Bytes)>, String> {
+    mut deliver: impl FnMut(u64, Bytes),
+) -> Result<(), String> {
     let base = stream_of(key);
-    let mut read = Vec::with_capacity(entries.len());
     let mut rest = entries;
     while !rest.is_empty() {
         // At least one, then as many as fit in READ_BYTES.
@@ -392,14 +398,13 @@ async fn payloads(
             .query_async(connection)
             .await
             .map_err(|err| err.to_string())?;
-        read.extend(
-            batch
-                .iter()
-                .zip(values)
-                .filter_map(|(entry, value)| Some((entry.id, Bytes::from(value?)))),
-        );
+        for (entry, value) in batch.iter().zip(values) {
+            if let Some(value) = value {
+                deliver(entry.id, Bytes::from(value));
+            }
+        }
     }
-    Ok(read)
+    Ok(())
 }
 
 /// The entries of an `XRANGE` answer.
@@ -466,25 +471,36 @@ fn text(value: &Value) -> Option<String> {
 
 /// Publish a message: the topic's next id, its entry (id and size) and
 /// its payload, the topic trimmed to its history, and the app's topics
-/// together kept within its budget of bytes (this topic's oldest messages
-/// make room; a topic whose history expired is counted out). Returns the
-/// id, or 0 if the app's other topics hold its whole budget. Every key is
-/// kept for a day after the last publish.
-/// ARGV: app, base, topic, payload, history, budget, lifetime (s), overhead.
+/// together kept within its budget of bytes: each message counts its
+/// payload and `overhead`, each topic `topic_cost` while its keys exist
+/// (so many empty topics count too). This topic's oldest messages make
+/// room; a topic whose keys expired is counted out. Returns the id, or 0,
+/// with nothing changed, if the message cannot fit even once this topic
+/// keeps nothing else. Every key is kept for a day after the last publish.
+/// ARGV: app, base, topic, payload, history, budget, lifetime (s),
+/// overhead, topic cost.
 const PUBLISH: &str = r#"
 local app, base, topic, payload = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local history, budget = tonumber(ARGV[5]), tonumber(ARGV[6])
-local lifetime, overhead = tonumber(ARGV[7]), tonumber(ARGV[8])
+local lifetime, overhead, topic_cost = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
 local held, index = app .. ':held', base .. ':index'
 local size = #payload + overhead
 
 local function total() return tonumber(redis.call('HGET', held, 'total') or '0') end
+local function kept(name) return tonumber(redis.call('HGET', held, 't:' .. name) or '0') end
 
--- A topic whose history is gone: what it held is counted out.
+-- Change the app's total by `bytes`, never below zero.
+local function add_to_total(bytes)
+  if bytes ~= 0 and redis.call('HINCRBY', held, 'total', bytes) < 0 then
+    redis.call('HSET', held, 'total', 0)
+  end
+end
+
+-- A topic whose keys are gone: what it held is counted out.
 local function forget(name)
-  local bytes = tonumber(redis.call('HGET', held, 't:' .. name) or '0')
-  if bytes ~= 0 then redis.call('HINCRBY', held, 'total', -bytes) end
+  local bytes = kept(name)
   redis.call('HDEL', held, 't:' .. name)
+  add_to_total(-bytes)
 end
 
 -- This topic's oldest message dropped; false if it keeps none.
@@ -498,16 +514,15 @@ local function drop_oldest()
   redis.call('XDEL', index, oldest[1])
   redis.call('DEL', base .. ':m:' .. id)
   redis.call('HINCRBY', held, 't:' .. topic, -(n + overhead))
-  redis.call('HINCRBY', held, 'total', -(n + overhead))
+  add_to_total(-(n + overhead))
   return true
 end
 
 if redis.call('EXISTS', index) == 0 then forget(topic) end
-while redis.call('XLEN', index) >= history do
-  if not drop_oldest() then break end
-end
-if total() + size > budget then
-  -- Other topics whose history expired, a bounded look at a time.
+local new_topic = kept(topic) == 0
+local need = size + (new_topic and topic_cost or 0)
+if total() + need > budget then
+  -- Other topics whose keys expired, a bounded look at a time.
   local scan = redis.call('HSCAN', held, redis.call('HGET', held, 'cursor') or '0', 'COUNT', 64)
   redis.call('HSET', held, 'cursor', scan[1])
   for i = 1, #scan[2], 2 do
@@ -520,14 +535,25 @@ if total() + size > budget then
     end
   end
 end
-while total() + size > budget do
+-- What this topic's messages hold could all make room; if even that is
+-- not enough, refuse before dropping any.
+local messages = new_topic and 0 or math.max(kept(topic) - topic_cost, 0)
+if total() - messages + need > budget then return 0 end
+while redis.call('XLEN', index) >= history do
+  if not drop_oldest() then break end
+end
+while total() + need > budget do
   if not drop_oldest() then return 0 end
+end
+if new_topic then
+  redis.call('HINCRBY', held, 't:' .. topic, topic_cost)
+  add_to_total(topic_cost)
 end
 local id = redis.call('INCR', base .. ':seq')
 redis.call('XADD', index, '*', 'id', id, 'n', #payload)
 redis.call('SET', base .. ':m:' .. id, payload, 'EX', lifetime)
 redis.call('HINCRBY', held, 't:' .. topic, size)
-redis.call('HINCRBY', held, 'total', size)
+add_to_total(size)
 redis.call('EXPIRE', base .. ':seq', lifetime)
 redis.call('EXPIRE', index, lifetime)
 redis.call('EXPIRE', held, lifetime)
