@@ -151,6 +151,47 @@ async fn an_http2_client_that_only_pings_is_closed_when_idle() {
 }
 
 #[tokio::test]
+async fn an_http2_client_that_stops_reading_an_answer_and_pings_is_dropped() {
+    let server = hello_server("idle_timeout = \"1s\"");
+    let socket = tokio::net::TcpStream::connect(server.address())
+        .await
+        .unwrap();
+    // A window of 0: the server may send the answer's head, never its body.
+    let (mut h2, mut connection) = h2::client::Builder::new()
+        .initial_window_size(0)
+        .handshake::<_, bytes::Bytes>(socket)
+        .await
+        .unwrap();
+    let mut ping_pong = connection.ping_pong().unwrap();
+    let (ended_tx, mut ended) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let _ = connection.await;
+        let _ = ended_tx.send(());
+    });
+    let request = http::Request::get(server.url("/hello/stuck"))
+        .body(())
+        .unwrap();
+    let (answer, _) = h2.send_request(request, true).unwrap();
+    let _head = answer.await.unwrap();
+    let guard = tokio::time::sleep(Duration::from_secs(60));
+    tokio::pin!(guard);
+    loop {
+        tokio::select! {
+            _ = &mut ended => break,
+            () = &mut guard => panic!("still open, its answer unread"),
+            pong = ping_pong.ping(h2::Ping::opaque()) => {
+                if pong.is_err() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    server.expect_log("dropping idle connection");
+    neighbour_ok(&server).await;
+}
+
+#[tokio::test]
 async fn at_max_connections_new_clients_wait_their_turn() {
     let server = hello_server("max_connections = 2");
     let first = TcpStream::connect(server.address()).unwrap();

@@ -99,11 +99,13 @@ impl AsyncWrite for TrackedStream {
     }
 }
 
-/// A connection's requests: how many are in flight, and when the last one
-/// began or ended. Bytes alone do not tell an idle connection: an HTTP/2
-/// client's PINGs move bytes without asking anything.
+/// A connection's requests: how many wait for their answer, and when the
+/// connection last made progress (a request began, an answer began, sent a
+/// frame, or ended). Bytes alone do not tell an idle connection: an HTTP/2
+/// client's PINGs move bytes without asking anything, and a client that
+/// stops reading an answer while it pings would hold it for ever.
 pub(super) struct Requests {
-    in_flight: AtomicUsize,
+    waiting: AtomicUsize,
     last: Activity,
 }
 
@@ -111,53 +113,73 @@ impl Requests {
     /// A connection's, counted from now.
     pub(super) fn new() -> Arc<Requests> {
         let requests = Requests {
-            in_flight: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
             last: Activity::default(),
         };
         requests.last.touch();
         Arc::new(requests)
     }
 
-    /// A request begins; it is in flight until the guard is dropped (with
-    /// its response body).
-    pub(super) fn begin(self: &Arc<Self>) -> InFlight {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    /// A request begins; it waits for its answer until the guard is
+    /// [`Waiting::answered`] (or dropped).
+    pub(super) fn begin(self: &Arc<Self>) -> Waiting {
+        self.waiting.fetch_add(1, Ordering::Relaxed);
         self.last.touch();
-        InFlight(self.clone())
+        Waiting(self.clone())
     }
 
-    /// How long the connection has had no request in flight (zero while
-    /// one is).
+    /// Whether a request waits for its app's answer (which the app's
+    /// `timeout` bounds).
+    pub(super) fn any_waiting(&self) -> bool {
+        self.waiting.load(Ordering::Relaxed) > 0
+    }
+
+    /// How long the connection has made no progress (zero while a request
+    /// waits for its answer).
     pub(super) fn idle_for(&self) -> Duration {
-        if self.in_flight.load(Ordering::Relaxed) > 0 {
+        if self.any_waiting() {
             return Duration::ZERO;
         }
         self.last.idle_for()
     }
 }
 
-/// A request in flight on its connection.
-pub(super) struct InFlight(Arc<Requests>);
+/// A request waiting for its answer.
+pub(super) struct Waiting(Arc<Requests>);
 
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.last.touch();
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+impl Waiting {
+    /// Its answer is ready: from now on it is its body's frames that show
+    /// progress.
+    pub(super) fn answered(self) -> Sending {
+        Sending(self.0.clone())
     }
 }
 
-/// A response body that keeps its request in flight until hyper drops it.
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.last.touch();
+        self.0.waiting.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// An answer on its way to the client.
+pub(super) struct Sending(Arc<Requests>);
+
+impl Drop for Sending {
+    fn drop(&mut self) {
+        self.0.last.touch();
+    }
+}
+
+/// A response body that shows its connection's progress as it is sent.
 pub(super) struct Counted<B> {
     body: B,
-    _in_flight: InFlight,
+    sending: Sending,
 }
 
 impl<B> Counted<B> {
-    pub(super) fn new(body: B, in_flight: InFlight) -> Self {
-        Counted {
-            body,
-            _in_flight: in_flight,
-        }
+    pub(super) fn new(body: B, sending: Sending) -> Self {
+        Counted { body, sending }
     }
 }
 
@@ -169,7 +191,12 @@ impl<B: Body<Data = Bytes> + Unpin> Body for Counted<B> {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
-        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.body).poll_frame(cx);
+        if polled.is_ready() {
+            this.sending.0.last.touch();
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {

@@ -345,9 +345,13 @@ impl HttpConnections {
         let counting = requests.clone();
         let answer = Arc::new(answer);
         let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
-            let in_flight = counting.begin();
-            let answered = answer(request);
-            async move { Ok::<_, Infallible>(answered.await.map(|body| Counted::new(body, in_flight))) }
+            let waiting = counting.begin();
+            let answering = answer(request);
+            async move {
+                let response = answering.await;
+                let sending = waiting.answered();
+                Ok::<_, Infallible>(response.map(|body| Counted::new(body, sending)))
+            }
         });
         let connection = self
             .builder
@@ -358,9 +362,16 @@ impl HttpConnections {
         let idle_for = || activity.idle_for().max(requests.idle_for());
         let mut connection = std::pin::pin!(connection);
         let mut closing = false;
+        // Set once an idle connection was asked to close: if by then it has
+        // not, and no request waits for its app, it is dropped (an answer
+        // its client stopped reading would keep it open for ever).
+        let mut close_by: Option<tokio::time::Instant> = None;
         loop {
             let idle_check = tokio::time::sleep(
                 idle_timeout.saturating_sub(idle_for()) + Duration::from_millis(10),
+            );
+            let give_up = tokio::time::sleep_until(
+                close_by.unwrap_or_else(|| tokio::time::Instant::now() + idle_timeout),
             );
             tokio::select! {
                 ended = connection.as_mut() => {
@@ -374,13 +385,21 @@ impl HttpConnections {
                     closing = true;
                 }
                 () = idle_check, if !closing => {
-                    // Nothing moved, or nothing was asked, for
+                    // Nothing moved, or nothing progressed, for
                     // `idle_timeout`: finish what is in flight, then close.
                     if idle_for() >= idle_timeout {
                         tracing::debug!("closing idle connection from {peer}");
                         connection.as_mut().graceful_shutdown();
                         closing = true;
+                        close_by = Some(tokio::time::Instant::now() + idle_timeout);
                     }
+                }
+                () = give_up, if close_by.is_some() => {
+                    if !requests.any_waiting() && requests.idle_for() >= idle_timeout {
+                        tracing::info!("dropping idle connection from {peer}: it did not close");
+                        break;
+                    }
+                    close_by = Some(tokio::time::Instant::now() + idle_timeout);
                 }
             }
         }
