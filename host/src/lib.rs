@@ -31,6 +31,8 @@ mod dispatch;
 mod dns;
 mod error;
 mod fence;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod hub;
 mod kv;
 mod limit_log;

@@ -1,0 +1,53 @@
+//! Entry points for the cargo-fuzz targets in `fuzz/` (feature `fuzzing`):
+//! the parsers a client, a guest or a manifest reaches, each taking any
+//! input. A panic is a failure; an error is an answer.
+
+use crate::routes::{Claim, RouteTable};
+use std::path::Path;
+
+/// Parse `text` as a manifest; resolve its apps' claims into a route table
+/// as a load would.
+pub fn manifest(text: &str) {
+    let Ok(manifest) = crate::config::Manifest::parse(text, "fuzz.toml", Path::new("/nowhere"))
+    else {
+        return;
+    };
+    let claims = manifest.apps.iter().filter_map(|app| {
+        Claim::all(&app.hosts, &app.routes)
+            .ok()
+            .map(|claims| (app.name.clone(), claims, ()))
+    });
+    let _ = RouteTable::new(claims);
+}
+
+/// Claims made of `hosts` and `routes` (one app each), then `host` and
+/// `path` looked up in them.
+pub fn routes(hosts: &[String], routes: &[String], host: &str, path: &str) {
+    let apps = hosts.iter().enumerate().filter_map(|(n, pattern)| {
+        let hosts = if pattern.is_empty() {
+            Vec::new()
+        } else {
+            vec![pattern.clone()]
+        };
+        Claim::all(&hosts, routes)
+            .ok()
+            .map(|claims| (format!("app{n}"), claims, n))
+    });
+    if let Ok(table) = RouteTable::new(apps) {
+        let _ = table.find(Some(host), path);
+        let _ = table.find(None, path);
+    }
+}
+
+/// A `Range` header against a file of `size` bytes: whether it is served
+/// as asked, and the ranges the response builder would send, which then
+/// add up to no more than the file.
+pub fn range(header: &str, size: u64) {
+    if crate::static_files::ranges_fit(header, size)
+        && let Ok(ranges) = http_range::HttpRange::parse(header, size)
+    {
+        let total: u64 = ranges.iter().map(|range| range.length).sum();
+        assert!(total <= size, "{header:?} of {size} bytes: {total}");
+        assert!(ranges.len() <= crate::static_files::MAX_RANGES);
+    }
+}
