@@ -1,13 +1,15 @@
 //! The capability fuzzer (tests/guests/fuzz): seed after seed, its guest
-//! calls every import of the `squall:app` world, and `wasi:keyvalue` and
-//! `wasi:config`, with adversarial arguments, against the real binary on
+//! calls every import of the `squall:app` world, and `wasi:keyvalue`,
+//! `wasi:config` and `wasi:sockets`, with adversarial arguments, against the real binary on
 //! the embedded store and on Redis. Throughout, a neighbour app answers
 //! every request, the host never panics, every call comes back with an
 //! answer (a request ends otherwise only when its guest ran out of its own
 //! memory), and the host's memory stays under a bound this test states.
 //!
-//! CI runs a short slice; `SQUALL_FUZZ_SECONDS=600 cargo test --release
-//! --test fuzz -- --nocapture` runs longer and prints what it saw.
+//! CI runs a short slice (20 s on each store); `SQUALL_FUZZ_SECONDS=300
+//! cargo test --test fuzz -- --nocapture --test-threads 1` runs longer and
+//! prints what it saw: requests and calls made, outcomes by kind, the
+//! host's peak memory.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 mod support;

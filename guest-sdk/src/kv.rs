@@ -129,7 +129,9 @@ pub async fn get(key: &str) -> Result<Option<Vec<u8>>, KvError> {
     sys::kv_get(key.to_owned()).await
 }
 
-/// The values of `keys`, in the same order (at most 1000 keys).
+/// The values of `keys`, in the same order (at most 1000 keys). Values
+/// adding up to more than the app's `memory` (or its `max_call_bytes`) are
+/// [`KvError::TooLarge`], refused before the host reads them.
 ///
 /// ```no_run
 /// use squall_sdk::{Error, Request, kv};

@@ -196,7 +196,9 @@ pub fn publish_json<T: serde::Serialize>(topic: &str, value: &T) -> Result<u64, 
 
 /// The messages of `topic` with ids above `after` (`None`: only new ones),
 /// waiting up to `timeout` for the first. An empty list means the time ran
-/// out. Dropped (and the wait cancelled) if the client goes away.
+/// out. Dropped (and the wait cancelled) if the client goes away. At most
+/// what the app's `memory` can take comes back at once: the rest comes
+/// with the next call, after the last id received.
 ///
 /// ```no_run
 /// use squall_sdk::serde_json::{Value, json};
