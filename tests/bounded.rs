@@ -7,7 +7,7 @@
 mod support;
 
 use support::redis::RedisServer;
-use support::{Server, client, component, hello_wasm, peak_kib};
+use support::{Server, client, component, hello_wasm, neighbour_answers, peak_kib};
 
 /// The state test guest at `/` with a store, and the hello app as its
 /// neighbour under `/hello`, on `backend` (a `[server.backend]` table, or
@@ -20,16 +20,6 @@ fn state_and_neighbour(backend: &str) -> Server {
         component("tests/guests/state").display().to_string(),
         hello_wasm().display().to_string(),
     ))
-}
-
-async fn neighbour_answers(server: &Server) {
-    let hello = client()
-        .get(server.url("/hello/neighbour"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(hello.status(), 200);
-    assert_eq!(hello.text().await.unwrap(), "Hello, neighbour!");
 }
 
 /// A 1 MiB value asked for a thousand times in one call, by three requests
@@ -86,18 +76,6 @@ async fn a_read_of_many_values_is_bounded_on_redis_and_inside_redis() {
     ));
     a_thousandfold_read_is_refused_before_it_is_built(&server).await;
     // Redis built no gigabyte reply either.
-    let mut connection = redis::Client::open(redis.url())
-        .unwrap()
-        .get_connection()
-        .unwrap();
-    let info: String = redis::cmd("INFO")
-        .arg("memory")
-        .query(&mut connection)
-        .unwrap();
-    let peak: u64 = info
-        .lines()
-        .find_map(|line| line.strip_prefix("used_memory_peak:"))
-        .and_then(|bytes| bytes.trim().parse().ok())
-        .unwrap();
+    let peak = redis.memory("used_memory_peak");
     assert!(peak < 256 << 20, "Redis peaked at {peak} bytes");
 }

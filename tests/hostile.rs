@@ -43,17 +43,6 @@ fn read_until(stream: &mut TcpStream, end: &str) -> String {
     String::from_utf8_lossy(&answer).into_owned()
 }
 
-/// The neighbour: a plain request that must succeed.
-async fn neighbour_ok(server: &Server) {
-    let response = client()
-        .get(server.url("/hello/neighbour"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.text().await.unwrap(), "Hello, neighbour!");
-}
-
 #[tokio::test]
 async fn slowloris_headers_are_cut_at_the_header_read_timeout() {
     let server = hello_server("header_read_timeout = \"1s\"");
@@ -61,7 +50,7 @@ async fn slowloris_headers_are_cut_at_the_header_read_timeout() {
     slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
         .unwrap();
     let started = Instant::now();
-    neighbour_ok(&server).await;
+    support::neighbour_answers(&server).await;
     let answer = read_all(&mut slow);
     let waited = started.elapsed();
     assert!(
@@ -91,7 +80,7 @@ async fn too_many_or_too_large_headers_get_431() {
         .unwrap();
     let answer = read_all(&mut large);
     assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
-    neighbour_ok(&server).await;
+    support::neighbour_answers(&server).await;
 }
 
 #[tokio::test]
@@ -110,13 +99,19 @@ async fn idle_connections_are_closed() {
     );
 }
 
-#[tokio::test]
-async fn an_http2_client_that_only_pings_is_closed_when_idle() {
-    let server = hello_server("idle_timeout = \"1s\"");
+/// An HTTP/2 client of `server` (with a receive window of `window`) that
+/// sends one request, then only PINGs, for as long as the server keeps the
+/// connection; how many PINGs it sent. It must be closed: a minute is the
+/// test's own guard.
+async fn ping_until_closed(server: &Server, window: u32) -> u32 {
     let socket = tokio::net::TcpStream::connect(server.address())
         .await
         .unwrap();
-    let (mut h2, mut connection) = h2::client::handshake(socket).await.unwrap();
+    let (mut h2, mut connection) = h2::client::Builder::new()
+        .initial_window_size(window)
+        .handshake::<_, bytes::Bytes>(socket)
+        .await
+        .unwrap();
     let mut ping_pong = connection.ping_pong().unwrap();
     let (ended_tx, mut ended) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
@@ -127,68 +122,42 @@ async fn an_http2_client_that_only_pings_is_closed_when_idle() {
         .body(())
         .unwrap();
     let (answer, _) = h2.send_request(request, true).unwrap();
-    assert_eq!(answer.await.unwrap().status(), 200);
-    // Pings, and nothing else, for as long as the server keeps the
-    // connection: it must end it (a minute is the test's own guard).
+    // Kept, unread, to the end.
+    let answer = answer.await.unwrap();
+    assert_eq!(answer.status(), 200);
     let guard = tokio::time::sleep(Duration::from_secs(60));
     tokio::pin!(guard);
-    let mut pings = 0u32;
+    let (mut pings, mut pinging) = (0u32, true);
     loop {
         tokio::select! {
-            _ = &mut ended => break,
+            // Over only when the connection is: a GOAWAY alone ends the
+            // pings, not a connection with an answer still open on it.
+            _ = &mut ended => return pings,
             () = &mut guard => panic!("still open after {pings} pings"),
-            pong = ping_pong.ping(h2::Ping::opaque()) => {
-                if pong.is_err() {
-                    break;
-                }
-                pings += 1;
+            pong = ping_pong.ping(h2::Ping::opaque()), if pinging => {
+                pinging = pong.is_ok();
+                pings += u32::from(pinging);
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
     }
+}
+
+#[tokio::test]
+async fn an_http2_client_that_only_pings_is_closed_when_idle() {
+    let server = hello_server("idle_timeout = \"1s\"");
+    let pings = ping_until_closed(&server, 65_535).await;
     assert!(pings > 0, "the client pinged before the close");
-    neighbour_ok(&server).await;
+    support::neighbour_answers(&server).await;
 }
 
 #[tokio::test]
 async fn an_http2_client_that_stops_reading_an_answer_and_pings_is_dropped() {
     let server = hello_server("idle_timeout = \"1s\"");
-    let socket = tokio::net::TcpStream::connect(server.address())
-        .await
-        .unwrap();
     // A window of 0: the server may send the answer's head, never its body.
-    let (mut h2, mut connection) = h2::client::Builder::new()
-        .initial_window_size(0)
-        .handshake::<_, bytes::Bytes>(socket)
-        .await
-        .unwrap();
-    let mut ping_pong = connection.ping_pong().unwrap();
-    let (ended_tx, mut ended) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        let _ = connection.await;
-        let _ = ended_tx.send(());
-    });
-    let request = http::Request::get(server.url("/hello/stuck"))
-        .body(())
-        .unwrap();
-    let (answer, _) = h2.send_request(request, true).unwrap();
-    let _head = answer.await.unwrap();
-    let guard = tokio::time::sleep(Duration::from_secs(60));
-    tokio::pin!(guard);
-    loop {
-        tokio::select! {
-            _ = &mut ended => break,
-            () = &mut guard => panic!("still open, its answer unread"),
-            pong = ping_pong.ping(h2::Ping::opaque()) => {
-                if pong.is_err() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
+    ping_until_closed(&server, 0).await;
     server.expect_log("dropping idle connection");
-    neighbour_ok(&server).await;
+    support::neighbour_answers(&server).await;
 }
 
 #[tokio::test]

@@ -134,22 +134,6 @@ async fn subscriptions_resume_after_redis_restarts() {
     let _ = on_b.send(Message::Close(None)).await;
 }
 
-/// What Redis uses now, in bytes.
-fn redis_memory(redis: &RedisServer) -> u64 {
-    let mut connection = redis::Client::open(redis.url())
-        .unwrap()
-        .get_connection()
-        .unwrap();
-    let info: String = redis::cmd("INFO")
-        .arg("memory")
-        .query(&mut connection)
-        .unwrap();
-    info.lines()
-        .find_map(|line| line.strip_prefix("used_memory:"))
-        .and_then(|bytes| bytes.trim().parse().ok())
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_apps_topics_keep_no_more_in_redis_than_its_history_bytes() {
     let redis = RedisServer::start();
@@ -161,7 +145,7 @@ async fn an_apps_topics_keep_no_more_in_redis_than_its_history_bytes() {
         redis.url()
     ));
     let http = client();
-    let before = redis_memory(&redis);
+    let before = redis.memory("used_memory");
     let payload = vec![b'p'; 512 << 10];
     // 200 topics of 512 KiB each: 100 MiB asked for, 4 MiB granted.
     let mut refused = 0;
@@ -193,7 +177,7 @@ async fn an_apps_topics_keep_no_more_in_redis_than_its_history_bytes() {
             .unwrap();
         assert_eq!(answer.status(), 200);
     }
-    let grown_mib = redis_memory(&redis).saturating_sub(before) >> 20;
+    let grown_mib = redis.memory("used_memory").saturating_sub(before) >> 20;
     assert!(grown_mib < 12, "Redis grew by {grown_mib} MiB");
     // The neighbour publishes and reads its own topic as ever.
     let published = http

@@ -273,8 +273,9 @@ mod tests {
         );
     }
 
-    /// A server on a loopback port answering every request with 200.
-    async fn answering() -> SocketAddr {
+    /// A server on a loopback port writing `reply` to every connection,
+    /// once it has read what the client sent first.
+    async fn answering(reply: &'static [u8]) -> SocketAddr {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -284,17 +285,17 @@ mod tests {
                 use tokio::io::{AsyncReadExt, AsyncWriteExt};
                 let mut request = [0u8; 1024];
                 let _ = socket.read(&mut request).await;
-                let _ = socket
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
-                    .await;
+                let _ = socket.write_all(reply).await;
             }
         });
         address
     }
 
+    const OK: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+
     #[tokio::test]
     async fn a_rule_naming_loopback_opens_only_its_own_port() {
-        let (named, other) = (answering().await, answering().await);
+        let (named, other) = (answering(OK).await, answering(OK).await);
         // A wildcard-port rule for a name that resolves to loopback, and a
         // rule naming loopback for one port: only that port is reachable.
         let policy = OutboundPolicy::new(vec![
@@ -348,16 +349,7 @@ mod tests {
 
     #[tokio::test]
     async fn tls_to_a_plain_port_is_a_tls_failure() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let address = listener.local_addr().expect("address");
-        tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
-                use tokio::io::AsyncWriteExt;
-                let _ = socket.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
-            }
-        });
+        let address = answering(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
         let policy = OutboundPolicy::new(vec![
             crate::policy::OutboundRule::parse("http://127.0.0.1:*").expect("rule"),
             crate::policy::OutboundRule::parse("https://127.0.0.1:*").expect("rule"),

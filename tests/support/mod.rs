@@ -379,3 +379,15 @@ pub fn peak_kib(pid: u32) -> u64 {
         .and_then(|kib| kib.trim().trim_end_matches("kB").trim().parse().ok())
         .expect("a VmHWM line")
 }
+
+/// The hello app, mounted at `/hello` (or `/`) beside a hostile one, still
+/// answers as ever.
+pub async fn neighbour_answers(server: &Server) {
+    let hello = client()
+        .get(server.url("/hello/neighbour"))
+        .send()
+        .await
+        .expect("the neighbour answers");
+    assert_eq!(hello.status(), 200);
+    assert_eq!(hello.text().await.expect("its body"), "Hello, neighbour!");
+}

@@ -82,6 +82,22 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// A figure of `INFO memory`, in bytes (`used_memory`,
+    /// `used_memory_peak`, ...).
+    pub fn memory(&self, figure: &str) -> u64 {
+        let mut connection = redis::Client::open(self.url())
+            .and_then(|client| client.get_connection())
+            .expect("a connection to Redis");
+        let info: String = redis::cmd("INFO")
+            .arg("memory")
+            .query(&mut connection)
+            .expect("INFO memory");
+        info.lines()
+            .find_map(|line| line.strip_prefix(&format!("{figure}:")))
+            .and_then(|bytes| bytes.trim().parse().ok())
+            .expect("the figure")
+    }
+
     /// Stop it (as a crash would).
     pub fn kill(&mut self) {
         let _ = self.child.kill();
