@@ -119,6 +119,10 @@ pub(super) struct KvCall {
     grants: Arc<Grants>,
     /// What the call may hand its guest at most (see [`crate::budget`]).
     per_call: u64,
+    /// Whether a read may wait for its bytes. Not from a call its guest
+    /// made synchronously (`wasi:keyvalue`): that holds the guest's whole
+    /// instance, whose other calls may hold the very bytes it waits for.
+    may_wait: bool,
     _place: CallPlace,
 }
 
@@ -159,8 +163,27 @@ impl KvCall {
         Ok(KvCall {
             grants,
             per_call,
+            may_wait: true,
             _place: CallPlace { request, _app: app },
         })
+    }
+
+    /// The same, for a call its guest made synchronously: a read whose
+    /// bytes are not free now is refused rather than waiting.
+    pub(super) fn without_waiting(self) -> KvCall {
+        KvCall {
+            may_wait: false,
+            ..self
+        }
+    }
+
+    /// Hold `bytes` for this call: waiting for them if it may.
+    async fn hold(&self, bytes: u64) -> Result<crate::budget::Held, KvError> {
+        let held = match self.may_wait {
+            true => self.grants.call_bytes.hold(bytes, self.per_call).await,
+            false => self.grants.call_bytes.try_hold(bytes, self.per_call),
+        };
+        held.map_err(|refused| KvError::TooLarge(self.grants.over_budget(&refused)))
     }
 
     /// The app's store, if granted.
@@ -184,11 +207,7 @@ impl KvCall {
         let most = (keys.len() as u64)
             .saturating_mul(store.max_value)
             .min(self.per_call);
-        let mut held = grants
-            .call_bytes
-            .hold(most, self.per_call)
-            .await
-            .map_err(|refused| KvError::TooLarge(grants.over_budget(&refused)))?;
+        let mut held = self.hold(most).await?;
         let values = store
             .backend
             .get_many(&grants.app, keys, most)
@@ -239,11 +258,7 @@ impl KvCall {
         // A page no larger than the guest can take.
         let fits = u32::try_from(self.per_call / store.max_key.max(1)).unwrap_or(u32::MAX);
         let limit = limit.clamp(1, MAX_PAGE).min(fits.max(1));
-        let _held = grants
-            .call_bytes
-            .hold(u64::from(limit) * store.max_key, u64::MAX)
-            .await
-            .map_err(|refused| KvError::TooLarge(grants.over_budget(&refused)))?;
+        let _held = self.hold(u64::from(limit) * store.max_key).await?;
         store
             .backend
             .list(&grants.app, prefix, cursor, limit)

@@ -57,9 +57,13 @@ fn error(error: KvError) -> store::Error {
 type Answer<T> = wasmtime::Result<Result<T, store::Error>>;
 
 impl GuestState {
-    /// A call on the app's store, if there is room for one more in flight.
+    /// A call on the app's store, if there is room for one more in flight;
+    /// these calls are synchronous for the guest, so they never wait for
+    /// the bytes they would hold.
     fn call(&self) -> Result<KvCall, store::Error> {
-        KvCall::new(self).map_err(error)
+        KvCall::new(self)
+            .map(KvCall::without_waiting)
+            .map_err(error)
     }
 }
 
