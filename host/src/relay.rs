@@ -22,6 +22,7 @@
 
 use crate::broker::{AppTopics, Broker, Deliver, TopicKey};
 use bytes::Bytes;
+use futures::future::{BoxFuture, FutureExt, Shared};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, Script, Value};
 use std::collections::HashMap;
@@ -59,15 +60,33 @@ struct Followed {
     fence: Arc<AppTopics>,
 }
 
+/// Work done once, in a task of its own, for whoever asks while it runs.
+/// A caller waits for the task, never for another caller: a guest's
+/// synchronous call holds its whole instance, so waiting for work that
+/// instance's own async call was doing would wait forever.
+type SpawnedOnce<T> = Shared<BoxFuture<'static, Result<T, String>>>;
+
+fn spawn_once<T, W>(work: W) -> SpawnedOnce<T>
+where
+    T: Clone + Send + Sync + 'static,
+    W: Future<Output = Result<T, String>> + Send + 'static,
+{
+    let task = tokio::spawn(work);
+    async move { task.await.unwrap_or_else(|err| Err(err.to_string())) }
+        .boxed()
+        .shared()
+}
+
 /// The link between this host's broker and the others', through Redis.
 pub(crate) struct Relay {
     client: redis::Client,
-    connection: tokio::sync::OnceCell<ConnectionManager>,
+    /// The connection for calls, once made (made again after a failure).
+    connection: Mutex<Option<SpawnedOnce<ConnectionManager>>>,
     publish: Script,
     broker: Arc<Broker>,
     followed: Mutex<HashMap<TopicKey, Followed>>,
-    /// Topics being caught up, so two callers do it once.
-    catching_up: tokio::sync::Mutex<()>,
+    /// Topics whose history is being caught up.
+    catching_up: Mutex<HashMap<TopicKey, SpawnedOnce<()>>>,
     reader: OnceLock<()>,
     me: Weak<Relay>,
 }
@@ -79,26 +98,43 @@ impl Relay {
             redis::Client::open(url).map_err(|err| anyhow::anyhow!("server.backend.url: {err}"))?;
         Ok(Arc::new_cyclic(|me| Relay {
             client,
-            connection: tokio::sync::OnceCell::new(),
+            connection: Mutex::new(None),
             publish: Script::new(PUBLISH),
             broker,
             followed: Mutex::new(HashMap::new()),
-            catching_up: tokio::sync::Mutex::new(()),
+            catching_up: Mutex::new(HashMap::new()),
             reader: OnceLock::new(),
             me: me.clone(),
         }))
     }
 
     async fn connection(&self) -> Result<ConnectionManager, String> {
-        let config = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_number_of_retries(2);
-        self.connection
-            .get_or_try_init(|| ConnectionManager::new_with_config(self.client.clone(), config))
-            .await
-            .cloned()
-            .map_err(|err| err.to_string())
+        let making = {
+            let mut connection = self
+                .connection
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            match connection.as_ref().map(|making| (making, making.peek())) {
+                Some((_, Some(Ok(made)))) => return Ok(made.clone()),
+                Some((making, None)) => making.clone(),
+                // None made yet, or the last try failed: try (again).
+                _ => {
+                    let config = ConnectionManagerConfig::new()
+                        .set_response_timeout(Some(RESPONSE_TIMEOUT))
+                        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                        .set_number_of_retries(2);
+                    let client = self.client.clone();
+                    let making = spawn_once(async move {
+                        ConnectionManager::new_with_config(client, config)
+                            .await
+                            .map_err(|err| err.to_string())
+                    });
+                    *connection = Some(making.clone());
+                    making
+                }
+            }
+        };
+        making.await
     }
 
     /// Publish `payload` to `key`, keeping `history` messages and, over
@@ -139,7 +175,44 @@ impl Relay {
         if self.is_followed(key) {
             return Ok(());
         }
-        let _one_at_a_time = self.catching_up.lock().await;
+        let catching_up = {
+            let mut catching_up = self
+                .catching_up
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            // One that has finished (it may end before it is listed) is
+            // not waited for: failed, it is tried again.
+            match catching_up
+                .get(key)
+                .filter(|running| running.peek().is_none())
+            {
+                Some(running) => running.clone(),
+                None => {
+                    let Some(relay) = self.me.upgrade() else {
+                        return Err("the host is stopping".to_owned());
+                    };
+                    let (followed, fence) = (key.clone(), fence.clone());
+                    let running = spawn_once(async move {
+                        let key = followed;
+                        let caught_up = relay.catch_up(&key, &fence).await;
+                        relay
+                            .catching_up
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .remove(&key);
+                        caught_up
+                    });
+                    catching_up.insert(key.clone(), running.clone());
+                    running
+                }
+            }
+        };
+        catching_up.await
+    }
+
+    /// Take in `key`'s history, newest within the app's fence, then follow
+    /// its stream from the newest entry read.
+    async fn catch_up(&self, key: &TopicKey, fence: &Arc<AppTopics>) -> Result<(), String> {
         if self.is_followed(key) {
             return Ok(());
         }
