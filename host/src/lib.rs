@@ -38,6 +38,7 @@ mod kv;
 mod limit_log;
 mod outbound;
 mod policy;
+mod redis_connection;
 mod relay;
 mod reuse;
 mod routes;

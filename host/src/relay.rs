@@ -21,17 +21,16 @@
 //! kept nor delivers a message twice (the broker takes in only newer ids).
 
 use crate::broker::{AppTopics, Broker, Deliver, TopicKey};
+use crate::redis_connection::{
+    CONNECT_TIMEOUT, LazyConnection, RESPONSE_TIMEOUT, SpawnedOnce, spawn_once,
+};
 use bytes::Bytes;
-use futures::future::{BoxFuture, FutureExt, Shared};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::aio::{ConnectionManager, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, Script, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::Duration;
 
-/// How long a call waits for Redis before failing.
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long one blocking read waits for new entries (new topics to follow
 /// are picked up between reads).
 const READ_BLOCK_MS: u64 = 200;
@@ -60,28 +59,10 @@ struct Followed {
     fence: Arc<AppTopics>,
 }
 
-/// Work done once, in a task of its own, for whoever asks while it runs.
-/// A caller waits for the task, never for another caller: a guest's
-/// synchronous call holds its whole instance, so waiting for work that
-/// instance's own async call was doing would wait forever.
-type SpawnedOnce<T> = Shared<BoxFuture<'static, Result<T, String>>>;
-
-fn spawn_once<T, W>(work: W) -> SpawnedOnce<T>
-where
-    T: Clone + Send + Sync + 'static,
-    W: Future<Output = Result<T, String>> + Send + 'static,
-{
-    let task = tokio::spawn(work);
-    async move { task.await.unwrap_or_else(|err| Err(err.to_string())) }
-        .boxed()
-        .shared()
-}
-
 /// The link between this host's broker and the others', through Redis.
 pub(crate) struct Relay {
     client: redis::Client,
-    /// The connection for calls, once made (made again after a failure).
-    connection: Mutex<Option<SpawnedOnce<ConnectionManager>>>,
+    connection: LazyConnection,
     publish: Script,
     broker: Arc<Broker>,
     followed: Mutex<HashMap<TopicKey, Followed>>,
@@ -97,8 +78,8 @@ impl Relay {
         let client =
             redis::Client::open(url).map_err(|err| anyhow::anyhow!("server.backend.url: {err}"))?;
         Ok(Arc::new_cyclic(|me| Relay {
+            connection: LazyConnection::new(client.clone()),
             client,
-            connection: Mutex::new(None),
             publish: Script::new(PUBLISH),
             broker,
             followed: Mutex::new(HashMap::new()),
@@ -109,32 +90,7 @@ impl Relay {
     }
 
     async fn connection(&self) -> Result<ConnectionManager, String> {
-        let making = {
-            let mut connection = self
-                .connection
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            match connection.as_ref().map(|making| (making, making.peek())) {
-                Some((_, Some(Ok(made)))) => return Ok(made.clone()),
-                Some((making, None)) => making.clone(),
-                // None made yet, or the last try failed: try (again).
-                _ => {
-                    let config = ConnectionManagerConfig::new()
-                        .set_response_timeout(Some(RESPONSE_TIMEOUT))
-                        .set_connection_timeout(Some(CONNECT_TIMEOUT))
-                        .set_number_of_retries(2);
-                    let client = self.client.clone();
-                    let making = spawn_once(async move {
-                        ConnectionManager::new_with_config(client, config)
-                            .await
-                            .map_err(|err| err.to_string())
-                    });
-                    *connection = Some(making.clone());
-                    making
-                }
-            }
-        };
-        making.await
+        self.connection.get().await
     }
 
     /// Publish `payload` to `key`, keeping `history` messages and, over

@@ -13,16 +13,13 @@
 //! atomic; a sweep counts expired keys out of the usage.
 
 use super::{Applied, KvBackend, KvFailure, KvFuture, Page, Quota, Usage, Write};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use crate::redis_connection::{CONNECT_TIMEOUT, LazyConnection};
+use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script, Value};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// How long a call waits for Redis before it is `unavailable`.
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long connecting may take, at start and when Redis comes back.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Expired keys counted out of a namespace's usage per sweep (one atomic
 /// script: other clients wait no longer than one batch).
 const SWEEP_BATCH: u32 = 500;
@@ -32,10 +29,9 @@ const SWEEPS_PER_SECOND: u32 = 40;
 
 /// A Redis store shared by every app of the host (and other hosts).
 pub(crate) struct RedisKv {
-    client: redis::Client,
     /// Set up on first use, inside the server's runtime; it reconnects by
     /// itself when Redis comes back.
-    connection: tokio::sync::OnceCell<ConnectionManager>,
+    connection: LazyConnection,
     apply: Script,
     get_many: Script,
     list: Script,
@@ -62,8 +58,7 @@ impl RedisKv {
             .query::<String>(&mut probe)
             .map_err(|err| anyhow::anyhow!("Redis at the backend url does not answer: {err}"))?;
         Ok(Arc::new_cyclic(|me| RedisKv {
-            client,
-            connection: tokio::sync::OnceCell::new(),
+            connection: LazyConnection::new(client),
             apply: Script::new(APPLY),
             get_many: Script::new(GET_MANY),
             list: Script::new(LIST),
@@ -76,15 +71,7 @@ impl RedisKv {
 
     /// The shared connection (set up on first use).
     async fn connection(&self) -> Result<ConnectionManager, KvFailure> {
-        let config = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_number_of_retries(2);
-        self.connection
-            .get_or_try_init(|| ConnectionManager::new_with_config(self.client.clone(), config))
-            .await
-            .cloned()
-            .map_err(unavailable)
+        self.connection.get().await.map_err(KvFailure::Unavailable)
     }
 
     /// Note a namespace written to, and start the sweeper with the first.
