@@ -9,6 +9,7 @@ use crate::capabilities::{Grants, GuestState, Shared, StoreCapabilities};
 use crate::config::{AppConfig, Limits, WebSocketRoute};
 use crate::error::HostError;
 use crate::fence::Fence;
+use crate::guest_call::{GuestCall, SquallCall, StandardCall};
 use crate::hub::Hub;
 use crate::limit_log::{Limit, LimitHits};
 use crate::reuse::shared::SharedInstances;
@@ -51,9 +52,35 @@ pub(crate) struct App {
     static_files: Arc<StaticFiles>,
     /// Instances kept for its next requests, if it reuses them.
     warm: Option<Arc<WarmInstances>>,
-    /// Instances shared by requests in flight, if it shares them
-    /// (`reuse.concurrent` above 1).
-    shared: Option<Arc<SharedInstances>>,
+    /// Which executor runs its requests, with the instances its requests
+    /// in flight share if it shares them (`reuse.concurrent` above 1).
+    executor: Executor,
+}
+
+/// The executor for an app's kind of guest, and the instances its
+/// requests in flight share, if they do.
+pub(crate) enum Executor {
+    Squall(Option<Arc<SharedInstances<SquallCall>>>),
+    Standard(Option<Arc<SharedInstances<StandardCall>>>),
+}
+
+/// The executor for a `guest`'s kind, sharing instances if `config` says.
+fn executor_for<T>(guest: &Guest<T>, config: &AppConfig) -> Result<Executor> {
+    fn pool<C: GuestCall>(config: &AppConfig) -> Option<Arc<SharedInstances<C>>> {
+        let reuse = config.reuse.as_ref().filter(|reuse| reuse.concurrent > 1)?;
+        Some(SharedInstances::new(reuse, config.limits.timeout))
+    }
+    Ok(match guest {
+        Guest::Squall(_) => Executor::Squall(pool(config)),
+        Guest::Standard(ProxyPre::P3(_)) => Executor::Standard(pool(config)),
+        // A WASI 0.2 `handle` holds its instance for the whole call: it
+        // cannot share one.
+        Guest::Standard(_) if pool::<StandardCall>(config).is_some() => anyhow::bail!(
+            "app {:?} is a WASI 0.2 component, whose handler holds its instance for the whole call: reuse.concurrent above 1 needs a squall-sdk app or a WASI 0.3 component",
+            config.name
+        ),
+        Guest::Standard(_) => Executor::Standard(None),
+    })
 }
 
 /// Apps are shared by every connection task.
@@ -105,6 +132,7 @@ impl App {
                 config.name
             );
         }
+        let executor = executor_for(component.guest(), config)?;
         let static_files = Arc::new(StaticFiles::new(&config.static_dirs)?);
         let grants = Grants::new(
             config,
@@ -142,25 +170,8 @@ impl App {
                 .as_ref()
                 .filter(|reuse| reuse.concurrent == 1)
                 .map(WarmInstances::new),
-            shared: config
-                .reuse
-                .as_ref()
-                .filter(|reuse| reuse.concurrent > 1)
-                .map(|reuse| SharedInstances::new(reuse, config.limits.timeout)),
+            executor,
         };
-        // A WASI 0.2 `handle` holds its instance for the whole call: it
-        // cannot share one.
-        if app.shared.is_some()
-            && !matches!(
-                app.component.guest(),
-                Guest::Squall(_) | Guest::Standard(ProxyPre::P3(_))
-            )
-        {
-            anyhow::bail!(
-                "app {:?} is a WASI 0.2 component, whose handler holds its instance for the whole call: reuse.concurrent above 1 needs a squall-sdk app or a WASI 0.3 component",
-                config.name
-            );
-        }
         if matches!(app.component.guest(), Guest::Squall(_)) {
             let description = app.describe()?;
             if !description.route_errors.is_empty() {
@@ -380,9 +391,9 @@ impl App {
         self.warm.as_ref().map_or(0, |warm| warm.idle_count())
     }
 
-    /// The instances shared by its requests in flight, if it shares them.
-    pub(crate) fn shared_instances(&self) -> Option<Arc<SharedInstances>> {
-        self.shared.clone()
+    /// Which executor runs its requests, and the instances they share.
+    pub(crate) fn executor(&self) -> &Executor {
+        &self.executor
     }
 
     /// Whether a new instance could start now (within `max_instances` and

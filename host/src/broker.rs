@@ -534,7 +534,16 @@ mod tests {
                     .await
             })
         };
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Once the waiter watches the topic, publish.
+        let parked = |broker: &Broker| {
+            broker
+                .topics()
+                .get(&key("t"))
+                .is_some_and(|topic| topic.latest.receiver_count() > 0)
+        };
+        while !parked(&broker) {
+            tokio::task::yield_now().await;
+        }
         broker
             .publish(&key("t"), Bytes::from_static(b"hi"), &app)
             .expect("published");

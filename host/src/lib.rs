@@ -33,6 +33,7 @@ mod error;
 mod fence;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+mod guest_call;
 mod hub;
 mod kv;
 mod limit_log;

@@ -79,16 +79,47 @@ impl Limit {
     }
 }
 
-/// Least time between two log lines about the same limit of one app.
+/// Least time between two log lines about the same thing.
 const LOG_EVERY: Duration = Duration::from_secs(1);
+
+/// Lines about one thing, at most one a second: each occurrence is
+/// counted, and a line when due says how many it stands for.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub(crate) struct Throttle {
+    last_line: Option<Instant>,
+    unlogged: u64,
+}
+
+impl Throttle {
+    /// Count one occurrence; if a line is due, how many it stands for.
+    pub(crate) fn due(&mut self) -> Option<u64> {
+        self.unlogged += 1;
+        let now = Instant::now();
+        if self
+            .last_line
+            .is_some_and(|last| now.duration_since(last) < LOG_EVERY)
+        {
+            return None;
+        }
+        self.last_line = Some(now);
+        Some(std::mem::take(&mut self.unlogged))
+    }
+
+    /// Count one occurrence of `message` and log it as a warning if due.
+    pub(crate) fn warn(&mut self, message: &str) {
+        if let Some(times) = self.due() {
+            tracing::warn!(times, "{message}");
+        }
+    }
+}
 
 /// The limit hits of one app.
 #[derive(Debug)]
 pub(crate) struct LimitHits {
     app: String,
     counts: [AtomicU64; Limit::ALL.len()],
-    /// Per limit: when it was last logged, and the count logged then.
-    logged: Mutex<[(Option<Instant>, u64); Limit::ALL.len()]>,
+    /// Per limit, its log lines.
+    logged: Mutex<[Throttle; Limit::ALL.len()]>,
 }
 
 impl LimitHits {
@@ -97,7 +128,7 @@ impl LimitHits {
         LimitHits {
             app: app.to_owned(),
             counts: Default::default(),
-            logged: Mutex::new([(None, 0); Limit::ALL.len()]),
+            logged: Mutex::new([Throttle::default(); Limit::ALL.len()]),
         }
     }
 
@@ -114,15 +145,9 @@ impl LimitHits {
     pub(crate) fn hit(&self, limit: Limit, detail: &str) {
         let index = limit.index();
         let count = self.counts[index].fetch_add(1, Ordering::Relaxed) + 1;
-        let now = Instant::now();
-        let since_last = {
-            let mut logged = self.logged.lock().unwrap_or_else(|p| p.into_inner());
-            let (last, last_count) = logged[index];
-            if last.is_some_and(|at| now.duration_since(at) < LOG_EVERY) {
-                return;
-            }
-            logged[index] = (Some(now), count);
-            count - last_count
+        let due = self.logged.lock().unwrap_or_else(|p| p.into_inner())[index].due();
+        let Some(since_last) = due else {
+            return;
         };
         tracing::warn!(
             app = %self.app,
@@ -164,7 +189,14 @@ mod tests {
             hits.hit(Limit::Concurrency, "busy");
         }
         let after = hits.logged.lock().expect("lock")[Limit::Concurrency.index()];
-        assert_eq!(first, after, "no new line within the second");
+        assert_eq!(
+            first.last_line, after.last_line,
+            "no new line within the second"
+        );
+        assert_eq!(
+            after.unlogged, 100,
+            "the next line says how many it stands for"
+        );
     }
 
     #[test]

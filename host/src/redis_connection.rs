@@ -9,12 +9,14 @@
 //! ever waits for the task, never for another caller.
 
 use futures::future::{BoxFuture, FutureExt, Shared};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::AsyncConnectionConfig;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 /// How long a call waits for Redis before failing.
-pub(crate) const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long connecting may take, at start and when Redis comes back.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Work done once, in a task of its own, for whoever asks while it runs.
@@ -72,4 +74,25 @@ impl LazyConnection {
         };
         making.await
     }
+}
+
+/// A connection not shared with other calls (for a blocking read, which
+/// would hold them up), with the same timeouts, named `name` in Redis's
+/// `CLIENT LIST` (what an operator, or a test, sees of it).
+pub(crate) async fn connection_of_its_own(
+    client: &redis::Client,
+    name: &str,
+) -> Result<MultiplexedConnection, redis::RedisError> {
+    let config = AsyncConnectionConfig::new()
+        .set_response_timeout(Some(RESPONSE_TIMEOUT))
+        .set_connection_timeout(Some(CONNECT_TIMEOUT));
+    let mut connection = client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await?;
+    redis::cmd("CLIENT")
+        .arg("SETNAME")
+        .arg(name)
+        .query_async::<()>(&mut connection)
+        .await?;
+    Ok(connection)
 }

@@ -21,12 +21,10 @@
 //! kept nor delivers a message twice (the broker takes in only newer ids).
 
 use crate::broker::{AppTopics, Broker, Deliver, TopicKey};
-use crate::redis_connection::{
-    CONNECT_TIMEOUT, LazyConnection, RESPONSE_TIMEOUT, SpawnedOnce, spawn_once,
-};
+use crate::redis_connection::{LazyConnection, SpawnedOnce, connection_of_its_own, spawn_once};
 use bytes::Bytes;
 use redis::aio::{ConnectionManager, MultiplexedConnection};
-use redis::{AsyncConnectionConfig, Script, Value};
+use redis::{Script, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::Duration;
@@ -46,6 +44,9 @@ const MESSAGE_OVERHEAD: u64 = 160;
 /// What Redis keeps for a topic while its keys exist (its counter and its
 /// stream, even emptied), counted against the app's history bytes.
 const TOPIC_COST: u64 = 512;
+/// The name of each host's reading connection in Redis's `CLIENT LIST`:
+/// it exists once the host follows a topic.
+pub(crate) const READER_NAME: &str = "squall-pubsub-reader";
 /// Entries read per page when a topic is caught up.
 const CATCH_UP_PAGE: usize = 16;
 /// How long a topic's stream outlives its last publish.
@@ -320,14 +321,8 @@ async fn read_streams(relay: Weak<Relay>) {
         }
         if connection.is_none() {
             // Its own connection: a blocking read would hold up others.
-            let config = AsyncConnectionConfig::new()
-                .set_response_timeout(Some(RESPONSE_TIMEOUT))
-                .set_connection_timeout(Some(CONNECT_TIMEOUT));
-            match this
-                .client
-                .get_multiplexed_async_connection_with_config(&config)
-                .await
-            {
+            // Named, so that one can see a host follows topics.
+            match connection_of_its_own(&this.client, READER_NAME).await {
                 Ok(opened) => connection = Some(opened),
                 Err(err) => {
                     tracing::debug!(%err, "pub/sub cannot reach Redis; trying again");

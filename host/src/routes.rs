@@ -193,7 +193,7 @@ impl<A> RouteTable<A> {
     /// pattern with a matching prefix wins: exact, then the longest
     /// wildcard, then any host.
     pub(crate) fn find(&self, host: Option<&str>, path: &str) -> Option<Found<'_, A>> {
-        if let Some(host) = host.map(host_name) {
+        if let Some(host) = host.and_then(host_name) {
             if let Some(found) = self.exact.get(&host).and_then(|apps| apps.find(path)) {
                 return Some(found);
             }
@@ -217,20 +217,12 @@ impl<A> RouteTable<A> {
     }
 }
 
-/// `Example.COM:8080` as `example.com`; `[::1]:80` as `[::1]`.
-fn host_name(authority: &str) -> String {
-    let authority = authority.trim();
-    let host = if authority.starts_with('[') {
-        authority
-            .find(']')
-            .map_or(authority, |end| &authority[..=end])
-    } else {
-        match authority.rsplit_once(':') {
-            Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => host,
-            _ => authority,
-        }
-    };
-    host.trim_end_matches('.').to_ascii_lowercase()
+/// The host an authority (a `Host` header, an `:authority`) names:
+/// `Example.COM:8080` as `example.com`, `[::1]:80` as `[::1]`; `None` if
+/// it is not an authority.
+pub(crate) fn host_name(authority: &str) -> Option<String> {
+    let authority: http::uri::Authority = authority.trim().parse().ok()?;
+    Some(authority.host().trim_end_matches('.').to_ascii_lowercase())
 }
 
 /// `/chat` matches `/chat` and `/chat/...` but not `/chatter`.
@@ -329,7 +321,9 @@ mod tests {
         assert_eq!(find(&table, Some("hello.localhost."), "/x"), Some("a"));
         assert_eq!(find(&table, Some("other.localhost"), "/"), None);
         assert_eq!(find(&table, None, "/"), None);
-        assert_eq!(host_name("[::1]:8080"), "[::1]");
+        assert_eq!(host_name("[::1]:8080").as_deref(), Some("[::1]"));
+        assert_eq!(host_name("a.test:x").as_deref(), Some("a.test"));
+        assert_eq!(host_name("bad host"), None);
     }
 
     #[test]
@@ -371,7 +365,7 @@ mod tests {
         host: Option<&str>,
         path: &str,
     ) -> Option<&'a str> {
-        let host = host.map(host_name);
+        let host = host.and_then(host_name);
         claims
             .iter()
             .filter(|(claim, _)| {

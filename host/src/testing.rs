@@ -15,12 +15,13 @@
 //! ```
 
 use crate::app::{AppHandle, SharedApp};
+use crate::bindings::types as wit;
 use crate::bindings::websocket_types::WsMessage;
 use crate::body::inbound;
 use crate::cargo_build::component_for;
 use crate::config::Manifest;
 use crate::deploy::Deployment;
-use crate::dispatch::{Events, call_once, describe};
+use crate::dispatch::{Events, describe};
 use crate::hub::{Connection, Outbox};
 use crate::kv::embedded::Embedded;
 use crate::kv::{KvBackend, Quota, Write};
@@ -79,12 +80,34 @@ impl Harness {
         self.request(request).await
     }
 
-    /// Instantiate the app serving `path`, call its `handle` with a bodiless
-    /// `GET path`, and return the status: the cost of a fresh instance
-    /// without HTTP.
+    /// Instantiate the squall-sdk app serving `path`, call its `handle`
+    /// with a bodiless `GET path`, and return the status: the cost of a
+    /// fresh instance without HTTP, for benchmarks (no executor: no limits
+    /// but the store's, no log line).
     pub async fn call_once(&self, path: &str) -> Result<u16> {
         let app = self.app_for(path)?.current();
-        call_once(app, path).await.map_err(anyhow::Error::from)
+        let (mut store, guest) = app.instantiate().await.map_err(anyhow::Error::from)?;
+        let request = wit::Request {
+            method: wit::Method::Get,
+            path: path.to_owned(),
+            query: String::new(),
+            authority: None,
+            headers: Vec::new(),
+            body: wit::Body::Empty,
+        };
+        let status = store
+            .run_concurrent(async move |accessor| -> wasmtime::Result<u16> {
+                let response = guest
+                    .squall_app_handler()
+                    .call_handle(accessor, request)
+                    .await?;
+                crate::runtime::guest_tasks_done(accessor).await;
+                Ok(response.status)
+            })
+            .await
+            .and_then(|status| status)
+            .map_err(anyhow::Error::from)?;
+        Ok(status)
     }
 
     /// Open a WebSocket on `path` (it must be one of its app's WebSocket

@@ -14,17 +14,22 @@ mod wasi_http;
 
 pub(crate) use socket_events::{Events, Opened, describe};
 
-use crate::app::SharedApp;
-use crate::body::{InboundBody, OutgoingBody, accepts_gzip, gzip};
+use crate::app::{Executor, SharedApp};
+use crate::bindings::types as wit;
+use crate::body::{InboundBody, OutgoingBody, accepts_gzip, discard_in_background, gzip};
+use crate::convert::guest_response_head;
 use crate::error::HostError;
-use crate::runtime::{Guest, OnCancel};
+use crate::runtime::OnCancel;
 use crate::stats;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
+use http_body::Body as _;
 use std::sync::Arc;
 use std::time::Instant;
+use tokio::sync::OwnedSemaphorePermit;
 
-/// Run `request` through a fresh instance of `app`, and log it.
+/// Run `request` through `app` (under its limits, on the executor for its
+/// kind of guest), and log it.
 pub(crate) async fn dispatch(
     app: SharedApp,
     request: Request<InboundBody>,
@@ -37,16 +42,7 @@ pub(crate) async fn dispatch(
     let cancelled = OnCancel::new("the client went away before the response");
     let response = match app.admit_request() {
         Err(busy) => error_response(busy.logged_status()),
-        Ok(admitted) => {
-            // An app over its CPU share waits its turn (its place held).
-            if let Some(pause) = app.component().charge_request() {
-                tokio::time::sleep(pause).await;
-            }
-            match app.component().guest() {
-                Guest::Squall(_) => squall::run(app, request, admitted).await,
-                Guest::Standard(_) => wasi_http::run(app, request, admitted).await,
-            }
-        }
+        Ok(admitted) => run_admitted(app, request, admitted).await,
     };
     cancelled.disarm();
     let response = if compress {
@@ -65,6 +61,35 @@ pub(crate) async fn dispatch(
     response
 }
 
+/// Run a request `admitted` among the app's requests in flight: what
+/// every executor needs first, then the executor for the app's guest.
+async fn run_admitted(
+    app: SharedApp,
+    request: Request<InboundBody>,
+    admitted: OwnedSemaphorePermit,
+) -> Response<OutgoingBody> {
+    // An app over its CPU share waits its turn (its place held).
+    if let Some(pause) = app.component().charge_request() {
+        tokio::time::sleep(pause).await;
+    }
+    let (parts, body) = request.into_parts();
+    // A body declared larger than the app takes needs no instance.
+    if body.size_hint().lower() > app.limits().max_body {
+        discard_in_background(body);
+        return error_response(StatusCode::PAYLOAD_TOO_LARGE);
+    }
+    match app.executor() {
+        Executor::Squall(shared) => {
+            let shared = shared.clone();
+            squall::run(app, parts, body, admitted, shared).await
+        }
+        Executor::Standard(shared) => {
+            let shared = shared.clone();
+            wasi_http::run(app, parts, body, admitted, shared).await
+        }
+    }
+}
+
 /// Log `failure` of the app `app`, count it if the guest caused it, and
 /// return its status.
 pub(crate) fn failed(app: &Arc<str>, failure: &HostError) -> StatusCode {
@@ -72,6 +97,26 @@ pub(crate) fn failed(app: &Arc<str>, failure: &HostError) -> StatusCode {
         stats::guest_failure(app, kind);
     }
     failure.logged_status()
+}
+
+/// The HTTP response for a guest's answer: its status and headers, once
+/// checked, with the body `body` makes (made only then). A head that does
+/// not pass is the guest's failure: a 500, logged and counted.
+pub(crate) fn guest_response(
+    app: &Arc<str>,
+    status: u16,
+    headers: wit::Fields,
+    body: impl FnOnce() -> OutgoingBody,
+) -> Response<OutgoingBody> {
+    match guest_response_head(status, headers) {
+        Ok((status, headers)) => {
+            let mut response = Response::new(body());
+            *response.status_mut() = status;
+            *response.headers_mut() = headers;
+            response
+        }
+        Err(reason) => error_response(failed(app, &HostError::InvalidResponse(reason))),
+    }
 }
 
 /// A short plain-text answer that reveals nothing about the guest. A 503
@@ -91,8 +136,6 @@ pub(crate) fn error_response(status: StatusCode) -> Response<OutgoingBody> {
     }
     response
 }
-
-pub(crate) use squall::call_once;
 
 #[cfg(test)]
 mod tests {

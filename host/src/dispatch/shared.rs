@@ -8,15 +8,12 @@
 //! blamed for, is logged once; every other request in flight on that
 //! instance gets a 503 saying why (never a silent loss).
 
-use super::squall::{body_streamed, handle_in, wit_request};
 use crate::app::SharedApp;
 use crate::capabilities::GuestState;
 use crate::error::HostError;
+use crate::guest_call::GuestCall;
 use crate::reuse::Handler;
-use crate::reuse::shared::{
-    GuestRequest, Job, LaneId, NewLane, SharedAnswer, SharedInstances, SharedRequest, StandardHead,
-    WEDGED_GRACE,
-};
+use crate::reuse::shared::{Job, LaneId, NewLane, Served, SharedInstances, WEDGED_GRACE};
 use crate::runtime::guest_tasks_done;
 use futures::StreamExt;
 use futures::channel::{mpsc, oneshot};
@@ -27,14 +24,28 @@ use std::task::{Context, Waker};
 use std::time::Duration;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
-use wasmtime::AsContextMut;
 use wasmtime::component::{Accessor, Func};
-use wasmtime_wasi_http::WasiHttpView;
-use wasmtime_wasi_http::handler::{Prepared, Proxy};
+
+/// A kind of guest that can serve requests on a shared instance.
+pub(super) trait ServeShared: GuestCall {
+    /// Call the guest's handler for `request` inside the instance's
+    /// `run_concurrent`, give its answer (or the error that is this
+    /// request's alone) to `give` as soon as there is one, and return once
+    /// its body has ended. An error returned stops the instance.
+    fn serve<'a>(
+        accessor: &'a Accessor<GuestState>,
+        guest: &'a Handler,
+        request: Self::Request,
+        give: impl FnOnce(Result<Self::Answer, HostError>) + Send + 'a,
+    ) -> impl Future<Output = wasmtime::Result<()>> + Send + 'a;
+}
+
+/// Where a request's answer goes.
+type AnswerTo<C> = oneshot::Sender<Result<Served<C>, HostError>>;
 
 /// The answers not yet given, by request, kept outside the instance so
 /// that each is answered even when the instance stops.
-type Answers = Mutex<HashMap<u64, oneshot::Sender<Result<SharedAnswer, HostError>>>>;
+type Answers<C> = Mutex<HashMap<u64, AnswerTo<C>>>;
 
 /// How many times a request may be sent back by instances that hold back
 /// (backpressure); after that it waits inside the next one.
@@ -43,35 +54,35 @@ const MAX_RETURNS: usize = 7;
 /// Run `request` on an instance `app` shares between requests in flight:
 /// one with room, or a new one. Returns the guest's answer, or why there
 /// is none.
-pub(super) async fn run(
+pub(super) async fn run<C: ServeShared>(
     app: SharedApp,
-    shared: Arc<SharedInstances>,
-    request: SharedRequest,
+    shared: Arc<SharedInstances<C>>,
+    request: C::Request,
     admitted: OwnedSemaphorePermit,
-) -> Result<SharedAnswer, HostError> {
+) -> Result<C::Answer, HostError> {
     let (mut request, mut admitted) = (request, admitted);
     let mut returns = 0;
     loop {
         let may_go_back = returns < MAX_RETURNS;
         match run_once(&app, &shared, request, admitted, may_go_back).await? {
             // Its instance holds back: another one, or a new one.
-            SharedAnswer::HeldBack(back, place) => {
+            Served::HeldBack(back, place) => {
                 returns += 1;
                 (request, admitted) = (back, place);
             }
-            answer => return Ok(answer),
+            Served::Answered(answer) => return Ok(answer),
         }
     }
 }
 
 /// Send `request` to one instance and wait for what it says.
-async fn run_once(
+async fn run_once<C: ServeShared>(
     app: &SharedApp,
-    shared: &Arc<SharedInstances>,
-    request: SharedRequest,
+    shared: &Arc<SharedInstances<C>>,
+    request: C::Request,
     admitted: OwnedSemaphorePermit,
     may_go_back: bool,
-) -> Result<SharedAnswer, HostError> {
+) -> Result<Served<C>, HostError> {
     let (answer, answered) = oneshot::channel();
     let job = Job {
         request,
@@ -108,9 +119,9 @@ async fn run_once(
 }
 
 /// Takes a lane out of the pool however its task ends (a panic too).
-struct CloseOnDrop<'a>(&'a SharedInstances, LaneId);
+struct CloseOnDrop<'a, C: GuestCall>(&'a SharedInstances<C>, LaneId);
 
-impl Drop for CloseOnDrop<'_> {
+impl<C: GuestCall> Drop for CloseOnDrop<'_, C> {
     fn drop(&mut self) {
         self.0.close(self.1);
     }
@@ -119,14 +130,14 @@ impl Drop for CloseOnDrop<'_> {
 /// Start an instance for `lane` and serve its requests until the pool
 /// stops giving it more (it served its `requests`, or sat idle for `idle`)
 /// or one of them fails.
-async fn drive(app: SharedApp, shared: Arc<SharedInstances>, lane: NewLane) {
+async fn drive<C: ServeShared>(app: SharedApp, shared: Arc<SharedInstances<C>>, lane: NewLane<C>) {
     let NewLane {
         id,
         first,
         mut jobs,
     } = lane;
     let _closing = CloseOnDrop(&shared, id);
-    let answers: Answers = Mutex::new(HashMap::new());
+    let answers: Answers<C> = Mutex::new(HashMap::new());
     let stopped = match app.instance_for_request().await {
         Ok(mut instance) => {
             let guest = &instance.guest;
@@ -191,15 +202,15 @@ async fn drive(app: SharedApp, shared: Arc<SharedInstances>, lane: NewLane) {
 /// request that comes by `jobs`, concurrently, until the lane is through.
 /// The first failure ends it (its request answered with it).
 #[allow(clippy::too_many_arguments)]
-async fn serve(
+async fn serve<C: ServeShared>(
     accessor: &Accessor<GuestState>,
     app: &SharedApp,
     guest: &Handler,
-    shared: &SharedInstances,
+    shared: &SharedInstances<C>,
     lane: LaneId,
-    first: Job,
-    jobs: &mut mpsc::UnboundedReceiver<Job>,
-    answers: &Answers,
+    first: Job<C>,
+    jobs: &mut mpsc::UnboundedReceiver<Job<C>>,
+    answers: &Answers<C>,
 ) -> Result<(), HostError> {
     let timeout = app.limits().timeout;
     let idle = shared.reuse().idle;
@@ -231,7 +242,7 @@ async fn serve(
                     held_back = true;
                     shared.hold_back(lane, true);
                     shared.returned(lane, job.id);
-                    let _ = job.answer.send(Ok(SharedAnswer::HeldBack(job.request, job.admitted)));
+                    let _ = job.answer.send(Ok(Served::HeldBack(job.request, job.admitted)));
                 }
                 Some(job) => running.push(begin(accessor, guest, answers, timeout, job)),
                 // The lane is out of the pool: nothing more will come.
@@ -277,12 +288,12 @@ async fn ready_for_calls(accessor: &Accessor<GuestState>, handle: Option<Func>) 
 /// Start serving `job` under its own `timeout`: the future ends when the
 /// guest is done with it, with the job's number and the failure that must
 /// stop the instance if it failed (its own request answered with it).
-fn begin<'a>(
+fn begin<'a, C: ServeShared>(
     accessor: &'a Accessor<GuestState>,
     guest: &'a Handler,
-    answers: &'a Answers,
+    answers: &'a Answers<C>,
     timeout: Duration,
-    job: Job,
+    job: Job<C>,
 ) -> impl Future<Output = (u64, Result<(), HostError>)> + 'a {
     let Job {
         request,
@@ -298,8 +309,10 @@ fn begin<'a>(
     // Each request gets the instance's CPU and log budgets afresh.
     accessor.with(|mut store| store.data_mut().start_request());
     async move {
-        let outcome =
-            tokio::time::timeout(timeout, serve_one(accessor, guest, request, id, answers)).await;
+        let give = move |answer: Result<C::Answer, HostError>| {
+            give_answer(answers, id, answer.map(Served::Answered));
+        };
+        let outcome = tokio::time::timeout(timeout, C::serve(accessor, guest, request, give)).await;
         drop(admitted);
         let failure = match outcome {
             Ok(Ok(())) => return (id, Ok(())),
@@ -313,7 +326,11 @@ fn begin<'a>(
 /// The request `id` failed: answer it with `failure` if it is still
 /// waiting, and say what stops the instance (nothing, if its streamed body
 /// merely ran past its timeout).
-fn stopping(answers: &Answers, id: u64, failure: HostError) -> Result<(), HostError> {
+fn stopping<C: GuestCall>(
+    answers: &Answers<C>,
+    id: u64,
+    failure: HostError,
+) -> Result<(), HostError> {
     let answer = answers
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
@@ -336,31 +353,8 @@ fn stopping(answers: &Answers, id: u64, failure: HostError) -> Result<(), HostEr
     }
 }
 
-/// Call `handle` for one request and give its answer; return once its
-/// body (if streamed) has ended.
-async fn serve_one(
-    accessor: &Accessor<GuestState>,
-    guest: &Handler,
-    request: SharedRequest,
-    id: u64,
-    answers: &Answers,
-) -> wasmtime::Result<()> {
-    match (guest, request) {
-        (Handler::Squall(guest), SharedRequest::Squall(request)) => {
-            serve_squall(accessor, guest, request, id, answers).await
-        }
-        (Handler::Standard(proxy @ Proxy::P3(_)), SharedRequest::Standard(request)) => {
-            serve_standard(accessor, proxy, request, id, answers).await
-        }
-        // Refused when the app is loaded.
-        _ => Err(wasmtime::Error::msg(
-            "this kind of guest cannot share an instance between requests",
-        )),
-    }
-}
-
 /// Give the request `id` its answer, if it still waits for one.
-fn give_answer(answers: &Answers, id: u64, answer: Result<SharedAnswer, HostError>) {
+fn give_answer<C: GuestCall>(answers: &Answers<C>, id: u64, answer: Result<Served<C>, HostError>) {
     let waiting = answers
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
@@ -368,64 +362,4 @@ fn give_answer(answers: &Answers, id: u64, answer: Result<SharedAnswer, HostErro
     if let Some(waiting) = waiting {
         let _ = waiting.send(answer);
     }
-}
-
-/// A squall-sdk app's request: its answer, then its streamed body's end.
-async fn serve_squall(
-    accessor: &Accessor<GuestState>,
-    guest: &crate::bindings::App,
-    request: GuestRequest,
-    id: u64,
-    answers: &Answers,
-) -> wasmtime::Result<()> {
-    let (head, ended) = handle_in(accessor, guest, wit_request(accessor, request)?).await?;
-    give_answer(answers, id, Ok(SharedAnswer::Squall(head)));
-    body_streamed(ended).await;
-    Ok(())
-}
-
-/// A WASI 0.3 component's request: its answer, then the end of its body,
-/// which the guest writes as the client reads it. Ends (and so cuts the
-/// body) if dropped first, at the request's timeout.
-async fn serve_standard(
-    accessor: &Accessor<GuestState>,
-    proxy: &Proxy,
-    request: wasmtime_wasi_http::handler::Request,
-    id: u64,
-    answers: &Answers,
-) -> wasmtime::Result<()> {
-    let (respond, response) = oneshot::channel();
-    let prepared = accessor.with(|mut store| {
-        Prepared::new(
-            store.as_context_mut(),
-            proxy,
-            request,
-            <GuestState as WasiHttpView>::http,
-            respond,
-        )
-    })?;
-    prepared.run(accessor, std::future::pending()).await?;
-    let response = match response.await {
-        Ok(Ok(response)) => response,
-        // An error the handler returned is this request's alone. (wasmtime
-        // 48 raises a trap from `run_concurrent` itself; should one come
-        // here, it still stops the instance.)
-        Ok(Err(err)) if err.downcast_ref::<wasmtime::Trap>().is_some() => return Err(err),
-        Ok(Err(err)) => {
-            give_answer(answers, id, Err(HostError::from_guest(err)));
-            return Ok(());
-        }
-        Err(_) => return Err(wasmtime::Error::msg("the component gave no response")),
-    };
-    let (read, body_done) = oneshot::channel();
-    let (_cut_at_drop, cut) = oneshot::channel();
-    let head = StandardHead {
-        response,
-        read,
-        cut,
-    };
-    give_answer(answers, id, Ok(SharedAnswer::Standard(head)));
-    // Done when the body has been read to its end or dropped.
-    let _ = body_done.await;
-    Ok(())
 }

@@ -3,42 +3,42 @@
 //! and turn what comes back (or what went wrong) into an HTTP response.
 
 use super::error_response;
+use super::shared::ServeShared;
 use crate::app::SharedApp;
 use crate::bindings::types as wit;
-use crate::body::{
-    ChunkConsumer, InboundBody, IncomingBodyProducer, OutgoingBody, discard_in_background,
-};
+use crate::body::{ChunkConsumer, InboundBody, IncomingBodyProducer, OutgoingBody};
 use crate::capabilities::GuestState;
-use crate::convert::{guest_response_head, request_head_to_wit};
+use crate::convert::request_head_to_wit;
 use crate::error::HostError;
+use crate::guest_call::{GuestRequest, Head, HeadBody, SquallCall};
 use crate::reuse::Handler;
-use crate::reuse::shared::{GuestRequest, Head, HeadBody, SharedAnswer, SharedRequest};
+use crate::reuse::shared::SharedInstances;
 use crate::runtime::{
     OnCancel, Running, finish_in_background, finished, guest_tasks_done, until_answer,
 };
 use futures::channel::oneshot;
-use http::{Request, Response, StatusCode};
+use http::Response;
+use http::request::Parts;
 use http_body::Body as _;
+use std::sync::Arc;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::AbortHandle;
 use tracing::Instrument;
 use wasmtime::component::{Accessor, StreamReader};
 
-/// Run `request` through a fresh instance of the squall-sdk app `app`.
+/// Run a request through the squall-sdk app `app`: on an instance its
+/// requests in flight share, if `shared`, else a fresh (or idle) one.
 /// `admitted` is its place among the app's requests in flight, held until
 /// the guest is done (its body too).
 pub(super) async fn run(
     app: SharedApp,
-    request: Request<InboundBody>,
+    parts: Parts,
+    body: InboundBody,
     admitted: OwnedSemaphorePermit,
+    shared: Option<Arc<SharedInstances<SquallCall>>>,
 ) -> Response<OutgoingBody> {
     let limits = app.limits().clone();
     let name = app.shared_name().clone();
-    let (parts, body) = request.into_parts();
-    if body.size_hint().lower() > limits.max_body {
-        discard_in_background(body);
-        return error_response(StatusCode::PAYLOAD_TOO_LARGE);
-    }
     let body =
         (!body.is_end_stream()).then(|| IncomingBodyProducer::request(body, limits.max_body));
     let guest_request = GuestRequest {
@@ -46,13 +46,8 @@ pub(super) async fn run(
         body,
     };
 
-    if let Some(shared) = app.shared_instances() {
-        let request = SharedRequest::Squall(guest_request);
-        let answer = match super::shared::run(app, shared, request, admitted).await {
-            Ok(SharedAnswer::Squall(head)) => Ok(head),
-            Ok(SharedAnswer::Standard(_) | SharedAnswer::HeldBack(..)) => Err(HostError::NoAnswer),
-            Err(failure) => Err(failure),
-        };
+    if let Some(shared) = shared {
+        let answer = super::shared::run(app, shared, guest_request, admitted).await;
         return respond(&name, answer, |_| None);
     }
     let (answer, guest) = until_answer(limits.timeout, |head| async move {
@@ -82,14 +77,8 @@ fn respond(
         Ok(head) => head,
         Err(failure) => return error_response(super::failed(name, &failure)),
     };
-    let (status, headers) = match guest_response_head(head.status, head.headers) {
-        Ok(head) => head,
-        Err(reason) => {
-            let failure = HostError::InvalidResponse(reason);
-            return error_response(super::failed(name, &failure));
-        }
-    };
-    let body = match head.body {
+    let body = head.body;
+    super::guest_response(name, head.status, head.headers, || match body {
         HeadBody::Full(bytes) => {
             guest_after(false);
             OutgoingBody::full(bytes)
@@ -99,11 +88,7 @@ fn respond(
             guest: guest_after(true),
             finished: Some(closed),
         },
-    };
-    let mut response = Response::new(body);
-    *response.status_mut() = status;
-    *response.headers_mut() = headers;
-    response
+    })
 }
 
 /// Run a guest whose body is still streaming in a task of its own, which
@@ -164,8 +149,26 @@ async fn run_guest(
     Ok(())
 }
 
+impl ServeShared for SquallCall {
+    /// Its answer, then its streamed body's end.
+    async fn serve<'a>(
+        accessor: &'a Accessor<GuestState>,
+        guest: &'a Handler,
+        request: GuestRequest,
+        give: impl FnOnce(Result<Head, HostError>) + Send + 'a,
+    ) -> wasmtime::Result<()> {
+        let Handler::Squall(guest) = guest else {
+            return Err(wasmtime::Error::msg("not a squall-sdk app"));
+        };
+        let (head, ended) = handle_in(accessor, guest, wit_request(accessor, request)?).await?;
+        give(Ok(head));
+        body_streamed(ended).await;
+        Ok(())
+    }
+}
+
 /// The request for the guest, its body (if any) a stream the guest reads.
-pub(super) fn wit_request(
+fn wit_request(
     accessor: &Accessor<GuestState>,
     request: GuestRequest,
 ) -> wasmtime::Result<wit::Request> {
@@ -179,12 +182,12 @@ pub(super) fn wit_request(
 
 /// A streamed body's end (the guest closed its stream) and the word to
 /// pass on that it did.
-pub(super) type Streaming = (oneshot::Receiver<()>, oneshot::Sender<bool>);
+type Streaming = (oneshot::Receiver<()>, oneshot::Sender<bool>);
 
 /// Wait until a streamed body has ended, and pass on that the guest closed
 /// its stream (had it failed, this future would be dropped before saying
 /// so). Nothing to wait for with a whole body.
-pub(super) async fn body_streamed(streaming: Option<Streaming>) {
+async fn body_streamed(streaming: Option<Streaming>) {
     if let Some((ended, closed)) = streaming {
         let _ = ended.await;
         let _ = closed.send(true);
@@ -193,7 +196,7 @@ pub(super) async fn body_streamed(streaming: Option<Streaming>) {
 
 /// Call `handle` with `request` inside the store's `run_concurrent`: the
 /// answer's head, and for a streamed body what says when it ends.
-pub(super) async fn handle_in(
+async fn handle_in(
     accessor: &Accessor<GuestState>,
     guest: &crate::bindings::App,
     request: wit::Request,
@@ -221,27 +224,4 @@ pub(super) async fn handle_in(
         body,
     };
     Ok((head, streaming))
-}
-
-/// Instantiate `app`, call `handle` with a bodiless `GET path`, and return
-/// the status: the per-request cost of a fresh instance without HTTP, for
-/// benchmarks.
-pub(crate) async fn call_once(app: SharedApp, path: &str) -> wasmtime::Result<u16> {
-    let (head_sender, head_receiver) = oneshot::channel();
-    let request = GuestRequest {
-        head: wit::Request {
-            method: wit::Method::Get,
-            path: path.to_owned(),
-            query: String::new(),
-            authority: None,
-            headers: Vec::new(),
-            body: wit::Body::Empty,
-        },
-        body: None,
-    };
-    run_guest(app, request, head_sender).await?;
-    let head = head_receiver
-        .await
-        .map_err(|_| wasmtime::Error::msg("the guest gave no answer"))?;
-    Ok(head.status)
 }

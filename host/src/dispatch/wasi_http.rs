@@ -7,41 +7,42 @@
 //! requests in flight (`reuse.concurrent`).
 
 use super::error_response;
+use super::shared::ServeShared;
 use crate::app::SharedApp;
-use crate::body::{DrivenGuest, InboundBody, OutgoingBody, discard_in_background};
+use crate::body::{DrivenGuest, InboundBody, OutgoingBody};
 use crate::capabilities::GuestState;
 use crate::error::{BoxError, HostError};
+use crate::guest_call::{StandardCall, StandardHead};
 use crate::reuse::Handler;
-use crate::reuse::shared::{SharedAnswer, SharedInstances, SharedRequest};
+use crate::reuse::shared::SharedInstances;
 use crate::runtime::{finished, guest_tasks_done, until_answer};
 use futures::channel::oneshot;
+use http::request::Parts;
 use http::uri::{Authority, Scheme};
-use http::{Request, Response, StatusCode, Uri, header};
-use http_body::Body as _;
+use http::{Request, Response, Uri, header};
 use http_body_util::{BodyExt, LengthLimitError};
 use std::sync::Arc;
 use tokio::sync::OwnedSemaphorePermit;
 use wasmtime::AsContextMut;
-use wasmtime_wasi_http::handler::Prepared;
+use wasmtime::component::Accessor;
+use wasmtime_wasi_http::handler::{Prepared, Proxy};
 use wasmtime_wasi_http::{Error as HttpError, WasiHttpView};
 
 type Answer = Result<Response<wasmtime_wasi_http::WasiBody>, wasmtime::Error>;
 
-/// Run `request` through a fresh instance of the standard component `app`.
-/// `admitted` is its place among the app's requests in flight, held until
-/// the component is done (its body too).
+/// Run a request through the standard component `app`: on an instance
+/// its requests in flight share, if `shared` (WASI 0.3 only), else a fresh
+/// (or idle) one. `admitted` is its place among the app's requests in
+/// flight, held until the component is done (its body too).
 pub(super) async fn run(
     app: SharedApp,
-    request: Request<InboundBody>,
+    mut parts: Parts,
+    body: InboundBody,
     admitted: OwnedSemaphorePermit,
+    shared: Option<Arc<SharedInstances<StandardCall>>>,
 ) -> Response<OutgoingBody> {
     let limits = app.limits().clone();
     let name = app.shared_name().clone();
-    let (mut parts, body) = request.into_parts();
-    if body.size_hint().lower() > limits.max_body {
-        discard_in_background(body);
-        return error_response(StatusCode::PAYLOAD_TOO_LARGE);
-    }
     parts.uri = absolute_uri(&parts);
     let max_body = usize::try_from(limits.max_body).unwrap_or(usize::MAX);
     let body = http_body_util::Limited::new(body, max_body)
@@ -57,7 +58,7 @@ pub(super) async fn run(
         })
         .boxed_unsync();
     let request = Request::from_parts(parts, body);
-    if let Some(shared) = app.shared_instances() {
+    if let Some(shared) = shared {
         return run_shared(app, shared, request, admitted).await;
     }
 
@@ -92,20 +93,67 @@ pub(super) async fn run(
 /// client reads it, and the request's timeout cuts it.
 async fn run_shared(
     app: SharedApp,
-    shared: Arc<SharedInstances>,
+    shared: Arc<SharedInstances<StandardCall>>,
     request: Request<wasmtime_wasi_http::WasiBody>,
     admitted: OwnedSemaphorePermit,
 ) -> Response<OutgoingBody> {
     let name = app.shared_name().clone();
-    let request = SharedRequest::Standard(request);
     match super::shared::run(app, shared, request, admitted).await {
-        Ok(SharedAnswer::Standard(head)) => head
+        Ok(head) => head
             .response
             .map(|body| OutgoingBody::cut_at(body, head.read, head.cut)),
-        Ok(SharedAnswer::Squall(_) | SharedAnswer::HeldBack(..)) => {
-            error_response(super::failed(&name, &HostError::NoAnswer))
-        }
         Err(failure) => error_response(super::failed(&name, &failure)),
+    }
+}
+
+impl ServeShared for StandardCall {
+    /// Its answer, then the end of its body, which the guest writes as the
+    /// client reads it. Ends (and so cuts the body) if dropped first, at
+    /// the request's timeout.
+    async fn serve<'a>(
+        accessor: &'a Accessor<GuestState>,
+        guest: &'a Handler,
+        request: wasmtime_wasi_http::handler::Request,
+        give: impl FnOnce(Result<StandardHead, HostError>) + Send + 'a,
+    ) -> wasmtime::Result<()> {
+        let Handler::Standard(proxy @ Proxy::P3(_)) = guest else {
+            return Err(wasmtime::Error::msg(
+                "a WASI 0.2 component cannot share an instance between requests",
+            ));
+        };
+        let (respond, response) = oneshot::channel();
+        let prepared = accessor.with(|mut store| {
+            Prepared::new(
+                store.as_context_mut(),
+                proxy,
+                request,
+                <GuestState as WasiHttpView>::http,
+                respond,
+            )
+        })?;
+        prepared.run(accessor, std::future::pending()).await?;
+        let response = match response.await {
+            Ok(Ok(response)) => response,
+            // An error the handler returned is this request's alone.
+            // (wasmtime 48 raises a trap from `run_concurrent` itself;
+            // should one come here, it still stops the instance.)
+            Ok(Err(err)) if err.downcast_ref::<wasmtime::Trap>().is_some() => return Err(err),
+            Ok(Err(err)) => {
+                give(Err(HostError::from_guest(err)));
+                return Ok(());
+            }
+            Err(_) => return Err(wasmtime::Error::msg("the component gave no response")),
+        };
+        let (read, body_done) = oneshot::channel();
+        let (_cut_at_drop, cut) = oneshot::channel();
+        give(Ok(StandardHead {
+            response,
+            read,
+            cut,
+        }));
+        // Done when the body has been read to its end or dropped.
+        let _ = body_done.await;
+        Ok(())
     }
 }
 

@@ -11,38 +11,27 @@
 //! entries a batch per namespace at a time (one app's flood delays no
 //! other's), and reads treat an expired entry as absent.
 
+use super::layout::{Clock, ENTRIES, EXPIRY, Record, USAGE, unavailable, unexpired, usage_in};
+use super::writer::{Job, write_loop};
 use super::{Applied, KvBackend, KvFailure, KvFuture, Page, Quota, Usage, Write};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
-/// `(namespace, key)` -> expiry in ms since the epoch (0: never), little
-/// endian, then the value.
-pub(super) const ENTRIES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("entries");
-/// `(namespace, expiry, key)` for every entry that expires: each
-/// namespace's due entries are swept apart from the others'.
-pub(super) const EXPIRY: TableDefinition<(&str, u64, &str), ()> =
-    TableDefinition::new("expiry_by_namespace");
 /// What stores before it kept instead: `(expiry, namespace, key)`, moved
 /// into [`EXPIRY`] when such a store is opened.
 const EXPIRY_BEFORE: TableDefinition<(u64, &str, &str), ()> = TableDefinition::new("expiry");
-/// `namespace` -> (keys, bytes).
-pub(super) const USAGE: TableDefinition<&str, (u64, u64)> = TableDefinition::new("usage");
-
 /// Writes waiting for the writer; senders wait beyond (backpressure on guests).
 const QUEUED_WRITES: usize = 1024;
-/// Jobs committed together at most.
-pub(super) const BATCH: usize = 256;
 /// How often expired entries are removed, and how many of each
 /// namespace's at a time; while some namespace had more due than a batch,
 /// the next sweep comes after [`SWEEP_BEHIND`] instead.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 const SWEEP_BEHIND: Duration = Duration::from_millis(50);
-pub(super) const SWEEP_BATCH: usize = 1000;
 /// redb's page cache.
 const CACHE_BYTES: usize = 64 << 20;
 
@@ -50,79 +39,17 @@ const CACHE_BYTES: usize = 64 << 20;
 pub(crate) struct Embedded {
     db: Arc<Database>,
     writer: mpsc::Sender<Job>,
-}
-
-pub(super) enum Job {
-    Apply {
-        namespace: String,
-        writes: Vec<Write>,
-        quota: Quota,
-        reply: oneshot::Sender<Result<Vec<Applied>, KvFailure>>,
-    },
-    /// Remove a batch of each namespace's expired entries; whether some
-    /// namespace had more due is noted in `behind`.
-    Sweep {
-        behind: Arc<AtomicBool>,
-        done: Option<oneshot::Sender<()>>,
-    },
-}
-
-/// A stored entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Record {
-    /// Ms since the epoch; 0: never.
-    pub(super) expires_at: u64,
-    pub(super) value: Vec<u8>,
-}
-
-impl Record {
-    pub(super) fn decode(raw: &[u8]) -> Record {
-        let (expires_at, value) = Record::split(raw);
-        Record {
-            expires_at,
-            value: value.to_vec(),
-        }
-    }
-
-    /// A stored entry's expiry and value, not copied.
-    fn split(raw: &[u8]) -> (u64, &[u8]) {
-        let (expiry, value) = raw.split_at(raw.len().min(8));
-        let mut bytes = [0u8; 8];
-        bytes[..expiry.len()].copy_from_slice(expiry);
-        (u64::from_le_bytes(bytes), value)
-    }
-
-    pub(super) fn encode(&self) -> Vec<u8> {
-        let mut raw = Vec::with_capacity(8 + self.value.len());
-        raw.extend_from_slice(&self.expires_at.to_le_bytes());
-        raw.extend_from_slice(&self.value);
-        raw
-    }
-
-    pub(super) fn live(&self, now: u64) -> bool {
-        unexpired(self.expires_at, now)
-    }
-}
-
-/// Whether an entry expiring at `expires_at` (0: never) is still there at `now`.
-fn unexpired(expires_at: u64, now: u64) -> bool {
-    expires_at == 0 || expires_at > now
-}
-
-pub(super) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|since| since.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-pub(super) fn unavailable(err: impl std::fmt::Display) -> KvFailure {
-    KvFailure::Unavailable(err.to_string())
+    clock: Clock,
 }
 
 impl Embedded {
     /// Open (or create) the store at `path` and start its writer.
     pub(crate) fn open(path: &Path) -> anyhow::Result<Arc<Embedded>> {
+        Embedded::open_with_clock(path, Clock::default())
+    }
+
+    /// Open the store at `path`, its expiry told by `clock`.
+    fn open_with_clock(path: &Path, clock: Clock) -> anyhow::Result<Arc<Embedded>> {
         use anyhow::Context;
         let db = Database::builder()
             .set_cache_size(CACHE_BYTES)
@@ -135,10 +62,10 @@ impl Embedded {
         setup.commit()?;
         let db = Arc::new(db);
         let (writer, jobs) = mpsc::channel(QUEUED_WRITES);
-        let writer_db = db.clone();
+        let (writer_db, writer_clock) = (db.clone(), clock.clone());
         std::thread::Builder::new()
             .name("kv-writer".into())
-            .spawn(move || super::writer::write_loop(&writer_db, jobs))
+            .spawn(move || write_loop(&writer_db, jobs, &writer_clock))
             .context("cannot start the key-value writer")?;
         let sweeps = writer.downgrade();
         std::thread::Builder::new()
@@ -166,7 +93,7 @@ impl Embedded {
                 }
             })
             .context("cannot start the key-value expiry")?;
-        Ok(Arc::new(Embedded { db, writer }))
+        Ok(Arc::new(Embedded { db, writer, clock }))
     }
 
     /// Sweep once now, as the expiry thread does each second.
@@ -187,11 +114,11 @@ impl Embedded {
         &self,
         read: impl FnOnce(&redb::ReadTransaction, u64) -> Result<T, KvFailure> + Send + 'static,
     ) -> KvFuture<'_, T> {
-        let db = self.db.clone();
+        let (db, clock) = (self.db.clone(), self.clock.clone());
         Box::pin(async move {
             tokio::task::spawn_blocking(move || {
                 let snapshot = db.begin_read().map_err(unavailable)?;
-                read(&snapshot, now_ms())
+                read(&snapshot, clock.now_ms())
             })
             .await
             .map_err(unavailable)?
@@ -225,20 +152,6 @@ fn move_expiry_index(setup: &redb::WriteTransaction) -> anyhow::Result<()> {
     drop((index, before));
     setup.delete_table(EXPIRY_BEFORE)?;
     Ok(())
-}
-
-/// What `namespace` holds, from the usage table.
-pub(super) fn usage_in(
-    usage: &impl ReadableTable<&'static str, (u64, u64)>,
-    namespace: &str,
-) -> Result<Usage, KvFailure> {
-    let found = usage.get(namespace).map_err(unavailable)?;
-    Ok(found
-        .map(|row| {
-            let (keys, bytes) = row.value();
-            Usage { keys, bytes }
-        })
-        .unwrap_or_default())
 }
 
 impl KvBackend for Embedded {
@@ -363,6 +276,7 @@ impl KvBackend for Embedded {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kv::writer::SWEEP_BATCH;
 
     const ROOMY: Quota = Quota {
         max_keys: 1_000_000,
@@ -518,7 +432,10 @@ mod tests {
 
     #[tokio::test]
     async fn expired_entries_read_as_absent_and_are_swept() {
-        let (_dir, store) = store();
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let clock = Clock::manual();
+        let store = Embedded::open_with_clock(&dir.path().join("kv.redb"), clock.clone())
+            .expect("the store opens");
         let short = Write::Set {
             key: "s".into(),
             value: b"v".to_vec(),
@@ -529,7 +446,7 @@ mod tests {
             .await
             .expect("set");
         assert_eq!(get(&store, "a", "s").await, Some(b"v".to_vec()));
-        tokio::time::sleep(Duration::from_millis(80)).await;
+        clock.advance(Duration::from_millis(80));
         assert_eq!(get(&store, "a", "s").await, None);
         assert!(!store.exists("a", "s".into()).await.expect("exists"));
         let page = store
@@ -537,15 +454,9 @@ mod tests {
             .await
             .expect("list");
         assert_eq!(page.keys, ["keep"]);
-        let mut swept = false;
-        for _ in 0..30 {
-            if store.usage("a").await.expect("usage").keys == 1 {
-                swept = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert!(swept, "the expiry thread removes the entry and its usage");
+        // The expiry thread's sweep removes the entry and its usage.
+        store.sweep_now().await;
+        assert_eq!(store.usage("a").await.expect("usage").keys, 1);
     }
 
     #[tokio::test]

@@ -8,6 +8,7 @@
 //! script), so a Redis backend maps onto them one to one.
 
 pub(crate) mod embedded;
+mod layout;
 pub(crate) mod redis;
 mod writer;
 

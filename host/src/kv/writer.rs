@@ -3,18 +3,38 @@
 //! each namespace's quota checked in the transaction that would pass it,
 //! and that removes expired entries a batch at a time.
 
-use super::embedded::{
-    BATCH, ENTRIES, EXPIRY, Job, Record, SWEEP_BATCH, USAGE, now_ms, unavailable, usage_in,
-};
+use super::layout::{Clock, ENTRIES, EXPIRY, Record, USAGE, unavailable, usage_in};
 use super::{Applied, KvFailure, Quota, Usage, Write, entry_bytes, parse_counter};
 use redb::{Database, ReadableTable, Table, WriteTransaction};
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
-use tokio::sync::mpsc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::sync::{mpsc, oneshot};
+
+/// Jobs committed together at most.
+const BATCH: usize = 256;
+/// Expired entries removed per namespace per sweep at most.
+pub(super) const SWEEP_BATCH: usize = 1000;
+
+/// What the writer is asked to do.
+pub(super) enum Job {
+    Apply {
+        namespace: String,
+        writes: Vec<Write>,
+        quota: Quota,
+        reply: oneshot::Sender<Result<Vec<Applied>, KvFailure>>,
+    },
+    /// Remove a batch of each namespace's expired entries; whether some
+    /// namespace had more due is noted in `behind`.
+    Sweep {
+        behind: Arc<AtomicBool>,
+        done: Option<oneshot::Sender<()>>,
+    },
+}
 
 /// The writer: take what has queued, apply it in one transaction, commit
 /// durably, then answer every job.
-pub(super) fn write_loop(db: &Database, mut jobs: mpsc::Receiver<Job>) {
+pub(super) fn write_loop(db: &Database, mut jobs: mpsc::Receiver<Job>, clock: &Clock) {
     while let Some(first) = jobs.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < BATCH {
@@ -36,7 +56,7 @@ pub(super) fn write_loop(db: &Database, mut jobs: mpsc::Receiver<Job>) {
                             quota,
                             reply,
                         } => {
-                            let outcome = tables.apply(&namespace, &writes, quota, now_ms());
+                            let outcome = tables.apply(&namespace, &writes, quota, clock.now_ms());
                             // A store error may leave the job half written:
                             // nothing of the batch is committed then.
                             if let Err(failure @ KvFailure::Unavailable(_)) = &outcome {
@@ -45,7 +65,7 @@ pub(super) fn write_loop(db: &Database, mut jobs: mpsc::Receiver<Job>) {
                             replies.push((reply, outcome));
                         }
                         Job::Sweep { behind, done } => {
-                            match tables.sweep(now_ms()) {
+                            match tables.sweep(clock.now_ms()) {
                                 Ok(more_due) => behind.store(more_due, Ordering::Relaxed),
                                 Err(err) => tracing::warn!(%err, "key-value expiry failed"),
                             }

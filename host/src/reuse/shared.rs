@@ -6,11 +6,9 @@
 //! takes its requests from a channel; the pool only decides which instance
 //! a request goes to and when an instance stops taking more.
 
-use crate::bindings::types as wit;
-use crate::body::IncomingBodyProducer;
 use crate::config::Reuse;
 use crate::error::HostError;
-use bytes::Bytes;
+use crate::guest_call::GuestCall;
 use futures::channel::{mpsc, oneshot};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -18,63 +16,20 @@ use std::time::{Duration, Instant};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::AbortHandle;
 
-/// What the guest answered, before its body is done.
-pub(crate) struct Head {
-    pub(crate) status: u16,
-    pub(crate) headers: wit::Fields,
-    pub(crate) body: HeadBody,
-}
-
-/// The body of an answer: whole, or still streaming.
-pub(crate) enum HeadBody {
-    Full(Vec<u8>),
-    /// The chunks, and the word that the guest closed its stream.
-    Stream(mpsc::Receiver<Bytes>, oneshot::Receiver<bool>),
-}
-
-/// The request as the guest will see it (its body still a producer),
-/// waiting for a store to become a `wit::Request`.
-pub(crate) struct GuestRequest {
-    pub(crate) head: wit::Request,
-    pub(crate) body: Option<IncomingBodyProducer>,
-}
-
-/// A request for a shared instance, in the form its kind of guest takes.
-pub(crate) enum SharedRequest {
-    /// For a squall-sdk app.
-    Squall(GuestRequest),
-    /// For a standard WASI 0.3 component.
-    Standard(wasmtime_wasi_http::handler::Request),
-}
-
-/// What a shared instance answered, before its body is done.
-pub(crate) enum SharedAnswer {
-    /// A squall-sdk app's answer.
-    Squall(Head),
-    /// A standard component's answer.
-    Standard(StandardHead),
+/// What a shared instance did with a request of kind `C`.
+pub(crate) enum Served<C: GuestCall> {
+    /// The guest's answer, before its body is done.
+    Answered(C::Answer),
     /// Not served: the instance it was sent to holds back (its guest
     /// turned on backpressure). The request and its place, for another.
-    HeldBack(SharedRequest, OwnedSemaphorePermit),
-}
-
-/// A standard component's response on a shared instance, whose body the
-/// guest writes as it is read (the instance's task drives it).
-pub(crate) struct StandardHead {
-    pub(crate) response: wasmtime_wasi_http::handler::Response,
-    /// Dropped once the body is read to its end, or dropped: the request is
-    /// then done.
-    pub(crate) read: oneshot::Sender<()>,
-    /// Fires once the request is past its timeout (or its instance
-    /// stopped): the body is cut there.
-    pub(crate) cut: oneshot::Receiver<()>,
+    HeldBack(C::Request, OwnedSemaphorePermit),
 }
 
 /// One request given to a shared instance.
-pub(crate) struct Job {
-    pub(crate) request: SharedRequest,
+pub(crate) struct Job<C: GuestCall> {
+    pub(crate) request: C::Request,
     /// Where its answer (or why there is none) goes.
-    pub(crate) answer: oneshot::Sender<Result<SharedAnswer, HostError>>,
+    pub(crate) answer: oneshot::Sender<Result<Served<C>, HostError>>,
     /// Its place among the app's requests in flight, held until the guest
     /// is done with it.
     pub(crate) admitted: OwnedSemaphorePermit,
@@ -86,8 +41,8 @@ pub(crate) struct Job {
 }
 
 /// One shared instance as the pool sees it.
-pub(crate) struct Lane {
-    jobs: mpsc::UnboundedSender<Job>,
+pub(crate) struct Lane<C: GuestCall> {
+    jobs: mpsc::UnboundedSender<Job<C>>,
     /// The task driving it, to stop it from outside.
     driver: Option<AbortHandle>,
     /// Requests given to it in all (at most `requests`).
@@ -102,7 +57,7 @@ pub(crate) struct Lane {
     held_back: bool,
 }
 
-impl Lane {
+impl<C: GuestCall> Lane<C> {
     /// Requests given to it and not yet done.
     fn in_flight(&self) -> usize {
         self.deadlines.len()
@@ -114,18 +69,17 @@ impl Lane {
 /// the instance's own timers cannot fire) and is stopped from outside.
 pub(crate) const WEDGED_GRACE: Duration = Duration::from_secs(1);
 
-/// The shared instances of one app version.
-pub(crate) struct SharedInstances {
+/// The shared instances of one app version, serving requests of kind `C`.
+pub(crate) struct SharedInstances<C: GuestCall> {
     reuse: Reuse,
     /// How long a request may hold its lane: its timeout and the grace.
     hold: Duration,
-    lanes: Mutex<Lanes>,
+    lanes: Mutex<Lanes<C>>,
 }
 
 /// The lanes, and the numbers last given to a lane and to a request.
-#[derive(Default)]
-struct Lanes {
-    lanes: Vec<(LaneId, Lane)>,
+struct Lanes<C: GuestCall> {
+    lanes: Vec<(LaneId, Lane<C>)>,
     last_lane: u64,
     last_job: u64,
 }
@@ -136,19 +90,23 @@ pub(crate) struct LaneId(u64);
 
 /// A new lane's first request and the channel its next ones come by: the
 /// caller starts an instance and drives it.
-pub(crate) struct NewLane {
+pub(crate) struct NewLane<C: GuestCall> {
     pub(crate) id: LaneId,
-    pub(crate) first: Job,
-    pub(crate) jobs: mpsc::UnboundedReceiver<Job>,
+    pub(crate) first: Job<C>,
+    pub(crate) jobs: mpsc::UnboundedReceiver<Job<C>>,
 }
 
-impl SharedInstances {
+impl<C: GuestCall> SharedInstances<C> {
     /// Share instances as `reuse` says, for requests with `timeout`.
-    pub(crate) fn new(reuse: &Reuse, timeout: Duration) -> Arc<SharedInstances> {
+    pub(crate) fn new(reuse: &Reuse, timeout: Duration) -> Arc<SharedInstances<C>> {
         Arc::new(SharedInstances {
             reuse: reuse.clone(),
             hold: timeout.saturating_add(WEDGED_GRACE),
-            lanes: Mutex::new(Lanes::default()),
+            lanes: Mutex::new(Lanes {
+                lanes: Vec::new(),
+                last_lane: 0,
+                last_job: 0,
+            }),
         })
     }
 
@@ -163,9 +121,9 @@ impl SharedInstances {
     /// for it, which the caller must drive. Returns the lane it went to.
     pub(crate) fn submit(
         &self,
-        job: Job,
+        job: Job<C>,
         instance_room: impl Fn() -> bool,
-    ) -> (LaneId, Option<NewLane>) {
+    ) -> (LaneId, Option<NewLane<C>>) {
         let mut pool = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
         let mut job = job;
         let mut pass_over_held: Option<bool> = None;
@@ -223,7 +181,7 @@ impl SharedInstances {
     }
 
     /// `change` the lane `id`, if it is still in the pool.
-    fn with_lane<R>(&self, id: LaneId, change: impl FnOnce(&mut Lane) -> R) -> Option<R> {
+    fn with_lane<R>(&self, id: LaneId, change: impl FnOnce(&mut Lane<C>) -> R) -> Option<R> {
         let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
         let (_, lane) = lanes.lanes.iter_mut().find(|(lane, _)| *lane == id)?;
         Some(change(lane))

@@ -4,7 +4,8 @@
 use super::cpu_share::CpuShare;
 use super::engine::TickedEngine;
 use super::share::AppInstances;
-use super::store::{State, StoreGrants, TcpConnectGrant, new_store};
+use super::sockets::TcpConnectGrant;
+use super::store::{State, StoreGrants, new_store};
 use crate::bindings::AppPre;
 use crate::config::Limits;
 use crate::error::HostError;

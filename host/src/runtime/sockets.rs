@@ -6,14 +6,24 @@
 //! (counted until the store ends, or, for a store that serves requests
 //! one after another, until the next request finds the socket closed).
 
-use super::store::TcpConnectGrant;
-use crate::policy::{is_internal, is_own};
+use crate::fence::Fence;
+use crate::policy::{TcpPolicy, is_internal, is_own};
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use tokio::sync::OwnedSemaphorePermit;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::sockets::SocketAddrUse;
+
+/// Where WASI sockets may connect, and the app's count of connections
+/// (`tcp_outbound_connections`).
+#[derive(Clone)]
+pub(crate) struct TcpConnectGrant {
+    pub(crate) policy: Arc<TcpPolicy>,
+    pub(crate) connections: Arc<Fence>,
+    /// The app's places for name lookups.
+    pub(crate) lookups: Arc<tokio::sync::Semaphore>,
+}
 
 type Check = Pin<Box<dyn Future<Output = bool> + Send + Sync>>;
 

@@ -7,10 +7,10 @@ use super::cpu_share::CpuShare;
 use super::engine::{EPOCH_TICK, TickedEngine};
 use super::guest_log::{GuestLevel, GuestLog, LogBudget};
 use super::share::InstanceSlot;
+use super::sockets::{HeldConnections, TcpConnectGrant};
 use crate::config::Limits;
 use crate::error::HostError;
 use crate::limit_log::LimitHits;
-use crate::policy::TcpPolicy;
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::component::ResourceTable;
@@ -39,7 +39,7 @@ pub(crate) struct State<H> {
     /// What the request may still log (stdout, stderr and its own lines).
     log: Arc<LogBudget>,
     /// The places its `wasi:sockets` connections hold, if it may connect.
-    sockets: Option<super::sockets::HeldConnections>,
+    sockets: Option<HeldConnections>,
     /// The pool slot this store holds, given back when it is dropped.
     _slot: InstanceSlot,
 }
@@ -197,16 +197,6 @@ pub(crate) struct StoreGrants {
     pub(crate) p3_sockets: bool,
 }
 
-/// Where WASI sockets may connect, and the app's count of connections
-/// (`tcp_outbound_connections`).
-#[derive(Clone)]
-pub(crate) struct TcpConnectGrant {
-    pub(crate) policy: Arc<TcpPolicy>,
-    pub(crate) connections: Arc<crate::fence::Fence>,
-    /// The app's places for name lookups.
-    pub(crate) lookups: Arc<tokio::sync::Semaphore>,
-}
-
 /// A fresh store with `limits`, holding `host` for the capabilities.
 pub(super) fn new_store<H: Send + 'static>(
     engine: &TickedEngine,
@@ -232,7 +222,7 @@ pub(super) fn new_store<H: Send + 'static>(
     wasi.allow_ip_name_lookup(false);
     let sockets = match &grants.tcp_connect {
         Some(grant) => {
-            let held = super::sockets::HeldConnections::new(!grants.p3_sockets);
+            let held = HeldConnections::new(!grants.p3_sockets);
             wasi.allow_tcp(true)
                 .socket_addr_check(super::sockets::check(grant.clone(), held.clone()));
             Some(held)

@@ -19,6 +19,7 @@ pub(crate) use upgrade::open as open_websocket;
 use crate::body::inbound;
 use crate::config::ServerConfig;
 use crate::hub::Hub;
+use crate::limit_log::Throttle;
 use arc_swap::ArcSwap;
 use connection::{Activity, Counted, Requests, TrackedStream};
 use hyper::service::service_fn;
@@ -27,8 +28,8 @@ use hyper_util::server::conn::auto;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tokio::net::{TcpListener, TcpSocket};
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{Semaphore, watch};
 
 /// Connections the kernel may queue before we accept them. std's default of
@@ -226,9 +227,8 @@ async fn accept_connections(
     at_limit: &str,
     mut serve: impl FnMut(TrackedStream, Arc<Activity>, SocketAddr),
 ) {
-    let mut full = RateLimitedWarning::default();
-    let mut failing = RateLimitedWarning::default();
-    let mut backoff = Duration::ZERO;
+    let mut full = Throttle::default();
+    let mut failures = AcceptFailures::new(String::new());
     loop {
         let place = match places.clone().try_acquire_owned() {
             Ok(place) => place,
@@ -240,26 +240,53 @@ async fn accept_connections(
                 }
             }
         };
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => {
-                backoff = Duration::ZERO;
-                accepted
-            }
-            Err(err) => {
-                // Out of file descriptors or similar: back off (up to a
-                // second), keep serving.
-                failing.warn(&format!("accept failed: {err}"));
-                crate::stats::accept_error();
-                backoff = (backoff * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
-                tokio::time::sleep(backoff).await;
-                continue;
-            }
-        };
-        if let Err(err) = stream.set_nodelay(true) {
-            tracing::debug!("cannot set TCP_NODELAY for {peer}: {err}");
-        }
+        let (stream, peer) = failures.accept(listener).await;
         let (stream, activity) = TrackedStream::new(stream, place);
         serve(stream, activity, peer);
+    }
+}
+
+/// A listener's failed accepts: each counted and logged at most once a
+/// second, and waited out with a pause that doubles from 10 ms up to a
+/// second, so that running out of descriptors does not spin the loop.
+pub(super) struct AcceptFailures {
+    /// What the log line says the listener is (empty: the server's own).
+    listener: String,
+    warning: Throttle,
+    backoff: Duration,
+}
+
+impl AcceptFailures {
+    pub(super) fn new(listener: String) -> AcceptFailures {
+        AcceptFailures {
+            listener,
+            warning: Throttle::default(),
+            backoff: Duration::ZERO,
+        }
+    }
+
+    /// The next connection on `listener` (`TCP_NODELAY` set), past any
+    /// failures.
+    pub(super) async fn accept(&mut self, listener: &TcpListener) -> (TcpStream, SocketAddr) {
+        loop {
+            match listener.accept().await {
+                Ok((stream, peer)) => {
+                    self.backoff = Duration::ZERO;
+                    if let Err(err) = stream.set_nodelay(true) {
+                        tracing::debug!("cannot set TCP_NODELAY for {peer}: {err}");
+                    }
+                    return (stream, peer);
+                }
+                Err(err) => {
+                    self.warning
+                        .warn(&format!("{}accept failed: {err}", self.listener));
+                    crate::stats::accept_error();
+                    self.backoff =
+                        (self.backoff * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
+                    tokio::time::sleep(self.backoff).await;
+                }
+            }
+        }
     }
 }
 
@@ -403,27 +430,5 @@ impl HttpConnections {
                 }
             }
         }
-    }
-}
-
-/// A warning logged at most once a second, saying how many it stands for.
-#[derive(Default)]
-struct RateLimitedWarning {
-    last: Option<Instant>,
-    unlogged: u64,
-}
-
-impl RateLimitedWarning {
-    fn warn(&mut self, message: &str) {
-        self.unlogged += 1;
-        if self
-            .last
-            .is_some_and(|last| last.elapsed() < Duration::from_secs(1))
-        {
-            return;
-        }
-        tracing::warn!(times = self.unlogged, "{message}");
-        self.last = Some(Instant::now());
-        self.unlogged = 0;
     }
 }

@@ -7,7 +7,7 @@ use crate::app::{AppHandle, SharedApp};
 use crate::body::{InboundBody, OutgoingBody};
 use crate::config::WebSocketRoute;
 use crate::dispatch::{dispatch, error_response};
-use crate::routes::{RouteTable, prefix_matches, strip_prefix};
+use crate::routes::{RouteTable, host_name, prefix_matches, strip_prefix};
 use http::{Request, Response, StatusCode, Uri, header};
 use http_body::Body;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -101,11 +101,11 @@ pub(super) fn set_client_address<B>(request: &mut Request<B>, peer: std::net::So
 /// A 308 to the same host, path and query over HTTPS on `port`; 400 if
 /// the request names no host.
 pub(super) fn redirect_to_https<B>(request: &Request<B>, port: u16) -> Response<OutgoingBody> {
-    let Some(host) = requested_host(request).map(without_port) else {
+    let Some(host) = requested_host(request).and_then(host_name) else {
         return error_response(StatusCode::BAD_REQUEST);
     };
     let authority = if port == 443 {
-        host.to_owned()
+        host
     } else {
         format!("{host}:{port}")
     };
@@ -121,14 +121,6 @@ pub(super) fn redirect_to_https<B>(request: &Request<B>, port: u16) -> Response<
             response
         }
         Err(_) => error_response(StatusCode::BAD_REQUEST),
-    }
-}
-
-/// `host` without its `:port` (an IPv6 literal keeps its brackets).
-fn without_port(host: &str) -> &str {
-    match host.find(']') {
-        Some(end) => &host[..=end],
-        None => host.split(':').next().unwrap_or(host),
     }
 }
 

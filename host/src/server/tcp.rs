@@ -4,14 +4,13 @@
 //! mode (`dispatch::tcp`), event by event in hibernate mode
 //! (`tcp_hibernate`).
 
-use super::RateLimitedWarning;
+use super::AcceptFailures;
 use crate::app::AppHandle;
 use crate::config::{TcpListenerConfig, TcpMode};
 use crate::dispatch::tcp::ConnectionLimits;
 use crate::hub::Hub;
 use crate::limit_log::Limit;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
@@ -82,21 +81,13 @@ pub(crate) async fn accept(
             .min(Semaphore::MAX_PERMITS),
     ));
     let name = config.display_name();
-    let mut failing = RateLimitedWarning::default();
+    let mut failures = AcceptFailures::new(format!("tcp listener {name}: "));
     let accepting = async {
         loop {
             let Ok(place) = places.clone().acquire_owned().await else {
                 return;
             };
-            let (socket, peer) = match listener.accept().await {
-                Ok(accepted) => accepted,
-                Err(err) => {
-                    failing.warn(&format!("tcp listener {name}: accept failed: {err}"));
-                    crate::stats::accept_error();
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
+            let (socket, peer) = failures.accept(&listener).await;
             let current = app.current();
             let Ok(slot) = open.clone().try_acquire_owned() else {
                 // Over the listener's limit: the client sees the connection
@@ -117,9 +108,6 @@ pub(crate) async fn accept(
                 drop(socket);
                 continue;
             };
-            if let Err(err) = socket.set_nodelay(true) {
-                tracing::debug!("cannot set TCP_NODELAY for {peer}: {err}");
-            }
             let held = (slot, place, admitted);
             let stopping = stop_signal.clone();
             if config.mode == TcpMode::Hibernate {

@@ -11,9 +11,8 @@ use crate::app::{AppHandle, SharedApp};
 use crate::bindings::types as wit;
 use crate::body::{InboundBody, OutgoingBody};
 use crate::config::{WebSocketMode, WebSocketRoute};
-use crate::convert::{guest_response_head, request_head_to_wit};
-use crate::dispatch::{Events, Opened, error_response};
-use crate::error::HostError;
+use crate::convert::request_head_to_wit;
+use crate::dispatch::{Events, Opened, error_response, guest_response};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -124,7 +123,7 @@ pub(crate) async fn open(
             protocol,
         }),
         // The guard forgets the connection.
-        Ok(Opened::Reject(response)) => Err(response_from_guest(response)),
+        Ok(Opened::Reject(response)) => Err(rejection(app, response)),
         Err(failure) => Err(error_response(failure.status())),
     }
 }
@@ -209,23 +208,17 @@ fn switching_protocols(key: &str, protocol: Option<&str>) -> Response<OutgoingBo
 }
 
 /// A rejection the guest wrote, as an HTTP response (its body in memory).
-fn response_from_guest(response: wit::Response) -> Response<OutgoingBody> {
-    let body = match response.body {
-        wit::Body::Bytes(bytes) => OutgoingBody::full(bytes),
-        _ => OutgoingBody::empty(),
-    };
-    match guest_response_head(response.status, response.headers) {
-        Ok((status, headers)) => {
-            let mut http = Response::new(body);
-            *http.status_mut() = status;
-            *http.headers_mut() = headers;
-            http
-        }
-        Err(reason) => {
-            let failure = HostError::InvalidResponse(reason);
-            error_response(failure.logged_status())
-        }
-    }
+fn rejection(app: &SharedApp, response: wit::Response) -> Response<OutgoingBody> {
+    let body = response.body;
+    guest_response(
+        app.shared_name(),
+        response.status,
+        response.headers,
+        || match body {
+            wit::Body::Bytes(bytes) => OutgoingBody::full(bytes),
+            _ => OutgoingBody::empty(),
+        },
+    )
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Response<OutgoingBody> {
