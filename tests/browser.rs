@@ -16,7 +16,7 @@ async fn say(browser: &mut Browser, page: &Page, text: &str) {
         "(() => {{ const input = document.querySelector('input[name=body]'); input.value = {text:?}; \
          document.getElementById('message-form').requestSubmit(); return true; }})()"
     );
-    browser.eval(page, &script).await;
+    browser.act(page, &script).await;
 }
 
 fn shows(text: &str) -> String {
@@ -80,7 +80,7 @@ async fn submit(browser: &mut Browser, page: &Page, form_id: &str, fields: &[(&s
     script.push_str(&format!(
         "document.getElementById({form_id:?}).requestSubmit(); return true; }})()"
     ));
-    browser.eval(page, &script).await;
+    browser.act(page, &script).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -98,7 +98,7 @@ async fn the_notes_app_signs_up_logs_in_and_keeps_a_note() {
 
     // Sign up, as a user would: follow the link, fill the form.
     browser
-        .eval(
+        .act(
             &page,
             "document.querySelector('a[href=\"/signup\"]').click()",
         )
@@ -159,7 +159,7 @@ async fn the_notes_app_signs_up_logs_in_and_keeps_a_note() {
 
     // Log out, then back in: the note is still there.
     browser
-        .eval(&page, "document.getElementById('logout').click()")
+        .act(&page, "document.getElementById('logout').click()")
         .await;
     browser
         .wait_for(
@@ -168,7 +168,7 @@ async fn the_notes_app_signs_up_logs_in_and_keeps_a_note() {
             PATIENCE,
         )
         .await;
-    browser.eval(&page, "location.href = '/notes'").await;
+    browser.act(&page, "location.href = '/notes'").await;
     // Not logged in: sent to the login page, which comes back to /notes.
     browser
         .wait_for(

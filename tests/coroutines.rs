@@ -8,7 +8,7 @@ mod support;
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::upstream::Upstream;
 use support::{Server, client, component, manifest, repo};
 
@@ -39,32 +39,21 @@ fn fetch_url(server: &Server, target: &str, extra: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn fanout_fetches_three_slow_upstreams_at_once() {
-    let upstreams = [
-        Upstream::start().await,
-        Upstream::start().await,
-        Upstream::start().await,
-    ];
+async fn fanout_fetches_three_upstreams_at_once() {
+    // Each of the three answers only once all three are in flight at once:
+    // fetched one after another, the first would wait alone and get 504.
+    let upstream = Upstream::start().await;
     let server = Server::start(&repo().join("examples/fanout"));
-    let query: Vec<String> = upstreams
-        .iter()
-        .map(|u| format!("url={}", u.url("/delay/300")))
+    let query: Vec<String> = (0..3)
+        .map(|i| format!("url={}", upstream.url(&format!("/together/3?{i}"))))
         .collect();
-    let started = Instant::now();
     let results = get_json(server.url(&format!("/fanout?{}", query.join("&")))).await;
-    let elapsed = started.elapsed();
     let results = results.as_array().unwrap();
     assert_eq!(results.len(), 3);
     for result in results {
         assert_eq!(result["status"], 200, "{result}");
         assert_eq!(result["bytes"], 2, "{result}");
-        assert!(result["ms"].as_u64().unwrap() >= 300, "{result}");
     }
-    // Serially this takes 900 ms or more.
-    assert!(
-        elapsed < Duration::from_millis(750),
-        "fanout took {elapsed:?}"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -161,11 +150,10 @@ async fn redirects_are_followed_only_when_asked_and_only_where_allowed() {
 async fn the_sdk_timeout_drops_a_slow_fetch() {
     let upstream = Upstream::start().await;
     let server = coroutines("");
-    let started = Instant::now();
     let result =
         get_json(server.url(&format!("/race?url={}&ms=150", upstream.url("/delay/5000")))).await;
+    // The upstream answers after 5 s: "elapsed" comes from the SDK's timeout.
     assert_eq!(result["error"], "elapsed", "{result}");
-    assert!(started.elapsed() < Duration::from_secs(2));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -190,20 +178,15 @@ fn the_first_sse_event_arrives_while_the_handler_is_still_running() {
     socket
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
+    // Without `?count` the clock never ends: an event that arrives at all
+    // arrived while its handler was still running.
     write!(socket, "GET /clock HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
-    let started = Instant::now();
     let first = read_until(&mut socket, "data: ", "\n\n");
-    let first_at = started.elapsed();
     assert!(first.contains("text/event-stream"), "{first}");
     assert!(first.contains("event: tick"), "{first}");
-    assert!(
-        first_at < Duration::from_millis(900),
-        "first event after {first_at:?}"
-    );
-    // The handler goes on: the next tick comes about a second later.
+    // The handler goes on: the next tick follows on the same response.
     let second = read_until(&mut socket, "id: 1", "\n\n");
     assert!(second.contains("id: 1"), "{second}");
-    assert!(started.elapsed() >= Duration::from_millis(900));
 }
 
 /// Read from `socket` until `marker` has been seen and then `end`.
@@ -295,8 +278,8 @@ fn a_client_that_goes_away_cancels_the_guest() {
     let server = coroutines("");
     let mut socket = TcpStream::connect(server.address()).unwrap();
     write!(socket, "GET /sleep/10000 HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
-    // Let the request reach the guest's timer, then hang up.
-    std::thread::sleep(Duration::from_millis(300));
+    // Once the request has reached the guest's timer, hang up.
+    server.expect_log("napping for 10000 ms");
     drop(socket);
     server.expect_log("cancelled: the client went away");
 }
@@ -304,14 +287,13 @@ fn a_client_that_goes_away_cancels_the_guest() {
 #[tokio::test]
 async fn the_deadline_answers_504_while_the_guest_awaits_the_host() {
     let server = coroutines("timeout = \"500ms\"");
-    let started = Instant::now();
     let response = client()
         .get(server.url("/sleep/5000"))
         .send()
         .await
         .unwrap();
+    // The guest sleeps 5 s: a 504 is the 500 ms deadline's.
     assert_eq!(response.status(), 504);
-    assert!(started.elapsed() < Duration::from_secs(3));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -105,15 +105,21 @@ async fn a_swap_under_load_fails_no_request_and_keeps_hibernating_sockets() {
 
     // Clients in a loop, and a slow request in flight across the swap.
     let stop = Arc::new(AtomicBool::new(false));
+    let saw_v2 = Arc::new(AtomicBool::new(false));
     let mut clients = Vec::new();
     for _ in 0..8 {
         let (stop, url, http) = (stop.clone(), server.url("/"), http.clone());
+        let saw_v2 = saw_v2.clone();
         clients.push(tokio::spawn(async move {
             let (mut failures, mut seen) = (Vec::new(), std::collections::BTreeSet::new());
             while !stop.load(Ordering::Relaxed) {
                 match http.get(&url).send().await {
                     Ok(response) if response.status() == 200 => {
-                        seen.insert(response.text().await.unwrap_or_default());
+                        let version = response.text().await.unwrap_or_default();
+                        if version == "v2" {
+                            saw_v2.store(true, Ordering::Relaxed);
+                        }
+                        seen.insert(version);
                     }
                     Ok(response) => failures.push(response.status().to_string()),
                     Err(err) => failures.push(err.to_string()),
@@ -123,12 +129,22 @@ async fn a_swap_under_load_fails_no_request_and_keeps_hibernating_sockets() {
         }));
     }
     let slow = tokio::spawn(http.get(server.url("/slow?ms=3000")).send());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.logged_times("slow request on v1", 1).await;
 
     replace_file(&versioned_wasm(2), &dir.path().join("app.wasm"));
     wait_for_body(&server.url("/"), "v2").await;
-    server.expect_log("updated: new requests go to the new version");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    server
+        .logged_times("updated: new requests go to the new version", 1)
+        .await;
+    // The clients in the loop reach version 2 too before they stop.
+    let reached_by = std::time::Instant::now() + Duration::from_secs(20);
+    while !saw_v2.load(Ordering::Relaxed) {
+        assert!(
+            std::time::Instant::now() < reached_by,
+            "no client reached v2"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     stop.store(true, Ordering::Relaxed);
     let mut seen = std::collections::BTreeSet::new();
     for client in clients {

@@ -428,28 +428,31 @@ async fn the_guest_can_refuse_an_upgrade_and_pick_a_subprotocol() {
 fn pings_keep_live_clients_and_drop_silent_ones() {
     let server = sockets("ping_interval = \"200ms\"\nping_timeout = \"300ms\"");
     let (mut silent, _) = RawSocket::handshake(&server.address(), "/echo", &[]);
-    let started = Instant::now();
     // It is pinged, never answers, and is closed as gone away.
     let first = silent.read().unwrap();
     assert_eq!(first.opcode, 0x9, "a ping");
     let close = silent.read_close().unwrap();
     assert_eq!(close.close_code(), Some(CloseCode::Away.into()));
-    assert!(started.elapsed() < Duration::from_secs(3));
 
     // A client that answers (tungstenite pongs by itself) stays open.
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let mut socket = connect(&server, "/echo").await;
-        let mut pings = 0;
-        let until = Instant::now() + Duration::from_millis(1200);
-        while Instant::now() < until {
-            if let Ok(Some(Ok(Message::Ping(_)))) =
-                tokio::time::timeout(Duration::from_millis(300), socket.next()).await
-            {
-                pings += 1;
+        // Three pings answered (each past the 300 ms ping timeout of the
+        // one before) and the socket is still open.
+        let three_pings = async {
+            let mut pings = 0;
+            while pings < 3 {
+                match socket.next().await {
+                    Some(Ok(Message::Ping(_))) => pings += 1,
+                    Some(Ok(_)) => {}
+                    other => panic!("the socket ended after {pings} pings: {other:?}"),
+                }
             }
-        }
-        assert!(pings >= 3, "{pings} pings in 1.2 s");
+        };
+        tokio::time::timeout(Duration::from_secs(30), three_pings)
+            .await
+            .expect("three pings");
         socket.send(Message::text("still here")).await.unwrap();
         assert_eq!(next_text(&mut socket).await, "still here");
     });

@@ -69,8 +69,8 @@ async fn a_publish_on_one_host_reaches_sockets_and_long_polls_on_another() {
     let (a, b) = (host(&redis), host(&redis));
     let mut on_a = subscriber(&a).await;
     let mut on_b = subscriber(&b).await;
-    // Let both hosts start following the topic.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Both hosts follow the topic before anything is published.
+    redis.followed_by(2).await;
 
     // Ids increase across hosts: 1 from A, 2 from B.
     assert_eq!(publish(&a, "hello from a").await, (200, "1".to_owned()));
@@ -100,7 +100,8 @@ async fn a_publish_on_one_host_reaches_sockets_and_long_polls_on_another() {
                 .unwrap()
         }
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Parked, it wakes on the publish; if it comes late, the shared
+    // history gives it the same answer.
     assert_eq!(publish(&a, "third").await, (200, "3".to_owned()));
     assert_eq!(polling.await.unwrap(), r#"[[3,"third"]]"#);
     let _ = on_a.close(None).await;
@@ -112,7 +113,7 @@ async fn subscriptions_resume_after_redis_restarts() {
     let mut redis = RedisServer::start_persistent();
     let (a, b) = (host(&redis), host(&redis));
     let mut on_b = subscriber(&b).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    redis.followed_by(1).await;
     assert_eq!(publish(&a, "before").await.0, 200);
     assert_eq!(next_text(&mut on_b).await, "before");
 

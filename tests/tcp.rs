@@ -139,7 +139,7 @@ fn a_spinning_connection_is_stopped_by_its_cpu_time() {
     // Closed, cleanly or with a reset.
     let _ = read_to_close(&mut stream);
     echo_works(&server);
-    server.expect_log("cpu");
+    server.expect_log("ran guest code for longer than its cpu_time limit");
 }
 
 #[test]

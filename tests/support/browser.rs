@@ -79,6 +79,18 @@ impl Browser {
 
     /// Send a DevTools command and wait for its result.
     async fn command(&mut self, session: Option<&str>, method: &str, params: Value) -> Value {
+        self.try_command(session, method, params)
+            .await
+            .unwrap_or_else(|error| panic!("DevTools {method} failed: {error}"))
+    }
+
+    /// Like `command`, but an error DevTools answers with is an `Err`.
+    async fn try_command(
+        &mut self,
+        session: Option<&str>,
+        method: &str,
+        params: Value,
+    ) -> Result<Value, Value> {
         let id = self.next_id;
         self.next_id += 1;
         let mut message = json!({ "id": id, "method": method, "params": params });
@@ -99,9 +111,9 @@ impl Browser {
             let reply: Value = serde_json::from_str(&text).expect("DevTools JSON");
             if reply["id"] == json!(id) {
                 if let Some(error) = reply.get("error") {
-                    panic!("DevTools {method} failed: {error}");
+                    return Err(error.clone());
                 }
-                return reply["result"].clone();
+                return Ok(reply["result"].clone());
             }
         }
     }
@@ -133,15 +145,26 @@ impl Browser {
             .unwrap_or_else(|exception| panic!("{expression} threw: {exception}"))
     }
 
-    /// Like `eval`, but a thrown exception is an `Err`.
+    /// Run `script`, which may navigate `page` away (a click, a submit): a
+    /// page that navigates before DevTools answers did what was asked.
+    pub async fn act(&mut self, page: &Page, script: &str) {
+        match self.try_eval(page, script).await {
+            Ok(_) => {}
+            Err(error) if error.to_string().contains("navigated") => {}
+            Err(error) => panic!("{script} threw: {error}"),
+        }
+    }
+
+    /// Like `eval`, but a thrown exception is an `Err`, and so is a page
+    /// that navigated away while the expression ran.
     async fn try_eval(&mut self, page: &Page, expression: &str) -> Result<Value, Value> {
         let result = self
-            .command(
+            .try_command(
                 Some(&page.session),
                 "Runtime.evaluate",
                 json!({ "expression": expression, "awaitPromise": true, "returnByValue": true }),
             )
-            .await;
+            .await?;
         match result.get("exceptionDetails") {
             Some(exception) => Err(exception.clone()),
             None => Ok(result["result"]["value"].clone()),
@@ -152,7 +175,8 @@ impl Browser {
     pub async fn wait_for(&mut self, page: &Page, condition: &str, timeout: Duration) {
         let start = Instant::now();
         while start.elapsed() < timeout {
-            // The page may still be loading: an exception means "not yet".
+            // The page may still be loading or navigating: an exception, or
+            // a context gone with the page it belonged to, means "not yet".
             let holds = self.try_eval(page, &format!("Boolean({condition})")).await;
             if holds == Ok(json!(true)) {
                 return;

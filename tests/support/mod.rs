@@ -259,6 +259,25 @@ impl Server {
         false
     }
 
+    /// Wait until the log shows `needle` at least `times` times, yielding to
+    /// the test's runtime meanwhile (its own requests go on); fail the test
+    /// if it has not after 20 s.
+    pub async fn logged_times(&self, needle: &str, times: usize) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let seen = self.logs().matches(needle).count();
+            if seen >= times {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the log showed {needle:?} {seen} times, not {times}:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Fail the test unless the log shows `needle` within a few seconds.
     pub fn expect_log(&self, needle: &str) {
         assert!(

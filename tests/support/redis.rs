@@ -98,6 +98,32 @@ impl RedisServer {
             .expect("the figure")
     }
 
+    /// How many of its clients are named `name` (`CLIENT SETNAME`).
+    pub fn clients_named(&self, name: &str) -> usize {
+        let mut connection = redis::Client::open(self.url())
+            .and_then(|client| client.get_connection())
+            .expect("a connection to Redis");
+        let clients: String = redis::cmd("CLIENT")
+            .arg("LIST")
+            .query(&mut connection)
+            .expect("CLIENT LIST");
+        let named = format!(" name={name} ");
+        clients.lines().filter(|line| line.contains(&named)).count()
+    }
+
+    /// Wait until `hosts` hosts follow topics through this Redis (each
+    /// has its reading connection), for up to 20 s.
+    pub async fn followed_by(&self, hosts: usize) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while self.clients_named("squall-pubsub-reader") < hosts {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "fewer than {hosts} hosts follow topics"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// Stop it (as a crash would).
     pub fn kill(&mut self) {
         let _ = self.child.kill();

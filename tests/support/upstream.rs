@@ -24,6 +24,15 @@ pub struct Upstream {
     sunk: Arc<Mutex<Vec<Result<usize, String>>>>,
 }
 
+/// Requests to `/together` so far, watched by each (none answers before
+/// the count it waits for is reached, so that many were in flight at once).
+struct Together {
+    arrived: tokio::sync::watch::Sender<usize>,
+}
+
+/// How long a `/together/{n}` request waits for the others.
+const TOGETHER_PATIENCE: Duration = Duration::from_secs(20);
+
 impl Upstream {
     /// Serve on 127.0.0.1 at a free port:
     /// - `/hello`: `hello`
@@ -33,6 +42,10 @@ impl Upstream {
     /// - `/redirect/{status}?{url}`: that status with `Location: url`
     /// - `/echo`: the request body back
     /// - `/sink`: reads the body and records its length or its error
+    /// - `/together/{n}`: `ok` once `n` requests to `/together` have come
+    ///   (each waits for the others, so they were in flight at once), else
+    ///   after a while a 504 `alone`: proof that requests come
+    ///   concurrently, without a clock
     pub async fn start() -> Upstream {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -43,6 +56,9 @@ impl Upstream {
         let (counted_connections, counted_requests) = (connections.clone(), requests.clone());
         let sunk = Arc::new(Mutex::new(Vec::new()));
         let recorded = sunk.clone();
+        let together = Arc::new(Together {
+            arrived: tokio::sync::watch::Sender::new(0),
+        });
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -51,9 +67,10 @@ impl Upstream {
                 counted_connections.fetch_add(1, Ordering::SeqCst);
                 let requests = counted_requests.clone();
                 let recorded = recorded.clone();
+                let together = together.clone();
                 let service = service_fn(move |request| {
                     requests.fetch_add(1, Ordering::SeqCst);
-                    respond(request, recorded.clone())
+                    respond(request, recorded.clone(), together.clone())
                 });
                 tokio::spawn(async move {
                     let _ = auto::Builder::new(TokioExecutor::new())
@@ -91,6 +108,7 @@ impl Upstream {
 async fn respond(
     request: Request<Incoming>,
     sunk: Arc<Mutex<Vec<Result<usize, String>>>>,
+    together: Arc<Together>,
 ) -> Result<Response<Body>, Infallible> {
     let path = request.uri().path().to_owned();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -105,6 +123,23 @@ async fn respond(
         "delay" => {
             tokio::time::sleep(Duration::from_millis(number(1))).await;
             full("ok")
+        }
+        "together" => {
+            let wanted = usize::try_from(number(1)).unwrap_or(usize::MAX);
+            let mut watching = together.arrived.subscribe();
+            together.arrived.send_modify(|arrived| *arrived += 1);
+            let all_here = watching.wait_for(|arrived| *arrived >= wanted);
+            let met = matches!(
+                tokio::time::timeout(TOGETHER_PATIENCE, all_here).await,
+                Ok(Ok(_))
+            );
+            if met {
+                full("ok")
+            } else {
+                let mut response = full("alone");
+                *response.status_mut() = http::StatusCode::GATEWAY_TIMEOUT;
+                response
+            }
         }
         "bytes" => full(vec![b'x'; number(1) as usize]),
         "chunked" => {

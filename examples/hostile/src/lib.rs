@@ -64,6 +64,8 @@ async fn endless(_req: Request) -> Response {
 
 async fn park(req: Request) -> String {
     let ms = number(&req, "ms");
+    // Tests count these lines to know how many requests are parked.
+    println!("parking for {ms} ms");
     sleep(Duration::from_millis(ms)).await;
     format!("parked {ms} ms")
 }

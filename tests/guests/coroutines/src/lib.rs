@@ -153,6 +153,8 @@ async fn forward_broken(req: Request) -> Result<Response, FetchError> {
 
 async fn nap(req: Request) -> String {
     let ms: u64 = req.param("ms").and_then(|ms| ms.parse().ok()).unwrap_or(0);
+    // Tests wait for this line to know the guest reached its timer.
+    println!("napping for {ms} ms");
     sleep(Duration::from_millis(ms)).await;
     format!("slept {ms}ms")
 }

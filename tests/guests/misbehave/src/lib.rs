@@ -72,6 +72,8 @@ async fn fill_between_waits(_req: Request) -> &'static str {
 
 /// Burns CPU forever; only the host's limits stop it.
 async fn spin(_req: Request) -> &'static str {
+    // Tests wait for this line to know the guest is spinning.
+    println!("spinning");
     let mut counter: u64 = 0;
     loop {
         counter = std::hint::black_box(counter.wrapping_add(1));

@@ -26,6 +26,8 @@ async fn slow(req: Request) -> String {
         .query_argument("ms")
         .and_then(|ms| ms.parse().ok())
         .unwrap_or(500);
+    // Tests wait for this line to know which version took the request.
+    println!("slow request on v{VERSION}");
     squall_sdk::sleep(Duration::from_millis(ms)).await;
     format!("v{VERSION}")
 }
