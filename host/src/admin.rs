@@ -14,7 +14,7 @@
 
 use crate::cargo_build::component_for;
 use crate::config::Manifest;
-use crate::deploy::{AdminChange, Applied, Deployment};
+use crate::deploy::{AdminChange, DeployReport, Deployment};
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
@@ -236,7 +236,7 @@ impl Admin {
 
 /// What a change did, logged, as its answer: 200, or 422 if anything was
 /// refused.
-fn answer_applied(applied: &Applied) -> Response<Full<Bytes>> {
+fn answer_applied(applied: &DeployReport) -> Response<Full<Bytes>> {
     applied.log();
     let status = if applied.refused.is_empty() {
         StatusCode::OK

@@ -5,14 +5,14 @@
 //! its versions: the one new requests and hibernate-mode events go to.
 
 use crate::bindings::exports::squall::app::app_info::Description;
-use crate::capabilities::{Grants, GuestState, Shared, StoreCapabilities};
+use crate::capabilities::{Grants, GuestState, HostServices, StoreCapabilities};
 use crate::config::{AppConfig, Limits, WebSocketRoute};
 use crate::error::HostError;
 use crate::fence::Fence;
 use crate::guest_call::{GuestCall, SquallCall, StandardCall};
 use crate::hub::Hub;
 use crate::limit_log::{Limit, LimitHits};
-use crate::reuse::shared::SharedInstances;
+use crate::reuse::concurrent::ConcurrentInstances;
 use crate::reuse::{Handler, Instance, WarmInstances};
 use crate::routes::Claim;
 use crate::runtime::{AppComponent, AppInstances, ComponentSource, Guest, Runtime, sha256_hex};
@@ -60,15 +60,15 @@ pub(crate) struct App {
 /// The executor for an app's kind of guest, and the instances its
 /// requests in flight share, if they do.
 pub(crate) enum Executor {
-    Squall(Option<Arc<SharedInstances<SquallCall>>>),
-    Standard(Option<Arc<SharedInstances<StandardCall>>>),
+    Squall(Option<Arc<ConcurrentInstances<SquallCall>>>),
+    Standard(Option<Arc<ConcurrentInstances<StandardCall>>>),
 }
 
 /// The executor for a `guest`'s kind, sharing instances if `config` says.
 fn executor_for<T>(guest: &Guest<T>, config: &AppConfig) -> Result<Executor> {
-    fn pool<C: GuestCall>(config: &AppConfig) -> Option<Arc<SharedInstances<C>>> {
+    fn pool<C: GuestCall>(config: &AppConfig) -> Option<Arc<ConcurrentInstances<C>>> {
         let reuse = config.reuse.as_ref().filter(|reuse| reuse.concurrent > 1)?;
-        Some(SharedInstances::new(reuse, config.limits.timeout))
+        Some(ConcurrentInstances::new(reuse, config.limits.timeout))
     }
     Ok(match guest {
         Guest::Squall(_) => Executor::Squall(pool(config)),
@@ -84,7 +84,7 @@ fn executor_for<T>(guest: &Guest<T>, config: &AppConfig) -> Result<Executor> {
 }
 
 /// Apps are shared by every connection task.
-pub(crate) type SharedApp = Arc<App>;
+pub(crate) type AppRef = Arc<App>;
 
 impl App {
     /// Load the component at `wasm` for the app `config` describes, with
@@ -93,7 +93,7 @@ impl App {
     /// in flight, limit hits), under its own limits.
     pub(crate) fn load(
         runtime: &Runtime<StoreCapabilities>,
-        shared: &Shared,
+        shared: &HostServices,
         config: &AppConfig,
         wasm: &Path,
         instances: AppInstances,
@@ -239,7 +239,7 @@ impl App {
     }
 
     /// Its name, shared (as a metrics label).
-    pub(crate) fn shared_name(&self) -> &Arc<str> {
+    pub(crate) fn name_label(&self) -> &Arc<str> {
         &self.name
     }
 
@@ -450,7 +450,7 @@ pub(crate) struct AppHandle {
 
 impl AppHandle {
     /// The handle of a newly loaded app.
-    pub(crate) fn new(app: SharedApp) -> Arc<AppHandle> {
+    pub(crate) fn new(app: AppRef) -> Arc<AppHandle> {
         app.apply_limits();
         Arc::new(AppHandle {
             current: ArcSwap::new(app),
@@ -459,13 +459,13 @@ impl AppHandle {
     }
 
     /// Its current version.
-    pub(crate) fn current(&self) -> SharedApp {
+    pub(crate) fn current(&self) -> AppRef {
         self.current.load_full()
     }
 
     /// Make `app` its current version; the one it replaces is retired,
     /// its live-mode sockets given `grace`.
-    pub(crate) fn swap(&self, app: SharedApp, grace: Duration) {
+    pub(crate) fn swap(&self, app: AppRef, grace: Duration) {
         app.apply_limits();
         let old = self.current.swap(app);
         old.retire(grace);

@@ -146,7 +146,7 @@ impl AppTopics {
 
 /// Why the broker refused: the app is at one of its pub/sub limits.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum Refused {
+pub(crate) enum TopicRefused {
     /// It has as many topics as `pubsub_topics` allows.
     #[error("the app has {0} topics (pubsub_topics)")]
     TooManyTopics(u32),
@@ -236,7 +236,7 @@ impl Broker {
     }
 
     /// The topic `key`, created (within the app's fence) if it is new.
-    fn topic(&self, key: &TopicKey, app: &Arc<AppTopics>) -> Result<Arc<Topic>, Refused> {
+    fn topic(&self, key: &TopicKey, app: &Arc<AppTopics>) -> Result<Arc<Topic>, TopicRefused> {
         let mut topics = self.topics();
         if let Some(topic) = topics.get(key) {
             return Ok(topic.clone());
@@ -248,7 +248,7 @@ impl Broker {
                 (count < max_topics).then_some(count + 1)
             });
         if counted.is_err() {
-            return Err(Refused::TooManyTopics(max_topics));
+            return Err(TopicRefused::TooManyTopics(max_topics));
         }
         let topic = Arc::new(Topic {
             app: app.clone(),
@@ -277,7 +277,7 @@ impl Broker {
         key: &TopicKey,
         payload: Bytes,
         app: &Arc<AppTopics>,
-    ) -> Result<u64, Refused> {
+    ) -> Result<u64, TopicRefused> {
         self.append(key, None, payload, app, Deliver::ToAll)
     }
 
@@ -293,7 +293,7 @@ impl Broker {
         payload: Bytes,
         app: &Arc<AppTopics>,
         deliver: Deliver,
-    ) -> Result<(), Refused> {
+    ) -> Result<(), TopicRefused> {
         self.append(key, Some(id), payload, app, deliver).map(drop)
     }
 
@@ -303,7 +303,11 @@ impl Broker {
     }
 
     /// Create the topic within the app's fence, if it is new.
-    pub(crate) fn open_topic(&self, key: &TopicKey, app: &Arc<AppTopics>) -> Result<(), Refused> {
+    pub(crate) fn open_topic(
+        &self,
+        key: &TopicKey,
+        app: &Arc<AppTopics>,
+    ) -> Result<(), TopicRefused> {
         self.topic(key, app).map(drop)
     }
 
@@ -316,7 +320,7 @@ impl Broker {
         payload: Bytes,
         app: &Arc<AppTopics>,
         deliver: Deliver,
-    ) -> Result<u64, Refused> {
+    ) -> Result<u64, TopicRefused> {
         let len = payload.len() as u64;
         // Parsed before any lock: only the id is spliced in under it.
         let frames = Frames::new(payload.clone());
@@ -338,7 +342,9 @@ impl Broker {
                 drop(state);
                 drop(topic);
                 self.collect(key);
-                return Err(Refused::HistoryFull(app.max_bytes.load(Ordering::Relaxed)));
+                return Err(TopicRefused::HistoryFull(
+                    app.max_bytes.load(Ordering::Relaxed),
+                ));
             }
         }
         let id = id.unwrap_or(state.next_id);
@@ -366,7 +372,7 @@ impl Broker {
         after: Option<u64>,
         timeout: Duration,
         app: &Arc<AppTopics>,
-    ) -> Result<Vec<Arc<Published>>, Refused> {
+    ) -> Result<Vec<Arc<Published>>, TopicRefused> {
         let topic = self.topic(key, app)?;
         let (after, mut latest) = {
             let state = topic.state();
@@ -407,7 +413,7 @@ impl Broker {
         subscriber: Arc<dyn Subscriber>,
         with_id: bool,
         app: &Arc<AppTopics>,
-    ) -> Result<(), Refused> {
+    ) -> Result<(), TopicRefused> {
         self.topic(key, app)?.state().subscribers.insert(
             id,
             Subscription {
@@ -649,7 +655,7 @@ mod tests {
             .expect("second");
         assert_eq!(
             broker.publish(&key("c"), Bytes::new(), &app),
-            Err(Refused::TooManyTopics(2))
+            Err(TopicRefused::TooManyTopics(2))
         );
         assert!(
             broker
@@ -691,7 +697,7 @@ mod tests {
             .expect("fits");
         assert_eq!(
             broker.publish(&key("b"), Bytes::from_static(b"123456"), &app),
-            Err(Refused::HistoryFull(10))
+            Err(TopicRefused::HistoryFull(10))
         );
         assert_eq!(app.topics(), 1, "the refused topic is not kept");
         let small = AppTopics::new(10, 10, 1);

@@ -70,7 +70,7 @@ pub(crate) struct CallBytes {
 
 /// Why bytes could not be held.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum Refused {
+pub(crate) enum BytesRefused {
     /// More than one call may ever hold.
     #[error("{0} bytes in one call, over the {1} it may hold")]
     OverCall(u64, u64),
@@ -124,30 +124,30 @@ impl CallBytes {
 
     /// Hold `bytes` for a call bounded by `per_call`, waiting until the
     /// app and the host have them free.
-    pub(crate) async fn hold(&self, bytes: u64, per_call: u64) -> Result<Held, Refused> {
+    pub(crate) async fn hold(&self, bytes: u64, per_call: u64) -> Result<Held, BytesRefused> {
         let units = self.units(bytes, per_call)?;
         let app = self.app.units.clone().acquire_many_owned(units).await;
-        let app = app.map_err(|_| Refused::AppBusy(self.app.bytes))?;
+        let app = app.map_err(|_| BytesRefused::AppBusy(self.app.bytes))?;
         let host = self.host.0.units.clone().acquire_many_owned(units).await;
-        let host = host.map_err(|_| Refused::HostBusy(self.host.0.bytes))?;
+        let host = host.map_err(|_| BytesRefused::HostBusy(self.host.0.bytes))?;
         Ok(Held { app, host })
     }
 
     /// Hold `bytes` for a call bounded by `per_call` if the app and the
     /// host have them free now.
-    pub(crate) fn try_hold(&self, bytes: u64, per_call: u64) -> Result<Held, Refused> {
+    pub(crate) fn try_hold(&self, bytes: u64, per_call: u64) -> Result<Held, BytesRefused> {
         let units = self.units(bytes, per_call)?;
         let app = self.app.units.clone().try_acquire_many_owned(units);
-        let app = app.map_err(|_| Refused::AppBusy(self.app.bytes))?;
+        let app = app.map_err(|_| BytesRefused::AppBusy(self.app.bytes))?;
         let host = self.host.0.units.clone().try_acquire_many_owned(units);
-        let host = host.map_err(|_| Refused::HostBusy(self.host.0.bytes))?;
+        let host = host.map_err(|_| BytesRefused::HostBusy(self.host.0.bytes))?;
         Ok(Held { app, host })
     }
 
-    fn units(&self, bytes: u64, per_call: u64) -> Result<u32, Refused> {
+    fn units(&self, bytes: u64, per_call: u64) -> Result<u32, BytesRefused> {
         let per_call = self.per_call(per_call);
         if bytes > per_call {
-            return Err(Refused::OverCall(bytes, per_call));
+            return Err(BytesRefused::OverCall(bytes, per_call));
         }
         // Within the app's budget, which fits a semaphore's count.
         Ok(u32::try_from(units_of(bytes)).unwrap_or(u32::MAX))
@@ -165,11 +165,11 @@ mod tests {
         let first = app.try_hold(3 * UNIT, u64::MAX).expect("free");
         assert_eq!(
             app.try_hold(2 * UNIT, u64::MAX).expect_err("busy"),
-            Refused::AppBusy(4 * UNIT)
+            BytesRefused::AppBusy(4 * UNIT)
         );
         assert_eq!(
             app.try_hold(5 * UNIT, u64::MAX).expect_err("never"),
-            Refused::OverCall(5 * UNIT, 4 * UNIT)
+            BytesRefused::OverCall(5 * UNIT, 4 * UNIT)
         );
         // A neighbour has the rest of the host's.
         let neighbour = CallBytes::new(8 * UNIT, &host);
@@ -177,7 +177,7 @@ mod tests {
         assert_eq!(host.held(), 10 * UNIT);
         assert_eq!(
             neighbour.try_hold(UNIT, u64::MAX).expect_err("host"),
-            Refused::HostBusy(10 * UNIT)
+            BytesRefused::HostBusy(10 * UNIT)
         );
         drop(theirs);
         // Waiting: served once the first call gives its bytes back.
@@ -213,7 +213,7 @@ mod tests {
         assert_eq!(app.per_call(u64::MAX), 50 * UNIT);
         assert_eq!(
             app.try_hold(11 * UNIT, 10 * UNIT).expect_err("room"),
-            Refused::OverCall(11 * UNIT, 10 * UNIT)
+            BytesRefused::OverCall(11 * UNIT, 10 * UNIT)
         );
     }
 }

@@ -2,7 +2,7 @@
 //! and the pub/sub broker reach a socket (through its bounded outgoing
 //! queue), and how shutdown reaches them all.
 
-use crate::broker::{AppTopics, Broker, Refused as TopicRefused, Subscriber, TopicKey};
+use crate::broker::{AppTopics, Broker, Subscriber, TopicKey, TopicRefused};
 use bytes::Bytes;
 use futures::task::AtomicWaker;
 use std::collections::{HashMap, VecDeque};
@@ -31,7 +31,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Why a message or state was not taken for a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Refused {
+pub(crate) enum SendRefused {
     /// The connection is closed.
     Closed,
     /// Its outgoing queue is full: the client reads too slowly, so it is
@@ -196,14 +196,14 @@ impl Connection {
     /// Queue `frame` for the client. A message over [`MAX_OUTGOING`] is
     /// refused as too large. A full queue (by count or by bytes) means the
     /// client reads too slowly: it is closed rather than buffered forever.
-    pub(crate) fn send(&self, frame: Frame) -> Result<(), Refused> {
+    pub(crate) fn send(&self, frame: Frame) -> Result<(), SendRefused> {
         let len = frame.len();
         if len > MAX_OUTGOING {
-            return Err(Refused::TooLarge);
+            return Err(SendRefused::TooLarge);
         }
         let mut outgoing = lock(&self.outgoing);
         if outgoing.closed {
-            return Err(Refused::Closed);
+            return Err(SendRefused::Closed);
         }
         let fits = outgoing.frames.len() < self.max_frames
             && outgoing
@@ -213,7 +213,7 @@ impl Connection {
         if !fits {
             drop(outgoing);
             self.request_close(CloseCode::Policy, "send queue full");
-            return Err(Refused::QueueFull);
+            return Err(SendRefused::QueueFull);
         }
         outgoing.bytes += len;
         outgoing.frames.push_back(frame);
@@ -272,9 +272,9 @@ impl Connection {
         lock(&self.state).clone()
     }
 
-    pub(crate) fn set_state(&self, state: Bytes) -> Result<(), Refused> {
+    pub(crate) fn set_state(&self, state: Bytes) -> Result<(), SendRefused> {
         if state.len() > MAX_STATE {
-            return Err(Refused::TooLarge);
+            return Err(SendRefused::TooLarge);
         }
         *lock(&self.state) = state;
         Ok(())
@@ -372,7 +372,7 @@ mod tests {
         assert_eq!(connection.send(Frame::Text("2".into())), Ok(()));
         assert_eq!(
             connection.send(Frame::Text("3".into())),
-            Err(Refused::QueueFull)
+            Err(SendRefused::QueueFull)
         );
         let close = connection.close_requested().await;
         assert_eq!(close.code, CloseCode::Policy);
@@ -394,7 +394,7 @@ mod tests {
         assert_eq!(connection.set_state(Bytes::from_static(b"{}")), Ok(()));
         assert_eq!(connection.state(), "{}");
         let big = Bytes::from(vec![0u8; MAX_STATE + 1]);
-        assert_eq!(connection.set_state(big), Err(Refused::TooLarge));
+        assert_eq!(connection.set_state(big), Err(SendRefused::TooLarge));
         assert_eq!(connection.state(), "{}", "the old state is kept");
     }
 
@@ -404,7 +404,7 @@ mod tests {
         drop(connection.take_outbox());
         assert_eq!(
             connection.send(Frame::Text("late".into())),
-            Err(Refused::Closed)
+            Err(SendRefused::Closed)
         );
         assert!(connection.take_outbox().is_none(), "taken once");
     }
@@ -439,7 +439,7 @@ mod tests {
         assert_eq!(connection.send(Frame::Text("0123456789".into())), Ok(()));
         assert_eq!(
             connection.send(Frame::Text("x".into())),
-            Err(Refused::QueueFull),
+            Err(SendRefused::QueueFull),
             "one byte over the bytes queued"
         );
         assert!(outbox.try_recv().is_some());
@@ -450,7 +450,7 @@ mod tests {
     fn a_message_over_the_limit_is_refused_without_closing() {
         let connection = hub().connect("chat", "/ws", 4, 1 << 20);
         let huge = Frame::Binary(Bytes::from(vec![0u8; MAX_OUTGOING + 1]));
-        assert_eq!(connection.send(huge), Err(Refused::TooLarge));
+        assert_eq!(connection.send(huge), Err(SendRefused::TooLarge));
         assert!(lock(&connection.close_request).is_none());
         assert_eq!(connection.send(Frame::Text("fine".into())), Ok(()));
     }

@@ -47,7 +47,7 @@ mod runtime;
 mod server;
 mod static_files;
 mod stats;
-mod tcp;
+mod tcp_pipes;
 pub mod testing;
 
 pub use server::bind;

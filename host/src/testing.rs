@@ -14,7 +14,7 @@
 //! # Ok(()) }
 //! ```
 
-use crate::app::{AppHandle, SharedApp};
+use crate::app::{AppHandle, AppRef};
 use crate::bindings::types as wit;
 use crate::bindings::websocket_types::WsMessage;
 use crate::body::inbound;
@@ -163,9 +163,9 @@ impl Harness {
     }
 
     /// What the app `app` holds now.
-    pub fn usage(&self, app: &str) -> Result<Usage> {
+    pub fn usage(&self, app: &str) -> Result<AppUsage> {
         let (instances, topics, topic_bytes) = self.app_named(app)?.usage();
-        Ok(Usage {
+        Ok(AppUsage {
             instances,
             topics,
             topic_bytes,
@@ -181,7 +181,7 @@ impl Harness {
             .with_context(|| format!("app {app:?} is not granted kv"))?
     }
 
-    fn app_named(&self, name: &str) -> Result<SharedApp> {
+    fn app_named(&self, name: &str) -> Result<AppRef> {
         self.deployment
             .apps()
             .into_iter()
@@ -192,7 +192,7 @@ impl Harness {
 
 /// What an app holds at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Usage {
+pub struct AppUsage {
     /// Instances of the pool.
     pub instances: u32,
     /// Pub/sub topics.

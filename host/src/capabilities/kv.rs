@@ -4,7 +4,7 @@
 
 use super::{Grants, GuestState, KvGrant, StoreCapabilities};
 use crate::bindings::kv::{Host, HostWithStore, KvError, Page};
-use crate::kv::{Applied, KvFailure, Write};
+use crate::kv::{KvFailure, Write, WriteOutcome};
 use crate::limit_log::Limit;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -267,7 +267,7 @@ impl KvCall {
     }
 
     /// Check `writes` and apply them, all or nothing.
-    pub(super) async fn apply(&self, writes: Vec<Write>) -> Result<Vec<Applied>, KvError> {
+    pub(super) async fn apply(&self, writes: Vec<Write>) -> Result<Vec<WriteOutcome>, KvError> {
         let grants = &self.grants;
         crate::stats::kv(&grants.app, "write");
         let store = grants.kv_store()?;
@@ -299,7 +299,7 @@ impl KvCall {
     }
 
     /// The one outcome of a one-write call.
-    pub(super) async fn apply_one(&self, write: Write) -> Result<Applied, KvError> {
+    pub(super) async fn apply_one(&self, write: Write) -> Result<WriteOutcome, KvError> {
         self.apply(vec![write])
             .await?
             .into_iter()
@@ -364,7 +364,7 @@ impl HostWithStore<GuestState> for HasSelf<GuestState> {
     async fn delete(accessor: &Accessor<GuestState, Self>, key: String) -> Answer<bool> {
         Ok(async {
             let applied = call(accessor)?.apply_one(Write::Delete { key }).await?;
-            Ok(applied == Applied::Deleted(true))
+            Ok(applied == WriteOutcome::Deleted(true))
         }
         .await)
     }
@@ -399,7 +399,7 @@ impl HostWithStore<GuestState> for HasSelf<GuestState> {
                 .apply_one(Write::Increment { key, delta })
                 .await?
             {
-                Applied::Counter(value) => Ok(value),
+                WriteOutcome::Counter(value) => Ok(value),
                 _ => Err(KvError::Unavailable("the store answered otherwise".into())),
             }
         }
@@ -415,7 +415,7 @@ impl HostWithStore<GuestState> for HasSelf<GuestState> {
         Ok(async {
             let write = Write::CompareAndSwap { key, expected, new };
             let applied = call(accessor)?.apply_one(write).await?;
-            Ok(applied == Applied::Swapped(true))
+            Ok(applied == WriteOutcome::Swapped(true))
         }
         .await)
     }

@@ -3,7 +3,7 @@
 //! runtime's `H`), as wasmtime-wasi-http's `add_to_linker<T: View>` does:
 //! the runtime never names a capability.
 //!
-//! State is split the way Spin's factors split it: [`Shared`] by every app
+//! State is split the way Spin's factors split it: [`HostServices`] by every app
 //! (the pooled client, the broker, the hub), [`Grants`] per app (what its
 //! manifest allows), [`StoreCapabilities`] per store.
 
@@ -14,13 +14,13 @@ mod log;
 mod outgoing_wasi_http;
 mod pubsub;
 mod static_files;
-mod tcp;
+mod tcp_connect;
 mod time;
 mod wasi_keyvalue;
 mod websocket;
 
 use crate::bindings;
-use crate::broker::{AppTopics, Broker, Refused};
+use crate::broker::{AppTopics, Broker, TopicRefused};
 use crate::budget::{CallBytes, HostBytes};
 use crate::config::{AppConfig, Settings};
 use crate::fence::Fence;
@@ -48,7 +48,7 @@ pub(crate) type GuestState = State<StoreCapabilities>;
 /// What every app shares: the pub/sub broker, the open WebSocket
 /// connections, and the key-value store if any app is granted it.
 #[derive(Clone)]
-pub(crate) struct Shared {
+pub(crate) struct HostServices {
     broker: Arc<Broker>,
     hub: Arc<Hub>,
     /// What the host holds for all apps' calls in flight.
@@ -59,13 +59,13 @@ pub(crate) struct Shared {
     relay: Arc<OnceLock<Arc<Relay>>>,
 }
 
-impl Shared {
+impl HostServices {
     /// Start the shared services, holding at most `max_call_bytes` for
     /// calls in flight; no key-value store yet.
-    pub(crate) fn new(max_call_bytes: u64) -> Shared {
+    pub(crate) fn new(max_call_bytes: u64) -> HostServices {
         let broker = Broker::new();
         let hub = Hub::new(broker.clone());
-        Shared {
+        HostServices {
             broker,
             hub,
             call_bytes: HostBytes::new(max_call_bytes),
@@ -135,7 +135,7 @@ pub(crate) struct Grants {
     tcp_connections: Arc<Fence>,
     tcp_connect_timeout: Duration,
     hits: Arc<LimitHits>,
-    shared: Shared,
+    shared: HostServices,
     /// Its key-value store, if granted.
     kv: Option<KvGrant>,
     /// Its key-value calls in flight, all requests together.
@@ -167,7 +167,7 @@ impl Grants {
     /// under its own limits.
     pub(crate) fn new(
         config: &AppConfig,
-        shared: &Shared,
+        shared: &HostServices,
         hits: Arc<LimitHits>,
         static_files: Arc<StaticFiles>,
         previous: Option<&Grants>,
@@ -254,7 +254,7 @@ impl Grants {
     }
 
     /// The keys and bytes the app's key-value store holds, if granted.
-    pub(crate) async fn kv_usage(&self) -> Option<anyhow::Result<crate::kv::Usage>> {
+    pub(crate) async fn kv_usage(&self) -> Option<anyhow::Result<crate::kv::NamespaceUsage>> {
         let store = self.kv.as_ref()?;
         Some(
             store
@@ -273,17 +273,17 @@ impl Grants {
 
 impl Grants {
     /// A refusal of the app's call budget, counted, in words.
-    fn over_budget(&self, refused: &crate::budget::Refused) -> String {
+    fn over_budget(&self, refused: &crate::budget::BytesRefused) -> String {
         let why = refused.to_string();
         self.hits.hit(Limit::CallBytes, &why);
         why
     }
 
     /// A broker refusal, counted, as the guest sees it.
-    fn refused(&self, refused: Refused) -> bindings::pubsub::PubsubError {
+    fn refused(&self, refused: TopicRefused) -> bindings::pubsub::PubsubError {
         let limit = match refused {
-            Refused::TooManyTopics(_) => Limit::Topics,
-            Refused::HistoryFull(_) => Limit::TopicBytes,
+            TopicRefused::TooManyTopics(_) => Limit::Topics,
+            TopicRefused::HistoryFull(_) => Limit::TopicBytes,
         };
         self.hits.hit(limit, &refused.to_string());
         bindings::pubsub::PubsubError::Limit(refused.to_string())

@@ -77,7 +77,7 @@ async fn publish_everywhere(
     let budget = fence.max_bytes();
     match relay.publish(key, payload, fence.history(), budget).await {
         Ok(Some(id)) => Ok(id),
-        Ok(None) => Err(grants.refused(crate::broker::Refused::HistoryFull(budget))),
+        Ok(None) => Err(grants.refused(crate::broker::TopicRefused::HistoryFull(budget))),
         Err(why) => Err(PubsubError::Unavailable(why)),
     }
 }

@@ -11,7 +11,7 @@
 use super::GuestState;
 use super::kv::KvCall;
 use crate::bindings::kv::KvError;
-use crate::kv::{Applied, Write};
+use crate::kv::{Write, WriteOutcome};
 use generated::wasi::keyvalue::{atomics, batch, store};
 use wasmtime::component::{HasSelf, Linker, Resource};
 
@@ -189,7 +189,7 @@ impl atomics::Host for GuestState {
         Ok(async {
             let applied = call?.apply(vec![write]).await.map_err(error)?;
             match applied.first() {
-                Some(Applied::Counter(value)) => u64::try_from(*value)
+                Some(WriteOutcome::Counter(value)) => u64::try_from(*value)
                     .map_err(|_| store::Error::Other(format!("the value {value} is negative"))),
                 _ => Err(store::Error::Other("the store answered otherwise".into())),
             }

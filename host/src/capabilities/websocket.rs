@@ -5,7 +5,7 @@ use super::pubsub::granted;
 use crate::bindings::pubsub::PubsubError;
 use crate::bindings::websocket::Host;
 use crate::bindings::websocket_types::{WsError, WsMessage};
-use crate::hub::{Connection, Refused};
+use crate::hub::{Connection, SendRefused};
 use bytes::Bytes;
 use std::sync::Arc;
 use tokio_tungstenite::tungstenite::Message as Frame;
@@ -18,11 +18,11 @@ pub(super) fn open_connection(state: &GuestState, id: u64) -> Option<Arc<Connect
 }
 
 /// A refusal of the hub, as the guest sees it.
-fn refused(refused: Refused) -> WsError {
+fn refused(refused: SendRefused) -> WsError {
     match refused {
-        Refused::Closed => WsError::Closed,
-        Refused::QueueFull => WsError::QueueFull,
-        Refused::TooLarge => WsError::TooLarge,
+        SendRefused::Closed => WsError::Closed,
+        SendRefused::QueueFull => WsError::QueueFull,
+        SendRefused::TooLarge => WsError::TooLarge,
     }
 }
 

@@ -2,7 +2,7 @@
 //! the limits that fence it from its neighbours.
 
 use super::settings::{RawSetting, Settings};
-use super::tcp::TcpListenerConfig;
+use super::tcp_tables::TcpListenerConfig;
 use super::values;
 use crate::policy::{OutboundPolicy, TcpPolicy, TopicPolicy};
 use serde::Deserialize;

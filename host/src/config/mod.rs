@@ -17,13 +17,13 @@
 mod app;
 mod server;
 mod settings;
-mod tcp;
+mod tcp_tables;
 mod values;
 
 pub(crate) use app::{AppConfig, Limits, Reuse, StaticDir, WebSocketMode, WebSocketRoute};
 pub(crate) use server::{BackendConfig, CertificateConfig, ServerConfig};
 pub(crate) use settings::Settings;
-pub(crate) use tcp::{TcpListenerConfig, TcpMode};
+pub(crate) use tcp_tables::{TcpListenerConfig, TcpMode};
 #[cfg(test)]
 use values::parse_percent;
 pub(crate) use values::{parse_duration, parse_size};

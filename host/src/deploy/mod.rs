@@ -14,7 +14,7 @@
 mod overrides;
 
 use crate::app::{App, AppHandle};
-use crate::capabilities::{self, Shared, StoreCapabilities};
+use crate::capabilities::{self, HostServices, StoreCapabilities};
 use crate::config::{AppConfig, BackendConfig, Manifest, ServerConfig};
 use crate::hub::Hub;
 use crate::kv::KvBackend;
@@ -39,7 +39,7 @@ pub(crate) type ComponentOf<'a> = &'a (dyn Fn(&AppConfig) -> Result<PathBuf> + S
 pub(crate) struct Deployment {
     /// Kept alive as long as any app: it owns the engine's epoch ticker.
     runtime: Runtime<StoreCapabilities>,
-    shared: Shared,
+    shared: HostServices,
     router: Arc<ArcSwap<AppRouter>>,
     /// The `[server]` table the host started with.
     server: ServerConfig,
@@ -66,7 +66,7 @@ struct Served {
 
 /// What applying a manifest did, app by app.
 #[derive(Debug, Default)]
-pub(crate) struct Applied {
+pub(crate) struct DeployReport {
     /// Apps added.
     pub(crate) added: Vec<String>,
     /// Apps swapped to a new version.
@@ -77,7 +77,7 @@ pub(crate) struct Applied {
     pub(crate) refused: Vec<(String, String)>,
 }
 
-impl Applied {
+impl DeployReport {
     /// Log what it did, a line per app.
     pub(crate) fn log(&self) {
         for app in &self.added {
@@ -109,7 +109,7 @@ impl Deployment {
         let runtime = runtime_for(manifest)?;
         let deployment = Deployment {
             runtime,
-            shared: Shared::new(manifest.server.max_call_bytes),
+            shared: HostServices::new(manifest.server.max_call_bytes),
             router: Arc::new(ArcSwap::from_pointee(
                 RouteTable::new([]).map_err(anyhow::Error::msg)?,
             )),
@@ -150,7 +150,7 @@ impl Deployment {
     /// names. An app whose new version fails keeps its old one; the error
     /// says why. What the admin API changed in an app stands as long as
     /// the manifest's table for it is the one it changed.
-    pub(crate) fn apply(&self, manifest: &Manifest, component_of: ComponentOf<'_>) -> Applied {
+    pub(crate) fn apply(&self, manifest: &Manifest, component_of: ComponentOf<'_>) -> DeployReport {
         let mut served = self.served();
         served.manifest_apps = manifest.apps.clone();
         let served_manifest = served.overrides.over(manifest);
@@ -165,7 +165,7 @@ impl Deployment {
         name: &str,
         change: AdminChange,
         component_of: ComponentOf<'_>,
-    ) -> Option<Applied> {
+    ) -> Option<DeployReport> {
         let mut served = self.served();
         let mut manifest = Manifest {
             server: self.server.clone(),
@@ -202,8 +202,8 @@ impl Deployment {
         served: &mut Served,
         manifest: &Manifest,
         component_of: ComponentOf<'_>,
-    ) -> Applied {
-        let mut applied = Applied::default();
+    ) -> DeployReport {
+        let mut applied = DeployReport::default();
         let certificates_aside = ServerConfig {
             certificates: self.server.certificates.clone(),
             ..manifest.server.clone()
@@ -281,7 +281,7 @@ impl Deployment {
         let grace = self.server.drain_timeout;
         for (handle, app) in swaps {
             applied.updated.push(app.name().to_owned());
-            crate::stats::swap(app.shared_name());
+            crate::stats::swap(app.name_label());
             handle.swap(app, grace);
         }
         for handle in served.apps.iter().filter(|h| !holds(&next, h)) {

@@ -6,15 +6,15 @@
 //! or what went wrong ([`HostError`](crate::error::HostError)), into an
 //! answer.
 
-mod shared;
+mod concurrent;
 mod socket_events;
 mod squall;
-pub(crate) mod tcp;
+pub(crate) mod tcp_connections;
 mod wasi_http;
 
 pub(crate) use socket_events::{Events, Opened, describe};
 
-use crate::app::{Executor, SharedApp};
+use crate::app::{AppRef, Executor};
 use crate::bindings::types as wit;
 use crate::body::{InboundBody, OutgoingBody, accepts_gzip, discard_in_background, gzip};
 use crate::convert::guest_response_head;
@@ -30,12 +30,9 @@ use tokio::sync::OwnedSemaphorePermit;
 
 /// Run `request` through `app` (under its limits, on the executor for its
 /// kind of guest), and log it.
-pub(crate) async fn dispatch(
-    app: SharedApp,
-    request: Request<InboundBody>,
-) -> Response<OutgoingBody> {
+pub(crate) async fn dispatch(app: AppRef, request: Request<InboundBody>) -> Response<OutgoingBody> {
     let started = Instant::now();
-    let name = app.shared_name().clone();
+    let name = app.name_label().clone();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let compress = app.config().compress && accepts_gzip(request.headers());
@@ -64,7 +61,7 @@ pub(crate) async fn dispatch(
 /// Run a request `admitted` among the app's requests in flight: what
 /// every executor needs first, then the executor for the app's guest.
 async fn run_admitted(
-    app: SharedApp,
+    app: AppRef,
     request: Request<InboundBody>,
     admitted: OwnedSemaphorePermit,
 ) -> Response<OutgoingBody> {

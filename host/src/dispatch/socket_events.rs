@@ -3,7 +3,7 @@
 //! lifetime, in `hibernate` mode to a fresh instance per event (of the
 //! app's current version: a swap does not disconnect them).
 
-use crate::app::{AppHandle, SharedApp};
+use crate::app::{AppHandle, AppRef};
 use crate::bindings::App;
 use crate::bindings::types as wit;
 use crate::bindings::websocket_types::{self as ws, OpenResult};
@@ -47,7 +47,7 @@ pub(crate) struct Events {
 #[derive(Clone)]
 enum Target {
     Hibernate(Arc<AppHandle>),
-    Live { app: SharedApp, live: Live },
+    Live { app: AppRef, live: Live },
 }
 
 /// A connection's own instance: its calls queue, and the task that owns it.
@@ -67,7 +67,7 @@ impl Events {
     }
 
     /// Start the instance that will live as long as the connection.
-    pub(crate) fn live(app: SharedApp) -> Self {
+    pub(crate) fn live(app: AppRef) -> Self {
         let (calls, receiver) = mpsc::channel(1);
         let task = tokio::spawn(live_instance(app.clone(), receiver)).abort_handle();
         Events {
@@ -82,7 +82,7 @@ impl Events {
     }
 
     /// The version of the app the next event goes to.
-    pub(crate) fn app(&self) -> SharedApp {
+    pub(crate) fn app(&self) -> AppRef {
         match &self.target {
             Target::Hibernate(handle) => handle.current(),
             Target::Live { app, .. } => app.clone(),
@@ -158,7 +158,7 @@ impl Events {
                     Ok(outcome) => return Ok(outcome),
                     Err(failure) => failure,
                 };
-                super::failed(app.shared_name(), &failure);
+                super::failed(app.name_label(), &failure);
                 return Err(failure);
             }
             Target::Live { live, .. } => {
@@ -181,7 +181,7 @@ impl Events {
             Ok(Err(err)) => HostError::from_guest(err),
             Err(_) => HostError::Timeout,
         };
-        super::failed(app.shared_name(), &failure);
+        super::failed(app.name_label(), &failure);
         // A live instance stuck past the deadline is stopped, which frees
         // it; the connection then closes (1011).
         if let Target::Live { live, .. } = &self.target {
@@ -202,7 +202,7 @@ pub(crate) fn describe(connection: &Connection) -> ws::Connection {
 /// Hibernate mode: a fresh instance for one event, kept until the work its
 /// handler spawned is done.
 async fn once(
-    app: SharedApp,
+    app: AppRef,
     event: Event,
     answer: futures::channel::oneshot::Sender<Outcome>,
 ) -> wasmtime::Result<()> {
@@ -219,7 +219,7 @@ async fn once(
 
 /// Live mode: one instance and one long `run_concurrent`, fed events one at
 /// a time. Guest tasks spawned by a handler keep running between events.
-async fn live_instance(app: SharedApp, mut calls: mpsc::Receiver<Call>) {
+async fn live_instance(app: AppRef, mut calls: mpsc::Receiver<Call>) {
     let (mut store, guest) = match app.instantiate().await {
         Ok(instance) => instance,
         Err(err) => {

@@ -2,9 +2,9 @@
 //! Convert the request for the guest, run `handle` under the app's limits,
 //! and turn what comes back (or what went wrong) into an HTTP response.
 
+use super::concurrent::ServeConcurrently;
 use super::error_response;
-use super::shared::ServeShared;
-use crate::app::SharedApp;
+use crate::app::AppRef;
 use crate::bindings::types as wit;
 use crate::body::{ChunkConsumer, InboundBody, IncomingBodyProducer, OutgoingBody};
 use crate::capabilities::GuestState;
@@ -12,7 +12,7 @@ use crate::convert::request_head_to_wit;
 use crate::error::HostError;
 use crate::guest_call::{GuestRequest, Head, HeadBody, SquallCall};
 use crate::reuse::Handler;
-use crate::reuse::shared::SharedInstances;
+use crate::reuse::concurrent::ConcurrentInstances;
 use crate::runtime::{
     OnCancel, Running, finish_in_background, finished, guest_tasks_done, until_answer,
 };
@@ -31,14 +31,14 @@ use wasmtime::component::{Accessor, StreamReader};
 /// `admitted` is its place among the app's requests in flight, held until
 /// the guest is done (its body too).
 pub(super) async fn run(
-    app: SharedApp,
+    app: AppRef,
     parts: Parts,
     body: InboundBody,
     admitted: OwnedSemaphorePermit,
-    shared: Option<Arc<SharedInstances<SquallCall>>>,
+    shared: Option<Arc<ConcurrentInstances<SquallCall>>>,
 ) -> Response<OutgoingBody> {
     let limits = app.limits().clone();
-    let name = app.shared_name().clone();
+    let name = app.name_label().clone();
     let body =
         (!body.is_end_stream()).then(|| IncomingBodyProducer::request(body, limits.max_body));
     let guest_request = GuestRequest {
@@ -47,7 +47,7 @@ pub(super) async fn run(
     };
 
     if let Some(shared) = shared {
-        let answer = super::shared::run(app, shared, guest_request, admitted).await;
+        let answer = super::concurrent::run(app, shared, guest_request, admitted).await;
         return respond(&name, answer, |_| None);
     }
     let (answer, guest) = until_answer(limits.timeout, |head| async move {
@@ -124,7 +124,7 @@ where
 /// streamed body has ended and the guest's tasks (work it spawned to run
 /// after the response) are done.
 async fn run_guest(
-    app: SharedApp,
+    app: AppRef,
     request: GuestRequest,
     head: oneshot::Sender<Head>,
 ) -> wasmtime::Result<()> {
@@ -149,7 +149,7 @@ async fn run_guest(
     Ok(())
 }
 
-impl ServeShared for SquallCall {
+impl ServeConcurrently for SquallCall {
     /// Its answer, then its streamed body's end.
     async fn serve<'a>(
         accessor: &'a Accessor<GuestState>,

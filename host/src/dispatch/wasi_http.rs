@@ -6,15 +6,15 @@
 //! reuses them (`reuse`); a WASI 0.3 component may also share one between
 //! requests in flight (`reuse.concurrent`).
 
+use super::concurrent::ServeConcurrently;
 use super::error_response;
-use super::shared::ServeShared;
-use crate::app::SharedApp;
+use crate::app::AppRef;
 use crate::body::{DrivenGuest, InboundBody, OutgoingBody};
 use crate::capabilities::GuestState;
 use crate::error::{BoxError, HostError};
 use crate::guest_call::{StandardCall, StandardHead};
 use crate::reuse::Handler;
-use crate::reuse::shared::SharedInstances;
+use crate::reuse::concurrent::ConcurrentInstances;
 use crate::runtime::{finished, guest_tasks_done, until_answer};
 use futures::channel::oneshot;
 use http::request::Parts;
@@ -35,14 +35,14 @@ type Answer = Result<Response<wasmtime_wasi_http::WasiBody>, wasmtime::Error>;
 /// (or idle) one. `admitted` is its place among the app's requests in
 /// flight, held until the component is done (its body too).
 pub(super) async fn run(
-    app: SharedApp,
+    app: AppRef,
     mut parts: Parts,
     body: InboundBody,
     admitted: OwnedSemaphorePermit,
-    shared: Option<Arc<SharedInstances<StandardCall>>>,
+    shared: Option<Arc<ConcurrentInstances<StandardCall>>>,
 ) -> Response<OutgoingBody> {
     let limits = app.limits().clone();
-    let name = app.shared_name().clone();
+    let name = app.name_label().clone();
     parts.uri = absolute_uri(&parts);
     let max_body = usize::try_from(limits.max_body).unwrap_or(usize::MAX);
     let body = http_body_util::Limited::new(body, max_body)
@@ -92,13 +92,13 @@ pub(super) async fn run(
 /// between requests in flight; the instance's task writes the body as the
 /// client reads it, and the request's timeout cuts it.
 async fn run_shared(
-    app: SharedApp,
-    shared: Arc<SharedInstances<StandardCall>>,
+    app: AppRef,
+    shared: Arc<ConcurrentInstances<StandardCall>>,
     request: Request<wasmtime_wasi_http::WasiBody>,
     admitted: OwnedSemaphorePermit,
 ) -> Response<OutgoingBody> {
-    let name = app.shared_name().clone();
-    match super::shared::run(app, shared, request, admitted).await {
+    let name = app.name_label().clone();
+    match super::concurrent::run(app, shared, request, admitted).await {
         Ok(head) => head
             .response
             .map(|body| OutgoingBody::cut_at(body, head.read, head.cut)),
@@ -106,7 +106,7 @@ async fn run_shared(
     }
 }
 
-impl ServeShared for StandardCall {
+impl ServeConcurrently for StandardCall {
     /// Its answer, then the end of its body, which the guest writes as the
     /// client reads it. Ends (and so cuts the body) if dropped first, at
     /// the request's timeout.
@@ -163,7 +163,7 @@ impl ServeShared for StandardCall {
 /// resource of the store, and what the guest does after answering runs to
 /// its end.
 async fn serve(
-    app: SharedApp,
+    app: AppRef,
     request: Request<wasmtime_wasi_http::WasiBody>,
     answer: oneshot::Sender<Answer>,
     body_released: oneshot::Receiver<()>,

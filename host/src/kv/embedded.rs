@@ -13,7 +13,7 @@
 
 use super::layout::{Clock, ENTRIES, EXPIRY, Record, USAGE, unavailable, unexpired, usage_in};
 use super::writer::{Job, write_loop};
-use super::{Applied, KvBackend, KvFailure, KvFuture, Page, Quota, Usage, Write};
+use super::{KvBackend, KvFailure, KvFuture, NamespaceUsage, Page, Quota, Write, WriteOutcome};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::ops::Bound;
 use std::path::Path;
@@ -245,7 +245,7 @@ impl KvBackend for Embedded {
         namespace: &str,
         writes: Vec<Write>,
         quota: Quota,
-    ) -> KvFuture<'_, Vec<Applied>> {
+    ) -> KvFuture<'_, Vec<WriteOutcome>> {
         let namespace = namespace.to_owned();
         Box::pin(async move {
             let (reply, applied) = oneshot::channel();
@@ -264,7 +264,7 @@ impl KvBackend for Embedded {
         })
     }
 
-    fn usage(&self, namespace: &str) -> KvFuture<'_, Usage> {
+    fn usage(&self, namespace: &str) -> KvFuture<'_, NamespaceUsage> {
         let namespace = namespace.to_owned();
         self.snapshot(move |snapshot, _| {
             let usage = snapshot.open_table(USAGE).map_err(unavailable)?;
@@ -337,7 +337,10 @@ mod tests {
             .apply("a", vec![inc(5), inc(-2)], ROOMY)
             .await
             .expect("increments");
-        assert_eq!(applied, [Applied::Counter(5), Applied::Counter(3)]);
+        assert_eq!(
+            applied,
+            [WriteOutcome::Counter(5), WriteOutcome::Counter(3)]
+        );
         store
             .apply("a", vec![set("t", b"x")], ROOMY)
             .await
@@ -381,9 +384,9 @@ mod tests {
         assert_eq!(
             applied,
             [
-                Applied::Swapped(true),
-                Applied::Swapped(false),
-                Applied::Swapped(true)
+                WriteOutcome::Swapped(true),
+                WriteOutcome::Swapped(false),
+                WriteOutcome::Swapped(true)
             ]
         );
         assert_eq!(get(&store, "a", "c").await, None);
@@ -418,7 +421,7 @@ mod tests {
             .expect("fits now");
         assert_eq!(
             store.usage("a").await.expect("usage"),
-            Usage { keys: 2, bytes: 10 }
+            NamespaceUsage { keys: 2, bytes: 10 }
         );
         store
             .apply("a", vec![Write::Delete { key: "a".into() }], quota)
@@ -426,7 +429,7 @@ mod tests {
             .expect("delete");
         assert_eq!(
             store.usage("a").await.expect("usage"),
-            Usage { keys: 1, bytes: 9 }
+            NamespaceUsage { keys: 1, bytes: 9 }
         );
     }
 
@@ -604,7 +607,7 @@ mod tests {
         assert_eq!(get(&store, "a", "k").await, Some(b"v".to_vec()));
         assert_eq!(
             store.usage("a").await.expect("usage"),
-            Usage { keys: 1, bytes: 2 }
+            NamespaceUsage { keys: 1, bytes: 2 }
         );
     }
 }

@@ -1,7 +1,7 @@
 //! The embedded store's file: its tables, how an entry is kept, and a
 //! namespace's usage (what the store's reads and its writer share).
 
-use super::{KvFailure, Usage};
+use super::{KvFailure, NamespaceUsage};
 use redb::{ReadableTable, TableDefinition};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -103,12 +103,12 @@ pub(super) fn unavailable(err: impl std::fmt::Display) -> KvFailure {
 pub(super) fn usage_in(
     usage: &impl ReadableTable<&'static str, (u64, u64)>,
     namespace: &str,
-) -> Result<Usage, KvFailure> {
+) -> Result<NamespaceUsage, KvFailure> {
     let found = usage.get(namespace).map_err(unavailable)?;
     Ok(found
         .map(|row| {
             let (keys, bytes) = row.value();
-            Usage { keys, bytes }
+            NamespaceUsage { keys, bytes }
         })
         .unwrap_or_default())
 }

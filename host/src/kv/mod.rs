@@ -58,10 +58,10 @@ pub(crate) trait KvBackend: Send + Sync + 'static {
         namespace: &str,
         writes: Vec<Write>,
         quota: Quota,
-    ) -> KvFuture<'_, Vec<Applied>>;
+    ) -> KvFuture<'_, Vec<WriteOutcome>>;
 
     /// The keys and bytes (keys plus values) a namespace holds.
-    fn usage(&self, namespace: &str) -> KvFuture<'_, Usage>;
+    fn usage(&self, namespace: &str) -> KvFuture<'_, NamespaceUsage>;
 }
 
 /// One page of a listing.
@@ -121,7 +121,7 @@ impl Write {
 
 /// What one write did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Applied {
+pub(crate) enum WriteOutcome {
     /// A set.
     Stored,
     /// A delete: whether there was a value.
@@ -141,7 +141,7 @@ pub(crate) struct Quota {
 
 /// What a namespace holds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Usage {
+pub(crate) struct NamespaceUsage {
     pub(crate) keys: u64,
     pub(crate) bytes: u64,
 }

@@ -12,7 +12,7 @@
 //! `…:u` the namespace's usage. Every change is one Lua script, so it is
 //! atomic; a sweep counts expired keys out of the usage.
 
-use super::{Applied, KvBackend, KvFailure, KvFuture, Page, Quota, Usage, Write};
+use super::{KvBackend, KvFailure, KvFuture, NamespaceUsage, Page, Quota, Write, WriteOutcome};
 use crate::redis_connection::{CONNECT_TIMEOUT, LazyConnection};
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script, Value};
@@ -237,7 +237,7 @@ impl KvBackend for RedisKv {
         namespace: &str,
         writes: Vec<Write>,
         quota: Quota,
-    ) -> KvFuture<'_, Vec<Applied>> {
+    ) -> KvFuture<'_, Vec<WriteOutcome>> {
         self.written_to(namespace);
         let base = base(namespace);
         Box::pin(async move {
@@ -260,7 +260,7 @@ impl KvBackend for RedisKv {
         })
     }
 
-    fn usage(&self, namespace: &str) -> KvFuture<'_, Usage> {
+    fn usage(&self, namespace: &str) -> KvFuture<'_, NamespaceUsage> {
         let usage = format!("{}:u", base(namespace));
         Box::pin(async move {
             let mut connection = self.connection().await?;
@@ -271,7 +271,7 @@ impl KvBackend for RedisKv {
                 .query_async(&mut connection)
                 .await
                 .map_err(unavailable)?;
-            Ok(Usage {
+            Ok(NamespaceUsage {
                 keys: u64::try_from(keys.unwrap_or(0)).unwrap_or(0),
                 bytes: u64::try_from(bytes.unwrap_or(0)).unwrap_or(0),
             })
@@ -348,7 +348,7 @@ fn add_write(invocation: &mut redis::ScriptInvocation<'_>, write: &Write) {
 }
 
 /// The script's answer: `{"ok", outcome...}` or `{"quota"|"invalid", why}`.
-fn decode_applied(answer: &[Value], writes: usize) -> Result<Vec<Applied>, KvFailure> {
+fn decode_applied(answer: &[Value], writes: usize) -> Result<Vec<WriteOutcome>, KvFailure> {
     let text = |value: &Value| match value {
         Value::BulkString(bytes) => String::from_utf8_lossy(bytes).into_owned(),
         Value::SimpleString(text) => text.clone(),
@@ -364,10 +364,10 @@ fn decode_applied(answer: &[Value], writes: usize) -> Result<Vec<Applied>, KvFai
                 let outcome = text(outcome);
                 let (kind, detail) = outcome.split_at(outcome.len().min(1));
                 Ok(match kind {
-                    "S" => Applied::Stored,
-                    "D" => Applied::Deleted(detail == "1"),
-                    "W" => Applied::Swapped(detail == "1"),
-                    "C" => Applied::Counter(detail.parse().map_err(|_| broken())?),
+                    "S" => WriteOutcome::Stored,
+                    "D" => WriteOutcome::Deleted(detail == "1"),
+                    "W" => WriteOutcome::Swapped(detail == "1"),
+                    "C" => WriteOutcome::Counter(detail.parse().map_err(|_| broken())?),
                     _ => return Err(broken()),
                 })
             })

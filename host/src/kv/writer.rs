@@ -4,7 +4,7 @@
 //! and that removes expired entries a batch at a time.
 
 use super::layout::{Clock, ENTRIES, EXPIRY, Record, USAGE, unavailable, usage_in};
-use super::{Applied, KvFailure, Quota, Usage, Write, entry_bytes, parse_counter};
+use super::{KvFailure, NamespaceUsage, Quota, Write, WriteOutcome, entry_bytes, parse_counter};
 use redb::{Database, ReadableTable, Table, WriteTransaction};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,7 +22,7 @@ pub(super) enum Job {
         namespace: String,
         writes: Vec<Write>,
         quota: Quota,
-        reply: oneshot::Sender<Result<Vec<Applied>, KvFailure>>,
+        reply: oneshot::Sender<Result<Vec<WriteOutcome>, KvFailure>>,
     },
     /// Remove a batch of each namespace's expired entries; whether some
     /// namespace had more due is noted in `behind`.
@@ -130,7 +130,7 @@ impl<'txn> Tables<'txn> {
         writes: &[Write],
         quota: Quota,
         now: u64,
-    ) -> Result<Vec<Applied>, KvFailure> {
+    ) -> Result<Vec<WriteOutcome>, KvFailure> {
         let mut touched: HashMap<&str, Touched> = HashMap::new();
         let mut applied = Vec::with_capacity(writes.len());
         for write in writes {
@@ -152,9 +152,9 @@ impl<'txn> Tables<'txn> {
                         expires_at,
                         value: value.clone(),
                     });
-                    Applied::Stored
+                    WriteOutcome::Stored
                 }
-                Write::Delete { .. } => Applied::Deleted(current.take().is_some()),
+                Write::Delete { .. } => WriteOutcome::Deleted(current.take().is_some()),
                 Write::Increment { delta, .. } => {
                     let (old, expires_at) = match current {
                         Some(record) => (parse_counter(&record.value)?, record.expires_at),
@@ -167,7 +167,7 @@ impl<'txn> Tables<'txn> {
                         expires_at,
                         value: new.to_string().into_bytes(),
                     });
-                    Applied::Counter(new)
+                    WriteOutcome::Counter(new)
                 }
                 Write::CompareAndSwap { expected, new, .. } => {
                     let matches = current.as_ref().map(|record| &record.value) == expected.as_ref();
@@ -177,7 +177,7 @@ impl<'txn> Tables<'txn> {
                             value,
                         });
                     }
-                    Applied::Swapped(matches)
+                    WriteOutcome::Swapped(matches)
                 }
             });
         }
@@ -233,15 +233,15 @@ impl<'txn> Tables<'txn> {
                 }
             }
         }
-        self.set_usage(namespace, Usage { keys, bytes })?;
+        self.set_usage(namespace, NamespaceUsage { keys, bytes })?;
         Ok(applied)
     }
 
-    fn usage_of(&self, namespace: &str) -> Result<Usage, KvFailure> {
+    fn usage_of(&self, namespace: &str) -> Result<NamespaceUsage, KvFailure> {
         usage_in(&self.usage, namespace)
     }
 
-    fn set_usage(&mut self, namespace: &str, usage: Usage) -> Result<(), KvFailure> {
+    fn set_usage(&mut self, namespace: &str, usage: NamespaceUsage) -> Result<(), KvFailure> {
         if usage.keys == 0 {
             self.usage.remove(namespace).map_err(unavailable)?;
         } else {
@@ -300,7 +300,7 @@ impl<'txn> Tables<'txn> {
         let usage = self.usage_of(namespace)?;
         self.set_usage(
             namespace,
-            Usage {
+            NamespaceUsage {
                 keys: usage.keys.saturating_sub(1),
                 bytes: usage.bytes.saturating_sub(entry_bytes(key, &record.value)),
             },

@@ -7,7 +7,7 @@
 //! more than `instances` wait; one that fails or runs out of time is never
 //! given back (its store goes with the request).
 
-pub(crate) mod shared;
+pub(crate) mod concurrent;
 
 use crate::capabilities::GuestState;
 use crate::config::Reuse;

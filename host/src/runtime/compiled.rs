@@ -13,11 +13,11 @@ use wasmtime::component::Component;
 type Slot = Arc<Mutex<Weak<Component>>>;
 
 #[derive(Default)]
-pub(super) struct SharedCompilations {
+pub(super) struct CompilationSlots {
     by_hash: Mutex<HashMap<String, Slot>>,
 }
 
-impl SharedCompilations {
+impl CompilationSlots {
     /// The component whose bytes hash to `hash`: the one an app holds
     /// already, else what `compile` makes of it (and how, for the log).
     /// Loads of the same bytes wait for each other; others do not.

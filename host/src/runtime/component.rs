@@ -3,7 +3,7 @@
 
 use super::cpu_share::CpuShare;
 use super::engine::TickedEngine;
-use super::share::AppInstances;
+use super::pool_share::AppInstances;
 use super::sockets::TcpConnectGrant;
 use super::store::{State, StoreGrants, new_store};
 use crate::bindings::AppPre;

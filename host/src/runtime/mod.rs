@@ -13,7 +13,7 @@ mod cpu_share;
 mod engine;
 mod guest_log;
 mod lifecycle;
-mod share;
+mod pool_share;
 mod sockets;
 mod store;
 
@@ -25,14 +25,14 @@ pub(crate) use guest_log::GuestLevel;
 pub(crate) use lifecycle::{
     OnCancel, Running, finish_in_background, finished, guest_tasks_done, until_answer,
 };
-pub(crate) use share::{AppInstances, Share};
+pub(crate) use pool_share::{AppInstances, Share};
 pub(crate) use store::{ChargeCopies, State};
 
 use anyhow::{Context, Result};
 use compile_cache::{CompileCache, Obtained};
-use compiled::SharedCompilations;
+use compiled::CompilationSlots;
 use component::{ComponentKind, denied_import, is_component};
-use share::InstancePool;
+use pool_share::InstancePool;
 use std::path::Path;
 use std::sync::Arc;
 use wasmtime::component::{Component, Linker};
@@ -58,7 +58,7 @@ pub(crate) struct Runtime<H: 'static> {
     /// Compiled components kept on disk, if the host keeps them.
     cache: Option<CompileCache>,
     /// Compiled components in memory, shared by apps with the same bytes.
-    compilations: SharedCompilations,
+    compilations: CompilationSlots,
 }
 
 impl<H: Send + 'static> Runtime<H> {
@@ -87,7 +87,7 @@ impl<H: Send + 'static> Runtime<H> {
             pool: InstancePool::new(config.max_instances.max(1)),
             max_memory: config.max_memory,
             cache,
-            compilations: SharedCompilations::default(),
+            compilations: CompilationSlots::default(),
         })
     }
 

@@ -6,7 +6,7 @@
 use super::cpu_share::CpuShare;
 use super::engine::{EPOCH_TICK, TickedEngine};
 use super::guest_log::{GuestLevel, GuestLog, LogBudget};
-use super::share::InstanceSlot;
+use super::pool_share::InstanceSlot;
 use super::sockets::{HeldConnections, TcpConnectGrant};
 use crate::config::Limits;
 use crate::error::HostError;

@@ -4,7 +4,7 @@
 //! and when a request last began or ended, so an idle connection can be
 //! closed (one whose client only sends HTTP/2 PINGs is idle too).
 
-pub(crate) use crate::tcp::Activity;
+pub(crate) use crate::tcp_pipes::Activity;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use std::pin::Pin;

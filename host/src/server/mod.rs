@@ -6,13 +6,13 @@
 mod connection;
 mod routing;
 mod socket;
-mod tcp;
 mod tcp_hibernate;
+mod tcp_listeners;
 mod tls;
 mod upgrade;
 
 pub(crate) use routing::{AppRouter, route, websocket_route};
-pub(crate) use tcp::{TcpListen, bind_tcp};
+pub(crate) use tcp_listeners::{TcpListen, bind_tcp};
 pub(crate) use tls::Tls;
 pub(crate) use upgrade::open as open_websocket;
 
@@ -135,7 +135,7 @@ pub(crate) async fn serve(
         ..serving.clone()
     };
     let apps_tcp = futures::future::join_all(tcp.into_iter().map(|listen| {
-        tcp::accept(
+        tcp_listeners::accept(
             listen,
             places.clone(),
             hub.clone(),

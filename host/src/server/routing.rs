@@ -3,7 +3,7 @@
 //! WebSocket route if it asks to upgrade on one, else to its handler.
 
 use super::upgrade;
-use crate::app::{AppHandle, SharedApp};
+use crate::app::{AppHandle, AppRef};
 use crate::body::{InboundBody, OutgoingBody};
 use crate::config::WebSocketRoute;
 use crate::dispatch::{dispatch, error_response};
@@ -147,7 +147,7 @@ fn without_prefix(uri: &Uri, prefix: &str) -> Uri {
 }
 
 /// The WebSocket route of `app` that serves `path` (as the app sees it).
-pub(crate) fn websocket_route<'a>(app: &'a SharedApp, path: &str) -> Option<&'a WebSocketRoute> {
+pub(crate) fn websocket_route<'a>(app: &'a AppRef, path: &str) -> Option<&'a WebSocketRoute> {
     app.websockets().iter().find(|route| {
         route
             .routes

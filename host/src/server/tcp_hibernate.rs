@@ -7,9 +7,9 @@
 use crate::app::AppHandle;
 use crate::bindings::tcp_types::TcpConnection;
 use crate::config::TcpListenerConfig;
-use crate::dispatch::tcp::{TcpEvent, deliver};
+use crate::dispatch::tcp_connections::{TcpEvent, deliver};
 use crate::hub::{Hub, Outbox};
-use crate::tcp::Activity;
+use crate::tcp_pipes::Activity;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

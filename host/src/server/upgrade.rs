@@ -7,7 +7,7 @@
 //! precedents).
 
 use super::socket;
-use crate::app::{AppHandle, SharedApp};
+use crate::app::{AppHandle, AppRef};
 use crate::bindings::types as wit;
 use crate::body::{InboundBody, OutgoingBody};
 use crate::config::{WebSocketMode, WebSocketRoute};
@@ -36,7 +36,7 @@ pub(super) fn is_upgrade_request<B>(request: &Request<B>) -> bool {
 /// socket to a connection task.
 pub(super) async fn upgrade(
     handle: std::sync::Arc<AppHandle>,
-    app: SharedApp,
+    app: AppRef,
     route: WebSocketRoute,
     mut request: Request<InboundBody>,
 ) -> Response<OutgoingBody> {
@@ -58,7 +58,7 @@ pub(super) async fn upgrade(
         .filter(|chosen| offered_protocols(&parts.headers).any(|p| p == chosen));
     let connection = opened.connection.hand_over();
     tracing::info!(connection = connection.id(), "websocket opened");
-    crate::stats::websocket_opened(app.shared_name());
+    crate::stats::websocket_opened(app.name_label());
     // The socket task owns the connection from here, and forgets it itself.
     tokio::spawn(socket::run(
         connection,
@@ -89,7 +89,7 @@ pub(crate) struct OpenedSocket {
 /// both open sockets through here.
 pub(crate) async fn open(
     handle: std::sync::Arc<AppHandle>,
-    app: &SharedApp,
+    app: &AppRef,
     route: &WebSocketRoute,
     parts: &http::request::Parts,
 ) -> Result<OpenedSocket, Response<OutgoingBody>> {
@@ -208,10 +208,10 @@ fn switching_protocols(key: &str, protocol: Option<&str>) -> Response<OutgoingBo
 }
 
 /// A rejection the guest wrote, as an HTTP response (its body in memory).
-fn rejection(app: &SharedApp, response: wit::Response) -> Response<OutgoingBody> {
+fn rejection(app: &AppRef, response: wit::Response) -> Response<OutgoingBody> {
     let body = response.body;
     guest_response(
-        app.shared_name(),
+        app.name_label(),
         response.status,
         response.headers,
         || match body {

@@ -11,11 +11,11 @@
 //! and each event (`on-open`, a line for `on-frame`, `on-close`) goes to a
 //! fresh instance of the app's version current then ([`deliver`]).
 
-use crate::app::SharedApp;
+use crate::app::AppRef;
 use crate::bindings::tcp_types::TcpConnection;
 use crate::error::HostError;
 use crate::runtime::{finish_in_background, guest_tasks_done, until_answer};
-use crate::tcp::{Activity, SocketReader, SocketWriter};
+use crate::tcp_pipes::{Activity, SocketReader, SocketWriter};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,7 +36,7 @@ pub(crate) struct ConnectionLimits {
 /// connection `id`, with an instance of `app` until the connection ends
 /// (or `stop` resolves).
 pub(crate) async fn serve(
-    app: SharedApp,
+    app: AppRef,
     id: u64,
     socket: TcpStream,
     peer: SocketAddr,
@@ -65,7 +65,7 @@ pub(crate) async fn serve(
         () = stop => return,
     };
     if let Err(failure) = ended {
-        super::failed(app.shared_name(), &failure);
+        super::failed(app.name_label(), &failure);
         tracing::debug!(app = %app.name(), id, %peer, "tcp connection ended: {failure}");
     }
 }
@@ -73,7 +73,7 @@ pub(crate) async fn serve(
 /// The guest's side of the connection, to its end. Dropping the future
 /// drops the store, which cancels the guest and closes the socket.
 async fn run(
-    app: SharedApp,
+    app: AppRef,
     socket: TcpStream,
     connection: TcpConnection,
     limits: &ConnectionLimits,
@@ -117,7 +117,7 @@ pub(crate) enum TcpEvent {
 /// its `timeout` and `cpu_time`; what the handler spawned goes on after it
 /// returns, and the next event does not wait for it.
 pub(crate) async fn deliver(
-    app: SharedApp,
+    app: AppRef,
     connection: TcpConnection,
     event: TcpEvent,
 ) -> Result<(), HostError> {
@@ -130,13 +130,13 @@ pub(crate) async fn deliver(
         finish_in_background(running);
     }
     if let Err(failure) = &answer {
-        super::failed(app.shared_name(), failure);
+        super::failed(app.name_label(), failure);
     }
     answer
 }
 
 async fn once(
-    app: SharedApp,
+    app: AppRef,
     connection: TcpConnection,
     event: TcpEvent,
     answer: futures::channel::oneshot::Sender<()>,

@@ -8,12 +8,12 @@
 //! blamed for, is logged once; every other request in flight on that
 //! instance gets a 503 saying why (never a silent loss).
 
-use crate::app::SharedApp;
+use crate::app::AppRef;
 use crate::capabilities::GuestState;
 use crate::error::HostError;
 use crate::guest_call::GuestCall;
 use crate::reuse::Handler;
-use crate::reuse::shared::{Job, LaneId, NewLane, Served, SharedInstances, WEDGED_GRACE};
+use crate::reuse::concurrent::{ConcurrentInstances, Job, LaneId, NewLane, Served, WEDGED_GRACE};
 use crate::runtime::guest_tasks_done;
 use futures::StreamExt;
 use futures::channel::{mpsc, oneshot};
@@ -27,7 +27,7 @@ use tracing::Instrument;
 use wasmtime::component::{Accessor, Func};
 
 /// A kind of guest that can serve requests on a shared instance.
-pub(super) trait ServeShared: GuestCall {
+pub(super) trait ServeConcurrently: GuestCall {
     /// Call the guest's handler for `request` inside the instance's
     /// `run_concurrent`, give its answer (or the error that is this
     /// request's alone) to `give` as soon as there is one, and return once
@@ -54,9 +54,9 @@ const MAX_RETURNS: usize = 7;
 /// Run `request` on an instance `app` shares between requests in flight:
 /// one with room, or a new one. Returns the guest's answer, or why there
 /// is none.
-pub(super) async fn run<C: ServeShared>(
-    app: SharedApp,
-    shared: Arc<SharedInstances<C>>,
+pub(super) async fn run<C: ServeConcurrently>(
+    app: AppRef,
+    shared: Arc<ConcurrentInstances<C>>,
     request: C::Request,
     admitted: OwnedSemaphorePermit,
 ) -> Result<C::Answer, HostError> {
@@ -76,9 +76,9 @@ pub(super) async fn run<C: ServeShared>(
 }
 
 /// Send `request` to one instance and wait for what it says.
-async fn run_once<C: ServeShared>(
-    app: &SharedApp,
-    shared: &Arc<SharedInstances<C>>,
+async fn run_once<C: ServeConcurrently>(
+    app: &AppRef,
+    shared: &Arc<ConcurrentInstances<C>>,
     request: C::Request,
     admitted: OwnedSemaphorePermit,
     may_go_back: bool,
@@ -119,7 +119,7 @@ async fn run_once<C: ServeShared>(
 }
 
 /// Takes a lane out of the pool however its task ends (a panic too).
-struct CloseOnDrop<'a, C: GuestCall>(&'a SharedInstances<C>, LaneId);
+struct CloseOnDrop<'a, C: GuestCall>(&'a ConcurrentInstances<C>, LaneId);
 
 impl<C: GuestCall> Drop for CloseOnDrop<'_, C> {
     fn drop(&mut self) {
@@ -130,7 +130,11 @@ impl<C: GuestCall> Drop for CloseOnDrop<'_, C> {
 /// Start an instance for `lane` and serve its requests until the pool
 /// stops giving it more (it served its `requests`, or sat idle for `idle`)
 /// or one of them fails.
-async fn drive<C: ServeShared>(app: SharedApp, shared: Arc<SharedInstances<C>>, lane: NewLane<C>) {
+async fn drive<C: ServeConcurrently>(
+    app: AppRef,
+    shared: Arc<ConcurrentInstances<C>>,
+    lane: NewLane<C>,
+) {
     let NewLane {
         id,
         first,
@@ -158,7 +162,7 @@ async fn drive<C: ServeShared>(app: SharedApp, shared: Arc<SharedInstances<C>>, 
                 // logged once here, and every one of them is told.
                 Err(err) => {
                     let failure = HostError::from_guest(err);
-                    super::failed(app.shared_name(), &failure);
+                    super::failed(app.name_label(), &failure);
                     Some(failure)
                 }
             }
@@ -202,11 +206,11 @@ async fn drive<C: ServeShared>(app: SharedApp, shared: Arc<SharedInstances<C>>, 
 /// request that comes by `jobs`, concurrently, until the lane is through.
 /// The first failure ends it (its request answered with it).
 #[allow(clippy::too_many_arguments)]
-async fn serve<C: ServeShared>(
+async fn serve<C: ServeConcurrently>(
     accessor: &Accessor<GuestState>,
-    app: &SharedApp,
+    app: &AppRef,
     guest: &Handler,
-    shared: &SharedInstances<C>,
+    shared: &ConcurrentInstances<C>,
     lane: LaneId,
     first: Job<C>,
     jobs: &mut mpsc::UnboundedReceiver<Job<C>>,
@@ -288,7 +292,7 @@ async fn ready_for_calls(accessor: &Accessor<GuestState>, handle: Option<Func>) 
 /// Start serving `job` under its own `timeout`: the future ends when the
 /// guest is done with it, with the job's number and the failure that must
 /// stop the instance if it failed (its own request answered with it).
-fn begin<'a, C: ServeShared>(
+fn begin<'a, C: ServeConcurrently>(
     accessor: &'a Accessor<GuestState>,
     guest: &'a Handler,
     answers: &'a Answers<C>,

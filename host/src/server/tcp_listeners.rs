@@ -7,7 +7,7 @@
 use super::AcceptFailures;
 use crate::app::AppHandle;
 use crate::config::{TcpListenerConfig, TcpMode};
-use crate::dispatch::tcp::ConnectionLimits;
+use crate::dispatch::tcp_connections::ConnectionLimits;
 use crate::hub::Hub;
 use crate::limit_log::Limit;
 use std::sync::Arc;
@@ -129,8 +129,16 @@ pub(crate) async fn accept(
                 let stop = async move {
                     let _ = stopping.wait_for(|stop| *stop).await;
                 };
-                crate::dispatch::tcp::serve(current, id, socket, peer, listener_name, limits, stop)
-                    .await;
+                crate::dispatch::tcp_connections::serve(
+                    current,
+                    id,
+                    socket,
+                    peer,
+                    listener_name,
+                    limits,
+                    stop,
+                )
+                .await;
                 drop(held);
             });
         }

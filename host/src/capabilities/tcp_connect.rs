@@ -12,10 +12,10 @@ use super::{Grants, GuestState, grants_of};
 use crate::bindings::pubsub::PubsubError;
 use crate::bindings::tcp::{ConnectError, Host, HostWithStore, SendError};
 use crate::bindings::websocket;
-use crate::hub::Refused;
+use crate::hub::SendRefused;
 use crate::limit_log::Limit;
 use crate::policy::is_own;
-use crate::tcp::{Activity, Place, SocketReader, SocketWriter};
+use crate::tcp_pipes::{Activity, Place, SocketReader, SocketWriter};
 use bytes::Bytes;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -72,11 +72,11 @@ impl Host for GuestState {
     }
 }
 
-fn refused(refused: Refused) -> SendError {
+fn refused(refused: SendRefused) -> SendError {
     match refused {
-        Refused::Closed => SendError::Closed,
-        Refused::QueueFull => SendError::QueueFull,
-        Refused::TooLarge => SendError::TooLarge,
+        SendRefused::Closed => SendError::Closed,
+        SendRefused::QueueFull => SendError::QueueFull,
+        SendRefused::TooLarge => SendError::TooLarge,
     }
 }
 

@@ -70,7 +70,7 @@ impl<C: GuestCall> Lane<C> {
 pub(crate) const WEDGED_GRACE: Duration = Duration::from_secs(1);
 
 /// The shared instances of one app version, serving requests of kind `C`.
-pub(crate) struct SharedInstances<C: GuestCall> {
+pub(crate) struct ConcurrentInstances<C: GuestCall> {
     reuse: Reuse,
     /// How long a request may hold its lane: its timeout and the grace.
     hold: Duration,
@@ -96,10 +96,10 @@ pub(crate) struct NewLane<C: GuestCall> {
     pub(crate) jobs: mpsc::UnboundedReceiver<Job<C>>,
 }
 
-impl<C: GuestCall> SharedInstances<C> {
+impl<C: GuestCall> ConcurrentInstances<C> {
     /// Share instances as `reuse` says, for requests with `timeout`.
-    pub(crate) fn new(reuse: &Reuse, timeout: Duration) -> Arc<SharedInstances<C>> {
-        Arc::new(SharedInstances {
+    pub(crate) fn new(reuse: &Reuse, timeout: Duration) -> Arc<ConcurrentInstances<C>> {
+        Arc::new(ConcurrentInstances {
             reuse: reuse.clone(),
             hold: timeout.saturating_add(WEDGED_GRACE),
             lanes: Mutex::new(Lanes {
