@@ -64,6 +64,26 @@ pub(crate) enum Executor {
     Standard(Option<Arc<ConcurrentInstances<StandardCall>>>),
 }
 
+/// WebSocket routes and TCP listeners need a squall-sdk app.
+fn refuse_what_standard_components_lack<T>(guest: &Guest<T>, config: &AppConfig) -> Result<()> {
+    if !matches!(guest, Guest::Standard(_)) {
+        return Ok(());
+    }
+    if !config.websockets.is_empty() {
+        anyhow::bail!(
+            "app {:?} is a standard wasi:http component: WebSocket routes need a squall-sdk app",
+            config.name
+        );
+    }
+    if !config.tcp.is_empty() {
+        anyhow::bail!(
+            "app {:?} is a standard wasi:http component: TCP listeners need a squall-sdk app",
+            config.name
+        );
+    }
+    Ok(())
+}
+
 /// The executor for a `guest`'s kind, sharing instances if `config` says.
 fn executor_for<T>(guest: &Guest<T>, config: &AppConfig) -> Result<Executor> {
     fn pool<C: GuestCall>(config: &AppConfig) -> Option<Arc<ConcurrentInstances<C>>> {
@@ -120,18 +140,7 @@ impl App {
             hits.clone(),
             redact,
         )?;
-        if matches!(component.guest(), Guest::Standard(_)) && !config.websockets.is_empty() {
-            anyhow::bail!(
-                "app {:?} is a standard wasi:http component: WebSocket routes need a squall-sdk app",
-                config.name
-            );
-        }
-        if matches!(component.guest(), Guest::Standard(_)) && !config.tcp.is_empty() {
-            anyhow::bail!(
-                "app {:?} is a standard wasi:http component: TCP listeners need a squall-sdk app",
-                config.name
-            );
-        }
+        refuse_what_standard_components_lack(component.guest(), config)?;
         let executor = executor_for(component.guest(), config)?;
         let static_files = Arc::new(StaticFiles::new(&config.static_dirs)?);
         let grants = Grants::new(
@@ -173,29 +182,36 @@ impl App {
             executor,
         };
         if matches!(app.component.guest(), Guest::Squall(_)) {
-            let description = app.describe()?;
-            if !description.route_errors.is_empty() {
-                anyhow::bail!(
-                    "app {:?} has malformed routes: {}",
-                    config.name,
-                    description.route_errors.join("; ")
-                );
-            }
-            for pattern in &description.websocket_routes {
-                let prefix = websocket_prefix(pattern);
-                // A manifest route that covers it sets its mode and limits.
-                let known = app.websockets.iter().any(|route| {
-                    route
-                        .routes
-                        .iter()
-                        .any(|route| crate::routes::prefix_matches(route, &prefix))
-                });
-                if !known {
-                    app.websockets.push(WebSocketRoute::declared(prefix));
-                }
-            }
+            app.take_declared_routes()?;
         }
         Ok(app)
+    }
+
+    /// Ask a squall-sdk app what it declares: malformed routes refuse it;
+    /// its WebSocket routes join the manifest's (which set their mode and
+    /// limits where they cover one).
+    fn take_declared_routes(&mut self) -> Result<()> {
+        let description = self.describe()?;
+        if !description.route_errors.is_empty() {
+            anyhow::bail!(
+                "app {:?} has malformed routes: {}",
+                self.name,
+                description.route_errors.join("; ")
+            );
+        }
+        for pattern in &description.websocket_routes {
+            let prefix = websocket_prefix(pattern);
+            let known = self.websockets.iter().any(|route| {
+                route
+                    .routes
+                    .iter()
+                    .any(|route| crate::routes::prefix_matches(route, &prefix))
+            });
+            if !known {
+                self.websockets.push(WebSocketRoute::declared(prefix));
+            }
+        }
+        Ok(())
     }
 
     /// Start serving under this version's limits: the counts it took over

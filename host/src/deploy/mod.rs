@@ -13,14 +13,14 @@
 
 mod overrides;
 
-use crate::app::{App, AppHandle};
+use crate::app::{App, AppHandle, AppRef};
 use crate::capabilities::{self, HostServices, StoreCapabilities};
 use crate::config::{AppConfig, BackendConfig, Manifest, ServerConfig};
 use crate::hub::Hub;
 use crate::kv::KvBackend;
 use crate::kv::embedded::Embedded;
 use crate::kv::redis::RedisKv;
-use crate::routes::RouteTable;
+use crate::routes::{Claim, RouteTable};
 use crate::runtime::{AppInstances, Runtime, RuntimeConfig, Share, share_of};
 use crate::server::{AppRouter, Tls};
 use anyhow::{Context, Result};
@@ -196,14 +196,34 @@ impl Deployment {
         Some(applied)
     }
 
-    /// Apply `manifest` to the apps in `served`.
+    /// Apply `manifest` to the apps in `served`: load what changed beside
+    /// what serves, then either switch to it all (routes, versions,
+    /// removals) or, if the routes it would make clash, give back what
+    /// was taken and change nothing.
     fn apply_locked(
         &self,
         served: &mut Served,
         manifest: &Manifest,
         component_of: ComponentOf<'_>,
     ) -> DeployReport {
-        let mut applied = DeployReport::default();
+        let mut report = DeployReport::default();
+        self.reload_server_table(manifest, &mut report);
+        let plan = self.plan(served, manifest, component_of, &mut report);
+        match RouteTable::new(plan.routes()) {
+            Ok(router) => self.commit(served, plan, router, &mut report),
+            Err(why) => {
+                // Two apps would claim the same route: change nothing.
+                plan.roll_back(&served.apps);
+                report.refused.push(("(manifest)".to_owned(), why));
+                report.added.clear();
+            }
+        }
+        report
+    }
+
+    /// What of the `[server]` table can change while serving: the
+    /// certificates (read again whatever changed: their files may have).
+    fn reload_server_table(&self, manifest: &Manifest, report: &mut DeployReport) {
         let certificates_aside = ServerConfig {
             certificates: self.server.certificates.clone(),
             ..manifest.server.clone()
@@ -211,92 +231,90 @@ impl Deployment {
         if certificates_aside != self.server {
             tracing::warn!("the [server] table changed: restart the host to apply it");
         }
-        // Certificates are read again whatever changed: their files may have.
         if let Some(tls) = &self.tls {
             match tls.reload(&manifest.server.certificates) {
                 Ok(()) => tracing::info!("TLS certificates reloaded"),
-                Err(err) => applied
+                Err(err) => report
                     .refused
                     .push(("(certificates)".to_owned(), format!("{err:#}"))),
             }
         }
-        let mut next = Vec::new();
-        let mut swaps = Vec::new();
+    }
+
+    /// Load every app `manifest` adds and every new version it makes,
+    /// beside what serves; each refusal goes to `report`.
+    fn plan(
+        &self,
+        served: &mut Served,
+        manifest: &Manifest,
+        component_of: ComponentOf<'_>,
+        report: &mut DeployReport,
+    ) -> Plan {
+        let mut plan = Plan::default();
         for config in &manifest.apps {
             let existing = served
                 .apps
                 .iter()
                 .find(|handle| handle.current().name() == config.name)
                 .cloned();
-            match existing {
-                None => match self.add(served, config, component_of) {
+            let Some(handle) = existing else {
+                match self.add(served, config, component_of) {
                     Ok(handle) => {
-                        applied.added.push(config.name.clone());
-                        next.push(handle);
+                        report.added.push(config.name.clone());
+                        plan.next.push(handle);
                     }
-                    Err(err) => applied
+                    Err(err) => report
                         .refused
                         .push((config.name.clone(), format!("{err:#}"))),
-                },
-                Some(handle) => {
-                    match self.next_version(&handle.current(), config, component_of) {
-                        Ok(Some(app)) => swaps.push((handle.clone(), app)),
-                        Ok(None) => {}
-                        Err(err) => {
-                            applied
-                                .refused
-                                .push((config.name.clone(), format!("{err:#}")));
-                        }
-                    }
-                    next.push(handle);
                 }
+                continue;
+            };
+            match self.next_version(&handle.current(), config, component_of) {
+                Ok(Some(app)) => plan.swaps.push((handle.clone(), app)),
+                Ok(None) => {}
+                Err(err) => report
+                    .refused
+                    .push((config.name.clone(), format!("{err:#}"))),
             }
+            plan.next.push(handle);
         }
-        // The routes as they will be once every swap is made.
-        let routes = next.iter().map(|handle| {
-            let app = swaps
-                .iter()
-                .find(|(swapped, _)| Arc::ptr_eq(swapped, handle))
-                .map_or_else(|| handle.current(), |(_, app)| app.clone());
-            (app.name().to_owned(), app.claims().to_vec(), handle.clone())
-        });
-        let router = match RouteTable::new(routes) {
-            Ok(router) => router,
-            Err(why) => {
-                // Two apps would claim the same route: change nothing.
-                for handle in next.iter().filter(|h| !holds(&served.apps, h)) {
-                    let _ = handle.current().instances().reshare(Share::NONE);
-                }
-                for (handle, _) in &swaps {
-                    let _ = handle
-                        .current()
-                        .instances()
-                        .reshare(share_of(handle.current().limits()));
-                }
-                applied.refused.push(("(manifest)".to_owned(), why));
-                applied.added.clear();
-                return applied;
-            }
-        };
+        plan
+    }
+
+    /// Serve what `plan` loaded: new versions swapped in, apps it leaves
+    /// out drained, `router` the route table.
+    fn commit(
+        &self,
+        served: &mut Served,
+        plan: Plan,
+        router: AppRouter,
+        report: &mut DeployReport,
+    ) {
         let grace = self.server.drain_timeout;
-        for (handle, app) in swaps {
-            applied.updated.push(app.name().to_owned());
+        for (handle, app) in plan.swaps {
+            report.updated.push(app.name().to_owned());
             crate::stats::swap(app.name_label());
             handle.swap(app, grace);
         }
-        for handle in served.apps.iter().filter(|h| !holds(&next, h)) {
+        for handle in served.apps.iter().filter(|h| !holds(&plan.next, h)) {
             let app = handle.current();
-            let _ = app.instances().reshare(Share {
+            // Its floor is given back to the others while it drains.
+            let drained = Share {
                 reserved: 0,
                 max: app.limits().max_instances,
-            });
+            };
+            if let Err(why) = app.instances().reshare(drained) {
+                tracing::warn!(
+                    app = app.name(),
+                    "its pool share stays while it drains: {why}"
+                );
+            }
             handle.remove(grace);
-            applied.removed.push(app.name().to_owned());
+            report.removed.push(app.name().to_owned());
         }
         self.router.store(Arc::new(router));
-        self.current.store(Arc::new(next.clone()));
-        served.apps = next;
-        applied
+        self.current.store(Arc::new(plan.next.clone()));
+        served.apps = plan.next;
     }
 
     /// Load a new app, under its own account with the pool.
@@ -514,6 +532,49 @@ fn in_parallel<T: Sync, R: Send>(items: &[T], work: impl Fn(&T) -> R + Sync) -> 
 }
 
 /// Whether `handle` is one of `apps`.
+/// What applying a manifest loaded, before anything serves it.
+#[derive(Default)]
+struct Plan {
+    /// The apps served after it, in the manifest's order.
+    next: Vec<Arc<AppHandle>>,
+    /// Each app's new version, loaded beside the one serving.
+    swaps: Vec<(Arc<AppHandle>, AppRef)>,
+}
+
+impl Plan {
+    /// The routes as they will be once every swap is made.
+    fn routes(&self) -> impl Iterator<Item = (String, Vec<Claim>, Arc<AppHandle>)> + '_ {
+        self.next.iter().map(|handle| {
+            let app = self
+                .swaps
+                .iter()
+                .find(|(swapped, _)| Arc::ptr_eq(swapped, handle))
+                .map_or_else(|| handle.current(), |(_, app)| app.clone());
+            (app.name().to_owned(), app.claims().to_vec(), handle.clone())
+        })
+    }
+
+    /// Give back the pool shares what it loaded took, `serving` being the
+    /// apps served now (which keep serving as they are).
+    fn roll_back(&self, serving: &[Arc<AppHandle>]) {
+        let give_back = |app: &AppRef, share: Share| {
+            if let Err(why) = app.instances().reshare(share) {
+                tracing::warn!(
+                    app = app.name(),
+                    "its pool share could not be given back: {why}"
+                );
+            }
+        };
+        for handle in self.next.iter().filter(|h| !holds(serving, h)) {
+            give_back(&handle.current(), Share::NONE);
+        }
+        for (handle, _) in &self.swaps {
+            let app = handle.current();
+            give_back(&app, share_of(app.limits()));
+        }
+    }
+}
+
 fn holds(apps: &[Arc<AppHandle>], handle: &Arc<AppHandle>) -> bool {
     apps.iter().any(|app| Arc::ptr_eq(app, handle))
 }

@@ -147,7 +147,7 @@ async fn serve(
     let close_request = connection.close_requested();
     tokio::pin!(close_request);
 
-    let (ending, reply) = loop {
+    let (ending, closer) = loop {
         if handler.is_none()
             && let Some(message) = inbox.pop()
         {
@@ -160,11 +160,11 @@ async fn serve(
         }
         tokio::select! {
             () = &mut shutdown => {
-                break (Ending::new(CloseCode::Away, "server shutting down"), true);
+                break (Ending::new(CloseCode::Away, "server shutting down"), Closer::Host);
             }
             (code, reason) = &mut superseded => {
                 tracing::info!("closing: {reason}");
-                break (Ending { code, reason: reason.to_owned() }, true);
+                break (Ending { code, reason: reason.to_owned() }, Closer::Host);
             }
             request = &mut close_request => {
                 break close_as_asked(&mut sink, &mut outbox, request, route.write_timeout).await;
@@ -174,9 +174,9 @@ async fn serve(
                 match done {
                     Ok(Ok(())) => {}
                     Ok(Err(failure)) => {
-                        break (Ending::new(failure.close_code().into(), "the handler failed"), true);
+                        break (Ending::new(failure.close_code().into(), "the handler failed"), Closer::Host);
                     }
-                    Err(_) => break (Ending::new(CloseCode::Error, "the handler failed"), true),
+                    Err(_) => break (Ending::new(CloseCode::Error, "the handler failed"), Closer::Host),
                 }
             }
             frame = outbox.recv() => {
@@ -186,37 +186,20 @@ async fn serve(
                 }
             }
             incoming = stream.next(), if !inbox.is_full() => {
-                let message = match incoming {
-                    None => break (Ending::new(CloseCode::Abnormal, "connection dropped"), false),
-                    Some(Err(err)) => break (ending_for(&err), true),
-                    Some(Ok(Frame::Close(frame))) => {
-                        let ending = frame.map_or(Ending::new(CloseCode::Status, ""), |frame| Ending {
-                            code: frame.code.into(),
-                            reason: frame.reason.to_string(),
-                        });
-                        // tungstenite queued the reply; send it.
-                        let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
-                        break (ending, false);
-                    }
-                    Some(Ok(Frame::Text(text))) => WsMessage::Text(text.to_string()),
-                    Some(Ok(Frame::Binary(bytes))) => WsMessage::Binary(bytes.to_vec()),
-                    Some(Ok(Frame::Pong(_))) => {
+                match take_frame(incoming, &mut sink, route.write_timeout).await {
+                    Read::End(ending, closer) => break (ending, closer),
+                    Read::Pong => {
                         awaiting_pong = false;
                         keepalive.as_mut().reset(Instant::now() + route.ping_interval);
-                        continue;
                     }
-                    // tungstenite answers pings itself; flush the pong out.
-                    Some(Ok(Frame::Ping(_) | Frame::Frame(_))) => {
-                        if timed(route.write_timeout, sink.flush()).await.is_err() {
-                            break (Ending::new(CloseCode::Abnormal, "write failed"), false);
+                    Read::Handled => {}
+                    Read::Message(message) => {
+                        if let Some(limit) = route.idle_timeout {
+                            idle.as_mut().reset(Instant::now() + limit);
                         }
-                        continue;
+                        inbox.push(message);
                     }
-                };
-                if let Some(limit) = route.idle_timeout {
-                    idle.as_mut().reset(Instant::now() + limit);
                 }
-                inbox.push(message);
             }
             () = &mut keepalive => {
                 if inbox.is_full() {
@@ -227,7 +210,7 @@ async fn serve(
                     continue;
                 }
                 if awaiting_pong {
-                    break (Ending::new(CloseCode::Away, "ping timeout"), true);
+                    break (Ending::new(CloseCode::Away, "ping timeout"), Closer::Host);
                 }
                 let ping = timed(route.write_timeout, sink.send(Frame::Ping(Bytes::new())));
                 let written = or_close(ping, close_request.as_mut()).await;
@@ -238,32 +221,98 @@ async fn serve(
                 keepalive.as_mut().reset(Instant::now() + route.ping_timeout);
             }
             () = &mut idle => {
-                break (Ending::new(CloseCode::Away, "idle"), true);
+                break (Ending::new(CloseCode::Away, "idle"), Closer::Host);
             }
         }
     };
     if let Some(task) = handler {
         task.abort();
     }
-    if reply {
-        // Our side closes: send the close frame, then give the client a
-        // moment to answer before dropping the socket.
-        let frame = CloseFrame {
-            code: ending.code.into(),
-            reason: ending.reason.clone().into(),
-        };
-        let close = async {
-            let _ = sink.send(Frame::Close(Some(frame))).await;
-            let _ = sink.flush().await;
-            while let Some(Ok(frame)) = stream.next().await {
-                if matches!(frame, Frame::Close(_)) {
-                    break;
-                }
-            }
-        };
-        let _ = tokio::time::timeout(Duration::from_secs(2), close).await;
+    if closer == Closer::Host {
+        send_close(&mut sink, &mut stream, &ending).await;
     }
     ending
+}
+
+/// Who ends the closing handshake once the socket's loop is over.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Closer {
+    /// The host: it sends a close frame and waits a moment for the answer.
+    Host,
+    /// Nobody: the client closed, or the connection is gone.
+    Done,
+}
+
+/// What a frame read from the client asks of the loop.
+enum Read {
+    /// A message for the guest.
+    Message(WsMessage),
+    /// A pong: the client is alive.
+    Pong,
+    /// Nothing more to do (a ping answered).
+    Handled,
+    /// The connection ends.
+    End(Ending, Closer),
+}
+
+/// Take one frame read from the client (`None`: the connection dropped).
+async fn take_frame(
+    incoming: Option<Result<Frame, TungsteniteError>>,
+    sink: &mut Sink,
+    write_timeout: Duration,
+) -> Read {
+    match incoming {
+        None => Read::End(
+            Ending::new(CloseCode::Abnormal, "connection dropped"),
+            Closer::Done,
+        ),
+        Some(Err(err)) => Read::End(ending_for(&err), Closer::Host),
+        Some(Ok(Frame::Close(frame))) => {
+            let ending = frame.map_or(Ending::new(CloseCode::Status, ""), |frame| Ending {
+                code: frame.code.into(),
+                reason: frame.reason.to_string(),
+            });
+            // tungstenite queued the reply; send it.
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
+            Read::End(ending, Closer::Done)
+        }
+        Some(Ok(Frame::Text(text))) => Read::Message(WsMessage::Text(text.to_string())),
+        Some(Ok(Frame::Binary(bytes))) => Read::Message(WsMessage::Binary(bytes.to_vec())),
+        Some(Ok(Frame::Pong(_))) => Read::Pong,
+        // tungstenite answers pings itself; flush the pong out.
+        Some(Ok(Frame::Ping(_) | Frame::Frame(_))) => {
+            if timed(write_timeout, sink.flush()).await.is_err() {
+                return Read::End(
+                    Ending::new(CloseCode::Abnormal, "write failed"),
+                    Closer::Done,
+                );
+            }
+            Read::Handled
+        }
+    }
+}
+
+/// Our side closes: send the close frame, then give the client a moment to
+/// answer before the socket is dropped.
+async fn send_close(
+    sink: &mut Sink,
+    stream: &mut futures::stream::SplitStream<WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>>,
+    ending: &Ending,
+) {
+    let frame = CloseFrame {
+        code: ending.code.into(),
+        reason: ending.reason.clone().into(),
+    };
+    let close = async {
+        let _ = sink.send(Frame::Close(Some(frame))).await;
+        let _ = sink.flush().await;
+        while let Some(Ok(frame)) = stream.next().await {
+            if matches!(frame, Frame::Close(_)) {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), close).await;
 }
 
 /// Messages read from the client that wait for the handler: a few, and no
@@ -397,17 +446,16 @@ async fn or_close(
 }
 
 /// Perform a close asked for (by the guest, or by a full queue): what was
-/// queued before it goes out first. The loop's ending and whether to send
-/// the close frame.
+/// queued before it goes out first. The loop's ending, and who closes.
 async fn close_as_asked(
     sink: &mut Sink,
     outbox: &mut Outbox,
     request: CloseFrame,
     timeout: Duration,
-) -> (Ending, bool) {
+) -> (Ending, Closer) {
     match flush_queued(sink, outbox, timeout).await {
-        Ok(()) => (Ending::asked(&request), true),
-        Err(ending) => (ending, false),
+        Ok(()) => (Ending::asked(&request), Closer::Host),
+        Err(ending) => (ending, Closer::Done),
     }
 }
 
@@ -419,11 +467,11 @@ async fn ending_after(
     sink: &mut Sink,
     outbox: &mut Outbox,
     timeout: Duration,
-) -> Option<(Ending, bool)> {
+) -> Option<(Ending, Closer)> {
     match written {
         Ok(None) => None,
         Ok(Some(request)) => Some(close_as_asked(sink, outbox, request, timeout).await),
-        Err(ending) => Some((ending, false)),
+        Err(ending) => Some((ending, Closer::Done)),
     }
 }
 
