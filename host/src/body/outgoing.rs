@@ -203,72 +203,12 @@ impl Body for OutgoingBody {
                 failed,
                 read,
                 cut,
-            } => {
-                if let Some(word) = cut
-                    && Pin::new(word).poll(cx).is_ready()
-                {
-                    *cut = None;
-                    return Poll::Ready(Some(Err(
-                        "cut: the request's timeout passed or its shared instance stopped".into(),
-                    )));
-                }
-                if let Some(running) = guest
-                    && let Poll::Ready(outcome) = running.poll(cx)
-                {
-                    *guest = None;
-                    if let Err(err) = outcome {
-                        *failed = Some(err);
-                    }
-                }
-                match ready!(Pin::new(body).poll_frame(cx)) {
-                    Some(frame) => Poll::Ready(Some(frame.map_err(BoxError::from))),
-                    // Its end is clean only if the guest did not fail; what
-                    // the guest still does is work after the response.
-                    None => {
-                        if let Some(running) = guest.take() {
-                            running.finish_in_background();
-                        }
-                        *read = None;
-                        Poll::Ready(failed.take().map(Err))
-                    }
-                }
-            }
+            } => poll_wasi(cx, body, guest, failed, read, cut),
             OutgoingBody::Streamed {
                 chunks,
                 guest,
                 finished,
-            } => {
-                // A guest stopped mid-stream (a failure, or the request's
-                // timeout on a shared instance, which goes on) cuts the body
-                // at once rather than leave it waiting for chunks.
-                if let Some(word) = finished
-                    && let Poll::Ready(said) = Pin::new(word).poll(cx)
-                {
-                    *finished = None;
-                    if !said.unwrap_or(false) {
-                        return Poll::Ready(Some(Err(
-                            "the guest did not finish writing the body".into()
-                        )));
-                    }
-                }
-                if let Some(chunk) = ready!(chunks.poll_next_unpin(cx)) {
-                    return Poll::Ready(Some(Ok(Frame::data(chunk))));
-                }
-                // The guest's stream ended; a clean end only if the guest
-                // says it wrote it all.
-                if let Some(word) = finished {
-                    let done = ready!(Pin::new(word).poll(cx)).unwrap_or(false);
-                    *finished = None;
-                    if !done {
-                        return Poll::Ready(Some(Err(
-                            "the guest did not finish writing the body".into()
-                        )));
-                    }
-                }
-                // Done: what the guest still does is work after the response.
-                *guest = None;
-                Poll::Ready(None)
-            }
+            } => poll_streamed(cx, chunks, guest, finished),
         }
     }
 
@@ -376,6 +316,86 @@ impl Drop for OutgoingBody {
             _ => {}
         }
     }
+}
+
+/// The next frame of a standard component's body: cut if its request is
+/// past its timeout, its guest driven meanwhile, a clean end only if the
+/// guest did not fail.
+fn poll_wasi(
+    cx: &mut Context<'_>,
+    body: &mut WasiBody,
+    guest: &mut Option<DrivenGuest>,
+    failed: &mut Option<BoxError>,
+    read: &mut Option<oneshot::Sender<()>>,
+    cut: &mut Option<oneshot::Receiver<()>>,
+) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    if let Some(word) = cut
+        && Pin::new(word).poll(cx).is_ready()
+    {
+        *cut = None;
+        return Poll::Ready(Some(Err(
+            "cut: the request's timeout passed or its shared instance stopped".into(),
+        )));
+    }
+    if let Some(running) = guest
+        && let Poll::Ready(outcome) = running.poll(cx)
+    {
+        *guest = None;
+        if let Err(err) = outcome {
+            *failed = Some(err);
+        }
+    }
+    match ready!(Pin::new(body).poll_frame(cx)) {
+        Some(frame) => Poll::Ready(Some(frame.map_err(BoxError::from))),
+        // Its end is clean only if the guest did not fail; what the guest
+        // still does is work after the response.
+        None => {
+            if let Some(running) = guest.take() {
+                running.finish_in_background();
+            }
+            *read = None;
+            Poll::Ready(failed.take().map(Err))
+        }
+    }
+}
+
+/// The next chunk a squall-sdk guest wrote: a clean end only if the guest
+/// says it wrote it all.
+fn poll_streamed(
+    cx: &mut Context<'_>,
+    chunks: &mut mpsc::Receiver<Bytes>,
+    guest: &mut Option<AbortHandle>,
+    finished: &mut Option<oneshot::Receiver<bool>>,
+) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    // A guest stopped mid-stream (a failure, or the request's timeout on a
+    // shared instance, which goes on) cuts the body at once rather than
+    // leave it waiting for chunks.
+    if let Some(word) = finished
+        && let Poll::Ready(said) = Pin::new(word).poll(cx)
+    {
+        *finished = None;
+        if !said.unwrap_or(false) {
+            return Poll::Ready(Some(
+                Err("the guest did not finish writing the body".into()),
+            ));
+        }
+    }
+    if let Some(chunk) = ready!(chunks.poll_next_unpin(cx)) {
+        return Poll::Ready(Some(Ok(Frame::data(chunk))));
+    }
+    // The guest's stream ended.
+    if let Some(word) = finished {
+        let done = ready!(Pin::new(word).poll(cx)).unwrap_or(false);
+        *finished = None;
+        if !done {
+            return Poll::Ready(Some(
+                Err("the guest did not finish writing the body".into()),
+            ));
+        }
+    }
+    // Done: what the guest still does is work after the response.
+    *guest = None;
+    Poll::Ready(None)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use super::cpu_share::CpuShare;
 use super::engine::TickedEngine;
 use super::pool_share::AppInstances;
 use super::sockets::TcpConnectGrant;
-use super::store::{State, StoreGrants, new_store};
+use super::store::{State, StoreGrants, StoreRecipe, new_store};
 use crate::bindings::AppPre;
 use crate::config::Limits;
 use crate::error::HostError;
@@ -24,15 +24,12 @@ pub(crate) struct AppComponent<H: 'static> {
     /// sharing lasts as long as an app does).
     _compiled: Arc<Component>,
     guest: Guest<H>,
-    limits: Limits,
     engine: TickedEngine,
     /// The app's share of the instance pool.
     instances: AppInstances,
-    hits: Arc<LimitHits>,
-    /// Text never to appear in the log (the app's secrets).
-    redact: Arc<[String]>,
-    /// The app's share of the CPU, and where WASI sockets may connect.
-    grants: StoreGrants,
+    /// Its limits, secrets, CPU share and where WASI sockets may connect:
+    /// what each of its stores is made with.
+    recipe: StoreRecipe,
 }
 
 /// A loaded component's handler.
@@ -63,15 +60,17 @@ impl<H: Send + 'static> AppComponent<H> {
         AppComponent {
             _compiled: compiled,
             guest,
-            limits,
             engine,
             instances,
-            hits,
-            redact,
-            grants: StoreGrants {
-                cpu_share,
-                tcp_connect: None,
-                p3_sockets,
+            recipe: StoreRecipe {
+                limits,
+                hits,
+                redact,
+                grants: StoreGrants {
+                    cpu_share,
+                    tcp_connect: None,
+                    p3_sockets,
+                },
             },
         }
     }
@@ -86,7 +85,7 @@ impl<H: Send + 'static> AppComponent<H> {
         lookups: &Arc<tokio::sync::Semaphore>,
     ) {
         if !policy.is_empty() {
-            self.grants.tcp_connect = Some(TcpConnectGrant {
+            self.recipe.grants.tcp_connect = Some(TcpConnectGrant {
                 policy: Arc::new(policy.clone()),
                 connections: connections.clone(),
                 lookups: lookups.clone(),
@@ -96,7 +95,7 @@ impl<H: Send + 'static> AppComponent<H> {
 
     /// The app's limits.
     pub(crate) fn limits(&self) -> &Limits {
-        &self.limits
+        &self.recipe.limits
     }
 
     /// Its handler, by kind.
@@ -119,21 +118,14 @@ impl<H: Send + 'static> AppComponent<H> {
     /// dropped); an error if the app's share of the pool is taken.
     pub(crate) fn new_store(&self, host: H) -> Result<Store<State<H>>, HostError> {
         let slot = self.instances.acquire()?;
-        Ok(new_store(
-            &self.engine,
-            &self.limits,
-            host,
-            slot,
-            &self.hits,
-            &self.redact,
-            &self.grants,
-        ))
+        Ok(new_store(&self.engine, &self.recipe, host, slot))
     }
 
     /// Charge the host's work on one request or event to the app's CPU
     /// share: how long to wait first if the app is over it.
     pub(crate) fn charge_request(&self) -> Option<std::time::Duration> {
-        self.grants
+        self.recipe
+            .grants
             .cpu_share
             .as_ref()
             .and_then(|share| share.charge_request(std::time::Instant::now()))

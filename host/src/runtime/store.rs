@@ -197,16 +197,30 @@ pub(crate) struct StoreGrants {
     pub(crate) p3_sockets: bool,
 }
 
-/// A fresh store with `limits`, holding `host` for the capabilities.
+/// What each of an app's stores is made with, besides its host state and
+/// its slot of the pool.
+pub(super) struct StoreRecipe {
+    pub(super) limits: Limits,
+    pub(super) hits: Arc<LimitHits>,
+    /// Text never to appear in the log (the app's secrets).
+    pub(super) redact: Arc<[String]>,
+    pub(super) grants: StoreGrants,
+}
+
+/// A fresh store made as `recipe` says, holding `host` for the
+/// capabilities and `slot` of the pool.
 pub(super) fn new_store<H: Send + 'static>(
     engine: &TickedEngine,
-    limits: &Limits,
+    recipe: &StoreRecipe,
     host: H,
     slot: InstanceSlot,
-    hits: &Arc<LimitHits>,
-    redact: &Arc<[String]>,
-    grants: &StoreGrants,
 ) -> Store<State<H>> {
+    let StoreRecipe {
+        limits,
+        hits,
+        redact,
+        grants,
+    } = recipe;
     let log = LogBudget::new(limits.log_per_request, hits.clone(), redact.clone());
     // No files, environment or arguments, and no sockets unless the app's
     // tcp_outbound names where they may connect: capabilities are granted
