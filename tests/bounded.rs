@@ -57,7 +57,7 @@ async fn a_thousandfold_read_is_refused_before_it_is_built(server: &Server) {
         .await
         .unwrap();
     assert_eq!(within.text().await.unwrap(), "8");
-    server.expect_log("max_call_bytes");
+    server.logged("max_call_bytes").await;
     neighbour_answers(server).await;
 }
 

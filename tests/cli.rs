@@ -244,7 +244,7 @@ async fn log_lines_can_be_json_one_object_per_line() {
     let server = Server::start_flags(&support::hello_wasm(), &["--log-format", "json"]);
     let answered = client().get(server.url("/hello/you")).send().await.unwrap();
     assert_eq!(answered.status(), 200);
-    server.expect_log("\"message\":\"request\"");
+    server.logged("\"message\":\"request\"").await;
     let logs = server.logs();
     let line = logs
         .lines()

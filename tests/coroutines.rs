@@ -68,7 +68,7 @@ async fn fanout_names_the_error_of_a_url_outside_the_allow_list() {
     assert_eq!(results[0]["status"], 200, "{results}");
     assert_eq!(results[1]["error"], "denied", "{results}");
     assert_eq!(results[2]["error"], "connect", "{results}");
-    server.expect_log("fetch denied");
+    server.logged("fetch denied").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -325,7 +325,9 @@ async fn work_spawned_by_a_handler_runs_after_the_response_within_the_limits() {
             "{}",
             server.logs()
         );
-        server.expect_log(&format!("{what} work after the response"));
+        server
+            .logged(&format!("{what} work after the response"))
+            .await;
         served_again(&server).await;
     }
     assert_eq!(upstream.requests(), 2);
@@ -338,7 +340,7 @@ async fn work_spawned_by_a_handler_runs_after_the_response_within_the_limits() {
         .await
         .unwrap();
     assert_eq!(response.text().await.unwrap(), "answered");
-    server.expect_log("spinning after the response");
+    server.logged("spinning after the response").await;
     assert!(
         server.wait_for_log(
             "work after the response ended: the request ran guest code for longer than its cpu_time limit",

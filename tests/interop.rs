@@ -27,7 +27,7 @@ async fn get(server: &Server, path: &str) -> (u16, String) {
 async fn standard_routes(krate: &str, greeting: &str, kind: &str) {
     let upstream = Upstream::start().await;
     let server = serve(&component(krate), &upstream.base);
-    server.expect_log(kind);
+    server.logged(kind).await;
 
     assert_eq!(get(&server, "/").await, (200, greeting.to_owned()));
 
@@ -55,7 +55,7 @@ async fn standard_routes(krate: &str, greeting: &str, kind: &str) {
     let denied = get(&server, "/fetch?url=http://127.0.0.1:1/").await;
     assert_eq!(denied.0, 502);
     assert!(denied.1.contains("HttpRequestDenied"), "{denied:?}");
-    server.expect_log("fetch denied");
+    server.logged("fetch denied").await;
 
     assert_eq!(get(&server, "/missing").await.0, 404);
 }
@@ -83,7 +83,9 @@ async fn a_wasi_0_3_service_component_is_served_unchanged() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_hello_example_built_as_a_standard_component_answers_its_routes() {
     let server = serve(&standard_component("examples/hello"), "http://127.0.0.1:1");
-    server.expect_log("standard wasi:http 0.3 service component");
+    server
+        .logged("standard wasi:http 0.3 service component")
+        .await;
     assert_eq!(get(&server, "/").await, (200, "Hello, world!".to_owned()));
     assert_eq!(
         get(&server, "/hello/standard").await,
@@ -152,7 +154,9 @@ async fn work_after_the_response(krate: &str, what: &str) -> Server {
         "{}",
         server.logs()
     );
-    server.expect_log(&format!("{what} work after the response"));
+    server
+        .logged(&format!("{what} work after the response"))
+        .await;
     assert_eq!(upstream.requests(), 1);
     server
 }
@@ -165,7 +169,7 @@ async fn a_wasi_0_3_component_finishes_its_work_after_the_response_within_its_li
         get(&server, "/after-spin").await,
         (200, "answered".to_owned())
     );
-    server.expect_log("p3 spinning after the response");
+    server.logged("p3 spinning after the response").await;
     assert!(
         server.wait_for_log("cpu_time limit", Duration::from_secs(10)),
         "{}",
@@ -190,7 +194,9 @@ fn serve_outside(krate: &str) -> Server {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_spin_sdk_app_is_served_as_spin_serves_it() {
     let server = serve_outside("tests/guests/spin-hello");
-    server.expect_log("standard wasi:http 0.3 service component");
+    server
+        .logged("standard wasi:http 0.3 service component")
+        .await;
 
     let hello = client().get(server.url("/")).send().await.unwrap();
     assert_eq!(hello.status(), 200);
@@ -216,7 +222,9 @@ async fn a_spin_sdk_app_is_served_as_spin_serves_it() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_wstd_server_streams_and_a_failing_body_ends_broken() {
     let server = serve_outside("tests/guests/wstd-server");
-    server.expect_log("standard wasi:http 0.2 proxy component");
+    server
+        .logged("standard wasi:http 0.2 proxy component")
+        .await;
 
     let hello = client().get(server.url("/")).send().await.unwrap();
     assert_eq!(hello.status(), 200);

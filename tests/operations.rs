@@ -183,7 +183,9 @@ async fn a_broken_version_is_refused_and_the_old_one_keeps_serving() {
     // Not a component at all.
     std::fs::write(dir.path().join("junk"), b"\0asm junk").unwrap();
     replace_file(&dir.path().join("junk"), &app);
-    server.expect_log("new version refused; the old one keeps serving");
+    server
+        .logged("new version refused; the old one keeps serving")
+        .await;
     assert_eq!(text_of(&http, server.url("/")).await, "v1");
 
     // More memory than the pool's slots, which were sized at start.
@@ -197,7 +199,9 @@ async fn a_broken_version_is_refused_and_the_old_one_keeps_serving() {
 
     // A manifest that does not parse changes nothing.
     std::fs::write(&manifest, "[app.versioned\n").unwrap();
-    server.expect_log("the manifest was refused; the apps keep serving");
+    server
+        .logged("the manifest was refused; the apps keep serving")
+        .await;
     assert_eq!(text_of(&http, server.url("/")).await, "v1");
 
     // A good version after all that is taken.
@@ -217,7 +221,7 @@ async fn apps_added_to_the_manifest_are_served_and_removed_ones_drained() {
     );
     std::fs::write(&manifest, versioned_manifest("", &hello)).unwrap();
     wait_for_body(&server.url("/hello/you"), "Hello, you!").await;
-    server.expect_log("added");
+    server.logged("added").await;
 
     // A socket and a slow request of the app about to go.
     let mut socket = connect(&server, "/socket").await;
@@ -229,7 +233,7 @@ async fn apps_added_to_the_manifest_are_served_and_removed_ones_drained() {
         hello_wasm().display().to_string()
     );
     std::fs::write(&manifest, hello_only).unwrap();
-    server.expect_log("removed: draining");
+    server.logged("removed: draining").await;
     wait_for_body(&server.url("/hello/me"), "Hello, me!").await;
     assert_eq!(
         http.get(server.url("/")).send().await.unwrap().status(),
@@ -266,7 +270,7 @@ async fn editing_a_crates_source_rebuilds_and_reloads_it() {
     assert!(code.contains("Hello, "), "the template greets: {code}");
     std::fs::write(&source, code.replace("Hello, ", "Howdy, ")).unwrap();
     wait_for_body(&server.url("/hello/you"), "Howdy, you!").await;
-    server.expect_log("updated");
+    server.logged("updated").await;
 }
 
 /// A manifest serving hello with its compile cache in `dir/cache`.
@@ -302,7 +306,7 @@ async fn a_warm_cache_skips_compiling_and_a_corrupt_entry_is_compiled_again() {
 
     // A start after `squall compile` loads the compiled code.
     let server = Server::with_manifest_file(&manifest, &[]);
-    server.expect_log("code=\"from the compile cache\"");
+    server.logged("code=\"from the compile cache\"").await;
     assert!(!server.logs().contains("compiled and cached"));
     wait_for_body(&server.url("/hello/you"), "Hello, you!").await;
     drop(server);
@@ -320,19 +324,19 @@ async fn a_warm_cache_skips_compiling_and_a_corrupt_entry_is_compiled_again() {
     bytes[middle] ^= 0xff;
     std::fs::write(&entries[0], &bytes).unwrap();
     let server = Server::with_manifest_file(&manifest, &[]);
-    server.expect_log("refused, compiling again");
-    server.expect_log("code=\"compiled and cached\"");
+    server.logged("refused, compiling again").await;
+    server.logged("code=\"compiled and cached\"").await;
     wait_for_body(&server.url("/hello/you"), "Hello, you!").await;
     drop(server);
 
     // Truncated the same.
     std::fs::write(&entries[0], &bytes[..100]).unwrap();
     let server = Server::with_manifest_file(&manifest, &[]);
-    server.expect_log("refused, compiling again");
+    server.logged("refused, compiling again").await;
     wait_for_body(&server.url("/hello/you"), "Hello, you!").await;
     drop(server);
     let server = Server::with_manifest_file(&manifest, &[]);
-    server.expect_log("code=\"from the compile cache\"");
+    server.logged("code=\"from the compile cache\"").await;
 }
 
 #[test]
@@ -447,7 +451,9 @@ async fn the_admin_api_deploys_removes_and_reloads_behind_its_token() {
         "{deployed}"
     );
     wait_for_body(&server.url("/"), "v2").await;
-    server.expect_log("admin: deploying an uploaded component");
+    server
+        .logged("admin: deploying an uploaded component")
+        .await;
 
     // A broken upload is refused; version 2 keeps serving.
     let junk = b"\0asm not a component".to_vec();
@@ -521,7 +527,7 @@ async fn the_admin_listener_cuts_slow_headers_and_holds_few_connections() {
         .collect();
     // One more client waits for a place ...
     let waiting = tokio::spawn(client().get(format!("{admin}/metrics")).send());
-    server.expect_log("admin connection limit reached");
+    server.logged("admin connection limit reached").await;
     // ... while the apps are served as ever.
     support::neighbour_answers(&server).await;
     // Each unfinished head is cut at the header read timeout ...
@@ -552,7 +558,7 @@ async fn guest_log_lines_reach_the_log_at_their_level_within_the_budget() {
     let http = client();
 
     assert_eq!(text_of(&http, server.url("/log")).await, "logged");
-    server.expect_log("squall::guest: from the guest, v1");
+    server.logged("squall::guest: from the guest, v1").await;
     let line = server
         .logs()
         .lines()
@@ -566,9 +572,9 @@ async fn guest_log_lines_reach_the_log_at_their_level_within_the_budget() {
 
     // A line larger than the request's budget is cut at it, and counted.
     assert_eq!(text_of(&http, server.url("/log?n=1000")).await, "logged");
-    server.expect_log("guest output over 64 bytes");
+    server.logged("guest output over 64 bytes").await;
     // The limit line is logged before the cut line itself: wait for both.
-    server.expect_log(&"x".repeat(64));
+    server.logged(&"x".repeat(64)).await;
     let logs = server.logs();
     assert!(
         logs.contains(&"x".repeat(64)) && !logs.contains(&"x".repeat(65)),

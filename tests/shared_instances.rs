@@ -107,8 +107,8 @@ async fn neighbours_on_a_broken_instance_get_a_503_at_once() {
         "the neighbour waited {:?} for its answer",
         started.elapsed()
     );
-    server.expect_log("the guest failed");
-    server.expect_log("other requests in flight");
+    server.logged("the guest failed").await;
+    server.logged("other requests in flight").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -128,7 +128,9 @@ async fn an_instance_held_by_a_blocking_call_is_stopped_past_the_timeout() {
         "answered after {:?}",
         started.elapsed()
     );
-    server.expect_log("gave no answer within the request's timeout");
+    server
+        .logged("gave no answer within the request's timeout")
+        .await;
     assert_eq!(served(&server).await, "1");
     assert_eq!(
         get(&server, "/hello/you").await,
@@ -148,7 +150,7 @@ async fn an_instance_held_by_requests_whose_clients_left_is_stopped_too() {
             .await;
         assert!(gone.is_err(), "the client gave up first");
     }
-    server.expect_log("cannot end it: it is stopped");
+    server.logged("cannot end it: it is stopped").await;
     assert_eq!(served(&server).await, "1");
 }
 
@@ -284,7 +286,9 @@ async fn an_endless_body_is_cut_and_the_instance_serves_on(server: &Server) {
             .unwrap(),
         "the body ended cleanly"
     );
-    server.expect_log("the request's timeout cut its streamed body");
+    server
+        .logged("the request's timeout cut its streamed body")
+        .await;
     // The instance was not stopped for it.
     assert_eq!(served(server).await, "2");
 }

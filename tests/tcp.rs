@@ -399,7 +399,7 @@ async fn standard_components_connect_through_wasi_sockets_where_tcp_outbound_all
     let unnamed = upstream();
     let (status, _) = get(&granted, format!("127.0.0.1:{unnamed}")).await;
     assert_eq!(status, 502);
-    granted.expect_log("wasi:sockets use denied");
+    granted.logged("wasi:sockets use denied").await;
     // Without tcp_outbound, no sockets at all.
     let bare = Server::with_manifest(&format!("[app.p2]\nsource = {wasm:?}\n"));
     let (status, _) = get(&bare, format!("127.0.0.1:{port}")).await;

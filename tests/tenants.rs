@@ -126,7 +126,7 @@ async fn a_request_no_app_claims_gets_the_hosts_404() {
     let response = client().get(server.url("/hello/x")).send().await.unwrap();
     assert_eq!(response.status(), 404);
     assert_eq!(response.text().await.unwrap(), "Not Found\n");
-    server.expect_log("no app serves this host and path");
+    server.logged("no app serves this host and path").await;
 }
 
 #[test]
@@ -215,7 +215,7 @@ async fn a_tenant_parking_more_than_the_pool_leaves_its_neighbours_floor() {
         refused, 26,
         "40 parked, 14 fit beside the neighbour's floor of 6"
     );
-    server.expect_log("limit=max_instances");
+    server.logged("limit=max_instances").await;
 }
 
 #[tokio::test]
@@ -256,7 +256,7 @@ async fn max_concurrency_refuses_the_excess_at_once() {
     for request in parked {
         assert_eq!(request.await.unwrap().unwrap().status(), 200);
     }
-    server.expect_log("limit=max_concurrency");
+    server.logged("limit=max_concurrency").await;
 }
 
 #[tokio::test]
@@ -335,9 +335,9 @@ async fn topics_fetches_and_logs_are_fenced() {
     );
     let chatter = http.get(server.url("/bad/log/64")).send().await.unwrap();
     assert_eq!(chatter.status(), 200);
-    server.expect_log("limit=log_per_request");
-    server.expect_log("limit=pubsub_topics");
-    server.expect_log("limit=max_fetches");
+    server.logged("limit=log_per_request").await;
+    server.logged("limit=pubsub_topics").await;
+    server.logged("limit=max_fetches").await;
     let logged = server
         .logs()
         .lines()
@@ -367,13 +367,13 @@ async fn websockets_are_fenced_per_app() {
         }
         other => panic!("a third socket got {other:?}"),
     }
-    server.expect_log("limit=max_connections");
+    server.logged("limit=max_connections").await;
     // The flood: a client that does not read is closed, and the neighbour
     // does not notice.
     use futures::SinkExt;
     first.send(Message::text("go")).await.unwrap();
     neighbour_keeps_working(&server, 10).await;
-    server.expect_log("send queue full");
+    server.logged("send queue full").await;
 }
 
 #[tokio::test]
@@ -420,6 +420,6 @@ async fn topic_history_bytes_are_fenced() {
             && text.contains("pubsub_history_bytes"),
         "{text}"
     );
-    server.expect_log("limit=pubsub_history_bytes");
+    server.logged("limit=pubsub_history_bytes").await;
     neighbour_keeps_working(&server, 5).await;
 }

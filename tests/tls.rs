@@ -142,7 +142,7 @@ async fn each_name_gets_its_certificate_http2_by_alpn_and_plain_http_is_redirect
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    server.expect_log("TLS certificates reloaded");
+    server.logged("TLS certificates reloaded").await;
     let stale = client_trusting(&a, "a.test", address, false)
         .get(&url)
         .send()

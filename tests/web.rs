@@ -380,7 +380,7 @@ async fn templates_escape_and_fail_clearly_redirects_and_the_current_user() {
         broken.text().await.unwrap(),
         "the page could not be rendered\n"
     );
-    server.expect_log("template broken.html");
+    server.logged("template broken.html").await;
     let debug = serve(
         &[("cookie_secret", SECRET_1), ("debug", "true")],
         &static_dir(),
@@ -481,7 +481,7 @@ async fn static_files_are_served_by_the_host_with_caching_and_ranges() {
         .unwrap()
         .to_owned();
     assert_eq!(plain.text().await.unwrap(), css);
-    server.expect_log("loaded");
+    server.logged("loaded").await;
     assert!(
         !server
             .logs()

@@ -278,6 +278,12 @@ impl Server {
         }
     }
 
+    /// Like [`Server::expect_log`], yielding to the test's runtime while
+    /// it waits (for async tests: their own tasks go on meanwhile).
+    pub async fn logged(&self, needle: &str) {
+        self.logged_times(needle, 1).await;
+    }
+
     /// Fail the test unless the log shows `needle` within a few seconds.
     pub fn expect_log(&self, needle: &str) {
         assert!(
