@@ -137,14 +137,11 @@ async fn a_swap_under_load_fails_no_request_and_keeps_hibernating_sockets() {
         .logged_times("updated: new requests go to the new version", 1)
         .await;
     // The clients in the loop reach version 2 too before they stop.
-    let reached_by = std::time::Instant::now() + Duration::from_secs(20);
-    while !saw_v2.load(Ordering::Relaxed) {
-        assert!(
-            std::time::Instant::now() < reached_by,
-            "no client reached v2"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    support::until(
+        async || saw_v2.load(Ordering::Relaxed),
+        || "no client reached v2".to_owned(),
+    )
+    .await;
     stop.store(true, Ordering::Relaxed);
     let mut seen = std::collections::BTreeSet::new();
     for client in clients {

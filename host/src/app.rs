@@ -9,7 +9,7 @@ use crate::capabilities::{Grants, GuestState, HostServices, StoreCapabilities};
 use crate::config::{AppConfig, Limits, WebSocketRoute};
 use crate::error::HostError;
 use crate::fence::Fence;
-use crate::guest_call::{GuestCall, SquallCall, StandardCall};
+use crate::guest_call::{SquallCall, StandardCall};
 use crate::hub::Hub;
 use crate::limit_log::{Limit, LimitHits};
 use crate::reuse::concurrent::ConcurrentInstances;
@@ -86,16 +86,18 @@ fn refuse_what_standard_components_lack<T>(guest: &Guest<T>, config: &AppConfig)
 
 /// The executor for a `guest`'s kind, sharing instances if `config` says.
 fn executor_for<T>(guest: &Guest<T>, config: &AppConfig) -> Result<Executor> {
-    fn pool<C: GuestCall>(config: &AppConfig) -> Option<Arc<ConcurrentInstances<C>>> {
-        let reuse = config.reuse.as_ref().filter(|reuse| reuse.concurrent > 1)?;
-        Some(ConcurrentInstances::new(reuse, config.limits.timeout))
-    }
+    let shared = config.reuse.as_ref().filter(|reuse| reuse.concurrent > 1);
+    let timeout = config.limits.timeout;
     Ok(match guest {
-        Guest::Squall(_) => Executor::Squall(pool(config)),
-        Guest::Standard(ProxyPre::P3(_)) => Executor::Standard(pool(config)),
+        Guest::Squall(_) => {
+            Executor::Squall(shared.map(|reuse| ConcurrentInstances::new(reuse, timeout)))
+        }
+        Guest::Standard(ProxyPre::P3(_)) => {
+            Executor::Standard(shared.map(|reuse| ConcurrentInstances::new(reuse, timeout)))
+        }
         // A WASI 0.2 `handle` holds its instance for the whole call: it
         // cannot share one.
-        Guest::Standard(_) if pool::<StandardCall>(config).is_some() => anyhow::bail!(
+        Guest::Standard(_) if shared.is_some() => anyhow::bail!(
             "app {:?} is a WASI 0.2 component, whose handler holds its instance for the whole call: reuse.concurrent above 1 needs a squall-sdk app or a WASI 0.3 component",
             config.name
         ),

@@ -15,6 +15,16 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The repository root.
+/// Wait until `holds` says so, asking again every 20 ms and yielding to
+/// the test's runtime meanwhile; fail the test with `why_not` after 20 s.
+pub async fn until(mut holds: impl AsyncFnMut() -> bool, why_not: impl FnOnce() -> String) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !holds().await {
+        assert!(Instant::now() < deadline, "{}", why_not());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -263,19 +273,15 @@ impl Server {
     /// the test's runtime meanwhile (its own requests go on); fail the test
     /// if it has not after 20 s.
     pub async fn logged_times(&self, needle: &str, times: usize) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let seen = self.logs().matches(needle).count();
-            if seen >= times {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the log showed {needle:?} {seen} times, not {times}:\n{}",
-                self.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        until(
+            async || self.logs().matches(needle).count() >= times,
+            || {
+                let logs = self.logs();
+                let seen = logs.matches(needle).count();
+                format!("the log showed {needle:?} {seen} times, not {times}:\n{logs}")
+            },
+        )
+        .await;
     }
 
     /// Like [`Server::expect_log`], yielding to the test's runtime while

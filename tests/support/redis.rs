@@ -82,12 +82,17 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// A connection to it, for the test's own commands.
+    fn connection(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .and_then(|client| client.get_connection())
+            .expect("a connection to Redis")
+    }
+
     /// A figure of `INFO memory`, in bytes (`used_memory`,
     /// `used_memory_peak`, ...).
     pub fn memory(&self, figure: &str) -> u64 {
-        let mut connection = redis::Client::open(self.url())
-            .and_then(|client| client.get_connection())
-            .expect("a connection to Redis");
+        let mut connection = self.connection();
         let info: String = redis::cmd("INFO")
             .arg("memory")
             .query(&mut connection)
@@ -100,9 +105,7 @@ impl RedisServer {
 
     /// How many of its clients are named `name` (`CLIENT SETNAME`).
     pub fn clients_named(&self, name: &str) -> usize {
-        let mut connection = redis::Client::open(self.url())
-            .and_then(|client| client.get_connection())
-            .expect("a connection to Redis");
+        let mut connection = self.connection();
         let clients: String = redis::cmd("CLIENT")
             .arg("LIST")
             .query(&mut connection)
@@ -114,14 +117,11 @@ impl RedisServer {
     /// Wait until `hosts` hosts follow topics through this Redis (each
     /// has its reading connection), for up to 20 s.
     pub async fn followed_by(&self, hosts: usize) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while self.clients_named("squall-pubsub-reader") < hosts {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "fewer than {hosts} hosts follow topics"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        super::until(
+            async || self.clients_named("squall-pubsub-reader") >= hosts,
+            || format!("fewer than {hosts} hosts follow topics"),
+        )
+        .await;
     }
 
     /// Stop it (as a crash would).
