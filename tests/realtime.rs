@@ -87,6 +87,21 @@ async fn hibernate_keeps_state_between_events_and_live_keeps_memory() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_state_that_no_longer_decodes_is_an_error_not_a_fresh_start() {
+    let server = sockets("");
+    let mut socket = connect(&server, "/count").await;
+    socket.send(Message::text("tick")).await.unwrap();
+    assert_eq!(next_text(&mut socket).await, "state=1 instance=1");
+    socket.send(Message::text("garble")).await.unwrap();
+    socket.send(Message::text("tick")).await.unwrap();
+    let answer = next_text(&mut socket).await;
+    assert!(
+        answer.starts_with("state error: the connection's state is not a u64"),
+        "{answer}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn broadcast_reaches_every_subscribed_socket_without_the_guest() {
     let server = Server::start(&repo().join("examples/chat"));
     let mut sockets = Vec::new();

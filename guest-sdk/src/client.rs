@@ -133,7 +133,8 @@ impl crate::IntoResponse for FetchError {
 /// An outgoing request being built; `.send().await` or just `.await` it.
 ///
 /// ```no_run
-/// use squall_sdk::http::{Method, RequestBuilder};
+/// use squall_sdk::Method;
+/// use squall_sdk::http::RequestBuilder;
 /// use squall_sdk::{Error, Request};
 /// use std::time::Duration;
 ///
@@ -220,7 +221,8 @@ impl RequestBuilder {
     /// A `method` request to `url` (absolute, `http://` or `https://`).
     ///
     /// ```no_run
-    /// use squall_sdk::http::{Method, RequestBuilder};
+    /// use squall_sdk::Method;
+    /// use squall_sdk::http::RequestBuilder;
     /// use squall_sdk::{Error, Request};
     ///
     /// async fn rename(mut req: Request) -> Result<String, Error> {
@@ -472,7 +474,7 @@ impl IntoFuture for RequestBuilder {
 /// A response from [`fetch`]: its head now, its body as it arrives.
 ///
 /// ```no_run
-/// use squall_sdk::http::{self, StatusCode};
+/// use squall_sdk::{StatusCode, http};
 /// use squall_sdk::{Error, Request};
 ///
 /// async fn weather(_req: Request) -> Result<String, Error> {
@@ -503,7 +505,7 @@ impl FetchResponse {
     /// The status.
     ///
     /// ```no_run
-    /// use squall_sdk::http::{self, StatusCode};
+    /// use squall_sdk::{StatusCode, http};
     /// use squall_sdk::{Error, Request};
     ///
     /// async fn availability(req: Request) -> Result<&'static str, Error> {

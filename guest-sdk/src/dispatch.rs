@@ -111,7 +111,7 @@ mod tests {
                 .on_message(move |ws: Connection, message: Message| {
                     let seen = on_message.clone();
                     async move {
-                        let text = message.as_text().unwrap_or("binary").to_owned();
+                        let text = message.text().unwrap_or("binary").to_owned();
                         let name = ws.param("name").unwrap_or_default();
                         seen.borrow_mut()
                             .push(format!("{} {name}: {text}", ws.id()));

@@ -49,7 +49,7 @@ impl Error {
     ///
     /// async fn square(req: Request) -> Result<String, Error> {
     ///     let n: i64 = req
-    ///         .query_argument("n")
+    ///         .query_arguments().get("n")
     ///         .and_then(|n| n.parse().ok())
     ///         .ok_or_else(|| Error::bad_request("n must be a number"))?;
     ///     Ok((n * n).to_string())

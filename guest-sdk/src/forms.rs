@@ -5,7 +5,10 @@
 use crate::{Body, Error, Request};
 use ::http::{StatusCode, header};
 use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
 use std::convert::Infallible;
+use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// The arguments of a request — its query, then its URL-encoded or
@@ -19,7 +22,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 /// async fn search(mut req: Request) -> Result<String, Error> {
 ///     let args = req.arguments().await?;
 ///     let query = args.require("q")?;               // 400 "missing argument: q" if absent
-///     let page: u32 = args.get_or("page", "1").parse().unwrap_or(1);
+///     let page: u32 = args.get_as("page")?.unwrap_or(1);  // 400 if not a number
 ///     Ok(format!("{query}, page {page}, tags {:?}", args.all("tag")))
 /// }
 /// # let req = Request::new(Method::POST, "/search?q=rust&tag=a").with_form(&[("tag", "b")]);
@@ -63,9 +66,52 @@ impl Arguments {
             .collect()
     }
 
+    /// The last value given for `name` parsed as `T`: `None` if there is
+    /// none, `400 Bad Request` naming it if it does not parse.
+    pub fn get_as<T: FromStr>(&self, name: &str) -> Result<Option<T>, Error> {
+        self.get(name)
+            .map(|value| {
+                value
+                    .parse()
+                    .map_err(|_| Error::bad_request(format!("bad argument {name}: {value:?}")))
+            })
+            .transpose()
+    }
+
+    /// The arguments deserialized into `T` (a struct of named fields), the
+    /// last value of each name as [`Arguments::get`] gives it; `400 Bad
+    /// Request` if they do not fit.
+    pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        let last_of: HashMap<&str, usize> = self
+            .pairs
+            .iter()
+            .enumerate()
+            .map(|(index, (key, _))| (key.as_str(), index))
+            .collect();
+        let last_values = self
+            .pairs
+            .iter()
+            .enumerate()
+            .filter(|(index, (key, _))| last_of.get(key.as_str()) == Some(index))
+            .map(|(_, pair)| pair);
+        let encoded = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(last_values)
+            .finish();
+        serde_urlencoded::from_str(&encoded)
+            .map_err(|err| Error::bad_request(format!("bad arguments: {err}")))
+    }
+
     /// Every `(name, value)` pair, in order.
     pub fn pairs(&self) -> &[(String, String)] {
         &self.pairs
+    }
+
+    /// The arguments of a raw query string.
+    pub(crate) fn from_query(query: &str) -> Self {
+        let pairs = form_urlencoded::parse(query.as_bytes())
+            .map(|(key, value)| (key.into_owned(), value.into_owned()))
+            .collect();
+        Arguments { pairs }
     }
 }
 
@@ -212,7 +258,7 @@ impl Request {
     /// URL-encoded or multipart form body (files are skipped; read those
     /// with [`Request::multipart`]). Reads the body.
     pub async fn arguments(&mut self) -> Result<Arguments, Error> {
-        let mut pairs = self.query_pairs();
+        let mut pairs = self.query_arguments().pairs().to_vec();
         match form_kind(self) {
             FormKind::UrlEncoded => {
                 let body = self.bytes().await;

@@ -101,7 +101,7 @@ impl From<KvError> for crate::Error {
 /// use squall_sdk::{Error, Json, Request};
 ///
 /// async fn users(req: Request) -> Result<Json<Value>, Error> {
-///     let after = req.query_argument("after");
+///     let after = req.query_arguments().get("after");
 ///     let page: Page = kv::list_keys("user:", after.as_deref(), 50).await?;
 ///     Ok(Json(json!({ "users": page.keys, "next": page.cursor })))
 /// }
@@ -197,10 +197,10 @@ pub async fn set_with_ttl(
 ///
 /// async fn transfer_seat(req: Request) -> Result<StatusCode, Error> {
 ///     let seat = req.param("seat").unwrap_or_default();
-///     let to = req.query_argument("to").ok_or_else(|| Error::bad_request("to whom?"))?;
+///     let to = req.query_arguments().get("to").ok_or_else(|| Error::bad_request("to whom?"))?;
 ///     // Both keys change, or neither does.
 ///     let entries = [
-///         (format!("seat:{seat}"), to.clone()),
+///         (format!("seat:{seat}"), to.to_owned()),
 ///         (format!("holder:{to}"), seat.to_owned()),
 ///     ];
 ///     kv::set_many(&entries, None).await?;
@@ -242,7 +242,7 @@ pub async fn delete(key: &str) -> Result<bool, KvError> {
 /// use squall_sdk::{Error, Request, kv};
 ///
 /// async fn check_username(req: Request) -> Result<&'static str, Error> {
-///     let name = req.query_argument("name").unwrap_or_default();
+///     let name = req.query_arguments().get("name").unwrap_or_default();
 ///     let taken = kv::exists(&format!("user:{name}")).await?;
 ///     Ok(if taken { "taken" } else { "available" })
 /// }

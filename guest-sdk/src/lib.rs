@@ -61,11 +61,11 @@ pub use serde_json;
 pub use task::spawn;
 pub use time::{Elapsed, Instant, sleep, timeout};
 
-/// HTTP types, and outbound requests through the host's pooled client.
+/// Outbound requests through the host's pooled client, and the HTTP types
+/// beyond the crate root's [`Method`], [`StatusCode`] and [`header`].
 ///
 /// ```no_run
-/// use squall_sdk::http::{self, StatusCode};
-/// use squall_sdk::{Error, Request};
+/// use squall_sdk::{Error, Request, StatusCode, http};
 ///
 /// async fn weather(req: Request) -> Result<String, Error> {
 ///     let city = req.param("city").unwrap_or("Paris");
@@ -78,7 +78,7 @@ pub use time::{Elapsed, Instant, sleep, timeout};
 /// ```
 pub mod http {
     pub use crate::client::{FetchError, FetchResponse, RequestBuilder, fetch, get, post};
-    pub use ::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
+    pub use ::http::{HeaderMap, HeaderName, HeaderValue, Uri};
 }
 
 /// What the `export!` macro expands to: not part of the API.

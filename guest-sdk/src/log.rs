@@ -82,7 +82,7 @@ pub fn trace(message: impl AsRef<str>) {
 /// use squall_sdk::{Request, log};
 ///
 /// async fn search(req: Request) -> String {
-///     let query = req.query_argument("q").unwrap_or_default();
+///     let query = req.query_arguments().get("q").unwrap_or_default();
 ///     log::debug(format!("search for {query:?}"));
 ///     format!("no results for {query}")
 /// }

@@ -28,7 +28,7 @@ use std::time::Duration;
 /// use std::time::Duration;
 ///
 /// async fn poll(req: Request) -> Result<String, Error> {
-///     let after = req.query_argument("after").and_then(|id| id.parse().ok());
+///     let after = req.query_arguments().get("after").and_then(|id| id.parse().ok());
 ///     let messages: Vec<Message> = pubsub::wait("news", after, Duration::from_secs(25)).await?;
 ///     let lines: Vec<String> =
 ///         messages.iter().map(|m| format!("{} {}", m.id, m.text().unwrap_or(""))).collect();
@@ -207,7 +207,7 @@ pub fn publish_json<T: serde::Serialize>(topic: &str, value: &T) -> Result<u64, 
 ///
 /// // Long polling: the client sends the last id it saw, and waits for newer.
 /// async fn updates(req: Request) -> Result<Json<Value>, Error> {
-///     let cursor = req.query_argument("cursor").and_then(|id| id.parse().ok());
+///     let cursor = req.query_arguments().get("cursor").and_then(|id| id.parse().ok());
 ///     let messages = pubsub::wait("chat", cursor, Duration::from_secs(30)).await?;
 ///     let texts: Vec<&str> = messages.iter().filter_map(|m| m.text()).collect();
 ///     let next = messages.last().map(|m| m.id).or(cursor);

@@ -1,9 +1,10 @@
 //! The incoming request as a handler sees it.
 
-use crate::{Body, Error};
-use ::http::header::{self, HeaderMap};
+use crate::{Arguments, Body, Error};
+use ::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use ::http::{Method, StatusCode};
 use serde::de::DeserializeOwned;
+use std::str::FromStr;
 
 /// An HTTP request, with the path parameters its route matched.
 ///
@@ -20,6 +21,8 @@ pub struct Request {
     method: Method,
     path: String,
     query: String,
+    /// The query, decoded once.
+    query_arguments: Arguments,
     authority: Option<String>,
     headers: HeaderMap,
     params: Vec<(String, String)>,
@@ -41,6 +44,7 @@ impl Request {
         Request {
             method,
             path,
+            query_arguments: Arguments::from_query(&query),
             query,
             authority,
             headers,
@@ -66,6 +70,7 @@ impl Request {
             method,
             path: path.to_owned(),
             query: query.to_owned(),
+            query_arguments: Arguments::from_query(query),
             authority: None,
             headers: HeaderMap::new(),
             params: Vec::new(),
@@ -160,13 +165,24 @@ impl Request {
     /// ```
     /// use squall_sdk::{Method, Request};
     ///
-    /// let request = Request::new(Method::GET, "/")
-    ///     .with_header("accept", "text/html")
-    ///     .with_header("accept", "application/json");
-    /// assert_eq!(request.headers().get_all("accept").iter().count(), 2);
+    /// let request = Request::new(Method::GET, "/").with_header("accept", "text/html");
+    /// assert_eq!(request.headers().len(), 1);
     /// ```
     pub fn headers(&self) -> &HeaderMap {
         &self.headers
+    }
+
+    /// The request headers, to change (e.g. to append a second value).
+    ///
+    /// ```
+    /// use squall_sdk::{Method, Request, header};
+    ///
+    /// let mut request = Request::new(Method::GET, "/").with_header(header::ACCEPT, "text/html");
+    /// request.headers_mut().append(header::ACCEPT, "application/json".parse().expect("valid"));
+    /// assert_eq!(request.headers().get_all(header::ACCEPT).iter().count(), 2);
+    /// ```
+    pub fn headers_mut(&mut self) -> &mut HeaderMap {
+        &mut self.headers
     }
 
     /// One header as text; `None` if absent or not visible ASCII.
@@ -220,72 +236,57 @@ impl Request {
         &self.params
     }
 
-    /// The last value of a query argument, like Tornado's `get_query_argument`.
+    /// A path parameter parsed as `T`: `400 Bad Request` naming it if it
+    /// does not parse, `500` if the route has no such parameter.
     ///
     /// ```
-    /// use squall_sdk::{Method, Request};
+    /// use squall_sdk::{Error, Request, Router, StatusCode};
+    /// # use squall_sdk::Method;
+    /// # use squall_sdk::futures::FutureExt;
     ///
-    /// let request = Request::new(Method::GET, "/search?q=first&q=hello+world");
-    /// assert_eq!(request.query_argument("q").as_deref(), Some("hello world"));
-    /// assert_eq!(request.query_argument("page"), None);
+    /// async fn user(req: Request) -> Result<String, Error> {
+    ///     let id: u64 = req.param_as("id")?;
+    ///     Ok(format!("user {id}"))
+    /// }
+    /// let router = Router::new().get("/users/{id}", user);
+    /// # let answer = router.handle(Request::new(Method::GET, "/users/7")).now_or_never().expect("ready");
+    /// # assert_eq!(answer.body(), Some(&b"user 7"[..]));
+    /// # let answer = router.handle(Request::new(Method::GET, "/users/seven")).now_or_never().expect("ready");
+    /// # assert_eq!(answer.status(), StatusCode::BAD_REQUEST);
     /// ```
-    pub fn query_argument(&self, name: &str) -> Option<String> {
-        self.query_arguments(name).pop()
+    pub fn param_as<T: FromStr>(&self, name: &str) -> Result<T, Error> {
+        let value = self
+            .param(name)
+            .ok_or_else(|| Error::internal(format!("the route has no path parameter {name:?}")))?;
+        value
+            .parse()
+            .map_err(|_| Error::bad_request(format!("bad path parameter {name}: {value:?}")))
     }
 
-    /// Every value of a query argument, in order.
-    ///
-    /// ```
-    /// use squall_sdk::{Method, Request};
-    ///
-    /// let request = Request::new(Method::GET, "/posts?tag=rust&tag=wasm");
-    /// assert_eq!(request.query_arguments("tag"), ["rust", "wasm"]);
-    /// ```
-    pub fn query_arguments(&self, name: &str) -> Vec<String> {
-        form_urlencoded::parse(self.query.as_bytes())
-            .filter(|(key, _)| key == name)
-            .map(|(_, value)| value.into_owned())
-            .collect()
-    }
-
-    /// The whole query string as decoded `(name, value)` pairs.
-    ///
-    /// ```
-    /// use squall_sdk::{Method, Request};
-    ///
-    /// let request = Request::new(Method::GET, "/?b=2&a=caf%C3%A9");
-    /// let pairs = request.query_pairs();
-    /// assert_eq!(pairs[1], ("a".to_owned(), "café".to_owned()));
-    /// ```
-    pub fn query_pairs(&self) -> Vec<(String, String)> {
-        form_urlencoded::parse(self.query.as_bytes())
-            .map(|(key, value)| (key.into_owned(), value.into_owned()))
-            .collect()
-    }
-
-    /// The query string deserialized into `T`; `400 Bad Request` if it does not fit.
+    /// The query's arguments, decoded (Tornado's `get_query_argument`);
+    /// [`Request::arguments`] adds a form body's fields to them.
     ///
     /// ```
     /// use serde::Deserialize;
-    /// use squall_sdk::{Error, Request};
-    /// # use squall_sdk::Method;
+    /// use squall_sdk::{Error, Method, Request};
+    ///
+    /// let request = Request::new(Method::GET, "/search?q=first&q=hello+world&tag=a&tag=b&page=2");
+    /// let args = request.query_arguments();
+    /// assert_eq!(args.get("q"), Some("hello world"));
+    /// assert_eq!(args.all("tag"), ["a", "b"]);
+    /// assert_eq!(args.get_as::<u32>("page")?, Some(2));
     ///
     /// #[derive(Deserialize)]
     /// struct Search {
     ///     q: String,
     ///     page: Option<u32>,
     /// }
-    ///
-    /// fn search(req: &Request) -> Result<String, Error> {
-    ///     let search: Search = req.query_as()?;
-    ///     Ok(format!("{} (page {})", search.q, search.page.unwrap_or(1)))
-    /// }
-    /// # let found = search(&Request::new(Method::GET, "/?q=rust")).expect("a valid query");
-    /// # assert_eq!(found, "rust (page 1)");
+    /// let search: Search = args.deserialize()?;
+    /// assert_eq!((search.q.as_str(), search.page), ("hello world", Some(2)));
+    /// # Ok::<(), Error>(())
     /// ```
-    pub fn query_as<T: DeserializeOwned>(&self) -> Result<T, Error> {
-        serde_urlencoded::from_str(&self.query)
-            .map_err(|err| Error::new(StatusCode::BAD_REQUEST, format!("bad query: {err}")))
+    pub fn query_arguments(&self) -> &Arguments {
+        &self.query_arguments
     }
 
     /// A cookie sent by the client, by name.
@@ -389,8 +390,10 @@ impl Request {
             .map_err(|err| Error::new(StatusCode::BAD_REQUEST, format!("bad JSON body: {err}")))
     }
 
-    /// The request with header `name` added (built by hand, e.g. in a
-    /// test). A name or value that is not valid is ignored.
+    /// The request with header `name` set to `value`, replacing any value
+    /// it had (built by hand, e.g. in a test), as
+    /// [`Response::with_header`](crate::Response::with_header) does. A name
+    /// or value that is not valid is ignored.
     ///
     /// ```
     /// use squall_sdk::{Method, Request, Router};
@@ -407,12 +410,9 @@ impl Request {
     /// let response = router.handle(request).now_or_never().expect("ready");
     /// assert_eq!(response.body(), Some(&b"ada: hello"[..]));
     /// ```
-    pub fn with_header(mut self, name: &str, value: &str) -> Self {
-        if let (Ok(name), Ok(value)) = (
-            ::http::HeaderName::from_bytes(name.as_bytes()),
-            ::http::HeaderValue::from_str(value),
-        ) {
-            self.headers.append(name, value);
+    pub fn with_header(mut self, name: impl TryInto<HeaderName>, value: &str) -> Self {
+        if let (Ok(name), Ok(value)) = (name.try_into(), HeaderValue::from_str(value)) {
+            self.headers.insert(name, value);
         }
         self
     }
@@ -589,14 +589,15 @@ mod tests {
             Method::GET,
             "/?tag=a&tag=b+c&name=caf%C3%A9&amp=%26%3D&empty=&flag",
         );
-        assert_eq!(request.query_arguments("tag"), vec!["a", "b c"]);
-        assert_eq!(request.query_argument("tag").as_deref(), Some("b c"));
-        assert_eq!(request.query_argument("name").as_deref(), Some("café"));
-        assert_eq!(request.query_argument("amp").as_deref(), Some("&="));
-        assert_eq!(request.query_argument("empty").as_deref(), Some(""));
-        assert_eq!(request.query_argument("flag").as_deref(), Some(""));
-        assert_eq!(request.query_argument("missing"), None);
-        assert!(request.query_arguments("missing").is_empty());
+        let args = request.query_arguments();
+        assert_eq!(args.all("tag"), ["a", "b c"]);
+        assert_eq!(args.get("tag"), Some("b c"));
+        assert_eq!(args.get("name"), Some("café"));
+        assert_eq!(args.get("amp"), Some("&="));
+        assert_eq!(args.get("empty"), Some(""));
+        assert_eq!(args.get("flag"), Some(""));
+        assert_eq!(args.get("missing"), None);
+        assert!(args.all("missing").is_empty());
     }
 
     #[test]
@@ -606,8 +607,9 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        assert_eq!(request.query_pairs(), pairs);
-        assert!(Request::new(Method::GET, "/").query_pairs().is_empty());
+        assert_eq!(request.query_arguments().pairs(), pairs);
+        let bare = Request::new(Method::GET, "/");
+        assert!(bare.query_arguments().pairs().is_empty());
     }
 
     #[derive(Debug, Deserialize, PartialEq)]
@@ -617,9 +619,12 @@ mod tests {
     }
 
     #[test]
-    fn query_as_deserializes_or_answers_400() {
+    fn arguments_deserialize_or_answer_400() {
         let request = Request::new(Method::GET, "/?q=hello+world&page=3");
-        let page: Page = request.query_as().expect("a valid query");
+        let page: Page = request
+            .query_arguments()
+            .deserialize()
+            .expect("a valid query");
         assert_eq!(
             page,
             Page {
@@ -628,16 +633,49 @@ mod tests {
             }
         );
 
-        let missing = Request::new(Method::GET, "/?page=3").query_as::<Page>();
-        let error = missing.expect_err("q is required");
+        let missing = Request::new(Method::GET, "/?page=3");
+        let error = missing
+            .query_arguments()
+            .deserialize::<Page>()
+            .expect_err("q is required");
         assert_eq!(error.status(), StatusCode::BAD_REQUEST);
-        assert!(error.message().starts_with("bad query: "), "{error}");
+        assert!(error.message().starts_with("bad arguments: "), "{error}");
 
-        let not_a_number = Request::new(Method::GET, "/?q=x&page=two").query_as::<Page>();
+        let not_a_number = Request::new(Method::GET, "/?q=x&page=two");
         assert_eq!(
-            not_a_number.map_err(|err| err.status()),
+            not_a_number
+                .query_arguments()
+                .deserialize::<Page>()
+                .map_err(|err| err.status()),
             Err(StatusCode::BAD_REQUEST)
         );
+    }
+
+    #[test]
+    fn typed_arguments_and_path_parameters_answer_400_when_they_do_not_parse() {
+        let request = Request::new(Method::GET, "/?page=2&size=big");
+        let args = request.query_arguments();
+        assert_eq!(
+            args.get_as::<u32>("page").map_err(|e| e.status()),
+            Ok(Some(2))
+        );
+        assert_eq!(
+            args.get_as::<u32>("absent").map_err(|e| e.status()),
+            Ok(None)
+        );
+        let bad = args.get_as::<u32>("size").expect_err("not a number");
+        assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(bad.message(), r#"bad argument size: "big""#);
+
+        let mut request = Request::new(Method::GET, "/users/x");
+        request.set_params(vec![("id".into(), "x".into())]);
+        let bad = request.param_as::<u64>("id").expect_err("not a number");
+        assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(bad.message(), r#"bad path parameter id: "x""#);
+        let missing = request
+            .param_as::<u64>("other")
+            .expect_err("no such parameter");
+        assert_eq!(missing.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 
     #[test]

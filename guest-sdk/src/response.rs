@@ -176,8 +176,9 @@ impl Response {
         self
     }
 
-    /// Set a header, replacing any earlier value. A value that is not a
-    /// valid header value is dropped.
+    /// Set header `name` to `value`, replacing any earlier value, as
+    /// [`Request::with_header`](crate::Request::with_header) does. A name or
+    /// value that is not valid is dropped.
     ///
     /// ```
     /// use squall_sdk::{Response, StatusCode, header};
@@ -187,8 +188,8 @@ impl Response {
     ///     .with_header(header::CACHE_CONTROL, "no-store");
     /// assert_eq!(response.headers()[header::CONTENT_TYPE], "text/csv");
     /// ```
-    pub fn with_header(mut self, name: HeaderName, value: &str) -> Self {
-        if let Ok(value) = HeaderValue::from_str(value) {
+    pub fn with_header(mut self, name: impl TryInto<HeaderName>, value: &str) -> Self {
+        if let (Ok(name), Ok(value)) = (name.try_into(), HeaderValue::from_str(value)) {
             self.headers.insert(name, value);
         }
         self
@@ -407,7 +408,7 @@ impl<T: Serialize> IntoResponse for Json<T> {
 /// use squall_sdk::{Html, Request};
 ///
 /// async fn greet(req: Request) -> Html<String> {
-///     let name = req.query_argument("name").unwrap_or_else(|| "stranger".into());
+///     let name = req.query_arguments().get_or("name", "stranger");
 ///     Html(format!("<h1>Hello, {name}!</h1>"))
 /// }
 /// ```

@@ -147,7 +147,8 @@ impl Router {
     ///
     /// A pattern that does not start with `/`, has an unclosed `{`, or puts
     /// `{*rest}` anywhere but last is a bug in the app: the host refuses to
-    /// load it, naming the pattern (and [`Router::errors`] lists it).
+    /// load it, naming the pattern (and [`Router::handle`] answers `500`
+    /// naming it).
     ///
     /// ```
     /// use squall_sdk::{Method, Request, Router};
@@ -301,7 +302,6 @@ impl Router {
     ///         let _ = ws.send(message);
     ///     }),
     /// );
-    /// # assert_eq!(router.websocket_patterns(), ["/echo"]);
     /// ```
     pub fn websocket(mut self, pattern: &str, handler: WebSocket) -> Self {
         match parse_pattern(pattern) {
@@ -359,35 +359,18 @@ impl Router {
         self.tcp.as_ref()
     }
 
-    /// The patterns of its WebSocket routes, as given.
-    ///
-    /// ```
-    /// use squall_sdk::Router;
-    /// use squall_sdk::websocket::WebSocket;
-    ///
-    /// let router = Router::new()
-    ///     .websocket("/chat/{room}", WebSocket::new())
-    ///     .websocket("/notifications", WebSocket::new());
-    /// assert_eq!(router.websocket_patterns(), ["/chat/{room}", "/notifications"]);
-    /// ```
-    pub fn websocket_patterns(&self) -> Vec<String> {
+    /// The patterns of its WebSocket routes, as given (the host asks at load).
+    #[cfg_attr(feature = "wasi-http", allow(dead_code))]
+    pub(crate) fn websocket_patterns(&self) -> Vec<String> {
         self.websockets
             .iter()
             .map(|(pattern, _, _)| pattern.clone())
             .collect()
     }
 
-    /// Its malformed patterns, each with why.
-    ///
-    /// ```
-    /// use squall_sdk::{Request, Router};
-    ///
-    /// let router = Router::new()
-    ///     .get("/ok", |_req: Request| async { "ok" })
-    ///     .get("missing-slash", |_req: Request| async { "never" });
-    /// assert_eq!(router.errors(), [r#"route pattern "missing-slash" must start with '/'"#]);
-    /// ```
-    pub fn errors(&self) -> &[String] {
+    /// Its malformed patterns, each with why (the host refuses to load it).
+    #[cfg_attr(feature = "wasi-http", allow(dead_code))]
+    pub(crate) fn errors(&self) -> &[String] {
         &self.errors
     }
 
@@ -459,6 +442,12 @@ impl Router {
     /// The pattern of the route added last.
     pub(crate) fn last_pattern(&self) -> Option<String> {
         self.last_pattern.clone()
+    }
+
+    /// Record a mistake in how the app built its routes: the host refuses
+    /// to load the app, naming it.
+    pub(crate) fn refuse(&mut self, why: String) {
+        self.errors.push(why);
     }
 
     /// The handler of the best-matching route (or the fallback, a 404, a 405).

@@ -16,7 +16,7 @@ use std::future::Future;
 /// use squall_sdk::{Request, http, spawn};
 ///
 /// async fn signup(req: Request) -> &'static str {
-///     let user = req.query_argument("user").unwrap_or_default();
+///     let user = req.query_arguments().get_or("user", "anonymous").to_owned();
 ///     spawn(async move {
 ///         // The client does not wait for this.
 ///         let _ = http::post("https://analytics.example.com/events")

@@ -148,7 +148,8 @@ impl Router {
     }
 
     /// Name the route added last, for [`Request::url_for`] (Tornado's
-    /// `reverse_url`).
+    /// `reverse_url`). An empty name, or a name before any route, is a bug
+    /// in the app: the host refuses to load it.
     ///
     /// ```
     /// use squall_sdk::{Request, Router};
@@ -165,11 +166,15 @@ impl Router {
     /// # assert_eq!(answer.body(), Some(&b"/notes/7"[..]));
     /// ```
     pub fn named(mut self, name: &str) -> Self {
-        if let Some(pattern) = self.last_pattern() {
-            let mut names = self.around.names.as_ref().clone();
-            names.retain(|(known, _)| known != name);
-            names.push((name.to_owned(), pattern));
-            self.around.names = Arc::new(names);
+        match self.last_pattern() {
+            Some(pattern) if !name.is_empty() => {
+                let mut names = self.around.names.as_ref().clone();
+                names.retain(|(known, _)| known != name);
+                names.push((name.to_owned(), pattern));
+                self.around.names = Arc::new(names);
+            }
+            Some(_) => self.refuse("a route name must not be empty".to_owned()),
+            None => self.refuse(format!("named({name:?}) follows no route")),
         }
         self
     }
@@ -510,6 +515,25 @@ pub fn authenticated(handler: impl Handler) -> impl Handler {
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 mod tests {
     use super::*;
+
+    #[test]
+    fn naming_nothing_is_refused_like_a_bad_pattern() {
+        let before_any_route = Router::new()
+            .named("home")
+            .get("/", |_req: Request| async { "home" });
+        assert_eq!(
+            before_any_route.errors(),
+            [r#"named("home") follows no route"#]
+        );
+        let empty = Router::new()
+            .get("/", |_req: Request| async { "home" })
+            .named("");
+        assert_eq!(empty.errors(), ["a route name must not be empty"]);
+        let fine = Router::new()
+            .get("/", |_req: Request| async { "home" })
+            .named("home");
+        assert!(fine.errors().is_empty());
+    }
 
     #[test]
     fn a_forgery_is_refused_before_any_prepare_hook_runs() {

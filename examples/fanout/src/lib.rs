@@ -15,7 +15,8 @@ fn app() -> Router {
 }
 
 async fn fanout(req: Request) -> Json<Vec<Value>> {
-    let fetches = req.query_arguments("url").into_iter().map(fetch_one);
+    let urls = req.query_arguments().all("url");
+    let fetches = urls.into_iter().map(|url| fetch_one(url.to_owned()));
     Json(join_all(fetches).await)
 }
 

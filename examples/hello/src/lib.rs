@@ -20,7 +20,7 @@ async fn hello(req: Request) -> String {
 
 /// The query string as a JSON object; the last value wins for repeated names.
 async fn query_as_json(req: Request) -> Json<BTreeMap<String, String>> {
-    Json(req.query_pairs().into_iter().collect())
+    Json(req.query_arguments().pairs().iter().cloned().collect())
 }
 
 /// Streams the request body back as it arrives.

@@ -84,8 +84,8 @@ async fn topics(req: Request) -> String {
 /// `n` fetches at once; counts how each ended.
 async fn fetches(req: Request) -> String {
     let n = number(&req, "n");
-    let url = req.query_argument("url").unwrap_or_default();
-    let outcomes = join_all((0..n).map(|_| squall_sdk::http::get(url.as_str()).send())).await;
+    let url = req.query_arguments().get("url").unwrap_or_default();
+    let outcomes = join_all((0..n).map(|_| squall_sdk::http::get(url).send())).await;
     let refused = outcomes
         .iter()
         .filter(|outcome| matches!(outcome, Err(err) if err.kind() == "limit"))

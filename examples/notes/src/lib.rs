@@ -119,7 +119,7 @@ async fn account_page(
         Account::SignUp => ("Sign up", "/signup", "new-password"),
         Account::LogIn => ("Log in", "/login", "current-password"),
     };
-    let next = req.query_argument("next").unwrap_or_default();
+    let next = req.query_arguments().get("next").unwrap_or_default();
     let page = render(
         req,
         "account.html",

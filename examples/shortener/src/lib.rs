@@ -125,8 +125,8 @@ async fn describe(req: Request) -> Result<Json<Link>, Error> {
 
 /// A page of links, in code order.
 async fn list(req: Request) -> Result<Json<Links>, Error> {
-    let cursor = req.query_argument("cursor");
-    Ok(Json(page(&req, cursor.as_deref()).await?))
+    let cursor = req.query_arguments().get("cursor");
+    Ok(Json(page(&req, cursor).await?))
 }
 
 async fn page(req: &Request, cursor: Option<&str>) -> Result<Links, Error> {
@@ -170,8 +170,8 @@ async fn links(req: &Request, codes: Vec<String>) -> Result<Vec<Link>, Error> {
 
 /// The form and a page of links.
 async fn home(req: Request) -> Result<Html<String>, Error> {
-    let cursor = req.query_argument("cursor");
-    let page = page(&req, cursor.as_deref()).await?;
+    let cursor = req.query_arguments().get("cursor");
+    let page = page(&req, cursor).await?;
     let mut rows = String::new();
     for link in &page.links {
         rows.push_str(&format!(
@@ -182,11 +182,12 @@ async fn home(req: Request) -> Result<Html<String>, Error> {
         ));
     }
     let created = req
-        .query_argument("created")
+        .query_arguments()
+        .get("created")
         .map(|code| {
             format!(
                 "<p id=\"created\">Created <a href=\"{0}\">{0}</a></p>",
-                escape(&short_url(&req, &code))
+                escape(&short_url(&req, code))
             )
         })
         .unwrap_or_default();

@@ -15,7 +15,8 @@ fn app() -> Router {
 /// One event per second with the time; `?count=N` stops after N events.
 async fn clock(req: Request) -> Sse {
     let count = req
-        .query_argument("count")
+        .query_arguments()
+        .get("count")
         .and_then(|n| n.parse::<u64>().ok())
         .unwrap_or(u64::MAX);
     let ticks = stream::unfold(0u64, move |n| async move {

@@ -45,8 +45,7 @@
 mod events;
 
 #[doc(hidden)]
-pub use events::TcpEvent;
-pub use events::{TcpConnection, TcpEvents};
+pub use events::{TcpConnection, TcpEvent, TcpEvents};
 
 use crate::sys;
 use std::future::Future;

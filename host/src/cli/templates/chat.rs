@@ -40,7 +40,7 @@ async fn publish(message: &Value) -> Result<Value, Error> {
 
 /// Messages after `?after=ID`, waiting up to 25 s for the first one.
 async fn updates(req: Request) -> Result<Json<Vec<Value>>, Error> {
-    let after = req.query_argument("after").and_then(|id| id.parse().ok());
+    let after = req.query_arguments().get("after").and_then(|id| id.parse().ok());
     let messages = pubsub::wait(TOPIC, after, Duration::from_secs(25)).await?;
     Ok(Json(
         messages

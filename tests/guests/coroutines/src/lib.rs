@@ -21,14 +21,14 @@ fn app() -> Router {
 
 /// `?url=`: answers at once, then logs and fetches `url` after the response.
 async fn after(req: Request) -> &'static str {
-    let url = req.query_argument("url").unwrap_or_default();
+    let url = req.query_arguments().get_or("url", "").to_owned();
     spawn(work_after_the_response("squall", url));
     "answered"
 }
 
 /// The same behind a streamed body: the work outlives the stream too.
 async fn after_streamed(req: Request) -> Response {
-    let url = req.query_argument("url").unwrap_or_default();
+    let url = req.query_arguments().get_or("url", "").to_owned();
     spawn(work_after_the_response("squall streamed", url));
     Response::stream(|mut body| async move {
         let _ = body.write("answered, ").await;
@@ -63,15 +63,20 @@ async fn after_spin(_req: Request) -> &'static str {
 
 /// `?url=&timeout_ms=&redirects=`: `{status, bytes}` or `{error}`.
 async fn fetch(req: Request) -> Json<Value> {
-    let url = req.query_argument("url").unwrap_or_default();
+    let url = req.query_arguments().get_or("url", "").to_owned();
     let mut request: RequestBuilder = get(url);
     if let Some(ms) = req
-        .query_argument("timeout_ms")
+        .query_arguments()
+        .get("timeout_ms")
         .and_then(|ms| ms.parse().ok())
     {
         request = request.timeout(Duration::from_millis(ms));
     }
-    if let Some(max) = req.query_argument("redirects").and_then(|n| n.parse().ok()) {
+    if let Some(max) = req
+        .query_arguments()
+        .get("redirects")
+        .and_then(|n| n.parse().ok())
+    {
         request = request.follow_redirects(max);
     }
     Json(outcome(request.send().await).await)
@@ -95,9 +100,10 @@ async fn outcome(response: Result<FetchResponse, FetchError>) -> Value {
 
 /// `?url=&ms=`: the SDK's `timeout` around a fetch.
 async fn race(req: Request) -> Json<Value> {
-    let url = req.query_argument("url").unwrap_or_default();
+    let url = req.query_arguments().get_or("url", "").to_owned();
     let ms: u64 = req
-        .query_argument("ms")
+        .query_arguments()
+        .get("ms")
         .and_then(|ms| ms.parse().ok())
         .unwrap_or(100);
     match timeout(Duration::from_millis(ms), get(url).send()).await {
@@ -120,7 +126,7 @@ async fn hash(mut req: Request) -> String {
 
 /// Streams the request body on to `?url=` and answers with what came back.
 async fn forward(mut req: Request) -> Result<Response, FetchError> {
-    let url = req.query_argument("url").unwrap_or_default();
+    let url = req.query_arguments().get_or("url", "").to_owned();
     let mut body = req.take_body();
     let response = post(url)
         .stream_body(|mut out| async move {
@@ -139,7 +145,7 @@ async fn forward(mut req: Request) -> Result<Response, FetchError> {
 /// Streams part of a body to `?url=`, then panics: the upstream must see a
 /// broken body, not a complete one.
 async fn forward_broken(req: Request) -> Result<Response, FetchError> {
-    let url = req.query_argument("url").unwrap_or_default();
+    let url = req.query_arguments().get_or("url", "").to_owned();
     let response = post(url)
         .stream_body(|mut out| async move {
             let _ = out.write("part of it").await;

@@ -50,7 +50,7 @@ fn app() -> Router {
 /// `wait:MS` answers `waited` after MS, `too-big` says what
 /// a 2 MiB send returns, `send-then-close` sends 0..9 then closes with 4001.
 async fn echo(ws: Connection, message: Message) {
-    let text = message.as_text().unwrap_or_default();
+    let text = message.text().unwrap_or_default();
     if let Some(n) = text.strip_prefix("big:").and_then(|n| n.parse().ok()) {
         let _ = ws.send_text("y".repeat(n));
         return;
@@ -70,7 +70,7 @@ async fn echo(ws: Connection, message: Message) {
         let _ = ws.send_text("waited");
         return;
     }
-    match message.as_text() {
+    match message.text() {
         Some("too-big") => {
             let outcome = ws.send_text("x".repeat(2 << 20));
             let _ = ws.send_text(format!("{outcome:?}"));
@@ -112,9 +112,21 @@ async fn echo(ws: Connection, message: Message) {
     }
 }
 
-/// Replies `state=<messages on this connection> instance=<messages seen by this instance>`.
-async fn count(ws: Connection, _message: Message) {
-    let state: u64 = ws.state::<u64>() + 1;
+/// Replies `state=<messages on this connection> instance=<messages seen by this instance>`;
+/// `garble` stores a state that is not a count, and the next message is
+/// answered with the error reading it gives.
+async fn count(ws: Connection, message: Message) {
+    if message.text() == Some("garble") {
+        let _ = ws.set_state(&"not a count");
+        return;
+    }
+    let state: u64 = match ws.state::<u64>() {
+        Ok(state) => state + 1,
+        Err(err) => {
+            let _ = ws.send_text(format!("state error: {}", err.message()));
+            return;
+        }
+    };
     let _ = ws.set_state(&state);
     let instance = SEEN_BY_INSTANCE.with(|seen| {
         seen.set(seen.get() + 1);
@@ -134,9 +146,13 @@ async fn publish(mut req: Request) -> Result<String, Error> {
 /// `?after=N&ms=M`: the long poll, as JSON `[{id, text}]`.
 async fn wait(req: Request) -> Result<Json<Vec<(u64, String)>>, Error> {
     let topic = req.param("topic").unwrap_or_default().to_owned();
-    let after = req.query_argument("after").and_then(|a| a.parse().ok());
+    let after = req
+        .query_arguments()
+        .get("after")
+        .and_then(|a| a.parse().ok());
     let ms = req
-        .query_argument("ms")
+        .query_arguments()
+        .get("ms")
         .and_then(|m| m.parse().ok())
         .unwrap_or(5000);
     let messages = pubsub::wait(&topic, after, Duration::from_millis(ms))

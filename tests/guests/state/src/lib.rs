@@ -36,7 +36,8 @@ async fn get(req: Request) -> Result<Response, KvError> {
 /// `key` asked for `times` times in one call: how many values came back.
 async fn get_many(req: Request) -> Result<String, Error> {
     let times: usize = req
-        .query_argument("times")
+        .query_arguments()
+        .get("times")
         .map_or(Ok(1), |times| times.parse())
         .map_err(|_| Error::bad_request("times"))?;
     let keys = vec![key(&req); times];
@@ -47,7 +48,7 @@ async fn get_many(req: Request) -> Result<String, Error> {
 async fn set(mut req: Request) -> Result<StatusCode, Error> {
     let value = req.bytes().await;
     let key = key(&req);
-    match req.query_argument("ttl_ms") {
+    match req.query_arguments().get("ttl_ms") {
         Some(ms) => {
             let ms = ms.parse().map_err(|_| Error::bad_request("ttl_ms"))?;
             kv::set_with_ttl(&key, value, Duration::from_millis(ms)).await?;
@@ -67,19 +68,20 @@ async fn exists(req: Request) -> Result<String, KvError> {
 
 async fn increment(req: Request) -> Result<String, Error> {
     let by = req
-        .query_argument("by")
+        .query_arguments()
+        .get("by")
         .map_or(Ok(1), |by| by.parse())
         .map_err(|_| Error::bad_request("by"))?;
     Ok(kv::increment(&key(&req), by).await?.to_string())
 }
 
 async fn compare_and_swap(req: Request) -> Result<String, KvError> {
-    let expected = req.query_argument("expected");
-    let new = req.query_argument("new");
+    let expected = req.query_arguments().get("expected");
+    let new = req.query_arguments().get("new");
     let swapped = kv::compare_and_swap(
         &key(&req),
-        expected.as_deref().map(str::as_bytes),
-        new.as_deref().map(str::as_bytes),
+        expected.map(str::as_bytes),
+        new.map(str::as_bytes),
     )
     .await?;
     Ok(swapped.to_string())
@@ -110,13 +112,14 @@ struct PageJson {
 }
 
 async fn list(req: Request) -> Result<Json<PageJson>, Error> {
-    let prefix = req.query_argument("prefix").unwrap_or_default();
-    let cursor = req.query_argument("cursor");
+    let prefix = req.query_arguments().get("prefix").unwrap_or_default();
+    let cursor = req.query_arguments().get("cursor");
     let limit = req
-        .query_argument("limit")
+        .query_arguments()
+        .get("limit")
         .map_or(Ok(100), |limit| limit.parse())
         .map_err(|_| Error::bad_request("limit"))?;
-    let page = kv::list_keys(&prefix, cursor.as_deref(), limit).await?;
+    let page = kv::list_keys(prefix, cursor, limit).await?;
     Ok(Json(PageJson {
         keys: page.keys,
         cursor: page.cursor,
@@ -127,14 +130,16 @@ async fn list(req: Request) -> Result<Json<PageJson>, Error> {
 /// `ttl_ms` if given), in batches of 1000.
 async fn fill(req: Request) -> Result<String, Error> {
     let number = |name: &str, default: usize| {
-        req.query_argument(name)
+        req.query_arguments()
+            .get(name)
             .map_or(Ok(default), |value| value.parse())
             .map_err(|_| Error::bad_request(name.to_owned()))
     };
-    let prefix = req.query_argument("prefix").unwrap_or_default();
+    let prefix = req.query_arguments().get("prefix").unwrap_or_default();
     let (count, size) = (number("count", 1)?, number("size", 1)?);
     let ttl = req
-        .query_argument("ttl_ms")
+        .query_arguments()
+        .get("ttl_ms")
         .map(|ms| ms.parse().map(Duration::from_millis))
         .transpose()
         .map_err(|_| Error::bad_request("ttl_ms"))?;

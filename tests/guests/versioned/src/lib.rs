@@ -23,7 +23,8 @@ fn app() -> Router {
 /// `?ms=N`: answer after N milliseconds, with the version that began.
 async fn slow(req: Request) -> String {
     let ms = req
-        .query_argument("ms")
+        .query_arguments()
+        .get("ms")
         .and_then(|ms| ms.parse().ok())
         .unwrap_or(500);
     // Tests wait for this line to know which version took the request.
@@ -34,7 +35,7 @@ async fn slow(req: Request) -> String {
 
 /// Log a warning, or `?n=N` bytes of `x` at info.
 async fn log(req: Request) -> &'static str {
-    match req.query_argument("n").and_then(|n| n.parse().ok()) {
+    match req.query_arguments().get("n").and_then(|n| n.parse().ok()) {
         Some(n) => squall_sdk::log::info("x".repeat(n)),
         None => squall_sdk::log::warn(format!("from the guest, v{VERSION}")),
     }
@@ -44,7 +45,9 @@ async fn log(req: Request) -> &'static str {
 /// Count the connection's messages in its host-kept state, and say which
 /// version counted.
 async fn count(ws: Connection, _message: Message) {
-    let seen: u64 = ws.state::<u64>() + 1;
+    let Ok(seen) = ws.state::<u64>().map(|seen| seen + 1) else {
+        return ws.close(1011, "the count no longer decodes");
+    };
     let _ = ws.set_state(&seen);
     let _ = ws.send_text(format!("v{VERSION} count={seen}"));
 }

@@ -67,9 +67,7 @@ fn app() -> Router {
 /// A plain cookie from the builder and a signed `user` cookie.
 async fn set_cookies(req: Request) -> Result<Response, Error> {
     let signer = Signer::from_config()?;
-    let user = req
-        .query_argument("user")
-        .unwrap_or_else(|| "ada".to_owned());
+    let user = req.query_arguments().get_or("user", "ada");
     Ok(Response::new(StatusCode::OK, "set")
         .set_cookie(
             Cookie::build(("theme", "dark"))
@@ -77,7 +75,7 @@ async fn set_cookies(req: Request) -> Result<Response, Error> {
                 .max_age(Duration::days(7))
                 .same_site(SameSite::Strict),
         )
-        .set_cookie(signer.cookie("user", &user))
+        .set_cookie(signer.cookie("user", user))
         .set_cookie(Cookie::build("old").path("/").removal()))
 }
 
@@ -143,8 +141,8 @@ fn templates() -> Templates {
 
 async fn template(req: Request) -> Result<Html<String>, Error> {
     let name = req
-        .query_argument("name")
-        .unwrap_or_else(|| "<script>alert(1)</script>".to_owned());
+        .query_arguments()
+        .get_or("name", "<script>alert(1)</script>");
     templates().render("greet.html", context! { name, trusted => "<b>bold</b>" })
 }
 
