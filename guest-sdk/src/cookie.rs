@@ -265,6 +265,17 @@ mod tests {
         Signer::new(1, "the first secret, long enough")
     }
 
+    /// The Python SDK's `squall.security` signs to the same bytes
+    /// (guest-sdk/python/tests pins the same value).
+    #[test]
+    fn the_format_is_the_one_the_python_sdk_signs() {
+        let signed = signer().sign_at("user", "ada", NOW);
+        assert_eq!(
+            signed,
+            "2|1|1800000000|YWRh|cCnG9Clm8oLl96ZP6EeN-pTNYcViunCRgXK86_16EEM"
+        );
+    }
+
     #[test]
     fn a_signed_value_verifies_and_keeps_any_text() {
         for value in ["ada", "", "a|b|c", "é ü ✓", "x=1; y=2"] {

@@ -248,7 +248,21 @@ impl App {
                 .join()
                 .map_err(|_| anyhow::anyhow!("describing the app panicked"))?
         })
-        .with_context(|| format!("app {:?} could not describe its routes", self.name))
+        .map_err(|err| {
+            let out_of_memory = err
+                .chain()
+                .any(|cause| matches!(cause.downcast_ref(), Some(HostError::Memory)));
+            if out_of_memory {
+                err.context(format!(
+                    "app {:?} needs more memory to start than its memory limit ({} MiB): \
+                     raise `memory` in the manifest (a Python app starts with about 18 MiB)",
+                    self.name,
+                    self.limits().memory >> 20
+                ))
+            } else {
+                err.context(format!("app {:?} could not describe its routes", self.name))
+            }
+        })
     }
 
     /// Its name in the manifest.

@@ -84,9 +84,11 @@ pub(crate) fn build_crate_as(dir: &Path, flavor: Flavor) -> Result<PathBuf> {
     }
 }
 
-/// A `.wasm` source as is; a crate directory built into one.
+/// A `.wasm` source as is; a crate directory, or a Python app's, built into one.
 pub(crate) fn component_for(source: &Path) -> Result<PathBuf> {
-    if source.is_dir() {
+    if source.is_dir() && crate::python_build::is_python_app(source) {
+        crate::python_build::build_python_app(source)
+    } else if source.is_dir() {
         build_crate(source)
     } else if source.extension().is_some_and(|ext| ext == "wasm") && source.is_file() {
         Ok(source.to_path_buf())

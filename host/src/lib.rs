@@ -39,6 +39,7 @@ mod kv;
 mod limit_log;
 mod outbound;
 mod policy;
+mod python_build;
 mod redis_connection;
 mod relay;
 mod reuse;

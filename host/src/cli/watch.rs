@@ -17,7 +17,7 @@ const QUIET: Duration = Duration::from_millis(300);
 
 /// Directories whose changes never call for a reload: build output,
 /// version control, the host's own durable state.
-const IGNORED: [&str; 3] = ["target", ".git", ".squall"];
+const IGNORED: [&str; 5] = ["target", ".git", ".squall", ".venv", "__pycache__"];
 
 /// What to watch for one manifest.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -177,6 +177,9 @@ mod tests {
         assert!(watched.matters(Path::new("/srv/hello/Cargo.toml")));
         assert!(!watched.matters(Path::new("/srv/hello/target/release/x.wasm")));
         assert!(!watched.matters(Path::new("/srv/hello/.squall/data/kv.redb")));
+        assert!(watched.matters(Path::new("/srv/hello/app.py")));
+        assert!(!watched.matters(Path::new("/srv/hello/.venv/lib/x.py")));
+        assert!(!watched.matters(Path::new("/srv/hello/__pycache__/app.pyc")));
         assert!(!watched.matters(Path::new("/srv/other.toml")));
         assert_eq!(
             watched.roots(),

@@ -171,7 +171,19 @@ impl<H: Send + 'static> Runtime<H> {
         let (component, obtained) = self
             .compilations
             .get_or_compile(hash, || self.compile(bytes, hash))
-            .with_context(|| format!("cannot compile {}", path.display()))?;
+            .map_err(|err| {
+                // wasmtime checks a module's initial memory against the pool's
+                // slots when it compiles; say which setting that is.
+                if format!("{err:#}").contains("memory does not fit") {
+                    err.context(format!(
+                        "app {name:?} starts with more memory than its memory limit \
+                         ({} MiB): raise `memory` in the manifest",
+                        limits.memory >> 20
+                    ))
+                } else {
+                    err.context(format!("cannot compile {}", path.display()))
+                }
+            })?;
         let pre = self
             .linker
             .instantiate_pre(&component)

@@ -1,0 +1,72 @@
+"""The host's capabilities that need no request: timers, config, logging.
+
+asyncio's own timers (``asyncio.sleep(x > 0)``, ``wait_for``) do not work in
+a component (its event loop has no clock): these run on the host's.
+"""
+
+import logging
+
+# Everything is imported when the component is built: at run time there is
+# no filesystem to import from. Outside a component (plain CPython, for the
+# pure parts' tests) the bindings are absent.
+try:
+    from wit_world.imports import config as _config
+    from wit_world.imports import log as _log
+    from wit_world.imports import time as _time
+except ImportError:
+    _config = _log = _time = None
+
+
+async def sleep(seconds):
+    """Suspend the calling coroutine for ``seconds`` on the host's timer
+    (Tornado's ``gen.sleep``); other requests go on meanwhile."""
+    nanos = max(0, int(seconds * 1_000_000_000))
+    await _time.sleep(nanos)
+
+
+def monotonic():
+    """Seconds since an arbitrary fixed point, for measuring intervals."""
+    return _time.monotonic_now() / 1_000_000_000
+
+
+def config_value(key, default=None):
+    """The app's config value ``key`` (``[app.NAME.config]`` or a secret),
+    or ``default`` if it has none."""
+    if _config is None:
+        return default
+    value = _config.get(key)
+    return default if value is None else value
+
+
+_LEVELS = (
+    (logging.ERROR, "ERROR"),
+    (logging.WARNING, "WARN"),
+    (logging.INFO, "INFO"),
+    (logging.DEBUG, "DEBUG"),
+)
+
+
+class HostLogHandler(logging.Handler):
+    """Sends ``logging`` records to the host's log at their level, with the
+    app's name and the request they belong to (the host adds both)."""
+
+    def emit(self, record):
+        try:
+            message = self.format(record)
+        except Exception:  # a bad format string must not fail the request
+            message = str(record.msg)
+        level = _log.Level.TRACE
+        for threshold, name in _LEVELS:
+            if record.levelno >= threshold:
+                level = _log.Level[name]
+                break
+        _log.write(level, message)
+
+
+def install_log_handler():
+    """Route the root logger to the host (once, at build time)."""
+    root = logging.getLogger()
+    if not any(isinstance(handler, HostLogHandler) for handler in root.handlers):
+        root.addHandler(HostLogHandler())
+    if root.level == logging.NOTSET or root.level > logging.INFO:
+        root.setLevel(logging.INFO)

@@ -1,0 +1,216 @@
+//! Python apps: `squall serve examples/python-hello`, an `app.py` built with
+//! componentize-py and the Tornado-shaped SDK, visited like a user would.
+
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+mod support;
+
+use support::{Server, client, component, manifest, neighbour_answers, refused_manifest, repo};
+
+fn python_hello() -> Server {
+    // Built once per test process; `serve DIR` then finds the build current.
+    component("examples/python-hello");
+    Server::start(&repo().join("examples/python-hello"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tornado_style_handler_answers_with_routes_arguments_and_json() {
+    let server = python_hello();
+    let http = client();
+
+    let root = http.get(server.url("/")).send().await.unwrap();
+    assert_eq!(root.status(), 200);
+    assert_eq!(root.headers()["content-type"], "text/html; charset=UTF-8");
+    assert_eq!(root.text().await.unwrap(), "Hello, world");
+
+    let greet = http
+        .get(server.url("/greet/ada%20l?greeting=Hi"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(greet.text().await.unwrap(), "Hi, ada l!");
+
+    let item = http.get(server.url("/items/1")).send().await.unwrap();
+    assert_eq!(
+        item.headers()["content-type"],
+        "application/json; charset=UTF-8"
+    );
+    let item: serde_json::Value = serde_json::from_str(&item.text().await.unwrap()).unwrap();
+    assert_eq!(item, serde_json::json!({"id": 1, "name": "kettle"}));
+
+    let created = http
+        .post(server.url("/items/5"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("name=spoon")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    assert_eq!(
+        created.text().await.unwrap(),
+        r#"{"id": 5, "name": "spoon"}"#
+    );
+
+    let boundary = "squall-boundary";
+    let multipart = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nfork\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a.txt\"\r\n\
+         Content-Type: text/plain\r\n\r\nfile body\r\n--{boundary}--\r\n"
+    );
+    let uploaded = http
+        .post(server.url("/items/7"))
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(multipart)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        uploaded.text().await.unwrap(),
+        r#"{"id": 7, "name": "fork"}"#
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn errors_redirects_and_cookies_behave_as_in_tornado() {
+    let server = python_hello();
+    let http = client();
+
+    let missing = http.post(server.url("/items/5")).send().await.unwrap();
+    assert_eq!(missing.status(), 400);
+    assert!(
+        missing
+            .text()
+            .await
+            .unwrap()
+            .contains("400: Missing argument name")
+    );
+
+    let absent = http.get(server.url("/items/2")).send().await.unwrap();
+    assert_eq!(absent.status(), 404);
+    // An HTTPError's log message goes to the log, not to the client.
+    assert!(!absent.text().await.unwrap().contains("no item"));
+    server.logged("404 /items/2: no item 2").await;
+
+    let unrouted = http.get(server.url("/nowhere")).send().await.unwrap();
+    assert_eq!(unrouted.status(), 404);
+
+    let no_method = http.delete(server.url("/")).send().await.unwrap();
+    assert_eq!(no_method.status(), 405);
+
+    let home = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(server.url("/home"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(home.status(), 302);
+    assert_eq!(home.headers()["location"], "/greet/world");
+
+    let first = http.get(server.url("/visits")).send().await.unwrap();
+    assert_eq!(first.headers()["set-cookie"], "visits=1; HttpOnly; Path=/");
+    assert_eq!(first.text().await.unwrap(), "visit 1");
+    let again = http
+        .get(server.url("/visits"))
+        .header("cookie", "visits=1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.text().await.unwrap(), "visit 2");
+
+    let nap = http.get(server.url("/nap?s=0.05")).send().await.unwrap();
+    assert_eq!(nap.text().await.unwrap(), "slept True");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_exception_is_a_500_with_its_traceback_in_the_log_and_not_in_the_response() {
+    let server = python_hello();
+    let http = client();
+    let broken = http.get(server.url("/broken")).send().await.unwrap();
+    assert_eq!(broken.status(), 500);
+    let body = broken.text().await.unwrap();
+    assert!(body.contains("500: Internal Server Error"), "{body}");
+    assert!(
+        !body.contains("secret") && !body.contains("Traceback"),
+        "{body}"
+    );
+    // `logging` reaches the host's log at its level, the traceback too.
+    server.logged("about to fail").await;
+    server.logged("Uncaught exception GET /broken").await;
+    server.logged("Traceback (most recent call last)").await;
+    server.logged("ValueError: the secret is 42").await;
+    // The next request is served as usual.
+    let root = http.get(server.url("/")).send().await.unwrap();
+    assert_eq!(root.text().await.unwrap(), "Hello, world");
+}
+
+#[test]
+fn a_python_app_with_too_little_memory_is_refused_naming_the_setting() {
+    let python = component("examples/python-hello");
+    for memory in ["8MiB", "17MiB"] {
+        let refusal = refused_manifest(&manifest(
+            "python",
+            &python,
+            &format!("memory = {memory:?}"),
+        ));
+        assert!(
+            refusal.contains("raise `memory` in the manifest"),
+            "{memory}: {refusal}"
+        );
+    }
+}
+
+/// A hostile Python tenant beside the Rust hello app at `/hello`.
+fn hostile_beside_hello() -> Server {
+    let python = component("tests/guests/python-hostile");
+    let rust = support::hello_wasm();
+    let text = format!(
+        "{}\n[app.rust]\nsource = {:?}\nroutes = [\"/hello\"]\n",
+        manifest(
+            "python",
+            &python,
+            "memory = \"64MiB\"\ntimeout = \"60s\"\ncpu_time = \"300ms\"\nlog_per_request = \"8KiB\""
+        ),
+        rust.display().to_string()
+    );
+    Server::with_manifest(&text)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_python_guest_that_allocates_without_end_meets_its_memory_limit() {
+    let server = hostile_beside_hello();
+    let (hog, ()) = tokio::join!(
+        client().get(server.url("/hog")).send(),
+        neighbour_answers(&server)
+    );
+    assert_eq!(hog.unwrap().status(), 500);
+    let fine = client().get(server.url("/")).send().await.unwrap();
+    assert_eq!(fine.text().await.unwrap(), "fine");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_spinning_python_guest_is_stopped_by_its_cpu_budget() {
+    let server = hostile_beside_hello();
+    let (spin, ()) = tokio::join!(
+        client().get(server.url("/spin")).send(),
+        neighbour_answers(&server)
+    );
+    assert_eq!(spin.unwrap().status(), 504);
+    server.logged("cpu_time limit").await;
+    neighbour_answers(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_python_guest_flooding_its_log_is_cut_at_its_budget() {
+    let server = hostile_beside_hello();
+    let flood = client().get(server.url("/flood")).send().await.unwrap();
+    assert_eq!(flood.text().await.unwrap(), "flooded");
+    server.logged("limit=log_per_request").await;
+    let lines = server.logs().matches("flood line").count();
+    assert!(lines < 200, "{lines} flood lines reached the log");
+    neighbour_answers(&server).await;
+}
