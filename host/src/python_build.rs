@@ -33,6 +33,10 @@ const SDK_FILES: &[(&str, &str)] = &[
         include_str!("../../guest-sdk/python/squall/security.py"),
     ),
     (
+        "squall/testing.py",
+        include_str!("../../guest-sdk/python/squall/testing.py"),
+    ),
+    (
         "squall/web.py",
         include_str!("../../guest-sdk/python/squall/web.py"),
     ),

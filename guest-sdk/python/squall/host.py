@@ -17,15 +17,25 @@ except ImportError:
     _config = _log = _time = None
 
 
+def _needs_host(what):
+    if _time is None:
+        raise RuntimeError(
+            "%s needs the Squall host: outside a component (a plain `python -m unittest`) "
+            "there is none; test it through `squall serve`" % what
+        )
+
+
 async def sleep(seconds):
     """Suspend the calling coroutine for ``seconds`` on the host's timer
     (Tornado's ``gen.sleep``); other requests go on meanwhile."""
+    _needs_host("squall.sleep")
     nanos = max(0, int(seconds * 1_000_000_000))
     await _time.sleep(nanos)
 
 
 def monotonic():
     """Seconds since an arbitrary fixed point, for measuring intervals."""
+    _needs_host("squall.monotonic")
     return _time.monotonic_now() / 1_000_000_000
 
 
@@ -51,6 +61,8 @@ class HostLogHandler(logging.Handler):
     app's name and the request they belong to (the host adds both)."""
 
     def emit(self, record):
+        if _log is None:
+            return
         try:
             message = self.format(record)
         except Exception:  # a bad format string must not fail the request
