@@ -202,3 +202,49 @@ async fn the_notes_app_signs_up_logs_in_and_keeps_a_note() {
         )
         .await;
 }
+
+/// The Python port of Tornado's chat demo, in two pages.
+async fn two_pages_chat_in_python(transport: &str) {
+    let server = Server::start(&repo().join("examples/python-chat"));
+    let mut browser = Browser::launch().await;
+    let url = server.url(&format!("/?transport={transport}"));
+    let alice = browser.open(&url).await;
+    let bob = browser.open(&url).await;
+    let ready = if transport == "ws" {
+        "typeof updater === 'object' && updater.socket !== null && updater.socket.readyState === 1"
+    } else {
+        "document.readyState === 'complete' && typeof updater === 'object'"
+    };
+    for page in [&alice, &bob] {
+        browser.wait_for(page, ready, PATIENCE).await;
+    }
+    for (page, text) in [
+        (&alice, format!("hello bob, over {transport}")),
+        (&bob, format!("hi <b>alice</b> ({transport})")),
+    ] {
+        let script = format!(
+            "(() => {{ document.getElementById('message').value = {text:?}; \
+             document.getElementById('messageform').requestSubmit(); return true; }})()"
+        );
+        browser.act(page, &script).await;
+        let shown = format!(
+            "[...document.querySelectorAll('#inbox .message')].some((m) => m.textContent === {text:?})"
+        );
+        browser.wait_for(&alice, &shown, PATIENCE).await;
+        browser.wait_for(&bob, &shown, PATIENCE).await;
+    }
+    let bold = browser
+        .eval(&alice, "document.querySelectorAll('#inbox b').length")
+        .await;
+    assert_eq!(bold, serde_json::json!(0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_browser_pages_chat_in_the_python_demo_over_long_polling() {
+    two_pages_chat_in_python("poll").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_browser_pages_chat_in_the_python_demo_over_websocket() {
+    two_pages_chat_in_python("ws").await;
+}

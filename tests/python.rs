@@ -214,3 +214,145 @@ async fn a_python_guest_flooding_its_log_is_cut_at_its_budget() {
     assert!(lines < 200, "{lines} flood lines reached the log");
     neighbour_answers(&server).await;
 }
+
+fn python_chat() -> Server {
+    component("examples/python-chat");
+    Server::start(&repo().join("examples/python-chat"))
+}
+
+/// The `_xsrf` cookie a page of the chat sets.
+async fn xsrf_cookie(server: &Server) -> String {
+    let page = client().get(server.url("/")).send().await.unwrap();
+    let cookie = page.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let pair = cookie.split(';').next().unwrap().to_owned();
+    assert!(page.text().await.unwrap().contains("Tornado Chat Demo"));
+    pair
+}
+
+async fn post_form(server: &Server, path: &str, cookie: &str, fields: &str) -> reqwest::Response {
+    let token = cookie.trim_start_matches("_xsrf=");
+    client()
+        .post(server.url(path))
+        .header("cookie", cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("_xsrf={}&{fields}", token.replace('|', "%7C")))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_ported_chat_demo_long_polls_with_a_cursor_and_checks_xsrf() {
+    let server = python_chat();
+    let cookie = xsrf_cookie(&server).await;
+
+    let forged = client()
+        .post(server.url("/a/message/new"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("body=forged")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+
+    let posted = post_form(
+        &server,
+        "/a/message/new",
+        &cookie,
+        "body=hello+%3Cb%3Ex%3C%2Fb%3E",
+    )
+    .await;
+    let first: serde_json::Value = serde_json::from_str(&posted.text().await.unwrap()).unwrap();
+    assert_eq!(first["body"], "hello <b>x</b>");
+    assert!(
+        first["html"]
+            .as_str()
+            .unwrap()
+            .contains("&lt;b&gt;x&lt;/b&gt;")
+    );
+
+    // A poll with the last id seen waits for the next message.
+    let cursor = first["id"].as_str().unwrap().to_owned();
+    let waiting = {
+        let cookie = cookie.clone();
+        let address = server.url("/a/message/updates");
+        tokio::spawn(async move {
+            let token = cookie.trim_start_matches("_xsrf=").replace('|', "%7C");
+            client()
+                .post(address)
+                .header("cookie", cookie)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(format!("_xsrf={token}&cursor={cursor}"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        })
+    };
+    // Whether the poll is parked yet or not, the cursor finds what follows it.
+    let second = post_form(&server, "/a/message/new", &cookie, "body=second").await;
+    assert_eq!(second.status(), 200);
+    let news: serde_json::Value = serde_json::from_str(&waiting.await.unwrap()).unwrap();
+    let bodies: Vec<&str> = news["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|message| message["body"].as_str().unwrap())
+        .collect();
+    assert_eq!(bodies, ["second"]);
+
+    // The page lists what was said, rendered by the Tornado-syntax templates.
+    let page = client()
+        .get(server.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("hello &lt;b&gt;x&lt;/b&gt;") && page.contains(">second</div>"),
+        "{page}"
+    );
+    assert!(page.contains("/static/chat.js?v="), "{page}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chat_sockets_hear_each_other_and_the_long_poll_posts() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let server = python_chat();
+    let url = format!("ws://{}/chatsocket", server.address());
+    let mut alice = tokio_tungstenite::connect_async(&url).await.unwrap().0;
+    let mut bob = tokio_tungstenite::connect_async(&url).await.unwrap().0;
+    alice
+        .send(Message::text(r#"{"body": "hi bob"}"#))
+        .await
+        .unwrap();
+    for socket in [&mut alice, &mut bob] {
+        let heard: serde_json::Value =
+            serde_json::from_str(&support::next_text(socket).await).unwrap();
+        assert_eq!(heard["body"], "hi bob");
+        assert!(heard["html"].as_str().unwrap().contains("hi bob"));
+    }
+    let cookie = xsrf_cookie(&server).await;
+    post_form(&server, "/a/message/new", &cookie, "body=from+the+form").await;
+    let heard: serde_json::Value =
+        serde_json::from_str(&support::next_text(&mut bob).await).unwrap();
+    assert_eq!(heard["body"], "from the form");
+
+    // A message that is not JSON is the app's bug: logged, the socket closed.
+    alice.send(Message::text("not json")).await.unwrap();
+    server.logged("Uncaught exception in on_message").await;
+    let closed = loop {
+        match alice.next().await {
+            Some(Ok(Message::Close(frame))) => break frame,
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(u16::from(closed.unwrap().code), 1011);
+}

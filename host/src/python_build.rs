@@ -29,8 +29,20 @@ const SDK_FILES: &[(&str, &str)] = &[
         include_str!("../../guest-sdk/python/squall/httputil.py"),
     ),
     (
+        "squall/kv.py",
+        include_str!("../../guest-sdk/python/squall/kv.py"),
+    ),
+    (
+        "squall/pubsub.py",
+        include_str!("../../guest-sdk/python/squall/pubsub.py"),
+    ),
+    (
         "squall/security.py",
         include_str!("../../guest-sdk/python/squall/security.py"),
+    ),
+    (
+        "squall/template.py",
+        include_str!("../../guest-sdk/python/squall/template.py"),
     ),
     (
         "squall/testing.py",
@@ -39,6 +51,10 @@ const SDK_FILES: &[(&str, &str)] = &[
     (
         "squall/web.py",
         include_str!("../../guest-sdk/python/squall/web.py"),
+    ),
+    (
+        "squall/websocket.py",
+        include_str!("../../guest-sdk/python/squall/websocket.py"),
     ),
 ];
 
@@ -112,8 +128,9 @@ pub(crate) fn build_python_app(dir: &Path) -> Result<PathBuf> {
     Ok(output)
 }
 
-/// A digest of everything a build reads: the app's Python files, the SDK,
-/// the WIT and the tool's version.
+/// A digest of everything a build reads: the app's files (its Python, and
+/// the templates and static files it reads when built), the SDK, the WIT
+/// and the tool's version.
 fn input_stamp(dir: &Path) -> Result<String> {
     let mut hasher = Sha256::new();
     hasher.update(COMPONENTIZE_PY_VERSION);
@@ -123,7 +140,7 @@ fn input_stamp(dir: &Path) -> Result<String> {
     }
     hasher.update(WIT);
     let mut files = Vec::new();
-    python_files(dir, &mut files)?;
+    app_files(dir, &mut files)?;
     files.sort();
     for file in files {
         let bytes =
@@ -136,9 +153,9 @@ fn input_stamp(dir: &Path) -> Result<String> {
     Ok(format!("{:x}", hasher.finalize()))
 }
 
-/// The app's `.py` files, not those of hidden directories (`.venv`,
-/// `.squall`) or caches.
-fn python_files(dir: &Path, found: &mut Vec<PathBuf>) -> Result<()> {
+/// The app's files, not those of hidden directories (`.venv`, `.squall`)
+/// or caches.
+fn app_files(dir: &Path, found: &mut Vec<PathBuf>) -> Result<()> {
     let entries =
         std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
     for entry in entries {
@@ -149,9 +166,9 @@ fn python_files(dir: &Path, found: &mut Vec<PathBuf>) -> Result<()> {
         let kind = entry.file_type()?;
         if kind.is_dir() {
             if !name.starts_with('.') && name != "__pycache__" {
-                python_files(&path, found)?;
+                app_files(&path, found)?;
             }
-        } else if name.ends_with(".py") {
+        } else if !name.starts_with('.') {
             found.push(path);
         }
     }

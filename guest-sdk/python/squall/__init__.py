@@ -19,7 +19,9 @@ manifest's ``reuse``); ``await squall.sleep(s)`` and the other coroutines
 suspend only the request that awaits them.
 """
 
-from .host import config_value, monotonic, sleep
+from . import kv, pubsub
+from .host import CapabilityError, config_value, monotonic, sleep
+from .websocket import WebSocketClosedError, WebSocketHandler
 from .web import (
     Application,
     HTTPError,
@@ -30,6 +32,11 @@ from .web import (
 
 __all__ = [
     "Application",
+    "CapabilityError",
+    "WebSocketClosedError",
+    "WebSocketHandler",
+    "kv",
+    "pubsub",
     "HTTPError",
     "MissingArgumentError",
     "RequestHandler",

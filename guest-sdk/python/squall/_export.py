@@ -9,7 +9,10 @@ from wit_world.imports import types, websocket_types
 
 from .host import install_log_handler
 from .httputil import HTTPHeaders, HTTPServerRequest
-from .web import Application
+from .web import Application, HTTPError, _reverse_template
+from .websocket import WebSocketHandler, WebSocketRequest
+
+app_log = logging.getLogger("squall.application")
 
 _METHODS = {
     types.Method_Get: "GET",
@@ -73,6 +76,37 @@ def response_to_host(status, headers, body):
     )
 
 
+def websocket_routes(application):
+    """The host's patterns for the app's WebSocket routes, and the routes
+    that cannot be one (a WebSocket route is a path with groups)."""
+    patterns, errors = [], []
+    for spec in application.rules:
+        if not (isinstance(spec.handler_class, type) and issubclass(spec.handler_class, WebSocketHandler)):
+            continue
+        path, groups = _reverse_template(spec.pattern)
+        if path is None or not path.startswith("/"):
+            errors.append(
+                "WebSocket route %r: only a path, with groups for its parts, can be a WebSocket route"
+                % spec.pattern
+            )
+            continue
+        pattern = path.replace("%%", "%")
+        for index in range(groups):
+            pattern = pattern.replace("%s", "{arg%d}" % index, 1)
+        patterns.append(pattern)
+    return patterns, errors
+
+
+async def _refusal(application, handler, error):
+    """An HTTP answer refusing an upgrade, from the handler's error page."""
+    if isinstance(error, HTTPError):
+        handler.send_error(error.status_code, exc_info=(type(error), error, error.__traceback__))
+    else:
+        app_log.error("Uncaught exception in open()", exc_info=(type(error), error, error.__traceback__))
+        handler.send_error(500)
+    return response_to_host(*handler._response_parts())
+
+
 def exports_for(module):
     """The classes componentize-py exports, serving ``module``'s app."""
     install_log_handler()
@@ -88,16 +122,63 @@ def exports_for(module):
                 status, headers, body = 500, [], b"500: Internal Server Error"
             return response_to_host(status, headers, body)
 
+    # Handler objects of open connections: in `live` mode the instance (and
+    # so this dict) outlives events; in `hibernate` mode it starts empty.
+    live = {}
+
+    def handler_for(connection):
+        handler = live.get(connection.id)
+        if handler is None:
+            request = WebSocketRequest(connection.path)
+            handler_class, kwargs, args, path_kwargs = application.find_handler(request)
+            if not issubclass(handler_class, WebSocketHandler):
+                return None
+            handler = handler_class(application, request, **kwargs)
+            handler.path_args, handler.path_kwargs = list(args), dict(path_kwargs)
+            live[connection.id] = handler
+        # The state may have changed in another instance since.
+        handler._attach(connection.id)
+        return handler
+
     class WebsocketHandler(exports.WebsocketHandler):
         async def on_open(self, connection, request):
-            refusal = response_to_host(404, [], b"")
-            return websocket_types.OpenResult_Reject(refusal)
+            ours = await request_from_host(request)
+            handler_class, kwargs, args, path_kwargs = application.find_handler(ours)
+            if not (isinstance(handler_class, type) and issubclass(handler_class, WebSocketHandler)):
+                return websocket_types.OpenResult_Reject(response_to_host(404, [], b""))
+            handler = handler_class(application, ours, **kwargs)
+            try:
+                handler._attach(connection.id)
+                protocol = await handler._open(args, path_kwargs)
+            except Exception as error:
+                return websocket_types.OpenResult_Reject(await _refusal(application, handler, error))
+            live[connection.id] = handler
+            return websocket_types.OpenResult_Accept(websocket_types.Accept(protocol))
 
         async def on_message(self, connection, message):
-            pass
+            handler = handler_for(connection)
+            if handler is None:
+                return
+            payload = message.value
+            if isinstance(message, websocket_types.WsMessage_Binary):
+                payload = bytes(payload)
+            try:
+                await handler._run(handler.on_message, payload)
+                handler._save_state()
+            except Exception:
+                app_log.error("Uncaught exception in on_message (%s)", connection.path, exc_info=True)
+                handler.close(1011, "internal error")
 
         async def on_close(self, connection, code, reason):
-            pass
+            handler = handler_for(connection)
+            live.pop(connection.id, None)
+            if handler is None:
+                return
+            handler.close_code, handler.close_reason = code, reason
+            try:
+                await handler._run(handler.on_close)
+            except Exception:
+                app_log.error("Uncaught exception in on_close (%s)", connection.path, exc_info=True)
 
     class TcpHandler(exports.TcpHandler):
         async def on_connection(self, connection, input):
@@ -112,8 +193,10 @@ def exports_for(module):
         async def on_close(self, connection):
             pass
 
+    patterns, route_errors = websocket_routes(application)
+
     class AppInfo(exports.AppInfo):
         def describe(self):
-            return app_info.Description(websocket_routes=[], route_errors=[])
+            return app_info.Description(websocket_routes=patterns, route_errors=route_errors)
 
     return Handler, WebsocketHandler, TcpHandler, AppInfo

@@ -17,6 +17,36 @@ except ImportError:
     _config = _log = _time = None
 
 
+class CapabilityError(Exception):
+    """A host capability refused a call; ``kind`` says why (``denied``,
+    ``invalid``, ``limit``, ``too-large``, ``quota``, ``unavailable``), as
+    the Rust SDK's errors do."""
+
+    def __init__(self, kind, detail=""):
+        super().__init__("%s: %s" % (kind, detail) if detail else kind)
+        self.kind = kind
+        self.detail = detail
+
+
+def kind_of(variant):
+    """``KvError_TooLarge()`` → ``"too-large"``."""
+    name = type(variant).__name__.split("_", 1)[-1]
+    return "".join("-" + c.lower() if c.isupper() and i else c.lower() for i, c in enumerate(name))
+
+
+def raise_as(error_class, err):
+    """Raise the bindings' ``Err`` as ``error_class``, naming its kind."""
+    variant = err.value
+    raise error_class(kind_of(variant), getattr(variant, "value", "") or "") from None
+
+
+def as_bytes(value):
+    """``str`` as UTF-8, anything bytes-like as ``bytes``."""
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    return bytes(value)
+
+
 def _needs_host(what):
     if _time is None:
         raise RuntimeError(

@@ -3,15 +3,17 @@
 import datetime
 import email.utils
 import functools
+import hashlib
 import http.client
 import http.cookies
 import inspect
 import json
 import logging
+import os
 import re
 import urllib.parse
 
-from . import security
+from . import security, template
 from .httputil import decode_argument
 
 app_log = logging.getLogger("squall.application")
@@ -321,6 +323,42 @@ class RequestHandler:
     set_secure_cookie = set_signed_cookie
     get_secure_cookie = get_signed_cookie
 
+    # -- templates --------------------------------------------------------
+
+    def render(self, template_name, **kwargs):
+        """Finish the response with template ``template_name`` rendered."""
+        self.finish(self.render_string(template_name, **kwargs))
+
+    def render_string(self, template_name, **kwargs):
+        """Template ``template_name`` rendered with ``kwargs`` (bytes)."""
+        namespace = self.get_template_namespace()
+        namespace.update(kwargs)
+        return self.application.template_loader().load(template_name).generate(**namespace)
+
+    def get_template_namespace(self):
+        """What every template sees, as in Tornado."""
+        loader = self.application.template_loader()
+
+        def included(name, **kwargs):
+            namespace = self.get_template_namespace()
+            namespace.update(kwargs)
+            return loader.load(name).generate(**namespace)
+
+        return {
+            "handler": self,
+            "request": self.request,
+            "current_user": self.current_user,
+            "static_url": self.static_url,
+            "xsrf_form_html": self.xsrf_form_html,
+            "reverse_url": self.reverse_url,
+            "Template": included,
+        }
+
+    def static_url(self, path, include_version=True):
+        """The URL of static file ``path`` (under the ``static_path``
+        setting), versioned by its content so browsers may cache it."""
+        return self.application.static_url(path, include_version)
+
     # -- XSRF -------------------------------------------------------------
 
     @property
@@ -484,6 +522,28 @@ class Application:
         self.named_rules = {}
         for rule in handlers or []:
             self.add_rule(rule)
+        # Read now, when the component is built: at run time there are no files.
+        self._loader = None
+        if settings.get("template_path"):
+            self._loader = template.Loader(
+                settings["template_path"], autoescape=settings.get("autoescape", "xhtml_escape")
+            )
+        self._static_versions = {}
+        if settings.get("static_path"):
+            self._static_versions = _hash_static_files(settings["static_path"])
+
+    def template_loader(self):
+        if self._loader is None:
+            raise RuntimeError("render() needs the template_path setting")
+        return self._loader
+
+    def static_url(self, path, include_version=True):
+        prefix = self.settings.get("static_url_prefix", "/static/")
+        url = prefix + path.lstrip("/")
+        version = self._static_versions.get(path.lstrip("/"))
+        if include_version and version:
+            url += "?v=" + version
+        return url
 
     def add_rule(self, rule):
         if isinstance(rule, URLSpec):
@@ -535,6 +595,18 @@ class Application:
             return 500, [("content-type", "text/plain; charset=UTF-8")], b"500: Internal Server Error"
         await handler._execute(args, path_kwargs)
         return handler._response_parts()
+
+
+def _hash_static_files(root):
+    """``relative path -> short content hash`` for the files under ``root``."""
+    versions = {}
+    for directory, _, files in os.walk(root):
+        for file in files:
+            path = os.path.join(directory, file)
+            with open(path, "rb") as content:
+                digest = hashlib.sha256(content.read()).hexdigest()[:12]
+            versions[os.path.relpath(path, root).replace(os.sep, "/")] = digest
+    return versions
 
 
 def _unquote(value):
