@@ -5,6 +5,7 @@
 
 mod support;
 
+use support::upstream::Upstream;
 use support::{Server, client, component, manifest, neighbour_answers, refused_manifest, repo};
 
 fn python_hello() -> Server {
@@ -355,4 +356,148 @@ async fn chat_sockets_hear_each_other_and_the_long_poll_posts() {
         }
     };
     assert_eq!(u16::from(closed.unwrap().code), 1011);
+}
+
+const SECRET: &str = "the first cookie secret, 32 bytes";
+
+/// The Python web test guest at `/py`, the Rust one (`tests/guests/web`)
+/// at `/cookies`, both signing with the same secret.
+fn python_beside_rust() -> Server {
+    let python = component("tests/guests/python-web");
+    let rust = component("tests/guests/web");
+    Server::with_manifest(&format!(
+        "[app.py]\nsource = {python:?}\nroutes = [\"/py\"]\nmemory = \"64MiB\"\nkv = true\n\
+         outbound = [\"http://127.0.0.1:*\"]\n\
+         [app.py.config]\ncookie_secret = {SECRET:?}\ngreeting = \"hello from the manifest\"\n\
+         [app.rust]\nsource = {rust:?}\nroutes = [\"/cookies\"]\n\
+         [app.rust.config]\ncookie_secret = {SECRET:?}\n",
+        python = python.display().to_string(),
+        rust = rust.display().to_string(),
+    ))
+}
+
+async fn text(server: &Server, path: &str) -> String {
+    let response = client().get(server.url(path)).send().await.unwrap();
+    response.text().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn python_coroutines_await_fetches_timeouts_and_spawned_work() {
+    let upstream = Upstream::start().await;
+    let server = python_beside_rust();
+    let hello = upstream.url("/hello");
+    assert_eq!(
+        text(&server, &format!("/py/fetch?url={hello}")).await,
+        "200 5"
+    );
+    let missing = upstream.url("/nowhere");
+    assert_eq!(
+        text(&server, &format!("/py/strict?url={missing}")).await,
+        "raised 404"
+    );
+    // Not granted by `outbound`: a typed error, never a trap.
+    assert_eq!(
+        text(&server, "/py/fetch?url=http://example.com/").await,
+        "fetch failed: denied"
+    );
+    // Three fetches in flight at once: none answers until all three came.
+    let together = upstream.url("/together/3");
+    assert_eq!(
+        text(&server, &format!("/py/fanout?url={together}&n=3")).await,
+        "ok ok ok"
+    );
+    let slow = upstream.url("/delay/5000");
+    assert_eq!(
+        text(&server, &format!("/py/timeout?url={slow}&s=0.05")).await,
+        "timed out"
+    );
+    assert_eq!(
+        text(&server, &format!("/py/timeout?url={hello}&s=30")).await,
+        "in time: hello"
+    );
+    let sink = upstream.url("/sink");
+    assert_eq!(
+        text(&server, &format!("/py/spawn?url={sink}")).await,
+        "spawned"
+    );
+    support::until(
+        async || !upstream.sunk().is_empty(),
+        || "the spawned fetch never reached the upstream".to_owned(),
+    )
+    .await;
+    assert_eq!(upstream.sunk(), [Ok("sent after the response".len())]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn python_apps_keep_state_read_config_and_share_signed_cookies_with_rust_apps() {
+    let server = python_beside_rust();
+    let http = client();
+    for expected in ["1", "2"] {
+        let count = http.post(server.url("/py/count")).send().await.unwrap();
+        assert_eq!(count.text().await.unwrap(), expected);
+    }
+    let stored = http
+        .put(server.url("/py/store/note"))
+        .body("kept")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stored.status(), 204);
+    assert_eq!(text(&server, "/py/store/note").await, "kept");
+    assert_eq!(
+        text(&server, "/py/greeting").await,
+        "hello from the manifest"
+    );
+
+    // Signed by Python, read by Rust.
+    let login = http
+        .get(server.url("/py/login?user=grace"))
+        .send()
+        .await
+        .unwrap();
+    let cookie = login.headers()["set-cookie"].to_str().unwrap();
+    let pair = cookie.split(';').next().unwrap().to_owned();
+    let read = http
+        .get(server.url("/cookies/read"))
+        .header("cookie", &pair)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.text().await.unwrap(), "grace");
+    // Signed by Rust, read by Python.
+    let set = http
+        .get(server.url("/cookies/set?user=ada"))
+        .send()
+        .await
+        .unwrap();
+    let signed = set
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|value| {
+            value
+                .to_str()
+                .unwrap()
+                .split(';')
+                .next()
+                .unwrap()
+                .to_owned()
+        })
+        .find(|pair| pair.starts_with("user="))
+        .unwrap();
+    let whoami = http
+        .get(server.url("/py/whoami"))
+        .header("cookie", &signed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(whoami.text().await.unwrap(), "ada");
+    let forged = signed.replace("|YWRh|", "|ZXZl|");
+    let whoami = http
+        .get(server.url("/py/whoami"))
+        .header("cookie", &forged)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(whoami.text().await.unwrap(), "absent");
 }

@@ -21,8 +21,16 @@ const SDK_FILES: &[(&str, &str)] = &[
         include_str!("../../guest-sdk/python/squall/_export.py"),
     ),
     (
+        "squall/gen.py",
+        include_str!("../../guest-sdk/python/squall/gen.py"),
+    ),
+    (
         "squall/host.py",
         include_str!("../../guest-sdk/python/squall/host.py"),
+    ),
+    (
+        "squall/httpclient.py",
+        include_str!("../../guest-sdk/python/squall/httpclient.py"),
     ),
     (
         "squall/httputil.py",

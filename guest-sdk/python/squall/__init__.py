@@ -19,8 +19,10 @@ manifest's ``reuse``); ``await squall.sleep(s)`` and the other coroutines
 suspend only the request that awaits them.
 """
 
-from . import kv, pubsub
+from . import gen, kv, pubsub
+from .gen import multi, spawn, with_timeout
 from .host import CapabilityError, config_value, monotonic, sleep
+from .httpclient import AsyncHTTPClient, FetchError, HTTPClientError, fetch
 from .websocket import WebSocketClosedError, WebSocketHandler
 from .web import (
     Application,
@@ -31,6 +33,14 @@ from .web import (
 )
 
 __all__ = [
+    "AsyncHTTPClient",
+    "FetchError",
+    "HTTPClientError",
+    "fetch",
+    "gen",
+    "multi",
+    "spawn",
+    "with_timeout",
     "Application",
     "CapabilityError",
     "WebSocketClosedError",

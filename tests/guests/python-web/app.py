@@ -1,0 +1,111 @@
+"""Coroutines over the host, the store, config and signed cookies, from
+Python, for tests/python.rs (served at /py beside Rust apps)."""
+
+import asyncio
+
+import squall
+from squall import kv
+from squall.httpclient import AsyncHTTPClient, FetchError, HTTPClientError
+from squall.web import Application, RequestHandler
+
+
+class Fetch(RequestHandler):
+    async def get(self):
+        try:
+            response = await squall.fetch(self.get_argument("url"), raise_error=False)
+        except FetchError as error:
+            self.set_status(502)
+            self.write("fetch failed: %s" % error.kind)
+            return
+        self.write("%d %d" % (response.code, len(response.body)))
+
+
+class Strict(RequestHandler):
+    """A non-2xx answer raises, as in Tornado."""
+
+    async def get(self):
+        try:
+            await AsyncHTTPClient().fetch(self.get_argument("url"))
+        except HTTPClientError as error:
+            self.write("raised %d" % error.code)
+
+
+class FanOut(RequestHandler):
+    async def get(self):
+        url = self.get_argument("url")
+        n = int(self.get_argument("n"))
+        responses = await asyncio.gather(*(squall.fetch(url + "?%d" % i) for i in range(n)))
+        self.write(" ".join(response.body.decode() for response in responses))
+
+
+class Timeout(RequestHandler):
+    async def get(self):
+        seconds = float(self.get_argument("s"))
+        try:
+            response = await squall.with_timeout(seconds, squall.fetch(self.get_argument("url")))
+            self.write("in time: " + response.text)
+        except squall.gen.TimeoutError:
+            self.write("timed out")
+
+
+class Spawn(RequestHandler):
+    async def get(self):
+        url = self.get_argument("url")
+
+        async def after_the_response():
+            await squall.fetch(url, method="POST", body="sent after the response")
+
+        squall.spawn(after_the_response())
+        self.write("spawned")
+
+
+class Count(RequestHandler):
+    async def post(self):
+        self.write(str(await kv.increment("visits")))
+
+
+class Stored(RequestHandler):
+    async def put(self, key):
+        await kv.set(key, self.request.body)
+        self.set_status(204)
+
+    async def get(self, key):
+        value = await kv.get(key)
+        if value is None:
+            self.send_error(404)
+            return
+        self.write(value)
+
+
+class Greeting(RequestHandler):
+    def get(self):
+        self.write(squall.config_value("greeting", "no greeting"))
+
+
+class Login(RequestHandler):
+    def get(self):
+        self.set_signed_cookie("user", self.get_argument("user"))
+        self.write("set")
+
+
+class WhoAmI(RequestHandler):
+    def get(self):
+        user = self.get_signed_cookie("user")
+        self.write(user.decode() if user else "absent")
+
+
+def make_app():
+    return Application(
+        [
+            (r"/py/fetch", Fetch),
+            (r"/py/strict", Strict),
+            (r"/py/fanout", FanOut),
+            (r"/py/timeout", Timeout),
+            (r"/py/spawn", Spawn),
+            (r"/py/count", Count),
+            (r"/py/store/([a-z]+)", Stored),
+            (r"/py/greeting", Greeting),
+            (r"/py/login", Login),
+            (r"/py/whoami", WhoAmI),
+        ]
+    )
