@@ -501,3 +501,23 @@ async fn python_apps_keep_state_read_config_and_share_signed_cookies_with_rust_a
         .unwrap();
     assert_eq!(whoami.text().await.unwrap(), "absent");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn as_many_python_instances_as_the_pool_has_slots_run_at_once() {
+    // A CPython component holds 14 core instances: the pool must have room
+    // for them in every slot, not only in Rust-sized ones.
+    let python = component("tests/guests/python-hostile");
+    let server = Server::with_manifest(&format!(
+        "[server]\nmax_instances = 4\n{}",
+        manifest("python", &python, "memory = \"64MiB\"\ntimeout = \"60s\"")
+    ));
+    let naps: Vec<_> = (0..4)
+        .map(|_| tokio::spawn(client().get(server.url("/nap?s=20")).send()))
+        .collect();
+    // All four are in flight at once, each in its own instance.
+    server.logged_times("napping for a while", 4).await;
+    assert!(!server.logs().contains("status=503"), "{}", server.logs());
+    for nap in naps {
+        assert_eq!(nap.await.unwrap().unwrap().status(), 200);
+    }
+}

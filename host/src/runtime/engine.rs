@@ -61,9 +61,11 @@ fn engine_config(config: &RuntimeConfig) -> Config {
     let instances = config.max_instances.max(1);
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(instances)
-        // A Rust component is a handful of core instances and tables, and
-        // one memory (a component with more fails to instantiate: 503).
-        .total_core_instances(instances.saturating_mul(8))
+        // A Rust component is a handful of core instances (3 for hello), a
+        // CPython one from componentize-py 14; both have 2 tables and one
+        // memory (a component with more fails to instantiate: 503). Unused
+        // core instance slots cost address space, not memory.
+        .total_core_instances(instances.saturating_mul(16))
         .total_memories(instances)
         .total_tables(instances.saturating_mul(8))
         // Each live store keeps one fiber stack.

@@ -216,16 +216,21 @@ impl<H: Send + 'static> Runtime<H> {
                  (squall-sdk), wasi:http/incoming-handler@0.2 or wasi:http/handler@0.3"
             ),
         };
-        // Say at load time what the component imports that it will be
-        // refused: Squall grants no files, sockets or environment.
-        for (import, _) in component.component_type().imports(&self.engine.engine) {
-            if let Some(interface) = denied_import(import) {
-                tracing::warn!(
-                    app = name,
-                    import,
-                    "the app imports {interface}; Squall grants none (of wasi:sockets, only TCP connections its tcp_outbound names), so its calls will be denied",
-                );
-            }
+        // Say at load time, in one line, what the component imports that it
+        // will be refused: Squall grants no files, sockets or environment.
+        let component_type = component.component_type();
+        let denied: Vec<&str> = component_type
+            .imports(&self.engine.engine)
+            .filter(|(import, _)| denied_import(import).is_some())
+            .map(|(import, _)| import)
+            .collect();
+        if !denied.is_empty() {
+            tracing::warn!(
+                app = name,
+                imports = denied.join(", "),
+                "the app imports what Squall does not grant (files, the environment, sockets \
+                 other than the TCP connections its tcp_outbound names): those calls will be denied",
+            );
         }
         crate::stats::component_loaded(obtained);
         tracing::info!(

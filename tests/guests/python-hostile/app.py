@@ -2,6 +2,7 @@
 
 import logging
 
+import squall
 from squall.web import Application, RequestHandler
 
 
@@ -32,6 +33,15 @@ class FloodHandler(RequestHandler):
         self.write("flooded")
 
 
+class NapHandler(RequestHandler):
+    """Says it naps, then naps on the host's timer."""
+
+    async def get(self):
+        logging.info("napping for a while")
+        await squall.sleep(float(self.get_argument("s")))
+        self.write("rested")
+
+
 class FineHandler(RequestHandler):
     async def get(self):
         self.write("fine")
@@ -43,6 +53,7 @@ def make_app():
             (r"/hog", HogHandler),
             (r"/spin", SpinHandler),
             (r"/flood", FloodHandler),
+            (r"/nap", NapHandler),
             (r"/", FineHandler),
         ]
     )
