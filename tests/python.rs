@@ -521,3 +521,69 @@ async fn as_many_python_instances_as_the_pool_has_slots_run_at_once() {
         assert_eq!(nap.await.unwrap().unwrap().status(), 200);
     }
 }
+
+/// `squall new --lang python --template TEMPLATE`, its own tests run with
+/// `squall test`.
+fn python_scaffold(dir: &std::path::Path, template: &str) -> std::path::PathBuf {
+    let app = dir.join(format!("my-{template}"));
+    let output = support::squall()
+        .args(["new", "--lang", "python", "--template", template])
+        .arg(&app)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let tested = support::squall().arg("test").arg(&app).output().unwrap();
+    assert!(
+        tested.status.success(),
+        "squall test in the {template} scaffold:\n{}",
+        String::from_utf8_lossy(&tested.stderr)
+    );
+    app
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_python_template_serves_as_written_and_passes_its_own_test() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let dir = tempfile::tempdir().unwrap();
+    let http_app = python_scaffold(dir.path(), "http");
+    let manifest = std::fs::read_to_string(http_app.join("squall.toml")).unwrap();
+    assert!(
+        manifest.contains("[app.my-http]") && manifest.contains("# kv = true"),
+        "{manifest}"
+    );
+    let requirements = std::fs::read_to_string(http_app.join("requirements.txt")).unwrap();
+    assert!(requirements.contains("componentize-py=="), "{requirements}");
+    let server = Server::start(&http_app);
+    assert_eq!(text(&server, "/").await, "Hello from Squall!");
+    assert_eq!(
+        text(&server, "/hello/you").await,
+        r#"{"greeting": "Hello, you!"}"#
+    );
+
+    let server = Server::start(&python_scaffold(dir.path(), "websocket"));
+    let url = format!("ws://{}/echo", server.address());
+    let mut socket = tokio_tungstenite::connect_async(&url).await.unwrap().0;
+    for n in 1..=2 {
+        socket.send(Message::text("hi")).await.unwrap();
+        // The count lives in the host-kept state: each event is a fresh instance.
+        assert_eq!(support::next_text(&mut socket).await, format!("#{n}: hi"));
+    }
+
+    let server = Server::start(&python_scaffold(dir.path(), "chat"));
+    let url = format!("ws://{}/socket", server.address());
+    let mut socket = tokio_tungstenite::connect_async(&url).await.unwrap().0;
+    socket.send(Message::text("hello room")).await.unwrap();
+    let heard = socket.next().await.unwrap().unwrap();
+    assert_eq!(
+        heard.into_text().unwrap().as_str(),
+        r#"{"body": "hello room"}"#
+    );
+    let polled = text(&server, "/messages?after=0").await;
+    assert_eq!(polled, r#"{"messages": [{"body": "hello room", "id": 1}]}"#);
+}

@@ -83,6 +83,17 @@ pub(crate) fn is_python_app(dir: &Path) -> bool {
     dir.join("app.py").is_file() && !dir.join("Cargo.toml").exists()
 }
 
+/// The Python SDK laid out in `dir`'s build directory, for tests run under
+/// plain CPython; its path.
+pub(crate) fn python_sdk_dir(dir: &Path) -> Result<PathBuf> {
+    let sdk = dir.join(BUILD_DIR).join("sdk");
+    for (relative, text) in SDK_FILES {
+        write_if_changed(&sdk.join(relative), text)?;
+    }
+    sdk.canonicalize()
+        .with_context(|| format!("cannot resolve {}", sdk.display()))
+}
+
 /// Build the Python app in `dir` and return its component; a build whose
 /// inputs have not changed since the last one is reused.
 pub(crate) fn build_python_app(dir: &Path) -> Result<PathBuf> {
@@ -90,11 +101,8 @@ pub(crate) fn build_python_app(dir: &Path) -> Result<PathBuf> {
         .canonicalize()
         .with_context(|| format!("cannot resolve {}", dir.display()))?;
     let build = dir.join(BUILD_DIR);
-    let sdk = build.join("sdk");
+    let sdk = python_sdk_dir(dir)?;
     let wit = build.join("wit");
-    for (relative, text) in SDK_FILES {
-        write_if_changed(&sdk.join(relative), text)?;
-    }
     write_if_changed(&sdk.join("_squall_entry.py"), ENTRY)?;
     write_if_changed(&wit.join("squall.wit"), WIT)?;
 

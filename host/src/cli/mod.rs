@@ -4,6 +4,7 @@ mod build;
 mod compile;
 mod new;
 mod serve;
+mod test;
 mod watch;
 
 pub(crate) use serve::manifest_for;
@@ -38,6 +39,7 @@ enum Command {
     Build(build::BuildArgs),
     Compile(compile::CompileArgs),
     New(new::NewArgs),
+    Test(test::TestArgs),
 }
 
 impl Cli {
@@ -53,6 +55,7 @@ impl Cli {
             Command::Build(args) => build::run(args),
             Command::Compile(args) => compile::run(args),
             Command::New(args) => new::run(args),
+            Command::Test(args) => test::run(args),
         }
     }
 }

@@ -1,4 +1,5 @@
-//! `squall new NAME`: scaffold a handler crate that builds and serves as is.
+//! `squall new NAME`: scaffold a handler crate (or a Python app) that builds
+//! and serves as is.
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -13,6 +14,17 @@ pub(super) struct NewArgs {
     /// chat room (pub/sub, the key-value store and a WebSocket).
     #[arg(long, value_enum, default_value = "http")]
     template: Template,
+    /// The language of the handlers: Rust (a crate) or Python (an `app.py`
+    /// built with componentize-py).
+    #[arg(long, value_enum, default_value = "rust")]
+    lang: Lang,
+}
+
+/// The languages `squall new` writes apps in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Lang {
+    Rust,
+    Python,
 }
 
 /// The starting points `squall new` offers.
@@ -24,6 +36,14 @@ enum Template {
 }
 
 impl Template {
+    fn app_py(self) -> &'static str {
+        match self {
+            Template::Http => include_str!("templates/http.py"),
+            Template::Websocket => include_str!("templates/websocket.py"),
+            Template::Chat => include_str!("templates/chat.py"),
+        }
+    }
+
     fn lib_rs(self) -> &'static str {
         match self {
             Template::Http => include_str!("templates/http.rs"),
@@ -59,6 +79,9 @@ pub(super) fn run(args: NewArgs) -> Result<()> {
     if args.path.exists() {
         bail!("{} already exists", args.path.display());
     }
+    if args.lang == Lang::Python {
+        return new_python_app(&args.path, &name, args.template);
+    }
     let sdk = Path::new(SDK_DIR).canonicalize().with_context(|| {
         format!(
             "cannot find squall-sdk at {SDK_DIR}: run `squall new` from a Squall checkout's build"
@@ -82,6 +105,37 @@ pub(super) fn run(args: NewArgs) -> Result<()> {
     println!(
         "created {path}\n  serve it: squall serve {path}\n  test it:  cd {path} && cargo test",
         path = args.path.display()
+    );
+    Ok(())
+}
+
+/// A Python app: `app.py`, its test, a manifest, and the pinned build tool.
+fn new_python_app(path: &Path, name: &str, template: Template) -> Result<()> {
+    std::fs::create_dir_all(path).with_context(|| format!("cannot create {}", path.display()))?;
+    write(&path.join("app.py"), template.app_py())?;
+    write(
+        &path.join("test_app.py"),
+        include_str!("templates/test_app.py"),
+    )?;
+    write(
+        &path.join("squall.toml"),
+        &squall_toml_for_python(name, template.grants()),
+    )?;
+    write(
+        &path.join("requirements.txt"),
+        &format!(
+            "# What `squall build` builds app.py with (it installs it into .venv if missing).\n\
+             componentize-py=={}\n",
+            crate::python_build::COMPONENTIZE_PY_VERSION
+        ),
+    )?;
+    write(
+        &path.join(".gitignore"),
+        "/.squall/\n/.venv/\n__pycache__/\n",
+    )?;
+    println!(
+        "created {path}\n  serve it: squall serve {path}\n  test it:  squall test {path}",
+        path = path.display()
     );
     Ok(())
 }
@@ -135,6 +189,41 @@ fn cargo_config(sdk: &Path) -> String {
 squall-sdk = {{ path = {sdk:?} }}
 "#,
         sdk = sdk.display().to_string()
+    )
+}
+
+/// A manifest serving a Python app, with the grants it most often needs
+/// written out, commented.
+fn squall_toml_for_python(name: &str, grants: &str) -> String {
+    let app = name;
+    format!(
+        r#"# `squall serve .` reads this file. Every key is optional; squall's
+# docs/manifest.md and docs/limits.md list them all with their defaults.
+[server]
+listen = "127.0.0.1:8080"
+
+[app.{app}]
+source = "."          # this app.py, built with componentize-py on `squall serve`
+routes = ["/"]
+timeout = "30s"       # per request, a streamed body included
+memory = "64MiB"      # a CPython instance starts at about 18 MiB
+{grants}
+# Nothing outside the sandbox is reachable until granted here:
+# outbound = ["https://api.example.com"]   # what squall.fetch may reach
+# pubsub = ["chat", "room.*"]              # topics for squall.pubsub and WebSocket subscriptions
+# kv = true                                # this app's own key-value store (squall.kv)
+
+# Values read with squall.config_value; secrets from the environment or a file.
+# [app.{app}.config]
+# cookie_secret = {{ env = "COOKIE_SECRET" }}   # for set_signed_cookie
+# greeting = "hello"
+
+# WebSocket routes are declared in app.py (a WebSocketHandler's route); a
+# table only changes how one runs:
+# [[app.{app}.websocket]]
+# routes = ["/socket"]
+# mode = "live"        # one instance per connection (default "hibernate": one per event)
+"#
     )
 }
 
