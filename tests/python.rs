@@ -367,7 +367,7 @@ fn python_beside_rust() -> Server {
     let rust = component("tests/guests/web");
     Server::with_manifest(&format!(
         "[app.py]\nsource = {python:?}\nroutes = [\"/py\"]\nmemory = \"64MiB\"\nkv = true\n\
-         outbound = [\"http://127.0.0.1:*\"]\n\
+         outbound = [\"http://127.0.0.1:*\"]\npubsub = [\"events\"]\n\
          [app.py.config]\ncookie_secret = {SECRET:?}\ngreeting = \"hello from the manifest\"\n\
          [app.rust]\nsource = {rust:?}\nroutes = [\"/cookies\"]\n\
          [app.rust.config]\ncookie_secret = {SECRET:?}\n",
@@ -586,4 +586,91 @@ async fn every_python_template_serves_as_written_and_passes_its_own_test() {
     );
     let polled = text(&server, "/messages?after=0").await;
     assert_eq!(polled, r#"{"messages": [{"body": "hello room", "id": 1}]}"#);
+}
+
+/// A Python app in a directory of its own: `app.py` and `requirements`.
+fn python_app_with(requirements: &str, app: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("requirements.txt"), requirements).unwrap();
+    std::fs::write(dir.path().join("app.py"), app).unwrap();
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pure_python_packages_are_bundled_and_native_extensions_refused_by_name() {
+    let pure = python_app_with(
+        "componentize-py==0.25.1\nsix==1.17.0\n",
+        "import six\nfrom squall.web import Application, RequestHandler\n\n\
+         class Main(RequestHandler):\n    def get(self):\n        self.write(six.ensure_str(b'six says hi'))\n\n\
+         def make_app():\n    return Application([(r'/', Main)])\n",
+    );
+    let server = Server::with_manifest(&format!(
+        "[app.pure]\nsource = {:?}\nroutes = [\"/\"]\nmemory = \"64MiB\"\n",
+        pure.path().display().to_string()
+    ));
+    assert_eq!(text(&server, "/").await, "six says hi");
+
+    let native = python_app_with(
+        "markupsafe==3.0.2\n",
+        "from squall.web import Application\n\ndef make_app():\n    return Application([])\n",
+    );
+    let output = support::squall()
+        .arg("build")
+        .arg(native.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("markupsafe") && stderr.contains("is a native extension"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_multi_tenant_example_serves_its_python_tenant_beside_the_rust_ones() {
+    component("examples/python-hello");
+    let server = Server::start(&repo().join("examples/multi-tenant"));
+    let http = client();
+    let python = http
+        .get(server.url("/greet/you"))
+        .header("host", "python.localhost")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(python.text().await.unwrap(), "Hello, you!");
+    let rust = http
+        .get(server.url("/hello/you"))
+        .header("host", "hello.localhost")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rust.text().await.unwrap(), "Hello, you!");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_python_handler_streams_server_sent_events_with_flush() {
+    use futures::StreamExt;
+
+    let server = python_beside_rust();
+    let response = client().get(server.url("/py/events")).send().await.unwrap();
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut body = response.bytes_stream();
+    let mut seen = String::new();
+    while !seen.contains("data: first\n\n") {
+        let chunk = body.next().await.unwrap().unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    // The handler is still running: the second event waits for this.
+    let poked = client()
+        .post(server.url("/py/poke"))
+        .body("second")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(poked.status(), 200);
+    while let Some(chunk) = body.next().await {
+        seen.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+    }
+    assert_eq!(seen, "data: first\n\ndata: second\n\n");
 }

@@ -113,15 +113,21 @@ pub(crate) fn build_python_app(dir: &Path) -> Result<PathBuf> {
         return Ok(output);
     }
     let tool = componentize_py(dir)?;
+    let packages = install_dependencies(dir, &build, &pip_python(&tool))?;
     // A unique name, then a rename: builds of one app at once do not mix.
     let partial = build.join(format!("app.wasm.{}.partial", std::process::id()));
-    let status = Command::new(&tool)
+    let mut command = Command::new(&tool);
+    command
         .arg("-d")
         .arg(&wit)
         .args(["-w", "app", "componentize", "_squall_entry", "-p"])
         .arg(dir)
         .arg("-p")
-        .arg(&sdk)
+        .arg(&sdk);
+    if let Some(packages) = &packages {
+        command.arg("-p").arg(packages);
+    }
+    let status = command
         .arg("-o")
         .arg(&partial)
         .current_dir(dir)
@@ -144,6 +150,85 @@ pub(crate) fn build_python_app(dir: &Path) -> Result<PathBuf> {
     Ok(output)
 }
 
+/// The packages `requirements.txt` names (componentize-py, the build tool,
+/// aside), installed with pip into the build directory: that directory, or
+/// `None` if the app needs none. A package with a native extension cannot
+/// run in a component, and is refused by name.
+fn install_dependencies(dir: &Path, build: &Path, python: &OsString) -> Result<Option<PathBuf>> {
+    let Ok(listed) = std::fs::read_to_string(dir.join("requirements.txt")) else {
+        return Ok(None);
+    };
+    let wanted: Vec<&str> = listed
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        // Requirements only: no pip options (another index, other files).
+        .filter(|line| !line.starts_with('-'))
+        .filter(|line| {
+            let name = line.to_ascii_lowercase().replace('_', "-");
+            !name.starts_with("componentize-py")
+        })
+        .collect();
+    if wanted.is_empty() {
+        return Ok(None);
+    }
+    let packages = build.join("site-packages");
+    if packages.exists() {
+        std::fs::remove_dir_all(&packages)
+            .with_context(|| format!("cannot clear {}", packages.display()))?;
+    }
+    let status = Command::new(python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--target",
+        ])
+        .arg(&packages)
+        .args(&wanted)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .status()
+        .context("cannot run `python3 -m pip`: is Python 3 with pip installed?")?;
+    if !status.success() {
+        bail!(
+            "pip could not install what {} lists (its errors are above)",
+            dir.join("requirements.txt").display()
+        );
+    }
+    if let Some(native) = native_extension(&packages)? {
+        bail!(
+            "{} is a native extension: a component can bundle pure-Python packages only \
+             (remove the package from requirements.txt, or use a pure-Python one)",
+            native.strip_prefix(&packages).unwrap_or(&native).display()
+        );
+    }
+    Ok(Some(packages))
+}
+
+/// The Python whose pip installs an app's packages: the one of
+/// componentize-py's virtualenv if it has one, else `python3`.
+fn pip_python(tool: &OsString) -> OsString {
+    let beside = Path::new(tool).with_file_name("python3");
+    if beside.is_file() {
+        beside.into_os_string()
+    } else {
+        "python3".into()
+    }
+}
+
+/// The first compiled extension module under `dir`, if any.
+fn native_extension(dir: &Path) -> Result<Option<PathBuf>> {
+    let mut files = Vec::new();
+    app_files(dir, &mut files)?;
+    Ok(files.into_iter().find(|file| {
+        file.extension()
+            .is_some_and(|ext| ext == "so" || ext == "pyd" || ext == "dylib")
+    }))
+}
+
 /// A digest of everything a build reads: the app's files (its Python, and
 /// the templates and static files it reads when built), the SDK, the WIT
 /// and the tool's version.
@@ -159,12 +244,14 @@ fn input_stamp(dir: &Path) -> Result<String> {
     app_files(dir, &mut files)?;
     files.sort();
     for file in files {
-        let bytes =
-            std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
         let relative = file.strip_prefix(dir).unwrap_or(&file);
         hasher.update(relative.to_string_lossy().as_bytes());
-        hasher.update((bytes.len() as u64).to_le_bytes());
-        hasher.update(&bytes);
+        let mut content = std::fs::File::open(&file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
+        // Streamed: a large static file is not held in memory.
+        let length = std::io::copy(&mut content, &mut hasher)
+            .with_context(|| format!("cannot read {}", file.display()))?;
+        hasher.update(length.to_le_bytes());
     }
     Ok(format!("{:x}", hasher.finalize()))
 }
@@ -184,7 +271,8 @@ fn app_files(dir: &Path, found: &mut Vec<PathBuf>) -> Result<()> {
             if !name.starts_with('.') && name != "__pycache__" {
                 app_files(&path, found)?;
             }
-        } else if !name.starts_with('.') {
+        } else if kind.is_file() && !name.starts_with('.') {
+            // Regular files only: a link could point anywhere (/dev/zero).
             found.push(path);
         }
     }
@@ -276,6 +364,16 @@ mod tests {
             .collect();
         embedded.sort();
         assert_eq!(embedded, on_disk, "SDK_FILES lists the SDK's files");
+    }
+
+    #[test]
+    fn a_link_in_the_app_is_not_followed_when_its_files_are_hashed() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("app.py"), "a = 1").expect("write");
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("endless")).expect("link");
+        let mut files = Vec::new();
+        app_files(dir.path(), &mut files).expect("listed");
+        assert_eq!(files, [dir.path().join("app.py")]);
     }
 
     #[test]

@@ -1,8 +1,11 @@
 """The component's exports for an app module: what ``squall build`` wires
 ``app.py`` to. Not part of the API."""
 
+import asyncio
 import logging
 
+import componentize_py_async_support
+import wit_world
 from wit_world import exports
 from wit_world.exports import app_info
 from wit_world.imports import types, websocket_types
@@ -107,20 +110,77 @@ async def _refusal(application, handler, error):
     return response_to_host(*handler._response_parts())
 
 
+class _Streamed:
+    """One response as the host gets it: whole when the handler ends
+    without flushing, else its head at the first flush and its body as a
+    stream, chunk by chunk, in order."""
+
+    def __init__(self):
+        loop = asyncio.get_event_loop()
+        self.head = loop.create_future()
+        self.chunks = None
+        self.writer = None
+
+    def flush(self, first, status, headers, chunk):
+        done = asyncio.get_event_loop().create_future()
+        if first:
+            writer, reader = wit_world.byte_stream()
+            self.writer = writer
+            self.chunks = asyncio.Queue()
+            componentize_py_async_support.spawn(self._write_body())
+            self.head.set_result(response_to_host_streaming(status, headers, reader))
+        self.chunks.put_nowait((chunk, done))
+        return done
+
+    def finish(self, status, headers, body):
+        if self.chunks is None:
+            self.head.set_result(response_to_host(status, headers, body))
+            return
+        self.chunks.put_nowait((body, None))
+        self.chunks.put_nowait((None, None))
+
+    async def _write_body(self):
+        with self.writer as writer:
+            while True:
+                chunk, done = await self.chunks.get()
+                if chunk is None:
+                    break
+                if chunk and not writer_gone(writer):
+                    await writer.write_all(chunk)
+                if done is not None and not done.done():
+                    done.set_result(None)
+
+
+def writer_gone(writer):
+    """Whether the host dropped the body's reading end (the client left)."""
+    return getattr(writer, "reader_dropped", False)
+
+
+def response_to_host_streaming(status, headers, reader):
+    fields = [(name, value.encode("latin-1", errors="replace")) for name, value in headers]
+    return types.Response(status=status, headers=fields, body=types.Body_Stream(reader))
+
+
 def exports_for(module):
     """The classes componentize-py exports, serving ``module``'s app."""
     install_log_handler()
     application = application_of(module)
 
+    async def serve(request, streamed):
+        try:
+            ours = await request_from_host(request)
+            status, headers, body = await application.serve(ours, streamed.flush)
+        except Exception:
+            app_log.error("Uncaught exception", exc_info=True)
+            status, headers, body = 500, [], b"500: Internal Server Error"
+        streamed.finish(status, headers, body)
+
     class Handler(exports.Handler):
         async def handle(self, request):
-            try:
-                ours = await request_from_host(request)
-                status, headers, body = await application.serve(ours)
-            except Exception:
-                logging.getLogger("squall.application").error("Uncaught exception", exc_info=True)
-                status, headers, body = 500, [], b"500: Internal Server Error"
-            return response_to_host(status, headers, body)
+            # The handler runs on after `handle` returns the head, if it flushes.
+            streamed = _Streamed()
+            componentize_py_async_support.spawn(serve(request, streamed))
+            return await streamed.head
 
     # Handler objects of open connections: in `live` mode the instance (and
     # so this dict) outlives events; in `hibernate` mode it starts empty.

@@ -73,6 +73,10 @@ class RequestHandler:
         self._headers = []
         self._write_buffer = []
         self._new_cookies = []
+        # Set by the component's glue: sends a flushed chunk (None under
+        # plain CPython, where a flush only keeps the buffer).
+        self._flush_hook = None
+        self._headers_written = False
         self.clear()
         self.initialize(**kwargs)
 
@@ -165,6 +169,21 @@ class RequestHandler:
             raise TypeError("write() only accepts bytes, str and dict, not %s" % type(chunk).__name__)
         self._write_buffer.append(bytes(chunk))
 
+    def flush(self, include_footers=False):
+        """Send what is written so far (the status and headers with the
+        first flush): a streamed response, e.g. server-sent events. Returns
+        an awaitable that resolves once the chunk is handed to the host."""
+        if self._finished:
+            raise RuntimeError("Cannot flush() after finish()")
+        chunk = b"".join(self._write_buffer)
+        self._write_buffer = []
+        if self._flush_hook is None:
+            self._write_buffer = [chunk] if chunk else []
+            return _Done()
+        first = not self._headers_written
+        self._headers_written = True
+        return self._flush_hook(first, self._status_code, list(self._headers), chunk)
+
     def finish(self, chunk=None):
         """End the response, writing ``chunk`` first if given."""
         if self._finished:
@@ -189,6 +208,12 @@ class RequestHandler:
     def send_error(self, status_code=500, **kwargs):
         """Answer with an error page (``write_error``) for ``status_code``."""
         if self._finished:
+            return
+        if self._headers_written:
+            # The status is sent already: end the stream where it is.
+            app_log.error("Cannot send error %d: the response has started", status_code)
+            self._write_buffer = []
+            self._finished = True
             return
         self.clear()
         reason = kwargs.get("reason")
@@ -456,6 +481,13 @@ class RequestHandler:
         return self._status_code, headers, b"".join(self._write_buffer)
 
 
+class _Done:
+    """An awaitable that is already done."""
+
+    def __await__(self):
+        return iter(())
+
+
 def authenticated(method):
     """Only for a logged-in ``current_user``: others are redirected to the
     login URL (GET, HEAD) or refused with 403."""
@@ -585,14 +617,16 @@ class Application:
             return spec.handler_class, spec.kwargs, args, {}
         return _NotFoundHandler, {}, [], {}
 
-    async def serve(self, request):
-        """Run the matching handler for ``request``; its status, headers and body."""
+    async def serve(self, request, flush_hook=None):
+        """Run the matching handler for ``request``; its status, headers and
+        body (what is left of it after any ``flush``, sent by ``flush_hook``)."""
         handler_class, kwargs, args, path_kwargs = self.find_handler(request)
         try:
             handler = handler_class(self, request, **kwargs)
         except Exception:
             app_log.error("Cannot create %s", handler_class.__name__, exc_info=True)
             return 500, [("content-type", "text/plain; charset=UTF-8")], b"500: Internal Server Error"
+        handler._flush_hook = flush_hook
         await handler._execute(args, path_kwargs)
         return handler._response_parts()
 

@@ -18,9 +18,12 @@ pub(super) struct TestArgs {
 pub(super) fn run(args: TestArgs) -> Result<()> {
     let status = if is_python_app(&args.dir) {
         let sdk = python_sdk_dir(&args.dir)?;
+        // The SDK, and the packages the last build installed, if any.
+        let packages = sdk.with_file_name("site-packages");
+        let path = std::env::join_paths([sdk, packages])?;
         Command::new("python3")
             .args(["-m", "unittest", "discover", "-s", "."])
-            .env("PYTHONPATH", &sdk)
+            .env("PYTHONPATH", path)
             .current_dir(&args.dir)
             .status()
             .context("cannot run python3: is Python 3 installed?")?

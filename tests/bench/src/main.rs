@@ -16,6 +16,7 @@ mod native;
 mod native_realtime;
 mod ops_bench;
 mod parked_bench;
+mod python_bench;
 mod raw_client;
 mod realtime_bench;
 mod scaleout_bench;
@@ -62,6 +63,8 @@ enum Command {
     Scaleout(scaleout_bench::ScaleoutArgs),
     /// Plain TCP echo: ping-pong, bulk and idle memory vs a native tokio server.
     Tcp(tcp_bench::TcpArgs),
+    /// A Python hello (the Tornado-shaped SDK) vs Tornado itself, natively.
+    Python(python_bench::PythonArgs),
     /// All of the above, one after the other.
     All,
     /// (internal) the native baseline server.
@@ -107,6 +110,7 @@ fn main() -> Result<()> {
         Some(Command::NativeRealtime(args)) => native_realtime::run(&args),
         Some(Command::NativeKv(args)) => native::run_kv(&args),
         Some(Command::Tcp(args)) => tcp_bench::run(&args),
+        Some(Command::Python(args)) => python_bench::run(&args),
         Some(Command::NativeTcpEcho(args)) => tcp_bench::run_native(&args),
     }
 }

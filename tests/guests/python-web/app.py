@@ -59,6 +59,25 @@ class Spawn(RequestHandler):
         self.write("spawned")
 
 
+class Events(RequestHandler):
+    """Server-sent events: the first at once, the second when /py/poke
+    publishes to the `events` topic."""
+
+    async def get(self):
+        kept = await squall.pubsub.wait("events", after=0, timeout=0)
+        latest = kept[-1].id if kept else 0
+        self.set_header("Content-Type", "text/event-stream")
+        self.write("data: first\n\n")
+        await self.flush()
+        news = await squall.pubsub.wait("events", after=latest, timeout=30)
+        self.write("data: %s\n\n" % (news[0].text if news else "nothing"))
+
+
+class Poke(RequestHandler):
+    def post(self):
+        self.write(str(squall.pubsub.publish("events", self.request.body)))
+
+
 class Count(RequestHandler):
     async def post(self):
         self.write(str(await kv.increment("visits")))
@@ -103,6 +122,8 @@ def make_app():
             (r"/py/timeout", Timeout),
             (r"/py/spawn", Spawn),
             (r"/py/count", Count),
+            (r"/py/events", Events),
+            (r"/py/poke", Poke),
             (r"/py/store/([a-z]+)", Stored),
             (r"/py/greeting", Greeting),
             (r"/py/login", Login),
