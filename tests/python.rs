@@ -674,3 +674,51 @@ async fn a_python_handler_streams_server_sent_events_with_flush() {
     }
     assert_eq!(seen, "data: first\n\ndata: second\n\n");
 }
+
+#[test]
+fn an_app_that_loops_when_built_is_stopped_and_its_directory_left_untouched() {
+    let looping = python_app_with("", "while True:\n    pass\n");
+    let before: Vec<_> = std::fs::read_dir(looping.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    let output = support::squall()
+        .arg("build")
+        .arg(looping.path())
+        .env("SQUALL_BUILD_TIMEOUT", "5")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("was stopped"), "{stderr}");
+    let after: Vec<_> = std::fs::read_dir(looping.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert_eq!(before, after, "the build wrote nothing into the app");
+}
+
+#[test]
+fn a_requirement_that_is_a_url_or_an_option_is_refused_before_pip_runs() {
+    for line in [
+        "x @ https://example.com/x.whl",
+        "--index-url http://example.com",
+        "./local",
+    ] {
+        let app = python_app_with(
+            line,
+            "from squall.web import Application\nmake_app = lambda: Application([])\n",
+        );
+        let output = support::squall()
+            .arg("build")
+            .arg(app.path())
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{line}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("is not a plain requirement"),
+            "{line}: {stderr}"
+        );
+    }
+}

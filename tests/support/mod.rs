@@ -42,6 +42,8 @@ pub fn squall() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_squall"));
     command
         .env("CARGO_TARGET_DIR", guest_target_dir())
+        // Python apps build in squall's cache: the tests' own, in target/.
+        .env("XDG_CACHE_HOME", repo().join("target/test-cache"))
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1");
     command

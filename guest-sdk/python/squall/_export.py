@@ -3,12 +3,14 @@
 
 import asyncio
 import logging
+import urllib.parse
 
 import componentize_py_async_support
 import wit_world
 from wit_world import exports
 from wit_world.exports import app_info
 from wit_world.imports import types, websocket_types
+from wit_world.imports.websocket import close as _ws_close
 
 from .host import install_log_handler
 from .httputil import HTTPHeaders, HTTPServerRequest
@@ -170,7 +172,7 @@ def exports_for(module):
         try:
             ours = await request_from_host(request)
             status, headers, body = await application.serve(ours, streamed.flush)
-        except Exception:
+        except BaseException:  # whatever it is, the host gets an answer
             app_log.error("Uncaught exception", exc_info=True)
             status, headers, body = 500, [], b"500: Internal Server Error"
         streamed.finish(status, headers, body)
@@ -194,7 +196,8 @@ def exports_for(module):
             if not issubclass(handler_class, WebSocketHandler):
                 return None
             handler = handler_class(application, request, **kwargs)
-            handler.path_args, handler.path_kwargs = list(args), dict(path_kwargs)
+            handler.path_args = [urllib.parse.unquote(arg) for arg in args]
+            handler.path_kwargs = {key: urllib.parse.unquote(value) for key, value in path_kwargs.items()}
             live[connection.id] = handler
         # The state may have changed in another instance since.
         handler._attach(connection.id)
@@ -202,11 +205,15 @@ def exports_for(module):
 
     class WebsocketHandler(exports.WebsocketHandler):
         async def on_open(self, connection, request):
-            ours = await request_from_host(request)
-            handler_class, kwargs, args, path_kwargs = application.find_handler(ours)
-            if not (isinstance(handler_class, type) and issubclass(handler_class, WebSocketHandler)):
-                return websocket_types.OpenResult_Reject(response_to_host(404, [], b""))
-            handler = handler_class(application, ours, **kwargs)
+            try:
+                ours = await request_from_host(request)
+                handler_class, kwargs, args, path_kwargs = application.find_handler(ours)
+                if not (isinstance(handler_class, type) and issubclass(handler_class, WebSocketHandler)):
+                    return websocket_types.OpenResult_Reject(response_to_host(404, [], b""))
+                handler = handler_class(application, ours, **kwargs)
+            except Exception:
+                app_log.error("Cannot open a WebSocket (%s)", connection.path, exc_info=True)
+                return websocket_types.OpenResult_Reject(response_to_host(500, [], b""))
             try:
                 handler._attach(connection.id)
                 protocol = await handler._open(args, path_kwargs)
@@ -216,26 +223,28 @@ def exports_for(module):
             return websocket_types.OpenResult_Accept(websocket_types.Accept(protocol))
 
         async def on_message(self, connection, message):
-            handler = handler_for(connection)
-            if handler is None:
-                return
-            payload = message.value
-            if isinstance(message, websocket_types.WsMessage_Binary):
-                payload = bytes(payload)
+            handler = None
             try:
+                handler = handler_for(connection)
+                if handler is None:
+                    return
+                payload = message.value
+                if isinstance(message, websocket_types.WsMessage_Binary):
+                    payload = bytes(payload)
                 await handler._run(handler.on_message, payload)
                 handler._save_state()
             except Exception:
                 app_log.error("Uncaught exception in on_message (%s)", connection.path, exc_info=True)
-                handler.close(1011, "internal error")
+                live.pop(connection.id, None)
+                _ws_close(connection.id, 1011, "internal error")
 
         async def on_close(self, connection, code, reason):
-            handler = handler_for(connection)
-            live.pop(connection.id, None)
-            if handler is None:
-                return
-            handler.close_code, handler.close_reason = code, reason
             try:
+                handler = handler_for(connection)
+                live.pop(connection.id, None)
+                if handler is None:
+                    return
+                handler.close_code, handler.close_reason = code, reason
                 await handler._run(handler.on_close)
             except Exception:
                 app_log.error("Uncaught exception in on_close (%s)", connection.path, exc_info=True)

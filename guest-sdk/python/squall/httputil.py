@@ -1,8 +1,6 @@
 """The request as a handler sees it: headers, arguments, cookies, body
 (Tornado's ``tornado.httputil``)."""
 
-import email.parser
-import email.policy
 import http.cookies
 import re
 import urllib.parse
@@ -78,28 +76,69 @@ class HTTPFile(dict):
             raise AttributeError(name) from missing
 
 
+class HTTPInputError(Exception):
+    """A request body that cannot be parsed: a ``400 Bad Request``."""
+
+
+# Bounds on what a multipart body may make the parser do.
+MAX_PARTS = 1000
+MAX_PART_HEAD = 8 * 1024
+_PARAM = re.compile(r';\s*([A-Za-z0-9_.*-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
+
+
+def header_params(value):
+    """``("form-data", {"name": "x"})`` from ``form-data; name="x"``."""
+    value = value[:MAX_PART_HEAD]
+    main, _, rest = value.partition(";")
+    params = {}
+    for name, raw in _PARAM.findall(";" + rest):
+        raw = raw.strip()
+        if len(raw) >= 2 and raw[0] == raw[-1] == '"':
+            raw = raw[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+        params[name.lower()] = raw
+    return main.strip().lower(), params
+
+
 def parse_multipart(content_type, body, arguments, files):
-    """Fill ``arguments`` and ``files`` from a ``multipart/form-data`` body."""
-    head = f"Content-Type: {content_type}\r\n\r\n".encode("latin-1")
-    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
-    if not message.is_multipart():
-        return
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        if name is None:
-            continue
-        payload = part.get_payload(decode=True) or b""
-        filename = part.get_filename()
-        if filename is not None:
+    """Fill ``arguments`` and ``files`` from a ``multipart/form-data`` body,
+    in one pass over it; ``HTTPInputError`` if it is malformed."""
+    _, params = header_params(content_type)
+    boundary = params.get("boundary", "")
+    if not boundary or len(boundary) > 200:
+        raise HTTPInputError("multipart/form-data without a usable boundary")
+    delimiter = b"--" + boundary.encode("latin-1")
+    end = body.rfind(delimiter + b"--")
+    if end < 0:
+        raise HTTPInputError("multipart body without its closing boundary")
+    parts = body[:end].split(delimiter)
+    if len(parts) - 1 > MAX_PARTS:
+        raise HTTPInputError("more than %d parts in a multipart body" % MAX_PARTS)
+    for part in parts[1:]:
+        if not part.startswith(b"\r\n") or not part.endswith(b"\r\n"):
+            raise HTTPInputError("a malformed part in a multipart body")
+        head_end = part.find(b"\r\n\r\n", 2, 2 + MAX_PART_HEAD)
+        if head_end < 0:
+            raise HTTPInputError("a multipart part's headers are malformed or too long")
+        headers = HTTPHeaders()
+        for line in part[2:head_end].decode("utf-8", errors="replace").split("\r\n"):
+            name, colon, value = line.partition(":")
+            if colon:
+                headers.add(name.strip(), value.strip())
+        disposition, disposition_params = header_params(headers.get("content-disposition", ""))
+        name = disposition_params.get("name")
+        if disposition != "form-data" or name is None:
+            raise HTTPInputError("a multipart part is not form-data with a name")
+        value = part[head_end + 4 : -2]
+        if "filename" in disposition_params:
             files.setdefault(name, []).append(
                 HTTPFile(
-                    filename=filename,
-                    body=payload,
-                    content_type=part.get_content_type(),
+                    filename=disposition_params["filename"],
+                    body=value,
+                    content_type=headers.get("content-type", "application/unknown"),
                 )
             )
         else:
-            arguments.setdefault(name, []).append(payload)
+            arguments.setdefault(name, []).append(value)
 
 
 class HTTPServerRequest:
@@ -122,19 +161,43 @@ class HTTPServerRequest:
         self.remote_ip = headers.get("squall-client-addr")
         self.protocol = "http"
         self.query_arguments = parse_qs_bytes(query)
-        self.body_arguments = {}
-        self.files = {}
-        content_type = headers.get("content-type", "")
+        # The body is parsed at first use, inside the handler, so a
+        # malformed one is that handler's 400.
+        self._body_arguments = None
+        self._files = None
+        self._cookies = None
+
+    def _parse_body(self):
+        if self._body_arguments is not None:
+            return
+        arguments, files = {}, {}
+        content_type = self.headers.get("content-type", "")
         if content_type.startswith("application/x-www-form-urlencoded"):
-            text = body.decode("utf-8", errors="replace")
-            self.body_arguments = parse_qs_bytes(text)
+            arguments = parse_qs_bytes(self.body.decode("utf-8", errors="replace"))
         elif content_type.startswith("multipart/form-data"):
-            parse_multipart(content_type, body, self.body_arguments, self.files)
-        self.arguments = {}
+            parse_multipart(content_type, self.body, arguments, files)
+        self._body_arguments, self._files = arguments, files
+
+    @property
+    def body_arguments(self):
+        """``name -> [bytes]`` of a URL-encoded or multipart form body."""
+        self._parse_body()
+        return self._body_arguments
+
+    @property
+    def files(self):
+        """``name -> [HTTPFile]`` of a multipart body."""
+        self._parse_body()
+        return self._files
+
+    @property
+    def arguments(self):
+        """The query's arguments, then the body's."""
+        merged = {}
         for source in (self.query_arguments, self.body_arguments):
             for name, values in source.items():
-                self.arguments.setdefault(name, []).extend(values)
-        self._cookies = None
+                merged.setdefault(name, []).extend(values)
+        return merged
 
     @property
     def cookies(self):

@@ -41,7 +41,7 @@ class Signer:
     """Signs with the newest of ``keys`` (``{version: secret}``); verifies
     with any of them."""
 
-    def __init__(self, keys):
+    def __init__(self, keys, signing_version=None):
         if not keys:
             raise ValueError("signed cookies need a cookie_secret")
         self.keys = {}
@@ -50,6 +50,9 @@ class Signer:
             if len(secret) < MIN_SECRET:
                 raise ValueError("cookie secret %s is shorter than %d bytes" % (version, MIN_SECRET))
             self.keys[int(version)] = secret
+        self.signing_version = max(self.keys) if signing_version is None else int(signing_version)
+        if self.signing_version not in self.keys:
+            raise ValueError("key_version %s has no secret" % signing_version)
 
     @classmethod
     def from_settings(cls, settings):
@@ -58,9 +61,8 @@ class Signer:
         ``cookie_secret``, ``cookie_secret_2`` … ``cookie_secret_9``."""
         secret = settings.get("cookie_secret")
         if isinstance(secret, dict):
-            keys = dict(secret)
-            newest = settings.get("key_version", max(keys))
-            return cls({version: value for version, value in keys.items() if int(version) <= int(newest)})
+            # Every version verifies; `key_version` (else the newest) signs.
+            return cls(dict(secret), settings.get("key_version"))
         if secret:
             return cls({1: secret})
         keys = {}
@@ -74,7 +76,7 @@ class Signer:
     def sign(self, name, value, now=None):
         if isinstance(value, str):
             value = value.encode("utf-8")
-        version = max(self.keys)
+        version = self.signing_version
         timestamp = int(time.time() if now is None else now)
         payload = "%s|%d|%d|%s" % (FORMAT, version, timestamp, _b64(value))
         return "%s|%s" % (payload, _b64(_mac(self.keys[version], name, payload)))

@@ -77,6 +77,7 @@ class _Writer:
     def __init__(self):
         self.lines = []
         self.indent = 1
+        self.apply_count = 0
 
     def line(self, code):
         self.lines.append("    " * self.indent + code)
@@ -91,6 +92,10 @@ class Template:
         self.autoescape = autoescape
         self.nodes = _parse(_text(source), name)
         self.parent = next((node[1] for node in self.nodes if node[0] == "extends"), None)
+        # `{% autoescape %}` sets the mode of its own file only, as in Tornado.
+        for node in self.nodes:
+            if node[0] == "autoescape":
+                self.autoescape = None if node[1] == "None" else node[1]
 
     def blocks(self):
         """This template's named blocks, and those of what it includes."""
@@ -107,6 +112,7 @@ class Template:
         namespace.setdefault("linkify", linkify)
         namespace.setdefault("_", lambda message, *args, **kwargs: message)
         namespace["_tt_utf8"] = _utf8
+        namespace["_tt_text"] = _text
         exec(self._code(), namespace)
         return namespace["_tt_execute"]()
 
@@ -115,13 +121,14 @@ class Template:
         if getattr(self, "_compiled", None) is not None:
             return self._compiled
         template = self
+        # A block is compiled with the autoescape of the file that wrote it.
         blocks = {}
         while template.parent is not None:
             for name, body in template.blocks().items():
-                blocks.setdefault(name, body)
+                blocks.setdefault(name, (body, template.autoescape))
             template = self._load(template.parent)
         for name, body in template.blocks().items():
-            blocks.setdefault(name, body)
+            blocks.setdefault(name, (body, template.autoescape))
         writer = _Writer()
         self._compile(template.nodes, writer, blocks, template.autoescape)
         code = "def _tt_execute():\n    _tt_buffer = []\n    _tt_append = _tt_buffer.append\n"
@@ -151,16 +158,28 @@ class Template:
             elif kind in ("raw", "module"):
                 writer.line("_tt_append(_tt_utf8(%s))" % node[1])
             elif kind == "autoescape":
-                autoescape = None if node[1] == "None" else node[1]
+                continue
             elif kind == "set":
                 writer.line(node[1])
             elif kind == "extends":
                 continue
             elif kind == "include":
                 included = self._load(node[1])
-                self._compile(included.nodes, writer, blocks, autoescape)
+                self._compile(included.nodes, writer, blocks, included.autoescape)
             elif kind == "block":
-                self._compile(blocks.get(node[1], node[2]), writer, blocks, autoescape)
+                body, owner_autoescape = blocks.get(node[1], (node[2], autoescape))
+                self._compile(body, writer, blocks, owner_autoescape)
+            elif kind == "apply":
+                writer.apply_count += 1
+                function = "_tt_apply%d" % writer.apply_count
+                writer.line("def %s():" % function)
+                writer.indent += 1
+                writer.line("_tt_buffer = []")
+                writer.line("_tt_append = _tt_buffer.append")
+                self._compile(node[2], writer, blocks, autoescape)
+                writer.line("return b''.join(_tt_buffer)")
+                writer.indent -= 1
+                writer.line("_tt_append(_tt_utf8(%s(_tt_text(%s()))))" % (node[1], function))
             elif kind == "control":
                 for header, body in node[1]:
                     writer.line(header + ":")
@@ -218,7 +237,7 @@ def _parse(source, name):
             if opened == "block":
                 current.append(("block", clauses[0][0], clauses[0][1]))
             elif opened == "apply":
-                current.extend(clauses[0][1])
+                current.append(("apply", clauses[0][0][len("apply") :].strip(), clauses[0][1]))
             else:
                 current.append(("control", clauses))
         elif keyword in _INTERMEDIATE:

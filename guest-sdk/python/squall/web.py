@@ -14,7 +14,7 @@ import re
 import urllib.parse
 
 from . import security, template
-from .httputil import decode_argument
+from .httputil import HTTPInputError, decode_argument
 
 app_log = logging.getLogger("squall.application")
 gen_log = logging.getLogger("squall.general")
@@ -37,7 +37,7 @@ class HTTPError(Exception):
     def __str__(self):
         message = f"HTTP {self.status_code}: {self.reason or http.client.responses.get(self.status_code, 'Unknown')}"
         if self.log_message:
-            return message + " (" + (self.log_message % self.args) + ")"
+            return message + " (" + _format(self.log_message, self.args) + ")"
         return message
 
 
@@ -182,7 +182,7 @@ class RequestHandler:
             return _Done()
         first = not self._headers_written
         self._headers_written = True
-        return self._flush_hook(first, self._status_code, list(self._headers), chunk)
+        return self._flush_hook(first, self._status_code, self._all_headers(), chunk)
 
     def finish(self, chunk=None):
         """End the response, writing ``chunk`` first if given."""
@@ -202,7 +202,9 @@ class RequestHandler:
         elif not 300 <= status <= 399:
             raise ValueError("a redirect's status must be 3xx, not %d" % status)
         self.set_status(status)
-        self.set_header("Location", urllib.parse.urljoin(self.request.uri, url))
+        # As given, as Tornado does: joining it to the request's URI would
+        # turn a request for `//evil.example/x` into an open redirect.
+        self.set_header("Location", url)
         self.finish()
 
     def send_error(self, status_code=500, **kwargs):
@@ -323,7 +325,10 @@ class RequestHandler:
             morsel["secure"] = True
         if samesite:
             morsel["samesite"] = samesite
-        self.add_header("Set-Cookie", morsel.OutputString())
+        # Kept apart from the headers: an error page keeps them, and setting
+        # a cookie again replaces it, as in Tornado.
+        self._new_cookies = [(key, value) for key, value in self._new_cookies if key != name]
+        self._new_cookies.append((name, morsel.OutputString()))
 
     def clear_cookie(self, name, path="/", domain=None):
         """Tell the client to forget cookie ``name``."""
@@ -460,9 +465,13 @@ class RequestHandler:
                 app_log.error("Uncaught exception in on_finish", exc_info=True)
 
     def _handle_request_exception(self, error):
+        if isinstance(error, HTTPInputError):
+            error = HTTPError(400, "%s", str(error))
         if isinstance(error, HTTPError):
             if error.log_message:
-                gen_log.warning("%d %s: %s", error.status_code, self.request.uri, error.log_message % error.args)
+                gen_log.warning(
+                    "%d %s: %s", error.status_code, self.request.uri, _format(error.log_message, error.args)
+                )
             self.send_error(error.status_code, exc_info=(type(error), error, error.__traceback__))
             return
         app_log.error(
@@ -475,10 +484,13 @@ class RequestHandler:
             return
         self.send_error(500, exc_info=(type(error), error, error.__traceback__))
 
+    def _all_headers(self):
+        cookies = [("set-cookie", value) for _, value in self._new_cookies]
+        return list(self._headers) + cookies
+
     def _response_parts(self):
         """Status, header pairs and body, for the host."""
-        headers = list(self._headers)
-        return self._status_code, headers, b"".join(self._write_buffer)
+        return self._status_code, self._all_headers(), b"".join(self._write_buffer)
 
 
 class _Done:
@@ -641,6 +653,17 @@ def _hash_static_files(root):
                 digest = hashlib.sha256(content.read()).hexdigest()[:12]
             versions[os.path.relpath(path, root).replace(os.sep, "/")] = digest
     return versions
+
+
+def _format(message, args):
+    """``message % args`` if there are args and they fit, else as it is (a
+    literal ``%`` in a message must not turn a 404 into a 500)."""
+    if not args:
+        return message
+    try:
+        return message % args
+    except (TypeError, ValueError):
+        return "%s %r" % (message, args)
 
 
 def _unquote(value):

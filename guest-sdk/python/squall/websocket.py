@@ -10,6 +10,7 @@ and the handler object, attributes and all, lives as long as it.
 import http.cookies
 import inspect
 import json
+import urllib.parse
 from urllib.parse import urlparse
 
 try:
@@ -140,8 +141,8 @@ class WebSocketHandler(RequestHandler):
         protocol = None
         if offered:
             protocol = self.select_subprotocol([item.strip() for item in offered.split(",")])
-        self.path_args = list(path_args)
-        self.path_kwargs = dict(path_kwargs)
+        self.path_args = [urllib.parse.unquote(arg) for arg in path_args]
+        self.path_kwargs = {key: urllib.parse.unquote(value) for key, value in path_kwargs.items()}
         await self._run(self.open, *self.path_args, **self.path_kwargs)
         self._save_state()
         return protocol

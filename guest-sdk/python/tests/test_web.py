@@ -130,3 +130,69 @@ class Xsrf(AsyncHTTPTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class Hostile(AsyncHTTPTestCase):
+    """What a hostile client sends gets a 4xx, never someone else's page."""
+
+    def get_app(self):
+        class Anything(RequestHandler):
+            def get(self, path):
+                if path == "percent":
+                    raise HTTPError(404, "no 100% match")
+                self.set_cookie("seen", "1")
+                self.set_cookie("seen", "2")
+                if path == "fail":
+                    raise HTTPError(409)
+                self.redirect("/login")
+
+            def post(self, path):
+                self.write({"fields": self.get_body_arguments("a")})
+
+        return Application([(r"/(.*)", Anything)])
+
+    def test_a_redirect_is_sent_as_given_not_joined_to_the_request(self):
+        response = self.fetch("//evil.example/x")
+        self.assertEqual(response.headers["Location"], "/login")
+
+    def test_a_literal_percent_in_an_error_message_is_still_that_error(self):
+        self.assertEqual(self.fetch("/percent").code, 404)
+
+    def test_cookies_outlive_an_error_page_and_a_second_set_replaces_the_first(self):
+        response = self.fetch("/fail")
+        self.assertEqual(response.code, 409)
+        self.assertEqual(response.headers.get_list("Set-Cookie"), ["seen=2; Path=/"])
+
+    def test_a_malformed_or_oversized_multipart_body_is_a_400(self):
+        headers = {"Content-Type": "multipart/form-data; boundary=xyz"}
+        self.assertEqual(self.fetch("/x", method="POST", headers=headers, body=b"--xyz\r\nno end").code, 400)
+        many = b"".join(b'--xyz\r\nContent-Disposition: form-data; name="a"\r\n\r\n1\r\n' for _ in range(1001))
+        self.assertEqual(self.fetch("/x", method="POST", headers=headers, body=many + b"--xyz--\r\n").code, 400)
+        one = b'--xyz\r\nContent-Disposition: form-data; name="a"\r\n\r\n1\r\n--xyz--\r\n'
+        self.assertEqual(json.loads(self.fetch("/x", method="POST", headers=headers, body=one).body), {"fields": ["1"]})
+
+
+class Templates(unittest.TestCase):
+    def test_autoescape_belongs_to_the_file_that_sets_it(self):
+        from squall.template import Loader
+
+        loader = Loader.__new__(Loader)
+        loader.root, loader.autoescape, loader.templates = "<memory>", "xhtml_escape", {}
+        loader.sources = {
+            "base.html": b"{% autoescape None %}{{ raw }}|{% block body %}{% end %}",
+            "page.html": b'{% extends "base.html" %}{% block body %}{{ raw }}{% end %}',
+            "apply.html": b"{% apply squeeze %}  a   b  {% end %}",
+        }
+        out = loader.load("page.html").generate(raw="<b>")
+        self.assertEqual(out, b"<b>|&lt;b&gt;")
+        self.assertEqual(loader.load("apply.html").generate(), b"a b")
+
+
+class KeyVersions(unittest.TestCase):
+    def test_every_version_verifies_and_key_version_signs(self):
+        settings = {"cookie_secret": {1: "the first secret, long enough", 2: "the second secret, long enough"}, "key_version": 1}
+        signer = security.Signer.from_settings(settings)
+        signed = signer.sign("user", "ada")
+        self.assertTrue(signed.startswith("2|1|"))
+        newer = security.Signer({2: "the second secret, long enough"}).sign("user", "bob")
+        self.assertEqual(signer.verify("user", newer), b"bob")
