@@ -12,7 +12,7 @@ from wit_world.exports import app_info
 from wit_world.imports import types, websocket_types
 from wit_world.imports.websocket import close as _ws_close
 
-from .host import install_log_handler
+from .host import install_log_handler, read_stream
 from .httputil import HTTPHeaders, HTTPServerRequest
 from .web import Application, HTTPError, _reverse_template
 from .websocket import WebSocketHandler, WebSocketRequest
@@ -30,9 +30,6 @@ _METHODS = {
     types.Method_Trace: "TRACE",
     types.Method_Patch: "PATCH",
 }
-
-# Read a streamed body this much at a time (the host bounds its total).
-_READ_CHUNK = 64 * 1024
 
 
 def application_of(module):
@@ -52,13 +49,7 @@ async def read_body(body):
     if isinstance(body, types.Body_Bytes):
         return bytes(body.value)
     if isinstance(body, types.Body_Stream):
-        chunks = []
-        with body.value as reader:
-            while not reader.writer_dropped:
-                chunk = await reader.read(_READ_CHUNK)
-                if chunk:
-                    chunks.append(chunk)
-        return b"".join(chunks)
+        return await read_stream(body.value)
     return b""
 
 

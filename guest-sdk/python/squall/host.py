@@ -47,6 +47,21 @@ def as_bytes(value):
     return bytes(value)
 
 
+# Read a stream from the host this much at a time (the host bounds its total).
+_READ_CHUNK = 64 * 1024
+
+
+async def read_stream(reader):
+    """All the bytes of a host stream, until its writer ends it."""
+    chunks = []
+    with reader:
+        while not reader.writer_dropped:
+            chunk = await reader.read(_READ_CHUNK)
+            if chunk:
+                chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _needs_host(what):
     if _time is None:
         raise RuntimeError(

@@ -14,11 +14,8 @@ except ImportError:  # plain CPython: no host
 import http.client
 import json as _json
 
-from .host import CapabilityError, _needs_host, as_bytes, kind_of
+from .host import CapabilityError, _needs_host, as_bytes, kind_of, read_stream
 from .httputil import HTTPHeaders
-
-# Read a response body this much at a time (the host bounds its total).
-_READ_CHUNK = 64 * 1024
 
 
 class HTTPClientError(Exception):
@@ -151,17 +148,12 @@ async def fetch(request, raise_error=True, **kwargs):
         incoming = await _http.fetch(outgoing)
     except Err as err:
         raise _fetch_error(err) from None
-    chunks = []
-    with incoming.body as reader:
-        while not reader.writer_dropped:
-            chunk = await reader.read(_READ_CHUNK)
-            if chunk:
-                chunks.append(chunk)
+    body = await read_stream(incoming.body)
     outcome = await incoming.body_result.read()
     if isinstance(outcome, Err):
         raise _fetch_error(outcome)
     headers = HTTPHeaders((name, bytes(value).decode("latin-1")) for name, value in incoming.headers)
-    response = HTTPResponse(request, incoming.status, headers, b"".join(chunks))
+    response = HTTPResponse(request, incoming.status, headers, body)
     if raise_error and response.error is not None:
         raise response.error
     return response
