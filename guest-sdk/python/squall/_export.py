@@ -58,7 +58,7 @@ async def request_from_host(request):
         method = request.method.value
     else:
         method = _METHODS.get(type(request.method), "GET")
-    headers = HTTPHeaders((name, value.decode("latin-1")) for name, value in request.headers)
+    headers = HTTPHeaders.from_lowercase([(name, value.decode("latin-1")) for name, value in request.headers])
     body = await read_body(request.body)
     return HTTPServerRequest(method, request.path, request.query, headers, body, request.authority)
 

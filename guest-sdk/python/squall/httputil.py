@@ -17,6 +17,13 @@ class HTTPHeaders:
         for name, value in fields:
             self.add(name, value)
 
+    @classmethod
+    def from_lowercase(cls, fields):
+        """Headers whose names are lower-case text already (the host's)."""
+        headers = cls()
+        headers._fields = fields
+        return headers
+
     def add(self, name, value):
         """Add a value for ``name``, keeping those it has."""
         self._fields.append((name.lower(), str(value)))
@@ -60,6 +67,8 @@ class HTTPHeaders:
 
 def parse_qs_bytes(text):
     """``name -> [bytes values]`` of a query string or URL-encoded body."""
+    if not text:
+        return {}
     arguments = {}
     for name, value in urllib.parse.parse_qsl(text, keep_blank_values=True):
         arguments.setdefault(name, []).append(value.encode("utf-8"))

@@ -441,7 +441,7 @@ class RequestHandler:
             if self.request.method not in ("GET", "HEAD", "OPTIONS") and self.settings.get("xsrf_cookies"):
                 self.check_xsrf_cookie()
             result = self.prepare()
-            if inspect.isawaitable(result):
+            if result is not None and inspect.isawaitable(result):
                 await result
             if self._finished:
                 return
@@ -449,7 +449,7 @@ class RequestHandler:
             if method is None or not callable(method):
                 raise HTTPError(405)
             result = method(*self.path_args, **self.path_kwargs)
-            if inspect.isawaitable(result):
+            if result is not None and inspect.isawaitable(result):
                 await result
             if not self._finished:
                 self.finish()
