@@ -609,6 +609,13 @@ async fn pure_python_packages_are_bundled_and_native_extensions_refused_by_name(
         pure.path().display().to_string()
     ));
     assert_eq!(text(&server, "/").await, "six says hi");
+    // The build wrote nothing beside the app's sources (no .squall, no __pycache__).
+    let mut left: Vec<String> = std::fs::read_dir(pure.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["app.py", "requirements.txt"]);
 
     let native = python_app_with(
         "markupsafe==3.0.2\n",

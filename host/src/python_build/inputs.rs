@@ -51,6 +51,27 @@ pub(super) fn stamp(dir: &Path, sdk: &[(&str, &str)], wit: &str) -> Result<Strin
     Ok(format!("{:x}", hasher.finalize()))
 }
 
+/// A copy of the app's files (those [`app_files`] lists) in `to`, emptied
+/// first: the build reads the copy, so it writes nothing beside the app's
+/// sources and builds what it hashed.
+pub(super) fn copy_app(dir: &Path, to: &Path) -> Result<()> {
+    if to.exists() {
+        std::fs::remove_dir_all(to).with_context(|| format!("cannot clear {}", to.display()))?;
+    }
+    let mut files = Vec::new();
+    app_files(dir, &mut files)?;
+    for file in files {
+        let relative = file.strip_prefix(dir).unwrap_or(&file);
+        let target = to.join(relative);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        std::fs::copy(&file, &target).with_context(|| format!("cannot copy {}", file.display()))?;
+    }
+    Ok(())
+}
+
 /// The app's regular files, not those of hidden directories (`.venv`,
 /// `.squall`) or caches; links are not followed.
 pub(super) fn app_files(dir: &Path, found: &mut Vec<PathBuf>) -> Result<()> {

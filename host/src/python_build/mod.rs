@@ -137,8 +137,11 @@ pub(crate) fn build_python_app(dir: &Path) -> Result<PathBuf> {
     }
     // Whatever happens next, the old stamp no longer vouches for the output.
     let _ = std::fs::remove_file(&stamp_path);
+    let source = build.join("app");
+    inputs::copy_app(dir, &source)?;
+    let stamp = inputs::stamp(&source, SDK_FILES, WIT)?;
     let tool = tools::componentize_py()?;
-    let requirements = inputs::requirements(dir)?;
+    let requirements = inputs::requirements(&source)?;
     let packages = build.join("site-packages");
     if packages.exists() {
         std::fs::remove_dir_all(&packages)
@@ -160,7 +163,7 @@ pub(crate) fn build_python_app(dir: &Path) -> Result<PathBuf> {
         .arg("-d")
         .arg(&wit)
         .args(["-w", "app", "componentize", "_squall_entry", "-p"])
-        .arg(dir)
+        .arg(&source)
         .arg("-p")
         .arg(&sdk);
     if packages.exists() {

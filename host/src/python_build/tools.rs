@@ -38,10 +38,20 @@ pub(super) fn componentize_py() -> Result<OsString> {
     if let Some(on_path) = on_path("componentize-py") {
         return Ok(on_path.into_os_string());
     }
-    let venv = squall_cache()?.join(format!("componentize-py-{COMPONENTIZE_PY_VERSION}"));
+    let cache = squall_cache()?;
+    let venv = cache.join(format!("componentize-py-{COMPONENTIZE_PY_VERSION}"));
     let tool = venv.join("bin/componentize-py");
     if !tool.is_file() {
-        install_into_venv(&venv)?;
+        // One install at a time: builds of several apps may start together.
+        std::fs::create_dir_all(&cache)
+            .with_context(|| format!("cannot create {}", cache.display()))?;
+        let lock = std::fs::File::create(cache.join("componentize-py.lock"))
+            .with_context(|| format!("cannot lock {}", cache.display()))?;
+        lock.lock()
+            .with_context(|| format!("cannot lock {}", cache.display()))?;
+        if !tool.is_file() {
+            install_into_venv(&venv)?;
+        }
     }
     Ok(tool.into_os_string())
 }
@@ -122,6 +132,8 @@ pub(super) fn run_bounded(command: &mut Command, what: &str) -> Result<()> {
 
 fn run_bounded_for(command: &mut Command, what: &str, limit: Duration) -> Result<()> {
     let mut child = command
+        // No bytecode caches written beside the app's sources.
+        .env("PYTHONDONTWRITEBYTECODE", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
