@@ -124,7 +124,8 @@ fn new_python_app(path: &Path, name: &str, template: Template) -> Result<()> {
     write(
         &path.join("requirements.txt"),
         &format!(
-            "# What `squall build` builds app.py with (it installs it into .venv if missing).\n\
+            "# What `squall build` builds app.py with (installed into squall's cache if missing);\n\
+             # list pure-Python packages the app needs below it (wheels only).\n\
              componentize-py=={}\n",
             crate::python_build::COMPONENTIZE_PY_VERSION
         ),
