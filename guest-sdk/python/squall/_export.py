@@ -3,6 +3,7 @@
 
 import asyncio
 import logging
+import types as python_types
 import urllib.parse
 
 import componentize_py_async_support
@@ -15,7 +16,7 @@ from wit_world.imports.websocket import close as _ws_close
 from .host import install_log_handler, read_stream
 from .httputil import HTTPHeaders, HTTPServerRequest
 from .web import Application, HTTPError, _reverse_template
-from .websocket import WebSocketHandler, WebSocketRequest
+from .websocket import WebSocketHandler
 
 app_log = logging.getLogger("squall.application")
 
@@ -45,21 +46,19 @@ def application_of(module):
     return application
 
 
-async def read_body(body):
-    if isinstance(body, types.Body_Bytes):
-        return bytes(body.value)
-    if isinstance(body, types.Body_Stream):
-        return await read_stream(body.value)
-    return b""
-
-
 async def request_from_host(request):
     if isinstance(request.method, types.Method_Other):
         method = request.method.value
     else:
         method = _METHODS.get(type(request.method), "GET")
     headers = HTTPHeaders.from_lowercase([(name, value.decode("latin-1")) for name, value in request.headers])
-    body = await read_body(request.body)
+    body = request.body
+    if isinstance(body, types.Body_Bytes):
+        body = bytes(body.value)
+    elif isinstance(body, types.Body_Stream):
+        body = await read_stream(body.value)
+    else:
+        body = b""
     return HTTPServerRequest(method, request.path, request.query, headers, body, request.authority)
 
 
@@ -109,8 +108,7 @@ class _Streamed:
     stream, chunk by chunk, in order."""
 
     def __init__(self):
-        loop = asyncio.get_event_loop()
-        self.head = loop.create_future()
+        self.head = None
         self.chunks = None
         self.writer = None
 
@@ -121,13 +119,13 @@ class _Streamed:
             self.writer = writer
             self.chunks = asyncio.Queue()
             componentize_py_async_support.spawn(self._write_body())
-            self.head.set_result(response_to_host_streaming(status, headers, reader))
+            self.head = response_to_host_streaming(status, headers, reader)
         self.chunks.put_nowait((chunk, done))
         return done
 
     def finish(self, status, headers, body):
         if self.chunks is None:
-            self.head.set_result(response_to_host(status, headers, body))
+            self.head = response_to_host(status, headers, body)
             return
         self.chunks.put_nowait((body, None))
         self.chunks.put_nowait((None, None))
@@ -142,6 +140,49 @@ class _Streamed:
                     await writer.write_all(chunk)
                 if done is not None and not done.done():
                     done.set_result(None)
+
+
+_DONE = object()
+
+
+def _step(coroutine, value, error):
+    """Resume ``coroutine`` with what it awaited: the next thing it awaits,
+    or ``_DONE``."""
+    try:
+        return coroutine.send(value) if error is None else coroutine.throw(error)
+    except StopIteration:
+        return _DONE
+
+
+def _forward(awaited):
+    """Pass what a coroutine awaits up to the task running it; what came
+    back, as ``(value, error)``."""
+    try:
+        return (yield awaited), None
+    except BaseException as error:  # cancellation too: the coroutine decides
+        return None, error
+
+
+@python_types.coroutine
+def _run_until_head(coroutine, streamed, awaited):
+    """Run the serving coroutine, which awaits ``awaited``, in the export's
+    own task until the head of its response is known; a body it streams
+    after that goes on in a task of its own. (A task per request would cost
+    a fifth of a hello's time.)"""
+    while awaited is not _DONE:
+        if streamed.head is not None:
+            componentize_py_async_support.spawn(_run_rest(coroutine, awaited))
+            break
+        value, error = yield from _forward(awaited)
+        awaited = _step(coroutine, value, error)
+    return streamed.head
+
+
+@python_types.coroutine
+def _run_rest(coroutine, awaited):
+    while awaited is not _DONE:
+        value, error = yield from _forward(awaited)
+        awaited = _step(coroutine, value, error)
 
 
 def writer_gone(writer):
@@ -170,10 +211,12 @@ def exports_for(module):
 
     class Handler(exports.Handler):
         async def handle(self, request):
-            # The handler runs on after `handle` returns the head, if it flushes.
             streamed = _Streamed()
-            componentize_py_async_support.spawn(serve(request, streamed))
-            return await streamed.head
+            serving = serve(request, streamed)
+            awaited = _step(serving, None, None)
+            if awaited is _DONE:  # answered without awaiting the host
+                return streamed.head
+            return await _run_until_head(serving, streamed, awaited)
 
     # Handler objects of open connections: in `live` mode the instance (and
     # so this dict) outlives events; in `hibernate` mode it starts empty.
@@ -182,7 +225,9 @@ def exports_for(module):
     def handler_for(connection):
         handler = live.get(connection.id)
         if handler is None:
-            request = WebSocketRequest(connection.path)
+            # The host keeps no request between events: the path is all
+            # a later event knows of it.
+            request = HTTPServerRequest("GET", connection.path, "", HTTPHeaders(), b"", "")
             handler_class, kwargs, args, path_kwargs = application.find_handler(request)
             if not issubclass(handler_class, WebSocketHandler):
                 return None

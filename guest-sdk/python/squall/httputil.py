@@ -158,23 +158,41 @@ class HTTPServerRequest:
         self.method = method
         self.path = path
         self.query = query
-        self.uri = path + ("?" + query if query else "")
         self.version = "HTTP/1.1"
         self.headers = headers
         self.body = body
         self.host = host or headers.get("host", "127.0.0.1")
-        if self.host.startswith("["):
-            self.host_name = self.host.split("]")[0] + "]"
-        else:
-            self.host_name = self.host.split(":")[0]
-        self.remote_ip = headers.get("squall-client-addr")
         self.protocol = "http"
-        self.query_arguments = parse_qs_bytes(query)
-        # The body is parsed at first use, inside the handler, so a
-        # malformed one is that handler's 400.
+        # What few handlers use is worked out at first use; the body is
+        # parsed inside the handler, so a malformed one is that handler's 400.
+        self._query_arguments = None
         self._body_arguments = None
         self._files = None
         self._cookies = None
+
+    @property
+    def uri(self):
+        """The path and, if there is one, ``?`` and the query."""
+        return self.path + "?" + self.query if self.query else self.path
+
+    @property
+    def host_name(self):
+        """The host without its port."""
+        if self.host.startswith("["):
+            return self.host.split("]")[0] + "]"
+        return self.host.split(":")[0]
+
+    @property
+    def remote_ip(self):
+        """The client's address, as the host saw it."""
+        return self.headers.get("squall-client-addr")
+
+    @property
+    def query_arguments(self):
+        """``name -> [bytes]`` of the query."""
+        if self._query_arguments is None:
+            self._query_arguments = parse_qs_bytes(self.query)
+        return self._query_arguments
 
     def _parse_body(self):
         if self._body_arguments is not None:

@@ -62,21 +62,20 @@ class RequestHandler:
 
     SUPPORTED_METHODS = ("GET", "HEAD", "POST", "DELETE", "PATCH", "PUT", "OPTIONS")
 
+    # Immutable defaults live on the class: a handler object is made per
+    # request, and each attribute set costs (CPython in wasm is slow).
+    _finished = False
+    _headers_written = False
+    # Set by the component's glue: sends a flushed chunk (None under plain
+    # CPython, where a flush only keeps the buffer).
+    _flush_hook = None
+
     def __init__(self, application, request, **kwargs):
         self.application = application
         self.request = request
         self.path_args = []
         self.path_kwargs = {}
-        self._finished = False
-        self._status_code = 200
-        self._reason = "OK"
-        self._headers = []
-        self._write_buffer = []
         self._new_cookies = []
-        # Set by the component's glue: sends a flushed chunk (None under
-        # plain CPython, where a flush only keeps the buffer).
-        self._flush_hook = None
-        self._headers_written = False
         self.clear()
         self.initialize(**kwargs)
 
@@ -121,12 +120,13 @@ class RequestHandler:
         """Forget headers and body written so far, back to a plain 200."""
         self._headers = [("content-type", "text/html; charset=UTF-8")]
         self._write_buffer = []
-        self.set_status(200)
+        self._status_code = 200
+        self._reason = None
 
     def set_status(self, status_code, reason=None):
         """The response's status (and phrase)."""
         self._status_code = status_code
-        self._reason = reason or http.client.responses.get(status_code, "Unknown")
+        self._reason = reason  # None: the standard phrase, looked up if needed
 
     def get_status(self):
         return self._status_code
@@ -236,7 +236,7 @@ class RequestHandler:
         self.finish(
             "<html><title>%(code)d: %(message)s</title>"
             "<body>%(code)d: %(message)s</body></html>"
-            % {"code": status_code, "message": _escape(self._reason)}
+            % {"code": status_code, "message": _escape(self._reason or http.client.responses.get(status_code, "Unknown"))}
         )
 
     # -- arguments --------------------------------------------------------
@@ -436,8 +436,10 @@ class RequestHandler:
         try:
             if self.request.method not in self.SUPPORTED_METHODS:
                 raise HTTPError(405)
-            self.path_args = [_unquote(arg) for arg in path_args]
-            self.path_kwargs = {key: _unquote(value) for key, value in path_kwargs.items()}
+            if path_args:
+                self.path_args = [_unquote(arg) for arg in path_args]
+            if path_kwargs:
+                self.path_kwargs = {key: _unquote(value) for key, value in path_kwargs.items()}
             if self.request.method not in ("GET", "HEAD", "OPTIONS") and self.settings.get("xsrf_cookies"):
                 self.check_xsrf_cookie()
             result = self.prepare()
@@ -535,6 +537,8 @@ class URLSpec:
         if not pattern.endswith("$"):
             pattern += "$"
         self.regex = re.compile(pattern)
+        # Looked up at every request: worked out once.
+        self.named_groups = bool(self.regex.groupindex)
         self.pattern = pattern
         self.handler_class = handler
         self.kwargs = kwargs or {}
@@ -618,14 +622,16 @@ class Application:
     def find_handler(self, request):
         """The route matching the request's path: handler class, its
         ``initialize`` arguments, positional and keyword path arguments."""
+        path = request.path
         for spec in self.rules:
-            match = spec.regex.match(request.path)
+            match = spec.regex.match(path)
             if match is None:
                 continue
-            if spec.regex.groupindex:
+            if spec.named_groups:
                 kwargs = {key: value for key, value in match.groupdict().items() if value is not None}
                 return spec.handler_class, spec.kwargs, [], kwargs
-            args = [value for value in match.groups() if value is not None]
+            groups = match.groups()
+            args = [value for value in groups if value is not None] if groups else []
             return spec.handler_class, spec.kwargs, args, {}
         return _NotFoundHandler, {}, [], {}
 

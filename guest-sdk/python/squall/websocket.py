@@ -7,7 +7,6 @@ JSON, up to 64 KiB). In ``live`` mode one instance serves the connection
 and the handler object, attributes and all, lives as long as it.
 """
 
-import http.cookies
 import inspect
 import json
 import urllib.parse
@@ -23,7 +22,6 @@ except ImportError:  # plain CPython: no host
 
 from .host import raise_as
 from .pubsub import PubSubError
-from .httputil import HTTPHeaders
 from .web import HTTPError, RequestHandler
 
 
@@ -146,27 +144,3 @@ class WebSocketHandler(RequestHandler):
         await self._run(self.open, *self.path_args, **self.path_kwargs)
         self._save_state()
         return protocol
-
-
-class WebSocketRequest:
-    """What a handler sees of the upgrade request in a later event (the
-    host keeps no request between events): the path."""
-
-    def __init__(self, path):
-        self.method = "GET"
-        self.path = path
-        self.uri = path
-        self.query = ""
-        self.host = ""
-        self.headers = HTTPHeaders()
-        self.arguments = {}
-        self.query_arguments = {}
-        self.body_arguments = {}
-        self.files = {}
-        self.body = b""
-        self.remote_ip = None
-        self._cookies = None
-
-    @property
-    def cookies(self):
-        return http.cookies.SimpleCookie()
