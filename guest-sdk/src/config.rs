@@ -13,7 +13,8 @@
 //! ```
 //!
 //! Built as a standard wasi:http component, the SDK has no config: every
-//! value reads as absent.
+//! value reads as absent. In a native test (`cargo test`), values come from
+//! [`Request::with_config`](crate::Request::with_config).
 
 use crate::sys;
 

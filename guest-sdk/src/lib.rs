@@ -21,6 +21,13 @@
 //! squall_sdk::export!(app);
 //! ```
 
+// Natively (an app's `cargo test`) there is no host, so the glue that
+// converts the host's types is never called.
+#![cfg_attr(
+    not(target_arch = "wasm32"),
+    allow(dead_code, unused_imports, unreachable_pub)
+)]
+
 // The generated bindings name this crate by its path from outside.
 extern crate self as squall_sdk;
 

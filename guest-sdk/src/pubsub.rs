@@ -123,7 +123,8 @@ impl std::fmt::Display for PubSubError {
             PubSubError::Invalid(why) => write!(f, "pubsub: {why}"),
             PubSubError::Limit(why) => write!(f, "pubsub limit: {why}"),
             PubSubError::Unavailable => f.write_str(
-                "pubsub is a Squall capability: this component was built for standard wasi:http hosts",
+                "pubsub is a Squall capability and there is no Squall host here (a component built for \
+                 standard wasi:http hosts, or a native test: use squall-test for a real host)",
             ),
             PubSubError::Backend(why) => write!(f, "pubsub backend unavailable: {why}"),
         }

@@ -417,6 +417,28 @@ impl Request {
         self
     }
 
+    /// Sets config value `key` for handlers run on this thread, as the
+    /// manifest's `[app.NAME.config]` would: for native tests (`cargo
+    /// test`) of handlers that call [`config::get`](crate::config::get).
+    /// Only outside wasm; under a host the manifest is the only source.
+    ///
+    /// ```
+    /// use squall_sdk::{Method, Request, Router, config};
+    /// # use squall_sdk::futures::FutureExt;
+    ///
+    /// let router = Router::new().get("/", |_req: Request| async move {
+    ///     config::get("greeting").unwrap_or_else(|| "hello".into())
+    /// });
+    /// let request = Request::new(Method::GET, "/").with_config("greeting", "ahoy");
+    /// let response = router.handle(request).now_or_never().expect("ready");
+    /// assert_eq!(response.body(), Some(&b"ahoy"[..]));
+    /// ```
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn with_config(self, key: &str, value: &str) -> Self {
+        crate::sys::config_set(key, value);
+        self
+    }
+
     /// The request with a cookie added to its `Cookie` header.
     ///
     /// ```

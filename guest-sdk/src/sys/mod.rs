@@ -29,18 +29,27 @@
 //!   hands them to `crate::dispatch`);
 //! - the `export!` macro itself (`#[macro_export]`, so at the crate root).
 //!
-//! Where a backend lacks a capability, its functions fail the way the SDK
-//! documents for that case (`PubSubError::Unavailable`, `SendError::Closed`,
+//! Where a backend lacks a capability (a standard host, or no host at all
+//! in a native test), its functions fail the way the SDK documents for
+//! that case (`PubSubError::Unavailable`, `SendError::Closed`,
 //! `KvError::Unavailable`, an absent config value).
 
 /// `squall:app`: the Squall host's world, with every capability.
-#[cfg(not(feature = "wasi-http"))]
+#[cfg(all(target_arch = "wasm32", not(feature = "wasi-http")))]
 mod squall;
-#[cfg(not(feature = "wasi-http"))]
+#[cfg(all(target_arch = "wasm32", not(feature = "wasi-http")))]
 pub(crate) use squall::*;
 
 /// `wasi:http/service` (WASI 0.3): standard hosts such as `wasmtime serve`.
-#[cfg(feature = "wasi-http")]
+#[cfg(all(target_arch = "wasm32", feature = "wasi-http"))]
 mod wasi_http;
-#[cfg(feature = "wasi-http")]
+#[cfg(all(target_arch = "wasm32", feature = "wasi-http"))]
 pub(crate) use wasi_http::*;
+
+/// No host: the SDK compiled for the machine itself (an app's native tests).
+/// The generated bindings would abort the test binary at the first host
+/// call; this backend fails each call the way its API documents instead.
+#[cfg(not(target_arch = "wasm32"))]
+mod native;
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) use native::*;
