@@ -110,6 +110,11 @@ pub(crate) fn run(args: &PythonArgs) -> Result<()> {
 
     let reusing = tools::serve_manifest_logging(&squall, SERVER_CORE, &manifest(REUSE), "warn")?;
     let sharing = tools::serve_manifest_logging(&squall, SERVER_CORE, &manifest(SHARED), "warn")?;
+    let bare = build_bare(app_dir.path())?.to_string_lossy().into_owned();
+    let bare_manifest = format!(
+        "[server]\ncache_dir = {cache:?}\n[app.bare]\nsource = {bare:?}\n{MEMORY}\n{SHARED}\n"
+    );
+    let bare = tools::serve_manifest_logging(&squall, SERVER_CORE, &bare_manifest, "warn")?;
     println!(
         "hello throughput, servers pinned to core {SERVER_CORE}, wrk -t1 -c{} -d{}s on core {} \
          (squall with RUST_LOG=warn: no line per request, as tornado writes none)",
@@ -120,6 +125,7 @@ pub(crate) fn run(args: &PythonArgs) -> Result<()> {
         ("fresh", fresh.url.as_str()),
         ("reuse", reusing.url.as_str()),
         ("shared", sharing.url.as_str()),
+        ("bare", bare.url.as_str()),
     ];
     let medians = tools::alternate(&servers, "/", &args.load)?;
     for (index, what) in [
@@ -132,7 +138,57 @@ pub(crate) fn run(args: &PythonArgs) -> Result<()> {
             medians[index].requests_per_second / medians[0].requests_per_second
         );
     }
+    println!(
+        "throughput ratio squall bare bindings (no SDK, shared)/tornado: {:.2}; \
+         the SDK keeps {:.2} of the bare bindings' throughput",
+        medians[4].requests_per_second / medians[0].requests_per_second,
+        medians[3].requests_per_second / medians[4].requests_per_second
+    );
     Ok(())
+}
+
+/// tests/bench/python-bare (a hello over the generated bindings, no SDK),
+/// built with the componentize-py `squall build` used.
+fn build_bare(out: &Path) -> Result<PathBuf> {
+    let component = out.join("bare.wasm");
+    let repo = tools::repo();
+    let mut componentize = Command::new(componentize_py()?);
+    componentize
+        .arg("-d")
+        .arg(repo.join("wit"))
+        .args(["-w", "app", "componentize", "app", "-p"])
+        .arg(repo.join("tests/bench/python-bare"))
+        .arg("-o")
+        .arg(&component)
+        .current_dir(out);
+    run_checked(&mut componentize)?;
+    Ok(component)
+}
+
+/// Where `squall build` finds componentize-py: `SQUALL_COMPONENTIZE_PY`,
+/// the `PATH`, or the virtualenv squall installed it into.
+fn componentize_py() -> Result<PathBuf> {
+    if let Some(tool) = std::env::var_os("SQUALL_COMPONENTIZE_PY") {
+        return Ok(PathBuf::from(tool));
+    }
+    let on_path = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("componentize-py"))
+            .find(|tool| tool.is_file())
+    });
+    if let Some(tool) = on_path {
+        return Ok(tool);
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .context("neither XDG_CACHE_HOME nor HOME is set")?;
+    // The version squall pins (host/src/python_build/tools.rs).
+    let tool = cache.join("squall/componentize-py-0.25.1/bin/componentize-py");
+    if !tool.is_file() {
+        bail!("no componentize-py: `squall build` of a Python app installs one");
+    }
+    Ok(tool)
 }
 
 /// A Python with Tornado: `target/bench-tornado`, made on first use.
