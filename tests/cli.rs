@@ -116,6 +116,9 @@ async fn squall_new_scaffolds_a_crate_that_serves_as_is() {
         manifest.contains("[app.my-app]") && manifest.contains("# kv = true"),
         "{manifest}"
     );
+    // The store and compile cache a local `squall serve` writes stay out of git.
+    let ignored = std::fs::read_to_string(krate.join(".gitignore")).unwrap();
+    assert!(ignored.lines().any(|line| line == "/.squall/"), "{ignored}");
 
     let server = Server::start(&krate);
     let http = client();

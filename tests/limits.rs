@@ -115,6 +115,19 @@ async fn an_invalid_status_from_the_guest_is_a_500() {
 }
 
 #[tokio::test]
+async fn a_header_the_guest_cannot_send_is_a_500_with_a_log_line_naming_it() {
+    let server = Server::with_manifest(&manifest("bad", &misbehave_wasm(), ""));
+    let http = client();
+    let response = http.get(server.url("/bad-location")).send().await.unwrap();
+    assert_eq!(response.status(), 500);
+    assert!(response.headers().get("set-cookie").is_none());
+    assert!(response.headers().get("location").is_none());
+    server.logged("header `location`").await;
+    let next = http.get(server.url("/ok")).send().await.unwrap();
+    assert_eq!(next.status(), 200);
+}
+
+#[tokio::test]
 async fn a_chunked_body_over_the_limit_is_refused_with_413() {
     let server =
         Server::with_manifest(&manifest("count", &misbehave_wasm(), "max_body = \"1MiB\""));

@@ -25,6 +25,9 @@ pub struct Response {
     /// The message of the [`Error`](crate::Error) this answers, for the
     /// router's error page.
     error: Option<String>,
+    /// The first header this response could not take (an invalid name or
+    /// value): the router answers 500 instead, and logs why.
+    refused_header: Option<String>,
 }
 
 impl std::fmt::Debug for Response {
@@ -62,6 +65,7 @@ impl Response {
             headers: HeaderMap::new(),
             body: OutgoingBody::Bytes(body.into()),
             error: None,
+            refused_header: None,
         }
     }
 
@@ -94,6 +98,7 @@ impl Response {
             headers: HeaderMap::new(),
             body: OutgoingBody::Stream(crate::body::body_task(write)),
             error: None,
+            refused_header: None,
         }
     }
 
@@ -178,7 +183,9 @@ impl Response {
 
     /// Set header `name` to `value`, replacing any earlier value, as
     /// [`Request::with_header`](crate::Request::with_header) does. A name or
-    /// value that is not valid is dropped.
+    /// value that is not valid (a control character such as CR or LF, in a
+    /// redirect's URL too) is not sent: the router answers `500` instead and
+    /// logs which header it was.
     ///
     /// ```
     /// use squall_sdk::{Response, StatusCode, header};
@@ -189,10 +196,29 @@ impl Response {
     /// assert_eq!(response.headers()[header::CONTENT_TYPE], "text/csv");
     /// ```
     pub fn with_header(mut self, name: impl TryInto<HeaderName>, value: &str) -> Self {
-        if let (Ok(name), Ok(value)) = (name.try_into(), HeaderValue::from_str(value)) {
-            self.headers.insert(name, value);
+        let Ok(name) = name.try_into() else {
+            self.refuse_header("a header name is not a valid HTTP header name".to_owned());
+            return self;
+        };
+        match HeaderValue::from_str(value) {
+            Ok(value) => {
+                self.headers.insert(name, value);
+            }
+            Err(_) => self.refuse_header(format!(
+                "header `{name}`: its value is not a valid header value \
+                 (control characters such as CR and LF must be percent-encoded)"
+            )),
         }
         self
+    }
+
+    fn refuse_header(&mut self, why: String) {
+        self.refused_header.get_or_insert(why);
+    }
+
+    /// Why a header was not taken, if one was not.
+    pub(crate) fn take_refused_header(&mut self) -> Option<String> {
+        self.refused_header.take()
     }
 
     /// Add a `Set-Cookie` header (`name=value; Path=/; HttpOnly; SameSite=Lax`).
@@ -208,15 +234,19 @@ impl Response {
     /// ```
     pub fn with_cookie(mut self, name: &str, value: &str) -> Self {
         let cookie = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax");
-        if let Ok(value) = HeaderValue::from_str(&cookie) {
-            self.headers.append(header::SET_COOKIE, value);
+        match HeaderValue::from_str(&cookie) {
+            Ok(value) => {
+                self.headers.append(header::SET_COOKIE, value);
+            }
+            Err(_) => self.refuse_header(format!("cookie `{name}`: not a valid header value")),
         }
         self
     }
 
     /// Add a `Set-Cookie` header built with the [`cookie`](crate::cookie)
     /// builder (or a signed one from [`Signer::cookie`](crate::cookie::Signer::cookie)).
-    /// A cookie whose text is not a valid header value is left out.
+    /// A cookie whose text is not a valid header value is not sent: the
+    /// router answers `500` instead and logs which cookie it was.
     ///
     /// ```
     /// use squall_sdk::cookie::{Cookie, SameSite, time::Duration};
@@ -231,8 +261,14 @@ impl Response {
     /// ```
     pub fn set_cookie(mut self, cookie: impl Into<crate::cookie::Cookie<'static>>) -> Self {
         let cookie: crate::cookie::Cookie<'static> = cookie.into();
-        if let Ok(value) = HeaderValue::from_str(&cookie.to_string()) {
-            self.headers.append(header::SET_COOKIE, value);
+        match HeaderValue::from_str(&cookie.to_string()) {
+            Ok(value) => {
+                self.headers.append(header::SET_COOKIE, value);
+            }
+            Err(_) => self.refuse_header(format!(
+                "cookie `{}`: not a valid header value",
+                cookie.name()
+            )),
         }
         self
     }

@@ -435,8 +435,18 @@ impl Router {
         if let Some(error) = self.errors.first() {
             return Error::internal(error.clone()).into_response();
         }
-        self.around(request, async |request| self.dispatch(request).await)
-            .await
+        let mut response = self
+            .around(request, async |request| self.dispatch(request).await)
+            .await;
+        match response.take_refused_header() {
+            None => response,
+            // Sending it without the header would hide the mistake (a
+            // redirect without its Location): say so, in the log.
+            Some(why) => {
+                crate::log::error(format!("the response was not sent: {why}"));
+                Error::internal("the app's response had an invalid header").into_response()
+            }
+        }
     }
 
     /// The pattern of the route added last.
@@ -605,6 +615,36 @@ mod tests {
 
     fn params(pattern: &str, path: &str) -> Option<Vec<(String, String)>> {
         match_path(&parse_pattern(pattern).expect("valid pattern"), path)
+    }
+
+    #[test]
+    fn a_response_header_that_is_not_valid_is_a_500_not_a_silent_drop() {
+        let router = Router::new()
+            .get("/away", |_req: Request| async {
+                Response::redirect("https://example.com/\r\nset-cookie: x=1")
+            })
+            .get("/crlf", |_req: Request| async {
+                Response::new(StatusCode::OK, "x").with_header("x-note", "a\r\nset-cookie: b")
+            })
+            .get("/fine", |_req: Request| async {
+                Response::redirect("/home")
+            });
+        for path in ["/away", "/crlf"] {
+            let response = answer(&router, Method::GET, path);
+            assert_eq!(
+                response.status(),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "{path}"
+            );
+            assert!(response.headers().get(header::LOCATION).is_none());
+            assert!(
+                !text(&response).contains("example.com"),
+                "the detail is for the log"
+            );
+        }
+        let fine = answer(&router, Method::GET, "/fine");
+        assert_eq!(fine.status(), StatusCode::SEE_OTHER);
+        assert_eq!(fine.headers()[header::LOCATION], "/home");
     }
 
     #[test]

@@ -28,7 +28,10 @@ fn main() -> ExitCode {
         ));
     let logging = tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            // notify's INFO lines (a watch descriptor it could not remove,
+            // dozens per rebuild) are its own business, not the operator's.
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("info,notify=warn")),
         )
         .with_writer(writer)
         // Colours only for a terminal: a log file gets plain text (and the

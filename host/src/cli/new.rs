@@ -100,7 +100,8 @@ pub(super) fn run(args: NewArgs) -> Result<()> {
     )?;
     write(
         &args.path.join(".gitignore"),
-        "/target\n/.cargo/config.toml\n",
+        // `.squall/`: the app's store and compile cache when served from here.
+        "/target\n/.cargo/config.toml\n/.squall/\n",
     )?;
     println!(
         "created {path}\n  serve it: squall serve {path}\n  test it:  cd {path} && cargo test",

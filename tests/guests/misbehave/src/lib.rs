@@ -22,6 +22,10 @@ fn app() -> Router {
         .get("/bad-status", |_req| async {
             Response::new(StatusCode::OK, "x").with_status(StatusCode::CONTINUE)
         })
+        // A redirect whose URL smuggles a header: never sent as it is.
+        .get("/bad-location", |_req| async {
+            Response::redirect("/next\r\nset-cookie: admin=1")
+        })
         .get("/headers", headers)
         .post("/count", count)
         .get("/stream-then-panic", stream_then_panic)
