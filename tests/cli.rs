@@ -119,6 +119,12 @@ async fn squall_new_scaffolds_a_crate_that_serves_as_is() {
     // The store and compile cache a local `squall serve` writes stay out of git.
     let ignored = std::fs::read_to_string(krate.join(".gitignore")).unwrap();
     assert!(ignored.lines().any(|line| line == "/.squall/"), "{ignored}");
+    // Typed bodies derive as anywhere (docs/tornado.md).
+    let cargo = std::fs::read_to_string(krate.join("Cargo.toml")).unwrap();
+    assert!(
+        cargo.contains(r#"serde = { version = "1", features = ["derive"] }"#),
+        "{cargo}"
+    );
 
     let server = Server::start(&krate);
     let http = client();

@@ -168,6 +168,8 @@ crate-type = ["cdylib"]
 # Found through .cargo/config.toml, which `squall new` points at the SDK of
 # the squall that made this crate (see the README's "A 20-line tour").
 squall-sdk = "0.1"
+# `#[derive(Serialize, Deserialize)]` for typed JSON bodies and state.
+serde = {{ version = "1", features = ["derive"] }}
 
 [profile.release]
 opt-level = "s"
