@@ -19,6 +19,11 @@ use std::sync::Arc;
 /// Longest value accepted, secrets included.
 const MAX_VALUE: usize = 64 << 10;
 
+/// The shortest cookie secret both SDKs sign with (`cookie_secret`,
+/// `cookie_secret_2`, ...): one shorter fails every signed cookie, so it is
+/// refused at load rather than found request by request.
+const MIN_COOKIE_SECRET: usize = 16;
+
 /// One value as written.
 #[derive(Deserialize)]
 #[serde(untagged)]
@@ -82,6 +87,13 @@ impl Settings {
             if setting.value.len() > MAX_VALUE {
                 return Err(fail(format!("the value is over {MAX_VALUE} bytes")));
             }
+            if is_cookie_secret(&key) && setting.value.len() < MIN_COOKIE_SECRET {
+                return Err(fail(format!(
+                    "a cookie secret must be at least {MIN_COOKIE_SECRET} bytes \
+                     (this one has {}): signed cookies would fail at every request",
+                    setting.value.len()
+                )));
+            }
             settings.insert(key, setting);
         }
         Ok(Settings(Arc::new(settings)))
@@ -110,6 +122,17 @@ impl Settings {
             .values()
             .filter(|setting| setting.secret && !setting.value.is_empty())
             .map(|setting| setting.value.as_str())
+    }
+}
+
+/// `cookie_secret`, or a later key's `cookie_secret_2` ... `cookie_secret_9`.
+fn is_cookie_secret(key: &str) -> bool {
+    match key.strip_prefix("cookie_secret") {
+        Some("") => true,
+        Some(rest) => rest
+            .strip_prefix('_')
+            .is_some_and(|version| matches!(version.as_bytes(), [b'2'..=b'9'])),
+        None => false,
     }
 }
 
@@ -186,6 +209,17 @@ mod tests {
             "{shown}"
         );
         assert_eq!(settings.secrets().collect::<Vec<_>>(), ["hunter2"]);
+    }
+
+    #[test]
+    fn a_cookie_secret_too_short_is_refused_at_load_naming_its_key() {
+        let (key, why) = resolve("cookie_secret = \"short\"\n").expect_err("too short");
+        assert_eq!(key, "cookie_secret");
+        assert!(why.contains("at least 16 bytes") && !why.contains("short\""), "{why}");
+        let (key, _) = resolve("cookie_secret_2 = \"abc\"\n").expect_err("too short");
+        assert_eq!(key, "cookie_secret_2");
+        let long = "cookie_secret = \"0123456789abcdef\"\ncookie_secretive = \"x\"\n";
+        assert!(resolve(long).is_ok(), "16 bytes, and a key that only looks like one");
     }
 
     #[test]
