@@ -46,6 +46,10 @@ mod wasi_http;
 #[cfg(all(target_arch = "wasm32", feature = "wasi-http"))]
 pub(crate) use wasi_http::*;
 
+/// What a backend without a Squall host lacks: calls that fail or do nothing.
+#[cfg(any(not(target_arch = "wasm32"), feature = "wasi-http"))]
+mod absent;
+
 /// No host: the SDK compiled for the machine itself (an app's native tests).
 /// The generated bindings would abort the test binary at the first host
 /// call; this backend fails each call the way its API documents instead.

@@ -4,12 +4,10 @@
 //! a message naming the call and what to use instead; config values come
 //! from [`Request::with_config`](crate::Request::with_config).
 
+pub(crate) use super::absent::*;
 use crate::Disconnected;
 use crate::client::Outgoing;
 use crate::http::{FetchError, FetchResponse};
-use crate::kv::{self, KvError};
-use crate::pubsub::{self, PubSubError};
-use crate::websocket::{Message, SendError};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::Future;
@@ -17,13 +15,6 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
-
-/// What every refusal here says to do.
-const USE_A_HOST: &str = "use squall-test to serve the app with a real host";
-
-fn outside(call: &str) -> String {
-    format!("{call} called outside a Squall host (a native test): {USE_A_HOST}")
-}
 
 /// A request body from a host: natively there is none (a test's request
 /// carries its body in memory).
@@ -61,7 +52,11 @@ impl FetchBody {
 
 /// No host to fetch through.
 pub(crate) async fn fetch(_request: Outgoing) -> Result<FetchResponse, FetchError> {
-    Err(FetchError::Denied(outside("http::fetch")))
+    Err(FetchError::Denied(
+        "http::fetch called outside a Squall host (a native test): \
+         use squall-test to serve the app with a real host"
+            .to_owned(),
+    ))
 }
 
 /// Nanoseconds since the first reading (a monotonic clock, as the host's).
@@ -124,61 +119,6 @@ impl Future for NativeSleep {
     }
 }
 
-fn no_store<T>(call: &str) -> Result<T, KvError> {
-    Err(KvError::Unavailable(outside(call)))
-}
-
-pub(crate) async fn kv_get(_key: String) -> Result<Option<Vec<u8>>, KvError> {
-    no_store("kv::get")
-}
-
-pub(crate) async fn kv_get_many(_keys: Vec<String>) -> Result<Vec<Option<Vec<u8>>>, KvError> {
-    no_store("kv::get_many")
-}
-
-pub(crate) async fn kv_set(
-    _key: String,
-    _value: Vec<u8>,
-    _ttl_ms: Option<u64>,
-) -> Result<(), KvError> {
-    no_store("kv::set")
-}
-
-pub(crate) async fn kv_set_many(
-    _entries: Vec<(String, Vec<u8>)>,
-    _ttl_ms: Option<u64>,
-) -> Result<(), KvError> {
-    no_store("kv::set_many")
-}
-
-pub(crate) async fn kv_delete(_key: String) -> Result<bool, KvError> {
-    no_store("kv::delete")
-}
-
-pub(crate) async fn kv_exists(_key: String) -> Result<bool, KvError> {
-    no_store("kv::exists")
-}
-
-pub(crate) async fn kv_list(
-    _prefix: String,
-    _cursor: Option<String>,
-    _limit: u32,
-) -> Result<kv::Page, KvError> {
-    no_store("kv::list")
-}
-
-pub(crate) async fn kv_increment(_key: String, _delta: i64) -> Result<i64, KvError> {
-    no_store("kv::increment")
-}
-
-pub(crate) async fn kv_compare_and_swap(
-    _key: String,
-    _expected: Option<Vec<u8>>,
-    _new: Option<Vec<u8>>,
-) -> Result<bool, KvError> {
-    no_store("kv::compare_and_swap")
-}
-
 /// The log line goes to stderr, where `cargo test` shows a failing test's.
 pub(crate) fn log(level: crate::log::Level, message: &str) {
     eprintln!("{level:?}: {message}");
@@ -197,92 +137,6 @@ pub(crate) fn config_get(key: &str) -> Option<String> {
 /// Set config value `key` for what runs on this thread (a native test).
 pub(crate) fn config_set(key: &str, value: &str) {
     CONFIG.with(|config| config.borrow_mut().insert(key.to_owned(), value.to_owned()));
-}
-
-/// No static files natively: URLs go unversioned.
-pub(crate) async fn static_version(_path: &str) -> Option<String> {
-    None
-}
-
-pub(crate) fn pubsub_publish(_topic: &str, _payload: &[u8]) -> Result<u64, PubSubError> {
-    Err(PubSubError::Unavailable)
-}
-
-pub(crate) async fn pubsub_wait(
-    _topic: &str,
-    _after: Option<u64>,
-    _timeout: Duration,
-) -> Result<Vec<pubsub::Message>, PubSubError> {
-    Err(PubSubError::Unavailable)
-}
-
-/// No connection is open natively.
-pub(crate) fn ws_send(_id: u64, _message: Message) -> Result<(), SendError> {
-    Err(SendError::Closed)
-}
-
-pub(crate) fn ws_close(_id: u64, _code: u16, _reason: &str) {}
-
-pub(crate) fn ws_subscribe(_id: u64, _topic: &str, _with_id: bool) -> Result<(), PubSubError> {
-    Err(PubSubError::Unavailable)
-}
-
-pub(crate) fn ws_unsubscribe(_id: u64, _topic: &str) {}
-
-/// No state natively (the default's).
-pub(crate) fn ws_state(_id: u64) -> Vec<u8> {
-    Vec::new()
-}
-
-pub(crate) fn ws_set_state(_id: u64, _state: &[u8]) -> Result<(), SendError> {
-    Err(SendError::Closed)
-}
-
-/// No TCP connection is accepted natively, so none of these exists.
-#[derive(Debug)]
-pub(crate) enum TcpInput {}
-
-impl TcpInput {
-    pub(crate) async fn chunk(&mut self) -> Option<Vec<u8>> {
-        match *self {}
-    }
-}
-
-/// See [`TcpInput`].
-#[derive(Debug)]
-pub(crate) enum TcpOutput {}
-
-impl TcpOutput {
-    pub(crate) async fn write(&mut self, _bytes: Vec<u8>) -> Result<(), crate::tcp::Closed> {
-        match *self {}
-    }
-}
-
-pub(crate) fn tcp_send(_id: u64, _bytes: &[u8]) -> Result<(), SendError> {
-    Err(SendError::Closed)
-}
-
-pub(crate) fn tcp_close(_id: u64) {}
-
-pub(crate) fn tcp_subscribe(_id: u64, _topic: &str) -> Result<(), PubSubError> {
-    Err(PubSubError::Unavailable)
-}
-
-pub(crate) fn tcp_unsubscribe(_id: u64, _topic: &str) {}
-
-pub(crate) fn tcp_state(_id: u64) -> Vec<u8> {
-    Vec::new()
-}
-
-pub(crate) fn tcp_set_state(_id: u64, _state: &[u8]) -> Result<(), SendError> {
-    Err(SendError::Closed)
-}
-
-pub(crate) async fn tcp_connect(
-    _host: &str,
-    _port: u16,
-) -> Result<crate::tcp::TcpStream, crate::tcp::ConnectError> {
-    Err(crate::tcp::ConnectError::Denied(outside("tcp::connect")))
 }
 
 /// Export `app`, a `fn() -> Router`, as this component's request handler.

@@ -1,22 +1,19 @@
 //! The standard backend: the WASI 0.3 `wasi:http/service` world through the
 //! `wasip3` crate, to run on `wasmtime serve` and other standard hosts.
 //!
-//! Pub/sub and WebSockets are Squall capabilities: here their calls fail
-//! (`PubSubError::Unavailable`, `SendError::Closed`) or do nothing.
+//! The store, pub/sub, WebSockets and TCP are Squall capabilities: here
+//! their calls fail or do nothing (`absent.rs`).
 
+pub(crate) use super::absent::*;
 use crate::body::{BodyTask, OutgoingBody};
 use crate::client::Outgoing;
 use crate::http::{FetchError, FetchResponse};
-use crate::kv::{self, KvError};
-use crate::pubsub::{self, PubSubError};
-use crate::websocket::{Message, SendError};
 use crate::{Body, BodyWriter, Disconnected, Request, Response};
 use ::http::header;
 use futures::channel::mpsc;
 use futures::{SinkExt, StreamExt};
 use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
-use std::time::Duration;
 use wasip3::http::types::ErrorCode;
 use wasip3::http_compat::{IncomingRequestBody, IncomingResponseBody};
 
@@ -194,72 +191,6 @@ pub(crate) async fn sleep_ns(nanos: u64) {
     wasip3::clocks::monotonic_clock::wait_for(nanos).await;
 }
 
-const NO_KV: &str = "the key-value store is a Squall capability: this component was built for standard wasi:http hosts";
-
-fn no_kv<T>() -> Result<T, KvError> {
-    Err(KvError::Unavailable(NO_KV.to_owned()))
-}
-
-/// No key-value store on a standard host.
-pub(crate) async fn kv_get(_key: String) -> Result<Option<Vec<u8>>, KvError> {
-    no_kv()
-}
-
-/// No key-value store on a standard host.
-pub(crate) async fn kv_get_many(_keys: Vec<String>) -> Result<Vec<Option<Vec<u8>>>, KvError> {
-    no_kv()
-}
-
-/// No key-value store on a standard host.
-pub(crate) async fn kv_set(
-    _key: String,
-    _value: Vec<u8>,
-    _ttl_ms: Option<u64>,
-) -> Result<(), KvError> {
-    no_kv()
-}
-
-/// No key-value store on a standard host.
-pub(crate) async fn kv_set_many(
-    _entries: Vec<(String, Vec<u8>)>,
-    _ttl_ms: Option<u64>,
-) -> Result<(), KvError> {
-    no_kv()
-}
-
-/// No key-value store on a standard host.
-pub(crate) async fn kv_delete(_key: String) -> Result<bool, KvError> {
-    no_kv()
-}
-
-/// No key-value store on a standard host.
-pub(crate) async fn kv_exists(_key: String) -> Result<bool, KvError> {
-    no_kv()
-}
-
-/// No key-value store on a standard host.
-pub(crate) async fn kv_list(
-    _prefix: String,
-    _cursor: Option<String>,
-    _limit: u32,
-) -> Result<kv::Page, KvError> {
-    no_kv()
-}
-
-/// No key-value store on a standard host.
-pub(crate) async fn kv_increment(_key: String, _delta: i64) -> Result<i64, KvError> {
-    no_kv()
-}
-
-/// No key-value store on a standard host.
-pub(crate) async fn kv_compare_and_swap(
-    _key: String,
-    _expected: Option<Vec<u8>>,
-    _new: Option<Vec<u8>>,
-) -> Result<bool, KvError> {
-    no_kv()
-}
-
 /// A standard host has no log import: the line goes to stderr.
 pub(crate) fn log(level: crate::log::Level, message: &str) {
     eprintln!("{level:?}: {message}");
@@ -268,108 +199,6 @@ pub(crate) fn log(level: crate::log::Level, message: &str) {
 /// No config values on a standard host.
 pub(crate) fn config_get(_key: &str) -> Option<String> {
     None
-}
-
-/// No static files on a standard host: URLs go unversioned.
-pub(crate) async fn static_version(_path: &str) -> Option<String> {
-    None
-}
-
-/// No pub/sub on a standard host.
-pub(crate) fn pubsub_publish(_topic: &str, _payload: &[u8]) -> Result<u64, PubSubError> {
-    Err(PubSubError::Unavailable)
-}
-
-/// No pub/sub on a standard host.
-pub(crate) async fn pubsub_wait(
-    _topic: &str,
-    _after: Option<u64>,
-    _timeout: Duration,
-) -> Result<Vec<pubsub::Message>, PubSubError> {
-    Err(PubSubError::Unavailable)
-}
-
-/// No WebSockets on a standard host: no connection is open.
-pub(crate) fn ws_send(_id: u64, _message: Message) -> Result<(), SendError> {
-    Err(SendError::Closed)
-}
-
-/// No WebSockets on a standard host: nothing to close.
-pub(crate) fn ws_close(_id: u64, _code: u16, _reason: &str) {}
-
-/// No pub/sub on a standard host.
-pub(crate) fn ws_subscribe(_id: u64, _topic: &str, _with_id: bool) -> Result<(), PubSubError> {
-    Err(PubSubError::Unavailable)
-}
-
-/// No WebSockets on a standard host: nothing to unsubscribe.
-pub(crate) fn ws_unsubscribe(_id: u64, _topic: &str) {}
-
-/// No WebSockets on a standard host: no state (the default's).
-pub(crate) fn ws_state(_id: u64) -> Vec<u8> {
-    Vec::new()
-}
-
-/// No WebSockets on a standard host: no connection is open.
-pub(crate) fn ws_set_state(_id: u64, _state: &[u8]) -> Result<(), SendError> {
-    Err(SendError::Closed)
-}
-
-/// No TCP on a standard host: no connection is ever accepted, so none of
-/// these exists.
-#[derive(Debug)]
-pub(crate) enum TcpInput {}
-
-impl TcpInput {
-    pub(crate) async fn chunk(&mut self) -> Option<Vec<u8>> {
-        match *self {}
-    }
-}
-
-/// See [`TcpInput`].
-#[derive(Debug)]
-pub(crate) enum TcpOutput {}
-
-impl TcpOutput {
-    pub(crate) async fn write(&mut self, _bytes: Vec<u8>) -> Result<(), crate::tcp::Closed> {
-        match *self {}
-    }
-}
-
-/// No TCP on a standard host: no connection is open.
-pub(crate) fn tcp_send(_id: u64, _bytes: &[u8]) -> Result<(), SendError> {
-    Err(SendError::Closed)
-}
-
-/// No TCP on a standard host: nothing to close.
-pub(crate) fn tcp_close(_id: u64) {}
-
-/// No pub/sub on a standard host.
-pub(crate) fn tcp_subscribe(_id: u64, _topic: &str) -> Result<(), PubSubError> {
-    Err(PubSubError::Unavailable)
-}
-
-/// No TCP on a standard host: nothing to unsubscribe.
-pub(crate) fn tcp_unsubscribe(_id: u64, _topic: &str) {}
-
-/// No TCP on a standard host: no state.
-pub(crate) fn tcp_state(_id: u64) -> Vec<u8> {
-    Vec::new()
-}
-
-/// No TCP on a standard host: no connection is open.
-pub(crate) fn tcp_set_state(_id: u64, _state: &[u8]) -> Result<(), SendError> {
-    Err(SendError::Closed)
-}
-
-/// No TCP on a standard host.
-pub(crate) async fn tcp_connect(
-    _host: &str,
-    _port: u16,
-) -> Result<crate::tcp::TcpStream, crate::tcp::ConnectError> {
-    Err(crate::tcp::ConnectError::Denied(
-        "no TCP on a standard wasi:http host".into(),
-    ))
 }
 
 fn request_from_standard(request: ::http::Request<IncomingRequestBody>) -> Request {

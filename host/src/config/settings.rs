@@ -215,11 +215,17 @@ mod tests {
     fn a_cookie_secret_too_short_is_refused_at_load_naming_its_key() {
         let (key, why) = resolve("cookie_secret = \"short\"\n").expect_err("too short");
         assert_eq!(key, "cookie_secret");
-        assert!(why.contains("at least 16 bytes") && !why.contains("short\""), "{why}");
+        assert!(
+            why.contains("at least 16 bytes") && !why.contains("short\""),
+            "{why}"
+        );
         let (key, _) = resolve("cookie_secret_2 = \"abc\"\n").expect_err("too short");
         assert_eq!(key, "cookie_secret_2");
         let long = "cookie_secret = \"0123456789abcdef\"\ncookie_secretive = \"x\"\n";
-        assert!(resolve(long).is_ok(), "16 bytes, and a key that only looks like one");
+        assert!(
+            resolve(long).is_ok(),
+            "16 bytes, and a key that only looks like one"
+        );
     }
 
     #[test]
