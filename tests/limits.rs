@@ -179,3 +179,38 @@ async fn request_headers_reach_the_guest() {
         .unwrap();
     assert!(body.contains("x-squall-test: yes"), "{body}");
 }
+
+#[tokio::test]
+async fn a_capability_refusal_tells_clients_the_status_and_the_log_the_detail() {
+    let state = support::component("tests/guests/state");
+    // No `kv` grant: the guest's `?` on the store's refusal.
+    let server = Server::start(&state);
+    let refused = client().get(server.url("/kv/x")).send().await.unwrap();
+    assert_eq!(refused.status(), 500);
+    assert_eq!(refused.text().await.unwrap(), "Internal Server Error\n");
+    server.logged("kv is not granted").await;
+
+    // `--dev`: the detail reaches the client too, for local work.
+    let dev = Server::start_flags(&state, &["--dev"]);
+    assert!(dev.banner.contains("development mode"), "{}", dev.banner);
+    let detailed = client().get(dev.url("/kv/x")).send().await.unwrap();
+    assert_eq!(detailed.status(), 500);
+    let text = detailed.text().await.unwrap();
+    assert!(text.contains("kv is not granted"), "{text}");
+}
+
+#[test]
+fn a_cookie_secret_too_short_stops_the_start_naming_its_key() {
+    let refused = support::refused_manifest(&format!(
+        "{}[app.short.config]\ncookie_secret = \"change me\"\n",
+        manifest("short", &misbehave_wasm(), "")
+    ));
+    assert!(
+        refused.contains("cookie_secret") && refused.contains("at least 16 bytes"),
+        "{refused}"
+    );
+    assert!(
+        !refused.contains("change me"),
+        "a secret is never printed: {refused}"
+    );
+}

@@ -119,7 +119,7 @@ impl From<FetchError> for crate::Error {
             FetchError::Limit(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_GATEWAY,
         };
-        crate::Error::new(status, error.to_string())
+        crate::Error::from_capability(status, error.to_string())
     }
 }
 
@@ -654,12 +654,16 @@ mod tests {
     }
 
     #[test]
-    fn an_upstream_failure_answers_502_or_504() {
+    fn an_upstream_failure_answers_502_or_504_with_the_detail_only_in_debug() {
         let response = FetchError::Timeout.into_response();
         assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
-        assert_eq!(response.body(), Some(&b"fetch timed out\n"[..]));
+        assert_eq!(response.body(), Some(&b"Gateway Timeout\n"[..]));
         let response = FetchError::Connect("refused".into()).into_response();
         assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(response.body(), Some(&b"Bad Gateway\n"[..]));
+        // Debug mode (`debug = "true"` in the app's config) shows the detail.
+        crate::sys::config_set("debug", "true");
+        let response = FetchError::Connect("refused".into()).into_response();
         assert_eq!(
             response.body(),
             Some(&b"fetch failed (connect): refused\n"[..])

@@ -159,6 +159,23 @@ impl Error {
     }
 }
 
+impl Error {
+    /// A host capability's refusal or failure (`?` on a store, pub/sub,
+    /// fetch or WebSocket error): the client is told the status only, as
+    /// Tornado does outside debug mode; the detail, which can name the
+    /// app's grants and limits, goes to the log at WARN. In debug mode
+    /// (the app's config value `debug = "true"`, or `squall serve --dev`)
+    /// the client sees the detail too.
+    pub(crate) fn from_capability(status: StatusCode, detail: String) -> Error {
+        crate::log::warn(format!("{status}: {detail}"));
+        if crate::config::get("debug").as_deref() == Some("true") {
+            Error::new(status, detail)
+        } else {
+            Error::new(status, status.canonical_reason().unwrap_or("Error"))
+        }
+    }
+}
+
 impl From<StatusCode> for Error {
     /// An error whose message is the status's reason phrase.
     fn from(status: StatusCode) -> Self {

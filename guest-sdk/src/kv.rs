@@ -31,15 +31,19 @@ use std::time::Duration;
 ///
 /// A handler's `?` turns it into an [`Error`](crate::Error): `507` for a
 /// full store, `413` for an oversized value, `503` when the store is
-/// unavailable, `500` otherwise.
+/// unavailable, `500` otherwise. The client is told the status; the detail
+/// goes to the log (and to the client too in debug mode: the app's config
+/// value `debug = "true"`, or `squall serve --dev`).
 ///
 /// ```
 /// use squall_sdk::kv::KvError;
 /// use squall_sdk::{Error, StatusCode};
 ///
-/// let error = Error::from(KvError::Quota("kv_max_keys (10000) reached".into()));
+/// let quota = KvError::Quota("kv_max_keys (10000) reached".into());
+/// assert_eq!(quota.to_string(), "kv quota: kv_max_keys (10000) reached");
+/// let error = Error::from(quota);
 /// assert_eq!(error.status(), StatusCode::INSUFFICIENT_STORAGE);
-/// assert_eq!(error.message(), "kv quota: kv_max_keys (10000) reached");
+/// assert_eq!(error.message(), "Insufficient Storage");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KvError {
@@ -89,7 +93,7 @@ impl From<KvError> for crate::Error {
             KvError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             KvError::Denied(_) | KvError::Invalid(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        crate::Error::new(status, error.to_string())
+        crate::Error::from_capability(status, error.to_string())
     }
 }
 

@@ -89,15 +89,19 @@ impl Message {
 /// Why a pub/sub call failed.
 ///
 /// A handler's `?` turns it into an [`Error`](crate::Error): `503` for a
-/// limit of the app's, `500` otherwise.
+/// limit of the app's, `500` otherwise. The client is told the status; the
+/// detail goes to the log (and to the client too in debug mode: the app's
+/// config value `debug = "true"`, or `squall serve --dev`).
 ///
 /// ```
 /// use squall_sdk::pubsub::PubSubError;
 /// use squall_sdk::{Error, StatusCode};
 ///
-/// let error = Error::from(PubSubError::Limit("pubsub_topics (16) reached".into()));
+/// let limit = PubSubError::Limit("pubsub_topics (16) reached".into());
+/// assert_eq!(limit.to_string(), "pubsub limit: pubsub_topics (16) reached");
+/// let error = Error::from(limit);
 /// assert_eq!(error.status(), StatusCode::SERVICE_UNAVAILABLE);
-/// assert_eq!(error.message(), "pubsub limit: pubsub_topics (16) reached");
+/// assert_eq!(error.message(), "Service Unavailable");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PubSubError {
@@ -144,7 +148,7 @@ impl From<PubSubError> for crate::Error {
             }
             _ => ::http::StatusCode::INTERNAL_SERVER_ERROR,
         };
-        crate::Error::new(status, error.to_string())
+        crate::Error::from_capability(status, error.to_string())
     }
 }
 
@@ -247,10 +251,10 @@ mod tests {
     }
 
     #[test]
-    fn an_error_answers_500_with_its_text() {
+    fn an_error_answers_500_without_its_detail() {
         let response = PubSubError::Invalid("too large".into()).into_response();
         assert_eq!(response.status(), ::http::StatusCode::INTERNAL_SERVER_ERROR);
-        assert_eq!(response.body(), Some(&b"pubsub: too large\n"[..]));
+        assert_eq!(response.body(), Some(&b"Internal Server Error\n"[..]));
     }
 
     #[test]

@@ -159,7 +159,7 @@ impl From<SendError> for crate::Error {
             SendError::TooLarge => ::http::StatusCode::PAYLOAD_TOO_LARGE,
             SendError::Unencodable => ::http::StatusCode::INTERNAL_SERVER_ERROR,
         };
-        crate::Error::new(status, error.to_string())
+        crate::Error::from_capability(status, error.to_string())
     }
 }
 

@@ -47,6 +47,12 @@ pub(super) struct ServeArgs {
     /// (rebuilt first) while serving: no request or socket is dropped.
     #[arg(long)]
     watch: bool,
+    /// For local work: every app shows error details (a capability's
+    /// refusal, a template's error) to clients, as its config value
+    /// `debug = "true"` does; otherwise clients get the status only and
+    /// the detail goes to the log.
+    #[arg(long)]
+    dev: bool,
 }
 
 impl ServeArgs {
@@ -64,6 +70,9 @@ impl ServeArgs {
             }
             if !self.outbound.is_empty() {
                 app.outbound = app.outbound.with(&self.outbound);
+            }
+            if self.dev {
+                app.settings = app.settings.with_default("debug", "true");
             }
         }
     }
@@ -96,6 +105,9 @@ impl ServeArgs {
 
 pub(super) fn run(args: ServeArgs) -> Result<()> {
     let manifest = args.manifest()?;
+    if args.dev {
+        println!("squall: development mode (--dev): clients see error details");
+    }
     let deployment = Arc::new(Deployment::load(&manifest, &|app| {
         component_for(&app.source)
     })?);

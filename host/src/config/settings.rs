@@ -99,6 +99,16 @@ impl Settings {
         Ok(Settings(Arc::new(settings)))
     }
 
+    /// These values with `key` set to `value` unless it is set already.
+    pub(crate) fn with_default(&self, key: &str, value: &str) -> Settings {
+        let mut settings = (*self.0).clone();
+        settings.entry(key.to_owned()).or_insert_with(|| Setting {
+            value: value.to_owned(),
+            secret: false,
+        });
+        Settings(Arc::new(settings))
+    }
+
     /// How many values there are.
     pub(crate) fn len(&self) -> usize {
         self.0.len()
