@@ -11,9 +11,11 @@ import json
 import logging
 import os
 import re
+import traceback
 import urllib.parse
 
 from . import security, template
+from .host import config_value
 from .httputil import HTTPInputError, decode_argument
 
 app_log = logging.getLogger("squall.application")
@@ -231,13 +233,25 @@ class RequestHandler:
             self.finish()
 
     def write_error(self, status_code, **kwargs):
-        """The error page; override for your own. Tracebacks go to the log,
-        never to the client."""
+        """The error page; override for your own. Tracebacks go to the log;
+        the client sees one only in debug mode, as in Tornado: the
+        ``serve_traceback`` (or ``debug``) setting, or the app's config value
+        ``debug = "true"``, which ``squall serve --dev`` sets."""
+        if "exc_info" in kwargs and self._serve_traceback():
+            self.set_header("Content-Type", "text/plain; charset=UTF-8")
+            self.finish("".join(traceback.format_exception(*kwargs["exc_info"])))
+            return
         self.finish(
             "<html><title>%(code)d: %(message)s</title>"
             "<body>%(code)d: %(message)s</body></html>"
             % {"code": status_code, "message": _escape(self._reason or http.client.responses.get(status_code, "Unknown"))}
         )
+
+    def _serve_traceback(self):
+        settings = self.application.settings
+        if settings.get("serve_traceback", settings.get("debug", False)):
+            return True
+        return config_value("debug") == "true"
 
     # -- arguments --------------------------------------------------------
 

@@ -80,6 +80,19 @@ class RoutingAndArguments(AsyncHTTPTestCase):
         self.assertEqual(self.fetch("/items/1", method="DELETE").code, 405)
         self.assertEqual(self.fetch("/login", method="POST").code, 400)
 
+    def test_a_traceback_reaches_the_client_only_in_debug_mode(self):
+        class Broken(RequestHandler):
+            def get(self):
+                raise ValueError("the secret is 42")
+
+        quiet = Application([(r"/", Broken)])
+        loud = Application([(r"/", Broken)], serve_traceback=True)
+        for application, shown in ((quiet, False), (loud, True)):
+            self._app = application
+            response = self.fetch("/")
+            self.assertEqual(response.code, 500)
+            self.assertEqual("the secret is 42" in response.text, shown, response.text)
+
     def test_reverse_url_fills_groups(self):
         self.assertEqual(self._app.reverse_url("item", 7), "/items/7")
 
