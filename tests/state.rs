@@ -180,7 +180,7 @@ async fn two_hundred_concurrent_increments_give_exactly_two_hundred() {
         assert_eq!(status, 204);
         let (status, body) = call(&app, "POST", "http://a.test/incr/text", "").await;
         assert_eq!(status, 500, "incrementing text is refused: {body}");
-        assert!(body.contains("not a decimal integer"), "{body}");
+        assert_eq!(body, "Internal Server Error\n", "the why is for the log");
     }
 }
 
@@ -838,7 +838,7 @@ async fn losing_redis_makes_calls_unavailable_and_they_resume_when_it_returns() 
     let started = std::time::Instant::now();
     let (status, body) = put("while down").await;
     assert_eq!(status, 503, "{body}");
-    assert!(body.contains("unavailable"), "{body}");
+    assert_eq!(body, "Service Unavailable\n");
     // Answered within the store's own wait, not the request's 10 s timeout.
     assert!(
         started.elapsed() < Duration::from_secs(9),
