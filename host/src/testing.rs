@@ -222,12 +222,59 @@ pub struct TestServer {
     _data: tempfile::TempDir,
 }
 
+/// Config values and secrets a test gives every app it serves, over what
+/// the manifest says (a secret is never shown, as the manifest's own).
+#[derive(Debug, Clone, Default)]
+pub struct TestSettings {
+    values: Vec<(String, String, bool)>,
+}
+
+impl TestSettings {
+    /// Config value `key` (`[app.NAME.config]`).
+    pub fn config(mut self, key: &str, value: &str) -> Self {
+        self.values.push((key.to_owned(), value.to_owned(), false));
+        self
+    }
+
+    /// Secret `key`, as a manifest's `{ env = ... }` would give it.
+    pub fn secret(mut self, key: &str, value: &str) -> Self {
+        self.values.push((key.to_owned(), value.to_owned(), true));
+        self
+    }
+}
+
+/// [`component_for`], once per source in this process: the servers of a
+/// test binary share one build instead of queueing on cargo's lock.
+fn built_once(source: &Path) -> Result<std::path::PathBuf> {
+    use std::collections::BTreeMap;
+    use std::sync::{Mutex, PoisonError};
+    static BUILT: Mutex<BTreeMap<std::path::PathBuf, std::path::PathBuf>> =
+        Mutex::new(BTreeMap::new());
+    let mut built = BUILT.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(component) = built.get(source) {
+        return Ok(component.clone());
+    }
+    let component = component_for(source)?;
+    built.insert(source.to_path_buf(), component.clone());
+    Ok(component)
+}
+
 impl TestServer {
     /// Serve `app` as `squall serve APP` would (a crate directory, built
     /// first; a `.wasm` component; or a `squall.toml`), with its durable
     /// state in a fresh temporary directory.
     pub fn start(app: &Path) -> Result<TestServer> {
+        TestServer::start_with(app, &TestSettings::default())
+    }
+
+    /// [`TestServer::start`], every app given `settings` over its manifest.
+    pub fn start_with(app: &Path, settings: &TestSettings) -> Result<TestServer> {
         let mut manifest = crate::cli::manifest_for(app)?;
+        for app in &mut manifest.apps {
+            for (key, value, secret) in &settings.values {
+                app.settings = app.settings.with(key, value, *secret);
+            }
+        }
         let data = tempfile::tempdir()?;
         manifest.server.data_dir = data.path().to_path_buf();
         manifest.server.listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
@@ -241,7 +288,7 @@ impl TestServer {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
             let served = (|| -> Result<_> {
-                let deployment = Deployment::load(&manifest, &|app| component_for(&app.source))?;
+                let deployment = Deployment::load(&manifest, &|app| built_once(&app.source))?;
                 let runtime = tokio::runtime::Builder::new_multi_thread()
                     .worker_threads(2)
                     .enable_all()

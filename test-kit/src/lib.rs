@@ -23,9 +23,15 @@
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
+
+/// The `http` types [`TestServer::request`] takes (`http::Method`) and
+/// responses carry (`http::HeaderMap`).
+pub use http;
+/// The HTTP client behind [`TestServer::request`]'s builder.
+pub use reqwest;
 
 /// How long a helper waits for an answer before failing the test.
 const WAIT: Duration = Duration::from_secs(30);
@@ -65,17 +71,63 @@ impl TestResponse {
     }
 }
 
-impl TestServer {
-    /// Build and serve `app` as `squall serve APP` does: a crate directory
-    /// (with its `squall.toml`, if it has one), a `.wasm` component, or a
-    /// manifest.
-    pub fn start(app: impl AsRef<Path>) -> Result<TestServer> {
-        let server = squall::testing::TestServer::start(app.as_ref())?;
+/// A [`TestServer`] to start, with config values and secrets of the
+/// test's own: `TestServer::builder(dir).config("base_url", "http://x").start()?`.
+#[derive(Debug, Clone)]
+pub struct TestServerBuilder {
+    app: PathBuf,
+    settings: squall::testing::TestSettings,
+}
+
+impl TestServerBuilder {
+    /// Config value `key` for every app served, over the manifest's
+    /// (`[app.NAME.config]`).
+    pub fn config(mut self, key: &str, value: &str) -> Self {
+        self.settings = self.settings.config(key, value);
+        self
+    }
+
+    /// Secret `key` (a `cookie_secret`, an API token) for every app
+    /// served, over the manifest's, without an environment variable.
+    pub fn secret(mut self, key: &str, value: &str) -> Self {
+        self.settings = self.settings.secret(key, value);
+        self
+    }
+
+    /// Serve this manifest instead of the app's own `squall.toml` (other
+    /// grants or limits for a test); its sources are relative to it.
+    pub fn manifest(mut self, manifest: impl AsRef<Path>) -> Self {
+        self.app = manifest.as_ref().to_path_buf();
+        self
+    }
+
+    /// Build (once per test binary) and serve it.
+    pub fn start(self) -> Result<TestServer> {
+        let server = squall::testing::TestServer::start_with(&self.app, &self.settings)?;
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(WAIT)
             .build()?;
         Ok(TestServer { server, client })
+    }
+}
+
+impl TestServer {
+    /// Build and serve `app` as `squall serve APP` does: a crate directory
+    /// (with its `squall.toml`, if it has one), a `.wasm` component, or a
+    /// manifest. The build happens once per test binary, whatever the
+    /// number of servers.
+    pub fn start(app: impl AsRef<Path>) -> Result<TestServer> {
+        TestServer::builder(app).start()
+    }
+
+    /// A server for `app` with settings of the test's own; see
+    /// [`TestServerBuilder`].
+    pub fn builder(app: impl AsRef<Path>) -> TestServerBuilder {
+        TestServerBuilder {
+            app: app.as_ref().to_path_buf(),
+            settings: squall::testing::TestSettings::default(),
+        }
     }
 
     /// The URL of `path` on the server.

@@ -101,11 +101,17 @@ impl Settings {
 
     /// These values with `key` set to `value` unless it is set already.
     pub(crate) fn with_default(&self, key: &str, value: &str) -> Settings {
+        if self.get(key).is_some() {
+            return self.clone();
+        }
+        self.with(key, value, false)
+    }
+
+    /// These values with `key` set to `value` (a secret: never shown).
+    pub(crate) fn with(&self, key: &str, value: &str, secret: bool) -> Settings {
         let mut settings = (*self.0).clone();
-        settings.entry(key.to_owned()).or_insert_with(|| Setting {
-            value: value.to_owned(),
-            secret: false,
-        });
+        let value = value.to_owned();
+        settings.insert(key.to_owned(), Setting { value, secret });
         Settings(Arc::new(settings))
     }
 
@@ -236,6 +242,27 @@ mod tests {
             resolve(long).is_ok(),
             "16 bytes, and a key that only looks like one"
         );
+    }
+
+    #[test]
+    fn a_value_set_over_the_manifest_replaces_it_and_a_secret_stays_hidden() {
+        let settings = resolve("base_url = \"http://a\"\n").expect("valid");
+        let set = settings
+            .with("base_url", "http://b", false)
+            .with("token", "hunter2", true);
+        assert_eq!(set.get("base_url"), Some("http://b"));
+        assert_eq!(set.secrets().collect::<Vec<_>>(), ["hunter2"]);
+        assert!(!format!("{set:?}").contains("hunter2"));
+        assert_eq!(
+            settings.get("base_url"),
+            Some("http://a"),
+            "the original is unchanged"
+        );
+        let defaulted = set
+            .with_default("base_url", "http://c")
+            .with_default("debug", "true");
+        assert_eq!(defaulted.get("base_url"), Some("http://b"));
+        assert_eq!(defaulted.get("debug"), Some("true"));
     }
 
     #[test]
