@@ -212,7 +212,7 @@ impl Response {
         self
     }
 
-    fn refuse_header(&mut self, why: String) {
+    pub(crate) fn refuse_header(&mut self, why: String) {
         self.refused_header.get_or_insert(why);
     }
 

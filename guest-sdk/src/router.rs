@@ -628,8 +628,14 @@ mod tests {
             })
             .get("/fine", |_req: Request| async {
                 Response::redirect("/home")
+            })
+            // An error's own page keeps the refusal.
+            .get("/gone", |_req: Request| async {
+                crate::Error::not_found()
+                    .into_response()
+                    .with_header("retry-after", "1\r\nx: y")
             });
-        for path in ["/away", "/crlf"] {
+        for path in ["/away", "/crlf", "/gone"] {
             let response = answer(&router, Method::GET, path);
             assert_eq!(
                 response.status(),

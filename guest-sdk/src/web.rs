@@ -249,12 +249,16 @@ impl Router {
             Some(render) => render(&page),
             None => default_error_page(&page),
         };
-        // Headers the error came with (`Allow`, `Retry-After`) stay.
+        // Headers the error came with (`Allow`, `Retry-After`) stay, and so
+        // does one it could not take: the router still answers 500 for it.
         let mut rendered = rendered.with_status(page.status);
         for (name, value) in response.headers() {
             if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
                 rendered.headers_mut().append(name, value.clone());
             }
+        }
+        if let Some(why) = response.take_refused_header() {
+            rendered.refuse_header(why);
         }
         rendered
     }

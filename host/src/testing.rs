@@ -224,9 +224,19 @@ pub struct TestServer {
 
 /// Config values and secrets a test gives every app it serves, over what
 /// the manifest says (a secret is never shown, as the manifest's own).
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct TestSettings {
     values: Vec<(String, String, bool)>,
+}
+
+impl std::fmt::Debug for TestSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.values.iter().map(|(key, value, secret)| {
+                (key, if *secret { "<secret>" } else { value.as_str() })
+            }))
+            .finish()
+    }
 }
 
 impl TestSettings {

@@ -159,6 +159,8 @@ def _forward(awaited):
     back, as ``(value, error)``."""
     try:
         return (yield awaited), None
+    except GeneratorExit:  # the driver itself is being closed
+        raise
     except BaseException as error:  # cancellation too: the coroutine decides
         return None, error
 

@@ -1,6 +1,7 @@
 """The request as a handler sees it: headers, arguments, cookies, body
 (Tornado's ``tornado.httputil``)."""
 
+import functools
 import http.cookies
 import re
 import urllib.parse
@@ -165,34 +166,33 @@ class HTTPServerRequest:
         self.protocol = "http"
         # What few handlers use is worked out at first use; the body is
         # parsed inside the handler, so a malformed one is that handler's 400.
-        self._query_arguments = None
         self._body_arguments = None
         self._files = None
         self._cookies = None
 
-    @property
+    # Worked out at first use and kept; code may still assign them, as
+    # Tornado's own (a proxy's `X-Real-IP` into `remote_ip`).
+    @functools.cached_property
     def uri(self):
         """The path and, if there is one, ``?`` and the query."""
         return self.path + "?" + self.query if self.query else self.path
 
-    @property
+    @functools.cached_property
     def host_name(self):
         """The host without its port."""
         if self.host.startswith("["):
             return self.host.split("]")[0] + "]"
         return self.host.split(":")[0]
 
-    @property
+    @functools.cached_property
     def remote_ip(self):
         """The client's address, as the host saw it."""
         return self.headers.get("squall-client-addr")
 
-    @property
+    @functools.cached_property
     def query_arguments(self):
         """``name -> [bytes]`` of the query."""
-        if self._query_arguments is None:
-            self._query_arguments = parse_qs_bytes(self.query)
-        return self._query_arguments
+        return parse_qs_bytes(self.query)
 
     def _parse_body(self):
         if self._body_arguments is not None:

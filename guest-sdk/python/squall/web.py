@@ -249,7 +249,9 @@ class RequestHandler:
 
     def _serve_traceback(self):
         settings = self.application.settings
-        if settings.get("serve_traceback", settings.get("debug", False)):
+        if "serve_traceback" in settings:  # an explicit setting wins, as in Tornado
+            return bool(settings["serve_traceback"])
+        if settings.get("debug"):
             return True
         return config_value("debug") == "true"
 

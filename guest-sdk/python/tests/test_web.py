@@ -87,7 +87,9 @@ class RoutingAndArguments(AsyncHTTPTestCase):
 
         quiet = Application([(r"/", Broken)])
         loud = Application([(r"/", Broken)], serve_traceback=True)
-        for application, shown in ((quiet, False), (loud, True)):
+        debug = Application([(r"/", Broken)], debug=True)
+        explicit = Application([(r"/", Broken)], debug=True, serve_traceback=False)
+        for application, shown in ((quiet, False), (loud, True), (debug, True), (explicit, False)):
             self._app = application
             response = self.fetch("/")
             self.assertEqual(response.code, 500)

@@ -106,11 +106,15 @@ impl Future for NativeSleep {
                 let duration = self.duration;
                 std::thread::spawn(move || {
                     std::thread::sleep(duration);
-                    let mut state = fired
-                        .lock()
-                        .unwrap_or_else(|poisoned| poisoned.into_inner());
-                    state.0 = true;
-                    state.1.wake_by_ref();
+                    let waker = {
+                        let mut state = fired
+                            .lock()
+                            .unwrap_or_else(|poisoned| poisoned.into_inner());
+                        state.0 = true;
+                        state.1.clone()
+                    };
+                    // Woken outside the lock: an executor may poll in `wake`.
+                    waker.wake();
                 });
                 self.shared = Some(shared);
                 Poll::Pending

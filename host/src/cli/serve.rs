@@ -47,10 +47,10 @@ pub(super) struct ServeArgs {
     /// (rebuilt first) while serving: no request or socket is dropped.
     #[arg(long)]
     watch: bool,
-    /// For local work: every app shows error details (a capability's
-    /// refusal, a template's error) to clients, as its config value
-    /// `debug = "true"` does; otherwise clients get the status only and
-    /// the detail goes to the log.
+    /// For local work: apps show error details (a capability's refusal, a
+    /// Python traceback) to clients, as the config value `debug = "true"`
+    /// does; an app whose manifest sets `debug` keeps its value. Otherwise
+    /// clients get the status only and the detail goes to the log.
     #[arg(long)]
     dev: bool,
 }
