@@ -216,6 +216,16 @@ impl Response {
         self.refused_header.get_or_insert(why);
     }
 
+    /// A `Set-Cookie` of `text`, or the refusal naming cookie `name`.
+    fn append_cookie(&mut self, name: &str, text: &str) {
+        match HeaderValue::from_str(text) {
+            Ok(value) => {
+                self.headers.append(header::SET_COOKIE, value);
+            }
+            Err(_) => self.refuse_header(format!("cookie `{name}`: not a valid header value")),
+        }
+    }
+
     /// Why a header was not taken, if one was not.
     pub(crate) fn take_refused_header(&mut self) -> Option<String> {
         self.refused_header.take()
@@ -234,12 +244,7 @@ impl Response {
     /// ```
     pub fn with_cookie(mut self, name: &str, value: &str) -> Self {
         let cookie = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax");
-        match HeaderValue::from_str(&cookie) {
-            Ok(value) => {
-                self.headers.append(header::SET_COOKIE, value);
-            }
-            Err(_) => self.refuse_header(format!("cookie `{name}`: not a valid header value")),
-        }
+        self.append_cookie(name, &cookie);
         self
     }
 
@@ -261,15 +266,7 @@ impl Response {
     /// ```
     pub fn set_cookie(mut self, cookie: impl Into<crate::cookie::Cookie<'static>>) -> Self {
         let cookie: crate::cookie::Cookie<'static> = cookie.into();
-        match HeaderValue::from_str(&cookie.to_string()) {
-            Ok(value) => {
-                self.headers.append(header::SET_COOKIE, value);
-            }
-            Err(_) => self.refuse_header(format!(
-                "cookie `{}`: not a valid header value",
-                cookie.name()
-            )),
-        }
+        self.append_cookie(cookie.name(), &cookie.to_string());
         self
     }
 

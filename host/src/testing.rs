@@ -253,6 +253,13 @@ impl TestSettings {
     }
 }
 
+/// componentize-py as `squall build` finds it (`SQUALL_COMPONENTIZE_PY`,
+/// the `PATH`, or squall's own virtualenv, made if missing): for a
+/// benchmark's own Python components.
+pub fn componentize_py() -> Result<std::ffi::OsString> {
+    crate::python_build::componentize_py()
+}
+
 /// [`component_for`], once per source in this process: the servers of a
 /// test binary share one build instead of queueing on cargo's lock.
 fn built_once(source: &Path) -> Result<std::path::PathBuf> {

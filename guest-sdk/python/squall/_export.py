@@ -166,25 +166,18 @@ def _forward(awaited):
 
 
 @python_types.coroutine
-def _run_until_head(coroutine, streamed, awaited):
-    """Run the serving coroutine, which awaits ``awaited``, in the export's
-    own task until the head of its response is known; a body it streams
-    after that goes on in a task of its own. (A task per request would cost
-    a fifth of a hello's time.)"""
+def _drive(coroutine, awaited, streamed=None):
+    """Run ``coroutine``, which awaits ``awaited``, in the calling task:
+    to its end, or, given ``streamed``, until the head of its response is
+    known (what it streams after that goes on in a task of its own; a task
+    per request would cost a fifth of a hello's time). Returns the head."""
     while awaited is not _DONE:
-        if streamed.head is not None:
-            componentize_py_async_support.spawn(_run_rest(coroutine, awaited))
+        if streamed is not None and streamed.head is not None:
+            componentize_py_async_support.spawn(_drive(coroutine, awaited))
             break
         value, error = yield from _forward(awaited)
         awaited = _step(coroutine, value, error)
-    return streamed.head
-
-
-@python_types.coroutine
-def _run_rest(coroutine, awaited):
-    while awaited is not _DONE:
-        value, error = yield from _forward(awaited)
-        awaited = _step(coroutine, value, error)
+    return None if streamed is None else streamed.head
 
 
 def writer_gone(writer):
@@ -218,7 +211,7 @@ def exports_for(module):
             awaited = _step(serving, None, None)
             if awaited is _DONE:  # answered without awaiting the host
                 return streamed.head
-            return await _run_until_head(serving, streamed, awaited)
+            return await _drive(serving, awaited, streamed)
 
     # Handler objects of open connections: in `live` mode the instance (and
     # so this dict) outlives events; in `hibernate` mode it starts empty.

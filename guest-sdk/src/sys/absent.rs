@@ -10,7 +10,7 @@ use crate::websocket::{Message, SendError};
 use std::time::Duration;
 
 /// Why `call` fails here, and what to do instead.
-fn unavailable(call: &str) -> String {
+pub(super) fn unavailable(call: &str) -> String {
     if cfg!(target_arch = "wasm32") {
         format!(
             "{call}: a Squall capability, and this component was built for standard wasi:http hosts"

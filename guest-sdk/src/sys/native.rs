@@ -52,11 +52,9 @@ impl FetchBody {
 
 /// No host to fetch through.
 pub(crate) async fn fetch(_request: Outgoing) -> Result<FetchResponse, FetchError> {
-    Err(FetchError::Denied(
-        "http::fetch called outside a Squall host (a native test): \
-         use squall-test to serve the app with a real host"
-            .to_owned(),
-    ))
+    Err(FetchError::Denied(super::absent::unavailable(
+        "http::fetch",
+    )))
 }
 
 /// Nanoseconds since the first reading (a monotonic clock, as the host's).

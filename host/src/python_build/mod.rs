@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-pub(crate) use tools::COMPONENTIZE_PY_VERSION;
+pub(crate) use tools::{COMPONENTIZE_PY_VERSION, componentize_py};
 
 /// The Python SDK, file by file, as `squall build` lays it out.
 const SDK_FILES: &[(&str, &str)] = &[
@@ -117,13 +117,8 @@ pub(crate) fn build_python_app(dir: &Path) -> Result<PathBuf> {
         .canonicalize()
         .with_context(|| format!("cannot resolve {}", dir.display()))?;
     let build = build_dir_of(dir)?;
-    std::fs::create_dir_all(&build)
-        .with_context(|| format!("cannot create {}", build.display()))?;
     // One build of an app at a time (apps load on parallel threads).
-    let lock = std::fs::File::create(build.join("lock"))
-        .with_context(|| format!("cannot lock {}", build.display()))?;
-    lock.lock()
-        .with_context(|| format!("cannot lock {}", build.display()))?;
+    let _lock = tools::locked(&build, "lock")?;
 
     let sdk = python_sdk_dir(dir)?;
     let wit = build.join("wit");

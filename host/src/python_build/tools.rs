@@ -31,7 +31,7 @@ pub(super) fn squall_cache() -> Result<PathBuf> {
 
 /// componentize-py: `SQUALL_COMPONENTIZE_PY`, the `PATH`, or squall's own
 /// virtualenv (installed with pip on first use).
-pub(super) fn componentize_py() -> Result<OsString> {
+pub(crate) fn componentize_py() -> Result<OsString> {
     if let Some(tool) = std::env::var_os("SQUALL_COMPONENTIZE_PY") {
         return Ok(tool);
     }
@@ -43,17 +43,23 @@ pub(super) fn componentize_py() -> Result<OsString> {
     let tool = venv.join("bin/componentize-py");
     if !tool.is_file() {
         // One install at a time: builds of several apps may start together.
-        std::fs::create_dir_all(&cache)
-            .with_context(|| format!("cannot create {}", cache.display()))?;
-        let lock = std::fs::File::create(cache.join("componentize-py.lock"))
-            .with_context(|| format!("cannot lock {}", cache.display()))?;
-        lock.lock()
-            .with_context(|| format!("cannot lock {}", cache.display()))?;
+        let _lock = locked(&cache, "componentize-py.lock")?;
         if !tool.is_file() {
             install_into_venv(&venv)?;
         }
     }
     Ok(tool.into_os_string())
+}
+
+/// `dir/name`, made if missing, held with an exclusive lock until the
+/// returned file is dropped (other squall processes wait for it).
+pub(super) fn locked(dir: &Path, name: &str) -> Result<std::fs::File> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let lock = std::fs::File::create(dir.join(name))
+        .with_context(|| format!("cannot lock {}", dir.display()))?;
+    lock.lock()
+        .with_context(|| format!("cannot lock {}", dir.display()))?;
+    Ok(lock)
 }
 
 fn on_path(program: &str) -> Option<PathBuf> {

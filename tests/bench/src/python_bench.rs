@@ -152,7 +152,7 @@ pub(crate) fn run(args: &PythonArgs) -> Result<()> {
 fn build_bare(out: &Path) -> Result<PathBuf> {
     let component = out.join("bare.wasm");
     let repo = tools::repo();
-    let mut componentize = Command::new(componentize_py()?);
+    let mut componentize = Command::new(squall::testing::componentize_py()?);
     componentize
         .arg("-d")
         .arg(repo.join("wit"))
@@ -163,32 +163,6 @@ fn build_bare(out: &Path) -> Result<PathBuf> {
         .current_dir(out);
     run_checked(&mut componentize)?;
     Ok(component)
-}
-
-/// Where `squall build` finds componentize-py: `SQUALL_COMPONENTIZE_PY`,
-/// the `PATH`, or the virtualenv squall installed it into.
-fn componentize_py() -> Result<PathBuf> {
-    if let Some(tool) = std::env::var_os("SQUALL_COMPONENTIZE_PY") {
-        return Ok(PathBuf::from(tool));
-    }
-    let on_path = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|dir| dir.join("componentize-py"))
-            .find(|tool| tool.is_file())
-    });
-    if let Some(tool) = on_path {
-        return Ok(tool);
-    }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
-        .context("neither XDG_CACHE_HOME nor HOME is set")?;
-    // The version squall pins (host/src/python_build/tools.rs).
-    let tool = cache.join("squall/componentize-py-0.25.1/bin/componentize-py");
-    if !tool.is_file() {
-        bail!("no componentize-py: `squall build` of a Python app installs one");
-    }
-    Ok(tool)
 }
 
 /// A Python with Tornado: `target/bench-tornado`, made on first use.
