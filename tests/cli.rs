@@ -183,18 +183,34 @@ fn scaffold(dir: &Path, template: &str) -> std::path::PathBuf {
         manifest.contains("squall-sdk = \"0.1\"") && !manifest.contains("path"),
         "no path in Cargo.toml: {manifest}"
     );
-    // Its own tests pass with plain cargo (natively, through the SDK patch).
+    // Its own tests pass with plain cargo: the handler's natively (through
+    // the SDK patch), tests/served.rs against this squall (through the kit
+    // and the SQUALL that .cargo/config.toml names).
+    let config = std::fs::read_to_string(krate.join(".cargo/config.toml")).unwrap();
+    assert!(config.contains("squall-test = { path"), "{config}");
+    assert!(config.contains("SQUALL = "), "{config}");
     let tested = std::process::Command::new(env!("CARGO"))
         .arg("test")
         .current_dir(&krate)
         .env("CARGO_TARGET_DIR", repo().join("target/scaffolds"))
+        .env_remove("SQUALL")
         .output()
         .unwrap();
+    let stdout = String::from_utf8_lossy(&tested.stdout);
+    let stderr = String::from_utf8_lossy(&tested.stderr);
     assert!(
         tested.status.success(),
-        "cargo test in the {template} scaffold:\n{}",
-        String::from_utf8_lossy(&tested.stderr)
+        "cargo test in the {template} scaffold:\n{stdout}\n{stderr}"
     );
+    assert!(stderr.contains("tests/served.rs"), "{stderr}");
+    assert!(
+        !stdout.contains(" 0 passed"),
+        "every suite has a test: {stdout}"
+    );
+    // Nothing but cargo's own lines: no lock waits, no warnings.
+    for noise in ["Blocking waiting", "warning"] {
+        assert!(!stderr.contains(noise), "{noise} in:\n{stderr}");
+    }
     krate
 }
 

@@ -260,20 +260,44 @@ pub fn componentize_py() -> Result<std::ffi::OsString> {
     crate::python_build::componentize_py()
 }
 
+/// The components built in this process, by source.
+type BuiltComponents = std::collections::BTreeMap<std::path::PathBuf, std::path::PathBuf>;
+
+fn built_components() -> std::sync::MutexGuard<'static, BuiltComponents> {
+    static BUILT: std::sync::Mutex<BuiltComponents> =
+        std::sync::Mutex::new(std::collections::BTreeMap::new());
+    BUILT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// [`component_for`], once per source in this process: the servers of a
 /// test binary share one build instead of queueing on cargo's lock.
 fn built_once(source: &Path) -> Result<std::path::PathBuf> {
-    use std::collections::BTreeMap;
-    use std::sync::{Mutex, PoisonError};
-    static BUILT: Mutex<BTreeMap<std::path::PathBuf, std::path::PathBuf>> =
-        Mutex::new(BTreeMap::new());
-    let mut built = BUILT.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut built = built_components();
     if let Some(component) = built.get(source) {
         return Ok(component.clone());
     }
     let component = component_for(source)?;
     built.insert(source.to_path_buf(), component.clone());
     Ok(component)
+}
+
+/// What this process built, as (source, component) pairs: another process
+/// serving the same sources is given them with [`use_built`].
+pub(crate) fn built_so_far() -> Vec<(std::path::PathBuf, std::path::PathBuf)> {
+    built_components()
+        .iter()
+        .map(|(source, component)| (source.clone(), component.clone()))
+        .collect()
+}
+
+/// Serve `component` for `source` without building it (another process
+/// of the same test binary built it); ignored if the file is gone.
+pub(crate) fn use_built(source: std::path::PathBuf, component: std::path::PathBuf) {
+    if component.is_file() {
+        built_components().insert(source, component);
+    }
 }
 
 impl TestServer {
@@ -286,7 +310,7 @@ impl TestServer {
 
     /// [`TestServer::start`], every app given `settings` over its manifest.
     pub fn start_with(app: &Path, settings: &TestSettings) -> Result<TestServer> {
-        let mut manifest = crate::cli::manifest_for(app)?;
+        let mut manifest = Manifest::for_app(app)?;
         for app in &mut manifest.apps {
             for (key, value, secret) in &settings.values {
                 app.settings = app.settings.with(key, value, *secret);
@@ -369,6 +393,11 @@ impl TestServer {
     /// The URL of `path` on it (`http://127.0.0.1:PORT/path`).
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
+    }
+
+    /// Every TCP listener's name and address.
+    pub fn tcp_addresses(&self) -> &[(String, std::net::SocketAddr)] {
+        &self.tcp
     }
 
     /// Where the TCP listener `name` (its `name` in the manifest, else its

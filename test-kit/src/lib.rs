@@ -15,15 +15,25 @@
 //! }
 //! ```
 //!
+//! The server is the `squall` binary, run as a child process (`SQUALL`,
+//! which `squall new` writes into the crate's `.cargo/config.toml`; else the
+//! `squall` beside the test binary, in squall's own workspace; else the one
+//! on the `PATH`): the kit links no host, so it compiles in seconds, and a
+//! server's log lines are the test's output, shown when it fails.
+//!
 //! Handlers can also be tested without a host: build a `squall_sdk::Request`
 //! with its `with_header`, `with_cookie`, `with_json`, `with_form` and
-//! `with_body` and pass it to `Router::handle`. For capabilities without
-//! TCP, `squall::testing::Harness` loads apps in-process.
+//! `with_body` and pass it to `Router::handle`.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -36,10 +46,22 @@ pub use reqwest;
 /// How long a helper waits for an answer before failing the test.
 const WAIT: Duration = Duration::from_secs(30);
 
-/// An app served by the real host in this process, on `127.0.0.1` and a
-/// free port, with its state in a temporary directory; stopped when dropped.
+/// How long a stopping server may drain before it is killed.
+const STOP_WAIT: Duration = Duration::from_secs(10);
+
+/// The server's last log lines kept for [`TestServer::log`].
+const KEPT_LOG_LINES: usize = 10_000;
+
+/// An app served by the real host (the `squall` binary, in a child
+/// process) on `127.0.0.1` and a free port, with its state in a temporary
+/// directory; stopped when dropped.
 pub struct TestServer {
-    server: squall::testing::TestServer,
+    address: SocketAddr,
+    tcp: Vec<(String, SocketAddr)>,
+    process: Child,
+    /// Closing it stops the server.
+    stdin: Option<ChildStdin>,
+    log: Arc<ServerLog>,
     client: reqwest::Client,
 }
 
@@ -73,24 +95,56 @@ impl TestResponse {
 
 /// A [`TestServer`] to start, with config values and secrets of the
 /// test's own: `TestServer::builder(dir).config("base_url", "http://x").start()?`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct TestServerBuilder {
     app: PathBuf,
-    settings: squall::testing::TestSettings,
+    settings: Settings,
+}
+
+impl std::fmt::Debug for TestServerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secrets: Vec<_> = self.settings.secrets.iter().map(|(key, _)| key).collect();
+        f.debug_struct("TestServerBuilder")
+            .field("app", &self.app)
+            .field("config", &self.settings.config)
+            .field("secrets", &secrets)
+            .finish()
+    }
+}
+
+/// What the kit tells `squall test-server`, one JSON line on its stdin.
+#[derive(Clone, Default, serde::Serialize)]
+struct Settings {
+    config: Vec<(String, String)>,
+    secrets: Vec<(String, String)>,
+    /// Components an earlier server of this test binary built, by source.
+    built: Vec<(PathBuf, PathBuf)>,
+}
+
+/// What `squall test-server` answers once listening.
+#[derive(serde::Deserialize)]
+struct Ready {
+    address: SocketAddr,
+    tcp: Vec<(String, SocketAddr)>,
+    built: Vec<(PathBuf, PathBuf)>,
 }
 
 impl TestServerBuilder {
     /// Config value `key` for every app served, over the manifest's
     /// (`[app.NAME.config]`).
     pub fn config(mut self, key: &str, value: &str) -> Self {
-        self.settings = self.settings.config(key, value);
+        self.settings
+            .config
+            .push((key.to_owned(), value.to_owned()));
         self
     }
 
     /// Secret `key` (a `cookie_secret`, an API token) for every app
     /// served, over the manifest's, without an environment variable.
     pub fn secret(mut self, key: &str, value: &str) -> Self {
-        self.settings = self.settings.secret(key, value);
+        self.settings
+            .secrets
+            .push((key.to_owned(), value.to_owned()));
         self
     }
 
@@ -102,21 +156,161 @@ impl TestServerBuilder {
     }
 
     /// Build (once per test binary) and serve it.
-    pub fn start(self) -> Result<TestServer> {
-        let server = squall::testing::TestServer::start_with(&self.app, &self.settings)?;
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(WAIT)
-            .build()?;
-        Ok(TestServer { server, client })
+    pub fn start(mut self) -> Result<TestServer> {
+        // One server starts at a time: the first builds, the next are given
+        // what it built, and no two cargo builds queue on one lock.
+        static BUILT: Mutex<Vec<(PathBuf, PathBuf)>> = Mutex::new(Vec::new());
+        let mut built = BUILT.lock().unwrap_or_else(PoisonError::into_inner);
+        self.settings.built = built.clone();
+        let (server, ready) = spawn(&self.app, &self.settings)?;
+        *built = ready.built;
+        Ok(server)
+    }
+}
+
+/// The `squall` to run: `SQUALL`, else the one beside the test binary
+/// (squall's own workspace builds it there), else the `PATH`'s.
+fn squall_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("SQUALL") {
+        return path.into();
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|test| {
+            let profile_dir = test.parent()?.parent()?;
+            Some(profile_dir.join(format!("squall{}", std::env::consts::EXE_SUFFIX)))
+        })
+        .filter(|beside| beside.is_file())
+        .unwrap_or_else(|| PathBuf::from("squall"))
+}
+
+/// Run `squall test-server APP`, hand it `settings`, and wait until it
+/// listens (after building, the first time) or fails.
+fn spawn(app: &Path, settings: &Settings) -> Result<(TestServer, Ready)> {
+    let squall = squall_binary();
+    let mut process = Command::new(&squall)
+        .arg("test-server")
+        .arg(app)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| {
+            format!(
+                "cannot run {}: set SQUALL to the squall binary (`squall new` writes it \
+                 into .cargo/config.toml) or put squall on the PATH",
+                squall.display()
+            )
+        })?;
+    let log = Arc::new(ServerLog::default());
+    let following = process
+        .stderr
+        .take()
+        .map(|stderr| log.clone().follow(stderr));
+    let mut stdin = process
+        .stdin
+        .take()
+        .context("the server's stdin is piped")?;
+    let mut line = serde_json::to_vec(settings)?;
+    line.push(b'\n');
+    stdin.write_all(&line)?;
+    stdin.flush()?;
+    let stdout = process
+        .stdout
+        .take()
+        .context("the server's stdout is piped")?;
+    let mut answer = String::new();
+    BufReader::new(stdout).read_line(&mut answer)?;
+    if answer.is_empty() {
+        drop(stdin);
+        let status = process.wait()?;
+        if let Some(following) = following {
+            let _ = following.join();
+        }
+        bail!(
+            "squall could not serve {} ({status}):\n{}",
+            app.display(),
+            log.tail(20)
+        );
+    }
+    let ready: Ready =
+        serde_json::from_str(&answer).context("squall test-server answered something else")?;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(WAIT)
+        .build()?;
+    let server = TestServer {
+        address: ready.address,
+        tcp: ready.tcp.clone(),
+        process,
+        stdin: Some(stdin),
+        log,
+        client,
+    };
+    Ok((server, ready))
+}
+
+/// The server's stderr: each line goes to the test's output (which the
+/// test harness shows only when the test fails) and is kept for
+/// [`TestServer::log`] and [`TestServer::wait_for_log`].
+#[derive(Default)]
+struct ServerLog {
+    lines: Mutex<VecDeque<String>>,
+    appended: tokio::sync::Notify,
+}
+
+impl ServerLog {
+    /// Read `stderr` on a thread of its own until the server ends. (A
+    /// thread spawned here writes to the calling test's captured output.)
+    fn follow(self: Arc<Self>, stderr: std::process::ChildStderr) -> std::thread::JoinHandle<()> {
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                eprintln!("{line}");
+                let mut lines = self.lines.lock().unwrap_or_else(PoisonError::into_inner);
+                if lines.len() == KEPT_LOG_LINES {
+                    lines.pop_front();
+                }
+                lines.push_back(line);
+                drop(lines);
+                self.appended.notify_waiters();
+            }
+        })
+    }
+
+    fn lines(&self) -> Vec<String> {
+        let lines = self.lines.lock().unwrap_or_else(PoisonError::into_inner);
+        lines.iter().cloned().collect()
+    }
+
+    fn tail(&self, count: usize) -> String {
+        let lines = self.lines();
+        lines[lines.len().saturating_sub(count)..].join("\n")
+    }
+
+    async fn wait_for(&self, needle: &str) -> Result<String> {
+        let waiting = async {
+            loop {
+                let appended = self.appended.notified();
+                tokio::pin!(appended);
+                appended.as_mut().enable();
+                if let Some(line) = self.lines().into_iter().find(|line| line.contains(needle)) {
+                    return line;
+                }
+                appended.await;
+            }
+        };
+        tokio::time::timeout(WAIT, waiting)
+            .await
+            .with_context(|| format!("the server logged no line with {needle:?} within 30 s"))
     }
 }
 
 impl TestServer {
     /// Build and serve `app` as `squall serve APP` does: a crate directory
-    /// (with its `squall.toml`, if it has one), a `.wasm` component, or a
-    /// manifest. The build happens once per test binary, whatever the
-    /// number of servers.
+    /// (with its `squall.toml`, if it has one), a Python app, a `.wasm`
+    /// component, or a manifest. The build happens once per test binary,
+    /// whatever the number of servers.
     pub fn start(app: impl AsRef<Path>) -> Result<TestServer> {
         TestServer::builder(app).start()
     }
@@ -126,13 +320,25 @@ impl TestServer {
     pub fn builder(app: impl AsRef<Path>) -> TestServerBuilder {
         TestServerBuilder {
             app: app.as_ref().to_path_buf(),
-            settings: squall::testing::TestSettings::default(),
+            settings: Settings::default(),
         }
+    }
+
+    /// The server's log lines so far (the last 10,000): request lines,
+    /// what apps logged, and refusals with their detail.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lines()
+    }
+
+    /// The first log line containing `needle`, waiting up to 30 s for it:
+    /// a test's signal that something happened in the server.
+    pub async fn wait_for_log(&self, needle: &str) -> Result<String> {
+        self.log.wait_for(needle).await
     }
 
     /// The URL of `path` on the server.
     pub fn url(&self, path: &str) -> String {
-        self.server.url(path)
+        format!("http://{}{path}", self.address)
     }
 
     /// A request to build further (headers, body) and `send`.
@@ -167,8 +373,10 @@ impl TestServer {
     /// manifest), served on a free port.
     pub async fn tcp(&self, name: &str) -> Result<tokio::net::TcpStream> {
         let address = self
-            .server
-            .tcp_address(name)
+            .tcp
+            .iter()
+            .find(|(listener, _)| listener == name)
+            .map(|(_, address)| *address)
             .with_context(|| format!("the app has no tcp listener named {name:?}"))?;
         Ok(
             tokio::time::timeout(WAIT, tokio::net::TcpStream::connect(address))
@@ -179,11 +387,27 @@ impl TestServer {
 
     /// Open a WebSocket on `path`.
     pub async fn websocket(&self, path: &str) -> Result<TestSocket> {
-        let url = format!("ws://{}{path}", self.server.address());
+        let url = format!("ws://{}{path}", self.address);
         let (socket, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
             .await
             .context("the WebSocket handshake took too long")??;
         Ok(TestSocket { socket })
+    }
+}
+
+impl Drop for TestServer {
+    /// Close its stdin: it drains and stops (killed if it takes too long).
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let deadline = std::time::Instant::now() + STOP_WAIT;
+        while std::time::Instant::now() < deadline {
+            match self.process.try_wait() {
+                Ok(Some(_)) | Err(_) => return,
+                Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+        let _ = self.process.kill();
+        let _ = self.process.wait();
     }
 }
 

@@ -19,7 +19,7 @@ pub(super) struct CompileArgs {
 }
 
 pub(super) fn run(args: CompileArgs) -> Result<()> {
-    let mut manifest = super::manifest_for(&args.app)?;
+    let mut manifest = crate::config::Manifest::for_app(&args.app)?;
     if let Some(dir) = args.cache_dir {
         manifest.server.cache_dir = dir;
     }

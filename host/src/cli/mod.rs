@@ -5,9 +5,8 @@ mod compile;
 mod new;
 mod serve;
 mod test;
+mod test_server;
 mod watch;
-
-pub(crate) use serve::manifest_for;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -40,6 +39,8 @@ enum Command {
     Compile(compile::CompileArgs),
     New(new::NewArgs),
     Test(test::TestArgs),
+    #[command(hide = true)]
+    TestServer(test_server::TestServerArgs),
 }
 
 impl Cli {
@@ -56,6 +57,7 @@ impl Cli {
             Command::Compile(args) => compile::run(args),
             Command::New(args) => new::run(args),
             Command::Test(args) => test::run(args),
+            Command::TestServer(args) => test_server::run(args),
         }
     }
 }

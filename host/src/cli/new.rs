@@ -44,6 +44,15 @@ impl Template {
         }
     }
 
+    /// `tests/served.rs`: the app served by the real host, through squall-test.
+    fn served_rs(self) -> &'static str {
+        match self {
+            Template::Http => include_str!("templates/served_http.rs"),
+            Template::Websocket => include_str!("templates/served_websocket.rs"),
+            Template::Chat => include_str!("templates/served_chat.rs"),
+        }
+    }
+
     fn lib_rs(self) -> &'static str {
         match self {
             Template::Http => include_str!("templates/http.rs"),
@@ -64,6 +73,9 @@ impl Template {
 /// Where the SDK was when this binary was built.
 const SDK_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../guest-sdk");
 
+/// Where the test kit was when this binary was built.
+const TEST_KIT_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../test-kit");
+
 pub(super) fn run(args: NewArgs) -> Result<()> {
     let name = args
         .path
@@ -82,18 +94,27 @@ pub(super) fn run(args: NewArgs) -> Result<()> {
     if args.lang == Lang::Python {
         return new_python_app(&args.path, &name, args.template);
     }
-    let sdk = Path::new(SDK_DIR).canonicalize().with_context(|| {
-        format!(
-            "cannot find squall-sdk at {SDK_DIR}: run `squall new` from a Squall checkout's build"
-        )
-    })?;
-    std::fs::create_dir_all(args.path.join("src"))
-        .with_context(|| format!("cannot create {}", args.path.display()))?;
-    std::fs::create_dir_all(args.path.join(".cargo"))
-        .with_context(|| format!("cannot create {}", args.path.display()))?;
+    let found = |dir: &str, what: &str| {
+        Path::new(dir).canonicalize().with_context(|| {
+            format!("cannot find {what} at {dir}: run `squall new` from a Squall checkout's build")
+        })
+    };
+    let local = LocalPaths {
+        sdk: found(SDK_DIR, "squall-sdk")?,
+        test_kit: found(TEST_KIT_DIR, "squall-test")?,
+        squall: std::env::current_exe().context("cannot find the squall binary running")?,
+    };
+    for dir in ["src", "tests", ".cargo"] {
+        std::fs::create_dir_all(args.path.join(dir))
+            .with_context(|| format!("cannot create {}", args.path.join(dir).display()))?;
+    }
     write(&args.path.join("Cargo.toml"), &cargo_toml(&name))?;
-    write(&args.path.join(".cargo/config.toml"), &cargo_config(&sdk))?;
+    write(&args.path.join(".cargo/config.toml"), &cargo_config(&local))?;
     write(&args.path.join("src/lib.rs"), args.template.lib_rs())?;
+    write(
+        &args.path.join("tests/served.rs"),
+        args.template.served_rs(),
+    )?;
     write(
         &args.path.join("squall.toml"),
         &squall_toml(&name, args.template.grants()),
@@ -171,6 +192,14 @@ squall-sdk = "0.1"
 # `#[derive(Serialize, Deserialize)]` for typed JSON bodies and state.
 serde = {{ version = "1", features = ["derive"] }}
 
+[dev-dependencies]
+# tests/served.rs: the app served by the real host (the squall binary that
+# .cargo/config.toml names), with real clients. Found like squall-sdk.
+squall-test = "0.1"
+tokio = {{ version = "1", features = ["macros", "rt"] }}
+anyhow = "1"
+serde_json = "1"
+
 [profile.release]
 opt-level = "s"
 lto = true
@@ -182,17 +211,35 @@ strip = true
     )
 }
 
-/// Where cargo finds the SDK on this machine: a patch in the crate's own
-/// cargo config, so `Cargo.toml` names no path and the crate can move.
-fn cargo_config(sdk: &Path) -> String {
+/// What this machine's crate finds outside itself.
+struct LocalPaths {
+    sdk: PathBuf,
+    test_kit: PathBuf,
+    /// The squall that wrote the crate, which its tests run.
+    squall: PathBuf,
+}
+
+/// Where cargo finds the SDK, the test kit and squall on this machine: the
+/// crate's own cargo config, so `Cargo.toml` names no path and the crate
+/// can move.
+fn cargo_config(local: &LocalPaths) -> String {
     format!(
-        r#"# Written by `squall new`: where this machine's squall-sdk lives. It is
-# machine-local (ignored by git); another checkout or machine writes its own
-# (`squall new` a scratch crate and copy its .cargo/config.toml).
+        r#"# Written by `squall new`: where this machine's squall-sdk, squall-test
+# and squall live. It is machine-local (ignored by git); another checkout or
+# machine writes its own (`squall new` a scratch crate and copy its
+# .cargo/config.toml).
 [patch.crates-io]
 squall-sdk = {{ path = {sdk:?} }}
+squall-test = {{ path = {test_kit:?} }}
+
+[env]
+# The squall that squall-test runs to serve the app in tests
+# (`squall test` gives its own instead).
+SQUALL = {squall:?}
 "#,
-        sdk = sdk.display().to_string()
+        sdk = local.sdk.display().to_string(),
+        test_kit = local.test_kit.display().to_string(),
+        squall = local.squall.display().to_string(),
     )
 }
 

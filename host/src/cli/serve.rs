@@ -5,11 +5,11 @@ use crate::app::App;
 use crate::cargo_build::component_for;
 use crate::config::Manifest;
 use crate::deploy::Deployment;
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Serve an app: a guest crate directory, a .wasm component, or a squall.toml manifest.
@@ -79,7 +79,7 @@ impl ServeArgs {
 
     /// The manifest to serve, with the command line's overrides.
     fn manifest(&self) -> Result<Manifest> {
-        let mut manifest = manifest_for(&self.app)?;
+        let mut manifest = Manifest::for_app(&self.app)?;
         if let Some(listen) = self.listen {
             manifest.server.listen = listen;
         }
@@ -272,26 +272,6 @@ fn describe(
         format!("grants: {}", grants.join("; "))
     });
     lines
-}
-
-/// The manifest `app` names: itself if it is a `.toml`, else one app.
-pub(crate) fn manifest_for(app: &Path) -> Result<Manifest> {
-    if app.is_dir() {
-        let manifest = app.join("squall.toml");
-        if manifest.is_file() {
-            return Manifest::load(&manifest);
-        }
-    } else if app.extension().is_some_and(|ext| ext == "toml") {
-        return Manifest::load(app);
-    } else if !app.exists() {
-        bail!("{} does not exist", app.display());
-    }
-    let name = app
-        .canonicalize()
-        .ok()
-        .and_then(|path| Some(path.file_stem()?.to_string_lossy().into_owned()))
-        .unwrap_or_else(|| "app".to_owned());
-    Ok(Manifest::single(&name, app.to_path_buf()))
 }
 
 async fn shutdown_signal() {

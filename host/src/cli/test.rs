@@ -28,7 +28,12 @@ pub(super) fn run(args: TestArgs) -> Result<()> {
             .status()
             .context("cannot run python3: is Python 3 installed?")?
     } else {
-        Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        // The squall-test kit serves the app with this squall.
+        if let Ok(squall) = std::env::current_exe() {
+            cargo.env("SQUALL", squall);
+        }
+        cargo
             .arg("test")
             .current_dir(&args.dir)
             .status()

@@ -124,6 +124,28 @@ impl Manifest {
         Ok(Manifest { server, apps })
     }
 
+    /// The manifest `app` names, as `squall serve APP` reads it: the file
+    /// itself if it is a `.toml`, a directory's `squall.toml` if it has one,
+    /// else one app (a crate directory, a Python app or a `.wasm`) at `/`.
+    pub(crate) fn for_app(app: &Path) -> Result<Manifest> {
+        if app.is_dir() {
+            let manifest = app.join("squall.toml");
+            if manifest.is_file() {
+                return Manifest::load(&manifest);
+            }
+        } else if app.extension().is_some_and(|ext| ext == "toml") {
+            return Manifest::load(app);
+        } else if !app.exists() {
+            bail!("{} does not exist", app.display());
+        }
+        let name = app
+            .canonicalize()
+            .ok()
+            .and_then(|path| Some(path.file_stem()?.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "app".to_owned());
+        Ok(Manifest::single(&name, app.to_path_buf()))
+    }
+
     /// A manifest serving one app at `/` with default limits.
     pub(crate) fn single(name: &str, source: PathBuf) -> Manifest {
         let server = ServerConfig::default();
