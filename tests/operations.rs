@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use support::{
-    Server, Socket, client, hello_wasm, next_text, replace_file, squall, versioned_wasm,
+    Server, Socket, admin_url, client, hello_wasm, next_text, replace_file, squall, versioned_wasm,
 };
 use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
@@ -368,20 +368,6 @@ async fn admin_call(
     }
     let response = request.send().await.unwrap();
     (response.status().as_u16(), response.text().await.unwrap())
-}
-
-/// The admin listener's base URL, from what the server printed.
-fn admin_url(server: &Server) -> String {
-    let line = server
-        .banner
-        .lines()
-        .find_map(|line| line.strip_prefix("squall: admin on "))
-        .unwrap_or_else(|| panic!("no admin line in {}", server.banner));
-    line.split_whitespace()
-        .next()
-        .unwrap()
-        .trim_end_matches('/')
-        .to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -279,7 +279,8 @@ pub async fn list_keys(prefix: &str, cursor: Option<&str>, limit: u32) -> Result
 }
 
 /// Add `delta` to the integer at `key` (0 if absent), atomically: the new
-/// value. The value is stored as decimal text, as Redis's INCRBY does.
+/// value. The value is stored as decimal text, as Redis's INCRBY does: read
+/// it back with `increment(key, 0)` or `get_json::<i64>(key)`.
 ///
 /// ```no_run
 /// use squall_sdk::{Error, Request, kv};

@@ -44,6 +44,7 @@ pub mod pubsub;
 mod request;
 mod response;
 mod router;
+pub mod schedule;
 pub mod sse;
 mod sys;
 mod task;

@@ -419,7 +419,8 @@ impl Request {
 
     /// Sets config value `key` for handlers run on this thread, as the
     /// manifest's `[app.NAME.config]` would: for native tests (`cargo
-    /// test`) of handlers that call [`config::get`](crate::config::get).
+    /// test`) of handlers that call [`config::get`](crate::config::get),
+    /// or read it through it (`Signer::from_config` reads `cookie_secret`).
     /// The value is set at once and stays for the rest of the thread (a
     /// test's own, under `cargo test`): run the handler on the same thread
     /// (`now_or_never`, `block_on`). Only outside wasm; under a host the

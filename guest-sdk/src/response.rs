@@ -102,7 +102,7 @@ impl Response {
         }
     }
 
-    /// A `303 See Other` to `location` (use [`Response::with_status`] for 301, 302, 307, 308).
+    /// A `303 See Other` to `location` (use [`Response::redirect_with`] for 301, 302, 307, 308).
     ///
     /// ```
     /// use squall_sdk::{Response, StatusCode, header};

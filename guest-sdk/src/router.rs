@@ -108,6 +108,8 @@ pub struct Router {
     tcp: Option<crate::tcp::TcpHandler>,
     /// What handles the events of hibernate-mode TCP listeners.
     tcp_events: Option<crate::tcp::TcpEvents>,
+    /// The handlers of the manifest's schedules, by name.
+    schedules: Vec<(String, crate::schedule::ScheduleHandler)>,
     /// Malformed patterns: the host refuses to load the app, naming them.
     errors: Vec<String>,
     /// The pattern of the route added last, for [`Router::named`].
@@ -345,6 +347,70 @@ impl Router {
     pub fn tcp_events(mut self, events: crate::tcp::TcpEvents) -> Self {
         self.tcp_events = Some(events);
         self
+    }
+
+    /// Run `handler` at each tick of the manifest's schedule `name`
+    /// (`[[app.NAME.schedule]]`; see [`crate::schedule`]). The host refuses
+    /// to load an app whose manifest has a schedule no handler names.
+    ///
+    /// ```
+    /// use squall_sdk::schedule::Tick;
+    /// use squall_sdk::{Error, Router, log};
+    ///
+    /// let router = Router::new().on_schedule("cleanup", |tick: Tick| async move {
+    ///     log::info(format!("cleaning up ({})", tick.payload_text()));
+    ///     Ok::<_, Error>(())
+    /// });
+    /// # let _ = router;
+    /// ```
+    pub fn on_schedule<F, Fut>(mut self, name: &str, handler: F) -> Self
+    where
+        F: Fn(crate::schedule::Tick) -> Fut + 'static,
+        Fut: std::future::Future<Output = Result<(), crate::Error>> + 'static,
+    {
+        if self.schedules.iter().any(|(known, _)| known == name) {
+            self.errors
+                .push(format!("schedule {name:?} has two handlers (on_schedule)"));
+        } else {
+            let handler = crate::schedule::ScheduleHandler::new(handler);
+            self.schedules.push((name.to_owned(), handler));
+        }
+        self
+    }
+
+    /// Run the handler of schedule `name` as a tick would (natively too: a
+    /// test of a schedule's handler); `404` if it has none.
+    ///
+    /// ```
+    /// use squall_sdk::futures::FutureExt;
+    /// use squall_sdk::schedule::Tick;
+    /// use squall_sdk::{Error, Router};
+    ///
+    /// let router = Router::new().on_schedule("noop", |_tick: Tick| async { Ok::<_, Error>(()) });
+    /// assert!(router.run_schedule("noop", "").now_or_never().expect("ready").is_ok());
+    /// assert!(router.run_schedule("other", "").now_or_never().expect("ready").is_err());
+    /// ```
+    pub async fn run_schedule(
+        &self,
+        name: &str,
+        payload: impl Into<Vec<u8>>,
+    ) -> Result<(), crate::Error> {
+        let Some((_, handler)) = self.schedules.iter().find(|(known, _)| known == name) else {
+            return Err(crate::Error::new(
+                crate::StatusCode::NOT_FOUND,
+                format!("no handler for schedule {name:?}"),
+            ));
+        };
+        handler.run(crate::schedule::Tick::new(name, payload)).await
+    }
+
+    /// The schedules it has handlers for (the host asks at load).
+    #[cfg_attr(feature = "wasi-http", allow(dead_code))]
+    pub(crate) fn schedule_names(&self) -> Vec<String> {
+        self.schedules
+            .iter()
+            .map(|(name, _)| name.clone())
+            .collect()
     }
 
     /// Its hibernate-mode TCP handlers, if it has them.

@@ -81,6 +81,12 @@ fn refuse_what_standard_components_lack<T>(guest: &Guest<T>, config: &AppConfig)
             config.name
         );
     }
+    if !config.schedules.is_empty() {
+        anyhow::bail!(
+            "app {:?} is a standard wasi:http component: schedules need a squall-sdk app",
+            config.name
+        );
+    }
     Ok(())
 }
 
@@ -199,6 +205,20 @@ impl App {
                 "app {:?} has malformed routes: {}",
                 self.name,
                 description.route_errors.join("; ")
+            );
+        }
+        if let Some(unhandled) = self
+            .config
+            .schedules
+            .iter()
+            .find(|schedule| !description.schedules.contains(&schedule.name))
+        {
+            anyhow::bail!(
+                "app {:?}: the manifest's schedule {:?} has no handler: add \
+                 Router::on_schedule({:?}, ...) (in Python, application.on_schedule)",
+                self.name,
+                unhandled.name,
+                unhandled.name
             );
         }
         for pattern in &description.websocket_routes {
@@ -401,7 +421,7 @@ impl App {
         let handler = match self.component.guest() {
             Guest::Squall(_) => {
                 let (store, guest) = self.instantiate().await?;
-                return Ok(Instance::fresh(store, Handler::Squall(guest)));
+                return Ok(Instance::fresh(store, Handler::Squall(Box::new(guest))));
             }
             Guest::Standard(pre) => pre,
         };

@@ -12,6 +12,19 @@ pub fn manifest(text: &str) {
     else {
         return;
     };
+    // Every schedule's next ticks, from a fixed time: a cron line that
+    // parses must also be searchable, quickly, without panicking.
+    let start = chrono::DateTime::from_timestamp(1_800_000_000, 123_456_789).unwrap_or_default();
+    for schedule in manifest.apps.iter().flat_map(|app| &app.schedules) {
+        let mut after = start;
+        for _ in 0..3 {
+            match schedule.when.next_after(start, after) {
+                Some(next) if next > after => after = next,
+                Some(next) => panic!("{:?}: {next} is not after {after}", schedule.when),
+                None => break,
+            }
+        }
+    }
     let claims = manifest.apps.iter().filter_map(|app| {
         Claim::all(&app.hosts, &app.routes)
             .ok()

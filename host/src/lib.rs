@@ -45,6 +45,7 @@ mod relay;
 mod reuse;
 mod routes;
 mod runtime;
+mod scheduler;
 mod server;
 mod static_files;
 mod stats;

@@ -76,6 +76,18 @@ pub(crate) fn guest_failure(app: &Arc<str>, kind: &'static str) {
     counter!("squall_guest_failures_total", "app" => app.clone(), "kind" => kind).increment(1);
 }
 
+/// A schedule's tick that ended with `outcome` (`ok`, `failed`, or
+/// `skipped`: its last run was still going).
+pub(crate) fn schedule_tick(app: &Arc<str>, schedule: &str, outcome: &'static str) {
+    counter!(
+        "squall_schedule_ticks_total",
+        "app" => app.clone(),
+        "schedule" => schedule.to_owned(),
+        "outcome" => outcome
+    )
+    .increment(1);
+}
+
 /// A fetch that ended with `result` (`ok`, `denied`, `limit`, `timeout`, ...).
 pub(crate) fn fetch(app: &Arc<str>, result: &'static str) {
     counter!("squall_fetches_total", "app" => app.clone(), "result" => result).increment(1);

@@ -310,7 +310,12 @@ impl TestServer {
 
     /// [`TestServer::start`], every app given `settings` over its manifest.
     pub fn start_with(app: &Path, settings: &TestSettings) -> Result<TestServer> {
-        let mut manifest = Manifest::for_app(app)?;
+        let given: Vec<String> = settings
+            .values
+            .iter()
+            .map(|(key, ..)| key.clone())
+            .collect();
+        let mut manifest = Manifest::for_app_given(app, &given)?;
         for app in &mut manifest.apps {
             for (key, value, secret) in &settings.values {
                 app.settings = app.settings.with(key, value, *secret);
@@ -361,6 +366,7 @@ impl TestServer {
                 https: None,
                 tcp,
             };
+            let _scheduler = runtime.block_on(async { deployment.schedules().start() });
             runtime.block_on(crate::server::serve(
                 listeners,
                 deployment.router().clone(),

@@ -220,7 +220,9 @@ fn spawn(app: &Path, settings: &Settings) -> Result<(TestServer, Ready)> {
         .take()
         .context("the server's stdout is piped")?;
     let mut answer = String::new();
+    let waiting = SlowStartNotice::after(Duration::from_secs(3), app);
     BufReader::new(stdout).read_line(&mut answer)?;
+    drop(waiting);
     if answer.is_empty() {
         drop(stdin);
         let status = process.wait()?;
@@ -248,6 +250,36 @@ fn spawn(app: &Path, settings: &Settings) -> Result<(TestServer, Ready)> {
         client,
     };
     Ok((server, ready))
+}
+
+/// One line on the terminal if a server takes long to start (the app's
+/// first build for wasm takes a minute), so a silent test is not taken for
+/// a stuck one. Written to stderr itself: the test harness would hold back
+/// a line printed with `eprintln!` until the test ends.
+struct SlowStartNotice {
+    started: std::sync::mpsc::Sender<()>,
+}
+
+impl SlowStartNotice {
+    fn after(delay: Duration, app: &Path) -> SlowStartNotice {
+        let (started, waiting) = std::sync::mpsc::channel::<()>();
+        let app = app.display().to_string();
+        std::thread::spawn(move || {
+            if waiting.recv_timeout(delay) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "squall-test: building and starting {app} (the first build takes a minute or two)"
+                );
+            }
+        });
+        SlowStartNotice { started }
+    }
+}
+
+impl Drop for SlowStartNotice {
+    fn drop(&mut self) {
+        let _ = self.started.send(());
+    }
 }
 
 /// The server's stderr: each line goes to the test's output (which the
@@ -341,9 +373,17 @@ impl TestServer {
         format!("http://{}{path}", self.address)
     }
 
-    /// A request to build further (headers, body) and `send`.
+    /// A request to build further (headers, cookies, `.json(&value)`) and
+    /// hand to [`TestServer::send`]; its own `.send()` gives reqwest's
+    /// response instead. Redirects are not followed.
     pub fn request(&self, method: http::Method, path: &str) -> reqwest::RequestBuilder {
         self.client.request(method, self.url(path))
+    }
+
+    /// Send a request built with [`TestServer::request`] and read the
+    /// whole response, as [`TestServer::get`] does.
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Result<TestResponse> {
+        read(request).await
     }
 
     /// `GET path`; redirects are not followed.

@@ -77,3 +77,26 @@ async fn a_refusal_answers_the_status_and_logs_the_detail() -> anyhow::Result<()
     std::fs::remove_dir_all(&dir)?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_secret_given_by_the_test_needs_no_environment_variable() -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("squall-kit-secret-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let manifest = dir.join("squall.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "[app.hello]\nsource = {:?}\n[app.hello.config]\n\
+             cookie_secret = {{ env = \"SQUALL_KIT_SURELY_UNSET\" }}\n",
+            hello().display().to_string()
+        ),
+    )?;
+    let server = TestServer::builder(hello())
+        .manifest(&manifest)
+        .secret("cookie_secret", "a test secret of sixteen bytes or more")
+        .start()?;
+    assert_eq!(server.get("/hello/secret").await?.status, 200);
+    drop(server);
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}

@@ -424,3 +424,17 @@ pub async fn neighbour_answers(server: &Server) {
     assert_eq!(hello.status(), 200);
     assert_eq!(hello.text().await.expect("its body"), "Hello, neighbour!");
 }
+
+/// The admin listener's base URL, from what the server printed.
+pub fn admin_url(server: &Server) -> String {
+    let line = server
+        .banner
+        .lines()
+        .find_map(|line| line.strip_prefix("squall: admin on "))
+        .unwrap_or_else(|| panic!("no admin line in {}", server.banner));
+    line.split_whitespace()
+        .next()
+        .expect("an address after the admin line")
+        .trim_end_matches('/')
+        .to_owned()
+}

@@ -2,11 +2,13 @@
 ``app.py`` to. Not part of the API."""
 
 import asyncio
+import inspect
 import logging
 import types as python_types
 import urllib.parse
 
 import componentize_py_async_support
+from componentize_py_types import Err
 import wit_world
 from wit_world import exports
 from wit_world.exports import app_info
@@ -293,10 +295,36 @@ def exports_for(module):
         async def on_close(self, connection):
             pass
 
+    class Background(exports.Background):
+        async def on_schedule(self, name, payload):
+            handler = application.schedules.get(name)
+            if handler is None:
+                raise Err("no handler for schedule %r" % name)
+            try:
+                result = handler(Tick(name, bytes(payload)))
+                if inspect.isawaitable(result):
+                    await result
+            except Exception as error:
+                app_log.error("Uncaught exception in schedule %r", name, exc_info=True)
+                raise Err("%s: %s" % (type(error).__name__, error))
+
     patterns, route_errors = websocket_routes(application)
+    schedules = sorted(application.schedules)
 
     class AppInfo(exports.AppInfo):
         def describe(self):
-            return app_info.Description(websocket_routes=patterns, route_errors=route_errors)
+            return app_info.Description(
+                websocket_routes=patterns, route_errors=route_errors, schedules=schedules
+            )
 
-    return Handler, WebsocketHandler, TcpHandler, AppInfo
+    return Handler, WebsocketHandler, TcpHandler, Background, AppInfo
+
+
+class Tick:
+    """One tick of a schedule: its ``name`` and ``payload`` (bytes)."""
+
+    __slots__ = ("name", "payload")
+
+    def __init__(self, name, payload):
+        self.name = name
+        self.payload = payload

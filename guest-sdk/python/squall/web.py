@@ -595,6 +595,20 @@ class Application:
         self._static_versions = {}
         if settings.get("static_path"):
             self._static_versions = _hash_static_files(settings["static_path"])
+        self.schedules = {}
+
+    def on_schedule(self, name, handler=None):
+        """Run ``handler(tick)`` (a coroutine function) at each tick of the
+        manifest's schedule ``name`` (``[[app.NAME.schedule]]``), Tornado's
+        ``PeriodicCallback`` with the timing in the manifest. ``tick.name``
+        and ``tick.payload`` (bytes) describe the tick. As a decorator:
+        ``@application.on_schedule("cleanup")``."""
+        if handler is None:
+            return lambda handler: self.on_schedule(name, handler)
+        if name in self.schedules:
+            raise ValueError("schedule %r has two handlers" % name)
+        self.schedules[name] = handler
+        return handler
 
     def template_loader(self):
         if self._loader is None:

@@ -621,6 +621,12 @@ macro_rules! export {
                 }
             }
 
+            impl $crate::__private::BackgroundGuest for SquallApp {
+                async fn on_schedule(name: String, payload: Vec<u8>) -> Result<(), String> {
+                    $crate::__private::schedule_tick(&$crate::__private::router($app), name, payload).await
+                }
+            }
+
             impl $crate::__private::AppInfoGuest for SquallApp {
                 fn describe() -> $crate::__private::WitDescription {
                     $crate::__private::describe(&$crate::__private::router($app))
@@ -639,6 +645,7 @@ pub(crate) mod __private {
     pub use super::bindings::exports::squall::app::app_info::{
         Description as WitDescription, Guest as AppInfoGuest,
     };
+    pub use super::bindings::exports::squall::app::background::Guest as BackgroundGuest;
     pub use super::bindings::exports::squall::app::handler::Guest;
     pub use super::bindings::exports::squall::app::tcp_handler::Guest as TcpGuest;
     pub use super::bindings::exports::squall::app::websocket_handler::Guest as WebSocketGuest;
@@ -691,12 +698,26 @@ pub(crate) mod __private {
         }
     }
 
-    /// What the host asks at load: the WebSocket routes and any mistakes.
+    /// What the host asks at load: the WebSocket routes, the schedules
+    /// handled and any mistakes.
     pub fn describe(router: &Router) -> WitDescription {
         WitDescription {
             websocket_routes: router.websocket_patterns(),
             route_errors: router.errors().to_vec(),
+            schedules: router.schedule_names(),
         }
+    }
+
+    /// A schedule's tick: its handler's error, as text, is the host's to log.
+    pub async fn schedule_tick(
+        router: &Router,
+        name: String,
+        payload: Vec<u8>,
+    ) -> Result<(), String> {
+        router
+            .run_schedule(&name, payload)
+            .await
+            .map_err(|err| err.message().to_owned())
     }
 
     /// Run one request through `router` and convert the answer for the host.

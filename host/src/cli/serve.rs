@@ -184,6 +184,7 @@ pub(super) fn run(args: ServeArgs) -> Result<()> {
             );
         }
         announce(&deployment.apps(), address);
+        let _scheduler = deployment.schedules().start();
         let listeners = crate::server::Listeners {
             http: listener,
             https,
@@ -218,6 +219,19 @@ fn announce(apps: &[Arc<App>], address: SocketAddr) {
         );
         for line in describe(config, app.websockets()) {
             let _ = writeln!(stdout, "squall:   {line}");
+        }
+        let now = chrono::Utc::now();
+        for schedule in &config.schedules {
+            let next = schedule
+                .when
+                .next_after(now, now)
+                .map_or_else(|| "never".to_owned(), |next| next.to_rfc3339());
+            let _ = writeln!(
+                stdout,
+                "squall:   schedule {:?} runs {}; next at {next}",
+                schedule.name,
+                schedule.when.describe()
+            );
         }
     }
     let _ = writeln!(

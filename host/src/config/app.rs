@@ -1,6 +1,7 @@
 //! One `[app.NAME]` table: where the app is reached, what it may reach, and
 //! the limits that fence it from its neighbours.
 
+use super::schedule_tables::ScheduleConfig;
 use super::settings::{RawSetting, Settings};
 use super::tcp_tables::TcpListenerConfig;
 use super::values;
@@ -35,6 +36,8 @@ pub(crate) struct AppConfig {
     pub(crate) websockets: Vec<WebSocketRoute>,
     /// TCP listeners whose connections it serves.
     pub(crate) tcp: Vec<TcpListenerConfig>,
+    /// When the host runs its `on-schedule` with no request asking.
+    pub(crate) schedules: Vec<ScheduleConfig>,
     /// Where it may open TCP connections.
     pub(crate) tcp_outbound: TcpPolicy,
     /// Whether it may use its key-value store.
@@ -344,6 +347,8 @@ pub(super) struct RawApp {
     websocket: Vec<WebSocketRoute>,
     #[serde(default)]
     tcp: Vec<TcpListenerConfig>,
+    #[serde(default, deserialize_with = "super::schedule_tables::schedules")]
+    schedule: Vec<ScheduleConfig>,
     #[serde(default, deserialize_with = "values::tcp_outbound")]
     tcp_outbound: TcpPolicy,
     #[serde(default)]
@@ -479,6 +484,7 @@ impl RawApp {
             pubsub_history: self.pubsub_history.unwrap_or(DEFAULT_PUBSUB_HISTORY).max(1),
             websockets: self.websocket,
             tcp: self.tcp,
+            schedules: self.schedule,
             tcp_outbound: self.tcp_outbound,
             kv: self.kv,
             settings,

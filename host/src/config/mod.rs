@@ -15,12 +15,14 @@
 //! Unknown keys are errors, and every error names the file, line and key.
 
 mod app;
+mod schedule_tables;
 mod server;
 mod settings;
 mod tcp_tables;
 mod values;
 
 pub(crate) use app::{AppConfig, Limits, Reuse, StaticDir, WebSocketMode, WebSocketRoute};
+pub(crate) use schedule_tables::{ScheduleConfig, When};
 pub(crate) use server::{BackendConfig, CertificateConfig, ServerConfig};
 pub(crate) use settings::Settings;
 pub(crate) use tcp_tables::{TcpListenerConfig, TcpMode};
@@ -57,15 +59,26 @@ struct RawManifest {
 impl Manifest {
     /// Read and validate the manifest at `path`.
     pub(crate) fn load(path: &Path) -> Result<Manifest> {
+        Manifest::load_given(path, &[])
+    }
+
+    /// [`Manifest::load`], leaving out the config keys `given` over it.
+    fn load_given(path: &Path, given: &[String]) -> Result<Manifest> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read manifest {}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Manifest::parse(&text, &path.display().to_string(), base)
+        Manifest::parse_given(&text, &path.display().to_string(), base, given)
     }
 
     /// Parse manifest `text`; `file` names it in errors and relative sources
     /// resolve against `base`.
     pub(crate) fn parse(text: &str, file: &str, base: &Path) -> Result<Manifest> {
+        Manifest::parse_given(text, file, base, &[])
+    }
+
+    /// [`Manifest::parse`], leaving out the config keys `given` over it (a
+    /// test's own values: a secret's variable need not be set).
+    fn parse_given(text: &str, file: &str, base: &Path, given: &[String]) -> Result<Manifest> {
         let raw: RawManifest = deserialize(text, file)?;
         let pool = raw.server.max_instances.max(1);
         let count = u32::try_from(raw.app.len()).unwrap_or(u32::MAX);
@@ -88,14 +101,13 @@ impl Manifest {
                     locate(text, file, &format!("app.{name}"), None)
                 );
             }
-            let settings = Settings::resolve(std::mem::take(&mut raw_app.config), base).map_err(
-                |(key, why)| {
+            let settings = Settings::resolve(std::mem::take(&mut raw_app.config), base, given)
+                .map_err(|(key, why)| {
                     anyhow::anyhow!(
                         "{}: app.{name}.config.{key}: {why}",
                         locate(text, file, &format!("app.{name}.config"), Some(&key))
                     )
-                },
-            )?;
+                })?;
             apps.push(raw_app.resolve(name, base, pool, defaults, settings));
         }
         if apps.is_empty() {
@@ -128,13 +140,18 @@ impl Manifest {
     /// itself if it is a `.toml`, a directory's `squall.toml` if it has one,
     /// else one app (a crate directory, a Python app or a `.wasm`) at `/`.
     pub(crate) fn for_app(app: &Path) -> Result<Manifest> {
+        Manifest::for_app_given(app, &[])
+    }
+
+    /// [`Manifest::for_app`], leaving out the config keys `given` over it.
+    pub(crate) fn for_app_given(app: &Path, given: &[String]) -> Result<Manifest> {
         if app.is_dir() {
             let manifest = app.join("squall.toml");
             if manifest.is_file() {
-                return Manifest::load(&manifest);
+                return Manifest::load_given(&manifest, given);
             }
         } else if app.extension().is_some_and(|ext| ext == "toml") {
-            return Manifest::load(app);
+            return Manifest::load_given(app, given);
         } else if !app.exists() {
             bail!("{} does not exist", app.display());
         }
@@ -162,6 +179,7 @@ impl Manifest {
                 pubsub_history: DEFAULT_PUBSUB_HISTORY,
                 websockets: Vec::new(),
                 tcp: Vec::new(),
+                schedules: Vec::new(),
                 tcp_outbound: crate::policy::TcpPolicy::default(),
                 kv: false,
                 settings: Settings::default(),

@@ -54,13 +54,19 @@ struct Setting {
 }
 
 impl Settings {
-    /// Read every value of `raw`, secrets included; the error names the key.
+    /// Read every value of `raw`, secrets included, but those `given` over
+    /// the manifest (a test's own: its secret's variable need not be set);
+    /// the error names the key.
     pub(super) fn resolve(
         raw: BTreeMap<String, RawSetting>,
         base: &Path,
+        given: &[String],
     ) -> Result<Settings, (String, String)> {
         let mut settings = BTreeMap::new();
         for (key, raw) in raw {
+            if given.contains(&key) {
+                continue;
+            }
             let fail = |why: String| (key.clone(), why);
             let setting = match raw {
                 RawSetting::Text(value) => Setting {
@@ -198,7 +204,7 @@ mod tests {
 
     fn resolve(text: &str) -> Result<Settings, (String, String)> {
         let raw: BTreeMap<String, RawSetting> = toml::from_str(text).expect("valid toml");
-        Settings::resolve(raw, Path::new("/nonexistent"))
+        Settings::resolve(raw, Path::new("/nonexistent"), &[])
     }
 
     #[test]
@@ -217,7 +223,7 @@ mod tests {
         std::fs::write(dir.path().join("key"), "hunter2\n").expect("write");
         let raw: BTreeMap<String, RawSetting> =
             toml::from_str("key = { file = \"key\" }\nplain = \"p\"\n").expect("valid toml");
-        let settings = Settings::resolve(raw, dir.path()).expect("valid");
+        let settings = Settings::resolve(raw, dir.path(), &[]).expect("valid");
         assert_eq!(settings.get("key"), Some("hunter2"));
         let shown = format!("{settings:?}");
         assert!(
@@ -263,6 +269,18 @@ mod tests {
             .with_default("debug", "true");
         assert_eq!(defaulted.get("base_url"), Some("http://b"));
         assert_eq!(defaulted.get("debug"), Some("true"));
+    }
+
+    #[test]
+    fn a_secret_given_over_the_manifest_is_not_read() {
+        let raw = toml::from_str("token = { env = \"SQUALL_TEST_SURELY_UNSET\" }\n")
+            .expect("a config table");
+        let settings = Settings::resolve(raw, Path::new("/nonexistent"), &["token".to_owned()])
+            .expect("the variable is not needed");
+        assert_eq!(
+            settings.with("token", "given", true).get("token"),
+            Some("given")
+        );
     }
 
     #[test]

@@ -49,7 +49,9 @@ pub(crate) struct Deployment {
     served: Mutex<Served>,
     /// The apps as they are now, for readers that must not wait for a
     /// change in progress.
-    current: ArcSwap<Vec<Arc<AppHandle>>>,
+    current: Arc<ArcSwap<Vec<Arc<AppHandle>>>>,
+    /// Told whenever the apps change (the scheduler follows them).
+    changed: Arc<tokio::sync::Notify>,
 }
 
 /// The apps, in manifest order, and every app's account with the pool
@@ -119,7 +121,8 @@ impl Deployment {
                 None => None,
             },
             served: Mutex::default(),
-            current: ArcSwap::default(),
+            current: Arc::default(),
+            changed: Arc::default(),
         };
         let mut served = deployment.served();
         let mut accounts = Vec::new();
@@ -315,6 +318,7 @@ impl Deployment {
         self.router.store(Arc::new(router));
         self.current.store(Arc::new(plan.next.clone()));
         served.apps = plan.next;
+        self.changed.notify_waiters();
     }
 
     /// Load a new app, under its own account with the pool.
@@ -435,6 +439,15 @@ impl Deployment {
             .iter()
             .map(|handle| handle.current())
             .collect()
+    }
+
+    /// What the scheduler follows: the apps as they are now, and a
+    /// signal when they change.
+    pub(crate) fn schedules(&self) -> crate::scheduler::Schedules {
+        crate::scheduler::Schedules {
+            apps: self.current.clone(),
+            changed: self.changed.clone(),
+        }
     }
 
     /// The apps served now, by name across their versions.

@@ -79,7 +79,7 @@ const WIT: &str = include_str!("../../../wit/squall.wit");
 const ENTRY: &str = "import app\n\
 from squall._export import exports_for\n\
 \n\
-Handler, WebsocketHandler, TcpHandler, AppInfo = exports_for(app)\n";
+Handler, WebsocketHandler, TcpHandler, Background, AppInfo = exports_for(app)\n";
 
 /// Whether `dir` holds a Python app rather than a Rust crate.
 pub(crate) fn is_python_app(dir: &Path) -> bool {

@@ -18,7 +18,7 @@ use wasmtime::Store;
 /// An instance's exports, by kind of guest.
 pub(crate) enum Handler {
     /// A squall-sdk app.
-    Squall(crate::bindings::App),
+    Squall(Box<crate::bindings::App>),
     /// A standard wasi:http component (0.2 or 0.3).
     Standard(wasmtime_wasi_http::handler::Proxy),
 }

@@ -9,13 +9,11 @@ use squall_test::http::Method;
 async fn a_posted_message_reaches_a_socket_and_is_kept() -> anyhow::Result<()> {
     let server = TestServer::start(env!("CARGO_MANIFEST_DIR"))?;
     let mut socket = server.websocket("/socket").await?;
+    let message = serde_json::json!({ "body": "hello, room" });
     let posted = server
-        .request(Method::POST, "/messages")
-        .header("content-type", "application/json")
-        .body(r#"{"body": "hello, room"}"#)
-        .send()
+        .send(server.request(Method::POST, "/messages").json(&message))
         .await?;
-    assert_eq!(posted.status(), 200);
+    assert_eq!(posted.status, 200, "{}", posted.text());
     let live: serde_json::Value = serde_json::from_str(&socket.recv_text().await?)?;
     assert_eq!(live["body"], "hello, room");
     let last: serde_json::Value = server.get("/last").await?.json()?;

@@ -53,11 +53,18 @@ fn answer(status: u16, headers: Vec<(String, Vec<u8>)>, body: &[u8]) -> Response
     }
 }
 
+impl exports::squall::app::background::Guest for Alias {
+    async fn on_schedule(_name: String, _payload: Vec<u8>) -> Result<(), String> {
+        Ok(())
+    }
+}
+
 impl InfoGuest for Alias {
     fn describe() -> Description {
         Description {
             websocket_routes: Vec::new(),
             route_errors: Vec::new(),
+            schedules: Vec::new(),
         }
     }
 }

@@ -114,11 +114,18 @@ impl Guest for Fuzz {
     }
 }
 
+impl exports::squall::app::background::Guest for Fuzz {
+    async fn on_schedule(_name: String, _payload: Vec<u8>) -> Result<(), String> {
+        Ok(())
+    }
+}
+
 impl InfoGuest for Fuzz {
     fn describe() -> Description {
         Description {
             websocket_routes: vec!["/ws".to_owned()],
             route_errors: Vec::new(),
+            schedules: Vec::new(),
         }
     }
 }

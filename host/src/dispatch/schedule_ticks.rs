@@ -1,0 +1,59 @@
+//! The executor for schedule ticks: a fresh instance of the app's current
+//! version runs `on-schedule`, and the work it spawned, under the app's
+//! `timeout` (its store carries `cpu_time` and `memory`).
+
+use crate::app::AppRef;
+use crate::error::HostError;
+use crate::runtime::guest_tasks_done;
+
+/// How a tick that did not succeed ended.
+pub(crate) enum TickFailure {
+    /// The handler returned this error.
+    Handler(String),
+    /// The host stopped it, or it trapped.
+    Host(HostError),
+}
+
+/// Longest handler error kept for the log, in bytes.
+const MAX_LOGGED_ERROR: usize = 1024;
+
+/// Run one tick of schedule `name` in a fresh instance of `app`.
+pub(crate) async fn run_tick(
+    app: &AppRef,
+    name: String,
+    payload: Vec<u8>,
+) -> Result<(), TickFailure> {
+    let timeout = app.limits().timeout;
+    let run = async {
+        let (mut store, guest) = app.instantiate().await?;
+        store
+            .run_concurrent(
+                async move |accessor| -> wasmtime::Result<Result<(), String>> {
+                    let handled = guest
+                        .squall_app_background()
+                        .call_on_schedule(accessor, name, payload)
+                        .await?;
+                    guest_tasks_done(accessor).await;
+                    Ok(handled)
+                },
+            )
+            .await
+            .and_then(|handled| handled)
+    };
+    match tokio::time::timeout(timeout, run).await {
+        Ok(Ok(Ok(()))) => Ok(()),
+        Ok(Ok(Err(mut message))) => {
+            if message.len() > MAX_LOGGED_ERROR {
+                let mut end = MAX_LOGGED_ERROR;
+                while !message.is_char_boundary(end) {
+                    end -= 1;
+                }
+                message.truncate(end);
+                message.push('…');
+            }
+            Err(TickFailure::Handler(message))
+        }
+        Ok(Err(err)) => Err(TickFailure::Host(HostError::from_guest(err))),
+        Err(_) => Err(TickFailure::Host(HostError::Timeout)),
+    }
+}

@@ -1,0 +1,172 @@
+//! When the apps' schedules tick, and which ticks run: one task for the
+//! whole host, asleep until the next tick of any schedule or a change of
+//! the apps. A tick runs the app version current then (a swap applies at
+//! the next tick); a tick that comes while the schedule's last run is still
+//! going is skipped and counted, so a schedule never runs twice at once.
+
+use crate::app::AppHandle;
+use crate::config::{ScheduleConfig, When};
+use crate::dispatch::schedule_ticks::{TickFailure, run_tick};
+use crate::stats;
+use arc_swap::ArcSwap;
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::sync::Notify;
+use tracing::Instrument;
+
+/// What the scheduler watches: the apps served now, and a signal when
+/// they change.
+#[derive(Clone)]
+pub(crate) struct Schedules {
+    pub(crate) apps: Arc<ArcSwap<Vec<Arc<AppHandle>>>>,
+    pub(crate) changed: Arc<Notify>,
+}
+
+/// One schedule of one app, as the scheduler follows it.
+struct Entry {
+    handle: Arc<AppHandle>,
+    when: When,
+    payload: Arc<[u8]>,
+    /// When counting began (an `every` schedule's grid starts here).
+    start: DateTime<Utc>,
+    next: Option<DateTime<Utc>>,
+    running: Arc<AtomicBool>,
+}
+
+/// Stops the scheduler when dropped.
+pub(crate) struct SchedulerTask(tokio::task::AbortHandle);
+
+impl Drop for SchedulerTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Schedules {
+    /// Run the scheduler on the current tokio runtime until the value
+    /// returned is dropped.
+    pub(crate) fn start(self) -> SchedulerTask {
+        SchedulerTask(tokio::spawn(self.run()).abort_handle())
+    }
+
+    async fn run(self) {
+        let mut entries: HashMap<(String, String), Entry> = HashMap::new();
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let now = Utc::now();
+            self.follow(&mut entries, now);
+            for ((app, schedule), entry) in &mut entries {
+                if entry.next.is_some_and(|next| next <= now) {
+                    tick(app, schedule, entry);
+                    entry.next = entry.when.next_after(entry.start, now);
+                }
+            }
+            let wake = entries.values().filter_map(|entry| entry.next).min();
+            match wake {
+                Some(at) => {
+                    let wait = (at - Utc::now()).to_std().unwrap_or_default();
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = changed => {}
+                    }
+                }
+                None => changed.await,
+            }
+        }
+    }
+
+    /// Follow the schedules the apps have now: new ones start counting,
+    /// changed ones start again, and those of removed apps are dropped.
+    fn follow(&self, entries: &mut HashMap<(String, String), Entry>, now: DateTime<Utc>) {
+        let apps = self.apps.load();
+        let mut present = Vec::new();
+        for handle in apps.iter() {
+            let app = handle.current();
+            for schedule in &app.config().schedules {
+                let key = (app.name().to_owned(), schedule.name.clone());
+                let same = entries.get(&key).is_some_and(|entry| {
+                    entry.when == schedule.when && Arc::ptr_eq(&entry.handle, handle)
+                });
+                if same {
+                    if let Some(entry) = entries.get_mut(&key) {
+                        entry.payload = schedule.payload.as_slice().into();
+                    }
+                } else {
+                    entries.insert(key.clone(), Entry::new(handle.clone(), schedule, now));
+                }
+                present.push(key);
+            }
+        }
+        entries.retain(|key, _| present.contains(key));
+    }
+}
+
+impl Entry {
+    fn new(handle: Arc<AppHandle>, schedule: &ScheduleConfig, now: DateTime<Utc>) -> Entry {
+        Entry {
+            handle,
+            next: schedule.when.next_after(now, now),
+            when: schedule.when.clone(),
+            payload: schedule.payload.as_slice().into(),
+            start: now,
+            running: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+/// Clears a schedule's running flag however its run ends.
+struct Running(Arc<AtomicBool>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+/// A tick of `schedule`: run it, unless its last run is still going.
+fn tick(app: &str, schedule: &str, entry: &Entry) {
+    let current = entry.handle.current();
+    let label = current.name_label().clone();
+    if entry.running.swap(true, Ordering::AcqRel) {
+        stats::schedule_tick(&label, schedule, "skipped");
+        tracing::info!(
+            app,
+            schedule,
+            "schedule tick skipped: its last run is still going"
+        );
+        return;
+    }
+    let running = Running(entry.running.clone());
+    let (name, payload) = (schedule.to_owned(), entry.payload.to_vec());
+    let span = tracing::info_span!("schedule", app = %label, schedule = %name);
+    tokio::spawn(
+        async move {
+            let _running = running;
+            let started = std::time::Instant::now();
+            let outcome = run_tick(&current, name.clone(), payload).await;
+            let ms = started.elapsed().as_secs_f64() * 1000.0;
+            match outcome {
+                Ok(()) => {
+                    stats::schedule_tick(&label, &name, "ok");
+                    tracing::info!(outcome = "ok", ms, "schedule run");
+                }
+                Err(TickFailure::Handler(message)) => {
+                    stats::schedule_tick(&label, &name, "failed");
+                    tracing::warn!(outcome = "failed", ms, "schedule run: {message}");
+                }
+                Err(TickFailure::Host(failure)) => {
+                    if let Some(kind) = failure.guest_kind() {
+                        stats::guest_failure(&label, kind);
+                    }
+                    stats::schedule_tick(&label, &name, "failed");
+                    tracing::warn!(outcome = "failed", ms, "schedule run: {failure}");
+                }
+            }
+        }
+        .instrument(span),
+    );
+}

@@ -1,0 +1,158 @@
+//! Schedules (`[[app.NAME.schedule]]`) against the real binary: ticks run
+//! in fresh instances on their period, never overlap themselves, follow a
+//! manifest change, show in `/metrics`; a schedule without a handler is
+//! refused at load; and a hostile schedule (spinning, failing) is stopped by
+//! its app's limits while a neighbour's keeps its rhythm and its requests
+//! answer. The guest counts its runs in its store and logs them: the tests
+//! wait for those lines, never for time to pass.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+mod support;
+
+use std::path::PathBuf;
+use support::{Server, admin_url, client, component, manifest, refused_manifest};
+
+fn ticks() -> PathBuf {
+    component("tests/guests/ticks")
+}
+
+fn schedule(app: &str, name: &str, when: &str) -> String {
+    format!("[[app.{app}.schedule]]\nname = \"{name}\"\n{when}\n")
+}
+
+async fn count(server: &Server, prefix: &str, key: &str) -> i64 {
+    let url = server.url(&format!("{prefix}/count/{key}"));
+    let answer = client().get(url).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    answer.text().await.unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_schedule_ticks_on_its_period_and_never_overlaps_itself() {
+    let schedules =
+        schedule("ticks", "beat", "every = \"1s\"") + &schedule("ticks", "slow", "every = \"1s\"");
+    let text = format!(
+        "[server]\nadmin_listen = \"127.0.0.1:0\"\n{}",
+        manifest("ticks", &ticks(), &format!("kv = true\n{schedules}"))
+    );
+    let server = Server::with_manifest(&text);
+    assert!(
+        server
+            .banner
+            .contains("schedule \"beat\" runs every 1s; next at "),
+        "{}",
+        server.banner
+    );
+    server.logged("beats 3").await;
+    // `slow` takes 3 s: the ticks in between are skipped, never run beside it.
+    server.logged("slow run 2 done").await;
+    server
+        .logged("schedule tick skipped: its last run is still going")
+        .await;
+    assert_eq!(count(&server, "", "overlaps").await, 0);
+    assert!(count(&server, "", "beats").await >= 3);
+    let admin = admin_url(&server);
+    let metrics = client()
+        .get(format!("{admin}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for outcome in ["ok", "skipped"] {
+        let series = format!(
+            "squall_schedule_ticks_total{{app=\"ticks\",schedule=\"slow\",outcome=\"{outcome}\"}}"
+        );
+        assert!(metrics.contains(&series), "no {series} in:\n{metrics}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_schedule_follows_a_change_of_its_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("squall.toml");
+    let with_payload = |payload: &str| {
+        manifest(
+            "ticks",
+            &ticks(),
+            &format!(
+                "kv = true\n{}payload = \"{payload}\"\n",
+                schedule("ticks", "beat", "every = \"1s\"")
+            ),
+        )
+    };
+    std::fs::write(&path, with_payload("first")).unwrap();
+    let data = dir.path().join("data");
+    let server =
+        Server::with_manifest_file(&path, &["--watch", "--data-dir", data.to_str().unwrap()]);
+    server.logged("first 1").await;
+    std::fs::write(&path, with_payload("second")).unwrap();
+    // The next tick runs the new version, with its payload.
+    server.logged("second 1").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hostile_schedule_is_stopped_while_a_neighbours_keeps_its_rhythm() {
+    let wasm = ticks();
+    let hostile = format!(
+        "kv = true\nroutes = [\"/hostile\"]\nstrip_prefix = true\ncpu_time = \"100ms\"\n{}{}",
+        schedule("hostile", "spin", "every = \"1s\""),
+        schedule("hostile", "fail", "cron = \"* * * * * *\"")
+    );
+    let neighbour = format!(
+        "kv = true\nroutes = [\"/neighbour\"]\nstrip_prefix = true\n{}payload = \"neighbour\"\n",
+        schedule("neighbour", "beat", "every = \"1s\"")
+    );
+    let text = format!(
+        "[app.hostile]\nsource = {source:?}\n{hostile}\n[app.neighbour]\nsource = {source:?}\n{neighbour}\n",
+        source = wasm.display().to_string()
+    );
+    let server = Server::with_manifest(&text);
+    server
+        .logged_times("ran guest code for longer than its cpu_time limit", 2)
+        .await;
+    server
+        .logged_times("schedule run: deliberate failure", 2)
+        .await;
+    server.logged("neighbour 3").await;
+    assert!(count(&server, "/neighbour", "neighbour").await >= 3);
+    // The hostile app's requests are not stuck behind its schedules either.
+    assert_eq!(count(&server, "/hostile", "beats").await, 0);
+}
+
+#[test]
+fn a_schedule_without_a_handler_is_refused_at_load_naming_it() {
+    let text = manifest(
+        "ticks",
+        &ticks(),
+        &schedule("ticks", "nightly", "cron = \"0 0 3 * * *\""),
+    );
+    let refused = refused_manifest(&text);
+    assert!(
+        refused.contains("schedule \"nightly\" has no handler")
+            && refused.contains("Router::on_schedule(\"nightly\""),
+        "{refused}"
+    );
+}
+
+#[test]
+fn a_schedule_out_of_bounds_is_refused_naming_the_key() {
+    let text = manifest(
+        "ticks",
+        &ticks(),
+        &schedule("ticks", "beat", "every = \"10ms\""),
+    );
+    let refused = refused_manifest(&text);
+    assert!(refused.contains("every must be between 1s"), "{refused}");
+    let standard = manifest(
+        "hello",
+        &support::standard_component("examples/hello"),
+        &schedule("hello", "beat", "every = \"1s\""),
+    );
+    let refused = refused_manifest(&standard);
+    assert!(
+        refused.contains("schedules need a squall-sdk app"),
+        "{refused}"
+    );
+}
