@@ -368,6 +368,7 @@ fn python_beside_rust() -> Server {
     Server::with_manifest(&format!(
         "[app.py]\nsource = {python:?}\nroutes = [\"/py\"]\nmemory = \"64MiB\"\nkv = true\n\
          outbound = [\"http://127.0.0.1:*\"]\npubsub = [\"events\"]\n\
+         [[app.py.schedule]]\nname = \"tally\"\nevery = \"1s\"\npayload = \"from the manifest\"\n\
          [app.py.config]\ncookie_secret = {SECRET:?}\ngreeting = \"hello from the manifest\"\n\
          [app.rust]\nsource = {rust:?}\nroutes = [\"/cookies\"]\n\
          [app.rust.config]\ncookie_secret = {SECRET:?}\n",
@@ -500,6 +501,14 @@ async fn python_apps_keep_state_read_config_and_share_signed_cookies_with_rust_a
         .await
         .unwrap();
     assert_eq!(whoami.text().await.unwrap(), "absent");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_python_schedule_ticks_with_its_payload_and_due_time() {
+    let server = python_beside_rust();
+    server
+        .logged("python tick 2 (from the manifest, due True)")
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,16 +1,18 @@
 //! Schedules (`[[app.NAME.schedule]]`) against the real binary: ticks run
 //! in fresh instances on their period, never overlap themselves, follow a
 //! manifest change, show in `/metrics`; a schedule without a handler is
-//! refused at load; and a hostile schedule (spinning, failing) is stopped by
+//! refused at load; a hostile schedule (spinning, failing) is stopped by
 //! its app's limits while a neighbour's keeps its rhythm and its requests
-//! answer. The guest counts its runs in its store and logs them: the tests
+//! answer; and hosts sharing Redis run each tick once, one of them killed
+//! mid-way. The guest counts its runs in its store and logs them: the tests
 //! wait for those lines, never for time to pass.
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 mod support;
 
 use std::path::PathBuf;
-use support::{Server, admin_url, client, component, manifest, refused_manifest};
+use support::redis::RedisServer;
+use support::{Server, admin_url, client, component, manifest, refused_manifest, until};
 
 fn ticks() -> PathBuf {
     component("tests/guests/ticks")
@@ -155,4 +157,40 @@ fn a_schedule_out_of_bounds_is_refused_naming_the_key() {
         refused.contains("schedules need a squall-sdk app"),
         "{refused}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_sharing_redis_run_each_tick_once_while_one_is_killed() {
+    let redis = RedisServer::start();
+    let text = format!(
+        "[server.backend]\nkind = \"redis\"\nurl = {:?}\n\n{}",
+        redis.url(),
+        manifest(
+            "ticks",
+            &ticks(),
+            &format!(
+                "kv = true\n{}",
+                schedule("ticks", "stamp", "every = \"1s\"")
+            ),
+        )
+    );
+    let a = Server::with_manifest(&text);
+    let b = Server::with_manifest(&text);
+    let stamped =
+        |server: &Server, stamps: u32| server.logs().contains(&format!("stamp {stamps} at"));
+    until(
+        async || stamped(&a, 4) || stamped(&b, 4),
+        || format!("four ticks were not run:\n{}\n{}", a.logs(), b.logs()),
+    )
+    .await;
+    // Killed mid-way, without draining: B goes on alone.
+    let pid = rustix::process::Pid::from_raw(a.pid() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+    until(
+        async || stamped(&b, 12),
+        || format!("B did not run on alone:\n{}", b.logs()),
+    )
+    .await;
+    assert_eq!(count(&b, "", "duplicates").await, 0, "{}", b.logs());
+    drop(a);
 }

@@ -378,8 +378,8 @@ impl Router {
         self
     }
 
-    /// Run the handler of schedule `name` as a tick would (natively too: a
-    /// test of a schedule's handler); `404` if it has none.
+    /// Run the handler of `tick`'s schedule as the host would (natively
+    /// too: a test of a schedule's handler); `404` if it has none.
     ///
     /// ```
     /// use squall_sdk::futures::FutureExt;
@@ -387,21 +387,19 @@ impl Router {
     /// use squall_sdk::{Error, Router};
     ///
     /// let router = Router::new().on_schedule("noop", |_tick: Tick| async { Ok::<_, Error>(()) });
-    /// assert!(router.run_schedule("noop", "").now_or_never().expect("ready").is_ok());
-    /// assert!(router.run_schedule("other", "").now_or_never().expect("ready").is_err());
+    /// let tick = |name| Tick::new(name, "", 1_800_000_000_000);
+    /// assert!(router.run_schedule(tick("noop")).now_or_never().expect("ready").is_ok());
+    /// assert!(router.run_schedule(tick("other")).now_or_never().expect("ready").is_err());
     /// ```
-    pub async fn run_schedule(
-        &self,
-        name: &str,
-        payload: impl Into<Vec<u8>>,
-    ) -> Result<(), crate::Error> {
+    pub async fn run_schedule(&self, tick: crate::schedule::Tick) -> Result<(), crate::Error> {
+        let name = tick.name();
         let Some((_, handler)) = self.schedules.iter().find(|(known, _)| known == name) else {
             return Err(crate::Error::new(
                 crate::StatusCode::NOT_FOUND,
                 format!("no handler for schedule {name:?}"),
             ));
         };
-        handler.run(crate::schedule::Tick::new(name, payload)).await
+        handler.run(tick).await
     }
 
     /// The schedules it has handlers for (the host asks at load).

@@ -36,16 +36,31 @@ use std::pin::Pin;
 pub struct Tick {
     name: String,
     payload: Vec<u8>,
+    scheduled_ms: u64,
 }
 
 impl Tick {
-    /// A tick of the schedule `name`, to run a handler natively in a test
-    /// ([`Router::run_schedule`](crate::Router::run_schedule) builds one).
-    pub fn new(name: &str, payload: impl Into<Vec<u8>>) -> Tick {
+    /// A tick of the schedule `name` due at `scheduled_ms` (milliseconds
+    /// since the Unix epoch), to run a handler natively in a test with
+    /// [`Router::run_schedule`](crate::Router::run_schedule).
+    pub fn new(name: &str, payload: impl Into<Vec<u8>>, scheduled_ms: u64) -> Tick {
         Tick {
             name: name.to_owned(),
             payload: payload.into(),
+            scheduled_ms,
         }
+    }
+
+    /// When the tick was due, in milliseconds since the Unix epoch: the
+    /// same on every host, so it names the tick (Cloudflare's
+    /// `scheduledTime`). A run may start a little after it.
+    pub fn scheduled_ms(&self) -> u64 {
+        self.scheduled_ms
+    }
+
+    /// When the tick was due.
+    pub fn scheduled_at(&self) -> std::time::SystemTime {
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(self.scheduled_ms)
     }
 
     /// The schedule's `name` in the manifest.

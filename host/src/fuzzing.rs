@@ -18,7 +18,7 @@ pub fn manifest(text: &str) {
     for schedule in manifest.apps.iter().flat_map(|app| &app.schedules) {
         let mut after = start;
         for _ in 0..3 {
-            match schedule.when.next_after(start, after) {
+            match schedule.when.next_after(after) {
                 Some(next) if next > after => after = next,
                 Some(next) => panic!("{:?}: {next} is not after {after}", schedule.when),
                 None => break,

@@ -51,5 +51,6 @@ mod static_files;
 mod stats;
 mod tcp_pipes;
 pub mod testing;
+mod tick_claims;
 
 pub use server::bind;

@@ -1,13 +1,16 @@
 //! When the apps' schedules tick, and which ticks run: one task for the
 //! whole host, asleep until the next tick of any schedule or a change of
 //! the apps. A tick runs the app version current then (a swap applies at
-//! the next tick); a tick that comes while the schedule's last run is still
-//! going is skipped and counted, so a schedule never runs twice at once.
+//! the next tick); a tick that comes while the schedule's last run on this
+//! host is still going is skipped and counted, so a schedule never runs
+//! twice at once here; with hosts sharing Redis, each tick runs on the one
+//! that claims it ([`TickClaims`]).
 
 use crate::app::AppHandle;
 use crate::config::{ScheduleConfig, When};
 use crate::dispatch::schedule_ticks::{TickFailure, run_tick};
 use crate::stats;
+use crate::tick_claims::TickClaims;
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -22,6 +25,7 @@ use tracing::Instrument;
 pub(crate) struct Schedules {
     pub(crate) apps: Arc<ArcSwap<Vec<Arc<AppHandle>>>>,
     pub(crate) changed: Arc<Notify>,
+    pub(crate) claims: Arc<TickClaims>,
 }
 
 /// One schedule of one app, as the scheduler follows it.
@@ -29,8 +33,6 @@ struct Entry {
     handle: Arc<AppHandle>,
     when: When,
     payload: Arc<[u8]>,
-    /// When counting began (an `every` schedule's grid starts here).
-    start: DateTime<Utc>,
     next: Option<DateTime<Utc>>,
     running: Arc<AtomicBool>,
 }
@@ -60,9 +62,9 @@ impl Schedules {
             let now = Utc::now();
             self.follow(&mut entries, now);
             for ((app, schedule), entry) in &mut entries {
-                if entry.next.is_some_and(|next| next <= now) {
-                    tick(app, schedule, entry);
-                    entry.next = entry.when.next_after(entry.start, now);
+                if let Some(due) = entry.next.filter(|next| *next <= now) {
+                    tick(app, schedule, entry, due, &self.claims);
+                    entry.next = entry.when.next_after(now);
                 }
             }
             let wake = entries.values().filter_map(|entry| entry.next).min();
@@ -109,10 +111,9 @@ impl Entry {
     fn new(handle: Arc<AppHandle>, schedule: &ScheduleConfig, now: DateTime<Utc>) -> Entry {
         Entry {
             handle,
-            next: schedule.when.next_after(now, now),
+            next: schedule.when.next_after(now),
             when: schedule.when.clone(),
             payload: schedule.payload.as_slice().into(),
-            start: now,
             running: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -127,8 +128,9 @@ impl Drop for Running {
     }
 }
 
-/// A tick of `schedule`: run it, unless its last run is still going.
-fn tick(app: &str, schedule: &str, entry: &Entry) {
+/// The tick of `schedule` due at `due`: run it, unless its last run is
+/// still going or another host claimed it.
+fn tick(app: &str, schedule: &str, entry: &Entry, due: DateTime<Utc>, claims: &Arc<TickClaims>) {
     let current = entry.handle.current();
     let label = current.name_label().clone();
     if entry.running.swap(true, Ordering::AcqRel) {
@@ -142,12 +144,27 @@ fn tick(app: &str, schedule: &str, entry: &Entry) {
     }
     let running = Running(entry.running.clone());
     let (name, payload) = (schedule.to_owned(), entry.payload.to_vec());
+    let claims = claims.clone();
     let span = tracing::info_span!("schedule", app = %label, schedule = %name);
     tokio::spawn(
         async move {
             let _running = running;
+            let due_ms = due.timestamp_millis();
+            match claims.claim(&label, &name, due_ms).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::debug!("schedule tick taken by another host");
+                    return;
+                }
+                Err(why) => {
+                    stats::schedule_tick(&label, &name, "skipped");
+                    tracing::warn!("schedule tick skipped: cannot claim it in Redis: {why}");
+                    return;
+                }
+            }
             let started = std::time::Instant::now();
-            let outcome = run_tick(&current, name.clone(), payload).await;
+            let scheduled_at = u64::try_from(due_ms).unwrap_or_default();
+            let outcome = run_tick(&current, name.clone(), payload, scheduled_at).await;
             let ms = started.elapsed().as_secs_f64() * 1000.0;
             match outcome {
                 Ok(()) => {

@@ -296,12 +296,12 @@ def exports_for(module):
             pass
 
     class Background(exports.Background):
-        async def on_schedule(self, name, payload):
+        async def on_schedule(self, name, payload, scheduled_at):
             handler = application.schedules.get(name)
             if handler is None:
                 raise Err("no handler for schedule %r" % name)
             try:
-                result = handler(Tick(name, bytes(payload)))
+                result = handler(Tick(name, bytes(payload), scheduled_at / 1000))
                 if inspect.isawaitable(result):
                     await result
             except Exception as error:
@@ -321,10 +321,13 @@ def exports_for(module):
 
 
 class Tick:
-    """One tick of a schedule: its ``name`` and ``payload`` (bytes)."""
+    """One tick of a schedule: its ``name``, ``payload`` (bytes) and
+    ``scheduled_at`` (when it was due, seconds since the epoch as
+    ``time.time()``; the same on every host)."""
 
-    __slots__ = ("name", "payload")
+    __slots__ = ("name", "payload", "scheduled_at")
 
-    def __init__(self, name, payload):
+    def __init__(self, name, payload, scheduled_at):
         self.name = name
         self.payload = payload
+        self.scheduled_at = scheduled_at

@@ -600,8 +600,9 @@ class Application:
     def on_schedule(self, name, handler=None):
         """Run ``handler(tick)`` (a coroutine function) at each tick of the
         manifest's schedule ``name`` (``[[app.NAME.schedule]]``), Tornado's
-        ``PeriodicCallback`` with the timing in the manifest. ``tick.name``
-        and ``tick.payload`` (bytes) describe the tick. As a decorator:
+        ``PeriodicCallback`` with the timing in the manifest. ``tick.name``,
+        ``tick.payload`` (bytes) and ``tick.scheduled_at`` (seconds since
+        the epoch, the same on every host) describe the tick. As a decorator:
         ``@application.on_schedule("cleanup")``."""
         if handler is None:
             return lambda handler: self.on_schedule(name, handler)

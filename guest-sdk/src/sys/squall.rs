@@ -622,8 +622,9 @@ macro_rules! export {
             }
 
             impl $crate::__private::BackgroundGuest for SquallApp {
-                async fn on_schedule(name: String, payload: Vec<u8>) -> Result<(), String> {
-                    $crate::__private::schedule_tick(&$crate::__private::router($app), name, payload).await
+                async fn on_schedule(name: String, payload: Vec<u8>, scheduled_at: u64) -> Result<(), String> {
+                    let tick = $crate::schedule::Tick::new(&name, payload, scheduled_at);
+                    $crate::__private::schedule_tick(&$crate::__private::router($app), tick).await
                 }
             }
 
@@ -709,13 +710,9 @@ pub(crate) mod __private {
     }
 
     /// A schedule's tick: its handler's error, as text, is the host's to log.
-    pub async fn schedule_tick(
-        router: &Router,
-        name: String,
-        payload: Vec<u8>,
-    ) -> Result<(), String> {
+    pub async fn schedule_tick(router: &Router, tick: crate::schedule::Tick) -> Result<(), String> {
         router
-            .run_schedule(&name, payload)
+            .run_schedule(tick)
             .await
             .map_err(|err| err.message().to_owned())
     }

@@ -224,7 +224,7 @@ fn announce(apps: &[Arc<App>], address: SocketAddr) {
         for schedule in &config.schedules {
             let next = schedule
                 .when
-                .next_after(now, now)
+                .next_after(now)
                 .map_or_else(|| "never".to_owned(), |next| next.to_rfc3339());
             let _ = writeln!(
                 stdout,

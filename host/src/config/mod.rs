@@ -57,12 +57,8 @@ struct RawManifest {
 }
 
 impl Manifest {
-    /// Read and validate the manifest at `path`.
-    pub(crate) fn load(path: &Path) -> Result<Manifest> {
-        Manifest::load_given(path, &[])
-    }
-
-    /// [`Manifest::load`], leaving out the config keys `given` over it.
+    /// Read and validate the manifest at `path`, leaving out the config
+    /// keys `given` over it.
     fn load_given(path: &Path, given: &[String]) -> Result<Manifest> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read manifest {}", path.display()))?;

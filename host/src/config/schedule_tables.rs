@@ -34,7 +34,7 @@ pub(crate) struct ScheduleConfig {
 /// When a schedule ticks.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum When {
-    /// Every period, counted from when the app was loaded.
+    /// Every period, on a grid from the Unix epoch.
     Every(Duration),
     /// At the times a cron line matches, in a time zone.
     Cron {
@@ -45,22 +45,15 @@ pub(crate) enum When {
 }
 
 impl When {
-    /// The first tick strictly after `after` (`start`: when counting began,
-    /// for `every`); `None` if there is none.
-    pub(crate) fn next_after(
-        &self,
-        start: DateTime<Utc>,
-        after: DateTime<Utc>,
-    ) -> Option<DateTime<Utc>> {
+    /// The first tick strictly after `after`; `None` if there is none. An
+    /// `every` schedule ticks on a grid from the Unix epoch (every 30 s: at
+    /// :00 and :30), so every host and every restart agrees on its ticks.
+    pub(crate) fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match self {
             When::Every(period) => {
-                let period = chrono::Duration::from_std(*period).ok()?;
-                let elapsed = after.signed_duration_since(start);
-                let periods = elapsed
-                    .num_milliseconds()
-                    .checked_div(period.num_milliseconds())?
-                    .max(0);
-                start.checked_add_signed(period.checked_mul(i32::try_from(periods + 1).ok()?)?)
+                let period = i64::try_from(period.as_millis()).ok()?.max(1);
+                let ticks = after.timestamp_millis().div_euclid(period).checked_add(1)?;
+                DateTime::from_timestamp_millis(ticks.checked_mul(period)?)
             }
             // From the whole second: croner keeps a start's fraction.
             When::Cron { cron, zone, .. } => cron
@@ -178,8 +171,7 @@ fn cron_when(name: &str, line: String, tz: Option<&str>) -> Result<When, String>
     };
     // A line that never matches (February 30th) is refused now, not found
     // silent later.
-    let now = Utc::now();
-    if when.next_after(now, now).is_none() {
+    if when.next_after(Utc::now()).is_none() {
         return Err(format!("schedule {name:?}: cron {line:?} never matches"));
     }
     Ok(when)
@@ -228,19 +220,20 @@ mod tests {
     }
 
     #[test]
-    fn every_ticks_on_its_grid_from_the_start() {
-        let start = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
-            .map(|time| time.with_timezone(&Utc))
-            .unwrap_or_default();
+    fn every_ticks_on_a_grid_from_the_epoch() {
+        let at = |text: &str| {
+            DateTime::parse_from_rfc3339(text)
+                .map(|time| time.with_timezone(&Utc))
+                .unwrap_or_default()
+        };
         let when = When::Every(Duration::from_secs(30));
-        let after = start + chrono::Duration::seconds(45);
         assert_eq!(
-            when.next_after(start, after),
-            Some(start + chrono::Duration::seconds(60))
+            when.next_after(at("2026-01-01T00:00:45.500Z")),
+            Some(at("2026-01-01T00:01:00Z"))
         );
         assert_eq!(
-            when.next_after(start, start),
-            Some(start + chrono::Duration::seconds(30))
+            when.next_after(at("2026-01-01T00:01:00Z")),
+            Some(at("2026-01-01T00:01:30Z"))
         );
     }
 
@@ -253,7 +246,7 @@ mod tests {
         let schedules = schedules.unwrap_or_default();
         assert_eq!(schedules.len(), 2);
         let now = Utc::now();
-        let next = schedules[1].when.next_after(now, now);
+        let next = schedules[1].when.next_after(now);
         assert!(next.is_some_and(|next| next > now && next <= now + chrono::Duration::seconds(2)));
     }
 

@@ -52,6 +52,8 @@ pub(crate) struct Deployment {
     current: Arc<ArcSwap<Vec<Arc<AppHandle>>>>,
     /// Told whenever the apps change (the scheduler follows them).
     changed: Arc<tokio::sync::Notify>,
+    /// Which host runs a schedule's tick.
+    tick_claims: Arc<crate::tick_claims::TickClaims>,
 }
 
 /// The apps, in manifest order, and every app's account with the pool
@@ -123,6 +125,9 @@ impl Deployment {
             served: Mutex::default(),
             current: Arc::default(),
             changed: Arc::default(),
+            tick_claims: Arc::new(crate::tick_claims::TickClaims::for_backend(
+                &manifest.server.backend,
+            )?),
         };
         let mut served = deployment.served();
         let mut accounts = Vec::new();
@@ -447,6 +452,7 @@ impl Deployment {
         crate::scheduler::Schedules {
             apps: self.current.clone(),
             changed: self.changed.clone(),
+            claims: self.tick_claims.clone(),
         }
     }
 

@@ -17,11 +17,13 @@ pub(crate) enum TickFailure {
 /// Longest handler error kept for the log, in bytes.
 const MAX_LOGGED_ERROR: usize = 1024;
 
-/// Run one tick of schedule `name` in a fresh instance of `app`.
+/// Run the tick of schedule `name` due at `scheduled_at` (ms since the
+/// epoch) in a fresh instance of `app`.
 pub(crate) async fn run_tick(
     app: &AppRef,
     name: String,
     payload: Vec<u8>,
+    scheduled_at: u64,
 ) -> Result<(), TickFailure> {
     let timeout = app.limits().timeout;
     let run = async {
@@ -31,7 +33,7 @@ pub(crate) async fn run_tick(
                 async move |accessor| -> wasmtime::Result<Result<(), String>> {
                     let handled = guest
                         .squall_app_background()
-                        .call_on_schedule(accessor, name, payload)
+                        .call_on_schedule(accessor, name, payload, scheduled_at)
                         .await?;
                     guest_tasks_done(accessor).await;
                     Ok(handled)

@@ -2,6 +2,7 @@
 Python, for tests/python.rs (served at /py beside Rust apps)."""
 
 import asyncio
+import logging
 
 import squall
 from squall import kv
@@ -113,8 +114,14 @@ class WhoAmI(RequestHandler):
         self.write(user.decode() if user else "absent")
 
 
+async def tally(tick):
+    """The `tally` schedule: counts its ticks in the store."""
+    count = await kv.increment("ticks")
+    logging.info("python tick %d (%s, due %s)", count, tick.payload.decode(), tick.scheduled_at > 0)
+
+
 def make_app():
-    return Application(
+    application = Application(
         [
             (r"/py/fetch", Fetch),
             (r"/py/strict", Strict),
@@ -130,3 +137,5 @@ def make_app():
             (r"/py/whoami", WhoAmI),
         ]
     )
+    application.on_schedule("tally", tally)
+    return application

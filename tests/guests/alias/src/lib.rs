@@ -54,7 +54,11 @@ fn answer(status: u16, headers: Vec<(String, Vec<u8>)>, body: &[u8]) -> Response
 }
 
 impl exports::squall::app::background::Guest for Alias {
-    async fn on_schedule(_name: String, _payload: Vec<u8>) -> Result<(), String> {
+    async fn on_schedule(
+        _name: String,
+        _payload: Vec<u8>,
+        _scheduled_at: u64,
+    ) -> Result<(), String> {
         Ok(())
     }
 }

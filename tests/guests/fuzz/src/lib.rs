@@ -115,7 +115,11 @@ impl Guest for Fuzz {
 }
 
 impl exports::squall::app::background::Guest for Fuzz {
-    async fn on_schedule(_name: String, _payload: Vec<u8>) -> Result<(), String> {
+    async fn on_schedule(
+        _name: String,
+        _payload: Vec<u8>,
+        _scheduled_at: u64,
+    ) -> Result<(), String> {
         Ok(())
     }
 }

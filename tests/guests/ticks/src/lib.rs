@@ -2,7 +2,8 @@
 //! counts its runs in the app's store and logs them (the tests' signals):
 //! `beat` counts; `slow` takes 3 s and records whether two of its runs ever
 //! overlapped; `spin` burns CPU until the host stops it; `fail` returns an
-//! error. `GET /count/{key}` reads a count.
+//! error; `stamp` counts the runs of each tick (by its due time) and
+//! records a tick run twice. `GET /count/{key}` reads a count.
 
 use squall_sdk::schedule::Tick;
 use squall_sdk::{Error, Request, Router, kv, log, sleep};
@@ -14,6 +15,7 @@ fn app() -> Router {
         .on_schedule("beat", beat)
         .on_schedule("slow", slow)
         .on_schedule("spin", spin)
+        .on_schedule("stamp", stamp)
         .on_schedule("fail", |_tick: Tick| async {
             Err::<(), _>(Error::bad_request("deliberate failure"))
         })
@@ -44,6 +46,16 @@ async fn slow(_tick: Tick) -> Result<(), Error> {
     kv::increment("slow-running", -1).await?;
     let runs = kv::increment("slow-runs", 1).await?;
     log::info(format!("slow run {runs} done"));
+    Ok(())
+}
+
+/// One tick run by two hosts shows as a duplicate.
+async fn stamp(tick: Tick) -> Result<(), Error> {
+    if kv::increment(&format!("tick:{}", tick.scheduled_ms()), 1).await? > 1 {
+        kv::increment("duplicates", 1).await?;
+    }
+    let stamps = kv::increment("stamps", 1).await?;
+    log::info(format!("stamp {stamps} at {}", tick.scheduled_ms()));
     Ok(())
 }
 
