@@ -2,8 +2,10 @@
 //! says when (`[[app.NAME.schedule]]`, `every = "30s"` or a `cron` line),
 //! the router says what ([`Router::on_schedule`](crate::Router::on_schedule)).
 //! Each tick runs in a fresh instance under the app's `timeout`, `cpu_time`
-//! and `memory`; a tick that comes while the last run is still going is
-//! skipped (and counted), never run twice at once.
+//! and `memory`; on one host, a tick that comes while the last run is still
+//! going is skipped (and counted), never run beside it; hosts sharing Redis
+//! run each tick once (a run longer than its period may then overlap the
+//! next tick's on another host).
 //!
 //! ```
 //! use squall_sdk::schedule::Tick;

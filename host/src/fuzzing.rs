@@ -12,11 +12,14 @@ pub fn manifest(text: &str) {
     else {
         return;
     };
-    // Every schedule's next ticks, from a fixed time: a cron line that
-    // parses must also be searchable, quickly, without panicking.
-    let start = chrono::DateTime::from_timestamp(1_800_000_000, 123_456_789).unwrap_or_default();
-    for schedule in manifest.apps.iter().flat_map(|app| &app.schedules) {
-        let mut after = start;
+    // Every schedule's next ticks: a cron line that parses must also be
+    // searchable, quickly, without panicking, and always move forward. From
+    // an ordinary instant, from inside New York's repeated hour (2026-11-01
+    // 06:30Z) and from just before Paris's skipped one (2027-03-28 00:59:30Z).
+    let starts = [1_800_000_000, 1_793_514_600, 1_806_195_570];
+    let schedules = manifest.apps.iter().flat_map(|app| &app.schedules);
+    for (schedule, start) in schedules.flat_map(|schedule| starts.map(|start| (schedule, start))) {
+        let mut after = chrono::DateTime::from_timestamp(start, 123_456_789).unwrap_or_default();
         for _ in 0..3 {
             match schedule.when.next_after(after) {
                 Some(next) if next > after => after = next,

@@ -13,7 +13,7 @@ use crate::stats;
 use crate::tick_claims::TickClaims;
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::Notify;
@@ -55,52 +55,72 @@ impl Schedules {
 
     async fn run(self) {
         let mut entries: HashMap<(String, String), Entry> = HashMap::new();
+        let mut changed_apps = true;
+        let mut last_now = Utc::now();
         loop {
             let changed = self.changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
             let now = Utc::now();
-            self.follow(&mut entries, now);
-            for ((app, schedule), entry) in &mut entries {
-                if let Some(due) = entry.next.filter(|next| *next <= now) {
-                    tick(app, schedule, entry, due, &self.claims);
+            if changed_apps {
+                self.follow(&mut entries, now);
+            }
+            // The clock stepped back (NTP): every next tick is further
+            // away than it should be; count them again from now.
+            if now < last_now {
+                for entry in entries.values_mut() {
                     entry.next = entry.when.next_after(now);
                 }
             }
+            last_now = now;
+            for ((app, schedule), entry) in &mut entries {
+                if let Some(due) = entry.next.filter(|next| *next <= now) {
+                    tick(app, schedule, entry, due, &self.claims);
+                    // Never a tick at or before now again, whatever the
+                    // schedule computes.
+                    entry.next = entry.when.next_after(now).filter(|next| *next > now);
+                }
+            }
             let wake = entries.values().filter_map(|entry| entry.next).min();
-            match wake {
+            changed_apps = match wake {
                 Some(at) => {
                     let wait = (at - Utc::now()).to_std().unwrap_or_default();
                     tokio::select! {
-                        () = tokio::time::sleep(wait) => {}
-                        () = changed => {}
+                        () = tokio::time::sleep(wait) => false,
+                        () = changed => true,
                     }
                 }
-                None => changed.await,
-            }
+                None => {
+                    changed.await;
+                    true
+                }
+            };
         }
     }
 
     /// Follow the schedules the apps have now: new ones start counting,
-    /// changed ones start again, and those of removed apps are dropped.
+    /// changed ones start again (a run still going stays counted), and
+    /// those of removed apps are dropped.
     fn follow(&self, entries: &mut HashMap<(String, String), Entry>, now: DateTime<Utc>) {
         let apps = self.apps.load();
-        let mut present = Vec::new();
+        let mut present = HashSet::new();
         for handle in apps.iter() {
             let app = handle.current();
             for schedule in &app.config().schedules {
                 let key = (app.name().to_owned(), schedule.name.clone());
-                let same = entries.get(&key).is_some_and(|entry| {
-                    entry.when == schedule.when && Arc::ptr_eq(&entry.handle, handle)
-                });
-                if same {
-                    if let Some(entry) = entries.get_mut(&key) {
-                        entry.payload = schedule.payload.as_slice().into();
+                match entries.get_mut(&key) {
+                    Some(entry)
+                        if entry.when == schedule.when && Arc::ptr_eq(&entry.handle, handle) =>
+                    {
+                        entry.payload = schedule.payload.clone();
                     }
-                } else {
-                    entries.insert(key.clone(), Entry::new(handle.clone(), schedule, now));
+                    found => {
+                        let running = found.map(|old| old.running.clone());
+                        let entry = Entry::new(handle.clone(), schedule, now, running);
+                        entries.insert(key.clone(), entry);
+                    }
                 }
-                present.push(key);
+                present.insert(key);
             }
         }
         entries.retain(|key, _| present.contains(key));
@@ -108,13 +128,19 @@ impl Schedules {
 }
 
 impl Entry {
-    fn new(handle: Arc<AppHandle>, schedule: &ScheduleConfig, now: DateTime<Utc>) -> Entry {
+    /// `running`: the flag of the entry it replaces, whose run may go on.
+    fn new(
+        handle: Arc<AppHandle>,
+        schedule: &ScheduleConfig,
+        now: DateTime<Utc>,
+        running: Option<Arc<AtomicBool>>,
+    ) -> Entry {
         Entry {
             handle,
             next: schedule.when.next_after(now),
             when: schedule.when.clone(),
-            payload: schedule.payload.as_slice().into(),
-            running: Arc::new(AtomicBool::new(false)),
+            payload: schedule.payload.clone(),
+            running: running.unwrap_or_default(),
         }
     }
 }
@@ -173,7 +199,8 @@ fn tick(app: &str, schedule: &str, entry: &Entry, due: DateTime<Utc>, claims: &A
                 }
                 Err(TickFailure::Handler(message)) => {
                     stats::schedule_tick(&label, &name, "failed");
-                    tracing::warn!(outcome = "failed", ms, "schedule run: {message}");
+                    // Debug-quoted: the guest's text cannot forge a log line.
+                    tracing::warn!(outcome = "failed", ms, "schedule run: {message:?}");
                 }
                 Err(TickFailure::Host(failure)) => {
                     if let Some(kind) = failure.guest_kind() {

@@ -28,7 +28,7 @@ pub(crate) struct ScheduleConfig {
     /// When it ticks.
     pub(crate) when: When,
     /// Handed to every tick.
-    pub(crate) payload: Vec<u8>,
+    pub(crate) payload: std::sync::Arc<[u8]>,
 }
 
 /// When a schedule ticks.
@@ -55,11 +55,20 @@ impl When {
                 let ticks = after.timestamp_millis().div_euclid(period).checked_add(1)?;
                 DateTime::from_timestamp_millis(ticks.checked_mul(period)?)
             }
-            // From the whole second: croner keeps a start's fraction.
-            When::Cron { cron, zone, .. } => cron
-                .find_next_occurrence(&after.with_nanosecond(0)?.with_timezone(zone), false)
-                .ok()
-                .map(|next| next.with_timezone(&Utc)),
+            When::Cron { cron, zone, .. } => {
+                // From the whole second: croner keeps a start's fraction.
+                let mut from = after.with_nanosecond(0)?.with_timezone(zone);
+                for _ in 0..MAX_CRON_STEPS {
+                    let next = cron.find_next_occurrence(&from, false).ok()?;
+                    if next.with_timezone(&Utc) > after {
+                        return Some(next.with_timezone(&Utc));
+                    }
+                    // In an hour the clocks repeat, croner gives a local time's
+                    // first instant, which may be behind `after`: look on.
+                    from = next.checked_add_signed(chrono::Duration::seconds(1))?;
+                }
+                None
+            }
         }
     }
 
@@ -141,10 +150,14 @@ impl RawSchedule {
         Ok(ScheduleConfig {
             name,
             when,
-            payload,
+            payload: payload.into(),
         })
     }
 }
+
+/// Searches for one next tick at most: through a repeated hour at one a
+/// second, with room to spare.
+const MAX_CRON_STEPS: u32 = 2 * 3600;
 
 /// The longest cron line accepted (a real one is a few dozen bytes).
 const MAX_CRON_LINE: usize = 256;
@@ -155,8 +168,12 @@ fn cron_when(name: &str, line: String, tz: Option<&str>) -> Result<When, String>
             "schedule {name:?}: cron line longer than {MAX_CRON_LINE} bytes"
         ));
     }
-    let cron: croner::Cron = line
-        .parse()
+    // No year field: a line valid today stays valid (one naming 2027 would
+    // stop every later start of the host).
+    let cron = croner::parser::CronParser::builder()
+        .year(croner::parser::Year::Disallowed)
+        .build()
+        .parse(&line)
         .map_err(|err| format!("schedule {name:?}: cron {line:?}: {err}"))?;
     let zone = match tz {
         None => chrono_tz::UTC,
@@ -251,6 +268,25 @@ mod tests {
     }
 
     #[test]
+    fn a_repeated_hour_never_gives_a_tick_in_the_past() {
+        let when = parse(
+            "[[schedule]]\nname = \"a\"\ncron = \"*/10 * * * * *\"\ntz = \"America/New_York\"\n",
+        )
+        .unwrap_or_default()
+        .remove(0)
+        .when;
+        // 2026-11-01 06:00Z-07:00Z is New York's second 01:00-02:00.
+        let mut after = DateTime::parse_from_rfc3339("2026-11-01T05:59:55Z")
+            .map(|time| time.with_timezone(&Utc))
+            .unwrap_or_default();
+        for _ in 0..800 {
+            let next = when.next_after(after);
+            assert!(next.is_some_and(|next| next > after), "{after} -> {next:?}");
+            after = next.unwrap_or(after);
+        }
+    }
+
+    #[test]
     fn out_of_bounds_tables_are_refused_naming_why() {
         let cases = [
             ("name = \"a\"\nevery = \"10ms\"", "between 1s"),
@@ -262,6 +298,7 @@ mod tests {
             ("name = \"a b\"\nevery = \"1s\"", "letters, digits"),
             ("name = \"a\"\ncron = \"0 0 30 2 *\"", "never matches"),
             ("name = \"a\"\ncron = \"nonsense\"", "cron"),
+            ("name = \"a\"\ncron = \"0 0 0 1 1 * 2099\"", "cron"),
             (
                 "name = \"a\"\ncron = \"* * * * *\"\ntz = \"Mars/Olympus\"",
                 "time zone",
