@@ -12,7 +12,7 @@ mod support;
 
 use std::path::PathBuf;
 use support::redis::RedisServer;
-use support::{Server, admin_url, client, component, manifest, refused_manifest, until};
+use support::{Server, admin_url, client, component, get_text, manifest, refused_manifest, until};
 
 fn ticks() -> PathBuf {
     component("tests/guests/ticks")
@@ -54,14 +54,7 @@ async fn a_schedule_ticks_on_its_period_and_never_overlaps_itself() {
     assert_eq!(count(&server, "", "overlaps").await, 0);
     assert!(count(&server, "", "beats").await >= 3);
     let admin = admin_url(&server);
-    let metrics = client()
-        .get(format!("{admin}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(format!("{admin}/metrics")).await;
     for outcome in ["ok", "skipped"] {
         let series = format!(
             "squall_schedule_ticks_total{{app=\"ticks\",schedule=\"slow\",outcome=\"{outcome}\"}}"

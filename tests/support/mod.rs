@@ -438,3 +438,9 @@ pub fn admin_url(server: &Server) -> String {
         .trim_end_matches('/')
         .to_owned()
 }
+
+/// The body of `GET url`, as text.
+pub async fn get_text(url: impl reqwest::IntoUrl) -> String {
+    let response = client().get(url).send().await.expect("the server answers");
+    response.text().await.expect("a text body")
+}
