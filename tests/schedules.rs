@@ -108,7 +108,10 @@ async fn a_hostile_schedule_is_stopped_while_a_neighbours_keeps_its_rhythm() {
         .logged_times("ran guest code for longer than its cpu_time limit", 2)
         .await;
     server
-        .logged_times("schedule run: \"deliberate failure\"", 2)
+        .logged_times("schedule handler failed: deliberate failure", 2)
+        .await;
+    server
+        .logged_times("schedule run: the handler returned an error", 2)
         .await;
     server.logged("neighbour 3").await;
     assert!(count(&server, "/neighbour", "neighbour").await >= 3);

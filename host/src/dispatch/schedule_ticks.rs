@@ -4,18 +4,15 @@
 
 use crate::app::AppRef;
 use crate::error::HostError;
-use crate::runtime::guest_tasks_done;
+use crate::runtime::{GuestLevel, guest_tasks_done};
 
 /// How a tick that did not succeed ended.
 pub(crate) enum TickFailure {
-    /// The handler returned this error.
-    Handler(String),
+    /// The handler returned an error (logged as the app's own line).
+    Handler,
     /// The host stopped it, or it trapped.
     Host(HostError),
 }
-
-/// Longest handler error kept for the log, in bytes.
-const MAX_LOGGED_ERROR: usize = 1024;
 
 /// Run the tick of schedule `name` due at `scheduled_at` (ms since the
 /// epoch) in a fresh instance of `app`.
@@ -35,6 +32,12 @@ pub(crate) async fn run_tick(
                         .squall_app_background()
                         .call_on_schedule(accessor, name, payload, scheduled_at)
                         .await?;
+                    if let Err(message) = &handled {
+                        // Guest text: within the tick's log budget, secrets
+                        // redacted, as the app's own lines are.
+                        let line = format!("schedule handler failed: {message}");
+                        accessor.with(|mut access| access.get().log(GuestLevel::Warn, &line));
+                    }
                     guest_tasks_done(accessor).await;
                     Ok(handled)
                 },
@@ -44,17 +47,7 @@ pub(crate) async fn run_tick(
     };
     match tokio::time::timeout(timeout, run).await {
         Ok(Ok(Ok(()))) => Ok(()),
-        Ok(Ok(Err(mut message))) => {
-            if message.len() > MAX_LOGGED_ERROR {
-                let mut end = MAX_LOGGED_ERROR;
-                while !message.is_char_boundary(end) {
-                    end -= 1;
-                }
-                message.truncate(end);
-                message.push('…');
-            }
-            Err(TickFailure::Handler(message))
-        }
+        Ok(Ok(Err(_))) => Err(TickFailure::Handler),
         Ok(Err(err)) => Err(TickFailure::Host(HostError::from_guest(err))),
         Err(_) => Err(TickFailure::Host(HostError::Timeout)),
     }
