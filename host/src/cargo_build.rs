@@ -103,7 +103,7 @@ pub(crate) fn component_for(source: &Path) -> Result<PathBuf> {
 }
 
 /// The cargo that runs us (when run by `cargo run`), else the one on PATH.
-fn cargo() -> OsString {
+pub(crate) fn cargo() -> OsString {
     std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
 }
 

@@ -62,6 +62,8 @@ pub struct TestServer {
     /// Closing it stops the server.
     stdin: Option<ChildStdin>,
     log: Arc<ServerLog>,
+    /// Disconnected once the server's stderr closes, which it does as it exits.
+    stderr_closed: std::sync::mpsc::Receiver<()>,
     client: reqwest::Client,
 }
 
@@ -203,10 +205,11 @@ fn spawn(app: &Path, settings: &Settings) -> Result<(TestServer, Ready)> {
             )
         })?;
     let log = Arc::new(ServerLog::default());
+    let (closed, stderr_closed) = std::sync::mpsc::channel();
     let following = process
         .stderr
         .take()
-        .map(|stderr| log.clone().follow(stderr));
+        .map(|stderr| log.clone().follow(stderr, closed));
     let mut stdin = process
         .stdin
         .take()
@@ -247,6 +250,7 @@ fn spawn(app: &Path, settings: &Settings) -> Result<(TestServer, Ready)> {
         process,
         stdin: Some(stdin),
         log,
+        stderr_closed,
         client,
     };
     Ok((server, ready))
@@ -294,8 +298,14 @@ struct ServerLog {
 impl ServerLog {
     /// Read `stderr` on a thread of its own until the server ends. (A
     /// thread spawned here writes to the calling test's captured output.)
-    fn follow(self: Arc<Self>, stderr: std::process::ChildStderr) -> std::thread::JoinHandle<()> {
+    fn follow(
+        self: Arc<Self>,
+        stderr: std::process::ChildStderr,
+        closed: std::sync::mpsc::Sender<()>,
+    ) -> std::thread::JoinHandle<()> {
         std::thread::spawn(move || {
+            // Dropped at the end: the server's stderr closed.
+            let _closed = closed;
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 eprintln!("{line}");
@@ -439,14 +449,10 @@ impl Drop for TestServer {
     /// Close its stdin: it drains and stops (killed if it takes too long).
     fn drop(&mut self) {
         drop(self.stdin.take());
-        let deadline = std::time::Instant::now() + STOP_WAIT;
-        while std::time::Instant::now() < deadline {
-            match self.process.try_wait() {
-                Ok(Some(_)) | Err(_) => return,
-                Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            }
+        let waited = self.stderr_closed.recv_timeout(STOP_WAIT);
+        if waited == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+            let _ = self.process.kill();
         }
-        let _ = self.process.kill();
         let _ = self.process.wait();
     }
 }

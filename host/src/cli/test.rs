@@ -28,7 +28,7 @@ pub(super) fn run(args: TestArgs) -> Result<()> {
             .status()
             .context("cannot run python3: is Python 3 installed?")?
     } else {
-        let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        let mut cargo = Command::new(crate::cargo_build::cargo());
         // The squall-test kit serves the app with this squall.
         if let Ok(squall) = std::env::current_exe() {
             cargo.env("SQUALL", squall);
