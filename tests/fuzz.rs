@@ -42,7 +42,7 @@ fn serve(backend: &str, upstream: &Upstream) -> Server {
     let port = upstream.base.rsplit(':').next().unwrap();
     Server::with_manifest(&format!(
         "{backend}\n\
-         [app.fuzz]\nsource = {fuzz:?}\nkv = true\npubsub = [\"fuzz.*\"]\n\
+         [app.fuzz]\nsource = {fuzz:?}\nkv = true\njobs = true\npubsub = [\"fuzz.*\"]\n\
          outbound = [\"http://127.0.0.1:{port}\"]\ntcp_outbound = [\"127.0.0.1:{port}\"]\n\
          memory = \"64MiB\"\nmax_instances = 8\ntimeout = \"20s\"\n\
          [[app.fuzz.static]]\nprefix = \"/static\"\ndir = {static_dir:?}\n\

@@ -366,7 +366,7 @@ fn python_beside_rust() -> Server {
     let python = component("tests/guests/python-web");
     let rust = component("tests/guests/web");
     Server::with_manifest(&format!(
-        "[app.py]\nsource = {python:?}\nroutes = [\"/py\"]\nmemory = \"64MiB\"\nkv = true\n\
+        "[app.py]\nsource = {python:?}\nroutes = [\"/py\"]\nmemory = \"64MiB\"\nkv = true\njobs = true\n\
          outbound = [\"http://127.0.0.1:*\"]\npubsub = [\"events\"]\n\
          [[app.py.schedule]]\nname = \"tally\"\nevery = \"1s\"\npayload = \"from the manifest\"\n\
          [app.py.config]\ncookie_secret = {SECRET:?}\ngreeting = \"hello from the manifest\"\n\
@@ -509,6 +509,28 @@ async fn a_python_schedule_ticks_with_its_payload_and_due_time() {
     server
         .logged("python tick 2 (from the manifest, due True)")
         .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_python_job_runs_later_and_again_after_a_failure() {
+    let server = python_beside_rust();
+    let http = client();
+    let kept = http
+        .post(server.url("/py/remind?delay=0.2"))
+        .body("see you")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(kept.status(), 200);
+    assert_eq!(kept.text().await.unwrap().len(), 32);
+    let cancelled = http
+        .post(server.url("/py/remind?delay=60&cancel=1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancelled.text().await.unwrap(), "cancelled True");
+    server.logged("Uncaught exception in job 'remind'").await;
+    server.logged("python job remind attempt 2 (see you)").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -38,6 +38,7 @@ pub mod cookie;
 mod dispatch;
 mod error;
 mod forms;
+pub mod jobs;
 pub mod kv;
 pub mod log;
 pub mod pubsub;

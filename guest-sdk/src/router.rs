@@ -110,6 +110,8 @@ pub struct Router {
     tcp_events: Option<crate::tcp::TcpEvents>,
     /// The handlers of the manifest's schedules, by name.
     schedules: Vec<(String, crate::schedule::ScheduleHandler)>,
+    /// The handlers of the app's jobs, by name.
+    jobs: Vec<(String, crate::jobs::JobHandler)>,
     /// Malformed patterns: the host refuses to load the app, naming them.
     errors: Vec<String>,
     /// The pattern of the route added last, for [`Router::named`].
@@ -171,6 +173,20 @@ impl Router {
             }
         };
         self.last_pattern = Some(pattern.to_owned());
+        // The same paths under other parameter names: the later route
+        // could never be reached (axum refuses this too).
+        if let Some(earlier) = self
+            .routes
+            .iter()
+            .find(|r| r.segments != segments && same_shape(&r.segments, &segments))
+        {
+            self.errors.push(format!(
+                "route pattern {pattern:?} matches the same paths as {:?} under other \
+                 parameter names: name them alike",
+                render_pattern(&earlier.segments)
+            ));
+            return self;
+        }
         let handler: Box<dyn Handler> = Box::new(handler);
         match self.routes.iter_mut().find(|r| r.segments == segments) {
             Some(route) => route.handlers.push((method, handler)),
@@ -402,6 +418,66 @@ impl Router {
         handler.run(tick).await
     }
 
+    /// Run `handler` for each job kept under `name` ([`crate::jobs::after`],
+    /// [`crate::jobs::at`]) once it is due. A name is 1 to 64 letters,
+    /// digits, `.`, `_` or `-`; the host refuses to keep a job no handler
+    /// names.
+    ///
+    /// ```
+    /// use squall_sdk::jobs::Job;
+    /// use squall_sdk::{Error, Router, log};
+    ///
+    /// let router = Router::new().on_job("remind", |job: Job| async move {
+    ///     log::info(format!("reminding {} (attempt {})", job.payload_text(), job.attempt()));
+    ///     Ok::<_, Error>(())
+    /// });
+    /// # let _ = router;
+    /// ```
+    pub fn on_job<F, Fut>(mut self, name: &str, handler: F) -> Self
+    where
+        F: Fn(crate::jobs::Job) -> Fut + 'static,
+        Fut: std::future::Future<Output = Result<(), crate::Error>> + 'static,
+    {
+        if self.jobs.iter().any(|(known, _)| known == name) {
+            self.errors
+                .push(format!("job {name:?} has two handlers (on_job)"));
+        } else {
+            let handler = crate::jobs::JobHandler::new(handler);
+            self.jobs.push((name.to_owned(), handler));
+        }
+        self
+    }
+
+    /// Run the handler of `job`'s name as the host would (natively too: a
+    /// test of a job's handler); `404` if it has none.
+    ///
+    /// ```
+    /// use squall_sdk::futures::FutureExt;
+    /// use squall_sdk::jobs::Job;
+    /// use squall_sdk::{Error, Router};
+    ///
+    /// let router = Router::new().on_job("noop", |_job: Job| async { Ok::<_, Error>(()) });
+    /// let job = |name| Job::new("0123", name, "", 1);
+    /// assert!(router.run_job(job("noop")).now_or_never().expect("ready").is_ok());
+    /// assert!(router.run_job(job("other")).now_or_never().expect("ready").is_err());
+    /// ```
+    pub async fn run_job(&self, job: crate::jobs::Job) -> Result<(), crate::Error> {
+        let name = job.name();
+        let Some((_, handler)) = self.jobs.iter().find(|(known, _)| known == name) else {
+            return Err(crate::Error::new(
+                crate::StatusCode::NOT_FOUND,
+                format!("no handler for job {name:?}"),
+            ));
+        };
+        handler.run(job).await
+    }
+
+    /// The jobs it has handlers for (the host asks at load).
+    #[cfg_attr(feature = "wasi-http", allow(dead_code))]
+    pub(crate) fn job_names(&self) -> Vec<String> {
+        self.jobs.iter().map(|(name, _)| name.clone()).collect()
+    }
+
     /// The schedules it has handlers for (the host asks at load).
     #[cfg_attr(feature = "wasi-http", allow(dead_code))]
     pub(crate) fn schedule_names(&self) -> Vec<String> {
@@ -615,6 +691,28 @@ fn parse_pattern(pattern: &str) -> Result<Vec<Segment>, String> {
                     None => Ok(Segment::Param(name.to_owned())),
                 }
             }
+        })
+        .collect()
+}
+
+/// Whether two patterns match the same paths, whatever their parameters' names.
+fn same_shape(a: &[Segment], b: &[Segment]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|pair| match pair {
+            (Segment::Literal(x), Segment::Literal(y)) => x == y,
+            (Segment::Param(_), Segment::Param(_)) | (Segment::Rest(_), Segment::Rest(_)) => true,
+            _ => false,
+        })
+}
+
+/// A pattern as written.
+fn render_pattern(segments: &[Segment]) -> String {
+    segments
+        .iter()
+        .map(|segment| match segment {
+            Segment::Literal(literal) => format!("/{literal}"),
+            Segment::Param(name) => format!("/{{{name}}}"),
+            Segment::Rest(name) => format!("/{{*{name}}}"),
         })
         .collect()
 }
@@ -931,6 +1029,21 @@ mod tests {
         let response = answer(&router, Method::GET, "/fine");
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert!(router.websocket_patterns().is_empty());
+    }
+
+    #[test]
+    fn the_same_paths_under_other_parameter_names_are_refused() {
+        let router = Router::new()
+            .post("/jobs/{name}", |_req| async { "kept" })
+            .delete("/jobs/{id}", |_req| async { "cancelled" })
+            .get("/jobs/{name}", |_req| async { "listed" });
+        assert_eq!(router.errors().len(), 1, "{:?}", router.errors());
+        assert!(
+            router.errors()[0]
+                .contains("\"/jobs/{id}\" matches the same paths as \"/jobs/{name}\""),
+            "{:?}",
+            router.errors()
+        );
     }
 
     #[test]

@@ -95,7 +95,7 @@ impl Admin {
     async fn answer(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
         let path = request.uri().path().to_owned();
         if request.method() == Method::GET && path == "/metrics" {
-            return self.metrics();
+            return self.metrics().await;
         }
         let Some(token) = &self.token else {
             return text(
@@ -122,9 +122,15 @@ impl Admin {
     }
 
     /// `/metrics`: what each app holds now, then everything counted.
-    fn metrics(&self) -> Response<Full<Bytes>> {
+    async fn metrics(&self) -> Response<Full<Bytes>> {
         for app in self.deployment.apps() {
             crate::stats::snapshot(&app.snapshot());
+            if let Some(jobs) = app.jobs() {
+                match jobs.store.pending().await {
+                    Ok(pending) => crate::stats::jobs_pending(app.name_label(), pending),
+                    Err(failure) => tracing::debug!("jobs pending unknown: {failure}"),
+                }
+            }
         }
         crate::stats::call_bytes_held(self.deployment.call_bytes_held());
         let mut response = text(StatusCode::OK, &crate::stats::recorder().render());

@@ -87,7 +87,39 @@ fn refuse_what_standard_components_lack<T>(guest: &Guest<T>, config: &AppConfig)
             config.name
         );
     }
+    if config.jobs {
+        anyhow::bail!(
+            "app {:?} is a standard wasi:http component: jobs need a squall-sdk app",
+            config.name
+        );
+    }
     Ok(())
+}
+
+/// Job handlers an app may declare: their names label its metrics.
+const MAX_JOB_HANDLERS: usize = 64;
+
+/// The job names an app declares: few, short, and plain.
+fn check_job_names(names: &[String]) -> std::result::Result<(), String> {
+    if names.len() > MAX_JOB_HANDLERS {
+        return Err(format!(
+            "{} job handlers, over the {MAX_JOB_HANDLERS} an app may have",
+            names.len()
+        ));
+    }
+    let plain = |name: &String| {
+        (1..=64).contains(&name.len())
+            && name
+                .bytes()
+                .all(|byte| byte.is_ascii_alphanumeric() || b"._-".contains(&byte))
+    };
+    match names.iter().find(|name| !plain(name)) {
+        Some(name) => Err(format!(
+            "the job name {:?} is not 1 to 64 letters, digits, '.', '_' or '-'",
+            name.chars().take(80).collect::<String>()
+        )),
+        None => Ok(()),
+    }
 }
 
 /// The executor for a `guest`'s kind, sharing instances if `config` says.
@@ -220,6 +252,11 @@ impl App {
                 unhandled.name,
                 unhandled.name
             );
+        }
+        check_job_names(&description.jobs)
+            .map_err(|why| anyhow::anyhow!("app {:?}: {why}", self.name))?;
+        if let Some(jobs) = self.grants.jobs() {
+            jobs.set_handlers(description.jobs.clone());
         }
         for pattern in &description.websocket_routes {
             let prefix = websocket_prefix(pattern);
@@ -366,6 +403,11 @@ impl App {
     /// The open WebSocket connections of every app.
     pub(crate) fn hub(&self) -> &Arc<Hub> {
         self.grants.hub()
+    }
+
+    /// Its jobs, if its manifest grants them.
+    pub(crate) fn jobs(&self) -> Option<&crate::capabilities::JobGrant> {
+        self.grants.jobs()
     }
 
     /// Its component.

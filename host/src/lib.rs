@@ -35,6 +35,8 @@ mod fence;
 pub mod fuzzing;
 mod guest_call;
 mod hub;
+mod job_runner;
+mod job_store;
 mod kv;
 mod limit_log;
 mod outbound;

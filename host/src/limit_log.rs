@@ -32,10 +32,12 @@ pub(crate) enum Limit {
     /// `max_call_bytes`: what the host holds for its calls in flight, or
     /// what one call may return.
     CallBytes,
+    /// `jobs_max_pending` / `jobs_max_payload`: the jobs it keeps.
+    Jobs,
 }
 
 impl Limit {
-    const ALL: [Limit; 11] = [
+    const ALL: [Limit; 12] = [
         Limit::Instances,
         Limit::Concurrency,
         Limit::Connections,
@@ -47,6 +49,7 @@ impl Limit {
         Limit::KvSize,
         Limit::TcpOutbound,
         Limit::CallBytes,
+        Limit::Jobs,
     ];
 
     /// The manifest key that sets it.
@@ -63,6 +66,7 @@ impl Limit {
             Limit::KvSize => "kv_max_value",
             Limit::TcpOutbound => "tcp_outbound_connections",
             Limit::CallBytes => "max_call_bytes",
+            Limit::Jobs => "jobs_max_pending",
         }
     }
 

@@ -8,7 +8,7 @@
 
 use crate::app::AppHandle;
 use crate::config::{ScheduleConfig, When};
-use crate::dispatch::schedule_ticks::{TickFailure, run_tick};
+use crate::dispatch::background_runs::{BackgroundCall, RunFailure, run_background};
 use crate::stats;
 use crate::tick_claims::TickClaims;
 use arc_swap::ArcSwap;
@@ -190,14 +190,19 @@ fn tick(schedule: &str, entry: &Entry, due: DateTime<Utc>, claims: &Arc<TickClai
             }
             let started = std::time::Instant::now();
             let scheduled_at = u64::try_from(due_ms).unwrap_or_default();
-            let outcome = run_tick(&current, name.clone(), payload, scheduled_at).await;
+            let call = BackgroundCall::Tick {
+                name: name.clone(),
+                payload,
+                scheduled_at,
+            };
+            let outcome = run_background(&current, call).await;
             let ms = started.elapsed().as_secs_f64() * 1000.0;
             match outcome {
                 Ok(()) => {
                     stats::schedule_tick(&label, &name, "ok");
                     tracing::info!(outcome = "ok", ms, "schedule run");
                 }
-                Err(TickFailure::Handler) => {
+                Err(RunFailure::Handler) => {
                     stats::schedule_tick(&label, &name, "failed");
                     tracing::warn!(
                         outcome = "failed",
@@ -205,7 +210,7 @@ fn tick(schedule: &str, entry: &Entry, due: DateTime<Utc>, claims: &Arc<TickClai
                         "schedule run: the handler returned an error"
                     );
                 }
-                Err(TickFailure::Host(failure)) => {
+                Err(RunFailure::Host(failure)) => {
                     if let Some(kind) = failure.guest_kind() {
                         stats::guest_failure(&label, kind);
                     }

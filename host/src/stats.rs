@@ -88,6 +88,28 @@ pub(crate) fn schedule_tick(app: &Arc<str>, schedule: &str, outcome: &'static st
     .increment(1);
 }
 
+/// A job kept by an app, to run later.
+pub(crate) fn job_kept(app: &Arc<str>) {
+    counter!("squall_jobs_kept_total", "app" => app.clone()).increment(1);
+}
+
+/// The jobs an app keeps now, running ones included.
+pub(crate) fn jobs_pending(app: &Arc<str>, pending: u64) {
+    gauge!("squall_jobs_pending", "app" => app.clone()).set(pending as f64);
+}
+
+/// A job's run that ended with `outcome` (`ok`; `retry`: it failed and
+/// runs again later; `dropped`: it failed on its last attempt).
+pub(crate) fn job_run(app: &Arc<str>, job: &str, outcome: &'static str) {
+    counter!(
+        "squall_job_runs_total",
+        "app" => app.clone(),
+        "job" => job.to_owned(),
+        "outcome" => outcome
+    )
+    .increment(1);
+}
+
 /// A fetch that ended with `result` (`ok`, `denied`, `limit`, `timeout`, ...).
 pub(crate) fn fetch(app: &Arc<str>, result: &'static str) {
     counter!("squall_fetches_total", "app" => app.clone(), "result" => result).increment(1);

@@ -366,7 +366,12 @@ impl TestServer {
                 https: None,
                 tcp,
             };
-            let _scheduler = runtime.block_on(async { deployment.schedules().start() });
+            let (_scheduler, _job_runner) = runtime.block_on(async {
+                (
+                    deployment.schedules().start(),
+                    deployment.job_runner().start(),
+                )
+            });
             runtime.block_on(crate::server::serve(
                 listeners,
                 deployment.router().clone(),

@@ -17,8 +17,18 @@ use std::time::{Duration, Instant};
 /// The repository root.
 /// Wait until `holds` says so, asking again every 20 ms and yielding to
 /// the test's runtime meanwhile; fail the test with `why_not` after 20 s.
-pub async fn until(mut holds: impl AsyncFnMut() -> bool, why_not: impl FnOnce() -> String) {
-    let deadline = Instant::now() + Duration::from_secs(20);
+pub async fn until(holds: impl AsyncFnMut() -> bool, why_not: impl FnOnce() -> String) {
+    until_within(Duration::from_secs(20), holds, why_not).await;
+}
+
+/// [`until`], failing after `limit`: for what waits on a lease or a
+/// timeout to lapse first.
+pub async fn until_within(
+    limit: Duration,
+    mut holds: impl AsyncFnMut() -> bool,
+    why_not: impl FnOnce() -> String,
+) {
+    let deadline = Instant::now() + limit;
     while !holds().await {
         assert!(Instant::now() < deadline, "{}", why_not());
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -19,6 +19,7 @@ from .host import install_log_handler, read_stream
 from .httputil import HTTPHeaders, HTTPServerRequest
 from .web import Application, HTTPError, _reverse_template
 from .websocket import WebSocketHandler
+from .jobs import Job
 
 app_log = logging.getLogger("squall.application")
 
@@ -308,13 +309,29 @@ def exports_for(module):
                 app_log.error("Uncaught exception in schedule %r", name, exc_info=True)
                 raise Err("%s: %s" % (type(error).__name__, error))
 
+        async def on_job(self, id, name, payload, attempt):
+            handler = application.jobs.get(name)
+            if handler is None:
+                raise Err("no handler for job %r" % name)
+            try:
+                result = handler(Job(id, name, bytes(payload), attempt))
+                if inspect.isawaitable(result):
+                    await result
+            except Exception as error:
+                app_log.error("Uncaught exception in job %r", name, exc_info=True)
+                raise Err("%s: %s" % (type(error).__name__, error))
+
     patterns, route_errors = websocket_routes(application)
     schedules = sorted(application.schedules)
+    jobs = sorted(application.jobs)
 
     class AppInfo(exports.AppInfo):
         def describe(self):
             return app_info.Description(
-                websocket_routes=patterns, route_errors=route_errors, schedules=schedules
+                websocket_routes=patterns,
+                route_errors=route_errors,
+                schedules=schedules,
+                jobs=jobs,
             )
 
     return Handler, WebsocketHandler, TcpHandler, Background, AppInfo

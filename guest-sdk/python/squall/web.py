@@ -596,6 +596,21 @@ class Application:
         if settings.get("static_path"):
             self._static_versions = _hash_static_files(settings["static_path"])
         self.schedules = {}
+        self.jobs = {}
+
+    def on_job(self, name, handler=None):
+        """Run ``handler(job)`` (a coroutine function) for each job kept
+        under ``name`` (``squall.jobs.after``, ``squall.jobs.at``) once it
+        is due: Tornado's ``call_later``, kept by the host across restarts.
+        ``job.id``, ``job.name``, ``job.payload`` (bytes) and
+        ``job.attempt`` describe the run; an exception makes it run again
+        later. As a decorator: ``@application.on_job("remind")``."""
+        if handler is None:
+            return lambda handler: self.on_job(name, handler)
+        if name in self.jobs:
+            raise ValueError("job %r has two handlers" % name)
+        self.jobs[name] = handler
+        return handler
 
     def on_schedule(self, name, handler=None):
         """Run ``handler(tick)`` (a coroutine function) at each tick of the

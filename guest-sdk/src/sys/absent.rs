@@ -4,6 +4,7 @@
 //! `PubSubError::Unavailable`, `SendError::Closed`, `ConnectError::Denied`)
 //! or does nothing.
 
+use crate::jobs::JobError;
 use crate::kv::{self, KvError};
 use crate::pubsub::{self, PubSubError};
 use crate::websocket::{Message, SendError};
@@ -21,6 +22,30 @@ pub(super) fn unavailable(call: &str) -> String {
              use squall-test to serve the app with a real host"
         )
     }
+}
+
+fn no_jobs<T>(call: &str) -> Result<T, JobError> {
+    Err(JobError::Unavailable(unavailable(call)))
+}
+
+pub(crate) async fn jobs_after(
+    _delay_ms: u64,
+    _name: String,
+    _payload: Vec<u8>,
+) -> Result<String, JobError> {
+    no_jobs("jobs::after")
+}
+
+pub(crate) async fn jobs_at(
+    _when_ms: u64,
+    _name: String,
+    _payload: Vec<u8>,
+) -> Result<String, JobError> {
+    no_jobs("jobs::at")
+}
+
+pub(crate) async fn jobs_cancel(_id: String) -> Result<bool, JobError> {
+    no_jobs("jobs::cancel")
 }
 
 fn no_store<T>(call: &str) -> Result<T, KvError> {

@@ -15,6 +15,7 @@
 //! - `kv_get`, `kv_get_many`, `kv_set`, `kv_set_many`, `kv_delete`,
 //!   `kv_exists`, `kv_list`, `kv_increment`, `kv_compare_and_swap`: the
 //!   app's key-value store;
+//! - `jobs_after`, `jobs_at`, `jobs_cancel`: the app's delayed jobs;
 //! - `config_get`: the app's configuration values;
 //! - `static_version`: the version of a static file the host serves;
 //! - `ws_send`, `ws_close`, `ws_subscribe`, `ws_unsubscribe`, `ws_state` and

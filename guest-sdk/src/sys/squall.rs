@@ -4,6 +4,7 @@
 use crate::body::{BodyTask, OutgoingBody};
 use crate::client::Outgoing;
 use crate::http::{FetchError, FetchResponse};
+use crate::jobs::JobError;
 use crate::kv::{self, KvError};
 use crate::pubsub::{self, PubSubError};
 use crate::websocket::{Message, SendError};
@@ -11,8 +12,8 @@ use crate::{Body, BodyWriter, Disconnected, Request, Response};
 use ::http::header::{HeaderMap, HeaderName, HeaderValue};
 use ::http::{Method, StatusCode};
 use bindings::squall::app::{
-    config as host_config, http_client, kv as host_kv, pubsub as host_pubsub, time as host_time,
-    types as wit, websocket as host_ws, websocket_types as wit_ws,
+    config as host_config, http_client, jobs as host_jobs, kv as host_kv, pubsub as host_pubsub,
+    time as host_time, types as wit, websocket as host_ws, websocket_types as wit_ws,
 };
 use std::time::Duration;
 use wit_bindgen::{FutureReader, StreamReader, StreamResult, StreamWriter};
@@ -275,6 +276,43 @@ pub(crate) async fn pubsub_wait(
             payload: message.payload,
         })
         .collect())
+}
+
+/// Keep a job due in `delay_ms`.
+pub(crate) async fn jobs_after(
+    delay_ms: u64,
+    name: String,
+    payload: Vec<u8>,
+) -> Result<String, JobError> {
+    host_jobs::after(delay_ms, name, payload)
+        .await
+        .map_err(job_error)
+}
+
+/// Keep a job due at `when_ms`.
+pub(crate) async fn jobs_at(
+    when_ms: u64,
+    name: String,
+    payload: Vec<u8>,
+) -> Result<String, JobError> {
+    host_jobs::at(when_ms, name, payload)
+        .await
+        .map_err(job_error)
+}
+
+/// Forget a pending job.
+pub(crate) async fn jobs_cancel(id: String) -> Result<bool, JobError> {
+    host_jobs::cancel(id).await.map_err(job_error)
+}
+
+fn job_error(error: host_jobs::JobError) -> JobError {
+    match error {
+        host_jobs::JobError::Denied(why) => JobError::Denied(why),
+        host_jobs::JobError::TooLarge(why) => JobError::TooLarge(why),
+        host_jobs::JobError::Quota(why) => JobError::Quota(why),
+        host_jobs::JobError::Invalid(why) => JobError::Invalid(why),
+        host_jobs::JobError::Unavailable(why) => JobError::Unavailable(why),
+    }
 }
 
 /// The value of `key` in the app's store.
@@ -626,6 +664,11 @@ macro_rules! export {
                     let tick = $crate::schedule::Tick::new(&name, payload, scheduled_at);
                     $crate::__private::schedule_tick(&$crate::__private::router($app), tick).await
                 }
+
+                async fn on_job(id: String, name: String, payload: Vec<u8>, attempt: u32) -> Result<(), String> {
+                    let job = $crate::jobs::Job::new(&id, &name, payload, attempt);
+                    $crate::__private::job_run(&$crate::__private::router($app), job).await
+                }
             }
 
             impl $crate::__private::AppInfoGuest for SquallApp {
@@ -706,6 +749,7 @@ pub(crate) mod __private {
             websocket_routes: router.websocket_patterns(),
             route_errors: router.errors().to_vec(),
             schedules: router.schedule_names(),
+            jobs: router.job_names(),
         }
     }
 
@@ -713,6 +757,14 @@ pub(crate) mod __private {
     pub async fn schedule_tick(router: &Router, tick: crate::schedule::Tick) -> Result<(), String> {
         router
             .run_schedule(tick)
+            .await
+            .map_err(|err| err.message().to_owned())
+    }
+
+    /// A due job: its handler's error, as text, is the host's to log.
+    pub async fn job_run(router: &Router, job: crate::jobs::Job) -> Result<(), String> {
+        router
+            .run_job(job)
             .await
             .map_err(|err| err.message().to_owned())
     }

@@ -9,6 +9,7 @@
 
 mod config;
 mod http_client;
+mod jobs;
 mod kv;
 mod log;
 mod outgoing_wasi_http;
@@ -25,6 +26,7 @@ use crate::budget::{CallBytes, HostBytes};
 use crate::config::{AppConfig, Settings};
 use crate::fence::Fence;
 use crate::hub::Hub;
+use crate::job_store::JobStore;
 use crate::kv::{KvBackend, Quota};
 use crate::limit_log::{Limit, LimitHits};
 use crate::outbound::{HttpClient, new_client};
@@ -33,11 +35,12 @@ use crate::relay::Relay;
 use crate::runtime::State;
 use crate::static_files::StaticFiles;
 use anyhow::Context;
+pub(crate) use jobs::{JobGrant, now_ms};
 use outgoing_wasi_http::OutgoingHooks;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime_wasi_config::{WasiConfig, WasiConfigVariables};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
@@ -57,6 +60,8 @@ pub(crate) struct HostServices {
     kv: Arc<OnceLock<Arc<dyn KvBackend>>>,
     /// Pub/sub across hosts, when the backend is Redis (set at start).
     relay: Arc<OnceLock<Arc<Relay>>>,
+    /// Woken when an app keeps a job, so the job runner looks again.
+    jobs_kept: Arc<Notify>,
 }
 
 impl HostServices {
@@ -71,6 +76,7 @@ impl HostServices {
             call_bytes: HostBytes::new(max_call_bytes),
             kv: Arc::default(),
             relay: Arc::default(),
+            jobs_kept: Arc::default(),
         }
     }
 
@@ -104,6 +110,11 @@ impl HostServices {
     /// The open WebSocket connections of every app.
     pub(crate) fn hub(&self) -> &Arc<Hub> {
         &self.hub
+    }
+
+    /// Woken when an app keeps a job.
+    pub(crate) fn jobs_kept(&self) -> &Arc<Notify> {
+        &self.jobs_kept
     }
 
     /// The bytes held for all apps' calls in flight now.
@@ -140,6 +151,10 @@ pub(crate) struct Grants {
     kv: Option<KvGrant>,
     /// Its key-value calls in flight, all requests together.
     kv_calls: Arc<Semaphore>,
+    /// Its jobs, if granted.
+    jobs: Option<JobGrant>,
+    /// Its job calls in flight, all requests together.
+    job_calls: Arc<Semaphore>,
     /// Its name lookups in progress (fetch, TCP, `wasi:sockets`).
     lookups: Arc<Semaphore>,
     /// What the host holds for its calls in flight (`max_call_bytes`).
@@ -173,13 +188,14 @@ impl Grants {
         previous: Option<&Grants>,
     ) -> anyhow::Result<Arc<Grants>> {
         let limits = &config.limits;
-        let (topic_fence, fetches, kv_calls, tcp_connections, lookups) = match previous {
+        let (topic_fence, fetches, kv_calls, tcp_connections, lookups, job_calls) = match previous {
             Some(previous) => (
                 previous.topic_fence.clone(),
                 previous.fetches.clone(),
                 previous.kv_calls.clone(),
                 previous.tcp_connections.clone(),
                 previous.lookups.clone(),
+                previous.job_calls.clone(),
             ),
             None => (
                 AppTopics::new(0, 0, 1),
@@ -187,6 +203,7 @@ impl Grants {
                 Arc::new(Semaphore::new(kv::MAX_CALLS_PER_APP)),
                 Fence::new(0),
                 crate::dns::app_lookups(),
+                Arc::new(Semaphore::new(jobs::MAX_JOB_CALLS_PER_APP)),
             ),
         };
         tcp_connections.set_ceiling(limits.tcp_outbound_connections);
@@ -234,6 +251,22 @@ impl Grants {
                 (false, _) => None,
             },
             kv_calls,
+            jobs: match (config.jobs, shared.kv.get()) {
+                (true, Some(backend)) => Some(JobGrant::new(
+                    JobStore::new(
+                        backend.clone(),
+                        &config.name,
+                        limits.jobs_max_pending,
+                        limits.jobs_max_payload,
+                    ),
+                    limits.jobs_max_pending,
+                    limits.jobs_max_payload,
+                    shared.jobs_kept.clone(),
+                )),
+                (true, None) => anyhow::bail!("the app is granted jobs but the host has no store"),
+                (false, _) => None,
+            },
+            job_calls,
             lookups,
             call_bytes,
             settings: config.settings.clone(),
@@ -263,6 +296,11 @@ impl Grants {
                 .await
                 .map_err(anyhow::Error::from),
         )
+    }
+
+    /// Its jobs, if granted.
+    pub(crate) fn jobs(&self) -> Option<&JobGrant> {
+        self.jobs.as_ref()
     }
 
     /// The app's topics now, and the bytes their histories keep.

@@ -185,6 +185,7 @@ pub(super) fn run(args: ServeArgs) -> Result<()> {
         }
         announce(&deployment.apps(), address);
         let _scheduler = deployment.schedules().start();
+        let _job_runner = deployment.job_runner().start();
         let listeners = crate::server::Listeners {
             http: listener,
             https,

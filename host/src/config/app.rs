@@ -42,6 +42,8 @@ pub(crate) struct AppConfig {
     pub(crate) tcp_outbound: TcpPolicy,
     /// Whether it may use its key-value store.
     pub(crate) kv: bool,
+    /// Whether it may keep jobs to run later.
+    pub(crate) jobs: bool,
     /// Its configuration values and secrets.
     pub(crate) settings: Settings,
     /// Directories the host serves as static files, by URL prefix.
@@ -158,7 +160,19 @@ pub(crate) struct Limits {
     /// Bytes the host holds at once for the app's calls in flight (values
     /// read or written, messages taken by long polls), within the host's.
     pub(crate) max_call_bytes: u64,
+    /// Jobs kept and not yet done, running ones included.
+    pub(crate) jobs_max_pending: u64,
+    /// Largest job payload, in bytes.
+    pub(crate) jobs_max_payload: u64,
+    /// Runs of one job before it is dropped (1: never retried).
+    pub(crate) jobs_max_attempts: u32,
 }
+
+/// The most a manifest may set `jobs_max_payload` to: the host reads a
+/// kept job whole, under this bound whatever the limits were then.
+pub(crate) const JOBS_PAYLOAD_CEILING: u64 = 16 << 20;
+/// The most a manifest may set `jobs_max_attempts` to.
+pub(crate) const JOBS_ATTEMPTS_CEILING: u32 = 100;
 
 impl Limits {
     /// The defaults of an app alone in a pool of `pool` instances.
@@ -186,6 +200,9 @@ impl Limits {
             kv_max_key: 512,
             kv_max_value: 1 << 20,
             max_call_bytes: 128 << 20,
+            jobs_max_pending: 10_000,
+            jobs_max_payload: 64 << 10,
+            jobs_max_attempts: 3,
         }
     }
 }
@@ -368,6 +385,14 @@ pub(super) struct RawApp {
     #[serde(default, deserialize_with = "values::optional_size")]
     max_call_bytes: Option<u64>,
     #[serde(default)]
+    jobs: bool,
+    #[serde(default)]
+    jobs_max_pending: Option<u64>,
+    #[serde(default, deserialize_with = "values::optional_size")]
+    jobs_max_payload: Option<u64>,
+    #[serde(default)]
+    jobs_max_attempts: Option<u32>,
+    #[serde(default)]
     pub(super) config: BTreeMap<String, RawSetting>,
     #[serde(default, rename = "static")]
     static_dirs: Vec<StaticDir>,
@@ -471,6 +496,9 @@ impl RawApp {
             kv_max_key: self.kv_max_key.unwrap_or(limits.kv_max_key),
             kv_max_value: self.kv_max_value.unwrap_or(limits.kv_max_value),
             max_call_bytes: self.max_call_bytes.unwrap_or(limits.max_call_bytes),
+            jobs_max_pending: self.jobs_max_pending.unwrap_or(limits.jobs_max_pending),
+            jobs_max_payload: self.jobs_max_payload.unwrap_or(limits.jobs_max_payload),
+            jobs_max_attempts: or(self.jobs_max_attempts, limits.jobs_max_attempts),
             ..limits
         };
         AppConfig {
@@ -487,6 +515,7 @@ impl RawApp {
             schedules: self.schedule,
             tcp_outbound: self.tcp_outbound,
             kv: self.kv,
+            jobs: self.jobs,
             settings,
             static_dirs: self
                 .static_dirs

@@ -21,7 +21,9 @@ mod settings;
 mod tcp_tables;
 mod values;
 
-pub(crate) use app::{AppConfig, Limits, Reuse, StaticDir, WebSocketMode, WebSocketRoute};
+pub(crate) use app::{
+    AppConfig, JOBS_PAYLOAD_CEILING, Limits, Reuse, StaticDir, WebSocketMode, WebSocketRoute,
+};
 pub(crate) use schedule_tables::{ScheduleConfig, When};
 pub(crate) use server::{BackendConfig, CertificateConfig, ServerConfig};
 pub(crate) use settings::Settings;
@@ -178,6 +180,7 @@ impl Manifest {
                 schedules: Vec::new(),
                 tcp_outbound: crate::policy::TcpPolicy::default(),
                 kv: false,
+                jobs: false,
                 settings: Settings::default(),
                 static_dirs: Vec::new(),
                 compress: true,
@@ -228,6 +231,7 @@ fn check_shares(apps: &[AppConfig], pool: u32, text: &str, file: &str) -> Result
                 bail!("{}: app.{}.{key}: must be at least 1", at(key), app.name);
             }
         }
+        check_job_limits(app, &at)?;
         if let Some(reuse) = &app.reuse
             && (reuse.requests == 0 || reuse.instances == 0)
         {
@@ -247,6 +251,36 @@ fn check_shares(apps: &[AppConfig], pool: u32, text: &str, file: &str) -> Result
                 app::MAX_REUSE_CONCURRENT
             );
         }
+    }
+    Ok(())
+}
+
+/// Job limits within what the host reads whole and retries.
+fn check_job_limits(app: &AppConfig, at: &dyn Fn(&str) -> String) -> Result<()> {
+    let limits = &app.limits;
+    if limits.jobs_max_pending == 0 {
+        bail!(
+            "{}: app.{}.jobs_max_pending: must be at least 1",
+            at("jobs_max_pending"),
+            app.name
+        );
+    }
+    if limits.jobs_max_payload > app::JOBS_PAYLOAD_CEILING {
+        bail!(
+            "{}: app.{}.jobs_max_payload: {} is over the host's ceiling of {} bytes",
+            at("jobs_max_payload"),
+            app.name,
+            limits.jobs_max_payload,
+            app::JOBS_PAYLOAD_CEILING
+        );
+    }
+    if !(1..=app::JOBS_ATTEMPTS_CEILING).contains(&limits.jobs_max_attempts) {
+        bail!(
+            "{}: app.{}.jobs_max_attempts: must be from 1 to {}",
+            at("jobs_max_attempts"),
+            app.name,
+            app::JOBS_ATTEMPTS_CEILING
+        );
     }
     Ok(())
 }

@@ -456,6 +456,16 @@ impl Deployment {
         }
     }
 
+    /// What the job runner follows: the apps as they are now, a signal
+    /// when they change, and one when an app keeps a job.
+    pub(crate) fn job_runner(&self) -> crate::job_runner::JobRunner {
+        crate::job_runner::JobRunner {
+            apps: self.current.clone(),
+            changed: self.changed.clone(),
+            kept: self.shared.jobs_kept().clone(),
+        }
+    }
+
     /// The apps served now, by name across their versions.
     pub(crate) fn handles(&self) -> Vec<Arc<AppHandle>> {
         self.current.load().as_ref().clone()
@@ -606,9 +616,9 @@ fn hash_of(path: &Path) -> Result<String> {
 
 impl Deployment {
     /// What the app's grants need of the server's backend: its key-value
-    /// store, and pub/sub across hosts when the backend is Redis.
+    /// store (where its jobs are kept too), and pub/sub across hosts when the backend is Redis.
     fn open_backend(&self, config: &AppConfig) -> Result<()> {
-        if config.kv {
+        if config.kv || config.jobs {
             self.shared.open_kv(|| open_store(&self.server))?;
         }
         if let BackendConfig::Redis { url } = &self.server.backend {

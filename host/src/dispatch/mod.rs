@@ -1,14 +1,14 @@
 //! Running guests: one executor per kind of guest. A request goes to the
 //! squall-world executor ([`squall`]) or the standard wasi:http one
 //! ([`wasi_http`]) by what the app's component exports; WebSocket events go
-//! to [`socket_events`], TCP connections to [`tcp`], schedule ticks to
-//! [`schedule_ticks`]. Each runs its guest in a fresh instance (or a
+//! to [`socket_events`], TCP connections to [`tcp`], schedule ticks and
+//! due jobs to [`background_runs`]. Each runs its guest in a fresh instance (or a
 //! connection's live one) under the app's limits, and turns what comes back,
 //! or what went wrong ([`HostError`](crate::error::HostError)), into an
 //! answer.
 
+pub(crate) mod background_runs;
 mod concurrent;
-pub(crate) mod schedule_ticks;
 mod socket_events;
 mod squall;
 pub(crate) mod tcp_connections;

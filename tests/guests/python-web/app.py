@@ -5,7 +5,7 @@ import asyncio
 import logging
 
 import squall
-from squall import kv
+from squall import jobs, kv
 from squall.httpclient import AsyncHTTPClient, FetchError, HTTPClientError
 from squall.web import Application, RequestHandler
 
@@ -114,6 +114,24 @@ class WhoAmI(RequestHandler):
         self.write(user.decode() if user else "absent")
 
 
+class Remind(RequestHandler):
+    """Keeps a `remind` job (cancelled at once with ?cancel=1)."""
+
+    async def post(self):
+        job_id = await jobs.after(float(self.get_argument("delay", "0")), "remind", self.request.body)
+        if self.get_argument("cancel", None):
+            self.write("cancelled %s" % await jobs.cancel(job_id))
+            return
+        self.write(job_id)
+
+
+async def remind(job):
+    """The `remind` job: fails its first attempt, then logs."""
+    if job.attempt < 2:
+        raise RuntimeError("not on the first attempt")
+    logging.info("python job %s attempt %d (%s)", job.name, job.attempt, job.payload.decode())
+
+
 async def tally(tick):
     """The `tally` schedule: counts its ticks in the store."""
     count = await kv.increment("ticks")
@@ -135,7 +153,9 @@ def make_app():
             (r"/py/greeting", Greeting),
             (r"/py/login", Login),
             (r"/py/whoami", WhoAmI),
+            (r"/py/remind", Remind),
         ]
     )
     application.on_schedule("tally", tally)
+    application.on_job("remind", remind)
     return application

@@ -61,6 +61,15 @@ impl exports::squall::app::background::Guest for Alias {
     ) -> Result<(), String> {
         Ok(())
     }
+
+    async fn on_job(
+        _id: String,
+        _name: String,
+        _payload: Vec<u8>,
+        _attempt: u32,
+    ) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 impl InfoGuest for Alias {
@@ -69,6 +78,7 @@ impl InfoGuest for Alias {
             websocket_routes: Vec::new(),
             route_errors: Vec::new(),
             schedules: Vec::new(),
+            jobs: Vec::new(),
         }
     }
 }

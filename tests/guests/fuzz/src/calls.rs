@@ -5,7 +5,7 @@
 use crate::Dice;
 use crate::squall::app::types::{Body, FetchError, Method};
 use crate::squall::app::{
-    config, http_client, kv, log, pubsub, static_files, tcp, time, websocket, websocket_types,
+    config, http_client, jobs, kv, log, pubsub, static_files, tcp, time, websocket, websocket_types,
 };
 use crate::wasi::keyvalue::{atomics, batch, store};
 use crate::{wit_future, wit_stream};
@@ -85,7 +85,7 @@ pub(crate) async fn one(
     only: Option<u64>,
 ) -> (&'static str, String) {
     let dice = &mut dice;
-    let kind = dice.below(31);
+    let kind = dice.below(34);
     match only.unwrap_or(kind) {
         0 => ("kv.get", outcome!(kv::get(text(dice)).await)),
         1 => {
@@ -198,6 +198,11 @@ pub(crate) async fn one(
             outcome!(crate::wasi::config::store::get_all()),
         ),
         28 => ("wasi:sockets", wasi_sockets(dice, upstream.as_deref())),
+        31 | 32 => keep_job(dice).await,
+        33 => {
+            let id = job_id(dice).await;
+            ("jobs.cancel", outcome!(jobs::cancel(id).await))
+        }
         _ => {
             // Many at once from one call: the per-request and per-app
             // limits on calls in flight.
@@ -214,6 +219,45 @@ pub(crate) async fn one(
                 .to_owned(),
             )
         }
+    }
+}
+
+/// Job names: the one handled (`tick`), none, unknown, and not names.
+const JOB_NAMES: [&str; 5] = ["tick", "", "no-such-job", "tick\n0\n1", "../tick"];
+/// Delays and times: now, soon, at and past the year ahead allowed, and
+/// numbers that overflow when added to now.
+const JOB_TIMES: [u64; 6] = [0, 1, 1_000, 366 * 86_400_000, 367 * 86_400_000, u64::MAX];
+
+/// Keep a job with `after` or `at`, with a payload around `jobs_max_payload`.
+async fn keep_job(dice: &mut Dice) -> (&'static str, String) {
+    let name = match dice.below(4) {
+        0 => text(dice),
+        _ => dice.pick(&JOB_NAMES).to_owned(),
+    };
+    let payload = match dice.below(2) {
+        0 => vec![dice.pick(b"jf"); dice.pick(&[0, 65_536, 65_537])],
+        _ => bytes(dice),
+    };
+    let when = dice.pick(&JOB_TIMES);
+    match dice.below(2) {
+        0 => (
+            "jobs.after",
+            outcome!(jobs::after(when, name, payload).await),
+        ),
+        _ => ("jobs.at", outcome!(jobs::at(when, name, payload).await)),
+    }
+}
+
+/// A job id: one this app kept, or one it could not have been given.
+async fn job_id(dice: &mut Dice) -> String {
+    match dice.below(5) {
+        0 => jobs::after(60_000, "tick".to_owned(), b"cancel me".to_vec())
+            .await
+            .unwrap_or_default(),
+        1 => "0".repeat(32),
+        2 => "../other:jobs/j:".to_owned(),
+        3 => "F".repeat(32),
+        _ => text(dice),
     }
 }
 

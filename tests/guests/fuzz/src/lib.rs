@@ -122,6 +122,19 @@ impl exports::squall::app::background::Guest for Fuzz {
     ) -> Result<(), String> {
         Ok(())
     }
+
+    async fn on_job(
+        _id: String,
+        _name: String,
+        payload: Vec<u8>,
+        attempt: u32,
+    ) -> Result<(), String> {
+        // Some fail, to be retried.
+        match payload.first() {
+            Some(b'f') if attempt < 2 => Err("failing on purpose".to_owned()),
+            _ => Ok(()),
+        }
+    }
 }
 
 impl InfoGuest for Fuzz {
@@ -130,6 +143,7 @@ impl InfoGuest for Fuzz {
             websocket_routes: vec!["/ws".to_owned()],
             route_errors: Vec::new(),
             schedules: Vec::new(),
+            jobs: vec!["tick".to_owned()],
         }
     }
 }

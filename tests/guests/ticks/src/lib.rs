@@ -4,10 +4,18 @@
 //! overlapped; `spin` burns CPU until the host stops it; `fail` returns an
 //! error; `stamp` counts the runs of each tick (by its due time) and
 //! records a tick run twice. `GET /count/{key}` reads a count.
+//!
+//! Jobs: `POST /jobs/{name}?delay_ms=D` (or `?at=MS`) keeps one with the
+//! body as payload and answers its id; `POST /flood/{name}?count=N&delay_ms=D`
+//! keeps N answers how many were kept, then the first refusal;
+//! `DELETE /jobs/{id}` cancels. Handlers: `note` counts its runs, the jobs
+//! that ran at all, and a job's attempt run twice (a duplicate), `flaky` fails before its
+//! third attempt, `doomed` always fails, `spin` burns CPU.
 
+use squall_sdk::jobs::{self, Job};
 use squall_sdk::schedule::Tick;
 use squall_sdk::{Error, Request, Router, kv, log, sleep};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 fn app() -> Router {
     Router::new()
@@ -19,6 +27,95 @@ fn app() -> Router {
         .on_schedule("fail", |_tick: Tick| async {
             Err::<(), _>(Error::bad_request("deliberate failure"))
         })
+        .post("/jobs/{name}", keep)
+        .post("/flood/{name}", flood)
+        .delete("/jobs/{name}", cancel)
+        .on_job("note", note)
+        .on_job("flaky", flaky)
+        .on_job("spin", |_job: Job| async { spin_forever() })
+        .on_job("doomed", |job: Job| async move {
+            log::info(format!("doomed attempt {}", job.attempt()));
+            Err::<(), _>(Error::bad_request("doomed to fail"))
+        })
+}
+
+async fn keep(mut req: Request) -> Result<String, Error> {
+    let name = req.param("name").unwrap_or_default().to_owned();
+    let arguments = req.query_arguments();
+    let number = |key| {
+        arguments
+            .get(key)
+            .and_then(|value| value.parse::<u64>().ok())
+    };
+    let (delay_ms, at) = (number("delay_ms"), number("at"));
+    let payload = req.bytes().await;
+    let id = match at {
+        Some(at) => {
+            let when = UNIX_EPOCH + Duration::from_millis(at);
+            jobs::at(when, &name, payload).await?
+        }
+        None => {
+            let delay = Duration::from_millis(delay_ms.unwrap_or(0));
+            jobs::after(delay, &name, payload).await?
+        }
+    };
+    Ok(id)
+}
+
+/// Keep `count` jobs due in `delay_ms`, one after another, until one is
+/// refused.
+async fn flood(req: Request) -> Result<String, Error> {
+    let name = req.param("name").unwrap_or_default().to_owned();
+    let arguments = req.query_arguments();
+    let number = |key| {
+        arguments
+            .get(key)
+            .and_then(|value| value.parse::<u64>().ok())
+    };
+    let count = number("count").unwrap_or(1);
+    let delay = Duration::from_millis(number("delay_ms").unwrap_or(0));
+    for kept in 0..count {
+        if let Err(refused) = jobs::after(delay, &name, "flood").await {
+            return Ok(format!("{kept} {refused}"));
+        }
+    }
+    Ok(format!("{count} none refused"))
+}
+
+/// `{name}` is the job's id here: one pattern, one parameter name.
+async fn cancel(req: Request) -> Result<String, Error> {
+    let id = req.param("name").unwrap_or_default();
+    Ok(jobs::cancel(id).await?.to_string())
+}
+
+/// Counted once per attempt: an attempt run twice is a duplicate.
+async fn note(job: Job) -> Result<(), Error> {
+    let run = format!("run:{}:{}", job.id(), job.attempt());
+    if kv::increment(&run, 1).await? > 1 {
+        kv::increment("job-duplicates", 1).await?;
+    }
+    if kv::increment(&format!("done:{}", job.id()), 1).await? == 1 {
+        kv::increment("distinct-jobs", 1).await?;
+    }
+    let runs = kv::increment("job-runs", 1).await?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis());
+    log::info(format!(
+        "note {} ran ({runs} runs) attempt {} at {now}",
+        job.payload_text(),
+        job.attempt()
+    ));
+    Ok(())
+}
+
+async fn flaky(job: Job) -> Result<(), Error> {
+    log::info(format!("flaky attempt {}", job.attempt()));
+    if job.attempt() < 3 {
+        return Err(Error::bad_request("not yet"));
+    }
+    kv::increment("flaky-done", 1).await?;
+    Ok(())
 }
 
 async fn count(req: Request) -> Result<String, Error> {
@@ -60,6 +157,10 @@ async fn stamp(tick: Tick) -> Result<(), Error> {
 }
 
 async fn spin(_tick: Tick) -> Result<(), Error> {
+    spin_forever()
+}
+
+fn spin_forever() -> ! {
     log::info("spinning");
     let mut n: u64 = 0;
     loop {

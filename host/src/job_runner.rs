@@ -1,0 +1,255 @@
+//! When the apps' due jobs run: one task for the whole host, looking at
+//! each app's job store when a job is kept here, when a run ends, when
+//! the apps change, at the next due time it knows of, and at least every
+//! second (hosts sharing Redis keep jobs for one another). Each app runs
+//! at most [`RUNS_PER_APP`] jobs at once on this host, so a tenant's
+//! flood of due jobs waits its turn in its own store.
+//!
+//! A run takes its job by a lease in the store (exactly one host wins
+//! each attempt): it ends by removing the job, or putting it back for a
+//! later attempt after a failure (until `jobs_max_attempts`). A host that
+//! dies mid-run leaves the lease to lapse: the job falls due again, its
+//! attempt counted.
+
+use crate::app::{AppHandle, AppRef};
+use crate::capabilities::now_ms;
+use crate::dispatch::background_runs::{BackgroundCall, RunFailure, run_background};
+use crate::job_store::{JobRecord, JobStore};
+use crate::stats;
+use arc_swap::ArcSwap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tracing::Instrument;
+
+/// Jobs of one app running at once on this host.
+pub(crate) const RUNS_PER_APP: usize = 4;
+/// Due jobs looked at per app per round.
+const LISTED_PER_ROUND: u32 = 2 * RUNS_PER_APP as u32;
+/// The longest wait between two looks at the stores.
+const LOOK_AT_LEAST_EVERY: Duration = Duration::from_secs(1);
+/// How long a lease outlives its run's `timeout`: time to start an
+/// instance, and to tell the store how the run ended.
+const LEASE_MARGIN_MS: u64 = 10_000;
+/// The wait before a failed job's first retry; doubled for each attempt
+/// after, up to [`RETRY_AT_MOST_MS`].
+const RETRY_FIRST_MS: u64 = 1_000;
+const RETRY_AT_MOST_MS: u64 = 3_600_000;
+
+/// What the job runner watches: the apps served now, and signals when
+/// they change or keep a job.
+#[derive(Clone)]
+pub(crate) struct JobRunner {
+    pub(crate) apps: Arc<ArcSwap<Vec<Arc<AppHandle>>>>,
+    pub(crate) changed: Arc<Notify>,
+    /// Woken when a job is kept, or a run ends.
+    pub(crate) kept: Arc<Notify>,
+}
+
+/// Stops the job runner when dropped (runs going on end on their own).
+pub(crate) struct JobRunnerTask(tokio::task::AbortHandle);
+
+impl Drop for JobRunnerTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl JobRunner {
+    /// Run the job runner on the current tokio runtime until the value
+    /// returned is dropped.
+    pub(crate) fn start(self) -> JobRunnerTask {
+        JobRunnerTask(tokio::spawn(self.run()).abort_handle())
+    }
+
+    async fn run(self) {
+        let mut runs: HashMap<Arc<str>, Arc<Semaphore>> = HashMap::new();
+        let mut failing: HashSet<Arc<str>> = HashSet::new();
+        loop {
+            let kept = self.kept.notified();
+            let changed = self.changed.notified();
+            tokio::pin!(kept, changed);
+            kept.as_mut().enable();
+            changed.as_mut().enable();
+            let now = now_ms();
+            let mut wake = now.saturating_add(LOOK_AT_LEAST_EVERY.as_millis() as u64);
+            let apps = self.apps.load_full();
+            runs.retain(|name, _| apps.iter().any(|handle| *handle.current().name() == **name));
+            for handle in apps.iter() {
+                let app = handle.current();
+                let Some(grant) = app.jobs() else {
+                    continue;
+                };
+                let name = app.name_label().clone();
+                let places = runs
+                    .entry(name.clone())
+                    .or_insert_with(|| Arc::new(Semaphore::new(RUNS_PER_APP)));
+                if places.available_permits() == 0 {
+                    continue;
+                }
+                match grant.store.due(now, LISTED_PER_ROUND).await {
+                    Ok(due) => {
+                        if failing.remove(&name) {
+                            tracing::info!(app = %name, "jobs: the store answers again");
+                        }
+                        wake = wake.min(due.next_ms.unwrap_or(u64::MAX));
+                        for (id, seen) in due.jobs {
+                            let Ok(place) = places.clone().try_acquire_owned() else {
+                                break;
+                            };
+                            let store = grant.store.clone();
+                            self.spawn_run(app.clone(), store, id, seen, place);
+                        }
+                    }
+                    Err(failure) => {
+                        if failing.insert(name.clone()) {
+                            tracing::warn!(app = %name, "jobs: cannot list due jobs: {failure}");
+                        }
+                    }
+                }
+            }
+            let wait = Duration::from_millis(wake.saturating_sub(now_ms()));
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = kept => {}
+                () = changed => {}
+            }
+        }
+    }
+
+    fn spawn_run(
+        &self,
+        app: AppRef,
+        store: Arc<JobStore>,
+        id: String,
+        seen: JobRecord,
+        place: OwnedSemaphorePermit,
+    ) {
+        let kept = self.kept.clone();
+        let span = tracing::info_span!(
+            "job",
+            app = %app.name_label(),
+            job = %seen.name,
+            id = %id,
+            attempt = seen.attempt.saturating_add(1)
+        );
+        tokio::spawn(
+            async move {
+                take_and_run(&app, &store, &id, &seen).await;
+                drop(place);
+                // Its place is free: there may be more due.
+                kept.notify_one();
+            }
+            .instrument(span),
+        );
+    }
+}
+
+/// Take the due job `id` (as `seen`) and run it, unless another host
+/// takes it first; then remove it, or put it back for a retry.
+async fn take_and_run(app: &AppRef, store: &JobStore, id: &str, seen: &JobRecord) {
+    let label = app.name_label().clone();
+    let max_attempts = app.limits().jobs_max_attempts;
+    if seen.attempt >= max_attempts {
+        // Its last attempt's host died mid-run.
+        if let Ok(true) = store.remove(id, seen).await {
+            stats::job_run(&label, &seen.name, "dropped");
+            tracing::warn!(
+                outcome = "dropped",
+                "job dropped: its last attempt did not finish"
+            );
+        }
+        return;
+    }
+    let timeout_ms = u64::try_from(app.limits().timeout.as_millis()).unwrap_or(u64::MAX);
+    let lease_until = now_ms()
+        .saturating_add(timeout_ms)
+        .saturating_add(LEASE_MARGIN_MS);
+    let taken = match store.take(id, seen, lease_until).await {
+        Ok(Some(taken)) => taken,
+        Ok(None) => {
+            tracing::debug!("job taken by another host");
+            return;
+        }
+        Err(failure) => {
+            tracing::warn!("job not taken: {failure}");
+            return;
+        }
+    };
+    let started = std::time::Instant::now();
+    let call = BackgroundCall::Job {
+        id: id.to_owned(),
+        name: taken.name.clone(),
+        payload: taken.payload.clone(),
+        attempt: taken.attempt,
+    };
+    let outcome = run_background(app, call).await;
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let failure = match outcome {
+        Ok(()) => {
+            if let Err(failure) = store.remove(id, &taken).await {
+                tracing::warn!("job ran, but cannot be removed (it may run again): {failure}");
+            }
+            stats::job_run(&label, &taken.name, "ok");
+            tracing::info!(outcome = "ok", ms, "job run");
+            return;
+        }
+        Err(RunFailure::Handler) => "the handler returned an error".to_owned(),
+        Err(RunFailure::Host(failure)) => {
+            if let Some(kind) = failure.guest_kind() {
+                stats::guest_failure(&label, kind);
+            }
+            failure.to_string()
+        }
+    };
+    if taken.attempt >= max_attempts {
+        if let Err(failure) = store.remove(id, &taken).await {
+            tracing::warn!("job failed, and cannot be removed: {failure}");
+        }
+        stats::job_run(&label, &taken.name, "dropped");
+        tracing::warn!(
+            outcome = "dropped",
+            ms,
+            "job run: {failure}; dropped after {max_attempts} attempts (jobs_max_attempts)"
+        );
+        return;
+    }
+    let wait = retry_wait_ms(taken.attempt);
+    if let Err(failure) = store
+        .put_back(id, &taken, now_ms().saturating_add(wait))
+        .await
+    {
+        tracing::warn!(
+            "job failed, and cannot be put back (it runs when its lease lapses): {failure}"
+        );
+    }
+    stats::job_run(&label, &taken.name, "retry");
+    tracing::warn!(
+        outcome = "retry",
+        ms,
+        retry_in_ms = wait,
+        "job run: {failure}; it runs again"
+    );
+}
+
+/// The wait before the attempt after `attempt`.
+fn retry_wait_ms(attempt: u32) -> u64 {
+    let doublings = attempt.saturating_sub(1).min(32);
+    RETRY_FIRST_MS
+        .saturating_mul(1u64 << doublings)
+        .min(RETRY_AT_MOST_MS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::retry_wait_ms;
+
+    #[test]
+    fn retries_back_off_by_doubling_up_to_an_hour() {
+        assert_eq!(retry_wait_ms(1), 1_000);
+        assert_eq!(retry_wait_ms(2), 2_000);
+        assert_eq!(retry_wait_ms(5), 16_000);
+        assert_eq!(retry_wait_ms(99), 3_600_000);
+    }
+}

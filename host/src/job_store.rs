@@ -1,0 +1,440 @@
+//! Delayed jobs kept in the store the server's backend names (redb, or
+//! Redis shared by several hosts), in a namespace of the host's own per app
+//! (`APP:jobs`: app names hold no ':', so no app's own store reaches it).
+//!
+//! A job is a record (`j:ID`: due time, attempt, whether a host holds it,
+//! name, payload) and an
+//! index entry (`d:DUE:ID`, keys listed in due order). Only the record
+//! decides: a host takes a due job by swapping its record for one leased
+//! until a deadline (compare-and-swap, so exactly one host wins each
+//! attempt), and a host that dies mid-run leaves a lease that falls due
+//! again. Index entries that no longer match their record are dropped
+//! when met.
+
+use crate::kv::{KvBackend, KvFailure, Quota, Write, WriteOutcome};
+use std::sync::Arc;
+
+/// One job as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct JobRecord {
+    /// When it runs next (ms since the epoch): its due time, or while a
+    /// host runs it, the end of that host's lease.
+    pub(crate) due_ms: u64,
+    /// Runs started so far.
+    pub(crate) attempt: u32,
+    /// Whether a host took it (until `due_ms`): it is running, or its
+    /// host died and it falls due again then.
+    pub(crate) leased: bool,
+    pub(crate) name: String,
+    pub(crate) payload: Vec<u8>,
+}
+
+impl JobRecord {
+    fn encode(&self) -> Vec<u8> {
+        let leased = u8::from(self.leased);
+        let mut bytes = format!(
+            "{}\n{}\n{leased}\n{}\n",
+            self.due_ms, self.attempt, self.name
+        )
+        .into_bytes();
+        bytes.extend_from_slice(&self.payload);
+        bytes
+    }
+
+    fn decode(bytes: &[u8]) -> Option<JobRecord> {
+        let mut parts = bytes.splitn(5, |byte| *byte == b'\n');
+        let mut text = || std::str::from_utf8(parts.next()?).ok().map(str::to_owned);
+        let due_ms = text()?.parse().ok()?;
+        let attempt = text()?.parse().ok()?;
+        let leased = match text()?.as_str() {
+            "0" => false,
+            "1" => true,
+            _ => return None,
+        };
+        let name = text()?;
+        let payload = parts.next()?.to_vec();
+        Some(JobRecord {
+            due_ms,
+            attempt,
+            leased,
+            name,
+            payload,
+        })
+    }
+}
+
+/// An app's jobs in the store.
+pub(crate) struct JobStore {
+    backend: Arc<dyn KvBackend>,
+    namespace: String,
+    quota: Quota,
+}
+
+/// The jobs due now, and when the next one not yet due is.
+pub(crate) struct DueJobs {
+    pub(crate) jobs: Vec<(String, JobRecord)>,
+    /// The due time of the first job listed that is not due yet, if any.
+    pub(crate) next_ms: Option<u64>,
+}
+
+/// The most a kept record may be: the largest payload a manifest may
+/// allow, and its name and numbers. A bigger one is not read.
+const MAX_RECORD: u64 = crate::config::JOBS_PAYLOAD_CEILING + 1024;
+
+/// A new job id: 128 random bits in hex, unique across hosts.
+pub(crate) fn new_job_id() -> Result<String, KvFailure> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes)
+        .map_err(|err| KvFailure::Unavailable(format!("no randomness for a job id: {err}")))?;
+    Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
+}
+
+/// Whether `id` could be one [`new_job_id`] made (ids from guests are
+/// checked before they name a key).
+pub(crate) fn is_job_id(id: &str) -> bool {
+    id.len() == 32
+        && id
+            .bytes()
+            .all(|byte| byte.is_ascii_hexdigit() && !byte.is_ascii_uppercase())
+}
+
+fn record_key(id: &str) -> String {
+    format!("j:{id}")
+}
+
+fn index_key(due_ms: u64, id: &str) -> String {
+    format!("d:{due_ms:020}:{id}")
+}
+
+/// The due time and id an index key names.
+fn parse_index(key: &str) -> Option<(u64, &str)> {
+    let rest = key.strip_prefix("d:")?;
+    let (due, id) = rest.split_once(':')?;
+    Some((due.parse().ok()?, id))
+}
+
+impl JobStore {
+    /// `app`'s jobs, at most `max_pending` of them, each payload at most
+    /// `max_payload` bytes (the bytes quota allows that many full ones).
+    pub(crate) fn new(
+        backend: Arc<dyn KvBackend>,
+        app: &str,
+        max_pending: u64,
+        max_payload: u64,
+    ) -> JobStore {
+        let per_job = max_payload.saturating_add(256);
+        JobStore {
+            backend,
+            namespace: format!("{app}:jobs"),
+            quota: Quota {
+                max_keys: max_pending.saturating_mul(2),
+                max_bytes: max_pending.saturating_mul(per_job),
+            },
+        }
+    }
+
+    /// Jobs pending (running ones included).
+    pub(crate) async fn pending(&self) -> Result<u64, KvFailure> {
+        Ok(self.backend.usage(&self.namespace).await?.keys / 2)
+    }
+
+    /// Keep job `id`; `KvFailure::Quota` past the app's limits.
+    pub(crate) async fn add(&self, id: &str, job: &JobRecord) -> Result<(), KvFailure> {
+        let writes = vec![
+            set(record_key(id), job.encode()),
+            set(index_key(job.due_ms, id), Vec::new()),
+        ];
+        self.backend
+            .apply(&self.namespace, writes, self.quota)
+            .await
+            .map(drop)
+    }
+
+    /// The record of job `id`, if it is kept.
+    pub(crate) async fn get(&self, id: &str) -> Result<Option<JobRecord>, KvFailure> {
+        let mut found = self
+            .backend
+            .get_many(&self.namespace, vec![record_key(id)], MAX_RECORD)
+            .await?;
+        Ok(found
+            .pop()
+            .flatten()
+            .and_then(|bytes| JobRecord::decode(&bytes)))
+    }
+
+    /// Forget job `id` if it is pending and not taken: whether it did.
+    pub(crate) async fn cancel(&self, id: &str) -> Result<bool, KvFailure> {
+        match self.get(id).await? {
+            Some(seen) if !seen.leased => self.remove(id, &seen).await,
+            _ => Ok(false),
+        }
+    }
+
+    /// Forget job `id` if it is still as `seen`: whether this call removed it.
+    pub(crate) async fn remove(&self, id: &str, seen: &JobRecord) -> Result<bool, KvFailure> {
+        let removed = self.swap(id, seen, None).await?;
+        if removed {
+            self.drop_index(seen.due_ms, id).await?;
+        }
+        Ok(removed)
+    }
+
+    /// Take the due job `id`, seen as `seen`, until `lease_until_ms`: the
+    /// record with its attempt counted, or `None` if another host took it
+    /// (or it changed) first.
+    pub(crate) async fn take(
+        &self,
+        id: &str,
+        seen: &JobRecord,
+        lease_until_ms: u64,
+    ) -> Result<Option<JobRecord>, KvFailure> {
+        let leased = JobRecord {
+            due_ms: lease_until_ms,
+            attempt: seen.attempt.saturating_add(1),
+            leased: true,
+            ..seen.clone()
+        };
+        self.move_to(id, seen, leased).await
+    }
+
+    /// Run the taken job `id` again at `due_ms` (a retry).
+    pub(crate) async fn put_back(
+        &self,
+        id: &str,
+        taken: &JobRecord,
+        due_ms: u64,
+    ) -> Result<bool, KvFailure> {
+        let again = JobRecord {
+            due_ms,
+            leased: false,
+            ..taken.clone()
+        };
+        Ok(self.move_to(id, taken, again).await?.is_some())
+    }
+
+    /// The jobs due at `now_ms`, earliest first, at most `limit` of them
+    /// (the listing's own bound applies too). Index entries whose record
+    /// is gone or has moved are dropped on the way, and so are records
+    /// that cannot be read (over [`MAX_RECORD`], or not a record).
+    pub(crate) async fn due(&self, now_ms: u64, limit: u32) -> Result<DueJobs, KvFailure> {
+        let page = self
+            .backend
+            .list(&self.namespace, "d:".to_owned(), None, limit)
+            .await?;
+        let mut due = DueJobs {
+            jobs: Vec::new(),
+            next_ms: None,
+        };
+        for key in &page.keys {
+            let Some((due_ms, id)) = parse_index(key) else {
+                continue;
+            };
+            if due_ms > now_ms {
+                due.next_ms = Some(due_ms);
+                break;
+            }
+            match self.get(id).await {
+                Ok(Some(record)) if record.due_ms == due_ms => {
+                    due.jobs.push((id.to_owned(), record));
+                }
+                // A leftover of a move that a host did not finish.
+                Ok(_) => self.drop_index(due_ms, id).await?,
+                Err(KvFailure::TooLarge(_)) => self.drop_unreadable(due_ms, id).await?,
+                Err(failure) => return Err(failure),
+            }
+        }
+        Ok(due)
+    }
+
+    /// Forget a job whose record cannot be read, index entry and all.
+    async fn drop_unreadable(&self, due_ms: u64, id: &str) -> Result<(), KvFailure> {
+        tracing::warn!(job = id, "job dropped: its record is over the host's bound");
+        let writes = vec![
+            Write::Delete {
+                key: record_key(id),
+            },
+            Write::Delete {
+                key: index_key(due_ms, id),
+            },
+        ];
+        self.backend
+            .apply(&self.namespace, writes, self.quota)
+            .await
+            .map(drop)
+    }
+
+    /// Swap the record `seen` for `next` and move its index entry.
+    async fn move_to(
+        &self,
+        id: &str,
+        seen: &JobRecord,
+        next: JobRecord,
+    ) -> Result<Option<JobRecord>, KvFailure> {
+        if !self.swap(id, seen, Some(&next)).await? {
+            return Ok(None);
+        }
+        let writes = vec![
+            Write::Delete {
+                key: index_key(seen.due_ms, id),
+            },
+            set(index_key(next.due_ms, id), Vec::new()),
+        ];
+        self.backend
+            .apply(&self.namespace, writes, self.quota)
+            .await?;
+        Ok(Some(next))
+    }
+
+    async fn swap(
+        &self,
+        id: &str,
+        seen: &JobRecord,
+        next: Option<&JobRecord>,
+    ) -> Result<bool, KvFailure> {
+        let write = Write::CompareAndSwap {
+            key: record_key(id),
+            expected: Some(seen.encode()),
+            new: next.map(JobRecord::encode),
+        };
+        let outcome = self
+            .backend
+            .apply(&self.namespace, vec![write], self.quota)
+            .await?;
+        Ok(outcome.first() == Some(&WriteOutcome::Swapped(true)))
+    }
+
+    async fn drop_index(&self, due_ms: u64, id: &str) -> Result<(), KvFailure> {
+        let write = Write::Delete {
+            key: index_key(due_ms, id),
+        };
+        self.backend
+            .apply(&self.namespace, vec![write], self.quota)
+            .await
+            .map(drop)
+    }
+}
+
+fn set(key: String, value: Vec<u8>) -> Write {
+    Write::Set {
+        key,
+        value,
+        ttl: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::embedded::Embedded;
+
+    fn store(dir: &tempfile::TempDir) -> JobStore {
+        let backend = Embedded::open(&dir.path().join("kv.redb")).expect("a store");
+        JobStore::new(backend, "app", 10, 1 << 10)
+    }
+
+    fn job(due_ms: u64, name: &str) -> JobRecord {
+        JobRecord {
+            due_ms,
+            attempt: 0,
+            leased: false,
+            name: name.to_owned(),
+            payload: b"line one\nline two".to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_record_survives_its_encoding_newlines_and_all() {
+        let record = job(42, "remind");
+        assert_eq!(JobRecord::decode(&record.encode()), Some(record));
+        let id = new_job_id().expect("an id");
+        assert!(is_job_id(&id), "{id}");
+        assert!(!is_job_id("../../other-app") && !is_job_id(&id.to_uppercase()));
+        assert_eq!(JobRecord::decode(b"not a record"), None);
+    }
+
+    #[tokio::test]
+    async fn due_jobs_come_in_order_and_only_once_due() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let jobs = store(&dir);
+        jobs.add("b", &job(2_000, "second")).await.expect("added");
+        jobs.add("a", &job(1_000, "first")).await.expect("added");
+        jobs.add("c", &job(9_000, "later")).await.expect("added");
+        let due = jobs.due(2_000, 100).await.expect("listed");
+        let names: Vec<_> = due.jobs.iter().map(|(_, job)| job.name.as_str()).collect();
+        assert_eq!(names, ["first", "second"]);
+        assert_eq!(due.next_ms, Some(9_000));
+    }
+
+    #[tokio::test]
+    async fn one_taker_wins_each_attempt_and_a_lease_falls_due_again() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let jobs = store(&dir);
+        let seen = job(1_000, "once");
+        jobs.add("x", &seen).await.expect("added");
+        let taken = jobs.take("x", &seen, 5_000).await.expect("taken");
+        assert!(taken.is_some());
+        // A second host that saw the same record loses.
+        assert_eq!(jobs.take("x", &seen, 5_000).await.expect("asked"), None);
+        assert!(jobs.due(4_999, 100).await.expect("listed").jobs.is_empty());
+        // Running, it cannot be cancelled.
+        assert!(!jobs.cancel("x").await.expect("asked"));
+        // Its host died: the lease falls due, attempt 1 already counted.
+        let again = jobs.due(5_000, 100).await.expect("listed").jobs;
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].1.attempt, 1);
+        assert!(again[0].1.leased);
+    }
+
+    #[tokio::test]
+    async fn a_removed_or_retried_job_leaves_no_stale_entry() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let jobs = store(&dir);
+        let seen = job(1_000, "cancel me");
+        jobs.add("x", &seen).await.expect("added");
+        assert!(jobs.cancel("x").await.expect("cancelled"));
+        assert!(!jobs.cancel("x").await.expect("asked"));
+        assert!(!jobs.remove("x", &seen).await.expect("asked"));
+        assert!(
+            jobs.due(u64::MAX, 100)
+                .await
+                .expect("listed")
+                .jobs
+                .is_empty()
+        );
+
+        let seen = job(1_000, "retry me");
+        jobs.add("y", &seen).await.expect("added");
+        let taken = jobs.take("y", &seen, 3_000).await.expect("taken");
+        let taken = taken.expect("ours");
+        assert!(jobs.put_back("y", &taken, 2_000).await.expect("moved"));
+        let due = jobs.due(2_000, 100).await.expect("listed").jobs;
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].1.attempt, 1);
+        assert!(!due[0].1.leased);
+        assert!(jobs.due(1_999, 100).await.expect("listed").jobs.is_empty());
+    }
+
+    #[tokio::test]
+    async fn past_its_pending_limit_a_job_is_refused_whole() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let jobs = store(&dir);
+        for n in 0..10 {
+            jobs.add(&format!("{n}"), &job(1_000, "n"))
+                .await
+                .expect("added");
+        }
+        let refused = jobs.add("11", &job(1_000, "n")).await;
+        assert!(matches!(refused, Err(KvFailure::Quota(_))), "{refused:?}");
+        assert_eq!(
+            jobs.due(u64::MAX, 100).await.expect("listed").jobs.len(),
+            10
+        );
+        assert_eq!(jobs.pending().await.expect("counted"), 10);
+        let too_big = JobRecord {
+            payload: vec![0; 4096],
+            ..job(1_000, "big")
+        };
+        let refused = jobs.add("big", &too_big).await;
+        assert!(matches!(refused, Err(KvFailure::Quota(_))), "{refused:?}");
+    }
+}
