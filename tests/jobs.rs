@@ -100,6 +100,35 @@ async fn a_job_runs_once_due_and_a_cancelled_one_never() {
     }
 }
 
+#[test]
+fn job_limits_out_of_bounds_are_refused_naming_the_key() {
+    for (setting, refusal) in [
+        (
+            "jobs_max_payload = \"17MiB\"",
+            "jobs_max_payload: 17825792 is over the host's ceiling",
+        ),
+        (
+            "jobs_max_attempts = 0",
+            "jobs_max_attempts: must be from 1 to 100",
+        ),
+        (
+            "jobs_max_pending = 0",
+            "jobs_max_pending: must be at least 1",
+        ),
+    ] {
+        let text = manifest("ticks", &ticks(), &format!("jobs = true\n{setting}\n"));
+        let refused = support::refused_manifest(&text);
+        assert!(refused.contains(refusal), "{setting}: {refused}");
+    }
+    let standard = manifest(
+        "hello",
+        &support::standard_component("examples/hello"),
+        "jobs = true\n",
+    );
+    let refused = support::refused_manifest(&standard);
+    assert!(refused.contains("jobs need a squall-sdk app"), "{refused}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failing_job_is_retried_with_its_attempt_then_dropped() {
     let server = Server::with_manifest(&manifest(

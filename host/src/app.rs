@@ -593,7 +593,23 @@ async fn past_deadline(deadline: &watch::Sender<Option<Instant>>) {
 
 #[cfg(test)]
 mod tests {
-    use super::websocket_prefix;
+    use super::{check_job_names, websocket_prefix};
+
+    #[test]
+    fn job_names_are_few_short_and_plain() {
+        let names = |list: &[&str]| {
+            list.iter()
+                .map(|name| (*name).to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert!(check_job_names(&names(&["remind", "digest.hourly", "a-b_c"])).is_ok());
+        for bad in ["", "two words", "new\nline", &"x".repeat(65)] {
+            let refused = check_job_names(&names(&[bad])).expect_err("refused");
+            assert!(refused.contains("is not 1 to 64"), "{refused}");
+        }
+        let many: Vec<String> = (0..65).map(|n| format!("job{n}")).collect();
+        assert!(check_job_names(&many).is_err());
+    }
 
     #[test]
     fn a_websocket_pattern_is_served_under_its_literal_prefix() {

@@ -1,9 +1,12 @@
 //! When the apps' due jobs run: one task for the whole host, looking at
 //! each app's job store when a job is kept here, when a run ends, when
 //! the apps change, at the next due time it knows of, and at least every
-//! second (hosts sharing Redis keep jobs for one another). Each app runs
-//! at most [`RUNS_PER_APP`] jobs at once on this host, so a tenant's
-//! flood of due jobs waits its turn in its own store.
+//! second (hosts sharing Redis keep jobs for one another), but never
+//! twice within [`LOOK_AT_MOST_EVERY`] however fast a tenant keeps jobs.
+//! Each app runs at most [`RUNS_PER_APP`] jobs at once on this host, each
+//! charged to its `cpu_share` as a request is and only with an instance
+//! free in its share, so a tenant's flood of due jobs waits its turn in
+//! its own store.
 //!
 //! A run takes its job by a lease in the store (exactly one host wins
 //! each attempt): it ends by removing the job, or putting it back for a
@@ -14,6 +17,7 @@
 use crate::app::{AppHandle, AppRef};
 use crate::capabilities::now_ms;
 use crate::dispatch::background_runs::{BackgroundCall, RunFailure, run_background};
+use crate::error::HostError;
 use crate::job_store::{JobRecord, JobStore};
 use crate::stats;
 use arc_swap::ArcSwap;
@@ -25,10 +29,13 @@ use tracing::Instrument;
 
 /// Jobs of one app running at once on this host.
 pub(crate) const RUNS_PER_APP: usize = 4;
-/// Due jobs looked at per app per round.
-const LISTED_PER_ROUND: u32 = 2 * RUNS_PER_APP as u32;
 /// The longest wait between two looks at the stores.
 const LOOK_AT_LEAST_EVERY: Duration = Duration::from_secs(1);
+/// The shortest: a look costs a listing per app.
+const LOOK_AT_MOST_EVERY: Duration = Duration::from_millis(50);
+/// When the host could not start a taken job (no instance free), it is
+/// given back due this much later, its attempt not counted.
+const NO_ROOM_WAIT_MS: u64 = 1_000;
 /// How long a lease outlives its run's `timeout`: time to start an
 /// instance, and to tell the store how the run ended.
 const LEASE_MARGIN_MS: u64 = 10_000;
@@ -74,8 +81,14 @@ impl JobRunner {
             changed.as_mut().enable();
             let now = now_ms();
             let mut wake = now.saturating_add(LOOK_AT_LEAST_EVERY.as_millis() as u64);
+            let looked = tokio::time::Instant::now();
             let apps = self.apps.load_full();
-            runs.retain(|name, _| apps.iter().any(|handle| *handle.current().name() == **name));
+            let served: HashSet<Arc<str>> = apps
+                .iter()
+                .map(|handle| handle.current().name_label().clone())
+                .collect();
+            runs.retain(|name, _| served.contains(name));
+            failing.retain(|name| served.contains(name));
             for handle in apps.iter() {
                 let app = handle.current();
                 let Some(grant) = app.jobs() else {
@@ -85,10 +98,13 @@ impl JobRunner {
                 let places = runs
                     .entry(name.clone())
                     .or_insert_with(|| Arc::new(Semaphore::new(RUNS_PER_APP)));
-                if places.available_permits() == 0 {
+                // Listed only as many as could start now.
+                let free = places.available_permits();
+                if free == 0 || !app.has_instance_room() {
                     continue;
                 }
-                match grant.store.due(now, LISTED_PER_ROUND).await {
+                let listed = u32::try_from(free).unwrap_or(1);
+                match grant.store.due(now, listed).await {
                     Ok(due) => {
                         if failing.remove(&name) {
                             tracing::info!(app = %name, "jobs: the store answers again");
@@ -115,6 +131,7 @@ impl JobRunner {
                 () = kept => {}
                 () = changed => {}
             }
+            tokio::time::sleep_until(looked + LOOK_AT_MOST_EVERY).await;
         }
     }
 
@@ -146,21 +163,35 @@ impl JobRunner {
     }
 }
 
+/// The name a job's metrics carry: one its app's current version handles,
+/// or `other` (kept names outlive versions; labels stay few).
+fn job_label<'a>(app: &AppRef, name: &'a str) -> &'a str {
+    match app.jobs() {
+        Some(grant) if grant.handles(name) => name,
+        _ => "other",
+    }
+}
+
 /// Take the due job `id` (as `seen`) and run it, unless another host
 /// takes it first; then remove it, or put it back for a retry.
 async fn take_and_run(app: &AppRef, store: &JobStore, id: &str, seen: &JobRecord) {
     let label = app.name_label().clone();
+    let job = job_label(app, &seen.name);
     let max_attempts = app.limits().jobs_max_attempts;
     if seen.attempt >= max_attempts {
         // Its last attempt's host died mid-run.
         if let Ok(true) = store.remove(id, seen).await {
-            stats::job_run(&label, &seen.name, "dropped");
+            stats::job_run(&label, job, "dropped");
             tracing::warn!(
                 outcome = "dropped",
                 "job dropped: its last attempt did not finish"
             );
         }
         return;
+    }
+    // An app over its CPU share waits its turn, before it holds a lease.
+    if let Some(pause) = app.component().charge_request() {
+        tokio::time::sleep(pause).await;
     }
     let timeout_ms = u64::try_from(app.limits().timeout.as_millis()).unwrap_or(u64::MAX);
     let lease_until = now_ms()
@@ -191,8 +222,17 @@ async fn take_and_run(app: &AppRef, store: &JobStore, id: &str, seen: &JobRecord
             if let Err(failure) = store.remove(id, &taken).await {
                 tracing::warn!("job ran, but cannot be removed (it may run again): {failure}");
             }
-            stats::job_run(&label, &taken.name, "ok");
+            stats::job_run(&label, job, "ok");
             tracing::info!(outcome = "ok", ms, "job run");
+            return;
+        }
+        Err(RunFailure::Host(HostError::NoInstanceSlot(why))) => {
+            // Not the job's failure: given back, its attempt not counted.
+            let due = now_ms().saturating_add(NO_ROOM_WAIT_MS);
+            if let Err(failure) = store.release(id, &taken, due).await {
+                tracing::warn!("job not started, and cannot be given back: {failure}");
+            }
+            tracing::info!(outcome = "postponed", "job not started: {why}");
             return;
         }
         Err(RunFailure::Handler) => "the handler returned an error".to_owned(),
@@ -207,7 +247,7 @@ async fn take_and_run(app: &AppRef, store: &JobStore, id: &str, seen: &JobRecord
         if let Err(failure) = store.remove(id, &taken).await {
             tracing::warn!("job failed, and cannot be removed: {failure}");
         }
-        stats::job_run(&label, &taken.name, "dropped");
+        stats::job_run(&label, job, "dropped");
         tracing::warn!(
             outcome = "dropped",
             ms,
@@ -224,7 +264,7 @@ async fn take_and_run(app: &AppRef, store: &JobStore, id: &str, seen: &JobRecord
             "job failed, and cannot be put back (it runs when its lease lapses): {failure}"
         );
     }
-    stats::job_run(&label, &taken.name, "retry");
+    stats::job_run(&label, job, "retry");
     tracing::warn!(
         outcome = "retry",
         ms,

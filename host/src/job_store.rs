@@ -8,8 +8,11 @@
 //! decides: a host takes a due job by swapping its record for one leased
 //! until a deadline (compare-and-swap, so exactly one host wins each
 //! attempt), and a host that dies mid-run leaves a lease that falls due
-//! again. Index entries that no longer match their record are dropped
-//! when met.
+//! again. A move writes the new index entry before the swap and drops the
+//! old one after it, so a host dying in between leaves an extra entry,
+//! never a record without one; entries that no longer match their record
+//! are dropped when met. Only keeping a job meets the app's quota: the
+//! host's own moves and removals never grow what a job holds for long.
 
 use crate::kv::{KvBackend, KvFailure, Quota, Write, WriteOutcome};
 use std::sync::Arc;
@@ -76,6 +79,13 @@ pub(crate) struct DueJobs {
     /// The due time of the first job listed that is not due yet, if any.
     pub(crate) next_ms: Option<u64>,
 }
+
+/// What the host's own moves may hold for a moment: the new index entry
+/// of a job beside its old one, whatever the app's quota.
+const HOST_MOVES: Quota = Quota {
+    max_keys: u64::MAX,
+    max_bytes: u64::MAX,
+};
 
 /// The most a kept record may be: the largest payload a manifest may
 /// allow, and its name and numbers. A bigger one is not read.
@@ -197,6 +207,23 @@ impl JobStore {
         self.move_to(id, seen, leased).await
     }
 
+    /// Give the taken job `id` back, due at `due_ms`, its attempt not
+    /// counted: the host could not run it (no instance free).
+    pub(crate) async fn release(
+        &self,
+        id: &str,
+        taken: &JobRecord,
+        due_ms: u64,
+    ) -> Result<bool, KvFailure> {
+        let again = JobRecord {
+            due_ms,
+            attempt: taken.attempt.saturating_sub(1),
+            leased: false,
+            ..taken.clone()
+        };
+        Ok(self.move_to(id, taken, again).await?.is_some())
+    }
+
     /// Run the taken job `id` again at `due_ms` (a retry).
     pub(crate) async fn put_back(
         &self,
@@ -258,30 +285,34 @@ impl JobStore {
             },
         ];
         self.backend
-            .apply(&self.namespace, writes, self.quota)
+            .apply(&self.namespace, writes, HOST_MOVES)
             .await
             .map(drop)
     }
 
-    /// Swap the record `seen` for `next` and move its index entry.
+    /// Swap the record `seen` for `next` and move its index entry: the
+    /// new entry first, the old one dropped after.
     async fn move_to(
         &self,
         id: &str,
         seen: &JobRecord,
         next: JobRecord,
     ) -> Result<Option<JobRecord>, KvFailure> {
+        let moves = next.due_ms != seen.due_ms;
+        if moves {
+            let entry = set(index_key(next.due_ms, id), Vec::new());
+            self.backend
+                .apply(&self.namespace, vec![entry], HOST_MOVES)
+                .await?;
+        }
         if !self.swap(id, seen, Some(&next)).await? {
+            // Lost to another host, whose move may have written this very
+            // entry (the same lease time): left for `due` to drop if stale.
             return Ok(None);
         }
-        let writes = vec![
-            Write::Delete {
-                key: index_key(seen.due_ms, id),
-            },
-            set(index_key(next.due_ms, id), Vec::new()),
-        ];
-        self.backend
-            .apply(&self.namespace, writes, self.quota)
-            .await?;
+        if moves {
+            self.drop_index(seen.due_ms, id).await?;
+        }
         Ok(Some(next))
     }
 
@@ -298,7 +329,7 @@ impl JobStore {
         };
         let outcome = self
             .backend
-            .apply(&self.namespace, vec![write], self.quota)
+            .apply(&self.namespace, vec![write], HOST_MOVES)
             .await?;
         Ok(outcome.first() == Some(&WriteOutcome::Swapped(true)))
     }
@@ -308,7 +339,7 @@ impl JobStore {
             key: index_key(due_ms, id),
         };
         self.backend
-            .apply(&self.namespace, vec![write], self.quota)
+            .apply(&self.namespace, vec![write], HOST_MOVES)
             .await
             .map(drop)
     }
@@ -425,6 +456,14 @@ mod tests {
         }
         let refused = jobs.add("11", &job(1_000, "n")).await;
         assert!(matches!(refused, Err(KvFailure::Quota(_))), "{refused:?}");
+        // Full, its jobs still move: taken, released, retried.
+        let seen = job(1_000, "n");
+        let taken = jobs.take("3", &seen, 9_000).await.expect("asked");
+        let taken = taken.expect("taken at full quota");
+        assert!(jobs.release("3", &taken, 1_000).await.expect("released"));
+        let again = jobs.due(1_000, 100).await.expect("listed").jobs;
+        assert_eq!(again.len(), 10);
+        assert!(again.iter().all(|(_, job)| job.attempt == 0 && !job.leased));
         assert_eq!(
             jobs.due(u64::MAX, 100).await.expect("listed").jobs.len(),
             10

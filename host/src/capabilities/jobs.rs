@@ -50,6 +50,13 @@ impl JobGrant {
         }
     }
 
+    /// Whether the app's `on-job` handles `name`.
+    pub(crate) fn handles(&self, name: &str) -> bool {
+        self.handlers
+            .get()
+            .is_some_and(|names| names.iter().any(|known| known == name))
+    }
+
     /// The names the app's `on-job` handles (from its `app-info`).
     pub(crate) fn set_handlers(&self, names: Vec<String>) {
         let _ = self.handlers.set(names);
@@ -105,11 +112,7 @@ impl Grants {
             self.hits.hit(Limit::Jobs, &why);
             return Err(JobError::TooLarge(why));
         }
-        let handled = grant
-            .handlers
-            .get()
-            .is_some_and(|names| names.contains(&name));
-        if !handled {
+        if !grant.handles(&name) {
             return Err(JobError::Invalid(format!(
                 "no job handler is named {:?}: add Router::on_job (in Python, application.on_job)",
                 name.chars().take(64).collect::<String>()

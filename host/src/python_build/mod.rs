@@ -43,6 +43,10 @@ const SDK_FILES: &[(&str, &str)] = &[
         include_str!("../../../guest-sdk/python/squall/httputil.py"),
     ),
     (
+        "squall/jobs.py",
+        include_str!("../../../guest-sdk/python/squall/jobs.py"),
+    ),
+    (
         "squall/kv.py",
         include_str!("../../../guest-sdk/python/squall/kv.py"),
     ),
