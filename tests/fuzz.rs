@@ -46,6 +46,7 @@ fn serve(backend: &str, upstream: &Upstream) -> Server {
          outbound = [\"http://127.0.0.1:{port}\"]\ntcp_outbound = [\"127.0.0.1:{port}\"]\n\
          memory = \"64MiB\"\nmax_instances = 8\ntimeout = \"20s\"\n\
          [[app.fuzz.static]]\nprefix = \"/static\"\ndir = {static_dir:?}\n\
+         [[app.fuzz.consumer]]\nqueue = \"fuzz-q\"\nretry_delay = \"1s\"\n\
          [app.fuzz.config]\ngreeting = \"hello\"\n\n\
          [app.hello]\nsource = {hello:?}\nroutes = [\"/hello\"]\n",
         fuzz = component("tests/guests/fuzz").display().to_string(),

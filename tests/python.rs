@@ -369,6 +369,7 @@ fn python_beside_rust() -> Server {
         "[app.py]\nsource = {python:?}\nroutes = [\"/py\"]\nmemory = \"64MiB\"\nkv = true\njobs = true\n\
          outbound = [\"http://127.0.0.1:*\"]\npubsub = [\"events\"]\n\
          [[app.py.schedule]]\nname = \"tally\"\nevery = \"1s\"\npayload = \"from the manifest\"\n\
+         [[app.py.consumer]]\nqueue = \"py-work\"\nretry_delay = \"200ms\"\n\
          [app.py.config]\ncookie_secret = {SECRET:?}\ngreeting = \"hello from the manifest\"\n\
          [app.rust]\nsource = {rust:?}\nroutes = [\"/cookies\"]\n\
          [app.rust.config]\ncookie_secret = {SECRET:?}\n",
@@ -531,6 +532,23 @@ async fn a_python_job_runs_later_and_again_after_a_failure() {
     assert_eq!(cancelled.text().await.unwrap(), "cancelled True");
     server.logged("Uncaught exception in job 'remind'").await;
     server.logged("python job remind attempt 2 (see you)").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_python_consumer_gets_its_queue_and_retries_a_message() {
+    let server = python_beside_rust();
+    for payload in ["once", "again"] {
+        let sent = client()
+            .post(server.url("/py/send"))
+            .body(payload)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(sent.status(), 200);
+    }
+    server.logged("python work once attempt 1").await;
+    server.logged("python work again attempt 2").await;
+    assert!(!server.logs().contains("python work once attempt 2"));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -42,6 +42,7 @@ pub mod jobs;
 pub mod kv;
 pub mod log;
 pub mod pubsub;
+pub mod queue;
 mod request;
 mod response;
 mod router;

@@ -112,6 +112,8 @@ pub struct Router {
     schedules: Vec<(String, crate::schedule::ScheduleHandler)>,
     /// The handlers of the app's jobs, by name.
     jobs: Vec<(String, crate::jobs::JobHandler)>,
+    /// The consumers of the manifest's queues, by queue.
+    consumers: Vec<(String, crate::queue::ConsumerHandler)>,
     /// Malformed patterns: the host refuses to load the app, naming them.
     errors: Vec<String>,
     /// The pattern of the route added last, for [`Router::named`].
@@ -470,6 +472,79 @@ impl Router {
             ));
         };
         handler.run(job).await
+    }
+
+    /// Consume the messages of `queue` with `handler`, a batch at a time
+    /// (the manifest's `[[app.NAME.consumer]]` says how; see
+    /// [`crate::queue`]). The host refuses to load an app whose manifest
+    /// has a consumer no handler names.
+    ///
+    /// ```
+    /// use squall_sdk::queue::Batch;
+    /// use squall_sdk::{Error, Router, log};
+    ///
+    /// let router = Router::new().consumer("emails", |batch: Batch| async move {
+    ///     for message in batch.messages() {
+    ///         log::info(format!("sending {}", message.payload_text()));
+    ///     }
+    ///     Ok::<_, Error>(())
+    /// });
+    /// # let _ = router;
+    /// ```
+    pub fn consumer<F, Fut>(mut self, queue: &str, handler: F) -> Self
+    where
+        F: Fn(crate::queue::Batch) -> Fut + 'static,
+        Fut: std::future::Future<Output = Result<(), crate::Error>> + 'static,
+    {
+        if self.consumers.iter().any(|(known, _)| known == queue) {
+            self.errors.push(format!(
+                "queue {queue:?} has two consumers (Router::consumer)"
+            ));
+        } else {
+            let handler = crate::queue::ConsumerHandler::new(handler);
+            self.consumers.push((queue.to_owned(), handler));
+        }
+        self
+    }
+
+    /// Run the consumer of `batch`'s queue as the host would (natively
+    /// too: a test of a consumer): whether each message is done; `404` if
+    /// the queue has no consumer.
+    ///
+    /// ```
+    /// use squall_sdk::futures::FutureExt;
+    /// use squall_sdk::queue::{Batch, Message};
+    /// use squall_sdk::{Error, Router};
+    ///
+    /// let router = Router::new().consumer("q", |batch: Batch| async move {
+    ///     batch.retry(&batch.messages()[1]);
+    ///     Ok::<_, Error>(())
+    /// });
+    /// let batch = Batch::new("q", vec![Message::new("a", "one", 1), Message::new("b", "two", 1)]);
+    /// let done = router.run_consumer(batch).now_or_never().expect("ready");
+    /// assert_eq!(done.expect("consumed"), [true, false]);
+    /// ```
+    pub async fn run_consumer(
+        &self,
+        batch: crate::queue::Batch,
+    ) -> Result<Vec<bool>, crate::Error> {
+        let queue = batch.queue();
+        let Some((_, handler)) = self.consumers.iter().find(|(known, _)| known == queue) else {
+            return Err(crate::Error::new(
+                crate::StatusCode::NOT_FOUND,
+                format!("no consumer for queue {queue:?}"),
+            ));
+        };
+        handler.run(batch).await
+    }
+
+    /// The queues it has consumers for (the host asks at load).
+    #[cfg_attr(feature = "wasi-http", allow(dead_code))]
+    pub(crate) fn consumer_queues(&self) -> Vec<String> {
+        self.consumers
+            .iter()
+            .map(|(queue, _)| queue.clone())
+            .collect()
     }
 
     /// The jobs it has handlers for (the host asks at load).

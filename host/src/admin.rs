@@ -125,6 +125,13 @@ impl Admin {
     async fn metrics(&self) -> Response<Full<Bytes>> {
         for app in self.deployment.apps() {
             crate::stats::snapshot(&app.snapshot());
+            for queue in app.queues() {
+                let depth = (queue.messages.pending().await, queue.dead.count().await);
+                if let (Ok(messages), Ok(dead)) = depth {
+                    let name = &queue.consumer.queue;
+                    crate::stats::queue_depth(app.name_label(), name, messages, dead);
+                }
+            }
             if let Some(jobs) = app.jobs() {
                 match jobs.store.pending().await {
                     Ok(pending) => crate::stats::jobs_pending(app.name_label(), pending),

@@ -6,6 +6,7 @@
 
 use crate::bindings::exports::squall::app::app_info::Description;
 use crate::capabilities::{Grants, GuestState, HostServices, StoreCapabilities};
+use crate::config::is_queue_name;
 use crate::config::{AppConfig, Limits, WebSocketRoute};
 use crate::error::HostError;
 use crate::fence::Fence;
@@ -90,6 +91,12 @@ fn refuse_what_standard_components_lack<T>(guest: &Guest<T>, config: &AppConfig)
     if config.jobs {
         anyhow::bail!(
             "app {:?} is a standard wasi:http component: jobs need a squall-sdk app",
+            config.name
+        );
+    }
+    if !config.consumers.is_empty() {
+        anyhow::bail!(
+            "app {:?} is a standard wasi:http component: queue consumers need a squall-sdk app",
             config.name
         );
     }
@@ -255,6 +262,29 @@ impl App {
         }
         check_job_names(&description.jobs)
             .map_err(|why| anyhow::anyhow!("app {:?}: {why}", self.name))?;
+        let consumers = &description.consumers;
+        if consumers.len() > MAX_JOB_HANDLERS || !consumers.iter().all(|q| is_queue_name(q)) {
+            anyhow::bail!(
+                "app {:?}: it declares {} consumers, or one whose queue is not 1 to 64 letters, \
+                 digits, '.', '_' or '-'",
+                self.name,
+                consumers.len()
+            );
+        }
+        if let Some(unread) = self
+            .config
+            .consumers
+            .iter()
+            .find(|consumer| !description.consumers.contains(&consumer.queue))
+        {
+            anyhow::bail!(
+                "app {:?}: the manifest's consumer of the queue {:?} has no handler: add \
+                 Router::consumer({:?}, ...) (in Python, application.consumer)",
+                self.name,
+                unread.queue,
+                unread.queue
+            );
+        }
         if let Some(jobs) = self.grants.jobs() {
             jobs.set_handlers(description.jobs.clone());
         }
@@ -403,6 +433,11 @@ impl App {
     /// The open WebSocket connections of every app.
     pub(crate) fn hub(&self) -> &Arc<Hub> {
         self.grants.hub()
+    }
+
+    /// The queues its consumers read.
+    pub(crate) fn queues(&self) -> &[crate::capabilities::QueueGrant] {
+        self.grants.queues()
     }
 
     /// Its jobs, if its manifest grants them.

@@ -13,6 +13,6 @@ wasmtime::component::bindgen!({
 });
 
 pub(crate) use self::squall::app::{
-    config, http_client, jobs, kv, log, pubsub, static_files, tcp, tcp_types, time, types,
+    config, http_client, jobs, kv, log, pubsub, queues, static_files, tcp, tcp_types, time, types,
     websocket, websocket_types,
 };

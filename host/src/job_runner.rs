@@ -1,4 +1,5 @@
-//! When the apps' due jobs run: one task for the whole host, looking at
+//! When the apps' due jobs run, and their queues' messages are delivered
+//! ([`crate::queue_consumer`]): one task for the whole host, looking at
 //! each app's job store when a job is kept here, when a run ends, when
 //! the apps change, at the next due time it knows of, and at least every
 //! second (hosts sharing Redis keep jobs for one another), but never
@@ -19,6 +20,7 @@ use crate::capabilities::now_ms;
 use crate::dispatch::background_runs::{BackgroundCall, RunFailure, run_background};
 use crate::error::HostError;
 use crate::job_store::{JobRecord, JobStore};
+use crate::kv::KvFailure;
 use crate::stats;
 use arc_swap::ArcSwap;
 use std::collections::{HashMap, HashSet};
@@ -54,6 +56,49 @@ pub(crate) struct JobRunner {
     pub(crate) kept: Arc<Notify>,
 }
 
+/// Places in flight on this host, and the apps whose store failed.
+#[derive(Default)]
+struct Places {
+    /// Each app's job runs.
+    runs: HashMap<Arc<str>, Arc<Semaphore>>,
+    /// Each consumer's batches, by app and queue.
+    batches: HashMap<(Arc<str>, String), Arc<Semaphore>>,
+    /// Apps whose store failed at their last look (logged once).
+    failing: HashSet<Arc<str>>,
+}
+
+impl Places {
+    /// Forget the places of apps no longer served.
+    fn follow(&mut self, apps: &[Arc<AppHandle>]) {
+        let served: HashSet<Arc<str>> = apps
+            .iter()
+            .map(|handle| handle.current().name_label().clone())
+            .collect();
+        self.runs.retain(|name, _| served.contains(name));
+        self.batches.retain(|(name, _), _| served.contains(name));
+        self.failing.retain(|name| served.contains(name));
+    }
+
+    /// What a look at `app`'s store answered, its failure logged once.
+    fn answered<T>(&mut self, app: &AppRef, answer: Result<T, KvFailure>) -> Option<T> {
+        let name = app.name_label();
+        match answer {
+            Ok(answer) => {
+                if self.failing.remove(name) {
+                    tracing::info!(app = %name, "jobs and queues: the store answers again");
+                }
+                Some(answer)
+            }
+            Err(failure) => {
+                if self.failing.insert(name.clone()) {
+                    tracing::warn!(app = %name, "jobs and queues: cannot list what is due: {failure}");
+                }
+                None
+            }
+        }
+    }
+}
+
 /// Stops the job runner when dropped (runs going on end on their own).
 pub(crate) struct JobRunnerTask(tokio::task::AbortHandle);
 
@@ -71,8 +116,7 @@ impl JobRunner {
     }
 
     async fn run(self) {
-        let mut runs: HashMap<Arc<str>, Arc<Semaphore>> = HashMap::new();
-        let mut failing: HashSet<Arc<str>> = HashSet::new();
+        let mut places = Places::default();
         loop {
             let kept = self.kept.notified();
             let changed = self.changed.notified();
@@ -83,46 +127,22 @@ impl JobRunner {
             let mut wake = now.saturating_add(LOOK_AT_LEAST_EVERY.as_millis() as u64);
             let looked = tokio::time::Instant::now();
             let apps = self.apps.load_full();
-            let served: HashSet<Arc<str>> = apps
-                .iter()
-                .map(|handle| handle.current().name_label().clone())
-                .collect();
-            runs.retain(|name, _| served.contains(name));
-            failing.retain(|name| served.contains(name));
+            places.follow(&apps);
             for handle in apps.iter() {
                 let app = handle.current();
-                let Some(grant) = app.jobs() else {
-                    continue;
-                };
-                let name = app.name_label().clone();
-                let places = runs
-                    .entry(name.clone())
-                    .or_insert_with(|| Arc::new(Semaphore::new(RUNS_PER_APP)));
-                // Listed only as many as could start now.
-                let free = places.available_permits();
-                if free == 0 || !app.has_instance_room() {
-                    continue;
+                if let Some(next) = self.look_at_jobs(&app, &mut places, now).await {
+                    wake = wake.min(next);
                 }
-                let listed = u32::try_from(free).unwrap_or(1);
-                match grant.store.due(now, listed).await {
-                    Ok(due) => {
-                        if failing.remove(&name) {
-                            tracing::info!(app = %name, "jobs: the store answers again");
-                        }
-                        wake = wake.min(due.next_ms.unwrap_or(u64::MAX));
-                        for (id, seen) in due.jobs {
-                            let Ok(place) = places.clone().try_acquire_owned() else {
-                                break;
-                            };
-                            let store = grant.store.clone();
-                            self.spawn_run(app.clone(), store, id, seen, place);
-                        }
-                    }
-                    Err(failure) => {
-                        if failing.insert(name.clone()) {
-                            tracing::warn!(app = %name, "jobs: cannot list due jobs: {failure}");
-                        }
-                    }
+                for queue in app.queues() {
+                    let key = (app.name_label().clone(), queue.consumer.queue.clone());
+                    let room = places
+                        .batches
+                        .entry(key)
+                        .or_insert_with(|| crate::queue_consumer::places_for(&queue.consumer))
+                        .clone();
+                    let looked = crate::queue_consumer::look(&app, queue, &room, now, &self.kept);
+                    let next = places.answered(&app, looked.await);
+                    wake = wake.min(next.flatten().unwrap_or(u64::MAX));
                 }
             }
             let wait = Duration::from_millis(wake.saturating_sub(now_ms()));
@@ -133,6 +153,31 @@ impl JobRunner {
             }
             tokio::time::sleep_until(looked + LOOK_AT_MOST_EVERY).await;
         }
+    }
+
+    /// Start `app`'s due jobs that have room: when its next one not yet
+    /// due is, if one was seen.
+    async fn look_at_jobs(&self, app: &AppRef, places: &mut Places, now: u64) -> Option<u64> {
+        let grant = app.jobs()?;
+        let runs = places
+            .runs
+            .entry(app.name_label().clone())
+            .or_insert_with(|| Arc::new(Semaphore::new(RUNS_PER_APP)))
+            .clone();
+        // Listed only as many as could start now.
+        let free = runs.available_permits();
+        if free == 0 || !app.has_instance_room() {
+            return None;
+        }
+        let listed = u32::try_from(free).unwrap_or(1);
+        let due = places.answered(app, grant.store.due(now, listed).await)?;
+        for (id, seen) in due.jobs {
+            let Ok(place) = runs.clone().try_acquire_owned() else {
+                break;
+            };
+            self.spawn_run(app.clone(), grant.store.clone(), id, seen, place);
+        }
+        due.next_ms
     }
 
     fn spawn_run(
@@ -218,7 +263,7 @@ async fn take_and_run(app: &AppRef, store: &JobStore, id: &str, seen: &JobRecord
     let outcome = run_background(app, call).await;
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     let failure = match outcome {
-        Ok(()) => {
+        Ok(_) => {
             if let Err(failure) = store.remove(id, &taken).await {
                 tracing::warn!("job ran, but cannot be removed (it may run again): {failure}");
             }
@@ -235,7 +280,7 @@ async fn take_and_run(app: &AppRef, store: &JobStore, id: &str, seen: &JobRecord
             tracing::info!(outcome = "postponed", "job not started: {why}");
             return;
         }
-        Err(RunFailure::Handler) => "the handler returned an error".to_owned(),
+        Err(RunFailure::Handler(_)) => "the handler returned an error".to_owned(),
         Err(RunFailure::Host(failure)) => {
             if let Some(kind) = failure.guest_kind() {
                 stats::guest_failure(&label, kind);

@@ -1,6 +1,8 @@
-//! Delayed jobs kept in the store the server's backend names (redb, or
-//! Redis shared by several hosts), in a namespace of the host's own per app
-//! (`APP:jobs`: app names hold no ':', so no app's own store reaches it).
+//! Delayed jobs, and a queue's messages, kept in the store the server's
+//! backend names (redb, or Redis shared by several hosts), in a namespace
+//! of the host's own per app (`APP:jobs`, `APP:queue:QUEUE`: app names
+//! hold no ':', so no app's own store reaches it). A queued message is a
+//! job named for its queue, due when it may be delivered.
 //!
 //! A job is a record (`j:ID`: due time, attempt, whether a host holds it,
 //! name, payload) and an
@@ -132,10 +134,31 @@ impl JobStore {
         max_pending: u64,
         max_payload: u64,
     ) -> JobStore {
+        JobStore::in_namespace(backend, format!("{app}:jobs"), max_pending, max_payload)
+    }
+
+    /// `app`'s messages of `queue`, at most `max_messages` of them.
+    pub(crate) fn for_queue(
+        backend: Arc<dyn KvBackend>,
+        app: &str,
+        queue: &str,
+        max_messages: u64,
+        max_payload: u64,
+    ) -> JobStore {
+        let namespace = format!("{app}:queue:{queue}");
+        JobStore::in_namespace(backend, namespace, max_messages, max_payload)
+    }
+
+    fn in_namespace(
+        backend: Arc<dyn KvBackend>,
+        namespace: String,
+        max_pending: u64,
+        max_payload: u64,
+    ) -> JobStore {
         let per_job = max_payload.saturating_add(256);
         JobStore {
             backend,
-            namespace: format!("{app}:jobs"),
+            namespace,
             quota: Quota {
                 max_keys: max_pending.saturating_mul(2),
                 max_bytes: max_pending.saturating_mul(per_job),
@@ -150,10 +173,20 @@ impl JobStore {
 
     /// Keep job `id`; `KvFailure::Quota` past the app's limits.
     pub(crate) async fn add(&self, id: &str, job: &JobRecord) -> Result<(), KvFailure> {
-        let writes = vec![
-            set(record_key(id), job.encode()),
-            set(index_key(job.due_ms, id), Vec::new()),
-        ];
+        self.add_all(&[(id.to_owned(), job.clone())]).await
+    }
+
+    /// Keep all of `jobs`, or none of them past the app's limits.
+    pub(crate) async fn add_all(&self, jobs: &[(String, JobRecord)]) -> Result<(), KvFailure> {
+        let writes = jobs
+            .iter()
+            .flat_map(|(id, job)| {
+                [
+                    set(record_key(id), job.encode()),
+                    set(index_key(job.due_ms, id), Vec::new()),
+                ]
+            })
+            .collect();
         self.backend
             .apply(&self.namespace, writes, self.quota)
             .await

@@ -195,14 +195,14 @@ fn tick(schedule: &str, entry: &Entry, due: DateTime<Utc>, claims: &Arc<TickClai
                 payload,
                 scheduled_at,
             };
-            let outcome = run_background(&current, call).await;
+            let outcome = run_background(&current, call).await.map(drop);
             let ms = started.elapsed().as_secs_f64() * 1000.0;
             match outcome {
                 Ok(()) => {
                     stats::schedule_tick(&label, &name, "ok");
                     tracing::info!(outcome = "ok", ms, "schedule run");
                 }
-                Err(RunFailure::Handler) => {
+                Err(RunFailure::Handler(_)) => {
                     stats::schedule_tick(&label, &name, "failed");
                     tracing::warn!(
                         outcome = "failed",

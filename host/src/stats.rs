@@ -88,9 +88,36 @@ pub(crate) fn schedule_tick(app: &Arc<str>, schedule: &str, outcome: &'static st
     .increment(1);
 }
 
+/// Messages an app sent to its `queue`.
+pub(crate) fn queue_sent(app: &Arc<str>, queue: &str, messages: u64) {
+    counter!("squall_queue_sent_total", "app" => app.clone(), "queue" => queue.to_owned())
+        .increment(messages);
+}
+
+/// Messages of a `queue` whose delivery ended with `outcome` (`acked`;
+/// `retry`: it runs again later; `dead`: a dead letter now; `dropped`:
+/// its dead letters were full).
+pub(crate) fn queue_delivered(app: &Arc<str>, queue: &str, outcome: &'static str, messages: u64) {
+    counter!(
+        "squall_queue_messages_total",
+        "app" => app.clone(),
+        "queue" => queue.to_owned(),
+        "outcome" => outcome
+    )
+    .increment(messages);
+}
+
+/// What a `queue` holds now: messages waiting or in delivery, and dead letters.
+pub(crate) fn queue_depth(app: &Arc<str>, queue: &str, messages: u64, dead: u64) {
+    gauge!("squall_queue_depth", "app" => app.clone(), "queue" => queue.to_owned())
+        .set(messages as f64);
+    gauge!("squall_queue_dead_letters", "app" => app.clone(), "queue" => queue.to_owned())
+        .set(dead as f64);
+}
+
 /// A job kept by an app, to run later.
 pub(crate) fn job_kept(app: &Arc<str>) {
-    counter!("squall_jobs_kept_total", "app" => app.clone()).increment(1);
+    counter!("squall_work_kept_total", "app" => app.clone()).increment(1);
 }
 
 /// The jobs an app keeps now, running ones included.

@@ -19,7 +19,7 @@ manifest's ``reuse``); ``await squall.sleep(s)`` and the other coroutines
 suspend only the request that awaits them.
 """
 
-from . import gen, jobs, kv, pubsub
+from . import gen, jobs, kv, pubsub, queues
 from .gen import multi, spawn, with_timeout
 from .host import CapabilityError, config_value, monotonic, sleep
 from .httpclient import AsyncHTTPClient, FetchError, HTTPClientError, fetch
@@ -48,6 +48,7 @@ __all__ = [
     "jobs",
     "kv",
     "pubsub",
+    "queues",
     "HTTPError",
     "MissingArgumentError",
     "RequestHandler",

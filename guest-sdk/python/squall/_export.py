@@ -20,6 +20,7 @@ from .httputil import HTTPHeaders, HTTPServerRequest
 from .web import Application, HTTPError, _reverse_template
 from .websocket import WebSocketHandler
 from .jobs import Job
+from .queues import Batch, Message
 
 app_log = logging.getLogger("squall.application")
 
@@ -321,6 +322,23 @@ def exports_for(module):
                 app_log.error("Uncaught exception in job %r", name, exc_info=True)
                 raise Err("%s: %s" % (type(error).__name__, error))
 
+        async def on_messages(self, queue, messages):
+            handler = application.consumers.get(queue)
+            if handler is None:
+                raise Err("no consumer for queue %r" % queue)
+            batch = Batch(
+                queue,
+                [Message(message.id, bytes(message.payload), message.attempt) for message in messages],
+            )
+            try:
+                result = handler(batch)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception as error:
+                app_log.error("Uncaught exception in consumer of %r", queue, exc_info=True)
+                raise Err("%s: %s" % (type(error).__name__, error))
+            return batch.done()
+
     patterns, route_errors = websocket_routes(application)
     schedules = sorted(application.schedules)
     jobs = sorted(application.jobs)
@@ -332,6 +350,7 @@ def exports_for(module):
                 route_errors=route_errors,
                 schedules=schedules,
                 jobs=jobs,
+                consumers=sorted(application.consumers),
             )
 
     return Handler, WebsocketHandler, TcpHandler, Background, AppInfo

@@ -597,6 +597,20 @@ class Application:
             self._static_versions = _hash_static_files(settings["static_path"])
         self.schedules = {}
         self.jobs = {}
+        self.consumers = {}
+
+    def consumer(self, queue, handler=None):
+        """Consume ``queue``'s messages with ``handler(batch)`` (a coroutine
+        function), a batch at a time, as the manifest's
+        ``[[app.NAME.consumer]]`` says. ``batch.messages`` lists them
+        (``id``, ``payload``, ``attempt``, ``retry()``). As a decorator:
+        ``@application.consumer("emails")``."""
+        if handler is None:
+            return lambda handler: self.consumer(queue, handler)
+        if queue in self.consumers:
+            raise ValueError("queue %r has two consumers" % queue)
+        self.consumers[queue] = handler
+        return handler
 
     def on_job(self, name, handler=None):
         """Run ``handler(job)`` (a coroutine function) for each job kept

@@ -7,6 +7,7 @@
 use crate::jobs::JobError;
 use crate::kv::{self, KvError};
 use crate::pubsub::{self, PubSubError};
+use crate::queue::{self, QueueError};
 use crate::websocket::{Message, SendError};
 use std::time::Duration;
 
@@ -46,6 +47,35 @@ pub(crate) async fn jobs_at(
 
 pub(crate) async fn jobs_cancel(_id: String) -> Result<bool, JobError> {
     no_jobs("jobs::cancel")
+}
+
+fn no_queue<T>(call: &str) -> Result<T, QueueError> {
+    Err(QueueError::Unavailable(unavailable(call)))
+}
+
+pub(crate) async fn queue_send(_queue: String, _payload: Vec<u8>) -> Result<String, QueueError> {
+    no_queue("queue::send")
+}
+
+pub(crate) async fn queue_send_batch(
+    _queue: String,
+    _payloads: Vec<Vec<u8>>,
+) -> Result<Vec<String>, QueueError> {
+    no_queue("queue::send_batch")
+}
+
+pub(crate) async fn queue_dead_letters(
+    _queue: String,
+    _limit: u32,
+) -> Result<Vec<queue::DeadLetter>, QueueError> {
+    no_queue("queue::dead_letters")
+}
+
+pub(crate) async fn queue_forget_dead_letter(
+    _queue: String,
+    _id: String,
+) -> Result<bool, QueueError> {
+    no_queue("queue::forget_dead_letter")
 }
 
 fn no_store<T>(call: &str) -> Result<T, KvError> {

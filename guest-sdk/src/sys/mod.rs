@@ -16,6 +16,8 @@
 //!   `kv_exists`, `kv_list`, `kv_increment`, `kv_compare_and_swap`: the
 //!   app's key-value store;
 //! - `jobs_after`, `jobs_at`, `jobs_cancel`: the app's delayed jobs;
+//! - `queue_send`, `queue_send_batch`, `queue_dead_letters`,
+//!   `queue_forget_dead_letter`: its queues;
 //! - `config_get`: the app's configuration values;
 //! - `static_version`: the version of a static file the host serves;
 //! - `ws_send`, `ws_close`, `ws_subscribe`, `ws_unsubscribe`, `ws_state` and

@@ -7,13 +7,15 @@ use crate::http::{FetchError, FetchResponse};
 use crate::jobs::JobError;
 use crate::kv::{self, KvError};
 use crate::pubsub::{self, PubSubError};
+use crate::queue::{self, QueueError};
 use crate::websocket::{Message, SendError};
 use crate::{Body, BodyWriter, Disconnected, Request, Response};
 use ::http::header::{HeaderMap, HeaderName, HeaderValue};
 use ::http::{Method, StatusCode};
 use bindings::squall::app::{
     config as host_config, http_client, jobs as host_jobs, kv as host_kv, pubsub as host_pubsub,
-    time as host_time, types as wit, websocket as host_ws, websocket_types as wit_ws,
+    queues as host_queues, time as host_time, types as wit, websocket as host_ws,
+    websocket_types as wit_ws,
 };
 use std::time::Duration;
 use wit_bindgen::{FutureReader, StreamReader, StreamResult, StreamWriter};
@@ -303,6 +305,60 @@ pub(crate) async fn jobs_at(
 /// Forget a pending job.
 pub(crate) async fn jobs_cancel(id: String) -> Result<bool, JobError> {
     host_jobs::cancel(id).await.map_err(job_error)
+}
+
+/// Send one message.
+pub(crate) async fn queue_send(queue: String, payload: Vec<u8>) -> Result<String, QueueError> {
+    host_queues::send(queue, payload).await.map_err(queue_error)
+}
+
+/// Send several messages, all or none.
+pub(crate) async fn queue_send_batch(
+    queue: String,
+    payloads: Vec<Vec<u8>>,
+) -> Result<Vec<String>, QueueError> {
+    host_queues::send_batch(queue, payloads)
+        .await
+        .map_err(queue_error)
+}
+
+/// A queue's dead letters.
+pub(crate) async fn queue_dead_letters(
+    queue: String,
+    limit: u32,
+) -> Result<Vec<queue::DeadLetter>, QueueError> {
+    let letters = host_queues::dead_letters(queue, limit)
+        .await
+        .map_err(queue_error)?;
+    Ok(letters
+        .into_iter()
+        .map(|letter| queue::DeadLetter {
+            id: letter.id,
+            payload: letter.payload,
+            attempts: letter.attempts,
+            error: letter.error,
+        })
+        .collect())
+}
+
+/// Forget one dead letter.
+pub(crate) async fn queue_forget_dead_letter(
+    queue: String,
+    id: String,
+) -> Result<bool, QueueError> {
+    host_queues::forget_dead_letter(queue, id)
+        .await
+        .map_err(queue_error)
+}
+
+fn queue_error(error: host_queues::QueueError) -> QueueError {
+    match error {
+        host_queues::QueueError::Denied(why) => QueueError::Denied(why),
+        host_queues::QueueError::TooLarge(why) => QueueError::TooLarge(why),
+        host_queues::QueueError::Quota(why) => QueueError::Quota(why),
+        host_queues::QueueError::Invalid(why) => QueueError::Invalid(why),
+        host_queues::QueueError::Unavailable(why) => QueueError::Unavailable(why),
+    }
 }
 
 fn job_error(error: host_jobs::JobError) -> JobError {
@@ -669,6 +725,10 @@ macro_rules! export {
                     let job = $crate::jobs::Job::new(&id, &name, payload, attempt);
                     $crate::__private::job_run(&$crate::__private::router($app), job).await
                 }
+
+                async fn on_messages(queue: String, messages: Vec<$crate::__private::WitQueuedMessage>) -> Result<Vec<bool>, String> {
+                    $crate::__private::queue_batch(&$crate::__private::router($app), queue, messages).await
+                }
             }
 
             impl $crate::__private::AppInfoGuest for SquallApp {
@@ -689,7 +749,9 @@ pub(crate) mod __private {
     pub use super::bindings::exports::squall::app::app_info::{
         Description as WitDescription, Guest as AppInfoGuest,
     };
-    pub use super::bindings::exports::squall::app::background::Guest as BackgroundGuest;
+    pub use super::bindings::exports::squall::app::background::{
+        Guest as BackgroundGuest, QueuedMessage as WitQueuedMessage,
+    };
     pub use super::bindings::exports::squall::app::handler::Guest;
     pub use super::bindings::exports::squall::app::tcp_handler::Guest as TcpGuest;
     pub use super::bindings::exports::squall::app::websocket_handler::Guest as WebSocketGuest;
@@ -750,6 +812,7 @@ pub(crate) mod __private {
             route_errors: router.errors().to_vec(),
             schedules: router.schedule_names(),
             jobs: router.job_names(),
+            consumers: router.consumer_queues(),
         }
     }
 
@@ -765,6 +828,25 @@ pub(crate) mod __private {
     pub async fn job_run(router: &Router, job: crate::jobs::Job) -> Result<(), String> {
         router
             .run_job(job)
+            .await
+            .map_err(|err| err.message().to_owned())
+    }
+
+    /// A batch of a queue's messages: whether each is done, or the
+    /// consumer's error as text.
+    pub async fn queue_batch(
+        router: &Router,
+        queue: String,
+        messages: Vec<WitQueuedMessage>,
+    ) -> Result<Vec<bool>, String> {
+        let messages = messages
+            .into_iter()
+            .map(|message| {
+                crate::queue::Message::new(&message.id, message.payload, message.attempt)
+            })
+            .collect();
+        router
+            .run_consumer(crate::queue::Batch::new(&queue, messages))
             .await
             .map_err(|err| err.message().to_owned())
     }

@@ -14,6 +14,7 @@ mod kv;
 mod log;
 mod outgoing_wasi_http;
 mod pubsub;
+mod queues;
 mod static_files;
 mod tcp_connect;
 mod time;
@@ -37,6 +38,7 @@ use crate::static_files::StaticFiles;
 use anyhow::Context;
 pub(crate) use jobs::{JobGrant, now_ms};
 use outgoing_wasi_http::OutgoingHooks;
+pub(crate) use queues::{QueueGrant, QueueGrants};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -60,8 +62,9 @@ pub(crate) struct HostServices {
     kv: Arc<OnceLock<Arc<dyn KvBackend>>>,
     /// Pub/sub across hosts, when the backend is Redis (set at start).
     relay: Arc<OnceLock<Arc<Relay>>>,
-    /// Woken when an app keeps a job, so the job runner looks again.
-    jobs_kept: Arc<Notify>,
+    /// Woken when an app keeps a job or sends a message, so the job
+    /// runner looks again.
+    work_kept: Arc<Notify>,
 }
 
 impl HostServices {
@@ -76,7 +79,7 @@ impl HostServices {
             call_bytes: HostBytes::new(max_call_bytes),
             kv: Arc::default(),
             relay: Arc::default(),
-            jobs_kept: Arc::default(),
+            work_kept: Arc::default(),
         }
     }
 
@@ -112,9 +115,9 @@ impl HostServices {
         &self.hub
     }
 
-    /// Woken when an app keeps a job.
-    pub(crate) fn jobs_kept(&self) -> &Arc<Notify> {
-        &self.jobs_kept
+    /// Woken when an app keeps a job or sends a message.
+    pub(crate) fn work_kept(&self) -> &Arc<Notify> {
+        &self.work_kept
     }
 
     /// The bytes held for all apps' calls in flight now.
@@ -153,8 +156,10 @@ pub(crate) struct Grants {
     kv_calls: Arc<Semaphore>,
     /// Its jobs, if granted.
     jobs: Option<JobGrant>,
-    /// Its job calls in flight, all requests together.
+    /// Its job and queue calls in flight, all requests together.
     job_calls: Arc<Semaphore>,
+    /// The queues its consumers read, if it has any.
+    queues: Option<QueueGrants>,
     /// Its name lookups in progress (fetch, TCP, `wasi:sockets`).
     lookups: Arc<Semaphore>,
     /// What the host holds for its calls in flight (`max_call_bytes`).
@@ -261,12 +266,23 @@ impl Grants {
                     ),
                     limits.jobs_max_pending,
                     limits.jobs_max_payload,
-                    shared.jobs_kept.clone(),
+                    shared.work_kept.clone(),
                 )),
                 (true, None) => anyhow::bail!("the app is granted jobs but the host has no store"),
                 (false, _) => None,
             },
             job_calls,
+            queues: match (config.consumers.is_empty(), shared.kv.get()) {
+                (true, _) => None,
+                (false, Some(backend)) => Some(QueueGrants::new(
+                    backend,
+                    &config.name,
+                    &config.consumers,
+                    (limits.queue_max_messages, limits.queue_max_payload),
+                    shared.work_kept.clone(),
+                )),
+                (false, None) => anyhow::bail!("the app has consumers but the host has no store"),
+            },
             lookups,
             call_bytes,
             settings: config.settings.clone(),
@@ -301,6 +317,13 @@ impl Grants {
     /// Its jobs, if granted.
     pub(crate) fn jobs(&self) -> Option<&JobGrant> {
         self.jobs.as_ref()
+    }
+
+    /// The queues its consumers read.
+    pub(crate) fn queues(&self) -> &[QueueGrant] {
+        self.queues
+            .as_ref()
+            .map_or(&[], |grants| grants.queues.as_slice())
     }
 
     /// The app's topics now, and the bytes their histories keep.

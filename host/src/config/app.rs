@@ -38,6 +38,8 @@ pub(crate) struct AppConfig {
     pub(crate) tcp: Vec<TcpListenerConfig>,
     /// When the host runs its `on-schedule` with no request asking.
     pub(crate) schedules: Vec<ScheduleConfig>,
+    /// The queues it reads, and how.
+    pub(crate) consumers: Vec<super::ConsumerConfig>,
     /// Where it may open TCP connections.
     pub(crate) tcp_outbound: TcpPolicy,
     /// Whether it may use its key-value store.
@@ -166,6 +168,10 @@ pub(crate) struct Limits {
     pub(crate) jobs_max_payload: u64,
     /// Runs of one job before it is dropped (1: never retried).
     pub(crate) jobs_max_attempts: u32,
+    /// Messages one of its queues holds (its dead letters as many more).
+    pub(crate) queue_max_messages: u64,
+    /// Largest message payload, in bytes.
+    pub(crate) queue_max_payload: u64,
 }
 
 /// The most a manifest may set `jobs_max_payload` to: the host reads a
@@ -203,6 +209,8 @@ impl Limits {
             jobs_max_pending: 10_000,
             jobs_max_payload: 64 << 10,
             jobs_max_attempts: 3,
+            queue_max_messages: 10_000,
+            queue_max_payload: 64 << 10,
         }
     }
 }
@@ -366,6 +374,8 @@ pub(super) struct RawApp {
     tcp: Vec<TcpListenerConfig>,
     #[serde(default, deserialize_with = "super::schedule_tables::schedules")]
     schedule: Vec<ScheduleConfig>,
+    #[serde(default, deserialize_with = "super::consumer_tables::consumers")]
+    consumer: Vec<super::ConsumerConfig>,
     #[serde(default, deserialize_with = "values::tcp_outbound")]
     tcp_outbound: TcpPolicy,
     #[serde(default)]
@@ -392,6 +402,10 @@ pub(super) struct RawApp {
     jobs_max_payload: Option<u64>,
     #[serde(default)]
     jobs_max_attempts: Option<u32>,
+    #[serde(default)]
+    queue_max_messages: Option<u64>,
+    #[serde(default, deserialize_with = "values::optional_size")]
+    queue_max_payload: Option<u64>,
     #[serde(default)]
     pub(super) config: BTreeMap<String, RawSetting>,
     #[serde(default, rename = "static")]
@@ -499,6 +513,8 @@ impl RawApp {
             jobs_max_pending: self.jobs_max_pending.unwrap_or(limits.jobs_max_pending),
             jobs_max_payload: self.jobs_max_payload.unwrap_or(limits.jobs_max_payload),
             jobs_max_attempts: or(self.jobs_max_attempts, limits.jobs_max_attempts),
+            queue_max_messages: self.queue_max_messages.unwrap_or(limits.queue_max_messages),
+            queue_max_payload: self.queue_max_payload.unwrap_or(limits.queue_max_payload),
             ..limits
         };
         AppConfig {
@@ -513,6 +529,7 @@ impl RawApp {
             websockets: self.websocket,
             tcp: self.tcp,
             schedules: self.schedule,
+            consumers: self.consumer,
             tcp_outbound: self.tcp_outbound,
             kv: self.kv,
             jobs: self.jobs,

@@ -15,6 +15,7 @@
 //! Unknown keys are errors, and every error names the file, line and key.
 
 mod app;
+mod consumer_tables;
 mod schedule_tables;
 mod server;
 mod settings;
@@ -24,6 +25,7 @@ mod values;
 pub(crate) use app::{
     AppConfig, JOBS_PAYLOAD_CEILING, Limits, Reuse, StaticDir, WebSocketMode, WebSocketRoute,
 };
+pub(crate) use consumer_tables::{ConsumerConfig, is_queue_name};
 pub(crate) use schedule_tables::{ScheduleConfig, When};
 pub(crate) use server::{BackendConfig, CertificateConfig, ServerConfig};
 pub(crate) use settings::Settings;
@@ -178,6 +180,7 @@ impl Manifest {
                 websockets: Vec::new(),
                 tcp: Vec::new(),
                 schedules: Vec::new(),
+                consumers: Vec::new(),
                 tcp_outbound: crate::policy::TcpPolicy::default(),
                 kv: false,
                 jobs: false,
@@ -255,7 +258,7 @@ fn check_shares(apps: &[AppConfig], pool: u32, text: &str, file: &str) -> Result
     Ok(())
 }
 
-/// Job limits within what the host reads whole and retries.
+/// Job and queue limits within what the host reads whole and retries.
 fn check_job_limits(app: &AppConfig, at: &dyn Fn(&str) -> String) -> Result<()> {
     let limits = &app.limits;
     if limits.jobs_max_pending == 0 {
@@ -272,6 +275,22 @@ fn check_job_limits(app: &AppConfig, at: &dyn Fn(&str) -> String) -> Result<()> 
             app.name,
             limits.jobs_max_payload,
             app::JOBS_PAYLOAD_CEILING
+        );
+    }
+    if limits.queue_max_payload > app::JOBS_PAYLOAD_CEILING {
+        bail!(
+            "{}: app.{}.queue_max_payload: {} is over the host's ceiling of {} bytes",
+            at("queue_max_payload"),
+            app.name,
+            limits.queue_max_payload,
+            app::JOBS_PAYLOAD_CEILING
+        );
+    }
+    if limits.queue_max_messages == 0 {
+        bail!(
+            "{}: app.{}.queue_max_messages: must be at least 1",
+            at("queue_max_messages"),
+            app.name
         );
     }
     if !(1..=app::JOBS_ATTEMPTS_CEILING).contains(&limits.jobs_max_attempts) {

@@ -462,7 +462,7 @@ impl Deployment {
         crate::job_runner::JobRunner {
             apps: self.current.clone(),
             changed: self.changed.clone(),
-            kept: self.shared.jobs_kept().clone(),
+            kept: self.shared.work_kept().clone(),
         }
     }
 
@@ -618,7 +618,7 @@ impl Deployment {
     /// What the app's grants need of the server's backend: its key-value
     /// store (where its jobs are kept too), and pub/sub across hosts when the backend is Redis.
     fn open_backend(&self, config: &AppConfig) -> Result<()> {
-        if config.kv || config.jobs {
+        if config.kv || config.jobs || !config.consumers.is_empty() {
             self.shared.open_kv(|| open_store(&self.server))?;
         }
         if let BackendConfig::Redis { url } = &self.server.backend {

@@ -1,19 +1,26 @@
 //! The executor for work no request asked for (a schedule's tick, a due
-//! job): a fresh instance of the app's current version runs the
-//! `background` export, and the work it spawned, under the app's
-//! `timeout` (its store carries `cpu_time` and `memory`).
+//! job, a batch of a queue's messages): a fresh instance of the app's
+//! current version runs the `background` export, and the work it spawned,
+//! under the app's `timeout` (its store carries `cpu_time` and `memory`).
 
 use crate::app::AppRef;
-use crate::bindings::exports::squall::app::background::Guest as Background;
+use crate::bindings::exports::squall::app::background::{Guest as Background, QueuedMessage};
 use crate::capabilities::GuestState;
 use crate::error::HostError;
 use crate::runtime::{GuestLevel, guest_tasks_done};
 use wasmtime::component::Accessor;
 
+/// The most of a handler's error text the host keeps (a dead letter's).
+pub(crate) const MAX_HANDLER_ERROR: usize = 1024;
+
+/// What a run answered: for a batch of messages, whether each is done.
+pub(crate) type Acks = Vec<bool>;
+
 /// How a run that did not succeed ended.
 pub(crate) enum RunFailure {
-    /// The handler returned an error (logged as the app's own line).
-    Handler,
+    /// The handler returned an error (logged as the app's own line), its
+    /// text cut to [`MAX_HANDLER_ERROR`] bytes.
+    Handler(String),
     /// The host stopped it, or it trapped.
     Host(HostError),
 }
@@ -33,6 +40,11 @@ pub(crate) enum BackgroundCall {
         payload: Vec<u8>,
         attempt: u32,
     },
+    /// A batch of `queue`'s messages.
+    Messages {
+        queue: String,
+        messages: Vec<QueuedMessage>,
+    },
 }
 
 impl BackgroundCall {
@@ -40,28 +52,29 @@ impl BackgroundCall {
         self,
         guest: &Background,
         accessor: &Accessor<GuestState>,
-    ) -> wasmtime::Result<Result<(), String>> {
-        match self {
+    ) -> wasmtime::Result<Result<Acks, String>> {
+        Ok(match self {
             BackgroundCall::Tick {
                 name,
                 payload,
                 scheduled_at,
-            } => {
-                guest
-                    .call_on_schedule(accessor, name, payload, scheduled_at)
-                    .await
-            }
+            } => guest
+                .call_on_schedule(accessor, name, payload, scheduled_at)
+                .await?
+                .map(|()| Acks::new()),
             BackgroundCall::Job {
                 id,
                 name,
                 payload,
                 attempt,
-            } => {
-                guest
-                    .call_on_job(accessor, id, name, payload, attempt)
-                    .await
+            } => guest
+                .call_on_job(accessor, id, name, payload, attempt)
+                .await?
+                .map(|()| Acks::new()),
+            BackgroundCall::Messages { queue, messages } => {
+                guest.call_on_messages(accessor, queue, messages).await?
             }
-        }
+        })
     }
 
     /// How the log names its handler's failure.
@@ -69,18 +82,31 @@ impl BackgroundCall {
         match self {
             BackgroundCall::Tick { .. } => "schedule handler",
             BackgroundCall::Job { .. } => "job handler",
+            BackgroundCall::Messages { .. } => "queue consumer",
         }
     }
 }
 
+/// `text` cut to at most `most` bytes, on a character boundary.
+fn cut(mut text: String, most: usize) -> String {
+    if text.len() > most {
+        let mut end = most;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
+}
+
 /// Run `call` in a fresh instance of `app`.
-pub(crate) async fn run_background(app: &AppRef, call: BackgroundCall) -> Result<(), RunFailure> {
+pub(crate) async fn run_background(app: &AppRef, call: BackgroundCall) -> Result<Acks, RunFailure> {
     let timeout = app.limits().timeout;
     let run = async {
         let (mut store, guest) = app.instantiate().await?;
         store
             .run_concurrent(
-                async move |accessor| -> wasmtime::Result<Result<(), String>> {
+                async move |accessor| -> wasmtime::Result<Result<Acks, String>> {
                     let what = call.what();
                     let handled = call.call(guest.squall_app_background(), accessor).await?;
                     if let Err(message) = &handled {
@@ -97,8 +123,8 @@ pub(crate) async fn run_background(app: &AppRef, call: BackgroundCall) -> Result
             .and_then(|handled| handled)
     };
     match tokio::time::timeout(timeout, run).await {
-        Ok(Ok(Ok(()))) => Ok(()),
-        Ok(Ok(Err(_))) => Err(RunFailure::Handler),
+        Ok(Ok(Ok(acks))) => Ok(acks),
+        Ok(Ok(Err(message))) => Err(RunFailure::Handler(cut(message, MAX_HANDLER_ERROR))),
         Ok(Err(err)) => Err(RunFailure::Host(HostError::from_guest(err))),
         Err(_) => Err(RunFailure::Host(HostError::Timeout)),
     }

@@ -55,6 +55,10 @@ const SDK_FILES: &[(&str, &str)] = &[
         include_str!("../../../guest-sdk/python/squall/pubsub.py"),
     ),
     (
+        "squall/queues.py",
+        include_str!("../../../guest-sdk/python/squall/queues.py"),
+    ),
+    (
         "squall/security.py",
         include_str!("../../../guest-sdk/python/squall/security.py"),
     ),

@@ -11,6 +11,7 @@ mod fanout_bench;
 mod http_bench;
 mod instance_bench;
 mod interop_bench;
+mod jobs_bench;
 mod kv_bench;
 mod native;
 mod native_realtime;
@@ -61,6 +62,8 @@ enum Command {
     Apps(apps_bench::AppsArgs),
     /// Broadcast to sockets on two hosts sharing Redis vs one host.
     Scaleout(scaleout_bench::ScaleoutArgs),
+    /// Queue throughput (embedded, Redis) and schedule jitter under load vs native tokio.
+    Jobs(jobs_bench::JobsArgs),
     /// Plain TCP echo: ping-pong, bulk and idle memory vs a native tokio server.
     Tcp(tcp_bench::TcpArgs),
     /// A Python hello (the Tornado-shaped SDK) vs Tornado itself, natively.
@@ -110,6 +113,7 @@ fn main() -> Result<()> {
         Some(Command::NativeRealtime(args)) => native_realtime::run(&args),
         Some(Command::NativeKv(args)) => native::run_kv(&args),
         Some(Command::Tcp(args)) => tcp_bench::run(&args),
+        Some(Command::Jobs(args)) => jobs_bench::run(&args),
         Some(Command::Python(args)) => python_bench::run(&args),
         Some(Command::NativeTcpEcho(args)) => tcp_bench::run_native(&args),
     }

@@ -5,7 +5,7 @@ import asyncio
 import logging
 
 import squall
-from squall import jobs, kv
+from squall import jobs, kv, queues
 from squall.httpclient import AsyncHTTPClient, FetchError, HTTPClientError
 from squall.web import Application, RequestHandler
 
@@ -125,6 +125,21 @@ class Remind(RequestHandler):
         self.write(job_id)
 
 
+class Send(RequestHandler):
+    """Sends the body to the `py-work` queue."""
+
+    async def post(self):
+        self.write(await queues.send("py-work", self.request.body))
+
+
+async def work(batch):
+    """The `py-work` consumer: `again` is retried once, the rest acknowledged."""
+    for message in batch.messages:
+        logging.info("python work %s attempt %d", message.payload.decode(), message.attempt)
+        if message.payload == b"again" and message.attempt < 2:
+            message.retry()
+
+
 async def remind(job):
     """The `remind` job: fails its first attempt, then logs."""
     if job.attempt < 2:
@@ -154,8 +169,10 @@ def make_app():
             (r"/py/login", Login),
             (r"/py/whoami", WhoAmI),
             (r"/py/remind", Remind),
+            (r"/py/send", Send),
         ]
     )
     application.on_schedule("tally", tally)
     application.on_job("remind", remind)
+    application.consumer("py-work", work)
     return application

@@ -70,6 +70,17 @@ impl exports::squall::app::background::Guest for Alias {
     ) -> Result<(), String> {
         Ok(())
     }
+
+    async fn on_messages(
+        _queue: String,
+        messages: Vec<exports::squall::app::background::QueuedMessage>,
+    ) -> Result<Vec<bool>, String> {
+        // Every other one is not acknowledged, to be retried.
+        Ok(messages
+            .iter()
+            .map(|message| message.attempt % 2 == 0)
+            .collect())
+    }
 }
 
 impl InfoGuest for Alias {
@@ -79,6 +90,7 @@ impl InfoGuest for Alias {
             route_errors: Vec::new(),
             schedules: Vec::new(),
             jobs: Vec::new(),
+            consumers: Vec::new(),
         }
     }
 }

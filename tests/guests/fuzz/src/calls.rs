@@ -5,7 +5,8 @@
 use crate::Dice;
 use crate::squall::app::types::{Body, FetchError, Method};
 use crate::squall::app::{
-    config, http_client, jobs, kv, log, pubsub, static_files, tcp, time, websocket, websocket_types,
+    config, http_client, jobs, kv, log, pubsub, queues, static_files, tcp, time, websocket,
+    websocket_types,
 };
 use crate::wasi::keyvalue::{atomics, batch, store};
 use crate::{wit_future, wit_stream};
@@ -85,7 +86,7 @@ pub(crate) async fn one(
     only: Option<u64>,
 ) -> (&'static str, String) {
     let dice = &mut dice;
-    let kind = dice.below(34);
+    let kind = dice.below(37);
     match only.unwrap_or(kind) {
         0 => ("kv.get", outcome!(kv::get(text(dice)).await)),
         1 => {
@@ -203,6 +204,18 @@ pub(crate) async fn one(
             let id = job_id(dice).await;
             ("jobs.cancel", outcome!(jobs::cancel(id).await))
         }
+        34 => queue_call(dice).await,
+        35 => {
+            let queue = dice.pick(&QUEUES).to_owned();
+            let limit = dice.pick(&[0, 1, 100, u32::MAX]);
+            let letters = queues::dead_letters(queue, limit).await;
+            ("queues.dead-letters", outcome!(letters))
+        }
+        36 => {
+            let (queue, id) = (dice.pick(&QUEUES).to_owned(), job_id(dice).await);
+            let forgot = queues::forget_dead_letter(queue, id).await;
+            ("queues.forget-dead-letter", outcome!(forgot))
+        }
         _ => {
             // Many at once from one call: the per-request and per-app
             // limits on calls in flight.
@@ -218,6 +231,29 @@ pub(crate) async fn one(
                 }
                 .to_owned(),
             )
+        }
+    }
+}
+
+/// Queues: the one a consumer reads (`fuzz-q`), another app's, none.
+const QUEUES: [&str; 4] = ["fuzz-q", "emails", "", "fuzz-q\n"];
+
+/// Send one message or a batch, around `queue_max_payload` and the 100
+/// a batch may carry.
+async fn queue_call(dice: &mut Dice) -> (&'static str, String) {
+    let queue = dice.pick(&QUEUES).to_owned();
+    match dice.below(2) {
+        0 => {
+            let sent = queues::send(queue, bytes(dice)).await;
+            ("queues.send", outcome!(sent))
+        }
+        _ => {
+            let count = dice.pick(&COUNTS).min(101);
+            let payloads = (0..count)
+                .map(|_| vec![b'q'; dice.pick(&[0, 10, 65_537])])
+                .collect();
+            let sent = queues::send_batch(queue, payloads).await;
+            ("queues.send-batch", outcome!(sent))
         }
     }
 }

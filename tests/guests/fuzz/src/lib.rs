@@ -135,6 +135,17 @@ impl exports::squall::app::background::Guest for Fuzz {
             _ => Ok(()),
         }
     }
+
+    async fn on_messages(
+        _queue: String,
+        messages: Vec<exports::squall::app::background::QueuedMessage>,
+    ) -> Result<Vec<bool>, String> {
+        // Every other one is not acknowledged, to be retried.
+        Ok(messages
+            .iter()
+            .map(|message| message.attempt % 2 == 0)
+            .collect())
+    }
 }
 
 impl InfoGuest for Fuzz {
@@ -144,6 +155,7 @@ impl InfoGuest for Fuzz {
             route_errors: Vec::new(),
             schedules: Vec::new(),
             jobs: vec!["tick".to_owned()],
+            consumers: vec!["fuzz-q".to_owned()],
         }
     }
 }

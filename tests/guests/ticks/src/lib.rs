@@ -11,8 +11,18 @@
 //! `DELETE /jobs/{id}` cancels. Handlers: `note` counts its runs, the jobs
 //! that ran at all, and a job's attempt run twice (a duplicate), `flaky` fails before its
 //! third attempt, `doomed` always fails, `spin` burns CPU.
+//!
+//! Queues: `POST /send/{queue}` sends the body; `POST /send-many/{queue}?count=N`
+//! sends N in batches of 100 and answers how many were sent, then the
+//! first refusal; `GET /dead/{queue}` lists the dead letters, a line each
+//! (`payload attempts error`). The `work` consumer acknowledges `ok` and
+//! numbers, `flaky` on its third delivery, never `doomed`; it counts
+//! deliveries as `note` counts runs. The `bench` consumer only counts
+//! (`bench-acked`), and the `jitter` schedule keeps how late each tick
+//! started (`GET /jitter`), for `squall-bench jobs`.
 
 use squall_sdk::jobs::{self, Job};
+use squall_sdk::queue::{self, Batch};
 use squall_sdk::schedule::Tick;
 use squall_sdk::{Error, Request, Router, kv, log, sleep};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -30,6 +40,16 @@ fn app() -> Router {
         .post("/jobs/{name}", keep)
         .post("/flood/{name}", flood)
         .delete("/jobs/{name}", cancel)
+        .post("/send/{queue}", send)
+        .post("/send-many/{queue}", send_many)
+        .get("/dead/{queue}", dead)
+        .consumer("work", work)
+        .consumer("bench", |batch: Batch| async move {
+            kv::increment("bench-acked", batch.messages().len() as i64).await?;
+            Ok::<_, Error>(())
+        })
+        .on_schedule("jitter", jitter)
+        .get("/jitter", jitters)
         .on_job("note", note)
         .on_job("flaky", flaky)
         .on_job("spin", |_job: Job| async { spin_forever() })
@@ -86,6 +106,91 @@ async fn flood(req: Request) -> Result<String, Error> {
 async fn cancel(req: Request) -> Result<String, Error> {
     let id = req.param("name").unwrap_or_default();
     Ok(jobs::cancel(id).await?.to_string())
+}
+
+async fn send(mut req: Request) -> Result<String, Error> {
+    let queue = req.param("queue").unwrap_or_default().to_owned();
+    Ok(queue::send(&queue, req.bytes().await).await?)
+}
+
+/// Send `count` numbered messages in batches of 100, until one is refused.
+async fn send_many(req: Request) -> Result<String, Error> {
+    let queue = req.param("queue").unwrap_or_default().to_owned();
+    let count: u64 = req
+        .query_arguments()
+        .get("count")
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(1);
+    let mut sent = 0;
+    while sent < count {
+        let batch: Vec<String> = (sent..count.min(sent + 100))
+            .map(|n| n.to_string())
+            .collect();
+        let size = batch.len() as u64;
+        if let Err(refused) = queue::send_batch(&queue, batch).await {
+            return Ok(format!("{sent} {refused}"));
+        }
+        sent += size;
+    }
+    Ok(format!("{sent} none refused"))
+}
+
+async fn dead(req: Request) -> Result<String, Error> {
+    let queue = req.param("queue").unwrap_or_default();
+    let letters = queue::dead_letters(queue, 100).await?;
+    Ok(letters
+        .iter()
+        .map(|letter| {
+            let payload = String::from_utf8_lossy(&letter.payload);
+            format!("{payload} {} {}\n", letter.attempts, letter.error)
+        })
+        .collect())
+}
+
+/// Each delivery counted once per message and attempt (twice is a
+/// duplicate), and each message that was delivered at all.
+async fn work(batch: Batch) -> Result<(), Error> {
+    for message in batch.messages() {
+        let delivery = format!("delivery:{}:{}", message.id(), message.attempt());
+        if kv::increment(&delivery, 1).await? > 1 {
+            kv::increment("delivery-duplicates", 1).await?;
+        }
+        if kv::increment(&format!("got:{}", message.id()), 1).await? == 1 {
+            kv::increment("distinct-messages", 1).await?;
+        }
+        let text = message.payload_text();
+        log::info(format!("work {text} attempt {}", message.attempt()));
+        let done = match text.as_str() {
+            "doomed" => false,
+            "flaky" => message.attempt() >= 3,
+            _ => true,
+        };
+        if !done {
+            batch.retry(message);
+        }
+    }
+    Ok(())
+}
+
+/// How late this tick started, in ms, kept by its due time.
+async fn jitter(tick: Tick) -> Result<(), Error> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64);
+    let late = now.saturating_sub(tick.scheduled_ms());
+    kv::set(&format!("jitter:{}", tick.scheduled_ms()), late.to_string()).await?;
+    Ok(())
+}
+
+/// Every lateness kept, a line each.
+async fn jitters(_req: Request) -> Result<String, Error> {
+    let page = kv::list_keys("jitter:", None, 1000).await?;
+    let values = kv::get_many(&page.keys).await?;
+    Ok(values
+        .into_iter()
+        .flatten()
+        .map(|value| format!("{}\n", String::from_utf8_lossy(&value)))
+        .collect())
 }
 
 /// Counted once per attempt: an attempt run twice is a duplicate.

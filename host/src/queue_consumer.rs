@@ -1,0 +1,225 @@
+//! Delivering a queue's messages to its consumer: the job runner looks
+//! at each queue as it looks at each app's jobs, and starts as many
+//! batches as the consumer's `concurrency` has room for on this host.
+//! A batch takes each message by a lease (one host per delivery, as a
+//! job's attempt), runs `on-messages` in a fresh instance, and then, per
+//! message: removes it (acknowledged), puts it back for `retry_delay`
+//! (not acknowledged, or the run failed), or, past `max_retries`, moves
+//! it to the queue's dead letters.
+
+use crate::app::AppRef;
+use crate::bindings::exports::squall::app::background::QueuedMessage;
+use crate::capabilities::{QueueGrant, now_ms};
+use crate::config::ConsumerConfig;
+use crate::dead_letters::{DeadLetter, DeadLetters};
+use crate::dispatch::background_runs::{BackgroundCall, RunFailure, run_background};
+use crate::error::HostError;
+use crate::job_store::{JobRecord, JobStore};
+use crate::kv::KvFailure;
+use crate::stats;
+use std::sync::Arc;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tracing::Instrument;
+
+/// How long a lease outlives its run's `timeout` (as a job's).
+const LEASE_MARGIN_MS: u64 = 10_000;
+/// When the host could not start a batch (no instance free), its messages
+/// are given back due this much later, their delivery not counted.
+const NO_ROOM_WAIT_MS: u64 = 1_000;
+
+/// One consumer's batches in flight on this host.
+pub(crate) fn places_for(consumer: &ConsumerConfig) -> Arc<Semaphore> {
+    Arc::new(Semaphore::new(consumer.concurrency as usize))
+}
+
+/// Start the batches of `queue` that are due at `now` and have room;
+/// when its next message not yet due is, if one was seen.
+pub(crate) async fn look(
+    app: &AppRef,
+    queue: &QueueGrant,
+    places: &Arc<Semaphore>,
+    now: u64,
+    finished: &Arc<Notify>,
+) -> Result<Option<u64>, KvFailure> {
+    let free = places.available_permits();
+    if free == 0 || !app.has_instance_room() {
+        return Ok(None);
+    }
+    let batch = queue.consumer.batch as usize;
+    let listed = u32::try_from(free.saturating_mul(batch)).unwrap_or(u32::MAX);
+    let due = queue.messages.due(now, listed).await?;
+    for chunk in due.jobs.chunks(batch.max(1)) {
+        let Ok(place) = places.clone().try_acquire_owned() else {
+            break;
+        };
+        let batch = Batch {
+            app: app.clone(),
+            consumer: queue.consumer.clone(),
+            messages: queue.messages.clone(),
+            dead: queue.dead.clone(),
+        };
+        let (seen, finished) = (chunk.to_vec(), finished.clone());
+        let span = tracing::info_span!(
+            "queue",
+            app = %app.name_label(),
+            queue = %queue.consumer.queue,
+        );
+        tokio::spawn(
+            async move {
+                batch.deliver(seen, place).await;
+                // Its place is free: there may be more due.
+                finished.notify_one();
+            }
+            .instrument(span),
+        );
+    }
+    Ok(due.next_ms)
+}
+
+/// What a batch needs of its queue.
+struct Batch {
+    app: AppRef,
+    consumer: ConsumerConfig,
+    messages: Arc<JobStore>,
+    dead: Arc<DeadLetters>,
+}
+
+impl Batch {
+    /// Take what of `seen` no other host took first, deliver it, and
+    /// settle each message by what the consumer said.
+    async fn deliver(self, seen: Vec<(String, JobRecord)>, _place: OwnedSemaphorePermit) {
+        // An app over its CPU share waits its turn, before it holds a lease.
+        if let Some(pause) = self.app.component().charge_request() {
+            tokio::time::sleep(pause).await;
+        }
+        let timeout_ms = u64::try_from(self.app.limits().timeout.as_millis()).unwrap_or(u64::MAX);
+        let lease_until = now_ms()
+            .saturating_add(timeout_ms)
+            .saturating_add(LEASE_MARGIN_MS);
+        let mut taken = Vec::with_capacity(seen.len());
+        for (id, record) in seen {
+            if record.attempt > self.consumer.max_retries {
+                // Its last delivery's host died mid-run.
+                let why = "its last delivery did not finish".to_owned();
+                self.bury(&id, &record, why).await;
+                continue;
+            }
+            match self.messages.take(&id, &record, lease_until).await {
+                Ok(Some(record)) => taken.push((id, record)),
+                Ok(None) => tracing::debug!("message taken by another host"),
+                Err(failure) => tracing::warn!("message not taken: {failure}"),
+            }
+        }
+        if taken.is_empty() {
+            return;
+        }
+        let delivered = taken
+            .iter()
+            .map(|(id, record)| QueuedMessage {
+                id: id.clone(),
+                payload: record.payload.clone(),
+                attempt: record.attempt,
+            })
+            .collect();
+        let started = std::time::Instant::now();
+        let call = BackgroundCall::Messages {
+            queue: self.consumer.queue.clone(),
+            messages: delivered,
+        };
+        let outcome = run_background(&self.app, call).await;
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        let (acks, why) = match outcome {
+            Ok(acks) => (acks, "the consumer did not acknowledge it".to_owned()),
+            Err(RunFailure::Host(HostError::NoInstanceSlot(why))) => {
+                self.give_back(&taken).await;
+                tracing::info!(outcome = "postponed", "batch not started: {why}");
+                return;
+            }
+            Err(RunFailure::Handler(message)) => (Vec::new(), message),
+            Err(RunFailure::Host(failure)) => {
+                if let Some(kind) = failure.guest_kind() {
+                    stats::guest_failure(self.app.name_label(), kind);
+                }
+                (Vec::new(), failure.to_string())
+            }
+        };
+        let mut counts = [0u64; 3];
+        for (index, (id, record)) in taken.iter().enumerate() {
+            let done = acks.get(index).copied().unwrap_or(false);
+            counts[self.settle(id, record, done, &why).await] += 1;
+        }
+        let [acked, retried, dead] = counts;
+        tracing::info!(
+            messages = taken.len(),
+            acked,
+            retried,
+            dead,
+            ms,
+            "queue batch"
+        );
+    }
+
+    /// Settle one delivered message: 0 acknowledged, 1 to run again, 2 dead.
+    async fn settle(&self, id: &str, record: &JobRecord, done: bool, why: &str) -> usize {
+        let label = self.app.name_label();
+        let queue = &self.consumer.queue;
+        if done {
+            if let Err(failure) = self.messages.remove(id, record).await {
+                tracing::warn!("message acknowledged, but cannot be removed: {failure}");
+            }
+            stats::queue_delivered(label, queue, "acked", 1);
+            return 0;
+        }
+        if record.attempt > self.consumer.max_retries {
+            self.bury(id, record, why.to_owned()).await;
+            return 2;
+        }
+        let delay = u64::try_from(self.consumer.retry_delay.as_millis()).unwrap_or(u64::MAX);
+        let due = now_ms().saturating_add(delay);
+        if let Err(failure) = self.messages.put_back(id, record, due).await {
+            tracing::warn!("message not put back (it runs when its lease lapses): {failure}");
+        }
+        stats::queue_delivered(label, queue, "retry", 1);
+        1
+    }
+
+    /// Move a message that failed on every attempt to the dead letters.
+    async fn bury(&self, id: &str, record: &JobRecord, error: String) {
+        let label = self.app.name_label();
+        let queue = &self.consumer.queue;
+        let letter = DeadLetter {
+            id: id.to_owned(),
+            payload: record.payload.clone(),
+            attempts: record.attempt,
+            error,
+        };
+        let outcome = match self.dead.add(&letter).await {
+            Ok(()) => "dead",
+            Err(KvFailure::Quota(_)) => {
+                tracing::warn!(
+                    message = id,
+                    "message dropped: the queue's dead letters are full (queue_max_messages)"
+                );
+                "dropped"
+            }
+            Err(failure) => {
+                tracing::warn!("message not moved to the dead letters: {failure}");
+                return;
+            }
+        };
+        if let Err(failure) = self.messages.remove(id, record).await {
+            tracing::warn!("dead message cannot be removed from its queue: {failure}");
+        }
+        stats::queue_delivered(label, queue, outcome, 1);
+    }
+
+    /// Give back messages the host could not deliver, not counted.
+    async fn give_back(&self, taken: &[(String, JobRecord)]) {
+        let due = now_ms().saturating_add(NO_ROOM_WAIT_MS);
+        for (id, record) in taken {
+            if let Err(failure) = self.messages.release(id, record, due).await {
+                tracing::warn!("message not given back: {failure}");
+            }
+        }
+    }
+}
