@@ -113,7 +113,7 @@ fn job_limits_out_of_bounds_are_refused_naming_the_key() {
         ),
         (
             "jobs_max_pending = 0",
-            "jobs_max_pending: must be at least 1",
+            "jobs_max_pending: must be from 1 to 1000000",
         ),
     ] {
         let text = manifest("ticks", &ticks(), &format!("jobs = true\n{setting}\n"));

@@ -35,6 +35,10 @@ pub(crate) const RUNS_PER_APP: usize = 4;
 const LOOK_AT_LEAST_EVERY: Duration = Duration::from_secs(1);
 /// The shortest: a look costs a listing per app.
 const LOOK_AT_MOST_EVERY: Duration = Duration::from_millis(50);
+/// Due jobs and messages one look reads for one app, all its queues
+/// together: a tenant with many busy queues waits its turn, never holds
+/// the look from the others.
+const READS_PER_APP: usize = 400;
 /// When the host could not start a taken job (no instance free), it is
 /// given back due this much later, its attempt not counted.
 const NO_ROOM_WAIT_MS: u64 = 1_000;
@@ -61,8 +65,8 @@ pub(crate) struct JobRunner {
 struct Places {
     /// Each app's job runs.
     runs: HashMap<Arc<str>, Arc<Semaphore>>,
-    /// Each consumer's batches, by app and queue.
-    batches: HashMap<(Arc<str>, String), Arc<Semaphore>>,
+    /// Each consumer's batches, by app, queue and `concurrency`.
+    batches: HashMap<(Arc<str>, String, u32), Arc<Semaphore>>,
     /// Apps whose store failed at their last look (logged once).
     failing: HashSet<Arc<str>>,
 }
@@ -75,7 +79,7 @@ impl Places {
             .map(|handle| handle.current().name_label().clone())
             .collect();
         self.runs.retain(|name, _| served.contains(name));
-        self.batches.retain(|(name, _), _| served.contains(name));
+        self.batches.retain(|(name, _, _), _| served.contains(name));
         self.failing.retain(|name| served.contains(name));
     }
 
@@ -133,16 +137,8 @@ impl JobRunner {
                 if let Some(next) = self.look_at_jobs(&app, &mut places, now).await {
                     wake = wake.min(next);
                 }
-                for queue in app.queues() {
-                    let key = (app.name_label().clone(), queue.consumer.queue.clone());
-                    let room = places
-                        .batches
-                        .entry(key)
-                        .or_insert_with(|| crate::queue_consumer::places_for(&queue.consumer))
-                        .clone();
-                    let looked = crate::queue_consumer::look(&app, queue, &room, now, &self.kept);
-                    let next = places.answered(&app, looked.await);
-                    wake = wake.min(next.flatten().unwrap_or(u64::MAX));
+                if let Some(next) = self.look_at_queues(&app, &mut places, now).await {
+                    wake = wake.min(next);
                 }
             }
             let wait = Duration::from_millis(wake.saturating_sub(now_ms()));
@@ -153,6 +149,35 @@ impl JobRunner {
             }
             tokio::time::sleep_until(looked + LOOK_AT_MOST_EVERY).await;
         }
+    }
+
+    /// Start the due batches of `app`'s queues that have room, reading at
+    /// most [`READS_PER_APP`] messages: when the next one not yet due is.
+    async fn look_at_queues(&self, app: &AppRef, places: &mut Places, now: u64) -> Option<u64> {
+        let (mut reads, mut wake) = (READS_PER_APP, None::<u64>);
+        for queue in app.queues() {
+            // A new `concurrency` gets places of its own.
+            let consumer = &queue.consumer;
+            let key = (
+                app.name_label().clone(),
+                consumer.queue.clone(),
+                consumer.concurrency,
+            );
+            let room = places
+                .batches
+                .entry(key)
+                .or_insert_with(|| crate::queue_consumer::places_for(consumer))
+                .clone();
+            let looked = crate::queue_consumer::look(app, queue, &room, (now, reads), &self.kept);
+            if let Some((read, next)) = places.answered(app, looked.await) {
+                reads = reads.saturating_sub(read);
+                wake = match (wake, next) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+        }
+        wake
     }
 
     /// Start `app`'s due jobs that have room: when its next one not yet

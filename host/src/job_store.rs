@@ -89,6 +89,9 @@ const HOST_MOVES: Quota = Quota {
     max_bytes: u64::MAX,
 };
 
+/// What one look at due records reads at most (and one record more).
+const DUE_READS_AT_MOST: u64 = 16 << 20;
+
 /// The most a kept record may be: the largest payload a manifest may
 /// allow, and its name and numbers. A bigger one is not read.
 const MAX_RECORD: u64 = crate::config::JOBS_PAYLOAD_CEILING + 1024;
@@ -273,9 +276,11 @@ impl JobStore {
     }
 
     /// The jobs due at `now_ms`, earliest first, at most `limit` of them
-    /// (the listing's own bound applies too). Index entries whose record
-    /// is gone or has moved are dropped on the way, and so are records
-    /// that cannot be read (over [`MAX_RECORD`], or not a record).
+    /// (the listing's own bound applies too), read until their payloads
+    /// pass [`DUE_READS_AT_MOST`] bytes (whatever the limits were when they
+    /// were kept). Index entries whose record is gone or has moved are
+    /// dropped on the way, and so are records that cannot be read (over
+    /// [`MAX_RECORD`], or not a record).
     pub(crate) async fn due(&self, now_ms: u64, limit: u32) -> Result<DueJobs, KvFailure> {
         let page = self
             .backend
@@ -285,7 +290,11 @@ impl JobStore {
             jobs: Vec::new(),
             next_ms: None,
         };
+        let mut read = 0u64;
         for key in &page.keys {
+            if read >= DUE_READS_AT_MOST {
+                break;
+            }
             let Some((due_ms, id)) = parse_index(key) else {
                 continue;
             };
@@ -295,6 +304,7 @@ impl JobStore {
             }
             match self.get(id).await {
                 Ok(Some(record)) if record.due_ms == due_ms => {
+                    read = read.saturating_add(record.payload.len() as u64);
                     due.jobs.push((id.to_owned(), record));
                 }
                 // A leftover of a move that a host did not finish.

@@ -32,22 +32,26 @@ pub(crate) fn places_for(consumer: &ConsumerConfig) -> Arc<Semaphore> {
     Arc::new(Semaphore::new(consumer.concurrency as usize))
 }
 
-/// Start the batches of `queue` that are due at `now` and have room;
-/// when its next message not yet due is, if one was seen.
+/// Start the batches of `queue` that are due at `now` and have room,
+/// reading at most `reads` messages (what is left of its app's share of
+/// this look; [`crate::job_store`] bounds their bytes); the messages
+/// read, and when its next one not yet due is, if one was seen.
 pub(crate) async fn look(
     app: &AppRef,
     queue: &QueueGrant,
     places: &Arc<Semaphore>,
-    now: u64,
+    (now, reads): (u64, usize),
     finished: &Arc<Notify>,
-) -> Result<Option<u64>, KvFailure> {
+) -> Result<(usize, Option<u64>), KvFailure> {
     let free = places.available_permits();
-    if free == 0 || !app.has_instance_room() {
-        return Ok(None);
+    if free == 0 || reads == 0 || !app.has_instance_room() {
+        return Ok((0, None));
     }
     let batch = queue.consumer.batch as usize;
-    let listed = u32::try_from(free.saturating_mul(batch)).unwrap_or(u32::MAX);
+    let listed = free.saturating_mul(batch).min(reads);
+    let listed = u32::try_from(listed).unwrap_or(u32::MAX);
     let due = queue.messages.due(now, listed).await?;
+    let read = due.jobs.len();
     for chunk in due.jobs.chunks(batch.max(1)) {
         let Ok(place) = places.clone().try_acquire_owned() else {
             break;
@@ -73,7 +77,17 @@ pub(crate) async fn look(
             .instrument(span),
         );
     }
-    Ok(due.next_ms)
+    Ok((read, due.next_ms))
+}
+
+/// How one delivered message was settled, as the batch's line counts it.
+#[derive(Clone, Copy)]
+enum Settled {
+    Acked = 0,
+    Retried = 1,
+    Dead = 2,
+    /// Failed on every attempt, with the dead letters full.
+    Dropped = 3,
 }
 
 /// What a batch needs of its queue.
@@ -101,7 +115,7 @@ impl Batch {
             if record.attempt > self.consumer.max_retries {
                 // Its last delivery's host died mid-run.
                 let why = "its last delivery did not finish".to_owned();
-                self.bury(&id, &record, why).await;
+                let _ = self.bury(&id, &record, why).await;
                 continue;
             }
             match self.messages.take(&id, &record, lease_until).await {
@@ -143,24 +157,26 @@ impl Batch {
                 (Vec::new(), failure.to_string())
             }
         };
-        let mut counts = [0u64; 3];
+        let mut counts = [0u64; 4];
         for (index, (id, record)) in taken.iter().enumerate() {
             let done = acks.get(index).copied().unwrap_or(false);
-            counts[self.settle(id, record, done, &why).await] += 1;
+            counts[self.settle(id, record, done, &why).await as usize] += 1;
         }
-        let [acked, retried, dead] = counts;
+        let [acked, retried, dead, dropped] = counts;
+        // One line a batch, whatever befell its messages.
         tracing::info!(
             messages = taken.len(),
             acked,
             retried,
             dead,
+            dropped,
             ms,
             "queue batch"
         );
     }
 
-    /// Settle one delivered message: 0 acknowledged, 1 to run again, 2 dead.
-    async fn settle(&self, id: &str, record: &JobRecord, done: bool, why: &str) -> usize {
+    /// Settle one delivered message.
+    async fn settle(&self, id: &str, record: &JobRecord, done: bool, why: &str) -> Settled {
         let label = self.app.name_label();
         let queue = &self.consumer.queue;
         if done {
@@ -168,11 +184,10 @@ impl Batch {
                 tracing::warn!("message acknowledged, but cannot be removed: {failure}");
             }
             stats::queue_delivered(label, queue, "acked", 1);
-            return 0;
+            return Settled::Acked;
         }
         if record.attempt > self.consumer.max_retries {
-            self.bury(id, record, why.to_owned()).await;
-            return 2;
+            return self.bury(id, record, why.to_owned()).await;
         }
         let delay = u64::try_from(self.consumer.retry_delay.as_millis()).unwrap_or(u64::MAX);
         let due = now_ms().saturating_add(delay);
@@ -180,11 +195,11 @@ impl Batch {
             tracing::warn!("message not put back (it runs when its lease lapses): {failure}");
         }
         stats::queue_delivered(label, queue, "retry", 1);
-        1
+        Settled::Retried
     }
 
     /// Move a message that failed on every attempt to the dead letters.
-    async fn bury(&self, id: &str, record: &JobRecord, error: String) {
+    async fn bury(&self, id: &str, record: &JobRecord, error: String) -> Settled {
         let label = self.app.name_label();
         let queue = &self.consumer.queue;
         let letter = DeadLetter {
@@ -193,24 +208,24 @@ impl Batch {
             attempts: record.attempt,
             error,
         };
-        let outcome = match self.dead.add(&letter).await {
-            Ok(()) => "dead",
-            Err(KvFailure::Quota(_)) => {
-                tracing::warn!(
-                    message = id,
-                    "message dropped: the queue's dead letters are full (queue_max_messages)"
-                );
-                "dropped"
-            }
+        // Full dead letters drop it: counted, and in the batch's line.
+        let settled = match self.dead.add(&letter).await {
+            Ok(()) => Settled::Dead,
+            Err(KvFailure::Quota(_)) => Settled::Dropped,
             Err(failure) => {
-                tracing::warn!("message not moved to the dead letters: {failure}");
-                return;
+                tracing::debug!("message not moved to the dead letters: {failure}");
+                return Settled::Retried;
             }
         };
         if let Err(failure) = self.messages.remove(id, record).await {
-            tracing::warn!("dead message cannot be removed from its queue: {failure}");
+            tracing::debug!("dead message cannot be removed from its queue: {failure}");
         }
+        let outcome = match settled {
+            Settled::Dropped => "dropped",
+            _ => "dead",
+        };
         stats::queue_delivered(label, queue, outcome, 1);
+        settled
     }
 
     /// Give back messages the host could not deliver, not counted.

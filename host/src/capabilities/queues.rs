@@ -133,6 +133,9 @@ impl Grants {
     ) -> Result<Vec<String>, QueueError> {
         let found = self.queue(&queue)?;
         let max_payload = self.queues.as_ref().map_or(0, |grants| grants.max_payload);
+        if payloads.is_empty() {
+            return Ok(Vec::new());
+        }
         if payloads.len() > MAX_PER_CALL {
             return Err(QueueError::TooLarge(format!(
                 "{} messages in one batch, over {MAX_PER_CALL}",

@@ -177,6 +177,8 @@ pub(crate) struct Limits {
 /// The most a manifest may set `jobs_max_payload` to: the host reads a
 /// kept job whole, under this bound whatever the limits were then.
 pub(crate) const JOBS_PAYLOAD_CEILING: u64 = 16 << 20;
+/// The most a manifest may set `jobs_max_pending` or `queue_max_messages` to.
+pub(crate) const KEPT_CEILING: u64 = 1_000_000;
 /// The most a manifest may set `jobs_max_attempts` to.
 pub(crate) const JOBS_ATTEMPTS_CEILING: u32 = 100;
 

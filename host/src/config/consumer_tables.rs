@@ -16,6 +16,9 @@ pub(crate) const MAX_BATCH: u32 = 100;
 pub(crate) const MAX_RETRIES: u32 = 100;
 /// Most batches of one consumer in flight on a host.
 pub(crate) const MAX_CONCURRENCY: u32 = 16;
+/// Shortest wait before a retry: a message failing at once is not
+/// delivered again in a tight loop.
+const MIN_RETRY_DELAY: Duration = Duration::from_millis(100);
 /// Longest wait before a retry.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(24 * 3600);
 
@@ -77,9 +80,9 @@ impl RawConsumer {
             ));
         }
         let retry_delay = self.retry_delay.unwrap_or(Duration::from_secs(5));
-        if retry_delay > MAX_RETRY_DELAY {
+        if !(MIN_RETRY_DELAY..=MAX_RETRY_DELAY).contains(&retry_delay) {
             return Err(format!(
-                "consumer {queue:?}: retry_delay must be at most 24h"
+                "consumer {queue:?}: retry_delay must be from 100ms to 24h"
             ));
         }
         let concurrency = self.concurrency.unwrap_or(1);
@@ -163,7 +166,11 @@ mod tests {
             ),
             (
                 "queue = \"q\"\nretry_delay = \"25h\"",
-                "retry_delay must be at most 24h",
+                "retry_delay must be from 100ms to 24h",
+            ),
+            (
+                "queue = \"q\"\nretry_delay = \"10ms\"",
+                "retry_delay must be from 100ms to 24h",
             ),
             (
                 "queue = \"q\"\nconcurrency = 17",

@@ -261,13 +261,6 @@ fn check_shares(apps: &[AppConfig], pool: u32, text: &str, file: &str) -> Result
 /// Job and queue limits within what the host reads whole and retries.
 fn check_job_limits(app: &AppConfig, at: &dyn Fn(&str) -> String) -> Result<()> {
     let limits = &app.limits;
-    if limits.jobs_max_pending == 0 {
-        bail!(
-            "{}: app.{}.jobs_max_pending: must be at least 1",
-            at("jobs_max_pending"),
-            app.name
-        );
-    }
     if limits.jobs_max_payload > app::JOBS_PAYLOAD_CEILING {
         bail!(
             "{}: app.{}.jobs_max_payload: {} is over the host's ceiling of {} bytes",
@@ -286,12 +279,18 @@ fn check_job_limits(app: &AppConfig, at: &dyn Fn(&str) -> String) -> Result<()> 
             app::JOBS_PAYLOAD_CEILING
         );
     }
-    if limits.queue_max_messages == 0 {
-        bail!(
-            "{}: app.{}.queue_max_messages: must be at least 1",
-            at("queue_max_messages"),
-            app.name
-        );
+    for (key, value) in [
+        ("queue_max_messages", limits.queue_max_messages),
+        ("jobs_max_pending", limits.jobs_max_pending),
+    ] {
+        if !(1..=app::KEPT_CEILING).contains(&value) {
+            bail!(
+                "{}: app.{}.{key}: must be from 1 to {}",
+                at(key),
+                app.name,
+                app::KEPT_CEILING
+            );
+        }
     }
     if !(1..=app::JOBS_ATTEMPTS_CEILING).contains(&limits.jobs_max_attempts) {
         bail!(
