@@ -13,28 +13,13 @@ mod support;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use support::redis::RedisServer;
-use support::{Server, admin_url, client, component, get_text, manifest, until, until_within};
+use support::{
+    Server, admin_url, client, component, get_text, guest_count, manifest, post_text, until,
+    until_within,
+};
 
 fn ticks() -> PathBuf {
     component("tests/guests/ticks")
-}
-
-async fn count(server: &Server, prefix: &str, key: &str) -> i64 {
-    let url = server.url(&format!("{prefix}/count/{key}"));
-    let answer = client().get(url).send().await.unwrap();
-    assert_eq!(answer.status(), 200);
-    answer.text().await.unwrap().parse().unwrap()
-}
-
-/// `POST {prefix}/jobs/{name}?{query}` with `payload`: the status and body.
-async fn keep(server: &Server, path: &str, payload: &str) -> (u16, String) {
-    let answer = client()
-        .post(server.url(path))
-        .body(payload.to_owned())
-        .send()
-        .await
-        .unwrap();
-    (answer.status().as_u16(), answer.text().await.unwrap())
 }
 
 fn now_ms() -> u128 {
@@ -51,15 +36,15 @@ async fn a_job_runs_once_due_and_a_cancelled_one_never() {
         manifest("ticks", &ticks(), "kv = true\njobs = true\n")
     );
     let server = Server::with_manifest(&text);
-    let (status, id) = keep(&server, "/jobs/note?delay_ms=200", "first").await;
+    let (status, id) = post_text(&server, "/jobs/note?delay_ms=200", "first").await;
     assert_eq!(status, 200, "{id}");
     assert_eq!(id.len(), 32, "{id}");
     server.logged("note first ran (1 runs) attempt 1").await;
 
     // Cancelled before it is due: it never runs. The next job, due after
     // it, runs; the cancelled one would have been taken first.
-    let (_, cancelled) = keep(&server, "/jobs/note?delay_ms=1000", "cancelled").await;
-    let (_, _) = keep(&server, "/jobs/note?delay_ms=1500", "last").await;
+    let (_, cancelled) = post_text(&server, "/jobs/note?delay_ms=1000", "cancelled").await;
+    let (_, _) = post_text(&server, "/jobs/note?delay_ms=1500", "last").await;
     let url = server.url(&format!("/jobs/{cancelled}"));
     let answer = client().delete(&url).send().await.unwrap();
     assert_eq!(answer.text().await.unwrap(), "true");
@@ -75,14 +60,14 @@ async fn a_job_runs_once_due_and_a_cancelled_one_never() {
         "{}",
         server.logs()
     );
-    assert_eq!(count(&server, "", "job-runs").await, 2);
+    assert_eq!(guest_count(&server, "", "job-runs").await, 2);
 
     // `at` a time past runs now; a name without a handler is refused.
     let past = now_ms() - 60_000;
-    let (status, _) = keep(&server, &format!("/jobs/note?at={past}"), "past").await;
+    let (status, _) = post_text(&server, &format!("/jobs/note?at={past}"), "past").await;
     assert_eq!(status, 200);
     server.logged("note past ran").await;
-    let (status, _) = keep(&server, "/jobs/nobody", "").await;
+    let (status, _) = post_text(&server, "/jobs/nobody", "").await;
     assert_eq!(status, 500);
     server
         .logged("no job handler is named \"nobody\": add Router::on_job")
@@ -136,15 +121,15 @@ async fn a_failing_job_is_retried_with_its_attempt_then_dropped() {
         &ticks(),
         "kv = true\njobs = true\njobs_max_attempts = 3\n",
     ));
-    let (status, _) = keep(&server, "/jobs/flaky", "").await;
+    let (status, _) = post_text(&server, "/jobs/flaky", "").await;
     assert_eq!(status, 200);
-    let (status, _) = keep(&server, "/jobs/doomed", "").await;
+    let (status, _) = post_text(&server, "/jobs/doomed", "").await;
     assert_eq!(status, 200);
     // Fails twice, then succeeds on its third attempt.
     server.logged("flaky attempt 3").await;
     server.logged("job handler failed: not yet").await;
     until(
-        async || count(&server, "", "flaky-done").await == 1,
+        async || guest_count(&server, "", "flaky-done").await == 1,
         || format!("flaky never succeeded:\n{}", server.logs()),
     )
     .await;
@@ -170,7 +155,7 @@ async fn a_job_due_while_the_host_was_down_runs_when_it_is_back() {
     let flags = ["--data-dir", data.to_str().unwrap()];
     let mut first = Server::with_manifest_file(&file, &flags);
     let due = now_ms() + 1_500;
-    let (status, _) = keep(&first, &format!("/jobs/note?at={due}"), "restart").await;
+    let (status, _) = post_text(&first, &format!("/jobs/note?at={due}"), "restart").await;
     assert_eq!(status, 200);
     first.terminate();
     assert!(first.wait_exit(Duration::from_secs(30)).is_some());
@@ -198,15 +183,16 @@ async fn a_tenant_flooding_jobs_meets_its_limits_while_a_neighbours_schedule_kee
     );
     let server = Server::with_manifest(&text);
     // 100 spinning jobs asked for: 40 kept, then a typed refusal.
-    let (status, flooded) = keep(&server, "/hostile/flood/spin?count=100&delay_ms=500", "").await;
+    let (status, flooded) =
+        post_text(&server, "/hostile/flood/spin?count=100&delay_ms=500", "").await;
     assert_eq!(status, 200);
     assert_eq!(
         flooded,
         "40 jobs quota: the app has 40 jobs pending (jobs_max_pending)"
     );
-    let (status, _) = keep(&server, "/hostile/jobs/note", &"x".repeat(1025)).await;
+    let (status, _) = post_text(&server, "/hostile/jobs/note", &"x".repeat(1025)).await;
     assert_eq!(status, 413);
-    let (status, _) = keep(&server, "/hostile/jobs/note?delay_ms=40000000000", "").await;
+    let (status, _) = post_text(&server, "/hostile/jobs/note?delay_ms=40000000000", "").await;
     assert_eq!(status, 500);
     server
         .logged("a job may be due at most 366 days ahead")
@@ -217,8 +203,8 @@ async fn a_tenant_flooding_jobs_meets_its_limits_while_a_neighbours_schedule_kee
         .logged_times("ran guest code for longer than its cpu_time limit", 4)
         .await;
     server.logged("neighbour 3").await;
-    assert!(count(&server, "/neighbour", "neighbour").await >= 3);
-    assert_eq!(count(&server, "/hostile", "job-runs").await, 0);
+    assert!(guest_count(&server, "/neighbour", "neighbour").await >= 3);
+    assert_eq!(guest_count(&server, "/hostile", "job-runs").await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -241,11 +227,11 @@ async fn hosts_sharing_redis_run_each_job_attempt_once_while_one_is_killed() {
     for n in 0..JOBS {
         let at = start + u128::from(n) * 20;
         let host = if n % 2 == 0 { &a } else { &b };
-        let (status, id) = keep(host, &format!("/jobs/note?at={at}"), &n.to_string()).await;
+        let (status, id) = post_text(host, &format!("/jobs/note?at={at}"), &n.to_string()).await;
         assert_eq!(status, 200, "{id}");
     }
     until(
-        async || count(&b, "", "job-runs").await >= 40,
+        async || guest_count(&b, "", "job-runs").await >= 40,
         || format!("jobs did not start:\n{}\n{}", a.logs(), b.logs()),
     )
     .await;
@@ -256,10 +242,15 @@ async fn hosts_sharing_redis_run_each_job_attempt_once_while_one_is_killed() {
     // A's leases lapse after its 2 s timeout and a 10 s margin.
     until_within(
         Duration::from_secs(90),
-        async || count(&b, "", "distinct-jobs").await == JOBS as i64,
+        async || guest_count(&b, "", "distinct-jobs").await == JOBS as i64,
         || format!("not every job ran:\n{}", b.logs()),
     )
     .await;
-    assert_eq!(count(&b, "", "job-duplicates").await, 0, "{}", b.logs());
+    assert_eq!(
+        guest_count(&b, "", "job-duplicates").await,
+        0,
+        "{}",
+        b.logs()
+    );
     drop(a);
 }

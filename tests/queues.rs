@@ -16,7 +16,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 use support::redis::RedisServer;
 use support::{
-    Server, admin_url, client, component, get_text, manifest, refused_manifest, until_within,
+    Server, admin_url, client, component, get_text, guest_count, manifest, post_text,
+    refused_manifest, until_within,
 };
 
 fn ticks() -> PathBuf {
@@ -25,23 +26,6 @@ fn ticks() -> PathBuf {
 
 fn consumer(app: &str, settings: &str) -> String {
     format!("[[app.{app}.consumer]]\nqueue = \"work\"\n{settings}\n")
-}
-
-async fn count(server: &Server, prefix: &str, key: &str) -> i64 {
-    let url = server.url(&format!("{prefix}/count/{key}"));
-    let answer = client().get(url).send().await.unwrap();
-    assert_eq!(answer.status(), 200);
-    answer.text().await.unwrap().parse().unwrap()
-}
-
-async fn post(server: &Server, path: &str, body: &str) -> (u16, String) {
-    let answer = client()
-        .post(server.url(path))
-        .body(body.to_owned())
-        .send()
-        .await
-        .unwrap();
-    (answer.status().as_u16(), answer.text().await.unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -62,7 +46,7 @@ async fn a_consumer_is_retried_with_its_attempt_then_acknowledged_or_dead_letter
     );
     let server = Server::with_manifest(&text);
     for payload in ["ok", "flaky", "doomed"] {
-        let (status, id) = post(&server, "/send/work", payload).await;
+        let (status, id) = post_text(&server, "/send/work", payload).await;
         assert_eq!(status, 200, "{id}");
         assert_eq!(id.len(), 32);
     }
@@ -83,7 +67,7 @@ async fn a_consumer_is_retried_with_its_attempt_then_acknowledged_or_dead_letter
     .await;
     assert!(!server.logs().contains("work flaky attempt 4"));
     assert!(!server.logs().contains("work doomed attempt 4"));
-    assert_eq!(count(&server, "", "delivery-duplicates").await, 0);
+    assert_eq!(guest_count(&server, "", "delivery-duplicates").await, 0);
     // The batch that buried it has settled every message it carried.
     server.logged("dead=1").await;
     let metrics = get_text(format!("{}/metrics", admin_url(&server))).await;
@@ -96,7 +80,7 @@ async fn a_consumer_is_retried_with_its_attempt_then_acknowledged_or_dead_letter
         assert!(metrics.contains(series), "{series} in:\n{metrics}");
     }
     // A queue no consumer reads is refused, naming the table to add.
-    let (status, _) = post(&server, "/send/elsewhere", "x").await;
+    let (status, _) = post_text(&server, "/send/elsewhere", "x").await;
     assert_eq!(status, 500);
     server
         .logged("no [[app.ticks.consumer]] reads the queue \"elsewhere\"")
@@ -140,17 +124,17 @@ async fn a_tenant_flooding_its_queue_meets_its_limits_while_a_neighbours_schedul
     let server = Server::with_manifest(&text);
     // Its one instance sends: nothing is consumed meanwhile. A batch of
     // 100 fits; the next would pass 150, and is refused whole.
-    let (status, flooded) = post(&server, "/hostile/send-many/work?count=1000", "").await;
+    let (status, flooded) = post_text(&server, "/hostile/send-many/work?count=1000", "").await;
     assert_eq!(status, 200);
     assert_eq!(
         flooded,
         "100 queue quota: the queue holds 150 messages (queue_max_messages)"
     );
     server.logged("work 99 attempt 1").await;
-    let (status, _) = post(&server, "/hostile/send/work", &"x".repeat(1025)).await;
+    let (status, _) = post_text(&server, "/hostile/send/work", &"x".repeat(1025)).await;
     assert_eq!(status, 413);
     server.logged("neighbour 3").await;
-    assert!(count(&server, "/neighbour", "neighbour").await >= 3);
+    assert!(guest_count(&server, "/neighbour", "neighbour").await >= 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -171,11 +155,11 @@ async fn hosts_sharing_redis_deliver_each_message_once_per_attempt_while_one_is_
     );
     let a = Server::with_manifest(&text);
     let b = Server::with_manifest(&text);
-    let (status, sent) = post(&a, &format!("/send-many/work?count={MESSAGES}"), "").await;
+    let (status, sent) = post_text(&a, &format!("/send-many/work?count={MESSAGES}"), "").await;
     assert_eq!((status, sent.as_str()), (200, "200 none refused"));
     until_within(
         Duration::from_secs(20),
-        async || count(&b, "", "distinct-messages").await >= 20,
+        async || guest_count(&b, "", "distinct-messages").await >= 20,
         || format!("delivery did not start:\n{}\n{}", a.logs(), b.logs()),
     )
     .await;
@@ -185,12 +169,12 @@ async fn hosts_sharing_redis_deliver_each_message_once_per_attempt_while_one_is_
     rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
     until_within(
         Duration::from_secs(90),
-        async || count(&b, "", "distinct-messages").await == MESSAGES,
+        async || guest_count(&b, "", "distinct-messages").await == MESSAGES,
         || format!("not every message was delivered:\n{}", b.logs()),
     )
     .await;
     assert_eq!(
-        count(&b, "", "delivery-duplicates").await,
+        guest_count(&b, "", "delivery-duplicates").await,
         0,
         "{}",
         b.logs()

@@ -12,7 +12,9 @@ mod support;
 
 use std::path::PathBuf;
 use support::redis::RedisServer;
-use support::{Server, admin_url, client, component, get_text, manifest, refused_manifest, until};
+use support::{
+    Server, admin_url, client, component, get_text, guest_count, manifest, refused_manifest, until,
+};
 
 fn ticks() -> PathBuf {
     component("tests/guests/ticks")
@@ -20,13 +22,6 @@ fn ticks() -> PathBuf {
 
 fn schedule(app: &str, name: &str, when: &str) -> String {
     format!("[[app.{app}.schedule]]\nname = \"{name}\"\n{when}\n")
-}
-
-async fn count(server: &Server, prefix: &str, key: &str) -> i64 {
-    let url = server.url(&format!("{prefix}/count/{key}"));
-    let answer = client().get(url).send().await.unwrap();
-    assert_eq!(answer.status(), 200);
-    answer.text().await.unwrap().parse().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -51,8 +46,8 @@ async fn a_schedule_ticks_on_its_period_and_never_overlaps_itself() {
     server
         .logged("schedule tick skipped: its last run is still going")
         .await;
-    assert_eq!(count(&server, "", "overlaps").await, 0);
-    assert!(count(&server, "", "beats").await >= 3);
+    assert_eq!(guest_count(&server, "", "overlaps").await, 0);
+    assert!(guest_count(&server, "", "beats").await >= 3);
     let admin = admin_url(&server);
     let metrics = get_text(format!("{admin}/metrics")).await;
     for outcome in ["ok", "skipped"] {
@@ -114,9 +109,9 @@ async fn a_hostile_schedule_is_stopped_while_a_neighbours_keeps_its_rhythm() {
         .logged_times("schedule run: the handler returned an error", 2)
         .await;
     server.logged("neighbour 3").await;
-    assert!(count(&server, "/neighbour", "neighbour").await >= 3);
+    assert!(guest_count(&server, "/neighbour", "neighbour").await >= 3);
     // The hostile app's requests are not stuck behind its schedules either.
-    assert_eq!(count(&server, "/hostile", "beats").await, 0);
+    assert_eq!(guest_count(&server, "/hostile", "beats").await, 0);
 }
 
 #[test]
@@ -187,6 +182,6 @@ async fn hosts_sharing_redis_run_each_tick_once_while_one_is_killed() {
         || format!("B did not run on alone:\n{}", b.logs()),
     )
     .await;
-    assert_eq!(count(&b, "", "duplicates").await, 0, "{}", b.logs());
+    assert_eq!(guest_count(&b, "", "duplicates").await, 0, "{}", b.logs());
     drop(a);
 }

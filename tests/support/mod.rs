@@ -454,3 +454,24 @@ pub async fn get_text(url: impl reqwest::IntoUrl) -> String {
     let response = client().get(url).send().await.expect("the server answers");
     response.text().await.expect("a text body")
 }
+
+/// A count the test guests keep in their store: `GET {prefix}/count/{key}`.
+pub async fn guest_count(server: &Server, prefix: &str, key: &str) -> i64 {
+    let url = server.url(&format!("{prefix}/count/{key}"));
+    let answer = client().get(url).send().await.expect("the count answers");
+    assert_eq!(answer.status(), 200);
+    let text = answer.text().await.expect("its body");
+    text.parse().expect("a number")
+}
+
+/// `POST path` with `body`: the status and the body of the answer.
+pub async fn post_text(server: &Server, path: &str, body: &str) -> (u16, String) {
+    let answer = client()
+        .post(server.url(path))
+        .body(body.to_owned())
+        .send()
+        .await
+        .expect("an answer");
+    let status = answer.status().as_u16();
+    (status, answer.text().await.expect("its body"))
+}
