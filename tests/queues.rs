@@ -122,6 +122,8 @@ async fn a_tenant_flooding_its_queue_meets_its_limits_while_a_neighbours_schedul
         source = wasm.display().to_string()
     );
     let server = Server::with_manifest(&text);
+    let (status, _) = post_text(&server, "/hostile/send/work", &"x".repeat(1025)).await;
+    assert_eq!(status, 413);
     // Its one instance sends: nothing is consumed meanwhile. A batch of
     // 100 fits; the next would pass 150, and is refused whole.
     let (status, flooded) = post_text(&server, "/hostile/send-many/work?count=1000", "").await;
@@ -131,8 +133,6 @@ async fn a_tenant_flooding_its_queue_meets_its_limits_while_a_neighbours_schedul
         "100 queue quota: the queue holds 150 messages (queue_max_messages)"
     );
     server.logged("work 99 attempt 1").await;
-    let (status, _) = post_text(&server, "/hostile/send/work", &"x".repeat(1025)).await;
-    assert_eq!(status, 413);
     server.logged("neighbour 3").await;
     assert!(guest_count(&server, "/neighbour", "neighbour").await >= 3);
 }

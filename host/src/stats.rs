@@ -117,7 +117,7 @@ pub(crate) fn queue_depth(app: &Arc<str>, queue: &str, messages: u64, dead: u64)
 
 /// A job kept by an app, to run later.
 pub(crate) fn job_kept(app: &Arc<str>) {
-    counter!("squall_work_kept_total", "app" => app.clone()).increment(1);
+    counter!("squall_jobs_kept_total", "app" => app.clone()).increment(1);
 }
 
 /// The jobs an app keeps now, running ones included.
