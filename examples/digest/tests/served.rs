@@ -41,7 +41,7 @@ async fn signups_are_welcomed_reminded_and_digested() -> anyhow::Result<()> {
     let signed = server
         .post_form("/signup", &[("email", "ada@example.com")])
         .await?;
-    assert_eq!(signed.status(), 202, "{}", signed.text());
+    assert_eq!(signed.status, 202, "{}", signed.text());
     server
         .wait_for_log("welcomed ada@example.com (attempt 1)")
         .await?;

@@ -234,6 +234,17 @@ fn announce(apps: &[Arc<App>], address: SocketAddr) {
                 schedule.when.describe()
             );
         }
+        for consumer in &config.consumers {
+            let _ = writeln!(
+                stdout,
+                "squall:   consumer of queue {:?}: batches of {}, {} at once, {} retries {}ms apart",
+                consumer.queue,
+                consumer.batch,
+                consumer.concurrency,
+                consumer.max_retries,
+                consumer.retry_delay.as_millis()
+            );
+        }
     }
     let _ = writeln!(
         stdout,
@@ -277,6 +288,9 @@ fn describe(
     }
     if app.kv {
         grants.push("kv".to_owned());
+    }
+    if app.jobs {
+        grants.push("jobs".to_owned());
     }
     if app.settings.len() > 0 {
         grants.push(format!("config ({} values)", app.settings.len()));
