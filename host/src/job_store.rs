@@ -218,11 +218,8 @@ impl JobStore {
 
     /// Forget job `id` if it is still as `seen`: whether this call removed it.
     pub(crate) async fn remove(&self, id: &str, seen: &JobRecord) -> Result<bool, KvFailure> {
-        let removed = self.swap(id, seen, None).await?;
-        if removed {
-            self.drop_index(seen.due_ms, id).await?;
-        }
-        Ok(removed)
+        let removed = self.remove_all(&[(id.to_owned(), seen.clone())]).await?;
+        Ok(removed.first() == Some(&true))
     }
 
     /// Take the due job `id`, seen as `seen`, until `lease_until_ms`: the
@@ -341,40 +338,138 @@ impl JobStore {
         seen: &JobRecord,
         next: JobRecord,
     ) -> Result<Option<JobRecord>, KvFailure> {
-        let moves = next.due_ms != seen.due_ms;
-        if moves {
-            let entry = set(index_key(next.due_ms, id), Vec::new());
-            self.backend
-                .apply(&self.namespace, vec![entry], HOST_MOVES)
-                .await?;
-        }
-        if !self.swap(id, seen, Some(&next)).await? {
-            // Lost to another host, whose move may have written this very
-            // entry (the same lease time): left for `due` to drop if stale.
-            return Ok(None);
-        }
-        if moves {
-            self.drop_index(seen.due_ms, id).await?;
-        }
-        Ok(Some(next))
+        let mut moved = self
+            .move_all(&[(id.to_owned(), seen.clone())], vec![next])
+            .await?;
+        Ok(moved.pop().flatten())
     }
 
-    async fn swap(
+    /// [`JobStore::move_to`] for many jobs at once, in three writes
+    /// whatever their number: the new index entries, the swaps, the old
+    /// entries of those swapped. Each job's record, moved, or `None` if
+    /// another host moved it first (its new entry is then left for `due`
+    /// to drop if stale: the winner may have written that very entry).
+    async fn move_all(
         &self,
-        id: &str,
-        seen: &JobRecord,
-        next: Option<&JobRecord>,
-    ) -> Result<bool, KvFailure> {
-        let write = Write::CompareAndSwap {
-            key: record_key(id),
-            expected: Some(seen.encode()),
-            new: next.map(JobRecord::encode),
-        };
-        let outcome = self
+        seen: &[(String, JobRecord)],
+        next: Vec<JobRecord>,
+    ) -> Result<Vec<Option<JobRecord>>, KvFailure> {
+        let pairs = || seen.iter().zip(&next);
+        let entries: Vec<Write> = pairs()
+            .filter(|((_, was), now)| was.due_ms != now.due_ms)
+            .map(|((id, _), now)| set(index_key(now.due_ms, id), Vec::new()))
+            .collect();
+        if !entries.is_empty() {
+            self.backend
+                .apply(&self.namespace, entries, HOST_MOVES)
+                .await?;
+        }
+        let swaps = pairs()
+            .map(|((id, was), now)| Write::CompareAndSwap {
+                key: record_key(id),
+                expected: Some(was.encode()),
+                new: Some(now.encode()),
+            })
+            .collect();
+        let outcomes = self
             .backend
-            .apply(&self.namespace, vec![write], HOST_MOVES)
+            .apply(&self.namespace, swaps, HOST_MOVES)
             .await?;
-        Ok(outcome.first() == Some(&WriteOutcome::Swapped(true)))
+        let mut stale = Vec::new();
+        let mut moved = Vec::with_capacity(next.len());
+        for (((id, was), now), outcome) in seen.iter().zip(next).zip(&outcomes) {
+            if *outcome != WriteOutcome::Swapped(true) {
+                moved.push(None);
+                continue;
+            }
+            if was.due_ms != now.due_ms {
+                stale.push(Write::Delete {
+                    key: index_key(was.due_ms, id),
+                });
+            }
+            moved.push(Some(now));
+        }
+        if !stale.is_empty() {
+            self.backend
+                .apply(&self.namespace, stale, HOST_MOVES)
+                .await?;
+        }
+        Ok(moved)
+    }
+
+    /// Forget each of `taken` still as seen, in two writes: whether each was.
+    pub(crate) async fn remove_all(
+        &self,
+        taken: &[(String, JobRecord)],
+    ) -> Result<Vec<bool>, KvFailure> {
+        let swaps = taken
+            .iter()
+            .map(|(id, was)| Write::CompareAndSwap {
+                key: record_key(id),
+                expected: Some(was.encode()),
+                new: None,
+            })
+            .collect();
+        let outcomes = self
+            .backend
+            .apply(&self.namespace, swaps, HOST_MOVES)
+            .await?;
+        let removed: Vec<bool> = outcomes
+            .iter()
+            .map(|outcome| *outcome == WriteOutcome::Swapped(true))
+            .collect();
+        let entries: Vec<Write> = taken
+            .iter()
+            .zip(&removed)
+            .filter(|(_, removed)| **removed)
+            .map(|((id, was), _)| Write::Delete {
+                key: index_key(was.due_ms, id),
+            })
+            .collect();
+        if !entries.is_empty() {
+            self.backend
+                .apply(&self.namespace, entries, HOST_MOVES)
+                .await?;
+        }
+        Ok(removed)
+    }
+
+    /// Take each of the due jobs `seen` until `lease_until_ms`, as
+    /// [`JobStore::take`] does, in three writes for all of them.
+    pub(crate) async fn take_all(
+        &self,
+        seen: &[(String, JobRecord)],
+        lease_until_ms: u64,
+    ) -> Result<Vec<Option<JobRecord>>, KvFailure> {
+        let next = seen
+            .iter()
+            .map(|(_, was)| JobRecord {
+                due_ms: lease_until_ms,
+                attempt: was.attempt.saturating_add(1),
+                leased: true,
+                ..was.clone()
+            })
+            .collect();
+        self.move_all(seen, next).await
+    }
+
+    /// Put each of the taken jobs back, due at `due_ms` (a retry), in three
+    /// writes for all of them: whether each was still ours.
+    pub(crate) async fn put_back_all(
+        &self,
+        taken: &[(String, JobRecord)],
+        due_ms: u64,
+    ) -> Result<Vec<bool>, KvFailure> {
+        let next = taken
+            .iter()
+            .map(|(_, was)| JobRecord {
+                due_ms,
+                leased: false,
+                ..was.clone()
+            })
+            .collect();
+        let moved = self.move_all(taken, next).await?;
+        Ok(moved.iter().map(Option::is_some).collect())
     }
 
     async fn drop_index(&self, due_ms: u64, id: &str) -> Result<(), KvFailure> {
@@ -486,6 +581,39 @@ mod tests {
         assert_eq!(due[0].1.attempt, 1);
         assert!(!due[0].1.leased);
         assert!(jobs.due(1_999, 100).await.expect("listed").jobs.is_empty());
+    }
+
+    #[tokio::test]
+    async fn many_jobs_move_in_a_few_writes_each_taken_once() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let jobs = store(&dir);
+        let seen: Vec<(String, JobRecord)> = (0..5)
+            .map(|n| (format!("m{n}"), job(1_000 + n, "q")))
+            .collect();
+        jobs.add_all(&seen).await.expect("added");
+        let taken = jobs.take_all(&seen, 9_000).await.expect("taken");
+        assert!(taken.iter().all(Option::is_some));
+        // Another host that saw the same records takes none of them.
+        let again = jobs.take_all(&seen, 9_001).await.expect("asked");
+        assert!(again.iter().all(Option::is_none));
+        let taken: Vec<(String, JobRecord)> = seen
+            .iter()
+            .zip(taken)
+            .filter_map(|((id, _), job)| Some((id.clone(), job?)))
+            .collect();
+        let (done, retried) = taken.split_at(3);
+        assert_eq!(jobs.remove_all(done).await.expect("removed"), [true; 3]);
+        assert_eq!(
+            jobs.put_back_all(retried, 2_000).await.expect("moved"),
+            [true; 2]
+        );
+        let due = jobs.due(2_000, 100).await.expect("listed").jobs;
+        let ids: Vec<&str> = due.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids, ["m3", "m4"]);
+        assert!(due.iter().all(|(_, job)| job.attempt == 1 && !job.leased));
+        // The losing host's entries at 9_001 are stale: dropped when met.
+        assert!(jobs.due(u64::MAX, 100).await.expect("listed").jobs.len() == 2);
+        assert_eq!(jobs.pending().await.expect("counted"), 2);
     }
 
     #[tokio::test]

@@ -80,14 +80,14 @@ pub(crate) async fn look(
     Ok((read, due.next_ms))
 }
 
-/// How one delivered message was settled, as the batch's line counts it.
+/// How a message past its retries was settled.
 #[derive(Clone, Copy)]
 enum Settled {
-    Acked = 0,
-    Retried = 1,
-    Dead = 2,
+    /// Not moved (the store failed): it runs again when its lease lapses.
+    Retried,
+    Dead,
     /// Failed on every attempt, with the dead letters full.
-    Dropped = 3,
+    Dropped,
 }
 
 /// What a batch needs of its queue.
@@ -110,20 +110,26 @@ impl Batch {
         let lease_until = now_ms()
             .saturating_add(timeout_ms)
             .saturating_add(LEASE_MARGIN_MS);
-        let mut taken = Vec::with_capacity(seen.len());
-        for (id, record) in seen {
-            if record.attempt > self.consumer.max_retries {
-                // Its last delivery's host died mid-run.
-                let why = "its last delivery did not finish".to_owned();
-                let _ = self.bury(&id, &record, why).await;
-                continue;
-            }
-            match self.messages.take(&id, &record, lease_until).await {
-                Ok(Some(record)) => taken.push((id, record)),
-                Ok(None) => tracing::debug!("message taken by another host"),
-                Err(failure) => tracing::warn!("message not taken: {failure}"),
-            }
+        // Those whose last delivery's host died mid-run are dead already.
+        let (lost, seen): (Vec<_>, Vec<_>) = seen
+            .into_iter()
+            .partition(|(_, record)| record.attempt > self.consumer.max_retries);
+        for (id, record) in &lost {
+            let why = "its last delivery did not finish".to_owned();
+            let _ = self.bury(id, record, why).await;
         }
+        let taken: Vec<(String, JobRecord)> = match self.messages.take_all(&seen, lease_until).await
+        {
+            Ok(taken) => seen
+                .iter()
+                .zip(taken)
+                .filter_map(|((id, _), record)| Some((id.clone(), record?)))
+                .collect(),
+            Err(failure) => {
+                tracing::warn!("messages not taken: {failure}");
+                return;
+            }
+        };
         if taken.is_empty() {
             return;
         }
@@ -157,15 +163,17 @@ impl Batch {
                 (Vec::new(), failure.to_string())
             }
         };
-        let mut counts = [0u64; 4];
-        for (index, (id, record)) in taken.iter().enumerate() {
-            let done = acks.get(index).copied().unwrap_or(false);
-            counts[self.settle(id, record, done, &why).await as usize] += 1;
-        }
-        let [acked, retried, dead, dropped] = counts;
+        let (done, failed): (Vec<_>, Vec<_>) = taken
+            .into_iter()
+            .enumerate()
+            .partition(|(index, _)| acks.get(*index).copied().unwrap_or(false));
+        let done: Vec<(String, JobRecord)> = done.into_iter().map(|(_, taken)| taken).collect();
+        let failed: Vec<(String, JobRecord)> = failed.into_iter().map(|(_, taken)| taken).collect();
+        let acked = self.acknowledge(&done).await;
+        let (retried, dead, dropped) = self.settle_failed(&failed, &why).await;
         // One line a batch, whatever befell its messages.
         tracing::info!(
-            messages = taken.len(),
+            messages = done.len() + failed.len(),
             acked,
             retried,
             dead,
@@ -175,27 +183,52 @@ impl Batch {
         );
     }
 
-    /// Settle one delivered message.
-    async fn settle(&self, id: &str, record: &JobRecord, done: bool, why: &str) -> Settled {
-        let label = self.app.name_label();
-        let queue = &self.consumer.queue;
-        if done {
-            if let Err(failure) = self.messages.remove(id, record).await {
-                tracing::warn!("message acknowledged, but cannot be removed: {failure}");
-            }
-            stats::queue_delivered(label, queue, "acked", 1);
-            return Settled::Acked;
+    /// Remove the acknowledged messages: how many.
+    async fn acknowledge(&self, done: &[(String, JobRecord)]) -> u64 {
+        if done.is_empty() {
+            return 0;
         }
-        if record.attempt > self.consumer.max_retries {
-            return self.bury(id, record, why.to_owned()).await;
+        if let Err(failure) = self.messages.remove_all(done).await {
+            tracing::warn!(
+                "messages acknowledged, but not removed (they may run again): {failure}"
+            );
+        }
+        let acked = done.len() as u64;
+        stats::queue_delivered(self.app.name_label(), &self.consumer.queue, "acked", acked);
+        acked
+    }
+
+    /// Put back the messages not acknowledged, or bury those past
+    /// `max_retries`: how many were retried, dead, and dropped.
+    async fn settle_failed(&self, failed: &[(String, JobRecord)], why: &str) -> (u64, u64, u64) {
+        let (past, again): (Vec<_>, Vec<_>) = failed
+            .iter()
+            .cloned()
+            .partition(|(_, record)| record.attempt > self.consumer.max_retries);
+        let (mut dead, mut dropped) = (0, 0);
+        for (id, record) in &past {
+            match self.bury(id, record, why.to_owned()).await {
+                Settled::Dead => dead += 1,
+                Settled::Dropped => dropped += 1,
+                Settled::Retried => {}
+            }
+        }
+        if again.is_empty() {
+            return (0, dead, dropped);
         }
         let delay = u64::try_from(self.consumer.retry_delay.as_millis()).unwrap_or(u64::MAX);
         let due = now_ms().saturating_add(delay);
-        if let Err(failure) = self.messages.put_back(id, record, due).await {
-            tracing::warn!("message not put back (it runs when its lease lapses): {failure}");
+        if let Err(failure) = self.messages.put_back_all(&again, due).await {
+            tracing::warn!("messages not put back (they run when their lease lapses): {failure}");
         }
-        stats::queue_delivered(label, queue, "retry", 1);
-        Settled::Retried
+        let retried = again.len() as u64;
+        stats::queue_delivered(
+            self.app.name_label(),
+            &self.consumer.queue,
+            "retry",
+            retried,
+        );
+        (retried, dead, dropped)
     }
 
     /// Move a message that failed on every attempt to the dead letters.
