@@ -13,7 +13,7 @@ mod support;
 use std::path::PathBuf;
 use support::redis::RedisServer;
 use support::{
-    Server, admin_url, client, component, get_text, guest_count, manifest, refused_manifest, until,
+    Server, admin_url, component, get_text, guest_count, manifest, refused_manifest, until,
 };
 
 fn ticks() -> PathBuf {
