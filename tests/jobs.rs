@@ -252,5 +252,8 @@ async fn hosts_sharing_redis_run_each_job_attempt_once_while_one_is_killed() {
         "{}",
         b.logs()
     );
+    // Jobs the killed host held, run again once their lease lapsed.
+    let again = guest_count(&b, "", "redelivered").await;
+    eprintln!("jobs run again: {again}");
     drop(a);
 }

@@ -179,5 +179,8 @@ async fn hosts_sharing_redis_deliver_each_message_once_per_attempt_while_one_is_
         "{}",
         b.logs()
     );
+    // Messages the killed host held, delivered again once its lease lapsed.
+    let again = guest_count(&b, "", "redelivered").await;
+    eprintln!("messages delivered again: {again}");
     drop(a);
 }

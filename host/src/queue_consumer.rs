@@ -106,30 +106,7 @@ impl Batch {
         if let Some(pause) = self.app.component().charge_request() {
             tokio::time::sleep(pause).await;
         }
-        let timeout_ms = u64::try_from(self.app.limits().timeout.as_millis()).unwrap_or(u64::MAX);
-        let lease_until = now_ms()
-            .saturating_add(timeout_ms)
-            .saturating_add(LEASE_MARGIN_MS);
-        // Those whose last delivery's host died mid-run are dead already.
-        let (lost, seen): (Vec<_>, Vec<_>) = seen
-            .into_iter()
-            .partition(|(_, record)| record.attempt > self.consumer.max_retries);
-        for (id, record) in &lost {
-            let why = "its last delivery did not finish".to_owned();
-            let _ = self.bury(id, record, why).await;
-        }
-        let taken: Vec<(String, JobRecord)> = match self.messages.take_all(&seen, lease_until).await
-        {
-            Ok(taken) => seen
-                .iter()
-                .zip(taken)
-                .filter_map(|((id, _), record)| Some((id.clone(), record?)))
-                .collect(),
-            Err(failure) => {
-                tracing::warn!("messages not taken: {failure}");
-                return;
-            }
-        };
+        let taken = self.take(seen).await;
         if taken.is_empty() {
             return;
         }
@@ -181,6 +158,34 @@ impl Batch {
             ms,
             "queue batch"
         );
+    }
+
+    /// Take what of `seen` no other host took first; bury those whose last
+    /// delivery's host died mid-run.
+    async fn take(&self, seen: Vec<(String, JobRecord)>) -> Vec<(String, JobRecord)> {
+        let timeout_ms = u64::try_from(self.app.limits().timeout.as_millis()).unwrap_or(u64::MAX);
+        let lease_until = now_ms()
+            .saturating_add(timeout_ms)
+            .saturating_add(LEASE_MARGIN_MS);
+        // Those whose last delivery's host died mid-run are dead already.
+        let (lost, seen): (Vec<_>, Vec<_>) = seen
+            .into_iter()
+            .partition(|(_, record)| record.attempt > self.consumer.max_retries);
+        for (id, record) in &lost {
+            let why = "its last delivery did not finish".to_owned();
+            let _ = self.bury(id, record, why).await;
+        }
+        match self.messages.take_all(&seen, lease_until).await {
+            Ok(taken) => seen
+                .iter()
+                .zip(taken)
+                .filter_map(|((id, _), record)| Some((id.clone(), record?)))
+                .collect(),
+            Err(failure) => {
+                tracing::warn!("messages not taken: {failure}");
+                Vec::new()
+            }
+        }
     }
 
     /// Remove the acknowledged messages: how many.
