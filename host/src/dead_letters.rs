@@ -36,13 +36,7 @@ fn encode(letter: &DeadLetter) -> Vec<u8> {
         .chars()
         .map(|c| if c == '\n' { ' ' } else { c })
         .collect();
-    if error.len() > MAX_ERROR {
-        let mut end = MAX_ERROR;
-        while !error.is_char_boundary(end) {
-            end -= 1;
-        }
-        error.truncate(end);
-    }
+    error.truncate(error.floor_char_boundary(MAX_ERROR));
     let mut bytes = format!("{}\n{error}\n", letter.attempts).into_bytes();
     bytes.extend_from_slice(&letter.payload);
     bytes

@@ -16,11 +16,10 @@
 //! attempt counted.
 
 use crate::app::{AppHandle, AppRef};
-use crate::capabilities::now_ms;
 use crate::dispatch::background_runs::{BackgroundCall, RunFailure, run_background};
 use crate::error::HostError;
 use crate::job_store::{JobRecord, JobStore};
-use crate::kv::KvFailure;
+use crate::kv::{KvFailure, now_ms};
 use crate::stats;
 use arc_swap::ArcSwap;
 use std::collections::{HashMap, HashSet};

@@ -9,13 +9,13 @@
 
 use crate::app::AppRef;
 use crate::bindings::exports::squall::app::background::QueuedMessage;
-use crate::capabilities::{QueueGrant, now_ms};
+use crate::capabilities::QueueGrant;
 use crate::config::ConsumerConfig;
 use crate::dead_letters::{DeadLetter, DeadLetters};
 use crate::dispatch::background_runs::{BackgroundCall, RunFailure, run_background};
 use crate::error::HostError;
 use crate::job_store::{JobRecord, JobStore};
-use crate::kv::KvFailure;
+use crate::kv::{KvFailure, now_ms};
 use crate::stats;
 use std::sync::Arc;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};

@@ -6,11 +6,11 @@
 use super::{Grants, GuestState, grants_of};
 use crate::bindings::jobs::{Host, HostWithStore, JobError};
 use crate::job_store::{JobRecord, JobStore, is_job_id, new_job_id};
-use crate::kv::KvFailure;
+use crate::kv::{KvFailure, now_ms};
 use crate::limit_log::Limit;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::Notify;
+use std::time::Duration;
+use tokio::sync::{Notify, OwnedSemaphorePermit};
 use wasmtime::component::{Accessor, HasSelf};
 
 /// Job calls in flight at once for a whole app: each holds its payload
@@ -74,6 +74,17 @@ impl Grants {
         })
     }
 
+    /// A place among the app's job and queue calls in flight (they share
+    /// [`MAX_JOB_CALLS_PER_APP`]); the refusal, counted, in words.
+    pub(super) fn background_call_place(&self) -> Result<OwnedSemaphorePermit, String> {
+        self.job_calls.clone().try_acquire_owned().map_err(|_| {
+            let why =
+                format!("over {MAX_JOB_CALLS_PER_APP} job and queue calls in flight for the app");
+            self.hits.hit(Limit::Jobs, &why);
+            why
+        })
+    }
+
     fn job_failure(&self, failure: KvFailure) -> JobError {
         match failure {
             // The bytes quota allows that many full payloads: the count
@@ -118,11 +129,7 @@ impl Grants {
                 name.chars().take(64).collect::<String>()
             )));
         }
-        let Ok(_place) = self.job_calls.clone().try_acquire_owned() else {
-            let why = format!("over {MAX_JOB_CALLS_PER_APP} job calls in flight for the app");
-            self.hits.hit(Limit::Jobs, &why);
-            return Err(JobError::Quota(why));
-        };
+        let _place = self.background_call_place().map_err(JobError::Quota)?;
         // What the guest passed exists already: held now, or refused.
         let _held = self
             .call_bytes
@@ -152,26 +159,13 @@ impl Grants {
         if !is_job_id(&id) {
             return Ok(false);
         }
-        let Ok(_place) = self.job_calls.clone().try_acquire_owned() else {
-            let why = format!("over {MAX_JOB_CALLS_PER_APP} job calls in flight for the app");
-            self.hits.hit(Limit::Jobs, &why);
-            return Err(JobError::Quota(why));
-        };
+        let _place = self.background_call_place().map_err(JobError::Quota)?;
         grant
             .store
             .cancel(&id)
             .await
             .map_err(|failure| self.job_failure(failure))
     }
-}
-
-/// Now, in ms since the epoch.
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| {
-            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-        })
 }
 
 /// `when` (ms since the epoch), if it is not further ahead than a job may be.

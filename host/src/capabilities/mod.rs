@@ -36,7 +36,7 @@ use crate::relay::Relay;
 use crate::runtime::State;
 use crate::static_files::StaticFiles;
 use anyhow::Context;
-pub(crate) use jobs::{JobGrant, now_ms};
+pub(crate) use jobs::JobGrant;
 use outgoing_wasi_http::OutgoingHooks;
 pub(crate) use queues::{QueueGrant, QueueGrants};
 use std::sync::atomic::{AtomicU32, Ordering};

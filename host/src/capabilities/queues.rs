@@ -115,14 +115,7 @@ impl Grants {
     }
 
     fn queue_call_place(&self) -> Result<tokio::sync::OwnedSemaphorePermit, QueueError> {
-        self.job_calls.clone().try_acquire_owned().map_err(|_| {
-            let why = format!(
-                "over {} job and queue calls in flight for the app",
-                super::jobs::MAX_JOB_CALLS_PER_APP
-            );
-            self.hits.hit(Limit::Jobs, &why);
-            QueueError::Quota(why)
-        })
+        self.background_call_place().map_err(QueueError::Quota)
     }
 
     /// Send `payloads` to `queue`, all or none: their ids.
@@ -159,7 +152,7 @@ impl Grants {
             .call_bytes
             .try_hold(carried, u64::MAX)
             .map_err(|refused| QueueError::TooLarge(self.over_budget(&refused)))?;
-        let now = super::now_ms();
+        let now = crate::kv::now_ms();
         let mut messages = Vec::with_capacity(payloads.len());
         for payload in payloads {
             let id = new_job_id().map_err(|failure| self.queue_failure(failure))?;

@@ -87,18 +87,6 @@ impl BackgroundCall {
     }
 }
 
-/// `text` cut to at most `most` bytes, on a character boundary.
-fn cut(mut text: String, most: usize) -> String {
-    if text.len() > most {
-        let mut end = most;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-    }
-    text
-}
-
 /// Run `call` in a fresh instance of `app`.
 pub(crate) async fn run_background(app: &AppRef, call: BackgroundCall) -> Result<Acks, RunFailure> {
     let timeout = app.limits().timeout;
@@ -124,7 +112,10 @@ pub(crate) async fn run_background(app: &AppRef, call: BackgroundCall) -> Result
     };
     match tokio::time::timeout(timeout, run).await {
         Ok(Ok(Ok(acks))) => Ok(acks),
-        Ok(Ok(Err(message))) => Err(RunFailure::Handler(cut(message, MAX_HANDLER_ERROR))),
+        Ok(Ok(Err(mut message))) => {
+            message.truncate(message.floor_char_boundary(MAX_HANDLER_ERROR));
+            Err(RunFailure::Handler(message))
+        }
         Ok(Err(err)) => Err(RunFailure::Host(HostError::from_guest(err))),
         Err(_) => Err(RunFailure::Host(HostError::Timeout)),
     }

@@ -164,6 +164,16 @@ pub(crate) enum KvFailure {
     TooLarge(u64),
 }
 
+/// Now, in ms since the Unix epoch: what expiries and job due times are
+/// counted in.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        })
+}
+
 /// The bytes an entry counts against its namespace's quota.
 pub(crate) fn entry_bytes(key: &str, value: &[u8]) -> u64 {
     (key.len() + value.len()) as u64

@@ -12,13 +12,15 @@
 //! `…:u` the namespace's usage. Every change is one Lua script, so it is
 //! atomic; a sweep counts expired keys out of the usage.
 
-use super::{KvBackend, KvFailure, KvFuture, NamespaceUsage, Page, Quota, Write, WriteOutcome};
+use super::{
+    KvBackend, KvFailure, KvFuture, NamespaceUsage, Page, Quota, Write, WriteOutcome, now_ms,
+};
 use crate::redis_connection::{CONNECT_TIMEOUT, LazyConnection};
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script, Value};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// Expired keys counted out of a namespace's usage per sweep (one atomic
 /// script: other clients wait no longer than one batch).
@@ -141,14 +143,6 @@ fn value_key(namespace: &str, key: &str) -> Vec<u8> {
     name.extend_from_slice(b":v:");
     name.extend_from_slice(key.as_bytes());
     name
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| {
-            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-        })
 }
 
 fn unavailable(err: redis::RedisError) -> KvFailure {

@@ -86,11 +86,7 @@ impl LogBudget {
     /// Log `message` at `level`, as much of it as the budget allows (cut
     /// at a character boundary), secrets redacted.
     pub(crate) fn log(&self, level: GuestLevel, message: &str) {
-        let allowed = self.take(message.len());
-        let mut end = allowed;
-        while !message.is_char_boundary(end) {
-            end -= 1;
-        }
+        let end = message.floor_char_boundary(self.take(message.len()));
         if end == 0 && !message.is_empty() {
             return;
         }
