@@ -148,8 +148,8 @@ async fn hosts_sharing_redis_deliver_each_message_once_per_attempt_while_one_is_
             "ticks",
             &ticks(),
             &format!(
-                "kv = true\ntimeout = \"2s\"\n{}",
-                consumer("ticks", "batch = 5\nconcurrency = 2")
+                "kv = true\ntimeout = \"5s\"\n{}",
+                consumer("ticks", "batch = 5\nconcurrency = 2\nmax_retries = 10")
             )
         )
     );
